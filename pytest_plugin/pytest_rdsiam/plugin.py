@@ -1,0 +1,1 @@
+"""pytest plugin entry (filled in by the plugin issue)."""

@@ -1,0 +1,136 @@
+"""Stable reason codes for every rejection, and what RDS would call each one.
+
+Reason codes are the product's public vocabulary (docs/reason-codes.md): they never change meaning.
+``rds_error_code`` is what RDS writes in its ``iam-db-auth-error`` log; engine-level rejections that
+happen before IAM is consulted (TLS, not an IAM user) have none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    """Why a connection attempt was refused. Values are stable strings."""
+
+    MALFORMED_TOKEN = "malformed_token"
+    UNSUPPORTED_ALGORITHM = "unsupported_algorithm"
+    WRONG_ACTION = "wrong_action"
+    WRONG_SERVICE = "wrong_service"
+    REGION_MISMATCH = "region_mismatch"
+    SCOPE_DATE_MISMATCH = "scope_date_mismatch"
+    EXPIRES_OUT_OF_RANGE = "expires_out_of_range"
+    NOT_YET_VALID = "not_yet_valid"
+    EXPIRED = "expired"
+    HOST_MISMATCH = "host_mismatch"
+    DB_USER_MISMATCH = "db_user_mismatch"
+    UNKNOWN_ACCESS_KEY = "unknown_access_key"
+    INACTIVE_ACCESS_KEY = "inactive_access_key"
+    CREDENTIALS_EXPIRED = "credentials_expired"
+    SESSION_TOKEN_MISMATCH = "session_token_mismatch"
+    SIGNATURE_MISMATCH = "signature_mismatch"
+    NOT_AUTHORIZED = "not_authorized"
+    EXPLICIT_DENY = "explicit_deny"
+    NOT_IAM_USER = "not_iam_user"
+    TLS_REQUIRED = "tls_required"
+    IAM_DISABLED = "iam_disabled"
+    THROTTLED = "throttled"
+    INTERNAL_ERROR = "internal_error"
+
+
+INVALID_TOKEN = "InvalidToken"
+EXPIRED_TOKEN = "ExpiredToken"
+NOT_AUTHORIZED = "NotAuthorized"
+THROTTLING = "ThrottlingException"
+INTERNAL = "InternalError"
+
+
+@dataclass(frozen=True, slots=True)
+class ReasonInfo:
+    """Static facts about one reason code."""
+
+    reason: Reason
+    rds_error_code: str | None
+    http_status: int | None
+    stage: str
+    summary: str
+
+
+def _info(
+    reason: Reason, code: str | None, status: int | None, stage: str, summary: str
+) -> ReasonInfo:
+    return ReasonInfo(reason, code, status, stage, summary)
+
+
+REASONS: dict[Reason, ReasonInfo] = {
+    i.reason: i
+    for i in (
+        _info(Reason.MALFORMED_TOKEN, INVALID_TOKEN, 400, "format",
+              "the password is not a well-formed RDS IAM token"),
+        _info(Reason.UNSUPPORTED_ALGORITHM, INVALID_TOKEN, 400, "format",
+              "X-Amz-Algorithm is not AWS4-HMAC-SHA256"),
+        _info(Reason.WRONG_ACTION, INVALID_TOKEN, 400, "format", "Action is not 'connect'"),
+        _info(Reason.WRONG_SERVICE, INVALID_TOKEN, 400, "scope",
+              "the credential scope names a service other than rds-db"),
+        _info(Reason.REGION_MISMATCH, INVALID_TOKEN, 400, "scope",
+              "the credential scope region is not the instance's region"),
+        _info(Reason.SCOPE_DATE_MISMATCH, INVALID_TOKEN, 400, "scope",
+              "the credential scope date is not the date of X-Amz-Date"),
+        _info(Reason.EXPIRES_OUT_OF_RANGE, INVALID_TOKEN, 400, "time",
+              "X-Amz-Expires is outside 0..900 seconds"),
+        _info(Reason.NOT_YET_VALID, INVALID_TOKEN, 400, "time",
+              "X-Amz-Date lies further in the future than the allowed clock skew"),
+        _info(Reason.EXPIRED, EXPIRED_TOKEN, 400, "time",
+              "the token's lifetime (X-Amz-Date + X-Amz-Expires) has passed"),
+        _info(Reason.HOST_MISMATCH, INVALID_TOKEN, 400, "binding",
+              "the token was signed for a different host or port than the endpoint"),
+        _info(Reason.DB_USER_MISMATCH, INVALID_TOKEN, 400, "binding",
+              "DBUser in the token differs from the login user name"),
+        _info(Reason.UNKNOWN_ACCESS_KEY, INVALID_TOKEN, 400, "credentials",
+              "the access key id is not known to IAM/STS"),
+        _info(Reason.INACTIVE_ACCESS_KEY, INVALID_TOKEN, 400, "credentials",
+              "the access key exists but is Inactive"),
+        _info(Reason.CREDENTIALS_EXPIRED, EXPIRED_TOKEN, 400, "credentials",
+              "the temporary credentials that signed the token have expired"),
+        _info(Reason.SESSION_TOKEN_MISMATCH, INVALID_TOKEN, 400, "credentials",
+              "X-Amz-Security-Token is missing, empty or not the session's token"),
+        _info(Reason.SIGNATURE_MISMATCH, INVALID_TOKEN, 400, "signature",
+              "the SigV4 signature does not match"),
+        _info(Reason.NOT_AUTHORIZED, NOT_AUTHORIZED, 403, "authorization",
+              "no IAM policy statement allows rds-db:connect on this dbuser ARN"),
+        _info(Reason.EXPLICIT_DENY, NOT_AUTHORIZED, 403, "authorization",
+              "an IAM policy statement explicitly denies rds-db:connect"),
+        _info(Reason.NOT_IAM_USER, None, None, "engine",
+              "the DB user is not IAM-enabled (no rds_iam / AWSAuthenticationPlugin)"),
+        _info(Reason.TLS_REQUIRED, None, None, "engine", "IAM logins are accepted over TLS only"),
+        _info(Reason.IAM_DISABLED, None, None, "engine",
+              "IAM database authentication is not enabled on the instance"),
+        _info(Reason.THROTTLED, THROTTLING, 429, "throttling",
+              "too many new IAM connections per second"),
+        _info(Reason.INTERNAL_ERROR, INTERNAL, 500, "internal",
+              "the emulator failed while deciding (a bug: please report it)"),
+    )
+}
+
+CHECK_ORDER: tuple[str, ...] = (
+    "format", "scope", "time", "binding", "credentials", "signature", "authorization",
+)
+"""The order in which failures are reported: the first failing stage wins."""
+
+
+def rds_error_code(reason: Reason) -> str | None:
+    return REASONS[reason].rds_error_code
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """One failed check: the stable reason, one sentence of what did not match, the likely fix."""
+
+    reason: Reason
+    detail: str
+    hint: str | None = None
+
+    @property
+    def rds_error_code(self) -> str | None:
+        return REASONS[self.reason].rds_error_code

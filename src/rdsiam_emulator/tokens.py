@@ -1,0 +1,309 @@
+"""Parsing an RDS IAM token into a typed value, and redacting it for logs.
+
+A token is a SigV4 presigned URL without its scheme: ``host:port/?Action=connect&DBUser=...``.
+Parsing is strict about structure (every required parameter exactly once, valid percent-escapes) and
+neutral about surface form (parameter order, ``/`` before ``?``), because SDKs differ on the latter.
+No I/O, no clock, no IAM here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from rdsiam_emulator.reasons import Reason
+
+MAX_TOKEN_LENGTH = 64 * 1024
+"""Far above any real token (1-2 KB, more with a long session token); bounds parsing work."""
+
+ALGORITHM = "AWS4-HMAC-SHA256"
+SERVICE = "rds-db"
+REQUIRED_PARAMS = (
+    "Action",
+    "DBUser",
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Signature",
+)
+SECURITY_TOKEN = "X-Amz-Security-Token"
+
+_HEX = frozenset("0123456789abcdefABCDEF")
+_AMZ_DATE = re.compile(r"\d{8}T\d{6}Z\Z", re.ASCII)
+_SCOPE_DATE = re.compile(r"\d{8}\Z", re.ASCII)
+_DIGITS = re.compile(r"\d{1,10}\Z", re.ASCII)
+_SIGNATURE = re.compile(r"[0-9a-f]{64}\Z", re.ASCII)
+_PORT = re.compile(r"\d{1,5}\Z", re.ASCII)
+
+
+class TokenFormatError(ValueError):
+    """The token cannot be read; carries the reason code and a human detail."""
+
+    def __init__(self, reason: Reason, detail: str, hint: str | None = None) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.hint = hint
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialScope:
+    access_key_id: str
+    date: str
+    region: str
+    service: str
+    terminator: str
+
+    @property
+    def scope(self) -> str:
+        return f"{self.date}/{self.region}/{self.service}/{self.terminator}"
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedToken:
+    """A token's parts, decoded once. ``params`` keeps the decoded pairs in their original order."""
+
+    raw: str
+    host: str
+    """The host exactly as written in the token (case kept; IPv6 without brackets)."""
+    port: int | None
+    host_text: str
+    """``host[:port]`` exactly as written before the path: what SDKs sign as the Host header."""
+    path: str
+    params: tuple[tuple[str, str], ...]
+    action: str
+    db_user: str
+    algorithm: str
+    credential: CredentialScope
+    amz_date: str
+    signed_at: datetime
+    expires: int
+    signed_headers: str
+    signature: str
+    security_token: str | None
+
+    @property
+    def access_key_id(self) -> str:
+        return self.credential.access_key_id
+
+    @property
+    def region(self) -> str:
+        return self.credential.region
+
+    @property
+    def is_temporary(self) -> bool:
+        return self.security_token is not None
+
+
+def percent_decode(text: str) -> str:
+    """RFC 3986 decoding: ``%XX`` escapes as UTF-8; ``+`` stays a literal plus (unlike forms)."""
+    if "%" not in text:
+        return text
+    parts = text.split("%")
+    out = bytearray(parts[0].encode("utf-8"))
+    for part in parts[1:]:
+        if len(part) < 2 or part[0] not in _HEX or part[1] not in _HEX:
+            raise TokenFormatError(
+                Reason.MALFORMED_TOKEN, f"invalid percent-escape near '%{part[:2]}'"
+            )
+        out.append(int(part[:2], 16))
+        out += part[2:].encode("utf-8")
+    try:
+        return out.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TokenFormatError(
+            Reason.MALFORMED_TOKEN, "percent-escapes do not decode as UTF-8"
+        ) from exc
+
+
+def split_host_port(text: str) -> tuple[str, int | None]:
+    """Split ``host[:port]``; IPv6 literals must be bracketed, as in URLs."""
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise TokenFormatError(Reason.MALFORMED_TOKEN, "unterminated '[' in the token's host")
+        host, rest = text[1:end], text[end + 1 :]
+        if not rest:
+            return host, None
+        if not rest.startswith(":"):
+            raise TokenFormatError(Reason.MALFORMED_TOKEN, "junk after the IPv6 host literal")
+        port_text = rest[1:]
+    else:
+        host, sep, port_text = text.rpartition(":")
+        if not sep:
+            return text, None
+    if not _PORT.match(port_text) or not 0 < int(port_text) < 65536:
+        raise TokenFormatError(Reason.MALFORMED_TOKEN, f"the token's port {port_text!r} is not a port")
+    return host, int(port_text)
+
+
+def parse_token(token: str) -> ParsedToken:
+    """Parse ``token`` or raise ``TokenFormatError`` with the reason RDS would log first."""
+    if not isinstance(token, str) or not token:
+        raise TokenFormatError(Reason.MALFORMED_TOKEN, "the password is empty")
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise TokenFormatError(
+            Reason.MALFORMED_TOKEN, f"the password is {len(token)} characters, too long for a token"
+        )
+    lowered_head = token[:8].lower()
+    if lowered_head.startswith(("https://", "http://")):
+        raise TokenFormatError(
+            Reason.MALFORMED_TOKEN,
+            "the token starts with a URL scheme",
+            "pass the token exactly as generate_db_auth_token returns it (no https:// prefix)",
+        )
+    authority_path, sep, query = token.partition("?")
+    if not sep or not query:
+        raise TokenFormatError(
+            Reason.MALFORMED_TOKEN,
+            "the password has no '?query': it is not an IAM token",
+            "is this a plain password sent to an IAM-enabled user? IAM users must log in with a "
+            "token from generate_db_auth_token",
+        )
+    slash = authority_path.find("/")
+    if slash < 0:
+        host_text, path = authority_path, ""
+    else:
+        host_text, path = authority_path[:slash], authority_path[slash:]
+    if path not in ("", "/"):
+        raise TokenFormatError(Reason.MALFORMED_TOKEN, f"unexpected path {path[:40]!r} in the token")
+    if not host_text:
+        raise TokenFormatError(Reason.MALFORMED_TOKEN, "the token has no host")
+    host, port = split_host_port(host_text)
+    if not host or any(c in host for c in " \t\r\n@"):
+        raise TokenFormatError(Reason.MALFORMED_TOKEN, "the token's host is not a host name")
+
+    values: dict[str, str] = {}
+    pairs: list[tuple[str, str]] = []
+    for item in query.split("&"):
+        if not item:
+            raise TokenFormatError(Reason.MALFORMED_TOKEN, "empty parameter ('&&') in the token")
+        raw_key, eq, raw_value = item.partition("=")
+        key = percent_decode(raw_key)
+        value = percent_decode(raw_value) if eq else ""
+        if key in values:
+            raise TokenFormatError(Reason.MALFORMED_TOKEN, f"parameter {key} appears twice")
+        values[key] = value
+        pairs.append((key, value))
+
+    missing = [name for name in REQUIRED_PARAMS if name not in values]
+    if missing:
+        raise TokenFormatError(
+            Reason.MALFORMED_TOKEN, "missing required parameter(s): " + ", ".join(missing)
+        )
+
+    algorithm = values["X-Amz-Algorithm"]
+    if algorithm != ALGORITHM:
+        raise TokenFormatError(
+            Reason.UNSUPPORTED_ALGORITHM, f"X-Amz-Algorithm is {algorithm!r}, not {ALGORITHM}"
+        )
+    action = values["Action"]
+    if action != "connect":
+        raise TokenFormatError(
+            Reason.WRONG_ACTION,
+            f"Action is {action!r}, not 'connect'",
+            "sign with generate_db_auth_token (rds-db, Action=connect), not another presigner",
+        )
+    signed_headers = values["X-Amz-SignedHeaders"]
+    if signed_headers != "host":
+        raise TokenFormatError(
+            Reason.MALFORMED_TOKEN, f"X-Amz-SignedHeaders is {signed_headers!r}, not 'host'"
+        )
+    signature = values["X-Amz-Signature"]
+    if not _SIGNATURE.match(signature):
+        raise TokenFormatError(
+            Reason.MALFORMED_TOKEN, "X-Amz-Signature is not 64 lower-case hex digits"
+        )
+    amz_date = values["X-Amz-Date"]
+    signed_at = _parse_amz_date(amz_date)
+    expires_text = values["X-Amz-Expires"]
+    if not _DIGITS.match(expires_text):
+        raise TokenFormatError(
+            Reason.MALFORMED_TOKEN, f"X-Amz-Expires {expires_text[:20]!r} is not a whole number"
+        )
+    credential = _parse_credential(values["X-Amz-Credential"])
+    security_token = values.get(SECURITY_TOKEN)
+    if not values["DBUser"]:
+        raise TokenFormatError(Reason.MALFORMED_TOKEN, "DBUser is empty")
+
+    return ParsedToken(
+        raw=token,
+        host=host,
+        port=port,
+        host_text=host_text,
+        path=path,
+        params=tuple(pairs),
+        action=action,
+        db_user=values["DBUser"],
+        algorithm=algorithm,
+        credential=credential,
+        amz_date=amz_date,
+        signed_at=signed_at,
+        expires=int(expires_text),
+        signed_headers=signed_headers,
+        signature=signature,
+        security_token=security_token,
+    )
+
+
+def _parse_amz_date(text: str) -> datetime:
+    if not _AMZ_DATE.match(text):
+        raise TokenFormatError(
+            Reason.MALFORMED_TOKEN, f"X-Amz-Date {text[:24]!r} is not of the form YYYYMMDDTHHMMSSZ"
+        )
+    try:
+        return datetime.strptime(text, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise TokenFormatError(
+            Reason.MALFORMED_TOKEN, f"X-Amz-Date {text!r} is not a valid time"
+        ) from exc
+
+
+def _parse_credential(text: str) -> CredentialScope:
+    parts = text.split("/")
+    if len(parts) != 5 or not all(parts):
+        raise TokenFormatError(
+            Reason.MALFORMED_TOKEN,
+            "X-Amz-Credential is not AKID/yyyymmdd/region/service/aws4_request",
+        )
+    akid, scope_date, region, service, terminator = parts
+    if not _SCOPE_DATE.match(scope_date):
+        raise TokenFormatError(
+            Reason.MALFORMED_TOKEN, f"the credential scope date {scope_date[:12]!r} is not yyyymmdd"
+        )
+    try:
+        date(int(scope_date[:4]), int(scope_date[4:6]), int(scope_date[6:]))
+    except ValueError as exc:
+        raise TokenFormatError(
+            Reason.MALFORMED_TOKEN, f"the credential scope date {scope_date!r} is not a date"
+        ) from exc
+    if terminator != "aws4_request":
+        raise TokenFormatError(
+            Reason.MALFORMED_TOKEN, f"the credential scope ends in {terminator[:20]!r}"
+        )
+    if service != SERVICE:
+        raise TokenFormatError(
+            Reason.WRONG_SERVICE,
+            f"the credential scope names service {service!r}, not {SERVICE!r}",
+            "generate the token with the RDS client's generate_db_auth_token (service rds-db)",
+        )
+    return CredentialScope(akid, scope_date, region, service, terminator)
+
+
+def redact_token(token: str, *, keep: int = 8) -> str:
+    """A token safe for logs: the signature and session token shortened, nothing else secret kept."""
+    head, sep, query = token.partition("?")
+    if not sep:
+        return f"<{len(token)} characters, not a token>"
+    out = []
+    for item in query.split("&"):
+        key, eq, value = item.partition("=")
+        if key == "X-Amz-Signature":
+            value = value[:keep] + "…" if value else value
+        elif key in ("X-Amz-Security-Token", "X-Amz-Security-Token".lower()):
+            value = f"<redacted {len(value)} chars>"
+        out.append(f"{key}{eq}{value}")
+    return head + sep + "&".join(out)

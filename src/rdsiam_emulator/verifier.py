@@ -1,0 +1,395 @@
+"""The ordered checks RDS applies to a token, given a clock reading, an endpoint and a key lookup.
+
+Checks run in a fixed order (docs/reason-codes.md): format, scope, time, binding, credentials,
+signature, authorization. ``verify_token`` stops at the first failure, because that is the one RDS
+would report; ``run_checks`` (used by ``token explain``) runs every check it has inputs for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from rdsiam_emulator import sigv4
+from rdsiam_emulator.credentials import CredentialLookup, ResolvedCredential
+from rdsiam_emulator.endpoint_spec import Endpoint
+from rdsiam_emulator.reasons import REASONS, Reason, Rejection
+from rdsiam_emulator.tokens import ParsedToken, TokenFormatError, parse_token
+
+MAX_EXPIRES = 900
+
+
+@dataclass(frozen=True, slots=True)
+class VerifierSettings:
+    """Strictness knobs. Defaults follow RDS (the future skew is inferred: the SigV4 5 minutes)."""
+
+    max_future_skew: timedelta = timedelta(minutes=5)
+    max_expires: int = MAX_EXPIRES
+
+
+DEFAULT_SETTINGS = VerifierSettings()
+
+
+class Authorizer(Protocol):
+    """Decides whether a verified principal may ``rds-db:connect`` as ``db_user`` (the IAM step)."""
+
+    def authorize(
+        self,
+        *,
+        credential: ResolvedCredential,
+        token: ParsedToken,
+        endpoint: Endpoint,
+        db_user: str,
+        now: datetime,
+    ) -> Rejection | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """The outcome of one verification; ``reason`` is None exactly when ``ok``."""
+
+    ok: bool
+    reason: Reason | None = None
+    detail: str = "token accepted"
+    hint: str | None = None
+    token: ParsedToken | None = field(default=None, repr=False)
+    credential: ResolvedCredential | None = field(default=None, repr=False)
+
+    @property
+    def rds_error_code(self) -> str | None:
+        return None if self.reason is None else REASONS[self.reason].rds_error_code
+
+    @property
+    def principal_arn(self) -> str | None:
+        return None if self.credential is None else self.credential.principal_arn
+
+    @property
+    def access_key_id(self) -> str | None:
+        return None if self.token is None else self.token.access_key_id
+
+
+@dataclass(slots=True)
+class CheckContext:
+    """Inputs to the checks; ``None`` inputs make the checks that need them skip (explain mode)."""
+
+    token: ParsedToken
+    endpoint: Endpoint | None
+    db_user: str | None
+    credentials: CredentialLookup | None
+    now: datetime | None
+    settings: VerifierSettings = DEFAULT_SETTINGS
+    authorizer: Authorizer | None = None
+    credential: ResolvedCredential | None = None
+    matched_signed_host: str | None = None
+
+
+CheckFn = Callable[[CheckContext], Rejection | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    stage: str
+    needs: tuple[str, ...]
+    run: CheckFn
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOutcome:
+    name: str
+    stage: str
+    status: str  # "pass" | "fail" | "skip"
+    detail: str
+    rejection: Rejection | None = None
+
+
+# ---------------------------------------------------------------------------------------- checks
+
+
+def _check_region(ctx: CheckContext) -> Rejection | None:
+    assert ctx.endpoint is not None
+    region = ctx.token.region
+    if region == ctx.endpoint.region:
+        return None
+    return Rejection(
+        Reason.REGION_MISMATCH,
+        f"the token is scoped to region {region!r}; the instance is in {ctx.endpoint.region!r}",
+        f"sign with region_name={ctx.endpoint.region!r} (the instance's region, whatever the host "
+        "name says)",
+    )
+
+
+def _check_scope_date(ctx: CheckContext) -> Rejection | None:
+    scope_date = ctx.token.credential.date
+    if scope_date == ctx.token.amz_date[:8]:
+        return None
+    return Rejection(
+        Reason.SCOPE_DATE_MISMATCH,
+        f"the credential scope date {scope_date} is not the date of X-Amz-Date "
+        f"{ctx.token.amz_date}",
+        "the token was altered or hand-built: sign it with an SDK",
+    )
+
+
+def _check_expires_range(ctx: CheckContext) -> Rejection | None:
+    expires = ctx.token.expires
+    if 0 <= expires <= ctx.settings.max_expires:
+        return None
+    return Rejection(
+        Reason.EXPIRES_OUT_OF_RANGE,
+        f"X-Amz-Expires is {expires}; RDS accepts at most {ctx.settings.max_expires} seconds",
+        "RDS tokens live 15 minutes at most: do not pass a longer ExpiresIn",
+    )
+
+
+def _check_not_future(ctx: CheckContext) -> Rejection | None:
+    assert ctx.now is not None
+    ahead = ctx.token.signed_at - ctx.now
+    if ahead <= ctx.settings.max_future_skew:
+        return None
+    return Rejection(
+        Reason.NOT_YET_VALID,
+        f"the token is dated {_span(ahead)} in the future (X-Amz-Date {ctx.token.amz_date}); "
+        f"at most {_span(ctx.settings.max_future_skew)} of clock skew is tolerated",
+        "the signing machine's clock runs fast: synchronise it (NTP)",
+    )
+
+
+def _check_not_expired(ctx: CheckContext) -> Rejection | None:
+    assert ctx.now is not None
+    expires_at = ctx.token.signed_at + timedelta(seconds=ctx.token.expires)
+    if ctx.now <= expires_at:
+        return None
+    return Rejection(
+        Reason.EXPIRED,
+        f"the token expired {_span(ctx.now - expires_at)} ago (signed {ctx.token.amz_date}, "
+        f"valid {ctx.token.expires} s)",
+        "generate a fresh token for every new connection (tokens live 15 minutes); pools must mint "
+        "a token per connection, not once at start-up",
+    )
+
+
+def _check_host(ctx: CheckContext) -> Rejection | None:
+    assert ctx.endpoint is not None
+    token, endpoint = ctx.token, ctx.endpoint
+    if token.port is None:
+        return Rejection(
+            Reason.HOST_MISMATCH,
+            f"the token names host {token.host!r} without a port",
+            f"pass Port={endpoint.port} when generating the token",
+        )
+    if endpoint.accepts(token.host, token.port):
+        return None
+    if endpoint.accepts(token.host, endpoint.port):
+        return Rejection(
+            Reason.HOST_MISMATCH,
+            f"the token was signed for port {token.port}; the endpoint listens on {endpoint.port}",
+            f"generate the token with Port={endpoint.port}",
+        )
+    return Rejection(
+        Reason.HOST_MISMATCH,
+        f"the token was signed for {token.host}:{token.port}, not for this endpoint "
+        f"({endpoint.address})",
+        f"sign for the instance endpoint {endpoint.host!r} exactly; RDS does not accept custom DNS "
+        "names (CNAME/Route 53) or IP addresses in tokens",
+    )
+
+
+def _check_db_user(ctx: CheckContext) -> Rejection | None:
+    assert ctx.db_user is not None
+    if ctx.token.db_user == ctx.db_user:
+        return None
+    hint = "generate the token with DBUsername equal to the user name you log in with"
+    if ctx.token.db_user.lower() == ctx.db_user.lower():
+        hint = "DB user names are case-sensitive in tokens: " + hint
+    return Rejection(
+        Reason.DB_USER_MISMATCH,
+        f"the token is for DB user {ctx.token.db_user!r}; the login user is {ctx.db_user!r}",
+        hint,
+    )
+
+
+def _check_credentials(ctx: CheckContext) -> Rejection | None:
+    assert ctx.credentials is not None
+    token = ctx.token
+    akid = token.access_key_id
+    cred = ctx.credentials.lookup(akid)
+    if cred is None:
+        return Rejection(
+            Reason.UNKNOWN_ACCESS_KEY,
+            f"access key {akid} is not known to IAM or STS",
+            "the token was signed with credentials this IAM state never issued (real AWS keys, or "
+            "keys from another moto session?)",
+        )
+    ctx.credential = cred
+    if not cred.active:
+        return Rejection(
+            Reason.INACTIVE_ACCESS_KEY,
+            f"access key {akid} is Inactive",
+            "activate the key (iam update-access-key --status Active) or use another",
+        )
+    if cred.expires_at is not None and ctx.now is not None and ctx.now > cred.expires_at:
+        return Rejection(
+            Reason.CREDENTIALS_EXPIRED,
+            f"the temporary credentials {akid} expired {_span(ctx.now - cred.expires_at)} ago; "
+            "they must still be valid when connecting, not only when signing",
+            "refresh the session (assume the role again) before generating the token",
+        )
+    given = token.security_token
+    if cred.session_token is None:
+        if given is not None:
+            return Rejection(
+                Reason.SESSION_TOKEN_MISMATCH,
+                f"the token carries X-Amz-Security-Token but {akid} is a long-term key",
+                "do not mix a session token from one set of credentials with another key",
+            )
+        return None
+    if given is None:
+        return Rejection(
+            Reason.SESSION_TOKEN_MISMATCH,
+            f"{akid} is a temporary key but the token has no X-Amz-Security-Token",
+            "sign with the full temporary credentials (key, secret and session token)",
+        )
+    if not given:
+        return Rejection(
+            Reason.SESSION_TOKEN_MISMATCH, "X-Amz-Security-Token is empty",
+            "sign with the full temporary credentials (key, secret and session token)",
+        )
+    if not sigv4.signatures_equal(cred.session_token, given):
+        return Rejection(
+            Reason.SESSION_TOKEN_MISMATCH,
+            f"X-Amz-Security-Token is not the session token issued with {akid}",
+            "the session token belongs to other credentials, or was truncated",
+        )
+    return None
+
+
+def signed_host_forms(token: ParsedToken) -> tuple[str, ...]:
+    """The Host values SDKs may have signed: as written, lower-cased, and without a default :443."""
+    forms = [token.host_text]
+    lowered = token.host_text.lower()
+    if lowered != token.host_text:
+        forms.append(lowered)
+    if token.port == 443:
+        for form in tuple(forms):
+            bare = form[: -len(":443")]
+            if bare not in forms:
+                forms.append(bare)
+    return tuple(forms)
+
+
+def _check_signature(ctx: CheckContext) -> Rejection | None:
+    cred = ctx.credential
+    assert cred is not None
+    token = ctx.token
+    scope = token.credential
+    key = sigv4.signing_key(cred.secret_access_key, scope.date, scope.region, scope.service)
+    query = sigv4.canonical_query(token.params)
+    for host in signed_host_forms(token):
+        expected = sigv4.sign(
+            key,
+            sigv4.string_to_sign(token.amz_date, scope.scope, sigv4.canonical_request(host, query)),
+        )
+        if sigv4.signatures_equal(expected, token.signature):
+            ctx.matched_signed_host = host
+            return None
+    return Rejection(
+        Reason.SIGNATURE_MISMATCH,
+        f"the signature does not match the one computed with the secret of {token.access_key_id}",
+        "the token was altered after signing (URL-decoded, truncated, re-encoded by a driver or "
+        "shell), or signed with another secret; use the token exactly as generated",
+    )
+
+
+def _check_authorization(ctx: CheckContext) -> Rejection | None:
+    assert ctx.authorizer is not None and ctx.credential is not None
+    assert ctx.endpoint is not None and ctx.now is not None and ctx.db_user is not None
+    return ctx.authorizer.authorize(
+        credential=ctx.credential, token=ctx.token, endpoint=ctx.endpoint,
+        db_user=ctx.db_user, now=ctx.now,
+    )
+
+
+CHECKS: tuple[Check, ...] = (
+    Check("credential scope region", "scope", ("endpoint",), _check_region),
+    Check("credential scope date", "scope", (), _check_scope_date),
+    Check("X-Amz-Expires within 0..900", "time", (), _check_expires_range),
+    Check("not dated in the future", "time", ("now",), _check_not_future),
+    Check("not expired", "time", ("now",), _check_not_expired),
+    Check("host binding", "binding", ("endpoint",), _check_host),
+    Check("DBUser equals the login user", "binding", ("db_user",), _check_db_user),
+    Check("access key", "credentials", ("credentials",), _check_credentials),
+    Check("signature", "signature", ("credential",), _check_signature),
+    Check("rds-db:connect authorization", "authorization",
+          ("authorizer", "credential", "endpoint", "now", "db_user"), _check_authorization),
+)
+
+
+def _missing(ctx: CheckContext, needs: tuple[str, ...]) -> list[str]:
+    return [name for name in needs if getattr(ctx, name) is None]
+
+
+def run_checks(ctx: CheckContext, *, stop_at_first: bool) -> Iterator[CheckOutcome]:
+    """Run the checks in RDS order; yields one outcome per check (skips when inputs are missing)."""
+    for check in CHECKS:
+        missing = _missing(ctx, check.needs)
+        if missing:
+            yield CheckOutcome(check.name, check.stage, "skip", "no " + ", ".join(missing))
+            continue
+        try:
+            rejection = check.run(ctx)
+        except Exception as exc:  # a bug in a lookup or authorizer must not crash the endpoint
+            rejection = Rejection(Reason.INTERNAL_ERROR, f"{check.name} raised {exc!r}")
+        if rejection is None:
+            yield CheckOutcome(check.name, check.stage, "pass", "ok")
+            continue
+        yield CheckOutcome(check.name, check.stage, "fail", rejection.detail, rejection)
+        if stop_at_first:
+            return
+
+
+def verify_token(
+    token: str,
+    *,
+    endpoint: Endpoint,
+    db_user: str,
+    credentials: CredentialLookup,
+    now: datetime,
+    settings: VerifierSettings = DEFAULT_SETTINGS,
+    authorizer: Authorizer | None = None,
+) -> VerifyResult:
+    """Verify an RDS IAM token as RDS would; never raises for bad input, only rejects."""
+    if now.tzinfo is None:
+        raise ValueError("now must be a timezone-aware datetime")
+    try:
+        parsed = parse_token(token)
+    except TokenFormatError as exc:
+        return VerifyResult(False, exc.reason, exc.detail, exc.hint)
+    except Exception as exc:  # defensive: parsing must never take the endpoint down
+        return VerifyResult(False, Reason.MALFORMED_TOKEN, f"unreadable token ({type(exc).__name__})")
+    ctx = CheckContext(parsed, endpoint, db_user, credentials, now, settings, authorizer)
+    for check in CHECKS:
+        if check is CHECKS[-1] and authorizer is None:
+            break
+        try:
+            rejection = check.run(ctx)
+        except Exception as exc:
+            rejection = Rejection(Reason.INTERNAL_ERROR, f"{check.name} raised {exc!r}")
+        if rejection is not None:
+            return VerifyResult(
+                False, rejection.reason, rejection.detail, rejection.hint, parsed, ctx.credential
+            )
+    return VerifyResult(True, None, "token accepted", None, parsed, ctx.credential)
+
+
+def _span(delta: timedelta) -> str:
+    seconds = int(abs(delta.total_seconds()))
+    if seconds < 120:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 120:
+        return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
