@@ -1,7 +1,7 @@
 """``rdsiam-emulator`` command line: a thin dispatcher over ``rdsiam_emulator.commands.*``.
 
-Each subcommand module exposes ``register(subparsers)`` and sets ``func`` on its parser; the function
-takes the parsed namespace and returns an exit code. Business logic stays in the library.
+Each subcommand module exposes ``register(subparsers)`` and sets ``func`` on its parser; the
+function takes the parsed namespace and returns an exit code. Business logic stays in the library.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The one injectable clock.
 
-Nothing else in the package reads the wall clock: logic takes a ``Clock`` (or an explicit ``now``) so
-tests can move time, e.g. to expire a 15-minute token without waiting 15 minutes.
+Nothing else in the package reads the wall clock: logic takes a ``Clock`` (or an explicit ``now``)
+so tests can move time, e.g. to expire a 15-minute token without waiting 15 minutes.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class SystemClock:
 
 
 class ManualClock:
-    """A clock that only moves when told to; thread-safe because endpoints read it from other threads."""
+    """A clock that only moves when told to; thread-safe: endpoints read it from other threads."""
 
     def __init__(self, start: datetime | None = None) -> None:
         start = start if start is not None else SystemClock().now()

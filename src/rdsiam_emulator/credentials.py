@@ -1,7 +1,7 @@
 """Looking up the secret behind an access key id.
 
-``verify_token`` needs, for the key id in a token: the secret (to recompute the signature), whether the
-key is active, when temporary credentials expire, and which session token belongs to them.
+``verify_token`` needs, for the key id in a token: the secret (to recompute the signature), whether
+the key is active, when temporary credentials expire, and which session token belongs to them.
 ``StaticCredentials`` is the simple in-memory implementation; the moto-backed one lives in ``iam``.
 """
 

@@ -136,7 +136,9 @@ def split_host_port(text: str) -> tuple[str, int | None]:
         if not sep:
             return text, None
     if not _PORT.match(port_text) or not 0 < int(port_text) < 65536:
-        raise TokenFormatError(Reason.MALFORMED_TOKEN, f"the token's port {port_text!r} is not a port")
+        raise TokenFormatError(
+            Reason.MALFORMED_TOKEN, f"the token's port {port_text!r} is not a port"
+        )
     return host, int(port_text)
 
 
@@ -169,7 +171,9 @@ def parse_token(token: str) -> ParsedToken:
     else:
         host_text, path = authority_path[:slash], authority_path[slash:]
     if path not in ("", "/"):
-        raise TokenFormatError(Reason.MALFORMED_TOKEN, f"unexpected path {path[:40]!r} in the token")
+        raise TokenFormatError(
+            Reason.MALFORMED_TOKEN, f"unexpected path {path[:40]!r} in the token"
+        )
     if not host_text:
         raise TokenFormatError(Reason.MALFORMED_TOKEN, "the token has no host")
     host, port = split_host_port(host_text)
@@ -294,7 +298,7 @@ def _parse_credential(text: str) -> CredentialScope:
 
 
 def redact_token(token: str, *, keep: int = 8) -> str:
-    """A token safe for logs: the signature and session token shortened, nothing else secret kept."""
+    """A token safe for logs: signature and session token shortened, nothing secret kept."""
     head, sep, query = token.partition("?")
     if not sep:
         return f"<{len(token)} characters, not a token>"

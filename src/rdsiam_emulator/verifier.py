@@ -368,7 +368,9 @@ def verify_token(
     except TokenFormatError as exc:
         return VerifyResult(False, exc.reason, exc.detail, exc.hint)
     except Exception as exc:  # defensive: parsing must never take the endpoint down
-        return VerifyResult(False, Reason.MALFORMED_TOKEN, f"unreadable token ({type(exc).__name__})")
+        return VerifyResult(
+            False, Reason.MALFORMED_TOKEN, f"unreadable token ({type(exc).__name__})"
+        )
     ctx = CheckContext(parsed, endpoint, db_user, credentials, now, settings, authorizer)
     for check in CHECKS:
         if check is CHECKS[-1] and authorizer is None:

@@ -1,0 +1,160 @@
+"""The engine-neutral login decision for one emulated instance.
+
+Protocol front-ends hand over what they extracted (DB user, token, transport facts); the
+authenticator applies the instance's switches (IAM enabled, TLS required, throttling), runs the
+verifier with the IAM authorizer, records an ``AuthEvent`` and returns a ``Decision``. It never
+writes to a socket: what the client sees is the front-end's business (RDS's generic engine errors).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rdsiam_emulator.clock import Clock, SystemClock
+from rdsiam_emulator.credentials import CredentialLookup
+from rdsiam_emulator.endpoint_spec import Endpoint
+from rdsiam_emulator.events import ALLOW, DENY, AuthEvent, EventLog
+from rdsiam_emulator.reasons import REASONS, Reason
+from rdsiam_emulator.throttle import Throttle
+from rdsiam_emulator.verifier import (
+    DEFAULT_SETTINGS,
+    Authorizer,
+    VerifierSettings,
+    VerifyResult,
+    verify_token,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    """What the front-end knows about the connecting client."""
+
+    address: str
+    port: int | None = None
+    tls: bool = False
+    sni: str | None = None
+    database: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    ok: bool
+    reason: Reason | None
+    detail: str
+    hint: str | None
+    principal_arn: str | None
+    event: AuthEvent
+
+    @property
+    def rds_error_code(self) -> str | None:
+        return None if self.reason is None else REASONS[self.reason].rds_error_code
+
+
+class Authenticator:
+    """Decides IAM logins for one emulated instance and records every attempt."""
+
+    def __init__(
+        self,
+        *,
+        instance_id: str,
+        engine: str,
+        endpoint: Endpoint,
+        credentials: CredentialLookup,
+        events: EventLog,
+        authorizer: Authorizer | None = None,
+        clock: Clock | None = None,
+        settings: VerifierSettings = DEFAULT_SETTINGS,
+        iam_enabled: bool = True,
+        require_tls: bool = True,
+        throttle: Throttle | None = None,
+    ) -> None:
+        self.instance_id = instance_id
+        self.engine = engine
+        self.endpoint = endpoint
+        self.credentials = credentials
+        self.events = events
+        self.authorizer = authorizer
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.settings = settings
+        self.iam_enabled = iam_enabled
+        self.require_tls = require_tls
+        self.throttle = throttle
+
+    def transport_rejection(self, client: ClientInfo) -> Reason | None:
+        """Whether an IAM login must be refused before asking for the token (plain TCP)."""
+        if self.require_tls and not client.tls:
+            return Reason.TLS_REQUIRED
+        return None
+
+    def authenticate_iam(self, *, db_user: str, token: str, client: ClientInfo) -> Decision:
+        """Verify ``token`` for ``db_user``; never raises for bad input."""
+        now = self.clock.now()
+        if not self.iam_enabled:
+            return self._decide(
+                db_user, client, Reason.IAM_DISABLED,
+                "IAM database authentication is disabled on this instance",
+                "enable it (EnableIAMDatabaseAuthentication / iam_enabled=True) or log in with a "
+                "password",
+                None, None,
+            )
+        if self.require_tls and not client.tls:
+            return self.reject(db_user=db_user, client=client, reason=Reason.TLS_REQUIRED,
+                               detail="IAM logins are accepted over TLS only",
+                               hint="connect with sslmode=require (or stricter) / ssl enabled")
+        try:
+            result = verify_token(
+                token, endpoint=self.endpoint, db_user=db_user, credentials=self.credentials,
+                now=now, settings=self.settings, authorizer=self.authorizer,
+            )
+        except Exception as exc:
+            return self._decide(db_user, client, Reason.INTERNAL_ERROR,
+                                f"verification raised {type(exc).__name__}", None, None, None)
+        if result.ok and self.throttle is not None:
+            why = self.throttle.admit(_token_key(result), result.principal_arn or
+                                      (result.access_key_id or "unknown"))
+            if why is not None:
+                return self._decide(db_user, client, Reason.THROTTLED, why,
+                                    "reuse tokens within their lifetime or pool connections",
+                                    result.principal_arn, result.access_key_id)
+        if result.ok:
+            return self._decide(db_user, client, None, result.detail, None,
+                                result.principal_arn, result.access_key_id)
+        return self._decide(db_user, client, result.reason, result.detail, result.hint,
+                            result.principal_arn, result.access_key_id)
+
+    def reject(
+        self, *, db_user: str, client: ClientInfo, reason: Reason, detail: str,
+        hint: str | None = None, method: str = "iam",
+    ) -> Decision:
+        """Record an engine-level rejection decided by the front-end (TLS, not an IAM user...)."""
+        return self._decide(db_user, client, reason, detail, hint, None, None, method=method)
+
+    def record_password_login(
+        self, *, db_user: str, client: ClientInfo, ok: bool, detail: str
+    ) -> AuthEvent:
+        """Record the outcome of a password login relayed to the real server."""
+        return self.events.record(AuthEvent(
+            time=self.clock.now(), instance_id=self.instance_id, engine=self.engine,
+            db_user=db_user, method="password", outcome=ALLOW if ok else DENY, detail=detail,
+            client_address=client.address, client_port=client.port, database=client.database,
+            tls=client.tls,
+        ))
+
+    def _decide(
+        self, db_user: str, client: ClientInfo, reason: Reason | None, detail: str,
+        hint: str | None, principal_arn: str | None, access_key_id: str | None,
+        *, method: str = "iam",
+    ) -> Decision:
+        event = self.events.record(AuthEvent(
+            time=self.clock.now(), instance_id=self.instance_id, engine=self.engine,
+            db_user=db_user, method=method, outcome=ALLOW if reason is None else DENY,
+            reason=reason, detail=detail, hint=hint, principal_arn=principal_arn,
+            access_key_id=access_key_id, client_address=client.address,
+            client_port=client.port, database=client.database, tls=client.tls,
+        ))
+        return Decision(reason is None, reason, detail, hint, principal_arn, event)
+
+
+def _token_key(result: VerifyResult) -> str:
+    assert result.token is not None
+    return result.token.signature

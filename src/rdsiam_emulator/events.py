@@ -1,0 +1,193 @@
+"""Auth events: what happened at each login attempt and why, kept beside the wire.
+
+Clients only ever see the engine's generic error; the event records the reason code, the RDS error
+code, the detail and the hint. Events never hold secrets or whole tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rdsiam_emulator.reasons import REASONS, Reason
+
+ALLOW = "allow"
+DENY = "deny"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthEvent:
+    """One login attempt at an emulated endpoint."""
+
+    time: datetime
+    instance_id: str
+    engine: str
+    db_user: str
+    method: str
+    """``iam`` (token) or ``password`` (relayed to the real server)."""
+    outcome: str
+    """``allow`` or ``deny``."""
+    reason: Reason | None = None
+    detail: str = ""
+    hint: str | None = None
+    principal_arn: str | None = None
+    access_key_id: str | None = None
+    client_address: str | None = None
+    client_port: int | None = None
+    database: str | None = None
+    tls: bool = False
+    seq: int = field(default=0, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == ALLOW
+
+    @property
+    def rds_error_code(self) -> str | None:
+        return None if self.reason is None else REASONS[self.reason].rds_error_code
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["time"] = self.time.isoformat()
+        data["reason"] = None if self.reason is None else str(self.reason)
+        data["rds_error_code"] = self.rds_error_code
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def rds_log_line(self) -> str | None:
+        """The line RDS would write to its ``iam-db-auth-error`` log for this attempt, if any."""
+        if self.outcome == ALLOW or self.reason is None:
+            return None
+        info = REASONS[self.reason]
+        if info.rds_error_code is None:
+            return None
+        user = self.db_user
+        if info.rds_error_code == "NotAuthorized":
+            return (
+                f"[ERROR] Failed to authorize the connection request for user {user} because the "
+                f"IAM policy assumed by the caller '{self.principal_arn or 'unknown'}' is not "
+                "authorized to perform rds-db:connect on the DB instance. "
+                f"(Status Code: {info.http_status}, Error Code: {info.rds_error_code})"
+            )
+        if info.rds_error_code == "ExpiredToken":
+            why = "the token age is longer than 15 minutes"
+        elif info.rds_error_code == "ThrottlingException":
+            why = "the request rate is too high"
+        elif info.rds_error_code == "InternalError":
+            why = "of an internal error"
+        else:
+            why = "the provided token is malformed or otherwise invalid"
+        return (
+            f"[ERROR] Failed to authenticate the connection request for user {user} because {why}. "
+            f"(Status Code: {info.http_status}, Error Code: {info.rds_error_code})"
+        )
+
+    def summary(self) -> str:
+        """One line for humans (pytest report sections, logs)."""
+        who = f"{self.db_user}@{self.instance_id}"
+        if self.ok:
+            via = f" as {self.principal_arn}" if self.principal_arn else ""
+            return f"{self.time:%H:%M:%S} ALLOW {self.method} {who}{via}"
+        text = f"{self.time:%H:%M:%S} DENY  {self.method} {who}: {self.reason} "
+        text += f"[{self.rds_error_code or 'engine'}] {self.detail}"
+        if self.hint:
+            text += f" — hint: {self.hint}"
+        return text
+
+
+METRIC_BY_CODE = {
+    "InvalidToken": "IamDbAuthConnectionFailureInvalidToken",
+    "ExpiredToken": "IamDbAuthConnectionFailureInvalidToken",
+    "NotAuthorized": "IamDbAuthConnectionFailureInsufficientPermissions",
+    "ThrottlingException": "IamDbAuthConnectionFailureThrottling",
+    "InternalError": "IamDbAuthConnectionFailureServerError",
+}
+
+
+class EventLog:
+    """A bounded, thread-safe, in-memory log of auth events, optionally mirrored to JSON lines.
+
+    Endpoints write from their event-loop threads while tests read from the main thread.
+    """
+
+    def __init__(self, *, maxlen: int = 10_000, jsonl_path: Path | None = None) -> None:
+        self._events: deque[AuthEvent] = deque(maxlen=maxlen)
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._jsonl_path = jsonl_path
+        self._listeners: list[Callable[[AuthEvent], None]] = []
+
+    def record(self, event: AuthEvent) -> AuthEvent:
+        with self._lock:
+            self._seq += 1
+            stamped = _with_seq(event, self._seq)
+            self._events.append(stamped)
+            listeners = list(self._listeners)
+            if self._jsonl_path is not None:
+                with self._jsonl_path.open("a", encoding="utf-8") as fh:
+                    fh.write(stamped.to_json() + "\n")
+        for listener in listeners:
+            listener(stamped)
+        return stamped
+
+    def mark(self) -> int:
+        """A cursor: pass it to ``since`` to get only the events recorded after this call."""
+        with self._lock:
+            return self._seq
+
+    def since(self, cursor: int = 0, *, instance_id: str | None = None) -> list[AuthEvent]:
+        with self._lock:
+            events = [e for e in self._events if e.seq > cursor]
+        if instance_id is not None:
+            events = [e for e in events if e.instance_id == instance_id]
+        return events
+
+    def all(self) -> list[AuthEvent]:
+        return self.since(0)
+
+    def subscribe(self, listener: Callable[[AuthEvent], None]) -> Callable[[], None]:
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def clear(self) -> None:
+        with self._lock:
+            self._events.clear()
+
+
+def iam_metrics(events: Iterable[AuthEvent]) -> dict[str, int]:
+    """The CloudWatch metrics RDS publishes for IAM DB auth, computed from IAM events."""
+    names = ["IamDbAuthConnectionRequests", "IamDbAuthConnectionSuccess",
+             "IamDbAuthConnectionFailure", *sorted(set(METRIC_BY_CODE.values()))]
+    counts = dict.fromkeys(names, 0)
+    for event in events:
+        if event.method != "iam" or (event.rds_error_code is None and not event.ok):
+            continue
+        counts["IamDbAuthConnectionRequests"] += 1
+        if event.ok:
+            counts["IamDbAuthConnectionSuccess"] += 1
+        else:
+            counts["IamDbAuthConnectionFailure"] += 1
+            assert event.rds_error_code is not None
+            counts[METRIC_BY_CODE[event.rds_error_code]] += 1
+    return counts
+
+
+def _with_seq(event: AuthEvent, seq: int) -> AuthEvent:
+    data = {f: getattr(event, f) for f in event.__dataclass_fields__}
+    data["seq"] = seq
+    return AuthEvent(**data)

@@ -1,0 +1,76 @@
+"""RDS's IAM connection throttling: >200 new connections/s with different tokens, or >20/s each
+signed by a different IAM identity. Reusing a token is never throttled.
+
+Windows use a monotonic source (elapsed real time), not the test clock: a test that freezes or jumps
+the wall clock must not make every connection land in the same second.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottleLimits:
+    distinct_tokens_per_second: int = 200
+    distinct_identities_per_second: int = 20
+
+
+class Throttle:
+    """Sliding one-second windows over distinct tokens and distinct signing identities."""
+
+    def __init__(
+        self,
+        limits: ThrottleLimits | None = None,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        window: float = 1.0,
+    ) -> None:
+        self.limits = limits or ThrottleLimits()
+        self._monotonic = monotonic
+        self._window = window
+        self._tokens: deque[tuple[float, str]] = deque()
+        self._token_set: dict[str, int] = {}
+        self._identities: deque[tuple[float, str]] = deque()
+        self._identity_set: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def admit(self, token_key: str, identity: str) -> str | None:
+        """Record one connection attempt; returns None, or why it is throttled."""
+        with self._lock:
+            now = self._monotonic()
+            self._expire(now)
+            new_token = token_key not in self._token_set
+            if not new_token:
+                return None
+            new_identity = identity not in self._identity_set
+            if len(self._token_set) >= self.limits.distinct_tokens_per_second:
+                return (f"more than {self.limits.distinct_tokens_per_second} new connections per "
+                        "second with different tokens")
+            if new_identity and (
+                len(self._identity_set) >= self.limits.distinct_identities_per_second
+            ):
+                return (f"more than {self.limits.distinct_identities_per_second} connections per "
+                        "second signed by different IAM identities")
+            _push(self._tokens, self._token_set, now, token_key)
+            _push(self._identities, self._identity_set, now, identity)
+            return None
+
+    def _expire(self, now: float) -> None:
+        horizon = now - self._window
+        for window, counts in ((self._tokens, self._token_set),
+                               (self._identities, self._identity_set)):
+            while window and window[0][0] <= horizon:
+                _, key = window.popleft()
+                counts[key] -= 1
+                if counts[key] == 0:
+                    del counts[key]
+
+
+def _push(window: deque[tuple[float, str]], counts: dict[str, int], now: float, key: str) -> None:
+    window.append((now, key))
+    counts[key] = counts.get(key, 0) + 1
