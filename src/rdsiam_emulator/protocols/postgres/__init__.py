@@ -1,0 +1,39 @@
+"""PostgreSQL frontend/backend protocol v3: codec, handshake machines and a SCRAM-SHA-256 client."""
+
+from rdsiam_emulator.protocols.postgres.backend import (
+    BackendLogin,
+    LoginFailed,
+    LoginSucceeded,
+)
+from rdsiam_emulator.protocols.postgres.codec import (
+    CANCEL_REQUEST_CODE,
+    GSSENC_REQUEST_CODE,
+    PROTOCOL_3_0,
+    SSL_REQUEST_CODE,
+    ProtocolViolation,
+)
+from rdsiam_emulator.protocols.postgres.frontend import (
+    CancelRequested,
+    FrontendHandshake,
+    GSSEncRequested,
+    PasswordReceived,
+    SSLRequested,
+    StartupReceived,
+)
+
+__all__ = [
+    "CANCEL_REQUEST_CODE",
+    "GSSENC_REQUEST_CODE",
+    "PROTOCOL_3_0",
+    "SSL_REQUEST_CODE",
+    "BackendLogin",
+    "CancelRequested",
+    "FrontendHandshake",
+    "GSSEncRequested",
+    "LoginFailed",
+    "LoginSucceeded",
+    "PasswordReceived",
+    "ProtocolViolation",
+    "SSLRequested",
+    "StartupReceived",
+]
