@@ -1,0 +1,135 @@
+"""Command-line and ini options, resolved as: factory argument > command line > ini > default.
+
+Each option is declared once (``OPTIONS``); ``resolve`` turns pytest's config into a typed
+``PluginSettings`` so fixtures never read raw option strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import pytest
+
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+
+@dataclass(frozen=True, slots=True)
+class PluginSettings:
+    """Everything the plugin's fixtures need to know, already typed."""
+
+    enabled: bool = False
+    backend: str = "auto"
+    postgres_image: str = "postgres:16"
+    mysql_image: str = "mysql:8.0"
+    postgres_url: str | None = None
+    mysql_url: str | None = None
+    mysql_flavour: str = "auto"
+    region: str = "us-east-1"
+    account_id: str = "123456789012"
+    naming: str = "rds"
+    reuse: bool = False
+    future_skew: float = 300.0
+    require_tls: bool = True
+    throttling: bool = True
+    events_file: str | None = None
+
+    def override(self, **changes: Any) -> PluginSettings:
+        """Factory arguments win over everything; ``None`` means "not given"."""
+        known = {f.name for f in fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise TypeError(f"unknown rds_iam_db setting(s): {', '.join(sorted(unknown))}")
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    name: str
+    """The PluginSettings field."""
+    help: str
+    kind: str = "str"  # str | bool | float | choice
+    choices: tuple[str, ...] = ()
+
+    @property
+    def flag(self) -> str:
+        return "--rdsiam-" + self.name.replace("_", "-")
+
+    @property
+    def ini(self) -> str:
+        return "rdsiam_" + self.name
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("backend", "where the real servers come from", "choice",
+           ("auto", "docker", "local", "external")),
+    Option("postgres_image", "container image for PostgreSQL (docker backend)"),
+    Option("mysql_image", "container image for MySQL/MariaDB (docker backend)"),
+    Option("postgres_url", "admin URL of an existing PostgreSQL (external backend)"),
+    Option("mysql_url", "admin URL of an existing MySQL/MariaDB (external backend)"),
+    Option("mysql_flavour", "which MySQL-family server 'mysql' means", "choice",
+           ("auto", "mysql", "mariadb")),
+    Option("region", "region of the emulated instances"),
+    Option("account_id", "AWS account id of the emulated instances"),
+    Option("naming", "endpoint host names: RDS-style names or plain loopback", "choice",
+           ("rds", "loopback")),
+    Option("reuse", "keep backends running and reuse them between runs", "bool"),
+    Option("future_skew", "seconds a token may be dated in the future", "float"),
+    Option("require_tls", "refuse IAM logins without TLS, as RDS does", "bool"),
+    Option("throttling", "emulate RDS's IAM connection throttling", "bool"),
+    Option("events_file", "also write every auth event to this JSON-lines file"),
+)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("rdsiam-emulator", "RDS IAM authentication emulator")
+    group.addoption("--rdsiam-emulator", action="store_true", default=None,
+                    dest="rdsiam_emulator",
+                    help="activate the emulator fixtures (or ini rdsiam_emulator = true)")
+    parser.addini("rdsiam_emulator", "activate the emulator fixtures", type="bool", default=False)
+    defaults = PluginSettings()
+    for opt in OPTIONS:
+        default = getattr(defaults, opt.name)
+        group.addoption(opt.flag, dest="rdsiam_" + opt.name, default=None,
+                        choices=list(opt.choices) or None,
+                        help=f"{opt.help} (default: {default}; ini {opt.ini})")
+        parser.addini(opt.ini, opt.help, default=None)
+
+
+def _convert(opt: Option, raw: str) -> Any:
+    text = str(raw).strip()
+    if opt.kind == "bool":
+        lowered = text.lower()
+        if lowered in TRUE_WORDS:
+            return True
+        if lowered in FALSE_WORDS:
+            return False
+        raise pytest.UsageError(f"{opt.flag}/{opt.ini}: expected true/false, got {raw!r}")
+    if opt.kind == "float":
+        try:
+            return float(text)
+        except ValueError:
+            raise pytest.UsageError(
+                f"{opt.flag}/{opt.ini}: expected a number, got {raw!r}"
+            ) from None
+    if opt.kind == "choice" and text not in opt.choices:
+        raise pytest.UsageError(
+            f"{opt.flag}/{opt.ini}: expected one of {', '.join(opt.choices)}, got {raw!r}"
+        )
+    return text
+
+
+def resolve(config: pytest.Config) -> PluginSettings:
+    """Command line over ini over defaults."""
+    values: dict[str, Any] = {}
+    cli_enabled = config.getoption("rdsiam_emulator", default=None)
+    values["enabled"] = bool(cli_enabled) or bool(config.getini("rdsiam_emulator"))
+    for opt in OPTIONS:
+        raw = config.getoption("rdsiam_" + opt.name, default=None)
+        if raw is None:
+            raw = config.getini(opt.ini)
+        if raw is None or raw in ("", []):
+            continue
+        values[opt.name] = _convert(opt, raw)
+    return PluginSettings(**values)

@@ -1,0 +1,78 @@
+import pytest
+
+from pytest_rdsiam.options import PluginSettings
+
+pytest_plugins = ["pytester"]
+
+PROBE = """
+from pytest_rdsiam.plugin import settings_of
+
+def test_probe(request):
+    s = settings_of(request.config)
+    print("SETTINGS", s.enabled, s.backend, s.region, s.future_skew, s.throttling, s.naming)
+"""
+
+
+def _settings_line(result):
+    [line] = [out for out in result.outlines if "SETTINGS" in out]
+    return line.split("SETTINGS", 1)[1].split()[:6]
+
+
+def test_defaults_without_activation(pytester):
+    pytester.makepyfile(PROBE)
+    result = pytester.runpytest("-s", "-p", "no:xdist")
+    result.assert_outcomes(passed=1)
+    assert _settings_line(result) == ["False", "auto", "us-east-1", "300.0", "True", "rds"]
+
+
+def test_ini_activates_and_configures(pytester):
+    pytester.makeini("""
+        [pytest]
+        rdsiam_emulator = true
+        rdsiam_backend = local
+        rdsiam_region = eu-west-1
+        rdsiam_throttling = off
+    """)
+    pytester.makepyfile(PROBE)
+    result = pytester.runpytest("-s", "-p", "no:xdist")
+    result.assert_outcomes(passed=1)
+    assert _settings_line(result) == ["True", "local", "eu-west-1", "300.0", "False", "rds"]
+
+
+def test_command_line_beats_ini(pytester):
+    pytester.makeini("""
+        [pytest]
+        rdsiam_backend = local
+        rdsiam_region = eu-west-1
+    """)
+    pytester.makepyfile(PROBE)
+    result = pytester.runpytest("-s", "-p", "no:xdist", "--rdsiam-emulator",
+                                "--rdsiam-region", "ap-south-1", "--rdsiam-future-skew", "30",
+                                "--rdsiam-naming", "loopback")
+    result.assert_outcomes(passed=1)
+    assert _settings_line(result) == ["True", "local", "ap-south-1", "30.0", "True", "loopback"]
+
+
+def test_bad_values_are_usage_errors(pytester):
+    pytester.makeini("""
+        [pytest]
+        rdsiam_throttling = sometimes
+    """)
+    pytester.makepyfile(PROBE)
+    result = pytester.runpytest("-p", "no:xdist")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*rdsiam_throttling*expected true/false*sometimes*"])
+
+
+def test_bad_choice_on_command_line(pytester):
+    pytester.makepyfile(PROBE)
+    result = pytester.runpytest("-p", "no:xdist", "--rdsiam-backend", "cloud")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_factory_arguments_win_and_unknown_names_fail():
+    base = PluginSettings(region="eu-west-1", backend="local")
+    assert base.override(region="us-west-2", backend=None).region == "us-west-2"
+    assert base.override(backend=None).backend == "local"
+    with pytest.raises(TypeError, match="unknown rds_iam_db setting"):
+        base.override(regoin="x")
