@@ -38,10 +38,12 @@ _TYPED_HEADER = struct.Struct("!ci")
 class ProtocolViolation(Exception):
     """Invalid bytes from the peer; ``sqlstate`` is what a server would report."""
 
-    def __init__(self, message: str, sqlstate: str = "08P01") -> None:
+    def __init__(self, message: str, sqlstate: str = "08P01", *, report: bool = True) -> None:
         super().__init__(message)
         self.message = message
         self.sqlstate = sqlstate
+        self.report = report
+        """False where a real server only logs and closes (a garbled start-up packet)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +78,7 @@ class StartupReader:
             return None
         (length,) = _I32.unpack_from(self._buf, 0)
         if length < 8 or length > self._max:
-            raise ProtocolViolation("invalid length of startup packet")
+            raise ProtocolViolation("invalid length of startup packet", report=False)
         if len(self._buf) < length:
             return None
         body = bytes(self._buf[4:length])

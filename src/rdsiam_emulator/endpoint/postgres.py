@@ -1,0 +1,531 @@
+"""The PostgreSQL endpoint of an emulated RDS instance: asyncio glue around the sans-I/O machines.
+
+Per client connection: read the start-up packets (SSLRequest → ``S`` + TLS, GSSENCRequest → ``N``,
+CancelRequest → forwarded), then decide by the DB user, as RDS does:
+
+* member of ``rds_iam`` → ask for a cleartext password (the token), verify it with the
+  authenticator, and on success log in to the real server as that user with the derived password;
+  the client then gets AuthenticationOk and the server's own greeting;
+* anyone else → the start-up packet goes to the real server and the authentication exchange
+  (SCRAM/MD5/...) is relayed untouched.
+
+Afterwards bytes are relayed unchanged (``relay.RelayConnection``). The client's BackendKeyData is
+the backend's own (pid, key), so a CancelRequest is simply forwarded to the backend, which checks
+the key itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from rdsiam_emulator.authenticator import ClientInfo, Decision
+from rdsiam_emulator.endpoint.relay import ConnectionClosed, RelayConnection
+from rdsiam_emulator.events import AuthEvent
+from rdsiam_emulator.protocols.postgres import codec
+from rdsiam_emulator.protocols.postgres.backend import BackendLogin, LoginFailed, LoginSucceeded
+from rdsiam_emulator.protocols.postgres.codec import ProtocolViolation
+from rdsiam_emulator.protocols.postgres.frontend import (
+    NEED_DATA,
+    CancelRequested,
+    FrontendHandshake,
+    GSSEncRequested,
+    PasswordReceived,
+    SSLRequested,
+    StartupReceived,
+)
+from rdsiam_emulator.protocols.postgres.query import (
+    QueryResult,
+    SimpleQuery,
+    query_message,
+    quote_ident,
+    quote_literal,
+)
+from rdsiam_emulator.protocols.postgres.scram import scram_verifier
+from rdsiam_emulator.reasons import Reason
+from rdsiam_emulator.secrets import derived_password
+
+log = logging.getLogger(__name__)
+
+IAM_ROLE = "rds_iam"
+DEFAULT_HANDSHAKE_TIMEOUT = 60.0
+"""PostgreSQL's default authentication_timeout."""
+
+
+class IamAuthenticator(Protocol):
+    """What the endpoint needs from ``authenticator.Authenticator``."""
+
+    def transport_rejection(self, client: ClientInfo) -> Reason | None: ...
+
+    def authenticate_iam(self, *, db_user: str, token: str, client: ClientInfo) -> Decision: ...
+
+    def reject(self, *, db_user: str, client: ClientInfo, reason: Reason, detail: str,
+               hint: str | None = None, method: str = "iam") -> Decision: ...
+
+    def record_password_login(self, *, db_user: str, client: ClientInfo, ok: bool,
+                              detail: str) -> AuthEvent: ...
+
+
+@dataclass(frozen=True)
+class BackendTarget:
+    """The real server behind the endpoint and the emulator's hidden admin account on it."""
+
+    host: str
+    port: int
+    admin_user: str
+    admin_password: str = field(repr=False)
+    admin_database: str = "postgres"
+
+
+class BackendUnavailableError(Exception):
+    """The real server cannot be reached or refused the admin login."""
+
+
+async def _open_backend(target: BackendTarget, timeout: float) -> RelayConnection:
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(timeout):
+            _, proto = await loop.create_connection(RelayConnection, target.host, target.port)
+    except (OSError, TimeoutError) as exc:
+        raise BackendUnavailableError(f"cannot reach {target.host}:{target.port}: {exc}") from exc
+    return proto
+
+
+async def _login(conn: RelayConnection, login: BackendLogin) -> LoginSucceeded | LoginFailed:
+    conn.write(login.data_to_send())
+    while True:
+        try:
+            data = await conn.read()
+        except ConnectionClosed:
+            return LoginFailed({"S": "FATAL", "V": "FATAL", "C": "08006",
+                                "M": "the server closed the connection during login"})
+        result = login.receive_data(data)
+        out = login.data_to_send()
+        if out:
+            conn.write(out)
+        if result is not None:
+            conn.unread(login.take_rest())
+            return result
+
+
+class AdminSession:
+    """One long-lived admin connection per endpoint, reconnected on failure, one query at a time."""
+
+    def __init__(self, target: BackendTarget, *, timeout: float = 10.0) -> None:
+        self._target = target
+        self._timeout = timeout
+        self._conn: RelayConnection | None = None
+        self._lock = asyncio.Lock()
+        self.server_version = ""
+
+    @property
+    def server_major(self) -> int:
+        head = self.server_version.split(".")[0].split(" ")[0]
+        return int(head) if head.isdigit() else 0
+
+    async def query(self, sql: str) -> QueryResult:
+        async with self._lock:
+            for attempt in (1, 2):
+                try:
+                    conn = await self._connection()
+                    async with asyncio.timeout(self._timeout):
+                        return await self._run(conn, sql)
+                except (ConnectionClosed, OSError, TimeoutError, ProtocolViolation) as exc:
+                    self._drop()
+                    if attempt == 2:
+                        raise BackendUnavailableError(f"admin query failed: {exc}") from exc
+            raise AssertionError("unreachable")
+
+    async def _run(self, conn: RelayConnection, sql: str) -> QueryResult:
+        conn.write(query_message(sql))
+        collector = SimpleQuery()
+        while True:
+            result = collector.receive_data(await conn.read())
+            if result is not None:
+                return result
+
+    async def _connection(self) -> RelayConnection:
+        if self._conn is not None and self._conn.transport is not None \
+                and not self._conn.transport.is_closing():
+            return self._conn
+        conn = await _open_backend(self._target, self._timeout)
+        login = BackendLogin(user=self._target.admin_user, database=self._target.admin_database,
+                             password=self._target.admin_password,
+                             params={"application_name": "rdsiam-emulator"})
+        async with asyncio.timeout(self._timeout):
+            result = await _login(conn, login)
+        if isinstance(result, LoginFailed):
+            conn.close()
+            raise BackendUnavailableError(f"admin login failed: {result.message}")
+        self.server_version = result.parameters.get("server_version", "")
+        self._conn = conn
+        return conn
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.abort()
+        self._conn = None
+
+    async def iam_member(self, user: str) -> bool:
+        """Whether ``user`` is (directly or through other roles) a member of ``rds_iam``.
+
+        Not ``pg_has_role``: it answers true for superusers whatever their memberships.
+        """
+        sql = (
+            "WITH RECURSIVE m(roleid) AS ("  # noqa: S608 - values are quote_literal()ed
+            " SELECT a.roleid FROM pg_auth_members a JOIN pg_roles r ON a.member = r.oid"
+            f" WHERE r.rolname = {quote_literal(user)}"
+            " UNION SELECT a.roleid FROM pg_auth_members a JOIN m ON a.member = m.roleid)"
+            " SELECT EXISTS (SELECT 1 FROM m JOIN pg_roles g ON g.oid = m.roleid"
+            f" WHERE g.rolname = {quote_literal(IAM_ROLE)})"
+        )
+        result = await self.query(sql)
+        if result.error is not None:
+            raise BackendUnavailableError(f"membership query failed: {result.error.get('M')}")
+        return bool(result.rows) and result.rows[0][0] == "t"
+
+    async def set_password(self, user: str, password: str) -> None:
+        """Store the SCRAM verifier of ``password`` (the plaintext never reaches the server)."""
+        verifier = scram_verifier(password)
+        result = await self.query(
+            f"ALTER ROLE {quote_ident(user)} PASSWORD {quote_literal(verifier)}")
+        if result.error is not None:
+            message = result.error.get("M")
+            raise BackendUnavailableError(f"cannot set the backend password: {message}")
+
+    async def close(self) -> None:
+        self._drop()
+
+
+@dataclass
+class EndpointSettings:
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 0
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
+    backend_timeout: float = 10.0
+    force_ssl: bool = False
+    """rds.force_ssl: refuse password logins without TLS too (RDS's default from PostgreSQL 16)."""
+
+
+class PostgresEndpoint:
+    """Listens for clients of one emulated instance and serves each connection."""
+
+    def __init__(
+        self,
+        *,
+        backend: BackendTarget,
+        authenticator: IamAuthenticator,
+        instance_secret: bytes,
+        tls_context: ssl.SSLContext | None,
+        settings: EndpointSettings | None = None,
+    ) -> None:
+        self.backend = backend
+        self.authenticator = authenticator
+        self._secret = instance_secret
+        self._tls = tls_context
+        self.settings = settings or EndpointSettings()
+        self.admin = AdminSession(backend, timeout=self.settings.backend_timeout)
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._conns: set[RelayConnection] = set()
+        self.port = 0
+
+    # ------------------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._make_connection, self.settings.listen_host, self.settings.listen_port,
+            reuse_address=True, backlog=1024)
+        sock = self._server.sockets[0]
+        self.port = int(sock.getsockname()[1])
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self._conns):
+            conn.abort()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+        await self.admin.close()
+
+    async def __aenter__(self) -> PostgresEndpoint:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def active_connections(self) -> int:
+        return len(self._conns)
+
+    @property
+    def active_tasks(self) -> int:
+        return len(self._tasks)
+
+    def _make_connection(self) -> RelayConnection:
+        conn = _ClientConnection(self._on_connect)
+        return conn
+
+    def _on_connect(self, conn: RelayConnection) -> None:
+        task = asyncio.get_running_loop().create_task(self._serve(conn))
+        self._tasks.add(task)
+        self._conns.add(conn)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._tasks.discard(t)
+            self._conns.discard(conn)
+
+        task.add_done_callback(done)
+
+    # ------------------------------------------------------------------------------ one client
+
+    async def _serve(self, client: RelayConnection) -> None:
+        backend: RelayConnection | None = None
+        try:
+            async with asyncio.timeout(self.settings.handshake_timeout):
+                backend = await self._handshake(client)
+            if backend is None:
+                client.close()
+                return
+            self._conns.add(backend)
+            try:
+                await client.wait_closed()
+                await backend.wait_closed()
+            finally:
+                self._conns.discard(backend)
+        except TimeoutError:
+            # authentication_timeout: a real server just closes the socket.
+            client.abort()
+        except (ConnectionClosed, ssl.SSLError, ConnectionError):
+            client.abort()
+        except asyncio.CancelledError:
+            client.abort()
+            raise
+        except Exception:
+            log.exception("postgres endpoint: unexpected error")
+            client.abort()
+        finally:
+            if backend is not None and backend.transport is not None \
+                    and not backend.transport.is_closing():
+                backend.close()
+
+    async def _handshake(self, client: RelayConnection) -> RelayConnection | None:
+        """Runs until the client is authenticated (returns the linked backend) or refused (None)."""
+        hs = FrontendHandshake()
+        try:
+            while True:
+                event = hs.next_event()
+                if event is NEED_DATA:
+                    hs.receive_data(await client.read())
+                elif isinstance(event, SSLRequested):
+                    if self._tls is None:
+                        client.write(hs.refuse_ssl())
+                        continue
+                    client.write(hs.accept_ssl())
+                    await client.start_tls(self._tls, timeout=self.settings.handshake_timeout)
+                    hs.tls_established()
+                elif isinstance(event, GSSEncRequested):
+                    client.write(hs.refuse_gssenc())
+                elif isinstance(event, CancelRequested):
+                    await self._forward_cancel(event)
+                    return None
+                elif isinstance(event, StartupReceived):
+                    return await self._authenticate(client, hs, event)
+                else:  # PasswordReceived outside the IAM exchange cannot happen here
+                    return None
+        except ProtocolViolation as exc:
+            if exc.report:
+                client.write(codec.fatal(exc.sqlstate, exc.message))
+            return None
+
+    def _client_info(self, client: RelayConnection, tls: bool, database: str) -> ClientInfo:
+        peer = client.extra("peername")  # noqa: S610
+        address, port = ("unknown", None)
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            address, port = str(peer[0]), int(peer[1])
+        return ClientInfo(address=address, port=port, tls=tls, database=database)
+
+    def _hba_reject(self, info: ClientInfo, user: str, database: str) -> bytes:
+        if info.tls:
+            wording = "SSL encryption" if self.admin.server_major >= 16 else "SSL on"
+        else:
+            wording = "no encryption" if self.admin.server_major >= 16 else "SSL off"
+        return codec.fatal(
+            "28000",
+            f'pg_hba.conf rejects connection for host "{info.address}", user "{user}", '
+            f'database "{database}", {wording}',
+            routine="ClientAuthentication")
+
+    async def _authenticate(self, client: RelayConnection, hs: FrontendHandshake,
+                            startup: StartupReceived) -> RelayConnection | None:
+        info = self._client_info(client, hs.tls, startup.database)
+        user = startup.user
+        try:
+            member = await self.admin.iam_member(user)
+        except BackendUnavailableError as exc:
+            log.warning("postgres endpoint: backend unavailable: %s", exc)
+            client.write(hs.fail("57P03", "the database system is not accepting connections"))
+            return None
+        if user == self.backend.admin_user or (startup.params.get("replication") and member):
+            client.write(self._hba_reject(info, user, startup.database))
+            return None
+        if member:
+            return await self._iam_login(client, hs, startup, info)
+        if self.settings.force_ssl and not hs.tls:
+            self.authenticator.reject(db_user=user, client=info, reason=Reason.TLS_REQUIRED,
+                                      detail="rds.force_ssl is on", method="password")
+            client.write(self._hba_reject(info, user, startup.database))
+            return None
+        return await self._password_login(client, hs, startup, info)
+
+    async def _iam_login(self, client: RelayConnection, hs: FrontendHandshake,
+                         startup: StartupReceived, info: ClientInfo) -> RelayConnection | None:
+        user = startup.user
+        refused = self.authenticator.transport_rejection(info)
+        if refused is not None:
+            self.authenticator.reject(
+                db_user=user, client=info, reason=refused,
+                detail="IAM logins are accepted over TLS only (pg_hba.conf: hostssl ... pam)",
+                hint="connect with sslmode=require or stricter")
+            client.write(self._hba_reject(info, user, startup.database))
+            return None
+        client.write(hs.request_cleartext_password())
+        while True:
+            event = hs.next_event()
+            if event is NEED_DATA:
+                hs.receive_data(await client.read())
+                continue
+            break
+        if not isinstance(event, PasswordReceived):
+            return None
+        decision = self.authenticator.authenticate_iam(db_user=user, token=event.password,
+                                                       client=info)
+        if not decision.ok:
+            client.write(hs.fail("28000", f'PAM authentication failed for user "{user}"',
+                                 routine="auth_failed"))
+            return None
+        pipelined = hs.hand_over()
+        backend, result = await self._backend_login(user, startup)
+        if isinstance(result, LoginFailed):
+            if backend is not None:
+                backend.close()
+            client.write(codec.error_response(result.fields))
+            return None
+        assert backend is not None
+        client.write(codec.auth_ok() + result.greeting)
+        client.unread(pipelined)
+        client.link(backend)
+        return backend
+
+    async def _backend_login(
+        self, user: str, startup: StartupReceived
+    ) -> tuple[RelayConnection | None, LoginSucceeded | LoginFailed]:
+        password = derived_password(self._secret, user)
+        params = {k: v for k, v in startup.params.items() if k not in ("user", "database")}
+        backend: RelayConnection | None = None
+        for attempt in (1, 2):
+            try:
+                backend = await _open_backend(self.backend, self.settings.backend_timeout)
+            except BackendUnavailableError:
+                return None, LoginFailed({"S": "FATAL", "V": "FATAL", "C": "57P03",
+                                          "M": "the database system is not accepting connections"})
+            login = BackendLogin(user=user, database=startup.database, password=password,
+                                 params=params)
+            result = await _login(backend, login)
+            if isinstance(result, LoginSucceeded):
+                return backend, result
+            backend.close()
+            if attempt == 1 and result.sqlstate == "28P01":
+                try:
+                    await self.admin.set_password(user, password)
+                except BackendUnavailableError as exc:
+                    log.warning("postgres endpoint: %s", exc)
+                    return None, result
+                continue
+            return None, result
+        raise AssertionError("unreachable")
+
+    async def _password_login(self, client: RelayConnection, hs: FrontendHandshake,
+                              startup: StartupReceived, info: ClientInfo) -> RelayConnection | None:
+        """Relay the start-up and the server's own authentication exchange, watching the outcome."""
+        user = startup.user
+        try:
+            backend = await _open_backend(self.backend, self.settings.backend_timeout)
+        except BackendUnavailableError:
+            client.write(hs.fail("57P03", "the database system is not accepting connections"))
+            return None
+        pipelined = hs.hand_over()
+        backend.write(startup.raw)
+        from_backend = codec.MessageReader(8 * 1024 * 1024)
+        from_client = codec.MessageReader()
+        from_client.feed(pipelined)
+        authenticated = False
+        while True:
+            from_backend.feed(await backend.read())
+            while (msg := from_backend.next_message()) is not None:
+                client.write(codec.typed(msg.type, msg.body))
+                if msg.type == b"E":
+                    fields = codec.parse_fields(msg.body)
+                    self.authenticator.record_password_login(
+                        db_user=user, client=info, ok=False,
+                        detail=f"{fields.get('C', '')} {fields.get('M', '')}".strip())
+                    backend.close()
+                    return None
+                if msg.type == b"Z":
+                    if not authenticated:
+                        raise ProtocolViolation("ReadyForQuery before authentication")
+                    client.unread(from_client.take_rest())
+                    backend.unread(from_backend.take_rest())
+                    client.link(backend)
+                    return backend
+                if msg.type != b"R":
+                    continue
+                code = codec.parse_int32(msg.body)
+                if code == codec.AUTH_OK:
+                    authenticated = True
+                    self.authenticator.record_password_login(
+                        db_user=user, client=info, ok=True,
+                        detail="password accepted by the server")
+                elif code in (codec.AUTH_CLEARTEXT, codec.AUTH_MD5, codec.AUTH_SASL,
+                              codec.AUTH_SASL_CONTINUE):
+                    reply = from_client.next_message()
+                    while reply is None:
+                        from_client.feed(await client.read())
+                        reply = from_client.next_message()
+                    backend.write(codec.typed(reply.type, reply.body))
+
+    async def _forward_cancel(self, event: CancelRequested) -> None:
+        """Pass a CancelRequest to the backend; the server itself checks pid and key."""
+        try:
+            conn = await _open_backend(self.backend, self.settings.backend_timeout)
+        except BackendUnavailableError:
+            return
+        conn.write(codec.cancel_request(event.pid, event.key))
+        with contextlib.suppress(ConnectionClosed, TimeoutError):
+            async with asyncio.timeout(self.settings.backend_timeout):
+                await conn.read()  # the server closes without answering
+        conn.close()
+
+
+class _ClientConnection(RelayConnection):
+    """A client-side RelayConnection that starts its serving task when the socket is accepted."""
+
+    def __init__(self, on_connect: Callable[[RelayConnection], None]) -> None:
+        super().__init__()
+        self._on_connect = on_connect
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._on_connect(self)

@@ -1,0 +1,166 @@
+"""Connections as asyncio Protocols that first serve a handshake, then relay bytes to a peer.
+
+Why Protocols and not streams: after authentication every byte is forwarded unchanged, and the
+cheapest way in asyncio is to write each received chunk straight into the peer's transport from
+``data_received`` — no task wake-up, no copy into a StreamReader. Flow control uses the transports'
+own watermarks: when the peer's write buffer is full, asyncio calls ``pause_writing`` on the peer's
+protocol, which pauses reading on this side (and resumes symmetrically), so a slow client cannot
+make the endpoint buffer a large result.
+
+The same object serves the handshake (``read``/``write`` with a small await API) so no buffered
+bytes are lost when switching to relay mode, and TLS can be started in between with
+``loop.start_tls``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from typing import Any
+
+HANDSHAKE_BUFFER_LIMIT = 256 * 1024
+"""Pause reading a client that sends more than this before it is authenticated."""
+
+
+class ConnectionClosed(Exception):
+    """The peer closed the connection (or it broke) while a handshake was reading."""
+
+
+class RelayConnection(asyncio.Protocol):
+    """One side of a relayed session; ``link`` two of them to start forwarding."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._buf = bytearray()
+        self._waiter: asyncio.Future[None] | None = None
+        self._peer: RelayConnection | None = None
+        self._eof = False
+        self._reading_paused = False
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.bytes_in = 0
+
+    # ---------------------------------------------------------------------- asyncio callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.bytes_in += len(data)
+        peer = self._peer
+        if peer is not None and peer.transport is not None:
+            peer.transport.write(data)
+            return
+        self._buf += data
+        if len(self._buf) > HANDSHAKE_BUFFER_LIMIT and self.transport is not None:
+            self._pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool | None:
+        self._eof = True
+        self._wake()
+        peer = self._peer
+        if peer is not None and peer.transport is not None:
+            peer.transport.close()  # flushes what is buffered, then closes
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._eof = True
+        self._wake()
+        if not self.closed.done():
+            self.closed.set_result(None)
+        peer = self._peer
+        if peer is not None and peer.transport is not None:
+            peer.transport.close()
+
+    def pause_writing(self) -> None:
+        peer = self._peer
+        if peer is not None:
+            peer._pause_reading()
+
+    def resume_writing(self) -> None:
+        peer = self._peer
+        if peer is not None:
+            peer._resume_reading()
+
+    # ---------------------------------------------------------------------- handshake API
+
+    async def read(self) -> bytes:
+        """Everything buffered (waiting for at least one byte); raises ConnectionClosed at EOF."""
+        while not self._buf:
+            if self._eof or self.transport is None or self.transport.is_closing():
+                raise ConnectionClosed("connection closed")
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        data = bytes(self._buf)
+        self._buf.clear()
+        self._resume_reading()
+        return data
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def unread(self, data: bytes) -> None:
+        """Put bytes back in front of the buffer (read too far during the handshake)."""
+        if data:
+            self._buf[:0] = data
+
+    async def start_tls(self, context: ssl.SSLContext, *, timeout: float) -> None:
+        """Upgrade this server-side connection to TLS (after answering ``S``)."""
+        assert self.transport is not None
+        loop = asyncio.get_running_loop()
+        new = await loop.start_tls(self.transport, self, context, server_side=True,
+                                   ssl_handshake_timeout=timeout)
+        if new is None:
+            raise ConnectionClosed("TLS handshake did not complete")
+        self.transport = new
+
+    def extra(self, name: str) -> Any:
+        return None if self.transport is None else self.transport.get_extra_info(name)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    # ---------------------------------------------------------------------- relay
+
+    def link(self, peer: RelayConnection) -> None:
+        """Start forwarding in both directions; flushes bytes buffered during the handshake."""
+        self._peer, peer._peer = peer, self
+        for side, other in ((self, peer), (peer, self)):
+            if side._buf and other.transport is not None:
+                other.transport.write(bytes(side._buf))
+            side._buf.clear()
+            side._resume_reading()
+            if side._eof and other.transport is not None:
+                other.transport.close()
+
+    async def wait_closed(self) -> None:
+        await self.closed
+
+    # ---------------------------------------------------------------------- internals
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def _pause_reading(self) -> None:
+        if not self._reading_paused and self.transport is not None:
+            self._reading_paused = True
+            with contextlib.suppress(RuntimeError, AttributeError):
+                self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self._reading_paused and self.transport is not None:
+            self._reading_paused = False
+            with contextlib.suppress(RuntimeError, AttributeError):
+                self.transport.resume_reading()

@@ -1,0 +1,78 @@
+"""A minimal simple-query client (sans-I/O) for the endpoint's own admin connection.
+
+The endpoint asks the real server a few questions (is this role a member of ``rds_iam``?) and sets
+derived passwords; it needs text results of the simple query protocol, nothing more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rdsiam_emulator.protocols.postgres import codec
+from rdsiam_emulator.protocols.postgres.codec import ProtocolViolation
+
+MAX_RESULT_MESSAGE = 1024 * 1024
+
+
+def quote_literal(text: str) -> str:
+    """A standard-conforming SQL string literal (the server runs standard_conforming_strings=on)."""
+    if "\0" in text:
+        raise ValueError("NUL in SQL literal")
+    return "'" + text.replace("'", "''") + "'"
+
+
+def quote_ident(text: str) -> str:
+    if "\0" in text:
+        raise ValueError("NUL in SQL identifier")
+    return '"' + text.replace('"', '""') + '"'
+
+
+def query_message(sql: str) -> bytes:
+    return codec.typed(b"Q", codec.cstr(sql))
+
+
+@dataclass(slots=True)
+class QueryResult:
+    rows: list[list[str | None]] = field(default_factory=list)
+    error: dict[str, str] | None = None
+    command_tags: list[str] = field(default_factory=list)
+
+
+class SimpleQuery:
+    """Collects one simple query's results; ``receive_data`` returns the result at ReadyForQuery."""
+
+    def __init__(self) -> None:
+        self._reader = codec.MessageReader(MAX_RESULT_MESSAGE)
+        self._result = QueryResult()
+
+    def receive_data(self, data: bytes) -> QueryResult | None:
+        self._reader.feed(data)
+        while True:
+            msg = self._reader.next_message()
+            if msg is None:
+                return None
+            if msg.type == b"D":
+                self._result.rows.append(_data_row(msg.body))
+            elif msg.type == b"E":
+                self._result.error = codec.parse_fields(msg.body)
+            elif msg.type == b"C":
+                self._result.command_tags.append(codec.split_cstrings(msg.body)[0])
+            elif msg.type == b"Z":
+                return self._result
+
+
+def _data_row(body: bytes) -> list[str | None]:
+    if len(body) < 2:
+        raise ProtocolViolation("short DataRow")
+    count = int.from_bytes(body[:2], "big")
+    pos = 2
+    values: list[str | None] = []
+    for _ in range(count):
+        length = codec.parse_int32(body, pos)
+        pos += 4
+        if length < 0:
+            values.append(None)
+            continue
+        values.append(body[pos : pos + length].decode("utf-8", "replace"))
+        pos += length
+    return values

@@ -1,0 +1,269 @@
+"""Fixtures: a real PostgreSQL 15 (as an unprivileged user), the emulator CA and a running endpoint.
+
+The endpoint runs on its own event loop in a background thread so blocking drivers (psycopg,
+psycopg2, psql) can be used from the test thread exactly as applications use them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import boto3
+import psycopg
+import pytest
+
+from rdsiam_emulator.authenticator import Authenticator
+from rdsiam_emulator.clock import SystemClock
+from rdsiam_emulator.credentials import StaticCredentials
+from rdsiam_emulator.endpoint.postgres import BackendTarget, EndpointSettings, PostgresEndpoint
+from rdsiam_emulator.endpoint_spec import Endpoint
+from rdsiam_emulator.events import EventLog
+from rdsiam_emulator.secrets import new_instance_secret
+from rdsiam_emulator.tls import EmulatorCA, endpoint_names
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+RDS_HOST = "mydb.c9akciq32example.us-east-1.rds.amazonaws.com"
+REGION = "us-east-1"
+AKID = "AKIAIOSFODNN7EXAMPLE"
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+ADMIN_USER = "rdsadmin"
+MASTER_USER = "postgres"
+T = TypeVar("T")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class PgServer:
+    host: str
+    port: int
+    admin_password: str = field(repr=False)
+    master_password: str = field(repr=False)
+    datadir: Path
+    proc: subprocess.Popen[bytes]
+
+    def admin_conninfo(self, dbname: str = "postgres") -> str:
+        return (f"host={self.host} port={self.port} user={ADMIN_USER} "
+                f"password={self.admin_password} dbname={dbname} sslmode=disable")
+
+    def sql(self, *statements: str, dbname: str = "postgres") -> list[Any]:
+        out: list[Any] = []
+        with psycopg.connect(self.admin_conninfo(dbname), autocommit=True) as conn:
+            for stmt in statements:
+                cur = conn.execute(stmt)
+                out.append(cur.fetchall() if cur.description else None)
+        return out
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def start(self) -> None:
+        """(Re)start the server on the same port and data directory."""
+        self.proc = _spawn(self.datadir, self.port)
+        _wait_ready(self)
+
+
+def _prefix() -> list[str]:
+    if os.geteuid() != 0:
+        return []
+    nobody = pwd.getpwnam("nobody")
+    return ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups"]
+
+
+def _spawn(datadir: Path, port: int) -> subprocess.Popen[bytes]:
+    log = open(datadir.parent / "server.log", "ab")  # noqa: SIM115 - handed to the child
+    try:
+        return subprocess.Popen(
+            [*_prefix(), str(PG_BIN / "postgres"), "-D", str(datadir), "-p", str(port),
+             "-k", str(datadir.parent), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+             "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+             "-c", "max_connections=300", "-c", "shared_buffers=64MB"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    finally:
+        log.close()
+
+
+def _wait_ready(server: PgServer) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with psycopg.connect(server.admin_conninfo(), connect_timeout=2):
+                return
+        except psycopg.OperationalError:
+            if server.proc.poll() is not None or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    base = Path(tempfile.mkdtemp(prefix="rdsiam-pg-"))
+    os.chmod(base, 0o755)
+    datadir = base / "data"
+    admin_pw, master_pw = uuid.uuid4().hex, uuid.uuid4().hex
+    pwfile = base / "pw"
+    pwfile.write_text(admin_pw)
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        os.chown(base, nobody.pw_uid, nobody.pw_gid)
+        os.chown(pwfile, nobody.pw_uid, nobody.pw_gid)
+    subprocess.run(
+        [*_prefix(), str(PG_BIN / "initdb"), "-D", str(datadir), "-U", ADMIN_USER,
+         "--auth=scram-sha-256", f"--pwfile={pwfile}", "--no-sync", "-E", "UTF8",
+         "--locale=C"], check=True, capture_output=True)
+    pwfile.unlink()
+    (datadir / "pg_hba.conf").write_text("host all all 127.0.0.1/32 scram-sha-256\n")
+    port = _free_port()
+    server = PgServer("127.0.0.1", port, admin_pw, master_pw, datadir, _spawn(datadir, port))
+    try:
+        _wait_ready(server)
+        server.sql(
+            "CREATE ROLE rds_iam", "CREATE ROLE rds_superuser",
+            f"CREATE ROLE {MASTER_USER} LOGIN CREATEROLE CREATEDB PASSWORD '{master_pw}' "
+            "IN ROLE rds_superuser",
+            f"CREATE DATABASE app OWNER {MASTER_USER}",
+        )
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> EmulatorCA:
+    return EmulatorCA(tmp_path_factory.mktemp("ca"))
+
+
+class LoopThread:
+    """An event loop in a daemon thread; ``run`` executes a coroutine there and waits for it."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@dataclass
+class RunningEndpoint:
+    endpoint: PostgresEndpoint
+    authenticator: Authenticator
+    events: EventLog
+    ca: EmulatorCA
+    server: PgServer
+    loop: LoopThread
+    port: int
+    host: str = RDS_HOST
+
+    def token(self, user: str, *, port: int | None = None, host: str | None = None) -> str:
+        client = boto3.client("rds", region_name=REGION, aws_access_key_id=AKID,
+                              aws_secret_access_key=SECRET)
+        return str(client.generate_db_auth_token(
+            DBHostname=host or RDS_HOST, Port=port or self.port, DBUsername=user))
+
+    def conninfo(self, user: str, password: str, *, dbname: str = "app",
+                 sslmode: str = "verify-full", **extra: str) -> str:
+        parts = {"host": RDS_HOST, "hostaddr": "127.0.0.1", "port": str(self.port),
+                 "user": user, "password": password, "dbname": dbname, "sslmode": sslmode,
+                 "sslrootcert": str(self.ca.bundle_path), **extra}
+        return " ".join(f"{k}='{v}'" for k, v in parts.items())
+
+    def iam_user(self, prefix: str = "iam") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        self.server.sql(f"CREATE ROLE {name} LOGIN", f"GRANT rds_iam TO {name}",
+                        f"GRANT ALL ON DATABASE app TO {name}")
+        self.server.sql(f"GRANT ALL ON SCHEMA public TO {name}", dbname="app")
+        return name
+
+    def password_user(self, prefix: str = "pw") -> tuple[str, str]:
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        password = uuid.uuid4().hex
+        self.server.sql(f"CREATE ROLE {name} LOGIN PASSWORD '{password}'")
+        return name, password
+
+
+def make_endpoint(server: PgServer, ca: EmulatorCA, loop: LoopThread,
+                  settings: EndpointSettings | None = None,
+                  backend_port: int | None = None) -> RunningEndpoint:
+    events = EventLog()
+    cert = ca.server_certificate(endpoint_names([RDS_HOST]))
+    target = BackendTarget(server.host, backend_port or server.port, ADMIN_USER,
+                           server.admin_password)
+
+    async def start() -> tuple[PostgresEndpoint, Authenticator]:
+        placeholder: Any = None
+        ep = PostgresEndpoint(backend=target, authenticator=placeholder,
+                              instance_secret=new_instance_secret(),
+                              tls_context=cert.server_context(), settings=settings)
+        await ep.start()
+        auth = Authenticator(
+            instance_id="mydb", engine="postgres",
+            endpoint=Endpoint(RDS_HOST, ep.port, REGION, aliases=("localhost", "127.0.0.1")),
+            credentials=StaticCredentials({AKID: (SECRET, None)}), events=events,
+            clock=SystemClock())
+        ep.authenticator = auth
+        return ep, auth
+
+    ep, auth = loop.run(start())
+    return RunningEndpoint(ep, auth, events, ca, server, loop, ep.port)
+
+
+@pytest.fixture
+def loop_thread() -> Iterator[LoopThread]:
+    lt = LoopThread()
+    yield lt
+    lt.stop()
+
+
+@pytest.fixture
+def endpoint(pg_server: PgServer, ca: EmulatorCA,
+             loop_thread: LoopThread) -> Iterator[RunningEndpoint]:
+    running = make_endpoint(pg_server, ca, loop_thread)
+    yield running
+    close_and_check(running)
+
+
+def close_and_check(running: RunningEndpoint) -> None:
+    """Close the endpoint; every serving task must have finished (no leaks)."""
+    running.loop.run(_settle(running.endpoint))
+    running.loop.run(running.endpoint.close())
+
+
+async def _settle(ep: PostgresEndpoint, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while ep.active_tasks and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+
+
+StartFn = Callable[..., RunningEndpoint]
