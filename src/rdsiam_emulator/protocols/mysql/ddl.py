@@ -1,0 +1,353 @@
+"""Finding and rewriting the RDS IAM user DDL in a COM_QUERY text.
+
+RDS enables IAM for a MySQL user with ``CREATE USER 'u'@'%' IDENTIFIED WITH AWSAuthenticationPlugin
+AS 'RDS'`` (or ``ALTER USER``). The real backend has no such plugin, so the endpoint rewrites each
+such auth clause into ``IDENTIFIED BY '<derived password>'`` and reports which accounts became (or
+stopped being) IAM users so the emulator's catalog can follow. ``DROP USER``, ``RENAME USER`` and
+password changes are reported too, so a dropped or re-passworded user stops being treated as IAM.
+
+A small tokenizer (quotes, backticks, comments) does the work, so DDL-looking text inside string
+literals is never touched. Anything the parser does not understand is passed through unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+
+IAM_PLUGIN = "awsauthenticationplugin"
+
+DerivePassword = Callable[[str], str]
+"""``(db_user) -> password``: the emulator's derived password for an IAM user."""
+
+_PREFILTER = re.compile(rb"(?i)\b(?:create|alter|drop|rename)\b[\s\S]{0,40}?\buser\b")
+"""Cheap test on raw query bytes; only matches go through the tokenizer."""
+
+MAX_INSPECTED_QUERY = 1024 * 1024
+"""DDL is short; larger COM_QUERY packets (bulk inserts) are relayed without inspection."""
+
+
+def might_be_user_ddl(query: bytes) -> bool:
+    return len(query) <= MAX_INSPECTED_QUERY and _PREFILTER.search(query) is not None
+
+
+class Kind(Enum):
+    WORD = "word"
+    STRING = "string"
+    QIDENT = "qident"
+    PUNCT = "punct"
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    kind: Kind
+    text: str
+    """Words as written; strings and quoted identifiers unescaped."""
+    start: int
+    end: int
+
+    @property
+    def word(self) -> str:
+        """Lower-cased text of an unquoted word ('' for anything else): for keyword matching."""
+        return self.text.lower() if self.kind is Kind.WORD else ""
+
+
+_WORD = re.compile(r"[A-Za-z0-9_$.\x80-\U0010ffff%]+")
+
+
+def tokenize(sql: str) -> list[Token]:
+    tokens: list[Token] = []
+    i, n = 0, len(sql)
+    while i < n:
+        ch = sql[i]
+        if ch.isspace():
+            i += 1
+        elif ch == "#" or sql.startswith("-- ", i) or sql.startswith("--\t", i) or (
+            sql.startswith("--", i) and i + 2 == n
+        ):
+            end = sql.find("\n", i)
+            i = n if end < 0 else end + 1
+        elif sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+        elif ch in "'\"`":
+            j, buf = i + 1, []
+            while j < n:
+                c = sql[j]
+                if c == "\\" and ch != "`" and j + 1 < n:
+                    buf.append(_unescape(sql[j + 1]))
+                    j += 2
+                elif c == ch:
+                    if j + 1 < n and sql[j + 1] == ch:
+                        buf.append(ch)
+                        j += 2
+                    else:
+                        break
+                else:
+                    buf.append(c)
+                    j += 1
+            kind = Kind.QIDENT if ch == "`" else Kind.STRING
+            tokens.append(Token(kind, "".join(buf), i, min(j + 1, n)))
+            i = j + 1
+        else:
+            m = _WORD.match(sql, i)
+            if m:
+                tokens.append(Token(Kind.WORD, m.group(), i, m.end()))
+                i = m.end()
+            else:
+                tokens.append(Token(Kind.PUNCT, ch, i, i + 1))
+                i += 1
+    return tokens
+
+
+def _unescape(c: str) -> str:
+    return {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "Z": "\x1a", "b": "\b"}.get(c, c)
+
+
+class Op(Enum):
+    CREATE = "create"
+    ALTER = "alter"
+    DROP = "drop"
+    RENAME = "rename"
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    user: str
+    host: str = "%"
+
+    def sql(self) -> str:
+        return f"{quote(self.user)}@{quote(self.host)}"
+
+
+@dataclass(frozen=True, slots=True)
+class UserChange:
+    """What one account clause does to IAM-ness: True = becomes IAM, False = stops, None = same."""
+
+    account: Account
+    iam: bool | None
+    renamed_to: Account | None = None
+
+
+@dataclass(slots=True)
+class Statement:
+    op: Op
+    if_not_exists: bool = False
+    or_replace: bool = False
+    changes: list[UserChange] = field(default_factory=list)
+
+    @property
+    def uses_iam_plugin(self) -> bool:
+        return any(c.iam for c in self.changes)
+
+
+@dataclass(slots=True)
+class Inspection:
+    """The statements of one query (in order) and, if needed, the rewritten text."""
+
+    statements: list[Statement | None]
+    """One entry per statement in the query; None for statements that are not user DDL."""
+    rewritten: str | None = None
+
+    @property
+    def user_ddl(self) -> list[Statement]:
+        return [s for s in self.statements if s is not None]
+
+    @property
+    def uses_iam_plugin(self) -> bool:
+        return any(s.uses_iam_plugin for s in self.user_ddl)
+
+
+def quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+_END_OF_SPEC = frozenset({
+    "require", "with", "password", "account", "comment", "attribute", "default",
+    "failed_login_attempts", "password_lock_time", "resource", "max_queries_per_hour",
+})
+
+
+def inspect(sql: str, derive: DerivePassword | None = None) -> Inspection:
+    """Parse ``sql``; with ``derive`` set, rewrite every IAM auth clause to a derived password."""
+    tokens = tokenize(sql)
+    statements: list[Statement | None] = []
+    edits: list[tuple[int, int, str]] = []
+    for chunk in _split(tokens):
+        stmt = _parse_statement(chunk, derive, edits)
+        statements.append(stmt)
+    rewritten = None
+    if edits:
+        out, last = [], 0
+        for start, end, text in sorted(edits):
+            out.append(sql[last:start])
+            out.append(text)
+            last = end
+        out.append(sql[last:])
+        rewritten = "".join(out)
+    return Inspection(statements, rewritten)
+
+
+def _split(tokens: list[Token]) -> list[list[Token]]:
+    chunks: list[list[Token]] = [[]]
+    for tok in tokens:
+        if tok.kind is Kind.PUNCT and tok.text == ";":
+            chunks.append([])
+        else:
+            chunks[-1].append(tok)
+    if not chunks[-1] and len(chunks) > 1:
+        chunks.pop()
+    return chunks
+
+
+def _is_word(tok: Token | None, *words: str) -> bool:
+    return tok is not None and tok.word in words
+
+
+class _Cursor:
+    def __init__(self, tokens: list[Token]) -> None:
+        self.toks = tokens
+        self.i = 0
+
+    def peek(self, k: int = 0) -> Token | None:
+        j = self.i + k
+        return self.toks[j] if j < len(self.toks) else None
+
+    def next(self) -> Token | None:
+        tok = self.peek()
+        self.i += 1
+        return tok
+
+    def accept(self, *words: str) -> bool:
+        if _is_word(self.peek(), *words):
+            self.i += 1
+            return True
+        return False
+
+    def accept_seq(self, *words: str) -> bool:
+        for k, word in enumerate(words):
+            if not _is_word(self.peek(k), word):
+                return False
+        self.i += len(words)
+        return True
+
+    def punct(self, ch: str) -> bool:
+        tok = self.peek()
+        if tok is not None and tok.kind is Kind.PUNCT and tok.text == ch:
+            self.i += 1
+            return True
+        return False
+
+
+def _parse_statement(
+    tokens: list[Token], derive: DerivePassword | None, edits: list[tuple[int, int, str]]
+) -> Statement | None:
+    cur = _Cursor(tokens)
+    first = cur.next()
+    if first is None or first.kind is not Kind.WORD:
+        return None
+    try:
+        op = Op(first.word)
+    except ValueError:
+        return None
+    stmt = Statement(op)
+    if op is Op.CREATE and cur.accept_seq("or", "replace"):
+        stmt.or_replace = True
+    if not cur.accept("user"):
+        return None
+    if op is Op.CREATE and cur.accept_seq("if", "not", "exists"):
+        stmt.if_not_exists = True
+    elif op in (Op.ALTER, Op.DROP) and cur.accept_seq("if", "exists"):
+        pass
+    while True:
+        account = _account(cur)
+        if account is None:
+            return stmt if stmt.changes else None
+        if op is Op.RENAME:
+            if not cur.accept("to"):
+                return None
+            target = _account(cur)
+            if target is None:
+                return None
+            stmt.changes.append(UserChange(account, None, target))
+        elif op is Op.DROP:
+            stmt.changes.append(UserChange(account, False))
+        else:
+            stmt.changes.append(UserChange(account, _auth_clause(cur, account, op, derive, edits)))
+        if not cur.punct(","):
+            return stmt
+
+
+def _account(cur: _Cursor) -> Account | None:
+    tok = cur.peek()
+    if tok is None or tok.kind is Kind.PUNCT:
+        return None
+    if tok.word in _END_OF_SPEC or tok.word in ("identified", "to"):
+        return None
+    cur.next()
+    user, host = tok.text, "%"
+    if tok.word == "current_user":
+        if cur.punct("("):
+            cur.punct(")")
+        return None
+    if cur.punct("@"):
+        htok = cur.next()
+        if htok is None:
+            return None
+        host = htok.text
+    return Account(user, host)
+
+
+def _auth_clause(
+    cur: _Cursor,
+    account: Account,
+    op: Op,
+    derive: DerivePassword | None,
+    edits: list[tuple[int, int, str]],
+) -> bool | None:
+    start_tok = cur.peek()
+    if not cur.accept("identified"):
+        # CREATE without an auth clause makes a user with no password (not IAM); ALTER keeps it.
+        return False if op is Op.CREATE else None
+    assert start_tok is not None
+    end = start_tok.end
+    if cur.accept("with", "via"):
+        plugin_tok = cur.next()
+        if plugin_tok is None:
+            return None
+        end = plugin_tok.end
+        if plugin_tok.kind is Kind.PUNCT or plugin_tok.text.lower() != IAM_PLUGIN:
+            _skip_auth_value(cur)
+            return False
+        if cur.accept("as", "using", "by"):
+            value = cur.next()
+            if value is not None:
+                end = value.end
+        if derive is not None:
+            edits.append((start_tok.start, end, f"IDENTIFIED BY {quote(derive(account.user))}"))
+        return True
+    _skip_auth_value(cur)
+    return False
+
+
+def _skip_auth_value(cur: _Cursor) -> None:
+    cur.accept("by", "as", "using")
+    cur.accept("password")
+    tok = cur.peek()
+    if tok is not None and tok.kind is Kind.STRING:
+        cur.next()
+    while cur.accept("or"):  # MariaDB: IDENTIFIED VIA a USING 'x' OR b ...
+        cur.next()
+        if cur.accept("using", "as", "by"):
+            cur.next()
+
+
+_FAILED_ACCOUNT = re.compile(r"'((?:[^'\\]|\\.|'')*)'@'((?:[^'\\]|\\.|'')*)'")
+
+
+def failed_accounts(message: str) -> set[Account]:
+    """Accounts named in an ER_CANNOT_USER (1396) message: 'Operation X failed for 'a'@'%',...'."""
+    return {Account(u.replace("''", "'"), h.replace("''", "'"))
+            for u, h in _FAILED_ACCOUNT.findall(message)}

@@ -1,0 +1,353 @@
+"""Handshake-phase messages: parse and build, byte-exact.
+
+Fields the endpoint does not interpret (MariaDB extended capabilities in reserved bytes, connection
+attributes, trailing extensions) are kept raw so a re-built message carries everything the client
+asked for to the backend unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from rdsiam_emulator.protocols.mysql.constants import (
+    AUTH_MORE_DATA_HEADER,
+    AUTH_SWITCH_HEADER,
+    EOF_HEADER,
+    ERR_HEADER,
+    OK_HEADER,
+    Capability,
+)
+from rdsiam_emulator.protocols.mysql.packets import ProtocolError, Reader, lenenc_bytes, lenenc_int
+
+SSL_REQUEST_LENGTH = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Greeting:
+    """Protocol v10 initial handshake (server → client)."""
+
+    server_version: bytes
+    connection_id: int
+    nonce: bytes
+    """The 20-byte auth plugin data (scramble), without the trailing NUL."""
+    capabilities: int
+    charset: int
+    status: int
+    auth_plugin: str
+    reserved: bytes = b"\0" * 10
+    """Raw reserved bytes; MariaDB puts its extended capabilities in the last four."""
+    protocol_version: int = 10
+
+    @classmethod
+    def parse(cls, payload: bytes) -> Greeting:
+        r = Reader(payload)
+        proto = r.uint(1)
+        if proto == ERR_HEADER:
+            raise ProtocolError("server sent an error instead of a greeting: " + _err_text(payload))
+        if proto != 10:
+            raise ProtocolError(f"unsupported protocol version {proto}")
+        version = r.nul_str()
+        conn_id = r.uint(4)
+        part1 = r.take(8)
+        r.take(1)
+        caps = r.uint(2)
+        charset, status, caps_hi = 0, 0, 0
+        data_len = 0
+        reserved = b"\0" * 10
+        if not r.at_end():
+            charset = r.uint(1)
+            status = r.uint(2)
+            caps_hi = r.uint(2)
+            data_len = r.uint(1)
+            reserved = r.take(10)
+        caps |= caps_hi << 16
+        part2 = b""
+        if caps & Capability.SECURE_CONNECTION:
+            part2 = r.take(max(13, data_len - 8))
+            if part2.endswith(b"\0"):
+                part2 = part2[:-1]
+        plugin = b""
+        if caps & Capability.PLUGIN_AUTH:
+            plugin = r.nul_str_or_rest()
+        return cls(
+            server_version=version,
+            connection_id=conn_id,
+            nonce=part1 + part2,
+            capabilities=caps,
+            charset=charset,
+            status=status,
+            auth_plugin=plugin.decode("ascii", "replace"),
+            reserved=reserved,
+            protocol_version=proto,
+        )
+
+    def build(self) -> bytes:
+        caps = self.capabilities
+        nonce = self.nonce
+        return b"".join(
+            (
+                bytes([self.protocol_version]),
+                self.server_version + b"\0",
+                self.connection_id.to_bytes(4, "little"),
+                nonce[:8],
+                b"\0",
+                (caps & 0xFFFF).to_bytes(2, "little"),
+                bytes([self.charset]),
+                self.status.to_bytes(2, "little"),
+                ((caps >> 16) & 0xFFFF).to_bytes(2, "little"),
+                bytes([len(nonce) + 1 if caps & Capability.PLUGIN_AUTH else 0]),
+                self.reserved,
+                nonce[8:] + b"\0" if caps & Capability.SECURE_CONNECTION else b"",
+                self.auth_plugin.encode() + b"\0" if caps & Capability.PLUGIN_AUTH else b"",
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeResponse:
+    """HandshakeResponse41 (client → server); also the SSLRequest, which is its 32-byte prefix."""
+
+    capabilities: int
+    max_packet: int
+    charset: int
+    filler: bytes
+    """23 raw bytes; MariaDB clients put extended capabilities in the last four."""
+    user: bytes = b""
+    auth_response: bytes = b""
+    database: bytes | None = None
+    auth_plugin: str | None = None
+    attributes: bytes | None = None
+    """The raw key/value block of connection attributes (without its length prefix)."""
+    tail: bytes = b""
+    """Anything after the known fields (e.g. MySQL 8's zstd level), kept verbatim."""
+    is_ssl_request: bool = False
+
+    @property
+    def user_text(self) -> str:
+        return self.user.decode("utf-8", "replace")
+
+    @classmethod
+    def parse(cls, payload: bytes) -> HandshakeResponse:
+        if len(payload) < SSL_REQUEST_LENGTH:
+            raise ProtocolError("handshake response too short")
+        r = Reader(payload)
+        caps = r.uint(4)
+        if not caps & Capability.PROTOCOL_41:
+            raise ProtocolError("client does not speak protocol 4.1", code=1251, sqlstate="08004")
+        max_packet = r.uint(4)
+        charset = r.uint(1)
+        filler = r.take(23)
+        if r.at_end():
+            return cls(caps, max_packet, charset, filler, is_ssl_request=True)
+        user = r.nul_str()
+        if caps & Capability.PLUGIN_AUTH_LENENC_CLIENT_DATA:
+            auth = r.lenenc_bytes()
+        elif caps & Capability.SECURE_CONNECTION:
+            auth = r.take(r.uint(1))
+        else:
+            auth = r.nul_str_or_rest()
+        database = None
+        if caps & Capability.CONNECT_WITH_DB and not r.at_end():
+            database = r.nul_str_or_rest()
+        plugin = None
+        if caps & Capability.PLUGIN_AUTH and not r.at_end():
+            plugin = r.nul_str_or_rest().decode("ascii", "replace")
+        attributes = None
+        if caps & Capability.CONNECT_ATTRS and not r.at_end():
+            attributes = r.lenenc_bytes()
+        return cls(caps, max_packet, charset, filler, user, auth, database, plugin, attributes,
+                   r.rest())
+
+    def build(self) -> bytes:
+        caps = self.capabilities
+        head = (
+            caps.to_bytes(4, "little")
+            + self.max_packet.to_bytes(4, "little")
+            + bytes([self.charset])
+            + self.filler
+        )
+        if self.is_ssl_request:
+            return head
+        parts = [head, self.user + b"\0"]
+        if caps & Capability.PLUGIN_AUTH_LENENC_CLIENT_DATA:
+            parts.append(lenenc_bytes(self.auth_response))
+        elif caps & Capability.SECURE_CONNECTION:
+            if len(self.auth_response) > 255:
+                raise ValueError("auth response longer than 255 bytes needs LENENC_CLIENT_DATA")
+            parts.append(bytes([len(self.auth_response)]) + self.auth_response)
+        else:
+            parts.append(self.auth_response + b"\0")
+        if caps & Capability.CONNECT_WITH_DB:
+            parts.append((self.database or b"") + b"\0")
+        if caps & Capability.PLUGIN_AUTH:
+            parts.append((self.auth_plugin or "").encode() + b"\0")
+        if caps & Capability.CONNECT_ATTRS:
+            parts.append(lenenc_bytes(self.attributes or b""))
+        parts.append(self.tail)
+        return b"".join(parts)
+
+    def with_auth(self, plugin: str, auth_response: bytes) -> HandshakeResponse:
+        return replace(self, auth_plugin=plugin, auth_response=auth_response)
+
+    def attribute_pairs(self) -> dict[str, str]:
+        """Decode the connection attributes (for events and tests; lenient on bad input)."""
+        out: dict[str, str] = {}
+        if not self.attributes:
+            return out
+        r = Reader(self.attributes)
+        try:
+            while not r.at_end():
+                key = r.lenenc_bytes().decode("utf-8", "replace")
+                out[key] = r.lenenc_bytes().decode("utf-8", "replace")
+        except ProtocolError:
+            pass
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeUser:
+    """COM_CHANGE_USER: the fields the endpoint needs to decide whether IAM applies."""
+
+    user: bytes
+    auth_response: bytes
+    database: bytes
+    charset: int | None
+    auth_plugin: str | None
+    attributes: bytes | None
+
+    @classmethod
+    def parse(cls, payload: bytes, capabilities: int) -> ChangeUser:
+        r = Reader(payload, 1)
+        user = r.nul_str()
+        if capabilities & Capability.SECURE_CONNECTION:
+            auth = r.take(r.uint(1))
+        else:
+            auth = r.nul_str_or_rest()
+        database = r.nul_str_or_rest() if not r.at_end() else b""
+        charset = r.uint(2) if r.remaining >= 2 else None
+        plugin = None
+        if capabilities & Capability.PLUGIN_AUTH and not r.at_end():
+            plugin = r.nul_str_or_rest().decode("ascii", "replace")
+        attributes = None
+        if capabilities & Capability.CONNECT_ATTRS and not r.at_end():
+            attributes = r.lenenc_bytes()
+        return cls(user, auth, database, charset, plugin, attributes)
+
+    def build(self, capabilities: int) -> bytes:
+        parts = [b"\x11", self.user + b"\0"]
+        if capabilities & Capability.SECURE_CONNECTION:
+            parts.append(bytes([len(self.auth_response)]) + self.auth_response)
+        else:
+            parts.append(self.auth_response + b"\0")
+        parts.append(self.database + b"\0")
+        if self.charset is not None:
+            parts.append(self.charset.to_bytes(2, "little"))
+            if capabilities & Capability.PLUGIN_AUTH:
+                parts.append((self.auth_plugin or "").encode() + b"\0")
+            if capabilities & Capability.CONNECT_ATTRS:
+                parts.append(lenenc_bytes(self.attributes or b""))
+        return b"".join(parts)
+
+
+# ----------------------------------------------------------------------- generic response packets
+
+
+@dataclass(frozen=True, slots=True)
+class ErrPacket:
+    code: int
+    sqlstate: str
+    message: str
+
+    def build(self) -> bytes:
+        return (
+            bytes([ERR_HEADER])
+            + self.code.to_bytes(2, "little")
+            + b"#"
+            + self.sqlstate.encode("ascii")[:5].ljust(5, b"0")
+            + self.message.encode("utf-8")
+        )
+
+    @classmethod
+    def parse(cls, payload: bytes) -> ErrPacket:
+        r = Reader(payload, 1)
+        code = r.uint(2)
+        state = "HY000"
+        if r.remaining >= 6 and payload[r.pos : r.pos + 1] == b"#":
+            r.take(1)
+            state = r.take(5).decode("ascii", "replace")
+        return cls(code, state, r.rest().decode("utf-8", "replace"))
+
+    def render(self) -> str:
+        """As the mysql/mariadb command-line clients print it."""
+        return f"ERROR {self.code} ({self.sqlstate}): {self.message}"
+
+
+def _err_text(payload: bytes) -> str:
+    try:
+        return ErrPacket.parse(payload).render()
+    except ProtocolError:
+        return "unreadable error packet"
+
+
+def ok_packet(status: int = 0x0002, warnings: int = 0, affected: int = 0,
+              last_insert_id: int = 0) -> bytes:
+    return (
+        bytes([OK_HEADER]) + lenenc_int(affected) + lenenc_int(last_insert_id)
+        + status.to_bytes(2, "little") + warnings.to_bytes(2, "little")
+    )
+
+
+def eof_packet(status: int = 0x0002, warnings: int = 0) -> bytes:
+    return bytes([EOF_HEADER]) + warnings.to_bytes(2, "little") + status.to_bytes(2, "little")
+
+
+def ok_status(payload: bytes) -> int:
+    """The server status flags of an OK packet (0 if unreadable)."""
+    try:
+        r = Reader(payload, 1)
+        r.lenenc_int()
+        r.lenenc_int()
+        return r.uint(2)
+    except ProtocolError:
+        return 0
+
+
+def auth_switch_request(plugin: str, data: bytes) -> bytes:
+    return bytes([AUTH_SWITCH_HEADER]) + plugin.encode() + b"\0" + data
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSwitch:
+    plugin: str
+    data: bytes
+
+    @classmethod
+    def parse(cls, payload: bytes) -> AuthSwitch:
+        if len(payload) == 1:
+            raise ProtocolError("old-style auth switch (pre-4.1 passwords) is not supported",
+                                code=1251, sqlstate="08004")
+        r = Reader(payload, 1)
+        plugin = r.nul_str_or_rest().decode("ascii", "replace")
+        data = r.rest()
+        if data.endswith(b"\0"):
+            data = data[:-1]
+        return cls(plugin, data)
+
+
+def auth_more_data(data: bytes) -> bytes:
+    return bytes([AUTH_MORE_DATA_HEADER]) + data
+
+
+def is_ok(payload: bytes) -> bool:
+    return bool(payload) and payload[0] == OK_HEADER
+
+
+def is_err(payload: bytes) -> bool:
+    return bool(payload) and payload[0] == ERR_HEADER
+
+
+def access_denied(user: str, client_ip: str, *, using_password: bool = True) -> ErrPacket:
+    """The exact message RDS (and MySQL) sends for a refused login."""
+    yes = "YES" if using_password else "NO"
+    return ErrPacket(1045, "28000",
+                     f"Access denied for user '{user}'@'{client_ip}' (using password: {yes})")
