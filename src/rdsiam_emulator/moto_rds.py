@@ -1,0 +1,95 @@
+"""Registering an emulated instance in moto's RDS, so ``describe_db_instances`` tells the truth.
+
+Apps look up their database the way they do on AWS: ``describe_db_instances`` for the endpoint
+address, port, ``DbiResourceId`` and ``IAMDatabaseAuthenticationEnabled``. moto generates a fixed
+``<id>.aaaaaaaaaa.<region>.rds.amazonaws.com`` address as a read-only property; one small,
+idempotent patch lets an instance carry the emulator's real endpoint name (others keep moto's).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from rdsiam_emulator.iam import moto_patches
+
+_lock = threading.Lock()
+_ADDRESS_ATTR = "_rdsiam_address"
+_ENGINES = {"postgres": ("postgres", "16.4"), "mysql": ("mysql", "8.0.39"),
+            "mariadb": ("mariadb", "11.4.3")}
+
+
+@dataclass(frozen=True, slots=True)
+class RdsRegistration:
+    """What moto should report for one emulated instance."""
+
+    instance_id: str
+    engine: str
+    """``postgres``, ``mysql`` or ``mariadb`` (the RDS engine name)."""
+    region: str
+    account_id: str
+    address: str
+    port: int
+    resource_id: str
+    master_username: str
+    dbname: str
+    iam_enabled: bool = True
+    engine_version: str | None = None
+
+
+def install() -> None:
+    """Patch moto's ``DBInstance.address`` to honour a per-instance override (idempotent)."""
+    moto_patches.install()
+    from moto.rds.models import DBInstance
+
+    with _lock:
+        current = DBInstance.__dict__.get("address")
+        if isinstance(current, property) and getattr(current.fget, "_rdsiam", False):
+            return
+        original = current
+
+        def address(self: Any) -> str:
+            override = self.__dict__.get(_ADDRESS_ATTR)
+            if override is not None:
+                return str(override)
+            assert isinstance(original, property) and original.fget is not None
+            return str(original.fget(self))
+
+        address._rdsiam = True  # type: ignore[attr-defined]
+        setattr(DBInstance, "address", property(address))  # noqa: B010 - replacing moto's property
+
+
+def register(reg: RdsRegistration) -> Any:
+    """Create (or replace) the instance in the current moto RDS state and return moto's object."""
+    install()
+    from moto.rds.models import rds_backends
+
+    backend = rds_backends[reg.account_id][reg.region]
+    if reg.instance_id in backend.databases:
+        backend.delete_db_instance(reg.instance_id, None)
+    engine, default_version = _ENGINES.get(reg.engine, (reg.engine, None))
+    db = backend.create_db_instance({
+        "db_instance_identifier": reg.instance_id,
+        "engine": engine,
+        "engine_version": reg.engine_version or default_version,
+        "db_instance_class": "db.t4g.micro",
+        "allocated_storage": 20,
+        "port": reg.port,
+        "master_username": reg.master_username,
+        "master_user_password": "x" * 16,  # never used: the real password lives in the backend
+        "db_name": reg.dbname,
+        "enable_iam_database_authentication": reg.iam_enabled,
+        "storage_type": "gp3",
+    })
+    db.dbi_resource_id = reg.resource_id
+    db.__dict__[_ADDRESS_ATTR] = reg.address
+    return db
+
+
+def set_iam_enabled(account_id: str, region: str, instance_id: str, enabled: bool) -> None:
+    from moto.rds.models import rds_backends
+
+    rds_backends[account_id][region].databases[instance_id].enable_iam_database_authentication = (
+        enabled
+    )
