@@ -1,5 +1,4 @@
 import hashlib
-import os
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -21,7 +20,7 @@ def test_native_password_known_vector():
     assert scramble.native_password(b"", NONCE) == b""
 
 
-@pytest.mark.parametrize("pw", [b"x", b"secret", "pässwörd".encode(), os.urandom(40)])
+@pytest.mark.parametrize("pw", [b"x", b"secret", "pässwörd".encode(), bytes(range(7, 247, 6))])
 def test_scrambles_match_pymysql(pw):
     assert scramble.native_password(pw, NONCE) == pymysql_auth.scramble_native_password(pw, NONCE)
     assert scramble.caching_sha2_password(pw, NONCE) == pymysql_auth.scramble_caching_sha2(
