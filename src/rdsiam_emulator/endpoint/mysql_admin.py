@@ -1,0 +1,189 @@
+# ruff: noqa: S608 - every value is spliced in as a hex literal (hexlit), never as quoted text
+"""The endpoint's own admin connection to the MySQL/MariaDB backend, and the IAM user catalog.
+
+The catalog (``rdsiam_catalog.mysql_iam_users``) records which accounts were created or altered with
+``IDENTIFIED WITH AWSAuthenticationPlugin``: the backend itself only knows them as password users
+(with the emulator's derived password). The endpoint asks the catalog on every login, over one
+persistent connection, so a ``DROP USER`` is seen by the very next login.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from rdsiam_emulator.protocols.mysql.constants import Capability
+from rdsiam_emulator.protocols.mysql.ddl import Account
+from rdsiam_emulator.protocols.mysql.handshake import (
+    BackendLogin,
+    LoginFailed,
+    LoginSucceeded,
+    SendBackend,
+)
+from rdsiam_emulator.protocols.mysql.messages import Greeting, HandshakeResponse
+from rdsiam_emulator.protocols.mysql.packets import Packet, PacketDecoder, encode_packet
+from rdsiam_emulator.protocols.mysql.results import QueryError, TextResult
+
+CATALOG_SCHEMA = "rdsiam_catalog"
+CATALOG_TABLE = f"`{CATALOG_SCHEMA}`.`iam_users`"
+CATALOG_DDL = (  # the same as backends.mysql_handle creates at bootstrap (idempotent)
+    f"CREATE DATABASE IF NOT EXISTS `{CATALOG_SCHEMA}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+    f"CREATE TABLE IF NOT EXISTS {CATALOG_TABLE} ("
+    " `user` VARCHAR(128) NOT NULL,"
+    " `host` VARCHAR(255) NOT NULL,"
+    " `created_at` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),"
+    " PRIMARY KEY (`user`, `host`)"
+    ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+)
+
+ADMIN_CAPABILITIES = (
+    Capability.LONG_PASSWORD | Capability.LONG_FLAG | Capability.PROTOCOL_41
+    | Capability.TRANSACTIONS | Capability.SECURE_CONNECTION | Capability.MULTI_RESULTS
+    | Capability.PLUGIN_AUTH | Capability.PLUGIN_AUTH_LENENC_CLIENT_DATA
+)
+
+
+class BackendUnavailable(Exception):
+    """The backend could not be reached or refused the admin login."""
+
+
+@dataclass(frozen=True, slots=True)
+class BackendAddress:
+    host: str
+    port: int
+    admin_user: str
+    admin_password: str
+
+
+def hexlit(text: str) -> str:
+    """A utf8mb4 string given as hex: no quoting questions, no injection."""
+    return "CONVERT(X'" + text.encode("utf-8").hex() + "' USING utf8mb4)"
+
+
+class AdminConnection:
+    """One serialised admin session; reconnects once on failure."""
+
+    def __init__(self, address: BackendAddress, *, timeout: float = 10.0) -> None:
+        self.address = address
+        self.timeout = timeout
+        self._lock = asyncio.Lock()
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._catalog_ready = False
+
+    async def close(self) -> None:
+        writer, self._writer, self._reader = self._writer, None, None
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(OSError, ConnectionError):
+                await writer.wait_closed()
+
+    async def query(self, sql: str) -> TextResult:
+        async with self._lock:
+            for attempt in (1, 2):
+                try:
+                    async with asyncio.timeout(self.timeout):
+                        if self._writer is None:
+                            await self._connect()
+                        return await self._query(sql)
+                except (OSError, ConnectionError, asyncio.IncompleteReadError, TimeoutError) as exc:
+                    await self.close()
+                    if attempt == 2:
+                        raise BackendUnavailable(f"admin query failed: {exc!r}") from exc
+        raise AssertionError("unreachable")
+
+    async def execute(self, sql: str) -> TextResult:
+        result = await self.query(sql)
+        if result.error is not None:
+            raise QueryError(result.error)
+        return result
+
+    # catalog ------------------------------------------------------------------------------------
+    async def ensure_catalog(self) -> None:
+        if not self._catalog_ready:
+            for statement in CATALOG_DDL:
+                await self.execute(statement)
+            self._catalog_ready = True
+
+    async def is_iam_user(self, user: str) -> bool:
+        await self.ensure_catalog()
+        result = await self.execute(
+            f"SELECT 1 FROM {CATALOG_TABLE} WHERE `user` = {hexlit(user)} LIMIT 1")
+        return bool(result.rows)
+
+    async def existing_accounts(self, accounts: Iterable[Account]) -> set[Account]:
+        found: set[Account] = set()
+        for acc in accounts:
+            result = await self.execute(
+                f"SELECT 1 FROM mysql.user WHERE User = {hexlit(acc.user)} "
+                f"AND Host = {hexlit(acc.host)}")
+            if result.rows:
+                found.add(acc)
+        return found
+
+    async def set_iam(self, account: Account, iam: bool) -> None:
+        await self.ensure_catalog()
+        if iam:
+            await self.execute(
+                f"INSERT IGNORE INTO {CATALOG_TABLE} (`user`, `host`) VALUES "
+                f"({hexlit(account.user)}, {hexlit(account.host)})")
+        else:
+            await self.execute(
+                f"DELETE FROM {CATALOG_TABLE} WHERE `user` = {hexlit(account.user)} "
+                f"AND `host` = {hexlit(account.host)}")
+
+    async def is_iam_account(self, account: Account) -> bool:
+        await self.ensure_catalog()
+        result = await self.execute(
+            f"SELECT 1 FROM {CATALOG_TABLE} WHERE `user` = {hexlit(account.user)} "
+            f"AND `host` = {hexlit(account.host)}")
+        return bool(result.rows)
+
+    # wire ---------------------------------------------------------------------------------------
+    async def _connect(self) -> None:
+        addr = self.address
+        reader, writer = await asyncio.open_connection(addr.host, addr.port)
+        self._reader, self._writer = reader, writer
+        decoder = PacketDecoder(1 << 20)
+        packets: list[Packet] = []
+        while not packets:
+            data = await reader.read(65536)
+            if not data:
+                raise ConnectionError("backend closed before its greeting")
+            packets = decoder.feed(data)
+        greeting = Greeting.parse(packets[0].payload)
+        hello = HandshakeResponse(
+            capabilities=ADMIN_CAPABILITIES & greeting.capabilities | Capability.PROTOCOL_41,
+            max_packet=1 << 24, charset=45, filler=b"\0" * 23,
+            user=addr.admin_user.encode(), auth_plugin=greeting.auth_plugin,
+        )
+        login = BackendLogin.for_handshake(greeting, hello,
+                                           password=addr.admin_password.encode())
+        writer.write(login.start())
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                raise ConnectionError("backend closed during the admin login")
+            for event in login.receive_data(data):
+                if isinstance(event, SendBackend):
+                    writer.write(event.data)
+                elif isinstance(event, LoginSucceeded):
+                    return
+                elif isinstance(event, LoginFailed):
+                    await self.close()
+                    raise BackendUnavailable("admin login refused: " + event.error.render())
+
+    async def _query(self, sql: str) -> TextResult:
+        assert self._reader is not None and self._writer is not None
+        self._writer.write(encode_packet(0, b"\x03" + sql.encode("utf-8")))
+        decoder = PacketDecoder(64 * 1024 * 1024)
+        result = TextResult()
+        while True:
+            data = await self._reader.read(65536)
+            if not data:
+                raise ConnectionError("backend closed during an admin query")
+            for packet in decoder.feed(data):
+                if result.feed(packet):
+                    return result

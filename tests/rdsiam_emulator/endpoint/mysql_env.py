@@ -1,0 +1,126 @@
+"""Shared fixtures for the MySQL endpoint tests: a real local MariaDB, the emulator CA, and a
+running ``MysqlEndpoint`` (in a background event loop, so synchronous drivers can connect)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+
+from rdsiam_emulator.authenticator import Authenticator
+from rdsiam_emulator.backends.local_mysql import start_local_mysql
+from rdsiam_emulator.backends.spec import BackendSpec
+from rdsiam_emulator.credentials import StaticCredentials
+from rdsiam_emulator.endpoint.mysql import MysqlEndpoint
+from rdsiam_emulator.endpoint.mysql_admin import BackendAddress
+from rdsiam_emulator.endpoint_spec import Endpoint
+from rdsiam_emulator.events import EventLog
+from rdsiam_emulator.tls import EmulatorCA
+
+REGION = "us-east-1"
+AKID = "AKIAIOSFODNN7EXAMPLE"
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+HOST = "localhost"
+
+
+class LoopThread:
+    """An asyncio loop in a daemon thread; ``run`` executes a coroutine there."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro, timeout: float = 30.0):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+@dataclass
+class MyEnv:
+    endpoint: MysqlEndpoint
+    events: EventLog
+    backend: object
+    ca: EmulatorCA
+    loop: LoopThread
+
+    @property
+    def port(self) -> int:
+        return self.endpoint.port
+
+    @property
+    def ca_file(self) -> str:
+        return str(self.ca.bundle_path)
+
+    @property
+    def master(self) -> tuple[str, str]:
+        return self.backend.master_user, self.backend.master_password  # type: ignore[attr-defined]
+
+    def token(self, user: str, *, port: int | None = None, host: str = HOST,
+              secret: str = SECRET) -> str:
+        client = boto3.client("rds", region_name=REGION, aws_access_key_id=AKID,
+                              aws_secret_access_key=secret)
+        return client.generate_db_auth_token(DBHostname=host, Port=port or self.port,
+                                             DBUsername=user, Region=REGION)
+
+
+@pytest.fixture(scope="session")
+def mariadb():
+    handle = start_local_mysql(BackendSpec(engine="mysql", provider="local"))
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(scope="session")
+def emulator_ca(tmp_path_factory) -> EmulatorCA:
+    return EmulatorCA(Path(tmp_path_factory.mktemp("ca")))
+
+
+def _make_env(mariadb, emulator_ca, *, iam_enabled: bool = True) -> Iterator[MyEnv]:
+    loop = LoopThread()
+    events = EventLog()
+    cert = emulator_ca.server_certificate([HOST, "127.0.0.1"])
+    endpoint = MysqlEndpoint(
+        backend=BackendAddress(mariadb.host, mariadb.port, mariadb.admin_user,
+                               mariadb.admin_password),
+        authenticator=None,  # type: ignore[arg-type] - set below, once the port is known
+        instance_secret=b"s" * 32,
+        tls_context=cert.server_context(),
+    )
+    loop.run(endpoint.start())
+    endpoint.authenticator = Authenticator(
+        instance_id="mydb", engine="mysql",
+        endpoint=Endpoint(HOST, endpoint.port, REGION, aliases=("127.0.0.1",)),
+        credentials=StaticCredentials({AKID: (SECRET, None)}), events=events,
+        iam_enabled=iam_enabled,
+    )
+    env = MyEnv(endpoint, events, mariadb, emulator_ca, loop)
+    try:
+        yield env
+    finally:
+        loop.run(endpoint.close())
+        loop.stop()
+
+
+@pytest.fixture
+def myenv(mariadb, emulator_ca) -> Iterator[MyEnv]:
+    yield from _make_env(mariadb, emulator_ca)
+
+
+@pytest.fixture
+def myenv_no_iam(mariadb, emulator_ca) -> Iterator[MyEnv]:
+    yield from _make_env(mariadb, emulator_ca, iam_enabled=False)
+
+
+def unique(prefix: str = "u") -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
