@@ -1,0 +1,150 @@
+"""The running-server handle every provider returns: connection facts plus admin operations.
+
+Why one base class: endpoints and the pytest plugin only see this surface; whether the server is a
+container, a local process or someone else's server is the provider's business (its ``stopper``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from . import lifecycle
+from .spec import Engine, Flavour
+
+_SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
+_counter = itertools.count(1)
+
+Row = tuple[Any, ...]
+
+
+def check_identifier(name: str) -> str:
+    """Database names we create are plain identifiers (quoted anyway, but keep them portable)."""
+    if not _SAFE_NAME.match(name):
+        raise ValueError(f"not a plain identifier: {name!r}")
+    return name
+
+
+class BackendHandle(ABC):
+    """A bootstrapped server. ``stop()`` is idempotent and also runs at process exit."""
+
+    engine: Engine
+    template_name = "rdsiam_template"
+
+    def __init__(
+        self,
+        *,
+        flavour: Flavour,
+        version: str,
+        host: str,
+        port: int,
+        admin_user: str,
+        admin_password: str,
+        master_user: str,
+        master_password: str,
+        dbname: str,
+        provider: str,
+        stopper: Callable[[], None],
+        unix_socket: str | None = None,
+    ) -> None:
+        self.flavour: Flavour = flavour
+        self.version = version
+        self.host = host
+        self.port = port
+        self.admin_user = admin_user
+        self.admin_password = admin_password
+        self.master_user = master_user
+        self.master_password = master_password
+        self.dbname = dbname
+        self.provider = provider
+        self.unix_socket = unix_socket
+        self._stopper: Callable[[], None] | None = stopper
+        self._stop_lock = threading.Lock()
+        self._admin_lock = threading.RLock()
+        lifecycle.register(self)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def stop(self) -> None:
+        with self._stop_lock:
+            stopper, self._stopper = self._stopper, None
+        if stopper is None:
+            return
+        try:
+            self._close_admin()
+        finally:
+            try:
+                stopper()
+            finally:
+                lifecycle.unregister(self)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopper is None
+
+    def __enter__(self) -> BackendHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:  # no passwords
+        return (
+            f"<{type(self).__name__} {self.flavour} {self.version} {self.host}:{self.port} "
+            f"via {self.provider}{' stopped' if self.stopped else ''}>"
+        )
+
+    # -- admin SQL ---------------------------------------------------------------------------------
+    @abstractmethod
+    def admin_execute(
+        self, sql: str, params: Sequence[Any] | None = None, *, dbname: str | None = None
+    ) -> list[Row]:
+        """Run one statement as the hidden admin and return its rows (empty for DDL)."""
+
+    @abstractmethod
+    def _close_admin(self) -> None: ...
+
+    # -- bootstrap & isolation ---------------------------------------------------------------------
+    @abstractmethod
+    def bootstrap(self) -> None:
+        """Create the RDS-like accounts, the configured database and the per-test template."""
+
+    @abstractmethod
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """Create ``name`` as a copy of ``template`` (default: the bootstrap template), owned by
+        master.
+        """
+
+    @abstractmethod
+    def drop_database(self, name: str) -> None:
+        """Drop ``name`` if it exists, disconnecting its sessions."""
+
+    @abstractmethod
+    def reset_users(self) -> list[str]:
+        """Drop every non-bootstrap role/user (and what it owns/was granted); restore the bootstrap
+        accounts' passwords and memberships. Returns the dropped names."""
+
+    @abstractmethod
+    def is_iam_user(self, db_user: str) -> bool:
+        """Is ``db_user`` IAM-enabled (PostgreSQL: granted rds_iam; MySQL: in the catalog)?"""
+
+    def fresh_database(self, prefix: str = "t") -> str:
+        """A new, uniquely named database for one test (unique across processes and xdist
+        workers).
+        """
+        name = f"{prefix}_{os.getpid()}_{next(_counter)}"
+        return self.create_database(check_identifier(name))
+
+    def admin_dsn(self, dbname: str | None = None) -> dict[str, Any]:
+        """Connection keywords for the admin account (psycopg / PyMySQL spelling per engine)."""
+        return self._dsn(self.admin_user, self.admin_password, dbname)
+
+    def master_dsn(self, dbname: str | None = None) -> dict[str, Any]:
+        return self._dsn(self.master_user, self.master_password, dbname)
+
+    @abstractmethod
+    def _dsn(self, user: str, password: str, dbname: str | None) -> dict[str, Any]: ...

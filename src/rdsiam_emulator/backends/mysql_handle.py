@@ -1,0 +1,259 @@
+"""MySQL / MariaDB: RDS-like bootstrap, fresh schemas per test, user clean-up, the IAM-user catalog.
+
+Bootstrap mirrors RDS: the hidden admin ``rdsadmin``@'%' and the master user @'%' with ALL
+PRIVILEGES ON *.* WITH GRANT OPTION, the configured database, and the emulator's catalog schema
+``rdsiam_catalog`` whose ``iam_users`` table records the accounts the MySQL endpoint created from
+``IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'`` (the server itself only sees a derived
+password).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+import pymysql
+
+from .errors import BackendError
+from .handle import BackendHandle, Row
+from .spec import ADMIN_USER
+
+CATALOG_SCHEMA = "rdsiam_catalog"
+CATALOG_TABLE = "iam_users"
+CATALOG_DDL = (
+    f"CREATE DATABASE IF NOT EXISTS `{CATALOG_SCHEMA}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+    f"CREATE TABLE IF NOT EXISTS `{CATALOG_SCHEMA}`.`{CATALOG_TABLE}` ("
+    " `user` VARCHAR(128) NOT NULL,"
+    " `host` VARCHAR(255) NOT NULL,"
+    " `created_at` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),"
+    " PRIMARY KEY (`user`, `host`)"
+    ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+)
+CATALOG = f"`{CATALOG_SCHEMA}`.`{CATALOG_TABLE}`"
+#: Accounts that belong to the server itself (any host); never dropped by reset_users.
+SYSTEM_ACCOUNTS = frozenset(
+    {
+        "root",
+        "mariadb.sys",
+        "mysql",
+        "mysql.sys",
+        "mysql.session",
+        "mysql.infoschema",
+        "healthcheck",
+    }
+)
+SYSTEM_SCHEMAS = frozenset(
+    {"mysql", "information_schema", "performance_schema", "sys", CATALOG_SCHEMA}
+)
+
+
+def quote_ident(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+class MysqlHandle(BackendHandle):
+    engine = "mysql"
+
+    def __init__(
+        self, *, bootstrap_connect: dict[str, Any], keep_existing_users: bool = False, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self._bootstrap_connect = bootstrap_connect
+        self._keep_existing_users = keep_existing_users
+        self._protected: set[tuple[str, str]] = {(ADMIN_USER, "%"), (self.master_user, "%")}
+        self._admin: Any = None
+        self._baseline_master: list[Row] = []
+
+    # -- connections ---------------------------------------------------------------------------
+    def _dsn(self, user: str, password: str, dbname: str | None) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "port": self.port,
+            "user": user,
+            "password": password,
+            "database": dbname or self.dbname,
+        }
+
+    def _connect(self, **kwargs: Any) -> Any:
+        try:
+            return pymysql.connect(autocommit=True, charset="utf8mb4", connect_timeout=10, **kwargs)
+        except pymysql.MySQLError as exc:
+            raise BackendError(f"admin connection to {self!r} failed: {exc}") from exc
+
+    def admin_connection(self) -> Any:
+        """The shared admin connection (a PyMySQL connection, no default database)."""
+        with self._admin_lock:
+            if self._admin is None or not self._admin.open:
+                self._admin = self._connect(
+                    host=self.host,
+                    port=self.port,
+                    user=self.admin_user,
+                    password=self.admin_password,
+                )
+            return self._admin
+
+    def admin_execute(
+        self, sql: str, params: Sequence[Any] | None = None, *, dbname: str | None = None
+    ) -> list[Row]:
+        if dbname:
+            conn = self._connect(
+                host=self.host,
+                port=self.port,
+                user=self.admin_user,
+                password=self.admin_password,
+                database=dbname,
+            )
+            try:
+                return _run(conn, sql, params)
+            finally:
+                conn.close()
+        with self._admin_lock:
+            conn = self.admin_connection()
+            try:
+                conn.ping(reconnect=False)
+            except pymysql.MySQLError:
+                self._close_admin()  # the session was killed or the server restarted
+                conn = self.admin_connection()
+            return _run(conn, sql, params)
+
+    def _close_admin(self) -> None:
+        with self._admin_lock:
+            if self._admin is not None:
+                try:
+                    if self._admin.open:
+                        self._admin.close()
+                finally:
+                    self._admin = None
+
+    # -- bootstrap -----------------------------------------------------------------------------
+    def bootstrap(self) -> None:
+        conn = self._connect(**self._bootstrap_connect)
+        try:
+            self.version = str(_run(conn, "SELECT VERSION()")[0][0])
+            self.flavour = "mariadb" if "mariadb" in self.version.lower() else "mysql"
+            if self._keep_existing_users:
+                self._protected |= {
+                    (str(u), str(h)) for u, h in _run(conn, "SELECT user, host FROM mysql.user")
+                }
+            for stmt, params in self._account_sql(ADMIN_USER, self.admin_password):
+                _run(conn, stmt, params)
+            # anonymous accounts would shadow real users from some hosts (RDS has none)
+            for (host,) in _run(conn, "SELECT host FROM mysql.user WHERE user = ''"):
+                _run(conn, "DROP USER ''@%s", [host])
+        finally:
+            conn.close()
+        for stmt, params in self._account_sql(self.master_user, self.master_password):
+            self.admin_execute(stmt, params)
+        self.admin_execute(f"CREATE DATABASE IF NOT EXISTS {quote_ident(self.dbname)}")
+        for ddl in CATALOG_DDL:
+            self.admin_execute(ddl)
+        self._baseline_master = self._master_state()
+
+    @staticmethod
+    def _account_sql(user: str, password: str) -> list[tuple[str, list[Any]]]:
+        return [
+            ("CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s", [user, password]),
+            ("ALTER USER %s@'%%' IDENTIFIED BY %s ACCOUNT UNLOCK", [user, password]),
+            ("GRANT ALL PRIVILEGES ON *.* TO %s@'%%' WITH GRANT OPTION", [user]),
+        ]
+
+    # -- isolation -----------------------------------------------------------------------------
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """A fresh schema; with ``template``, a copy of its base tables (structure and rows; views,
+        routines and triggers are not copied)."""
+        self.admin_execute(f"CREATE DATABASE {quote_ident(name)}")
+        if template:
+            tables = self.admin_execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
+                "AND table_type = 'BASE TABLE' ORDER BY table_name",
+                [template],
+            )
+            for (table,) in tables:
+                dst = f"{quote_ident(name)}.{quote_ident(str(table))}"
+                src = f"{quote_ident(template)}.{quote_ident(str(table))}"
+                self.admin_execute(f"CREATE TABLE {dst} LIKE {src}")
+                self.admin_execute(f"INSERT INTO {dst} SELECT * FROM {src}")  # noqa: S608
+        return name
+
+    def drop_database(self, name: str) -> None:
+        if name in SYSTEM_SCHEMAS:
+            raise ValueError(f"refusing to drop system schema {name!r}")
+        for (pid,) in self.admin_execute(
+            "SELECT id FROM information_schema.processlist WHERE db = %s AND id <> CONNECTION_ID()",
+            [name],
+        ):
+            self._kill(int(pid))
+        self.admin_execute(f"DROP DATABASE IF EXISTS {quote_ident(name)}")
+
+    def reset_users(self) -> list[str]:
+        role_col = "is_role" if self.flavour == "mariadb" else "'N'"
+        rows = self.admin_execute(f"SELECT user, host, {role_col} FROM mysql.user")  # noqa: S608
+        extra = [
+            (str(u), str(h), str(r) == "Y")
+            for u, h, r in rows
+            if str(u) not in SYSTEM_ACCOUNTS and (str(u), str(h)) not in self._protected
+        ]
+        if extra:
+            names = sorted({u for u, _, _ in extra})
+            marks = ", ".join(["%s"] * len(names))
+            for (pid,) in self.admin_execute(
+                "SELECT id FROM information_schema.processlist "  # noqa: S608
+                f"WHERE user IN ({marks}) AND id <> CONNECTION_ID()",
+                names,
+            ):
+                self._kill(int(pid))
+            for user, host, is_role in extra:
+                if is_role:
+                    self.admin_execute(f"DROP ROLE IF EXISTS {quote_ident(user)}")
+                else:
+                    self.admin_execute("DROP USER IF EXISTS %s@%s", [user, host])
+        self.admin_execute(f"DELETE FROM `{CATALOG_SCHEMA}`.`{CATALOG_TABLE}`")  # noqa: S608
+        if self._master_state() != self._baseline_master:
+            self.admin_execute(
+                "REVOKE ALL PRIVILEGES, GRANT OPTION FROM %s@'%%'", [self.master_user]
+            )
+            for stmt, params in self._account_sql(self.master_user, self.master_password):
+                self.admin_execute(stmt, params)
+        return [f"{u}@{h}" for u, h, _ in extra]
+
+    def _master_state(self) -> list[Row]:
+        grants = self.admin_execute("SHOW GRANTS FOR %s@'%%'", [self.master_user])
+        auth = self.admin_execute("SHOW CREATE USER %s@'%%'", [self.master_user])
+        return sorted(grants) + auth
+
+    def _kill(self, pid: int) -> None:
+        with contextlib.suppress(BackendError):  # already gone
+            self.admin_execute(f"KILL {pid:d}")
+
+    # -- the IAM-user catalog --------------------------------------------------------------------
+    def is_iam_user(self, db_user: str) -> bool:
+        return bool(
+            self.admin_execute(
+                f"SELECT 1 FROM {CATALOG} WHERE user = %s LIMIT 1",  # noqa: S608
+                [db_user],
+            )
+        )
+
+    def record_iam_user(self, db_user: str, host: str = "%") -> None:
+        self.admin_execute(
+            f"INSERT IGNORE INTO `{CATALOG_SCHEMA}`.`{CATALOG_TABLE}` (user, host) "  # noqa: S608
+            "VALUES (%s, %s)",
+            [db_user, host],
+        )
+
+    def forget_iam_user(self, db_user: str, host: str = "%") -> None:
+        self.admin_execute(
+            f"DELETE FROM `{CATALOG_SCHEMA}`.`{CATALOG_TABLE}` "  # noqa: S608
+            "WHERE user = %s AND host = %s",
+            [db_user, host],
+        )
+
+
+def _run(conn: Any, sql: str, params: Sequence[Any] | None = None) -> list[Row]:
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, params)
+            return [tuple(r) for r in cur.fetchall()] if cur.description else []
+    except pymysql.MySQLError as exc:
+        raise BackendError(f"admin SQL failed: {exc}") from exc

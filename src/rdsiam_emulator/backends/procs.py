@@ -1,0 +1,176 @@
+"""Running server binaries as an unprivileged account, in their own session.
+
+PostgreSQL refuses to run as root and MariaDB needs ``--user``; when this process is root the
+servers run as an EXISTING unprivileged account (``nobody`` unless ``$RDSIAM_BACKEND_USER`` names
+another) through ``setpriv`` — nothing system-wide is created. As a normal user they run as that
+user.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import BackendError, BackendUnavailable
+
+BACKEND_USER_ENV = "RDSIAM_BACKEND_USER"
+
+
+@dataclass(frozen=True)
+class RunAs:
+    """The OS account servers run as; ``prefix`` is prepended to every command (empty:
+    ourselves).
+    """
+
+    uid: int
+    gid: int
+    name: str
+    prefix: tuple[str, ...]
+
+
+def run_as() -> RunAs:
+    if os.geteuid() != 0:
+        return RunAs(os.geteuid(), os.getegid(), pwd.getpwuid(os.geteuid()).pw_name, ())
+    name = os.environ.get(BACKEND_USER_ENV, "nobody")
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        raise BackendUnavailable(
+            f"running as root, servers must run as an unprivileged account, but {name!r} does not "
+            f"exist; set ${BACKEND_USER_ENV} to an existing non-root user"
+        ) from None
+    if entry.pw_uid == 0:
+        raise BackendUnavailable(
+            f"${BACKEND_USER_ENV}={name} is root; name an unprivileged account"
+        )
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        raise BackendUnavailable("running as root needs setpriv (util-linux) to drop privileges")
+    prefix = (setpriv, f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups")
+    return RunAs(entry.pw_uid, entry.pw_gid, name, prefix)
+
+
+def chown_tree(path: Path, who: RunAs) -> None:
+    """Hand a private directory to the server account (no-op when we are that account)."""
+    if os.geteuid() != 0:
+        return
+    for root, dirs, files in os.walk(path):
+        os.chown(root, who.uid, who.gid)
+        for name in (*dirs, *files):
+            os.lchown(os.path.join(root, name), who.uid, who.gid)
+
+
+def server_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A small, predictable environment (no PG*/MYSQL* variables leaking in from the caller)."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "TZ": "UTC",
+        "HOME": "/nonexistent",
+    }
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run_checked(
+    cmd: Sequence[str],
+    who: RunAs,
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120.0,
+    cwd: Path | None = None,
+) -> str:
+    """Run a one-shot tool (initdb, install-db) as ``who``; raise with its output on failure."""
+    proc = subprocess.run(
+        [*who.prefix, *cmd],
+        env=server_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=cwd,
+    )
+    if proc.returncode != 0:
+        raise BackendError(
+            f"{Path(cmd[0]).name} failed ({proc.returncode}): "
+            f"{(proc.stderr or proc.stdout).strip()[-2000:]}"
+        )
+    return proc.stdout
+
+
+def spawn(
+    cmd: Sequence[str], who: RunAs, log_path: Path, *, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a long-running server in its own session, output to ``log_path``."""
+    with open(log_path, "ab") as log_file:
+        return subprocess.Popen(
+            [*who.prefix, *cmd],
+            env=server_env(env),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=str(log_path.parent),
+        )
+
+
+def terminate(
+    proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 10.0
+) -> None:
+    """Ask the server to stop with ``sig``; kill its whole session if it does not within
+    ``timeout``.
+    """
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return
+        time.sleep(0.01)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    proc.wait(timeout=5)
+
+
+def cache_dir() -> Path:
+    """Where prepared data directories are cached (``$RDSIAM_CACHE_DIR`` or
+    ~/.cache/rdsiam-emulator).
+    """
+    base = os.environ.get("RDSIAM_CACHE_DIR")
+    if base:
+        return Path(base)
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(xdg) / "rdsiam-emulator"
+
+
+TMPDIR_ENV = "RDSIAM_BACKEND_TMPDIR"
+SHM = "/dev/shm"  # noqa: S108 - a private mkdtemp inside it, mode 0700
+
+
+def private_workdir(prefix: str) -> Path:
+    """A fresh 0700 directory for one server's data, socket and log.
+
+    Why /dev/shm by default: the data is thrown away at stop, and copying the prepared data
+    directory to memory takes milliseconds where a busy disk can take a second. Set
+    ``$RDSIAM_BACKEND_TMPDIR`` to put it elsewhere.
+    """
+    base = os.environ.get(TMPDIR_ENV)
+    if not base and os.path.isdir(SHM) and os.access(SHM, os.W_OK | os.X_OK):
+        base = SHM
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=base or None))

@@ -1,0 +1,40 @@
+"""Choosing a provider: ``auto`` tries a Docker-API engine, then local binaries, then an external
+URL if one is configured; if none works it raises one error that says how to get each."""
+
+from __future__ import annotations
+
+import logging
+
+from .containers import start_container
+from .errors import HOW_TO_GET_A_BACKEND, BackendUnavailable
+from .external import start_external
+from .handle import BackendHandle
+from .local_mysql import start_local_mysql
+from .local_postgres import start_local_postgres
+from .spec import BackendSpec
+
+log = logging.getLogger(__name__)
+
+
+def start_local(spec: BackendSpec) -> BackendHandle:
+    return start_local_postgres(spec) if spec.engine == "postgres" else start_local_mysql(spec)
+
+
+def start_backend(spec: BackendSpec) -> BackendHandle:
+    """Start (or attach to) the server ``spec`` describes and return its bootstrapped handle."""
+    if spec.provider == "docker":
+        return start_container(spec)
+    if spec.provider == "local":
+        return start_local(spec)
+    if spec.provider == "external":
+        return start_external(spec)
+    reasons: list[str] = []
+    for name, start in (("docker", start_container), ("local", start_local)):
+        try:
+            return start(spec)
+        except BackendUnavailable as exc:
+            log.info("backend provider %s unavailable: %s", name, exc)
+            reasons.append(f"  - {name}: {exc}")
+    if spec.external_admin_url:
+        return start_external(spec)
+    raise BackendUnavailable(HOW_TO_GET_A_BACKEND + "\nWhat was tried:\n" + "\n".join(reasons))

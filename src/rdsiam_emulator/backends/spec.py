@@ -1,0 +1,94 @@
+"""What a caller asks of a backend: a small, frozen value that every provider understands.
+
+Why a value and not keyword soup: the pytest plugin, the CLI config file and the standalone server
+all build the same thing, and a frozen dataclass can be hashed into a container-reuse key.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from typing import Literal, get_args
+
+Engine = Literal["postgres", "mysql"]
+ProviderName = Literal["auto", "docker", "local", "external"]
+Flavour = Literal["postgresql", "mariadb", "mysql"]
+
+ENGINES: tuple[Engine, ...] = get_args(Engine)
+PROVIDERS: tuple[ProviderName, ...] = get_args(ProviderName)
+
+#: Official images used when nothing else is configured.
+DEFAULT_IMAGES: dict[Engine, str] = {"postgres": "postgres:16", "mysql": "mysql:8.0"}
+#: The image for ``mysql`` when the user selects MariaDB (``image="mariadb"`` is a shorthand).
+MARIADB_IMAGE = "mariadb:11"
+#: Environment variables that override the default image per engine. The stand-in images built by
+#: scripts/podman-engine are chosen this way (configuration, not a code path).
+IMAGE_ENV: dict[Engine, str] = {"postgres": "RDSIAM_POSTGRES_IMAGE", "mysql": "RDSIAM_MYSQL_IMAGE"}
+MARIADB_IMAGE_ENV = "RDSIAM_MARIADB_IMAGE"
+#: RDS's default master user names.
+DEFAULT_MASTER: dict[Engine, str] = {"postgres": "postgres", "mysql": "admin"}
+DEFAULT_PORTS: dict[Engine, int] = {"postgres": 5432, "mysql": 3306}
+
+ADMIN_USER = "rdsadmin"
+"""The hidden superuser the emulator itself uses; never handed to clients."""
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """One real server to run.
+
+    ``image`` is for containers (None: ``$RDSIAM_<ENGINE>_IMAGE`` or the official default;
+    ``"mariadb"``
+    means ``$RDSIAM_MARIADB_IMAGE`` or ``mariadb:11``). ``version`` picks local binaries
+    (PostgreSQL major, e.g. ``"15"``) or, when ``image`` is unset and no override is configured,
+    the tag
+    of the official image. ``master_password`` None: a random one per start (read it from the
+    handle).
+    ``reuse`` keeps a container running after the process ends and finds it again next time by
+    label.
+    """
+
+    engine: Engine
+    provider: ProviderName = "auto"
+    image: str | None = None
+    version: str | None = None
+    dbname: str = "app"
+    master_username: str | None = None
+    master_password: str | None = None
+    external_admin_url: str | None = None
+    reuse: bool = False
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, not {self.engine!r}")
+        if self.provider not in PROVIDERS:
+            raise ValueError(f"provider must be one of {PROVIDERS}, not {self.provider!r}")
+        if self.provider == "external" and not self.external_admin_url:
+            raise ValueError("provider 'external' needs external_admin_url")
+        for name, value in (("dbname", self.dbname), ("master_username", self.master_user)):
+            if not value or len(value) > 63 or "\x00" in value:
+                raise ValueError(f"{name} must be 1-63 characters without NUL")
+        if self.master_user == ADMIN_USER:
+            raise ValueError(f"{ADMIN_USER!r} is reserved for the emulator")
+
+    @property
+    def master_user(self) -> str:
+        return self.master_username or DEFAULT_MASTER[self.engine]
+
+    def resolved_image(self, environ: dict[str, str] | None = None) -> str:
+        """The container image to run, honouring the per-engine override variables."""
+        env = os.environ if environ is None else environ
+        if self.image in ("mariadb", "mariadb:latest") and self.engine == "mysql":
+            return env.get(MARIADB_IMAGE_ENV) or MARIADB_IMAGE
+        if self.image:
+            return self.image
+        override = env.get(IMAGE_ENV[self.engine])
+        if override:
+            return override
+        default = DEFAULT_IMAGES[self.engine]
+        if self.version:
+            return f"{default.split(':', 1)[0]}:{self.version}"
+        return default
+
+    def with_provider(self, provider: ProviderName) -> BackendSpec:
+        return replace(self, provider=provider)
