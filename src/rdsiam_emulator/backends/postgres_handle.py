@@ -227,9 +227,15 @@ class PostgresHandle(BackendHandle):
             )
             who = sql.SQL(", ").join(sql.Identifier(n) for n in names)
             master = sql.Identifier(self.master_user)
+            # one role per DROP OWNED: with several, a default ACL of one role that names another
+            # trips "could not find tuple for default ACL" (seen on PostgreSQL 15)
+            drops = [sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(n)) for n in names]
             for (db,) in dbs:
-                self.admin_execute(sql.SQL("DROP OWNED BY {} CASCADE").format(who), dbname=str(db))
-            self.admin_execute(sql.SQL("DROP OWNED BY {} CASCADE").format(who))
+                with self._connect_admin(str(db)) as conn:
+                    for stmt in drops:
+                        _run(conn, stmt)
+            for stmt in drops:
+                self.admin_execute(stmt)
             # what DROP OWNED leaves: databases (shared objects) they own go to the master
             self.admin_execute(sql.SQL("REASSIGN OWNED BY {} TO {}").format(who, master))
             for name in names:
