@@ -1,0 +1,164 @@
+# ruff: noqa: F811 - pytest fixtures imported from mysql_env are used as arguments
+"""Real client libraries and tools through the MySQL endpoint (IAM token over TLS)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+
+import pymysql
+import pytest
+from mysql_env import MyEnv, emulator_ca, mariadb, myenv, unique  # noqa: F401
+
+
+def make_iam_user(env: MyEnv) -> str:
+    user = unique("iam")
+    mu, mp = env.master
+    with pymysql.connect(host="localhost", port=env.port, user=mu, password=mp,
+                         ssl={"ca": env.ca_file}) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'")
+        cur.execute(f"GRANT ALL ON app.* TO '{user}'@'%'")
+    return user
+
+
+@pytest.mark.parametrize("pure", [True, False])
+def test_mysql_connector(myenv, pure):
+    import mysql.connector
+
+    if not pure:
+        try:
+            import _mysql_connector  # noqa: F401
+        except ImportError:
+            pytest.skip(reason="mysql-connector C extension not loadable here")
+    user = make_iam_user(myenv)
+    conn = mysql.connector.connect(
+        host="localhost", port=myenv.port, user=user, password=myenv.token(user),
+        ssl_ca=myenv.ca_file, ssl_verify_cert=True, auth_plugin="mysql_clear_password",
+        use_pure=pure, database="app")
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT CURRENT_USER(), DATABASE()")
+        assert cur.fetchone() == (f"{user}@%", "app")
+        # COM_CHANGE_USER to the master with its password is relayed ...
+        mu, mp = myenv.master
+        conn.cmd_change_user(username=mu, password=mp)
+        cur = conn.cursor()
+        cur.execute("SELECT CURRENT_USER()")
+        assert cur.fetchone() == (f"{mu}@%",)
+    finally:
+        conn.close()
+
+
+def test_mysql_connector_change_user_to_iam_requires_token(myenv):
+    import mysql.connector
+
+    user = make_iam_user(myenv)
+    mu, mp = myenv.master
+    conn = mysql.connector.connect(host="localhost", port=myenv.port, user=mu, password=mp,
+                                   ssl_ca=myenv.ca_file, use_pure=True)
+    conn.cmd_change_user(username=user, password=myenv.token(user))
+    cur = conn.cursor()
+    cur.execute("SELECT CURRENT_USER()")
+    assert cur.fetchone() == (f"{user}@%",)
+    with pytest.raises(mysql.connector.Error) as info:
+        conn.cmd_change_user(username=user, password="not-a-token")
+    assert info.value.errno == 1045
+    assert myenv.events.all()[-1].reason is not None
+
+
+def test_aiomysql(myenv):
+    import ssl
+
+    import aiomysql
+
+    user = make_iam_user(myenv)
+    ctx = ssl.create_default_context(cafile=myenv.ca_file)
+
+    async def run():
+        conn = await aiomysql.connect(host="localhost", port=myenv.port, user=user,
+                                      password=myenv.token(user), ssl=ctx, db="app",
+                                      auth_plugin="mysql_clear_password")
+        async with conn.cursor() as cur:
+            await cur.execute("SELECT CURRENT_USER()")
+            row = await cur.fetchone()
+        conn.close()
+        return row
+
+    assert asyncio.run(run()) == (f"{user}@%",)
+
+
+def test_sqlalchemy_do_connect_token_pattern(myenv):
+    from sqlalchemy import create_engine, event, text
+
+    user = make_iam_user(myenv)
+    engine = create_engine(
+        f"mysql+pymysql://{user}@localhost:{myenv.port}/app",
+        connect_args={"ssl": {"ca": myenv.ca_file}}, pool_size=2)
+    tokens = []
+
+    @event.listens_for(engine, "do_connect")
+    def provide_token(dialect, conn_rec, cargs, cparams):
+        tokens.append(myenv.token(user))
+        cparams["password"] = tokens[-1]
+
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT CURRENT_USER()")).scalar() == f"{user}@%"
+        conn.execute(text("CREATE TABLE t_sa (id INT PRIMARY KEY)"))
+        conn.execute(text("INSERT INTO t_sa VALUES (1), (2)"))
+        assert conn.execute(text("SELECT COUNT(*) FROM t_sa")).scalar() == 2
+        conn.execute(text("DROP TABLE t_sa"))
+    engine.dispose()
+    assert tokens
+
+
+@pytest.mark.skipif(shutil.which("mariadb") is None, reason="mariadb client not installed")
+def test_mariadb_cli(myenv):
+    user = make_iam_user(myenv)
+    base = ["mariadb", "--no-defaults", "-h", "localhost", "-P", str(myenv.port), "-u", user,
+            "--ssl", f"--ssl-ca={myenv.ca_file}", "--ssl-verify-server-cert", "-N", "-B"]
+    ok = subprocess.run([*base, f"--password={myenv.token(user)}", "-e", "SELECT CURRENT_USER()"],
+                        capture_output=True, text=True, timeout=30)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip() == f"{user}@%"
+    bad = subprocess.run([*base, "--password=nope", "-e", "SELECT 1"],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 1
+    assert bad.stderr.strip().endswith(
+        f"ERROR 1045 (28000): Access denied for user '{user}'@'127.0.0.1' (using password: YES)")
+
+
+def test_perl_dbd_mysql(myenv):
+    if subprocess.run(["perl", "-MDBD::mysql", "-e", "1"], capture_output=True).returncode:
+        pytest.skip(reason="DBD::mysql not installed")
+    user = make_iam_user(myenv)
+    script = (
+        "use DBI; my $dbh = DBI->connect("
+        "\"DBI:mysql:database=app;host=127.0.0.1;port=$ENV{P};mysql_ssl=1;"
+        "mysql_ssl_ca_file=$ENV{CA};mysql_ssl_optional=1\", $ENV{U}, $ENV{T},"
+        " {RaiseError=>1, PrintError=>0});"
+        "print $dbh->selectrow_array('SELECT CURRENT_USER()');"
+    )
+    env = dict(os.environ, P=str(myenv.port), CA=myenv.ca_file, U=user,
+               T=myenv.token(user, host="127.0.0.1"),
+               LIBMYSQL_ENABLE_CLEARTEXT_PLUGIN="1")
+    out = subprocess.run(["perl", "-e", script], capture_output=True, text=True, env=env,
+                         timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == f"{user}@%"
+
+
+def test_mysqlclient(myenv):
+    try:
+        import MySQLdb
+    except ImportError:
+        pytest.skip(reason="mysqlclient is not installed (needs libmariadb-dev to build)")
+    user = make_iam_user(myenv)
+    conn = MySQLdb.connect(host="127.0.0.1", port=myenv.port, user=user,
+                           password=myenv.token(user, host="127.0.0.1"),
+                           ssl={"ca": myenv.ca_file})
+    cur = conn.cursor()
+    cur.execute("SELECT CURRENT_USER()")
+    assert cur.fetchone() == (f"{user}@%",)
+    conn.close()
