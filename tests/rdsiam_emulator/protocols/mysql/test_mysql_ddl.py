@@ -1,0 +1,73 @@
+from rdsiam_emulator.protocols.mysql.ddl import (
+    Account,
+    Op,
+    failed_accounts,
+    inspect,
+    might_be_user_ddl,
+)
+
+
+def derive(user: str) -> str:
+    return f"pw-{user}"
+
+
+def test_rds_statement_rewritten():
+    sql = "CREATE USER 'jane'@'%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'"
+    result = inspect(sql, derive)
+    assert result.rewritten == "CREATE USER 'jane'@'%' IDENTIFIED BY 'pw-jane'"
+    (stmt,) = result.user_ddl
+    assert stmt.op is Op.CREATE and stmt.changes[0].account == Account("jane", "%")
+    assert stmt.changes[0].iam is True
+
+
+def test_quoting_variants_case_and_multiple_users():
+    sql = ("create user if not exists `a`@`localhost` identified with 'awsauthenticationplugin' "
+           "as 'RDS', \"b\" IDENTIFIED WITH AWSAuthenticationPlugin, c@'10.%' IDENTIFIED BY 'x'"
+           " REQUIRE SSL")
+    result = inspect(sql, derive)
+    assert result.rewritten == (
+        "create user if not exists `a`@`localhost` IDENTIFIED BY 'pw-a', \"b\" IDENTIFIED BY "
+        "'pw-b', c@'10.%' IDENTIFIED BY 'x' REQUIRE SSL")
+    (stmt,) = result.user_ddl
+    assert stmt.if_not_exists
+    assert [(c.account, c.iam) for c in stmt.changes] == [
+        (Account("a", "localhost"), True), (Account("b", "%"), True),
+        (Account("c", "10.%"), False)]
+
+
+def test_alter_drop_rename_and_multi_statement():
+    sql = ("ALTER USER IF EXISTS 'u' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS';"
+           " SELECT 1; DROP USER IF EXISTS 'v'@'%', w; RENAME USER x TO y")
+    result = inspect(sql, derive)
+    assert result.statements[1] is None
+    alter, drop, rename = result.user_ddl
+    assert alter.op is Op.ALTER and alter.changes[0].iam is True
+    assert drop.op is Op.DROP and [c.account.user for c in drop.changes] == ["v", "w"]
+    assert rename.changes[0].renamed_to == Account("y", "%")
+    assert "IDENTIFIED BY 'pw-u'" in result.rewritten
+
+
+def test_strings_and_comments_are_not_ddl():
+    sql = ("SELECT 'CREATE USER x IDENTIFIED WITH AWSAuthenticationPlugin' /* CREATE USER y "
+           "IDENTIFIED WITH AWSAuthenticationPlugin */")
+    result = inspect(sql, derive)
+    assert result.user_ddl == [] and result.rewritten is None
+
+
+def test_password_change_is_reported_as_not_iam_and_escapes():
+    result = inspect("ALTER USER 'o''brien'@'%' IDENTIFIED BY 'p'", derive)
+    (stmt,) = result.user_ddl
+    assert stmt.changes[0].account.user == "o'brien" and stmt.changes[0].iam is False
+    assert result.rewritten is None
+
+
+def test_prefilter():
+    assert might_be_user_ddl(b"CREATE USER x")
+    assert might_be_user_ddl(b"drop  user if exists x")
+    assert not might_be_user_ddl(b"SELECT * FROM users")
+    assert not might_be_user_ddl(b"INSERT INTO t VALUES (1)")
+
+
+def test_failed_accounts_from_mariadb_message():
+    msg = "Operation CREATE USER failed for 'a'@'%','b'@'localhost'"
+    assert failed_accounts(msg) == {Account("a", "%"), Account("b", "localhost")}
