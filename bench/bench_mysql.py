@@ -1,0 +1,221 @@
+"""MySQL endpoint benchmark: direct TLS to MariaDB vs through the endpoint (TLS on both).
+
+    uv run --frozen python bench/bench_mysql.py [--conns 400] [--queries 5000] [--mb 100]
+
+Starts a private MariaDB with TLS (certificate from the emulator CA), runs the endpoint in a child
+process (so client and endpoint do not share a GIL), and measures with PyMySQL:
+new-connection rate (4 client threads), a SELECT 1 loop on one connection, and a bulk insert/select
+of --mb megabytes. Other processes on the machine skew absolute figures: compare ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import boto3
+import pymysql
+
+REGION = "us-east-1"
+AKID = "AKIAIOSFODNN7EXAMPLE"
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+MASTER, MASTER_PW = "admin", "admin-pw-123"
+ADMIN, ADMIN_PW = "rdsadmin", "rdsadmin-pw-123"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_mariadb(work: Path, cert: Path, key: Path, ca: Path) -> tuple[subprocess.Popen, int]:
+    data = work / "data"
+    subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--user=root",
+                    "--auth-root-authentication-method=socket", "--skip-test-db"],
+                   check=True, capture_output=True)
+    port = free_port()
+    sock = work / "mysqld.sock"
+    proc = subprocess.Popen([
+        "mariadbd", "--no-defaults", f"--datadir={data}", "--user=root", f"--port={port}",
+        "--bind-address=127.0.0.1", f"--socket={sock}", f"--pid-file={work}/pid",
+        "--skip-log-bin", "--innodb-flush-log-at-trx-commit=0", "--innodb-buffer-pool-size=256M",
+        "--max-allowed-packet=256M", "--max-connections=2000", "--skip-name-resolve",
+        f"--ssl-cert={cert}", f"--ssl-key={key}", f"--ssl-ca={ca}",
+    ], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        if sock.exists():
+            try:
+                conn = pymysql.connect(unix_socket=str(sock), user="root")
+                break
+            except pymysql.err.OperationalError:
+                pass
+        time.sleep(0.1)
+    else:
+        proc.kill()
+        raise SystemExit("mariadbd did not start")
+    with conn.cursor() as cur:
+        for user, pw in ((ADMIN, ADMIN_PW), (MASTER, MASTER_PW)):
+            cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{pw}'")
+            cur.execute(f"GRANT ALL ON *.* TO '{user}'@'%' WITH GRANT OPTION")
+        cur.execute("CREATE DATABASE app")
+    conn.close()
+    return proc, port
+
+
+def serve(backend_port: int, ca_dir: str, queue: mp.Queue) -> None:
+    from rdsiam_emulator.authenticator import Authenticator
+    from rdsiam_emulator.credentials import StaticCredentials
+    from rdsiam_emulator.endpoint.mysql import MysqlEndpoint
+    from rdsiam_emulator.endpoint.mysql_admin import BackendAddress
+    from rdsiam_emulator.endpoint_spec import Endpoint
+    from rdsiam_emulator.events import EventLog
+    from rdsiam_emulator.tls import EmulatorCA
+
+    async def main() -> None:
+        cert = EmulatorCA(Path(ca_dir)).server_certificate(["localhost", "127.0.0.1"])
+        ep = MysqlEndpoint(backend=BackendAddress("127.0.0.1", backend_port, ADMIN, ADMIN_PW),
+                           authenticator=None,  # type: ignore[arg-type]
+                           instance_secret=b"b" * 32, tls_context=cert.server_context())
+        await ep.start()
+        ep.authenticator = Authenticator(
+            instance_id="bench", engine="mysql",
+            endpoint=Endpoint("localhost", ep.port, REGION, aliases=("127.0.0.1",)),
+            credentials=StaticCredentials({AKID: (SECRET, None)}), events=EventLog(maxlen=1000))
+        queue.put(ep.port)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def connect(port: int, user: str, pw: str, ca: str, **kw):
+    return pymysql.connect(host="localhost", port=port, user=user, password=pw,
+                           ssl={"ca": ca}, **kw)
+
+
+def conn_rate(port: int, user: str, pw_fn, ca: str, n: int, threads: int = 4) -> float:
+    per = n // threads
+
+    def worker() -> None:
+        for _ in range(per):
+            connect(port, user, pw_fn(), ca).close()
+
+    ts = [threading.Thread(target=worker) for _ in range(threads)]
+    start = time.monotonic()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return per * threads / (time.monotonic() - start)
+
+
+def query_rate(conn, n: int) -> float:
+    cur = conn.cursor()
+    start = time.monotonic()
+    for _ in range(n):
+        cur.execute("SELECT 1")
+        cur.fetchall()
+    return n / (time.monotonic() - start)
+
+
+def bulk(conn, mb: int, table: str) -> tuple[float, float]:
+    cur = conn.cursor()
+    cur.execute(f"CREATE TABLE app.{table} (id INT PRIMARY KEY, v LONGBLOB)")
+    row = os.urandom(1024 * 1024)
+    start = time.monotonic()
+    for i in range(0, mb, 8):
+        rows = [(i + j, row) for j in range(min(8, mb - i))]
+        cur.executemany(f"INSERT INTO app.{table} VALUES (%s, %s)", rows)
+    conn.commit()
+    ins = mb / (time.monotonic() - start)
+    start = time.monotonic()
+    cur.execute(f"SELECT v FROM app.{table}")
+    total = sum(len(r[0]) for r in cur.fetchall())
+    sel = total / 1024 / 1024 / (time.monotonic() - start)
+    cur.execute(f"DROP TABLE app.{table}")
+    return ins, sel
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--conns", type=int, default=400)
+    ap.add_argument("--queries", type=int, default=5000)
+    ap.add_argument("--mb", type=int, default=100)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-mysql-"))
+    proc = None
+    child = None
+    try:
+        from rdsiam_emulator.tls import EmulatorCA
+
+        ca = EmulatorCA(work / "ca")
+        cert = ca.server_certificate(["localhost", "127.0.0.1"])
+        proc, bport = start_mariadb(work, cert.cert_path, cert.key_path, ca.bundle_path)
+        cafile = str(ca.bundle_path)
+        queue: mp.Queue = mp.get_context("spawn").Queue()
+        child = mp.get_context("spawn").Process(target=serve, args=(bport, str(work / "ca"), queue),
+                                                daemon=True)
+        child.start()
+        eport = queue.get(timeout=60)
+        with connect(eport, MASTER, MASTER_PW, cafile) as m, m.cursor() as cur:
+            cur.execute("CREATE USER 'iam_bench'@'%' IDENTIFIED WITH AWSAuthenticationPlugin "
+                        "AS 'RDS'")
+            cur.execute("GRANT ALL ON app.* TO 'iam_bench'@'%'")
+        rds = boto3.client("rds", region_name=REGION, aws_access_key_id=AKID,
+                           aws_secret_access_key=SECRET)
+
+        def token() -> str:
+            return rds.generate_db_auth_token(DBHostname="localhost", Port=eport,
+                                              DBUsername="iam_bench", Region=REGION)
+
+        tok = token()
+        results = {}
+        results["conn/s direct (password, TLS)"] = conn_rate(bport, MASTER, lambda: MASTER_PW,
+                                                              cafile, args.conns)
+        results["conn/s endpoint (password relay, TLS)"] = conn_rate(
+            eport, MASTER, lambda: MASTER_PW, cafile, args.conns)
+        results["conn/s endpoint (IAM token, TLS)"] = conn_rate(eport, "iam_bench", lambda: tok,
+                                                                cafile, args.conns)
+        with connect(bport, MASTER, MASTER_PW, cafile) as d:
+            results["SELECT 1/s direct"] = query_rate(d, args.queries)
+        with connect(eport, "iam_bench", tok, cafile) as e:
+            results["SELECT 1/s endpoint"] = query_rate(e, args.queries)
+        with connect(bport, MASTER, MASTER_PW, cafile, max_allowed_packet=256 << 20) as d:
+            results["bulk insert MB/s direct"], results["bulk select MB/s direct"] = bulk(
+                d, args.mb, "bd")
+        with connect(eport, "iam_bench", tok, cafile, max_allowed_packet=256 << 20) as e:
+            results["bulk insert MB/s endpoint"], results["bulk select MB/s endpoint"] = bulk(
+                e, args.mb, "be")
+        for name, value in results.items():
+            print(f"{name:42s} {value:10.1f}")
+        d, e = results["conn/s direct (password, TLS)"], results["conn/s endpoint (IAM token, TLS)"]
+        print(f"ratio conn (IAM endpoint / direct)         {e / d:10.2f}")
+        print(f"ratio SELECT 1                             "
+              f"{results['SELECT 1/s endpoint'] / results['SELECT 1/s direct']:10.2f}")
+        print(f"ratio bulk insert                          "
+              f"{results['bulk insert MB/s endpoint'] / results['bulk insert MB/s direct']:10.2f}")
+        print(f"ratio bulk select                          "
+              f"{results['bulk select MB/s endpoint'] / results['bulk select MB/s direct']:10.2f}")
+    finally:
+        if child is not None:
+            child.kill()
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
