@@ -17,7 +17,7 @@ def my_master(my: MysqlHandle, dbname: str | None = None) -> pymysql.Connection:
     return pymysql.connect(**my.master_dsn(dbname), autocommit=True, connect_timeout=5)
 
 
-# -- PostgreSQL ------------------------------------------------------------------------------------
+# -- PostgreSQL -----------------------------------------------------------------------------------
 def test_pg_fresh_databases_are_unique_owned_by_master_and_empty(pg: PostgresHandle) -> None:
     a, b = pg.fresh_database(), pg.fresh_database()
     assert a != b
@@ -114,7 +114,7 @@ def test_pg_reset_users_restores_the_master(pg: PostgresHandle) -> None:
     assert pg.is_iam_user("again")
 
 
-# -- MySQL / MariaDB --------------------------------------------------------------------------------
+# -- MySQL / MariaDB ------------------------------------------------------------------------------
 def test_my_fresh_schema_and_template_copy(my: MysqlHandle) -> None:
     a = my.fresh_database()
     with my_master(my, a) as conn, conn.cursor() as cur:
@@ -161,9 +161,8 @@ def test_my_reset_users_drops_users_roles_and_catalog_rows(my: MysqlHandle) -> N
         ("rdsadmin", "%"),
         ("root", "localhost"),
     ]
-    with pytest.raises(pymysql.err.MySQLError):
-        with session.cursor() as cur:
-            cur.execute("SELECT 1")
+    with pytest.raises(pymysql.err.MySQLError), session.cursor() as cur:
+        cur.execute("SELECT 1")
     session.close()
     assert my.reset_users() == []
 
