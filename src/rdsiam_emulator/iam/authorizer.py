@@ -1,0 +1,256 @@
+"""The IAM step of a login: may this principal ``rds-db:connect`` as this DB user here?
+
+``IamAuthorizer`` implements ``verifier.Authorizer``: it builds the dbuser ARN from the endpoint,
+collects the principal's policies from a ``PolicySource`` (moto in-process by default), builds the
+request context RDS would supply, evaluates, and turns a denial into a ``Rejection`` with the
+deciding statement and the most useful near-miss as the hint. ``check_principal`` is the same
+decision without a token or a database (library use, ``policy check``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from rdsiam_emulator.credentials import ResolvedCredential
+from rdsiam_emulator.endpoint_spec import Endpoint
+from rdsiam_emulator.iam.evaluator import Decision, HintInputs, NearMiss, Request, evaluate
+from rdsiam_emulator.iam.principals import (
+    MotoCredential,
+    PolicySource,
+    Principal,
+    PrincipalPolicies,
+)
+from rdsiam_emulator.reasons import Reason, Rejection
+from rdsiam_emulator.tokens import ParsedToken
+
+CONNECT = "rds-db:connect"
+
+UNSUPPORTED_KEYS = frozenset({
+    "aws:sourceip", "aws:sourcevpc", "aws:sourcevpce", "aws:vpcsourceip", "aws:useragent",
+    "aws:referer",
+})
+"""Condition keys RDS does not supply for rds-db:connect; they are never in the context."""
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def build_context(
+    principal: Principal,
+    policies: PrincipalPolicies,
+    *,
+    region: str,
+    now: datetime,
+    secure_transport: bool = True,
+    extra: Mapping[str, str | tuple[str, ...]] | None = None,
+) -> dict[str, tuple[str, ...]]:
+    """The global condition keys a connection supplies (lower-cased key → values)."""
+    ctx: dict[str, tuple[str, ...]] = {
+        "aws:principalarn": (principal.principal_arn_key,),
+        "aws:principalaccount": (principal.account_id,),
+        "aws:principaltype": (principal.type,),
+        "aws:currenttime": (_iso(now),),
+        "aws:epochtime": (str(int(now.timestamp())),),
+        "aws:requestedregion": (region,),
+        "aws:securetransport": ("true" if secure_transport else "false",),
+        "aws:viaawsservice": ("false",),
+        "aws:principalisawsservice": ("false",),
+    }
+    user_id = policies.user_id or principal.user_id
+    if user_id:
+        ctx["aws:userid"] = (user_id,)
+    if principal.type == "User" and principal.user_name:
+        ctx["aws:username"] = (principal.user_name,)
+    if principal.issued_at is not None:
+        ctx["aws:tokenissuetime"] = (_iso(principal.issued_at),)
+    if principal.mfa_present is not None:
+        ctx["aws:multifactorauthpresent"] = ("true" if principal.mfa_present else "false",)
+    for key, value in policies.tags:
+        ctx[f"aws:principaltag/{key.lower()}"] = (value,)
+    if policies.tags:
+        ctx["aws:principaltagkeys"] = tuple(k for k, _ in policies.tags)
+    for key, extra_value in (extra or {}).items():
+        ctx[key.lower()] = (extra_value,) if isinstance(extra_value, str) else tuple(extra_value)
+    for key in UNSUPPORTED_KEYS:
+        ctx.pop(key, None)
+    return ctx
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyCheck:
+    """A decision with its inputs, for explanations."""
+
+    principal: Principal
+    resource: str
+    decision: Decision
+    policies: PrincipalPolicies
+
+    def rejection(self) -> Rejection | None:
+        return None if self.decision.allowed else rejection_for(self)
+
+
+def check_principal(
+    principal: Principal,
+    resource: str,
+    *,
+    source: PolicySource,
+    region: str,
+    now: datetime,
+    action: str = CONNECT,
+    hints: HintInputs | None = None,
+    extra_context: Mapping[str, str | tuple[str, ...]] | None = None,
+) -> PolicyCheck:
+    """Evaluate ``action`` on ``resource`` for ``principal``; no token or database involved."""
+    policies = source.policies_for(principal)
+    context = build_context(principal, policies, region=region, now=now, extra=extra_context)
+    if hints is None:
+        hints = _hints_from_arn(resource)
+    decision = evaluate(
+        policies.identity, Request(action, resource, context),
+        session=policies.session, boundary=policies.boundary, hints=hints,
+    )
+    if decision.allowed:
+        decision = _cross_account(decision, principal, resource)
+    return PolicyCheck(principal, resource, decision, policies)
+
+
+def _cross_account(decision: Decision, principal: Principal, resource: str) -> Decision:
+    """rds-db has no resource-based policies, so an Allow only counts in the caller's own account.
+
+    Cross-account access in IAM needs the resource's account to grant it too; without a resource
+    policy the only way is to assume a role in the database's account *(inferred from IAM's
+    cross-account rules; RDS documents no exception)*.
+    """
+    parts = resource.split(":", 5)
+    if len(parts) != 6 or parts[4] == principal.account_id or decision.deciding is None:
+        return decision
+    message = (
+        f"{decision.deciding.label} allows it, but the caller belongs to account "
+        f"{principal.account_id} and the database to account {parts[4]}: rds-db has no "
+        f"resource-based policy to grant cross-account access, so assume a role in account "
+        f"{parts[4]} and connect with its credentials"
+    )
+    return replace(
+        decision, outcome="not_authorized",
+        detail=f"cross-account: the caller's account {principal.account_id} is not the "
+        f"database's account {parts[4]}",
+        near_misses=(NearMiss("cross_account", decision.deciding, message),),
+    )
+
+
+def _hints_from_arn(resource: str) -> HintInputs:
+    parts = resource.split(":", 5)
+    if len(parts) != 6:
+        return HintInputs()
+    rid, _, user = parts[5].removeprefix("dbuser:").partition("/")
+    return HintInputs(None, rid, user, parts[3], parts[4])
+
+
+def rejection_for(check: PolicyCheck) -> Rejection:
+    decision, principal = check.decision, check.principal
+    caller = f"the IAM policy assumed by the caller '{principal.arn}'"
+    if decision.outcome == "explicit_deny":
+        deny = decision.deciding
+        label = deny.label if deny is not None else "a Deny statement"
+        return Rejection(
+            Reason.EXPLICIT_DENY,
+            f"{caller} explicitly denies {CONNECT} on {check.resource} ({label})",
+            f"{label} denies this login; an explicit Deny overrides every Allow: narrow or "
+            "remove it",
+        )
+    detail = f"{caller} is not authorized to perform {CONNECT} on {check.resource}"
+    detail += _LAYER_PHRASES.get(decision.missing_layer or "", "")
+    if decision.malformed:
+        ref, message = decision.malformed[0]
+        detail += f": {ref.label} is malformed ({message})"
+    if check.policies.notes:
+        detail += " (" + "; ".join(check.policies.notes) + ")"
+    return Rejection(Reason.NOT_AUTHORIZED, detail, _hint(check))
+
+
+_LAYER_PHRASES = {
+    "identity": ": no identity-policy statement allows it",
+    "session": ": the identity policies allow it but the session policies do not",
+    "boundary": ": the identity policies allow it but the permissions boundary does not",
+}
+
+
+def _hint(check: PolicyCheck) -> str:
+    decision = check.decision
+    if decision.near_misses:
+        return decision.near_misses[0].message
+    if decision.malformed:
+        ref, message = decision.malformed[0]
+        return f"fix {ref.label}: {message}"
+    if check.principal.source == "sts:GetFederationToken" and decision.missing_layer == "session":
+        return ("a GetFederationToken session has only the permissions its session policy grants: "
+                "pass Policy/PolicyArns allowing rds-db:connect when calling GetFederationToken")
+    if decision.missing_layer == "session":
+        return ("the session policy passed when the role was assumed (Policy/PolicyArns) must also "
+                f"allow {CONNECT} on {check.resource}")
+    if decision.missing_layer == "boundary":
+        return (f"the role's permissions boundary must also allow {CONNECT} on {check.resource}")
+    who = principal_label(check.principal)
+    return f"attach a policy to {who} allowing {CONNECT} on {check.resource}"
+
+
+def principal_label(principal: Principal) -> str:
+    if principal.type == "AssumedRole":
+        return f"role {principal.role_name}"
+    return f"user {principal.user_name}"
+
+
+class IamAuthorizer:
+    """``verifier.Authorizer`` evaluating ``rds-db:connect`` against moto's IAM state."""
+
+    def __init__(self, source: PolicySource | None = None) -> None:
+        if source is None:
+            from rdsiam_emulator.iam.moto_state import MotoPolicySource
+
+            source = MotoPolicySource()
+        self._source = source
+
+    def check(
+        self, credential: ResolvedCredential, endpoint: Endpoint, db_user: str, now: datetime
+    ) -> PolicyCheck | Rejection:
+        """The full decision (for ``token explain``), or a Rejection when it cannot be made."""
+        principal = credential.principal if isinstance(credential, MotoCredential) else None
+        if principal is None:
+            return Rejection(
+                Reason.NOT_AUTHORIZED,
+                f"no IAM principal is known for access key {credential.access_key_id}, so no "
+                "policy can allow rds-db:connect",
+                "resolve credentials with iam.MotoCredentials so the principal is known",
+            )
+        resource = endpoint.db_user_arn(db_user)
+        if resource is None:
+            return Rejection(
+                Reason.INTERNAL_ERROR,
+                f"the endpoint {endpoint.address} has no account id or resource id, so the dbuser "
+                "ARN cannot be built",
+                "configure the instance with its account and DbiResourceId",
+            )
+        hints = HintInputs(
+            endpoint.instance_id, endpoint.resource_id, db_user, endpoint.region,
+            endpoint.account_id,
+        )
+        return check_principal(
+            principal, resource, source=self._source, region=endpoint.region, now=now, hints=hints
+        )
+
+    def authorize(
+        self,
+        *,
+        credential: ResolvedCredential,
+        token: ParsedToken,
+        endpoint: Endpoint,
+        db_user: str,
+        now: datetime,
+    ) -> Rejection | None:
+        result = self.check(credential, endpoint, db_user, now)
+        if isinstance(result, Rejection):
+            return result
+        return result.rejection()

@@ -1,0 +1,320 @@
+"""The pure IAM decision for one request: policies + action + resource + context → Decision.
+
+IAM's order, for a single account and no resource policy (``rds-db`` has none):
+1. any matching ``Deny`` in any policy (identity, session, boundary) → explicit deny;
+2. otherwise an ``Allow`` must match in the identity policies, **and** in the session policies when
+   the session has any, **and** in the permissions boundary when there is one; else implicit deny.
+A document that does not parse makes the request deny (fail closed), naming the document.
+When the outcome is an implicit deny, ``near_misses`` lists Allow statements that would have matched
+with one typical mistake corrected (see ``hints``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from rdsiam_emulator.iam.conditions import Context, clause_holds
+from rdsiam_emulator.iam.matching import action_match, arn_match
+from rdsiam_emulator.iam.policy_model import (
+    ParsedPolicy,
+    PolicyDocument,
+    PolicyParseError,
+    Statement,
+    parse_policy,
+)
+from rdsiam_emulator.iam.variables import Piece, expand
+
+Layer = Literal["identity", "session", "boundary"]
+Outcome = Literal["allow", "not_authorized", "explicit_deny"]
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRef:
+    """One policy document and where it came from (for explanations)."""
+
+    name: str
+    """Human label, e.g. ``inline policy 'db' of user alice`` or the managed policy's name."""
+    document: str | Mapping[str, Any]
+    layer: Layer = "identity"
+    arn: str | None = None
+
+    @property
+    def parsed(self) -> ParsedPolicy:
+        return parse_policy(self.document)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.arn})" if self.arn else self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    action: str
+    resource: str
+    context: Context = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StatementRef:
+    policy: PolicyRef
+    statement: Statement
+
+    @property
+    def label(self) -> str:
+        return f"{self.statement.label} of {self.policy.label}"
+
+
+@dataclass(frozen=True, slots=True)
+class NearMiss:
+    """An Allow that would have matched with one thing corrected; ``kind`` is a stable code."""
+
+    kind: str
+    statement: StatementRef
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    outcome: Outcome
+    detail: str
+    deciding: StatementRef | None = None
+    """The Deny that won, or (on allow) the first Allow in the identity policies."""
+    missing_layer: Layer | None = None
+    """On an implicit deny: the policy layer in which no Allow matched."""
+    near_misses: tuple[NearMiss, ...] = ()
+    malformed: tuple[tuple[PolicyRef, str], ...] = ()
+    request: Request | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome == "allow"
+
+
+# ------------------------------------------------------------------------------------- matching
+
+
+def _pieces(text: str, context: Context, variables: bool) -> tuple[Piece, ...] | None:
+    return expand(text, context) if variables else ((text, True),)
+
+
+def _action_matches(stmt: Statement, action: str) -> bool:
+    hit = any(action_match(p, action) for p in stmt.actions)
+    return hit != stmt.not_action
+
+
+def _resource_matches(stmt: Statement, resource: str, context: Context, variables: bool) -> bool:
+    hit = False
+    for pattern in stmt.resources:
+        pieces = _pieces(pattern, context, variables)
+        if pieces is not None and arn_match(pieces, resource):
+            hit = True
+            break
+    return hit != stmt.not_resource
+
+
+def _conditions_hold(stmt: Statement, context: Context, variables: bool) -> bool:
+    return all(
+        clause_holds(c.operator, c.key, c.values, context, variables=variables)
+        for c in stmt.conditions
+    )
+
+
+def statement_matches(stmt: Statement, doc: PolicyDocument, request: Request) -> bool:
+    variables = doc.variables_enabled
+    return (
+        _action_matches(stmt, request.action)
+        and _resource_matches(stmt, request.resource, request.context, variables)
+        and _conditions_hold(stmt, request.context, variables)
+    )
+
+
+# ------------------------------------------------------------------------------------- decision
+
+
+def _documents(
+    policies: Iterable[PolicyRef], malformed: list[tuple[PolicyRef, str]]
+) -> list[tuple[PolicyRef, PolicyDocument]]:
+    out: list[tuple[PolicyRef, PolicyDocument]] = []
+    for ref in policies:
+        parsed = ref.parsed
+        if isinstance(parsed, PolicyParseError):
+            malformed.append((ref, parsed.message))
+        else:
+            out.append((ref, parsed))
+    return out
+
+
+def evaluate(
+    identity: Sequence[PolicyRef],
+    request: Request,
+    *,
+    session: Sequence[PolicyRef] | None = None,
+    boundary: Sequence[PolicyRef] | None = None,
+    hints: HintInputs | None = None,
+) -> Decision:
+    """Decide ``request`` as IAM would. ``session``/``boundary`` of None mean "no such layer"."""
+    malformed: list[tuple[PolicyRef, str]] = []
+    layers: list[tuple[Layer, list[tuple[PolicyRef, PolicyDocument]]]] = [
+        ("identity", _documents(identity, malformed))
+    ]
+    if session is not None:
+        layers.append(("session", _documents(session, malformed)))
+    if boundary is not None:
+        layers.append(("boundary", _documents(boundary, malformed)))
+
+    first_allow: dict[Layer, StatementRef] = {}
+    for layer, docs in layers:
+        for ref, doc in docs:
+            for stmt in doc.statements:
+                if not statement_matches(stmt, doc, request):
+                    continue
+                if stmt.effect == "Deny":
+                    deny = StatementRef(ref, stmt)
+                    return Decision(
+                        "explicit_deny",
+                        f"explicitly denied by {deny.label}",
+                        deny, None, (), tuple(malformed), request,
+                    )
+                first_allow.setdefault(layer, StatementRef(ref, stmt))
+
+    if malformed:
+        ref, message = malformed[0]
+        return Decision(
+            "not_authorized",
+            f"{ref.label} is malformed ({message}); the emulator denies rather than guess",
+            None, None, (), tuple(malformed), request,
+        )
+    for layer, docs in layers:
+        if layer not in first_allow:
+            near = tuple(_near_misses(docs, request, hints)) if hints is not None else ()
+            return Decision(
+                "not_authorized", _missing_detail(layer, request), None, layer, near, (), request
+            )
+    return Decision("allow", f"allowed by {first_allow['identity'].label}",
+                    first_allow["identity"], None, (), (), request)
+
+
+def _missing_detail(layer: Layer, request: Request) -> str:
+    what = f"{request.action} on {request.resource}"
+    if layer == "identity":
+        return f"no identity policy statement allows {what}"
+    if layer == "session":
+        return f"the identity policies allow {what}, but the session policies do not"
+    return f"the identity policies allow {what}, but the permissions boundary does not"
+
+
+# ------------------------------------------------------------------------------------ near misses
+
+
+@dataclass(frozen=True, slots=True)
+class HintInputs:
+    """What the near-miss search may try: the instance identifier and the parts of the dbuser
+    ARN."""
+
+    instance_id: str | None = None
+    resource_id: str | None = None
+    db_user: str | None = None
+    region: str | None = None
+    account_id: str | None = None
+
+
+def _with_resource(request: Request, resource: str) -> Request:
+    return Request(request.action, resource, request.context)
+
+
+def _near_misses(
+    docs: list[tuple[PolicyRef, PolicyDocument]], request: Request, hints: HintInputs
+) -> Iterable[NearMiss]:
+    for ref, doc in docs:
+        for stmt in doc.statements:
+            if stmt.effect != "Allow":
+                continue
+            found = _statement_near_miss(StatementRef(ref, stmt), doc, request, hints)
+            if found is not None:
+                yield found
+
+
+def _statement_near_miss(
+    sref: StatementRef, doc: PolicyDocument, request: Request, hints: HintInputs
+) -> NearMiss | None:
+    stmt = sref.statement
+    if not _conditions_hold(stmt, request.context, doc.variables_enabled):
+        return None
+    resource = request.resource
+    # 1. rds:connect / rds:* instead of rds-db:connect
+    if not _action_matches(stmt, request.action) and request.action.lower().startswith("rds-db:"):
+        alt_action = "rds:" + request.action.split(":", 1)[1]
+        if _action_matches(stmt, alt_action) and _resource_matches(
+            stmt, resource, request.context, doc.variables_enabled
+        ):
+            return NearMiss(
+                "action_service", sref,
+                f"{sref.label} allows {alt_action!r}; the IAM action for database logins is "
+                f"{request.action!r} (service prefix rds-db, not rds)",
+            )
+        return None
+    if not _action_matches(stmt, request.action):
+        return None
+    for kind, alt, message in _resource_variants(stmt, request, hints):
+        if _resource_matches(stmt, alt, request.context, doc.variables_enabled):
+            return NearMiss(kind, sref, f"{sref.label} {message}")
+    return None
+
+
+def _resource_variants(
+    stmt: Statement, request: Request, hints: HintInputs
+) -> Iterable[tuple[str, str, str]]:
+    parts = request.resource.split(":", 5)
+    if len(parts) != 6 or "/" not in parts[5]:
+        return
+    _, partition, service, region, account, tail = parts
+    dbuser_prefix, _, db_user = tail.partition("/")
+    resource_id = dbuser_prefix.removeprefix("dbuser:")
+
+    def arn(
+        *, svc: str = service, reg: str = region, acct: str = account,
+        rid: str = resource_id, user: str = db_user,
+    ) -> str:
+        return f"arn:{partition}:{svc}:{reg}:{acct}:dbuser:{rid}/{user}"
+
+    if hints.instance_id and hints.instance_id != resource_id:
+        yield (
+            "instance_identifier", arn(rid=hints.instance_id),
+            f"names the instance identifier {hints.instance_id!r}; the dbuser ARN uses the "
+            f"resource id {resource_id!r} (DbiResourceId in describe-db-instances), e.g. "
+            f"{request.resource}",
+        )
+    for pattern in (p for p in stmt.resources if not stmt.not_resource):
+        segs = pattern.split(":", 5)
+        if len(segs) != 6:
+            continue
+        p_service, p_region, p_account, p_tail = segs[2], segs[3], segs[4], segs[5]
+        if p_service == "rds" and service == "rds-db":
+            yield (
+                "resource_service", arn(svc="rds"),
+                f"names {pattern!r}: rds-db:connect needs an arn:{partition}:rds-db:… dbuser ARN, "
+                f"e.g. {request.resource}",
+            )
+        if _plain(p_region) and p_region != region:
+            yield (
+                "region", arn(reg=p_region),
+                f"names region {p_region!r}; the instance is in {region!r}",
+            )
+        if _plain(p_account) and p_account != account:
+            yield (
+                "account", arn(acct=p_account),
+                f"names account {p_account!r}; the instance belongs to account {account!r}",
+            )
+        p_user = p_tail.partition("/")[2]
+        if _plain(p_user) and p_user != db_user and p_user.lower() == db_user.lower():
+            yield (
+                "db_user_case", arn(user=p_user),
+                f"names DB user {p_user!r}; the login user is {db_user!r} (DB user names in "
+                "dbuser ARNs are case-sensitive)",
+            )
+
+
+def _plain(text: str) -> bool:
+    return bool(text) and not any(c in text for c in "*?$")

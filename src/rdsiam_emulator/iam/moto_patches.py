@@ -1,0 +1,216 @@
+"""The two places where the emulator changes moto, kept together and idempotent.
+
+1. **DbiResourceId**: moto gives every DB instance the same constant
+   ``db-M5ENSHXFPU6XHZ4G4ZEI5QIO2U``, so policies could not tell instances apart.
+   ``DBInstance.dbi_resource_id`` becomes a property that replaces that constant with a unique,
+   realistic id (``db-`` + 26 upper-case letters/digits) the first time moto assigns it;
+   ``describe_db_instances`` and the ``dbi-resource-id`` filter read the same attribute, and the id
+   lives as long as the instance.
+2. **STS sessions**: moto drops ``PolicyArns`` and session ``Tags`` of AssumeRole*, ignores
+   ``Policy`` of AssumeRoleWithSAML and answers GetSessionToken/GetFederationToken with one fixed
+   example key that records nothing. The wrappers below record what the emulator needs on moto's
+   own objects (``AssumedRole.rdsiam_session``) and, for GetSessionToken/GetFederationToken called
+   with an IAM user's key, issue a real temporary key in that account and remember who asked for it
+   (``STSBackend.rdsiam_tokens``), so tokens signed with it resolve to that user.
+The lookup (``moto_state``) only reads; only these wrappers write, at issue time, in moto's thread.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+MOTO_CONSTANT_DBI_RESOURCE_ID = "db-M5ENSHXFPU6XHZ4G4ZEI5QIO2U"
+MOTO_EXAMPLE_ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
+_ALPHABET = string.ascii_uppercase + string.digits
+_lock = threading.Lock()
+_installed: list[bool] = []  # non-empty once installed
+
+
+def new_dbi_resource_id() -> str:
+    """A realistic DbiResourceId: ``db-`` and 26 upper-case alphanumerics."""
+    return "db-" + "".join(secrets.choice(_ALPHABET) for _ in range(26))
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """What moto forgets about an STS session; stored on moto's objects by the wrappers."""
+
+    api: str
+    issued_at: datetime
+    expires_at: datetime | None = None
+    policy: str | None = None
+    policy_arns: tuple[str, ...] = ()
+    tags: tuple[tuple[str, str], ...] = ()
+    mfa: bool = False
+    # GetSessionToken / GetFederationToken only:
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    session_token: str | None = None
+    user_name: str | None = None
+    user_arn: str | None = None
+    account_id: str | None = None
+    federated_name: str | None = None
+
+
+def install() -> None:
+    """Apply both patches once per process (safe to call from anywhere, any number of times)."""
+    with _lock:
+        if _installed:
+            return
+        _patch_dbi_resource_id()
+        _patch_sts()
+        _installed.append(True)
+
+
+# ------------------------------------------------------------------------------- DbiResourceId
+
+
+def _patch_dbi_resource_id() -> None:
+    from moto.rds.models import DBInstance
+
+    if isinstance(DBInstance.__dict__.get("dbi_resource_id"), property):
+        return
+
+    def get(self: Any) -> str:
+        value = self.__dict__.get("_rdsiam_dbi_resource_id")
+        if value is None:
+            value = new_dbi_resource_id()
+            self.__dict__["_rdsiam_dbi_resource_id"] = value
+        return str(value)
+
+    def set_(self: Any, value: str) -> None:
+        current = self.__dict__.get("_rdsiam_dbi_resource_id")
+        if value == MOTO_CONSTANT_DBI_RESOURCE_ID:
+            if current is None:
+                self.__dict__["_rdsiam_dbi_resource_id"] = new_dbi_resource_id()
+            return
+        self.__dict__["_rdsiam_dbi_resource_id"] = value
+
+    setattr(DBInstance, "dbi_resource_id",  # noqa: B010 - mypy sees moto's str attribute
+            property(get, set_, doc="unique DbiResourceId (rdsiam-emulator)"))
+
+
+# ------------------------------------------------------------------------------------------ STS
+
+
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _policy_arns(response: Any) -> tuple[str, ...]:
+    raw = response._get_param("PolicyArns") or []
+    out: list[str] = []
+    for item in raw if isinstance(raw, list) else [raw]:
+        if isinstance(item, dict):
+            arn = item.get("arn") or item.get("Arn")
+            if isinstance(arn, str):
+                out.append(arn)
+    return tuple(out)
+
+
+def _tags(response: Any) -> tuple[tuple[str, str], ...]:
+    raw = response._get_param("Tags") or []
+    out: list[tuple[str, str]] = []
+    for item in raw if isinstance(raw, list) else [raw]:
+        if isinstance(item, dict) and "Key" in item:
+            out.append((str(item["Key"]), str(item.get("Value", ""))))
+    return tuple(out)
+
+
+def _now() -> datetime:
+    from moto.sts import models  # moto's clock (aws_clock moves it), so records agree with moto
+
+    utcnow: Callable[[], datetime] = getattr(models, "utcnow")  # noqa: B009 - not re-exported
+    return _aware(utcnow())
+
+
+Method = Callable[[Any], Any]
+
+
+def _wrap_assume(api: str, original: Method) -> Method:
+    def wrapper(self: Any) -> Any:
+        result = original(self)
+        role = result.result.get("Credentials") if isinstance(result.result, dict) else None
+        if role is not None and hasattr(role, "access_key_id"):
+            policy = role.policy
+            if api == "AssumeRoleWithSAML" and not policy:
+                policy = self._get_param("Policy")
+            role.rdsiam_session = SessionRecord(
+                api=api, issued_at=_now(), expires_at=_aware(role.expiration), policy=policy,
+                policy_arns=_policy_arns(self), tags=_tags(self),
+            )
+        return result
+
+    wrapper.__wrapped__ = original  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _wrap_token(api: str, original: Method) -> Method:
+    def wrapper(self: Any) -> Any:
+        result = original(self)
+        try:
+            _issue_real_key(self, api, result)
+        except Exception:  # recording is best effort: moto's own answer still stands
+            return result
+        return result
+
+    wrapper.__wrapped__ = original  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _issue_real_key(response: Any, api: str, result: Any) -> None:
+    from moto.iam.models import iam_backends
+    from moto.sts.models import sts_backends
+    from moto.sts.utils import random_session_token
+
+    payload = result.result
+    caller_key = response.get_access_key()
+    account_id = response.current_account
+    partition = response.partition
+    iam = iam_backends[account_id][partition]
+    key = iam.access_keys.get(caller_key)
+    if key is None or key.user_name is None or key.user_name not in iam.users:
+        return  # not an IAM user's long-term key: keep moto's answer (documented limitation)
+    user = iam.users[key.user_name]
+    temp = iam.create_temp_access_key()
+    token = random_session_token()
+    creds = payload["Credentials"]
+    expires = _aware(creds["Expiration"])
+    policy = response._get_param("Policy") if api == "GetFederationToken" else None
+    record = SessionRecord(
+        api=api, issued_at=_now(), expires_at=expires, policy=policy,
+        policy_arns=_policy_arns(response) if api == "GetFederationToken" else (),
+        tags=_tags(response) if api == "GetFederationToken" else (),
+        mfa=bool(response._get_param("SerialNumber")) and api == "GetSessionToken",
+        access_key_id=temp.access_key_id, secret_access_key=temp.secret_access_key,
+        session_token=token, user_name=user.name, user_arn=user.arn, account_id=account_id,
+        federated_name=response._get_param("Name"),
+    )
+    backend = sts_backends[account_id][partition]
+    tokens: dict[str, SessionRecord] = backend.__dict__.setdefault("rdsiam_tokens", {})
+    tokens[temp.access_key_id] = record
+    creds["AccessKeyId"] = temp.access_key_id
+    creds["SecretAccessKey"] = temp.secret_access_key
+    creds["SessionToken"] = token
+
+
+def _patch_sts() -> None:
+    from moto.sts.responses import TokenResponse
+
+    for name, api, wrap in (
+        ("assume_role", "AssumeRole", _wrap_assume),
+        ("assume_role_with_web_identity", "AssumeRoleWithWebIdentity", _wrap_assume),
+        ("assume_role_with_saml", "AssumeRoleWithSAML", _wrap_assume),
+        ("get_session_token", "GetSessionToken", _wrap_token),
+        ("get_federation_token", "GetFederationToken", _wrap_token),
+    ):
+        original = getattr(TokenResponse, name)
+        if hasattr(original, "__wrapped__"):
+            continue
+        setattr(TokenResponse, name, wrap(api, original))
