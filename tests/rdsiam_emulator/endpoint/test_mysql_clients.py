@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pymysql
 import pytest
@@ -23,20 +25,14 @@ def make_iam_user(env: MyEnv) -> str:
     return user
 
 
-@pytest.mark.parametrize("pure", [True, False])
-def test_mysql_connector(myenv, pure):
+def test_mysql_connector(myenv):
     import mysql.connector
 
-    if not pure:
-        try:
-            import _mysql_connector  # noqa: F401
-        except ImportError:
-            pytest.skip(reason="mysql-connector C extension not loadable here")
     user = make_iam_user(myenv)
     conn = mysql.connector.connect(
         host="localhost", port=myenv.port, user=user, password=myenv.token(user),
         ssl_ca=myenv.ca_file, ssl_verify_cert=True, auth_plugin="mysql_clear_password",
-        use_pure=pure, database="app")
+        use_pure=True, database="app")
     try:
         cur = conn.cursor()
         cur.execute("SELECT CURRENT_USER(), DATABASE()")
@@ -49,6 +45,37 @@ def test_mysql_connector(myenv, pure):
         assert cur.fetchone() == (f"{mu}@%",)
     finally:
         conn.close()
+
+
+C_EXT_SCRIPT = """
+import os, sys
+import _mysql_connector  # before ssl: its vendored OpenSSL must load first
+import mysql.connector
+conn = mysql.connector.connect(host="localhost", port=int(os.environ["P"]), user=os.environ["U"],
+    password=os.environ["T"], ssl_ca=os.environ["CA"], ssl_verify_cert=True, use_pure=False,
+    auth_plugin="mysql_clear_password")
+assert type(conn).__name__ == "CMySQLConnection", type(conn)
+cur = conn.cursor()
+cur.execute("SELECT CURRENT_USER()")
+print(cur.fetchone()[0])
+conn.close()
+"""
+
+
+def test_mysql_connector_c_extension(myenv):
+    """The C extension, in a fresh interpreter: it loads only before anything imports ``ssl``
+    (its vendored libssl needs a newer libcrypto than the system one that ``ssl`` pulls in)."""
+    import sys
+
+    probe = subprocess.run([sys.executable, "-c", "import _mysql_connector"], capture_output=True)
+    if probe.returncode:
+        pytest.skip(reason="mysql-connector C extension not loadable here")
+    user = make_iam_user(myenv)
+    env = dict(os.environ, P=str(myenv.port), U=user, T=myenv.token(user), CA=myenv.ca_file)
+    out = subprocess.run([sys.executable, "-c", C_EXT_SCRIPT], capture_output=True, text=True,
+                         env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"{user}@%"
 
 
 def test_mysql_connector_change_user_to_iam_requires_token(myenv):
@@ -162,3 +189,29 @@ def test_mysqlclient(myenv):
     cur.execute("SELECT CURRENT_USER()")
     assert cur.fetchone() == (f"{user}@%",)
     conn.close()
+
+
+NODE_DIR = Path(__file__).resolve().parents[2] / "node"
+
+
+@pytest.mark.node
+def test_node_mysql2_with_rds_signer_token(myenv):
+    if shutil.which("node") is None or not (NODE_DIR / "node_modules" / "mysql2").is_dir():
+        pytest.skip(reason="node or tests/node/node_modules (npm ci) missing")
+    from mysql_env import AKID, REGION, SECRET
+
+    user = make_iam_user(myenv)
+    base = dict(os.environ, HOST="localhost", PORT=str(myenv.port), DBUSER=user,
+                CA=myenv.ca_file, REGION=REGION, AWS_ACCESS_KEY_ID=AKID,
+                AWS_SECRET_ACCESS_KEY=SECRET)
+
+    def run(**extra):
+        out = subprocess.run(["node", str(NODE_DIR / "mysql2_iam.mjs")], capture_output=True,
+                             text=True, env=dict(base, **extra), timeout=60, cwd=NODE_DIR)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    assert run() == {"ok": True, "user": f"{user}@%"}
+    assert run(PASSWORD="not-a-token") == {
+        "ok": False, "errno": 1045, "sqlState": "28000",
+        "message": f"Access denied for user '{user}'@'127.0.0.1' (using password: YES)"}
