@@ -86,10 +86,11 @@ def emulator_ca(tmp_path_factory) -> EmulatorCA:
     return EmulatorCA(Path(tmp_path_factory.mktemp("ca")))
 
 
-def _make_env(mariadb, emulator_ca, *, iam_enabled: bool = True) -> Iterator[MyEnv]:
+def _make_env(mariadb, emulator_ca, *, iam_enabled: bool = True,
+              host: str = HOST) -> Iterator[MyEnv]:
     loop = LoopThread()
     events = EventLog()
-    cert = emulator_ca.server_certificate([HOST, "127.0.0.1"])
+    cert = emulator_ca.server_certificate(list(dict.fromkeys([host, HOST, "127.0.0.1"])))
     endpoint = MysqlEndpoint(
         backend=BackendAddress(mariadb.host, mariadb.port, mariadb.admin_user,
                                mariadb.admin_password),
@@ -100,7 +101,9 @@ def _make_env(mariadb, emulator_ca, *, iam_enabled: bool = True) -> Iterator[MyE
     loop.run(endpoint.start())
     endpoint.authenticator = Authenticator(
         instance_id="mydb", engine="mysql",
-        endpoint=Endpoint(HOST, endpoint.port, REGION, aliases=("127.0.0.1",)),
+        endpoint=Endpoint(host, endpoint.port, REGION, aliases=(HOST, "127.0.0.1"),
+                          account_id="123456789012", resource_id="db-ABCDEFGHIJKLMNOP",
+                          instance_id="mydb"),
         credentials=StaticCredentials({AKID: (SECRET, None)}), events=events,
         iam_enabled=iam_enabled,
     )
@@ -115,6 +118,21 @@ def _make_env(mariadb, emulator_ca, *, iam_enabled: bool = True) -> Iterator[MyE
 @pytest.fixture
 def myenv(mariadb, emulator_ca) -> Iterator[MyEnv]:
     yield from _make_env(mariadb, emulator_ca)
+
+
+RDS_HOST = "mydb.c0abcdefghij.us-east-1.rds.amazonaws.com"
+
+
+@pytest.fixture
+def myenv_rds_name(mariadb, emulator_ca) -> Iterator[MyEnv]:
+    """The endpoint under an RDS-style name that resolves to 127.0.0.1 in this process only."""
+    from rdsiam_emulator import resolver
+
+    resolver.register(RDS_HOST)
+    try:
+        yield from _make_env(mariadb, emulator_ca, host=RDS_HOST)
+    finally:
+        resolver.unregister(RDS_HOST)
 
 
 @pytest.fixture

@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pymysql
 import pytest
-from mysql_env import MyEnv, emulator_ca, mariadb, myenv, unique  # noqa: F401
+from mysql_env import (  # noqa: F401
+    MyEnv,
+    emulator_ca,
+    mariadb,
+    myenv,
+    myenv_rds_name,
+    unique,
+)
 
 
 def make_iam_user(env: MyEnv) -> str:
@@ -215,3 +222,27 @@ def test_node_mysql2_with_rds_signer_token(myenv):
     assert run(PASSWORD="not-a-token") == {
         "ok": False, "errno": 1045, "sqlState": "28000",
         "message": f"Access denied for user '{user}'@'127.0.0.1' (using password: YES)"}
+
+
+def test_aws_advanced_python_wrapper_iam_plugin(myenv_rds_name, monkeypatch):
+    from aws_advanced_python_wrapper import AwsWrapperConnection
+    from mysql.connector import Connect
+    from mysql_env import AKID, RDS_HOST, SECRET
+
+    env = myenv_rds_name
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", AKID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    user = make_iam_user(env)
+    conn = AwsWrapperConnection.connect(
+        Connect, host=RDS_HOST, port=env.port, database="app", user=user, plugins="iam",
+        iam_region="us-east-1", ssl_ca=env.ca_file, use_pure=True, wrapper_dialect="mysql",
+        auth_plugin="mysql_clear_password")
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT CURRENT_USER()")
+        assert cur.fetchone() == (f"{user}@%",)
+    finally:
+        conn.close()
+    event = env.events.all()[-1]
+    assert event.ok and event.db_user == user and event.method == "iam"
