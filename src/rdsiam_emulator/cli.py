@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 COMMAND_MODULES: tuple[str, ...] = (
     "rdsiam_emulator.commands.demo",
+    "rdsiam_emulator.commands.policy",
 )
 """Add a module here to add a subcommand."""
 

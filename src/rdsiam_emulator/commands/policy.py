@@ -1,0 +1,141 @@
+"""``rdsiam-emulator policy check``: may this principal ``rds-db:connect`` as this DB user?
+
+Two ways to get the IAM state, because a CLI process cannot see another process's in-memory moto:
+* ``--endpoint-url`` (or ``AWS_ENDPOINT_URL``): a moto server (the standalone emulator's); policies
+  are read through its IAM API and the instance's DbiResourceId through ``describe_db_instances``;
+* ``--policy-file`` (repeatable, with ``--session-policy-file``/``--boundary-file``): evaluate those
+  documents only, no AWS API at all (needs ``--resource-id``).
+Exit status: 0 allowed, 1 denied, 2 usage or lookup error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from rdsiam_emulator.clock import SystemClock
+from rdsiam_emulator.iam.api_source import IamApiPolicySource, StaticPolicySource
+from rdsiam_emulator.iam.authorizer import check_principal
+from rdsiam_emulator.iam.evaluator import HintInputs, Layer, PolicyRef
+from rdsiam_emulator.iam.explain_policy import check_to_json, format_check
+from rdsiam_emulator.iam.principals import PolicySource, PrincipalArnError, principal_from_arn
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("policy", help="evaluate IAM policies for rds-db:connect")
+    inner = parser.add_subparsers(dest="policy_command", metavar="SUBCOMMAND")
+    check = inner.add_parser(
+        "check", help="decide whether a principal may connect as a DB user, and explain why",
+    )
+    check.add_argument("--principal", required=True,
+                       help="arn:aws:iam::ACCT:user/NAME, …:role/NAME or "
+                            "arn:aws:sts::ACCT:assumed-role/ROLE/SESSION")
+    check.add_argument("--db-user", required=True)
+    check.add_argument("--instance", help="DB instance identifier (looked up for its resource id)")
+    check.add_argument("--resource-id", help="DbiResourceId (db-…), cluster-… or prx-…")
+    check.add_argument("--region", default=None, help="default: AWS_DEFAULT_REGION or us-east-1")
+    check.add_argument("--account", help="the database's account (default: the principal's)")
+    check.add_argument("--endpoint-url", default=None,
+                       help="moto server URL (default: AWS_ENDPOINT_URL)")
+    check.add_argument("--policy-file", action="append", default=[], type=Path,
+                       help="identity policy document to evaluate instead of reading IAM")
+    check.add_argument("--session-policy-file", action="append", default=None, type=Path)
+    check.add_argument("--boundary-file", action="append", default=None, type=Path)
+    check.add_argument("--context", action="append", default=[], metavar="KEY=VALUE",
+                       help="extra request-context value, e.g. aws:PrincipalTag/team=db")
+    check.add_argument("--json", action="store_true", help="print the decision as JSON")
+    check.set_defaults(func=run_check)
+    parser.set_defaults(func=lambda _args: (parser.print_help(sys.stderr), 2)[1])
+
+
+def _fail(message: str) -> int:
+    print(f"policy check: {message}", file=sys.stderr)
+    return 2
+
+
+def _files(paths: list[Path] | None, layer: Layer) -> tuple[PolicyRef, ...] | None:
+    if paths is None:
+        return None
+    return tuple(PolicyRef(f"file {p}", p.read_text(encoding="utf-8"), layer) for p in paths)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    try:
+        principal = principal_from_arn(args.principal)
+    except PrincipalArnError as exc:
+        return _fail(str(exc))
+    region = args.region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    account = args.account or principal.account_id
+    resource_id = args.resource_id
+    endpoint_url = args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+    source: PolicySource
+    if args.policy_file:
+        try:
+            source = StaticPolicySource(
+                _files(args.policy_file, "identity") or (),
+                _files(args.session_policy_file, "session"),
+                _files(args.boundary_file, "boundary"),
+            )
+        except OSError as exc:
+            return _fail(str(exc))
+    elif endpoint_url:
+        iam, rds = _clients(endpoint_url, region, principal.account_id, account)
+        source = IamApiPolicySource(iam)
+        if resource_id is None and args.instance:
+            try:
+                found = rds.describe_db_instances(DBInstanceIdentifier=args.instance)
+            except Exception as exc:
+                return _fail(f"cannot describe instance {args.instance!r}: {exc}")
+            resource_id = found["DBInstances"][0]["DbiResourceId"]
+    else:
+        return _fail("no IAM state: pass --endpoint-url (a moto server) or --policy-file")
+    if resource_id is None:
+        return _fail("pass --resource-id, or --instance with --endpoint-url to look it up")
+    resource = f"arn:aws:rds-db:{region}:{account}:dbuser:{resource_id}/{args.db_user}"
+    extra: dict[str, str] = {}
+    for item in args.context:
+        key, sep, value = item.partition("=")
+        if not sep:
+            return _fail(f"--context expects KEY=VALUE, got {item!r}")
+        extra[key] = value
+    check = check_principal(
+        principal, resource, source=source, region=region, now=SystemClock().now(),
+        hints=HintInputs(args.instance, resource_id, args.db_user, region, account),
+        extra_context=extra,
+    )
+    if args.json:
+        print(json.dumps(check_to_json(check), indent=2))
+    else:
+        print("\n".join(format_check(check)))
+    return 0 if check.decision.allowed else 1
+
+
+def _clients(
+    endpoint_url: str, region: str, principal_account: str, db_account: str
+) -> tuple[Any, Any]:
+    """IAM and RDS clients for a moto server; ``x-moto-account-id`` picks each account's state."""
+    import boto3
+
+    session = boto3.Session(
+        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+        aws_session_token=os.environ.get("AWS_SESSION_TOKEN"),
+        region_name=region,
+    )
+    clients = []
+    for service, account in (("iam", principal_account), ("rds", db_account)):
+        client = session.client(service, endpoint_url=endpoint_url)
+        client.meta.events.register("before-sign.*.*", _account_header(account))
+        clients.append(client)
+    return clients[0], clients[1]
+
+
+def _account_header(account: str) -> Any:
+    def add(request: Any, **_kwargs: Any) -> None:
+        request.headers["x-moto-account-id"] = account
+
+    return add

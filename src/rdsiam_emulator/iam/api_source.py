@@ -1,0 +1,127 @@
+"""``PolicySource`` over the IAM API (boto3), for a CLI process pointed at a moto server.
+
+A separate process cannot read another process's moto state, but it can ask the moto server's IAM
+API the same questions: inline and attached policies of the user, its groups or the role, the role's
+permissions boundary and tags. Session policies live in the STS session, which the API does not
+expose, so a principal given as an ARN is evaluated without them (docs/iam.md says so).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import unquote
+
+from rdsiam_emulator.iam.evaluator import Layer, PolicyRef
+from rdsiam_emulator.iam.principals import Principal, PrincipalPolicies
+
+
+def _doc(value: Any) -> str:
+    """boto3 decodes policy documents to dicts; moto may hand back URL-encoded text."""
+    if isinstance(value, str):
+        return unquote(value) if value.startswith("%7B") else value
+    return json.dumps(value)
+
+
+def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> Iterator[Any]:
+    paginator = client.get_paginator(operation)
+    for page in paginator.paginate(**kwargs):
+        yield from page.get(key, [])
+
+
+class IamApiPolicySource:
+    """Reads policies with ``iam`` API calls (``list_*``/``get_*``); slow, for one-off checks."""
+
+    def __init__(self, iam_client: Any) -> None:
+        self._iam = iam_client
+
+    def _managed(self, arn: str, layer: Layer, notes: list[str]) -> PolicyRef | None:
+        try:
+            policy = self._iam.get_policy(PolicyArn=arn)["Policy"]
+            version = self._iam.get_policy_version(
+                PolicyArn=arn, VersionId=policy["DefaultVersionId"]
+            )["PolicyVersion"]
+        except Exception as exc:  # NoSuchEntity and friends: report, do not guess
+            notes.append(f"managed policy {arn} could not be read ({exc})")
+            return None
+        return PolicyRef(
+            f"managed policy {policy['PolicyName']!r}", _doc(version["Document"]), layer, arn
+        )
+
+    def policies_for(self, principal: Principal) -> PrincipalPolicies:
+        iam = self._iam
+        notes: list[str] = []
+        identity: list[PolicyRef] = []
+        boundary: tuple[PolicyRef, ...] | None = None
+        tags: list[tuple[str, str]] = []
+        user_id = principal.user_id
+        if principal.type == "AssumedRole":
+            name = principal.role_name or ""
+            try:
+                role = iam.get_role(RoleName=name)["Role"]
+            except Exception as exc:
+                return PrincipalPolicies((), notes=(f"role {name} could not be read ({exc})",))
+            for pname in _pages(iam, "list_role_policies", "PolicyNames", RoleName=name):
+                text = iam.get_role_policy(RoleName=name, PolicyName=pname)["PolicyDocument"]
+                identity.append(PolicyRef(f"inline policy {pname!r} of role {name}", _doc(text)))
+            for att in _pages(iam, "list_attached_role_policies", "AttachedPolicies",
+                              RoleName=name):
+                ref = self._managed(att["PolicyArn"], "identity", notes)
+                if ref is not None:
+                    identity.append(ref)
+            pb = role.get("PermissionsBoundary", {}).get("PermissionsBoundaryArn")
+            if pb:
+                ref = self._managed(pb, "boundary", notes)
+                boundary = (ref,) if ref is not None else ()
+            tags.extend((t["Key"], t["Value"]) for t in role.get("Tags", []))
+            if user_id is None and principal.session_name:
+                user_id = f"{role['RoleId']}:{principal.session_name}"
+        else:
+            name = principal.user_name or ""
+            try:
+                user = iam.get_user(UserName=name)["User"]
+            except Exception as exc:
+                return PrincipalPolicies((), notes=(f"user {name} could not be read ({exc})",))
+            user_id = user_id or user.get("UserId")
+            for pname in _pages(iam, "list_user_policies", "PolicyNames", UserName=name):
+                text = iam.get_user_policy(UserName=name, PolicyName=pname)["PolicyDocument"]
+                identity.append(PolicyRef(f"inline policy {pname!r} of user {name}", _doc(text)))
+            for att in _pages(iam, "list_attached_user_policies", "AttachedPolicies",
+                              UserName=name):
+                ref = self._managed(att["PolicyArn"], "identity", notes)
+                if ref is not None:
+                    identity.append(ref)
+            for group in _pages(iam, "list_groups_for_user", "Groups", UserName=name):
+                gname = group["GroupName"]
+                for pname in _pages(iam, "list_group_policies", "PolicyNames", GroupName=gname):
+                    text = iam.get_group_policy(GroupName=gname, PolicyName=pname)[
+                        "PolicyDocument"]
+                    identity.append(
+                        PolicyRef(f"inline policy {pname!r} of group {gname}", _doc(text))
+                    )
+                for att in _pages(iam, "list_attached_group_policies", "AttachedPolicies",
+                                  GroupName=gname):
+                    ref = self._managed(att["PolicyArn"], "identity", notes)
+                    if ref is not None:
+                        identity.append(ref)
+            tags.extend((t["Key"], t["Value"]) for t in iam.list_user_tags(UserName=name)["Tags"])
+        return PrincipalPolicies(
+            tuple(identity), None, boundary, tuple(tags), user_id, tuple(notes)
+        )
+
+
+class StaticPolicySource:
+    """Fixed documents (``policy check --policy-file``): no IAM state at all."""
+
+    def __init__(
+        self,
+        identity: tuple[PolicyRef, ...],
+        session: tuple[PolicyRef, ...] | None = None,
+        boundary: tuple[PolicyRef, ...] | None = None,
+        tags: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        self._policies = PrincipalPolicies(identity, session, boundary, tags)
+
+    def policies_for(self, principal: Principal) -> PrincipalPolicies:
+        return self._policies

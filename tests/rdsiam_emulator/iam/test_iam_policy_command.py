@@ -1,0 +1,165 @@
+"""``policy check`` and the IAM-API policy source, against a real (in-process) moto server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+import pytest
+import requests
+from moto.server import ThreadedMotoServer
+
+from rdsiam_emulator import cli
+from rdsiam_emulator.clock import SystemClock
+from rdsiam_emulator.endpoint_spec import Endpoint
+from rdsiam_emulator.iam import IamAuthorizer, MotoCredentials, moto_patches
+from rdsiam_emulator.iam.api_source import IamApiPolicySource
+from rdsiam_emulator.iam.authorizer import check_principal
+from rdsiam_emulator.iam.moto_state import MotoPolicySource
+from rdsiam_emulator.iam.principals import principal_from_arn
+from rdsiam_emulator.verifier import verify_token
+
+ACCT = "123456789012"
+REGION = "us-east-1"
+_BOTO = botocore.session.get_session()
+
+
+@pytest.fixture
+def moto_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    moto_patches.install()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    try:
+        requests.post(f"{url}/moto-api/reset", timeout=10)
+        yield url
+    finally:
+        requests.post(f"{url}/moto-api/reset", timeout=10)
+        server.stop()
+
+
+def client(url: str, service: str, creds: dict[str, str] | None = None) -> Any:
+    creds = creds or {"AccessKeyId": "testing", "SecretAccessKey": "testing"}
+    return _BOTO.create_client(
+        service, region_name=REGION, endpoint_url=url, aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds.get("SessionToken"),
+    )
+
+
+def policy(resource: str) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "Db", "Effect": "Allow", "Action": "rds-db:connect", "Resource": resource}]})
+
+
+def setup_state(url: str) -> tuple[str, dict[str, str]]:
+    rds, iam = client(url, "rds"), client(url, "iam")
+    rid = rds.create_db_instance(
+        DBInstanceIdentifier="mydb", Engine="postgres", DBInstanceClass="db.t3.micro",
+        MasterUsername="master", MasterUserPassword="secret-password-1",
+    )["DBInstance"]["DbiResourceId"]
+    iam.create_user(UserName="alice", Tags=[{"Key": "team", "Value": "db"}])
+    iam.create_group(GroupName="devs")
+    iam.add_user_to_group(GroupName="devs", UserName="alice")
+    arn = iam.create_policy(PolicyName="db-by-name", PolicyDocument=policy(
+        f"arn:aws:rds-db:{REGION}:{ACCT}:dbuser:mydb/app"))["Policy"]["Arn"]
+    iam.attach_group_policy(GroupName="devs", PolicyArn=arn)
+    key: dict[str, str] = iam.create_access_key(UserName="alice")["AccessKey"]
+    return rid, key
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    code = cli.main(["policy", "check", *args])
+    return code, capsys.readouterr().out
+
+
+def test_cli_against_moto_server(moto_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    rid, _ = setup_state(moto_url)
+    base = ["--endpoint-url", moto_url, "--principal", f"arn:aws:iam::{ACCT}:user/alice",
+            "--db-user", "app", "--instance", "mydb", "--region", REGION]
+    code, out = run_cli(capsys, *base, "--json")
+    data = json.loads(out)
+    assert code == 1 and data["reason"] == "not_authorized"
+    assert data["resource"].endswith(f"dbuser:{rid}/app")
+    assert data["near_misses"][0]["kind"] == "instance_identifier"
+    assert "managed policy 'db-by-name'" in data["policies"]["identity"][0]
+
+    client(moto_url, "iam").put_user_policy(
+        UserName="alice", PolicyName="fixed",
+        PolicyDocument=policy(f"arn:aws:rds-db:{REGION}:{ACCT}:dbuser:{rid}/${{aws:username}}"))
+    code, out = run_cli(capsys, *base[:4], "--db-user", "alice", "--instance", "mydb",
+                        "--region", REGION)
+    assert code == 0 and "decision:   ALLOW" in out and "Sid 'Db' of inline policy 'fixed'" in out
+
+
+def test_cli_role_with_boundary_via_api(moto_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    rid, _ = setup_state(moto_url)
+    iam = client(moto_url, "iam")
+    boundary = iam.create_policy(PolicyName="fence", PolicyDocument=policy(
+        "arn:aws:s3:::nothing"))["Policy"]["Arn"]
+    iam.create_role(RoleName="app", AssumeRolePolicyDocument="{}", PermissionsBoundary=boundary)
+    iam.put_role_policy(RoleName="app", PolicyName="db", PolicyDocument=policy("*"))
+    code, out = run_cli(capsys, "--endpoint-url", moto_url, "--principal",
+                        f"arn:aws:sts::{ACCT}:assumed-role/app/s1", "--db-user", "app",
+                        "--resource-id", rid, "--region", REGION)
+    assert code == 1 and "permissions boundary" in out
+
+
+def test_cli_policy_files_and_usage_errors(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    doc = tmp_path / "p.json"
+    doc.write_text(policy(f"arn:aws:rds-db:{REGION}:{ACCT}:dbuser:db-X/app"))
+    session = tmp_path / "s.json"
+    session.write_text(policy("arn:aws:rds-db:*:*:dbuser:*/other"))
+    principal = ["--principal", f"arn:aws:iam::{ACCT}:role/app", "--db-user", "app"]
+    code, out = run_cli(capsys, *principal, "--resource-id", "db-X", "--policy-file", str(doc))
+    assert code == 0, out
+    code, out = run_cli(capsys, *principal, "--resource-id", "db-X", "--policy-file", str(doc),
+                        "--session-policy-file", str(session))
+    assert code == 1 and "session policies do not" in out
+    code, out = run_cli(capsys, *principal, "--resource-id", "db-X", "--policy-file", str(doc),
+                        "--context", "aws:SourceIp=10.0.0.1", "--json")
+    assert code == 0
+    assert run_cli(capsys, *principal, "--resource-id", "db-X")[0] == 2  # no IAM state
+    assert run_cli(capsys, *principal, "--policy-file", str(doc))[0] == 2  # no resource id
+    assert run_cli(capsys, "--principal", "nope", "--db-user", "u", "--resource-id", "x",
+                   "--policy-file", str(doc))[0] == 2
+    assert run_cli(capsys, *principal, "--resource-id", "db-X", "--policy-file", str(doc),
+                   "--context", "novalue")[0] == 2
+
+
+def test_api_source_matches_in_process_source(moto_url: str) -> None:
+    """Both sources read the same server state and decide alike."""
+    rid, _ = setup_state(moto_url)
+    principal = principal_from_arn(f"arn:aws:iam::{ACCT}:user/alice")
+    resource = f"arn:aws:rds-db:{REGION}:{ACCT}:dbuser:{rid}/app"
+    now = SystemClock().now()
+    api = IamApiPolicySource(client(moto_url, "iam"))
+    from_api = check_principal(principal, resource, source=api, region=REGION, now=now)
+    local = check_principal(principal, resource, source=MotoPolicySource(), region=REGION, now=now)
+    assert from_api.decision.outcome == local.decision.outcome == "not_authorized"
+    assert from_api.policies.tags == local.policies.tags == (("team", "db"),)
+    assert [r.label for r in from_api.policies.identity] == [
+        r.label for r in local.policies.identity]
+
+
+def test_standalone_style_token_against_server_state(moto_url: str) -> None:
+    """Apps talk to the moto server; the emulator reads the same process's backends."""
+    rid, key = setup_state(moto_url)
+    client(moto_url, "iam").put_user_policy(
+        UserName="alice", PolicyName="ok",
+        PolicyDocument=policy(f"arn:aws:rds-db:{REGION}:{ACCT}:dbuser:{rid}/app"))
+    endpoint = Endpoint("mydb.example.rds.amazonaws.com", 5432, REGION, account_id=ACCT,
+                        resource_id=rid, instance_id="mydb")
+    token = client(moto_url, "rds", key).generate_db_auth_token(
+        DBHostname=endpoint.host, Port=endpoint.port, DBUsername="app")
+    result = verify_token(token, endpoint=endpoint, db_user="app", credentials=MotoCredentials(),
+                          now=SystemClock().now(), authorizer=IamAuthorizer())
+    assert result.ok, result.detail
