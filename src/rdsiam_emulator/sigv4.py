@@ -12,31 +12,55 @@ import hmac
 import re
 from collections.abc import Iterable
 from functools import lru_cache
-from urllib.parse import quote
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 """RDS tokens sign the empty payload, not UNSIGNED-PAYLOAD."""
 
-_UNRESERVED = re.compile(r"[A-Za-z0-9\-._~]*\Z", re.ASCII)
+_UNRESERVED = re.compile(r"[A-Za-z0-9\-._~]*+\Z", re.ASCII)
+_NEEDS_ESCAPE = re.compile(r"[^A-Za-z0-9\-._~]+", re.ASCII)
+_BYTE_ESCAPES = tuple(f"%{b:02X}" for b in range(256))
+_CANONICAL_REQUEST_HEAD = "GET\n/\n"
+_CANONICAL_REQUEST_TAIL = "\n\nhost\n" + EMPTY_SHA256
+
+
+def is_unreserved(text: str) -> bool:
+    """True when ``text`` has only ``A-Za-z0-9-._~``: SigV4 leaves it exactly as it is."""
+    return _UNRESERVED.match(text) is not None
+
+
+def _escape(match: re.Match[str]) -> str:
+    return "".join([_BYTE_ESCAPES[b] for b in match.group().encode("utf-8", "strict")])
 
 
 def uri_encode(text: str) -> str:
-    """RFC 3986 encoding as SigV4 wants it: only ``A-Za-z0-9-._~`` unescaped, upper-case hex."""
+    """RFC 3986 encoding as SigV4 wants it: only ``A-Za-z0-9-._~`` unescaped, upper-case hex.
+
+    Equivalent to ``urllib.parse.quote(text, safe="-_.~")`` but escapes whole runs at once instead
+    of calling a function per byte. Lone surrogates raise ``UnicodeEncodeError``, as with quote.
+    """
     if _UNRESERVED.match(text):
         return text
-    return quote(text, safe="-_.~", encoding="utf-8", errors="strict")
+    return _NEEDS_ESCAPE.sub(_escape, text)
 
 
 def canonical_query(params: Iterable[tuple[str, str]]) -> str:
     """Every parameter but the signature, encoded, sorted by key then value, joined with ``&``."""
-    encoded = sorted(
+    return canonical_query_encoded(
         (uri_encode(k), uri_encode(v)) for k, v in params if k != "X-Amz-Signature"
     )
-    return "&".join(f"{k}={v}" for k, v in encoded)
+
+
+def canonical_query_encoded(encoded: Iterable[tuple[str, str]]) -> str:
+    """Like ``canonical_query`` for pairs that are already canonically encoded (the fast path).
+
+    The signature is skipped by its encoded name, which is the same as its decoded name.
+    """
+    pairs = sorted(kv for kv in encoded if kv[0] != "X-Amz-Signature")
+    return "&".join([f"{k}={v}" for k, v in pairs])
 
 
 def canonical_request(signed_host: str, query: str) -> str:
-    return f"GET\n/\n{query}\nhost:{signed_host}\n\nhost\n{EMPTY_SHA256}"
+    return f"{_CANONICAL_REQUEST_HEAD}{query}\nhost:{signed_host}{_CANONICAL_REQUEST_TAIL}"
 
 
 def string_to_sign(amz_date: str, scope: str, canonical: str) -> str:
@@ -58,7 +82,9 @@ def sign(key: bytes, to_sign: str) -> str:
 
 def signatures_equal(expected: str, given: str) -> bool:
     """Constant-time comparison, so timing reveals nothing about how much of a signature matched."""
-    return hmac.compare_digest(expected.encode("ascii"), given.encode("ascii", "replace"))
+    return hmac.compare_digest(
+        expected.encode("utf-8", "surrogatepass"), given.encode("utf-8", "surrogatepass")
+    )
 
 
 def presign(

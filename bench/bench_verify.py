@@ -1,0 +1,180 @@
+"""Token verification throughput on one core, with distinct genuine tokens.
+
+Reproduce: ``uv run --frozen python bench/bench_verify.py`` (``--tokens N``, ``--repeat N``,
+``--naive-only``/``--no-naive``). Tokens come from botocore's ``generate_db_auth_token`` (the real
+SDK), signed by several principals (long-term keys and temporary ones with session tokens), each
+token distinct. The optimised verifier may cache signing keys per secret/date/region/service (as
+``sigv4.signing_key`` does); nothing is cached per token. The ``naive`` figure is a straightforward
+verifier (``parse_qsl`` + ``strptime`` + ``quote`` + a fresh signing key every time) doing the same
+checks, kept as the baseline the optimisations are measured against.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import hmac
+import os
+import platform
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl, quote
+
+import botocore.session
+
+from rdsiam_emulator.clock import SystemClock
+from rdsiam_emulator.credentials import StaticCredentials
+from rdsiam_emulator.endpoint_spec import Endpoint
+from rdsiam_emulator.verifier import verify_token
+
+HOST = "bench-db.cabcdefghijk.eu-west-1.rds.amazonaws.com"
+PORT = 5432
+REGION = "eu-west-1"
+
+
+def make_principals(count: int) -> dict[str, tuple[str, str | None]]:
+    """Half long-term keys (AKIA…), half temporary (ASIA…) with a ~700-char session token."""
+    rng = __import__("random").Random(42)
+    out: dict[str, tuple[str, str | None]] = {}
+    for i in range(count):
+        secret = base64.b64encode(rng.randbytes(30)).decode()
+        if i % 2:
+            session = base64.b64encode(rng.randbytes(520)).decode()
+            out[f"ASIABENCH{i:011d}"] = (secret, session)
+        else:
+            out[f"AKIABENCH{i:011d}"] = (secret, None)
+    return out
+
+
+def make_tokens(count: int, principals: dict[str, tuple[str, str | None]]) -> list[tuple[str, str]]:
+    """``count`` distinct (token, db_user) pairs from botocore, spread over the principals."""
+    clients = []
+    session = botocore.session.get_session()
+    for akid, (secret, token) in principals.items():
+        clients.append(session.create_client(
+            "rds", region_name=REGION, aws_access_key_id=akid, aws_secret_access_key=secret,
+            aws_session_token=token,
+        ))
+    out = []
+    for i in range(count):
+        user = f"app_user_{i}"
+        client = clients[i % len(clients)]
+        out.append((client.generate_db_auth_token(HOST, PORT, user), user))
+    assert len({t for t, _ in out}) == count
+    return out
+
+
+def naive_verify(
+    token: str, *, host: str, port: int, region: str, db_user: str,
+    credentials: dict[str, tuple[str, str | None]], now: datetime,
+) -> bool:
+    """The obvious implementation: correct, but parses and derives everything from scratch."""
+    head, _, query = token.partition("?")
+    pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True)
+    params = dict(pairs)
+    if len(params) != len(pairs):
+        return False
+    if params.get("Action") != "connect" or params.get("X-Amz-Algorithm") != "AWS4-HMAC-SHA256":
+        return False
+    if params.get("X-Amz-SignedHeaders") != "host" or params.get("DBUser") != db_user:
+        return False
+    akid, scope_date, scope_region, service, term = params["X-Amz-Credential"].split("/")
+    if scope_region != region or service != "rds-db" or term != "aws4_request":
+        return False
+    signed_at = datetime.strptime(params["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    expires = int(params["X-Amz-Expires"])
+    if scope_date != params["X-Amz-Date"][:8] or not 0 <= expires <= 900:
+        return False
+    if signed_at - now > timedelta(minutes=5) or now > signed_at + timedelta(seconds=expires):
+        return False
+    if head.rstrip("/").lower() != f"{host}:{port}".lower():
+        return False
+    entry = credentials.get(akid)
+    if entry is None or entry[1] != params.get("X-Amz-Security-Token"):
+        return False
+    canonical_query = "&".join(
+        f"{k}={v}" for k, v in sorted(
+            (quote(k, safe="-_.~"), quote(v, safe="-_.~"))
+            for k, v in pairs if k != "X-Amz-Signature"
+        )
+    )
+    canonical = "\n".join([
+        "GET", "/", canonical_query, f"host:{head.rstrip('/').lower()}", "", "host",
+        hashlib.sha256(b"").hexdigest(),
+    ])
+    scope = f"{scope_date}/{scope_region}/{service}/aws4_request"
+    to_sign = "\n".join([
+        "AWS4-HMAC-SHA256", params["X-Amz-Date"], scope,
+        hashlib.sha256(canonical.encode()).hexdigest(),
+    ])
+    key = ("AWS4" + entry[0]).encode()
+    for part in (scope_date, scope_region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, params["X-Amz-Signature"])
+
+
+def run_optimised(tokens: list[tuple[str, str]], creds: StaticCredentials, now: datetime) -> float:
+    endpoint = Endpoint(HOST, PORT, REGION)
+    start = time.perf_counter()
+    for token, user in tokens:
+        result = verify_token(token, endpoint=endpoint, db_user=user, credentials=creds, now=now)
+        if not result.ok:
+            raise SystemExit(f"optimised verifier rejected a genuine token: {result}")
+    return time.perf_counter() - start
+
+
+def run_naive(
+    tokens: list[tuple[str, str]], table: dict[str, tuple[str, str | None]], now: datetime
+) -> float:
+    start = time.perf_counter()
+    for token, user in tokens:
+        if not naive_verify(token, host=HOST, port=PORT, region=REGION, db_user=user,
+                            credentials=table, now=now):
+            raise SystemExit("naive verifier rejected a genuine token")
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, default=20_000)
+    parser.add_argument("--principals", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=5, help="best of N passes")
+    parser.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
+    parser.add_argument("--naive", action="store_true", help="only the naive baseline")
+    args = parser.parse_args()
+
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
+    table = make_principals(args.principals)
+    t0 = time.perf_counter()
+    tokens = make_tokens(args.tokens, table)
+    now = SystemClock().now()
+    creds = StaticCredentials(table)
+    print(f"command: uv run --frozen python bench/bench_verify.py "
+          f"--tokens {args.tokens} --principals {args.principals} --repeat {args.repeat}")
+    print(f"python {platform.python_version()} on {platform.machine()}, pinned to one core; "
+          f"{len(tokens)} distinct botocore tokens from {len(table)} principals "
+          f"(generated in {time.perf_counter() - t0:.1f} s); best of {args.repeat} passes")
+    print("note: other processes may share the machine: compare the ratio, not only the rates")
+
+    rates: dict[str, float] = {}
+    if not args.naive:
+        best = min(run_optimised(tokens, creds, now) for _ in range(args.repeat))
+        rates["optimised"] = len(tokens) / best
+        print(f"optimised verify_token: {rates['optimised']:>10,.0f} verifications/s "
+              f"({best / len(tokens) * 1e6:.1f} µs each)")
+    if not args.no_naive:
+        best = min(run_naive(tokens, table, now) for _ in range(args.repeat))
+        rates["naive"] = len(tokens) / best
+        print(f"naive baseline:         {rates['naive']:>10,.0f} verifications/s "
+              f"({best / len(tokens) * 1e6:.1f} µs each)")
+    if len(rates) == 2:
+        print(f"ratio optimised/naive:  {rates['optimised'] / rates['naive']:.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""Test helpers: build RDS IAM tokens by hand in each SDK's surface form (RDS_BEHAVIOUR.md §1).
+
+The signature always comes from ``sigv4.presign`` over the canonical request an SDK would sign;
+only the *text* (parameter order, ``/`` before ``?``, host case, ``:443``) differs per form. Real
+generators (botocore, @aws-sdk/rds-signer) are exercised separately in test_sdk_forms.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from rdsiam_emulator import sigv4
+from rdsiam_emulator.credentials import ResolvedCredential, StaticCredentials
+from rdsiam_emulator.endpoint_spec import Endpoint
+
+HOST = "mydb.c0abcdefghij.us-east-1.rds.amazonaws.com"
+PORT = 5432
+REGION = "us-east-1"
+AT = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+"""The signing time every hand-built token uses unless told otherwise."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    access_key_id: str
+    secret: str
+    session_token: str | None = None
+
+    def resolved(self, **overrides: object) -> ResolvedCredential:
+        fields: dict[str, object] = {
+            "access_key_id": self.access_key_id,
+            "secret_access_key": self.secret,
+            "session_token": self.session_token,
+        }
+        fields.update(overrides)
+        return ResolvedCredential(**fields)  # type: ignore[arg-type]
+
+
+ALICE = Principal("AKIAALICEEXAMPLE0001", "alice/secret+key=0123456789abcdefghijklm")
+BOB = Principal("AKIABOBEXAMPLE000002", "bob-secret-0123456789abcdefghijklmnopqrs")
+TEMP = Principal(
+    "ASIATEMPEXAMPLE00003",
+    "temp-secret-0123456789abcdefghijklmnopq",
+    "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJGMEQCIFake+Session/Token==",
+)
+
+
+def endpoint(**kwargs: object) -> Endpoint:
+    fields: dict[str, object] = {"host": HOST, "port": PORT, "region": REGION}
+    fields.update(kwargs)
+    return Endpoint(**fields)  # type: ignore[arg-type]
+
+
+def lookup(*principals: Principal) -> StaticCredentials:
+    return StaticCredentials(
+        {p.access_key_id: (p.secret, p.session_token) for p in principals or (ALICE, BOB, TEMP)}
+    )
+
+
+FORMS = ("botocore", "cli", "paws", "js_v2", "js_v3", "go", "ruby", "java", "rust")
+"""The SDK surface forms RDS_BEHAVIOUR.md §1 describes (Go v1 and v2 share one form)."""
+
+
+def _order(form: str, names: list[str]) -> list[str]:
+    """Parameter order of each SDK's token text (the signature is added by the caller's rule)."""
+    if form in ("js_v2", "js_v3"):
+        return sorted(names)  # fully sorted: Signature lands before SignedHeaders
+    if form in ("go", "ruby"):
+        return [*sorted(n for n in names if n != "X-Amz-Signature"), "X-Amz-Signature"]
+    if form == "java":
+        first = ["DBUser", "Action", "X-Amz-Algorithm", "X-Amz-Date", "X-Amz-SignedHeaders",
+                 "X-Amz-Expires", "X-Amz-Credential", "X-Amz-Security-Token", "X-Amz-Signature"]
+        return [n for n in first if n in names] + [n for n in names if n not in first]
+    return names  # botocore, cli, paws, rust: insertion order, signature last
+
+
+def build_token(
+    *,
+    principal: Principal = ALICE,
+    host: str = HOST,
+    port: int | None = PORT,
+    db_user: str = "app_user",
+    region: str = REGION,
+    at: datetime = AT,
+    expires: int | str = 900,
+    form: str = "botocore",
+    service: str = "rds-db",
+    scope_date: str | None = None,
+    action: str = "connect",
+    algorithm: str = "AWS4-HMAC-SHA256",
+    session_token: str | None = None,
+    include_session_token: bool = True,
+    signed_host: str | None = None,
+    secret: str | None = None,
+) -> str:
+    """A token as the named SDK would print it, signed so that it verifies for that SDK's rules.
+
+    ``signed_host`` and ``secret`` override what gets signed (to build deliberately wrong tokens);
+    ``session_token`` overrides the principal's (``""`` for an empty parameter).
+    """
+    amz_date = at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    scope_date = scope_date if scope_date is not None else amz_date[:8]
+    token_session = session_token if session_token is not None else principal.session_token
+    text_host = host.lower() if form == "js_v2" else host
+    if form == "ruby" and port == 443:
+        host_text = text_host
+    else:
+        host_text = text_host if port is None else f"{text_host}:{port}"
+    if signed_host is None:
+        signed_host = _signed_host(form, host, port, host_text)
+
+    params: list[tuple[str, str]] = [
+        ("Action", action),
+        ("DBUser", db_user),
+        ("X-Amz-Algorithm", algorithm),
+        (
+            "X-Amz-Credential",
+            f"{principal.access_key_id}/{scope_date}/{region}/{service}/aws4_request",
+        ),
+        ("X-Amz-Date", amz_date),
+        ("X-Amz-Expires", str(expires)),
+        ("X-Amz-SignedHeaders", "host"),
+    ]
+    if token_session is not None and include_session_token:
+        params.append(("X-Amz-Security-Token", token_session))
+    signature = sigv4.presign(
+        host_text=host_text,
+        params=params,
+        secret=secret if secret is not None else principal.secret,
+        amz_date=amz_date,
+        scope_date=scope_date,
+        region=region,
+        service=service,
+        signed_host=signed_host,
+    )
+    values = dict(params)
+    values["X-Amz-Signature"] = signature
+    names = _order(form, list(values))
+    query = "&".join(f"{sigv4.uri_encode(n)}={sigv4.uri_encode(values[n])}" for n in names)
+    slash = "" if form == "go" else "/"
+    return f"{host_text}{slash}?{query}"
+
+
+def _signed_host(form: str, host: str, port: int | None, host_text: str) -> str:
+    """The Host value each SDK signs (RDS_BEHAVIOUR.md §1: host case and :443 rules)."""
+    if form in ("botocore", "cli", "paws"):
+        signed = host.lower()
+        return signed if port in (None, 443) else f"{signed}:{port}"
+    if form == "go":
+        return host if port in (None, 443) else f"{host}:{port}"
+    if form == "js_v2":
+        return host_text  # already lower-cased; keeps :443
+    return host_text  # js_v3, ruby (443 already dropped), java, rust: as written
+
+
+def replace_param(token: str, name: str, raw_value: str | None) -> str:
+    """Replace (or with None remove) one raw ``name=value`` item, keeping everything else."""
+    head, _, query = token.partition("?")
+    items = []
+    for item in query.split("&"):
+        key = item.partition("=")[0]
+        if key == name:
+            if raw_value is None:
+                continue
+            item = f"{key}={raw_value}"
+        items.append(item)
+    return head + "?" + "&".join(items)
+
+
+def get_param(token: str, name: str) -> str:
+    for item in token.partition("?")[2].split("&"):
+        key, _, value = item.partition("=")
+        if key == name:
+            return value
+    raise KeyError(name)
