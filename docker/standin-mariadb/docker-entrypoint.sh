@@ -21,7 +21,7 @@ if [ "$1" = mariadbd ]; then
       exit 1
     fi
     mariadb-install-db --user=mysql --datadir="$datadir" --auth-root-authentication-method=normal \
-      --skip-test-db --skip-auth-anonymous-user --skip-name-resolve >/dev/null
+      --skip-test-db --skip-name-resolve >/dev/null
     sock=/run/mysqld/init.sock
     mariadbd --user=mysql --datadir="$datadir" --skip-networking --socket="$sock" &
     pid=$!
@@ -32,6 +32,9 @@ if [ "$1" = mariadbd ]; then
     sqlq() { printf "%s" "$1" | sed "s/\\\\/\\\\\\\\/g; s/'/\\\\'/g"; }
     {
       echo "SET @@SESSION.SQL_LOG_BIN=0;"
+      # like the official image: no anonymous accounts, root only @localhost (+ @'%' below)
+      echo "DELETE FROM mysql.global_priv WHERE User = '' OR (User = 'root' AND Host <> 'localhost');"
+      echo "FLUSH PRIVILEGES;"
       echo "ALTER USER 'root'@'localhost' IDENTIFIED BY '$(sqlq "$root_pw")';"
       echo "CREATE USER 'root'@'%' IDENTIFIED BY '$(sqlq "$root_pw")';"
       echo "GRANT ALL ON *.* TO 'root'@'%' WITH GRANT OPTION;"

@@ -54,6 +54,8 @@ FAST_SETTINGS: dict[str, str] = {
     "checkpoint_timeout": "1h",
     "max_wal_size": "1GB",
     "jit": "off",
+    # segments as files in the data directory: removed with it, never left behind in /dev/shm
+    "dynamic_shared_memory_type": "mmap",
     "ssl": "off",
     "password_encryption": "scram-sha-256",
     "logging_collector": "off",

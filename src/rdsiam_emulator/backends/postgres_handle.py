@@ -116,12 +116,17 @@ class PostgresHandle(BackendHandle):
 
     # -- bootstrap -----------------------------------------------------------------------------
     def bootstrap(self) -> None:
-        with psycopg.connect(
-            **self._bootstrap_connect, autocommit=True, connect_timeout=10
-        ) as conn:
+        try:
+            first = psycopg.connect(**self._bootstrap_connect, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise BackendError(f"bootstrap connection to {self!r} failed: {exc}") from exc
+        with first as conn:
             ver = _run(conn, "SHOW server_version_num")[0][0]
             self._version_num = int(ver)
-            self.version = str(_run(conn, "SHOW server_version")[0][0]).split()[0]
+            raw = _run(conn, "SHOW server_version")[0][0]
+            # a SQL_ASCII server hands text back as bytes
+            text = raw.decode() if isinstance(raw, bytes) else str(raw)
+            self.version = text.split()[0]
             if self._keep_existing_roles:
                 existing = _run(conn, "SELECT rolname FROM pg_roles")
                 self._protected = self._protected | {str(r[0]) for r in existing}
