@@ -1,0 +1,260 @@
+"""Emulated RDS instances: a real backend, an endpoint in front of it, and its moto registration.
+
+``Emulator`` is the process-level host (one event-loop thread, one CA, one event log, one clock,
+the moto-backed credential lookup and policy evaluator). ``Emulator.start_instance`` puts an
+endpoint in front of an already running backend and returns an ``EmulatedInstance`` with everything
+a client needs: host name, port, CA bundle, resource id, dbuser ARNs. The pytest plugin, the demo
+and the standalone server all go through here.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+import threading
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from rdsiam_emulator import moto_rds, resolver
+from rdsiam_emulator.authenticator import Authenticator
+from rdsiam_emulator.backends import BackendHandle
+from rdsiam_emulator.clock import Clock, SystemClock
+from rdsiam_emulator.credentials import CredentialLookup
+from rdsiam_emulator.endpoint.mysql import MysqlEndpoint, MysqlEndpointSettings
+from rdsiam_emulator.endpoint.mysql_admin import BackendAddress
+from rdsiam_emulator.endpoint.postgres import BackendTarget, EndpointSettings, PostgresEndpoint
+from rdsiam_emulator.endpoint_spec import Endpoint
+from rdsiam_emulator.events import AuthEvent, EventLog
+from rdsiam_emulator.iam.moto_patches import new_dbi_resource_id
+from rdsiam_emulator.loop_thread import LoopThread
+from rdsiam_emulator.secrets import new_instance_secret
+from rdsiam_emulator.throttle import Throttle
+from rdsiam_emulator.tls import EmulatorCA, endpoint_names
+from rdsiam_emulator.verifier import Authorizer, VerifierSettings
+
+Naming = Literal["rds", "loopback"]
+_DNS_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def new_dns_label() -> str:
+    """The account/region part of RDS endpoint names (``c`` + 11 lower-case alphanumerics)."""
+    return "c" + "".join(secrets.choice(_DNS_ALPHABET) for _ in range(11))
+
+
+@dataclass(frozen=True)
+class InstanceConfig:
+    """One emulated instance as the user describes it."""
+
+    instance_id: str
+    engine: Literal["postgres", "mysql"] = "postgres"
+    region: str = "us-east-1"
+    account_id: str = "123456789012"
+    iam_enabled: bool = True
+    naming: Naming = "rds"
+    require_tls: bool = True
+    future_skew_seconds: float = 300.0
+    throttling: bool = True
+    resource_id: str | None = None
+    """None: a fresh realistic DbiResourceId (``db-`` + 26 upper-case alphanumerics)."""
+    dns_label: str | None = None
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 0
+
+    def host_name(self, dns_label: str) -> str:
+        if self.naming == "loopback":
+            return "localhost"
+        return f"{self.instance_id}.{dns_label}.{self.region}.rds.amazonaws.com"
+
+
+@dataclass
+class EmulatedInstance:
+    """A running emulated instance; ``close()`` stops its endpoint (not the backend)."""
+
+    config: InstanceConfig
+    backend: BackendHandle
+    host: str
+    port: int
+    resource_id: str
+    ca_bundle: Path
+    authenticator: Authenticator
+    server: PostgresEndpoint | MysqlEndpoint
+    events: EventLog
+    _emulator: Emulator = field(repr=False)
+    _closed: bool = field(default=False, repr=False)
+
+    @property
+    def instance_id(self) -> str:
+        return self.config.instance_id
+
+    @property
+    def engine(self) -> str:
+        return self.config.engine
+
+    @property
+    def region(self) -> str:
+        return self.config.region
+
+    @property
+    def account_id(self) -> str:
+        return self.config.account_id
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return self.authenticator.endpoint
+
+    @property
+    def iam_enabled(self) -> bool:
+        return self.authenticator.iam_enabled
+
+    @property
+    def rds_engine(self) -> str:
+        """The engine name RDS would report (``postgres``, ``mysql`` or ``mariadb``)."""
+        if self.config.engine == "postgres":
+            return "postgres"
+        return "mariadb" if self.backend.flavour == "mariadb" else "mysql"
+
+    def db_user_arn(self, db_user: str) -> str:
+        return (f"arn:aws:rds-db:{self.region}:{self.account_id}:dbuser:"
+                f"{self.resource_id}/{db_user}")
+
+    def set_iam_enabled(self, enabled: bool) -> None:
+        """Like ``modify-db-instance --(no-)enable-iam-database-authentication``."""
+        self.authenticator.iam_enabled = enabled
+
+    def register_in_moto(self) -> Any:
+        """Create this instance in the current moto RDS state (call inside ``mock_aws``)."""
+        return moto_rds.register(moto_rds.RdsRegistration(
+            instance_id=self.instance_id, engine=self.rds_engine, region=self.region,
+            account_id=self.account_id, address=self.host, port=self.port,
+            resource_id=self.resource_id, master_username=self.backend.master_user,
+            dbname=self.backend.dbname, iam_enabled=self.iam_enabled,
+            engine_version=self.backend.version or None,
+        ))
+
+    def events_since(self, cursor: int = 0) -> list[AuthEvent]:
+        return self.events.since(cursor, instance_id=self.instance_id)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._emulator._forget(self)
+
+
+class Emulator:
+    """Hosts endpoints for any number of instances in one background event loop."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        clock: Clock | None = None,
+        events: EventLog | None = None,
+        credentials: CredentialLookup | None = None,
+        authorizer: Authorizer | None = None,
+    ) -> None:
+        from rdsiam_emulator.iam.authorizer import IamAuthorizer
+        from rdsiam_emulator.iam.moto_state import MotoCredentials
+
+        self.state_dir = Path(state_dir)
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.events = events if events is not None else EventLog()
+        self.credentials: CredentialLookup = (
+            credentials if credentials is not None else MotoCredentials()
+        )
+        self.authorizer: Authorizer = authorizer if authorizer is not None else IamAuthorizer()
+        self.ca = EmulatorCA(self.state_dir / "ca", clock=self.clock)
+        self.dns_label = new_dns_label()
+        self._loop = LoopThread()
+        self._instances: list[EmulatedInstance] = []
+        self._lock = threading.Lock()
+        moto_rds.install()
+
+    @property
+    def ca_bundle(self) -> Path:
+        return self.ca.bundle_path
+
+    @property
+    def instances(self) -> tuple[EmulatedInstance, ...]:
+        with self._lock:
+            return tuple(self._instances)
+
+    def start_instance(self, config: InstanceConfig, backend: BackendHandle) -> EmulatedInstance:
+        """Put an endpoint in front of ``backend`` and return the running instance."""
+        if backend.engine != config.engine:
+            raise ValueError(f"a {backend.engine} backend cannot serve a {config.engine} instance")
+        host = config.host_name(config.dns_label or self.dns_label)
+        aliases = ("127.0.0.1",) if config.naming == "loopback" else ()
+        resource_id = config.resource_id or new_dbi_resource_id()
+        spec = Endpoint(host=host, port=0, region=config.region, aliases=aliases,
+                        account_id=config.account_id, resource_id=resource_id,
+                        instance_id=config.instance_id)
+        authenticator = Authenticator(
+            instance_id=config.instance_id, engine=config.engine, endpoint=spec,
+            credentials=self.credentials, events=self.events, authorizer=self.authorizer,
+            clock=self.clock,
+            settings=VerifierSettings(max_future_skew=timedelta(seconds=config.future_skew_seconds)),
+            iam_enabled=config.iam_enabled, require_tls=config.require_tls,
+            throttle=Throttle() if config.throttling else None,
+        )
+        tls = self.ca.server_certificate(endpoint_names([host, *aliases])).server_context()
+        secret = new_instance_secret()
+        server: PostgresEndpoint | MysqlEndpoint
+        if config.engine == "postgres":
+            server = PostgresEndpoint(
+                backend=BackendTarget(host=backend.host, port=backend.port,
+                                      admin_user=backend.admin_user,
+                                      admin_password=backend.admin_password),
+                authenticator=authenticator, instance_secret=secret, tls_context=tls,
+                settings=EndpointSettings(listen_host=config.listen_host,
+                                          listen_port=config.listen_port),
+            )
+        else:
+            server = MysqlEndpoint(
+                backend=BackendAddress(host=backend.host, port=backend.port,
+                                       admin_user=backend.admin_user,
+                                       admin_password=backend.admin_password),
+                authenticator=authenticator, instance_secret=secret, tls_context=tls,
+                settings=MysqlEndpointSettings(listen_host=config.listen_host,
+                                               listen_port=config.listen_port),
+            )
+        self._loop.run(server.start())
+        authenticator.endpoint = Endpoint(
+            host=host, port=server.port, region=config.region, aliases=aliases,
+            account_id=config.account_id, resource_id=resource_id,
+            instance_id=config.instance_id)
+        if config.naming == "rds":
+            resolver.register(host)
+        instance = EmulatedInstance(
+            config=config, backend=backend, host=host, port=server.port,
+            resource_id=resource_id, ca_bundle=self.ca.bundle_path,
+            authenticator=authenticator, server=server, events=self.events, _emulator=self,
+        )
+        with self._lock:
+            self._instances.append(instance)
+        return instance
+
+    def _forget(self, instance: EmulatedInstance) -> None:
+        with self._lock:
+            if instance in self._instances:
+                self._instances.remove(instance)
+        try:
+            if self._loop.running:
+                self._loop.run(instance.server.close())
+        finally:
+            if instance.config.naming == "rds":
+                resolver.unregister(instance.host)
+
+    def close(self) -> None:
+        """Stop every endpoint and the event loop; backends are the caller's to stop."""
+        for instance in self.instances:
+            instance.close()
+        self._loop.stop()
+
+    def __enter__(self) -> Emulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
