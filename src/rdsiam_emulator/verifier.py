@@ -27,6 +27,9 @@ class VerifierSettings:
 
     max_future_skew: timedelta = timedelta(minutes=5)
     max_expires: int = MAX_EXPIRES
+    implicit_https_port: bool = True
+    """A token without a port names port 443, as an https URL does (the Ruby SDK writes 443-port
+    tokens that way). Real RDS ports are never 443, so there a port-less token always fails."""
 
 
 DEFAULT_SETTINGS = VerifierSettings()
@@ -174,27 +177,34 @@ def _check_not_expired(ctx: CheckContext) -> Rejection | None:
 def _check_host(ctx: CheckContext) -> Rejection | None:
     assert ctx.endpoint is not None
     token, endpoint = ctx.token, ctx.endpoint
-    if token.port is None:
+    port = _token_port(token, ctx.settings)
+    if port is None or (token.port is None and not endpoint.accepts(token.host, port)):
         return Rejection(
             Reason.HOST_MISMATCH,
             f"the token names host {token.host!r} without a port",
             f"pass Port={endpoint.port} when generating the token",
         )
-    if endpoint.accepts(token.host, token.port):
+    if endpoint.accepts(token.host, port):
         return None
     if endpoint.accepts(token.host, endpoint.port):
         return Rejection(
             Reason.HOST_MISMATCH,
-            f"the token was signed for port {token.port}; the endpoint listens on {endpoint.port}",
+            f"the token was signed for port {port}; the endpoint listens on {endpoint.port}",
             f"generate the token with Port={endpoint.port}",
         )
     return Rejection(
         Reason.HOST_MISMATCH,
-        f"the token was signed for {token.host}:{token.port}, not for this endpoint "
+        f"the token was signed for {token.host}:{port}, not for this endpoint "
         f"({endpoint.address})",
         f"sign for the instance endpoint {endpoint.host!r} exactly; RDS does not accept custom DNS "
         "names (CNAME/Route 53) or IP addresses in tokens",
     )
+
+
+def _token_port(token: ParsedToken, settings: VerifierSettings) -> int | None:
+    if token.port is not None:
+        return token.port
+    return 443 if settings.implicit_https_port else None
 
 
 def _check_db_user(ctx: CheckContext) -> Rejection | None:
@@ -409,8 +419,8 @@ def verify_token(
         or not 0 <= parsed.expires <= settings.max_expires
         or signed_at - now > settings.max_future_skew
         or now > signed_at + timedelta(seconds=parsed.expires)
-        or parsed.port is None
-        or not endpoint.accepts(parsed.host, parsed.port)
+        or (port := _token_port(parsed, settings)) is None
+        or not endpoint.accepts(parsed.host, port)
         or parsed.db_user != db_user
     ):
         ctx = CheckContext(parsed, endpoint, db_user, credentials, now, settings, authorizer)
