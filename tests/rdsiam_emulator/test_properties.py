@@ -1,0 +1,181 @@
+"""Property tests: the verifier never raises, never accepts garbage, and its two paths agree.
+
+``verify_token`` has a fast path for tokens that pass and hands failures to the ordered checks;
+``run_checks`` is the ordered path alone. Every example here also checks that both reach the same
+verdict and reason, so an optimisation that loosens the fast path fails these tests.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from tokenkit import AT, FORMS, TEMP, build_token, endpoint, lookup
+
+from rdsiam_emulator.reasons import Reason
+from rdsiam_emulator.tokens import TokenFormatError, decode_component, parse_token, percent_decode
+from rdsiam_emulator.verifier import CheckContext, VerifyResult, run_checks, verify_token
+
+NOW = AT + timedelta(seconds=30)
+EP = endpoint()
+CREDS = lookup()
+GENUINE = {form: build_token(principal=TEMP, form=form, db_user="app user+é") for form in FORMS}
+USER = "app user+é"
+
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def verify(token: str, user: str = USER) -> VerifyResult:
+    return verify_token(token, endpoint=EP, db_user=user, credentials=CREDS, now=NOW)
+
+
+def ordered_reason(token: str, user: str = USER) -> Reason | None:
+    """The verdict of the ordered checks alone (None = accepted)."""
+    try:
+        parsed = parse_token(token)
+    except TokenFormatError as exc:
+        return exc.reason
+    ctx = CheckContext(parsed, EP, user, CREDS, NOW)
+    for outcome in run_checks(ctx, stop_at_first=True):
+        if outcome.rejection is not None:
+            return outcome.rejection.reason
+    return None
+
+
+def check_consistent(token: str, user: str = USER) -> VerifyResult:
+    result = verify(token, user)
+    assert result.ok == (result.reason is None)
+    assert result.reason is None or isinstance(result.reason, Reason)
+    assert result.reason == ordered_reason(token, user), token
+    return result
+
+
+def same_meaning(a: str, b: str) -> bool:
+    """Both parse to the same decoded parameters and the same host (case-insensitively) and port."""
+    try:
+        pa, pb = parse_token(a), parse_token(b)
+    except TokenFormatError:
+        return False
+    return (dict(pa.params) == dict(pb.params) and pa.host.lower().rstrip(".")
+            == pb.host.lower().rstrip(".") and pa.port == pb.port)
+
+
+@FAST
+@given(st.text(max_size=300))
+def test_random_text_is_rejected(text: str) -> None:
+    result = check_consistent(text)
+    assert not result.ok and result.reason is not None
+
+
+@FAST
+@given(st.lists(st.tuples(st.sampled_from(["Action", "DBUser", "X-Amz-Algorithm",
+                                            "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
+                                            "X-Amz-SignedHeaders", "X-Amz-Signature",
+                                            "X-Amz-Security-Token", "x"]),
+                          st.text(max_size=30)), max_size=12))
+def test_random_token_shaped_text_is_rejected(pairs: list[tuple[str, str]]) -> None:
+    token = "h:5432/?" + "&".join(f"{k}={v}" for k, v in pairs)
+    result = check_consistent(token)
+    assert not result.ok
+
+
+def mutate(token: str, data: st.DataObject) -> str:
+    kind = data.draw(st.sampled_from(["flip", "insert", "delete", "replace"]))
+    pos = data.draw(st.integers(0, len(token) - 1))
+    if kind == "delete":
+        return token[:pos] + token[pos + 1 :]
+    char = data.draw(st.characters(codec="utf-8") | st.sampled_from("%&=?/:+ 0aF."))
+    if kind == "insert":
+        return token[:pos] + char + token[pos:]
+    if kind == "flip":
+        return token[:pos] + chr(ord(token[pos]) ^ 1) + token[pos + 1 :]
+    return token[:pos] + char + token[pos + 1 :]
+
+
+@FAST
+@given(st.sampled_from(FORMS), st.data())
+def test_mutated_genuine_tokens_are_rejected_unless_equivalent(
+    form: str, data: st.DataObject
+) -> None:
+    genuine = GENUINE[form]
+    mutated = genuine
+    for _ in range(data.draw(st.integers(1, 3))):
+        mutated = mutate(mutated, data)
+    result = check_consistent(mutated)
+    if result.ok:
+        # only surface changes survive: host case, escape case, escaping an unreserved char
+        assert same_meaning(mutated, genuine), mutated
+    else:
+        assert result.reason is not None
+
+
+@FAST
+@given(st.sampled_from(FORMS), st.data())
+def test_duplicated_parameter_is_malformed(form: str, data: st.DataObject) -> None:
+    genuine = GENUINE[form]
+    items = genuine.split("?", 1)[1].split("&")
+    dup = data.draw(st.sampled_from(items))
+    where = data.draw(st.integers(0, len(items)))
+    new_items = [*items[:where], dup, *items[where:]]
+    token = genuine.split("?", 1)[0] + "?" + "&".join(new_items)
+    result = check_consistent(token)
+    assert result.reason is Reason.MALFORMED_TOKEN and "twice" in result.detail
+
+
+@FAST
+@given(st.sampled_from(FORMS), st.randoms(use_true_random=False))
+def test_reordered_genuine_token_stays_valid(form: str, rnd: object) -> None:
+    genuine = GENUINE[form]
+    head, query = genuine.split("?", 1)
+    items = query.split("&")
+    rnd.shuffle(items)  # type: ignore[attr-defined]
+    result = check_consistent(head + "?" + "&".join(items))
+    assert result.ok, result
+
+
+@FAST
+@given(st.sampled_from(FORMS), st.integers(-400, 1300), st.sampled_from([USER, "app_user"]))
+def test_time_and_user_agree_between_paths(form: str, offset: int, user: str) -> None:
+    token = GENUINE[form]
+    result = verify_token(token, endpoint=EP, db_user=user, credentials=CREDS,
+                          now=AT + timedelta(seconds=offset))
+    ctx = CheckContext(parse_token(token), EP, user, CREDS, AT + timedelta(seconds=offset))
+    failures = [o for o in run_checks(ctx, stop_at_first=True) if o.status == "fail"]
+    expected = failures[0].rejection.reason if failures and failures[0].rejection else None
+    assert result.reason == expected
+    assert result.ok == (-300 <= offset <= 900 and user == USER)
+
+
+@FAST
+@given(st.text(alphabet="%0123456789abcdefABCDEFxyz+/~.é ", max_size=24))
+def test_decode_component_agrees_with_the_general_way(raw: str) -> None:
+    try:
+        expected = percent_decode(raw)
+    except TokenFormatError:
+        with pytest.raises(TokenFormatError):
+            decode_component(raw)
+        return
+    from rdsiam_emulator.sigv4 import uri_encode
+
+    assert decode_component(raw) == (expected, uri_encode(expected))
+
+
+@FAST
+@given(st.text(min_size=1, max_size=40), st.text(max_size=40))
+def test_any_db_user_and_session_token_round_trip(user: str, session: str) -> None:
+    try:
+        user.encode("utf-8")
+        session.encode("utf-8")
+    except UnicodeEncodeError:
+        assume(False)
+    from tokenkit import Principal
+
+    p = Principal("ASIAPROPERTY00000001", "prop-secret", session)
+    token = build_token(principal=p, db_user=user)
+    result = verify_token(token, endpoint=EP, db_user=user, credentials=lookup(p), now=NOW)
+    if session:
+        assert result.ok, result
+    else:
+        assert result.reason is Reason.SESSION_TOKEN_MISMATCH  # an empty session token
