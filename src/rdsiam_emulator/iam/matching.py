@@ -71,6 +71,11 @@ def split_pieces(pieces: tuple[Piece, ...], sep: str, maxsplit: int) -> list[tup
     return [tuple(part) for part in parts]
 
 
+@lru_cache(maxsize=8192)
+def _arn_pattern_parts(pieces: tuple[Piece, ...]) -> list[tuple[Piece, ...]]:
+    return split_pieces(pieces, ":", ARN_SEGMENTS - 1)
+
+
 def arn_match(pieces: tuple[Piece, ...], arn: str) -> bool:
     """IAM's ARN match: ``*`` alone matches everything; otherwise segment by segment.
 
@@ -81,7 +86,7 @@ def arn_match(pieces: tuple[Piece, ...], arn: str) -> bool:
     if len(pieces) == 1 and pieces[0] == ("*", True):
         return True
     value_parts = arn.split(":", ARN_SEGMENTS - 1)
-    pattern_parts = split_pieces(pieces, ":", ARN_SEGMENTS - 1)
+    pattern_parts = _arn_pattern_parts(pieces)
     if len(pattern_parts) != ARN_SEGMENTS or len(value_parts) != ARN_SEGMENTS:
         return glob_match(pieces, arn)
     return all(
