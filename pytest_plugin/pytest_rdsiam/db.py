@@ -1,0 +1,192 @@
+"""The object a test gets from ``rds_iam_db``: one emulated instance, one fresh database.
+
+Everything here is public contract (docs/pytest.md): attribute and method names do not change.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from datetime import datetime
+from typing import Any
+
+import boto3
+
+from rdsiam_emulator.clock import OffsetClock
+from rdsiam_emulator.events import AuthEvent
+from rdsiam_emulator.instances import EmulatedInstance
+
+_iam_names = itertools.count(1)
+_IAM_UNSAFE = re.compile(r"[^\w+=,.@-]")
+
+
+class TestClock:
+    """The test's virtual clock: drives the validator and botocore signing in this process."""
+
+    __test__ = False  # not a test class, whatever pytest's collection thinks of the name
+
+    def __init__(self, clock: OffsetClock) -> None:
+        self._clock = clock
+
+    def now(self) -> datetime:
+        return self._clock.now()
+
+    def advance(self, seconds: float = 0.0, **kwargs: float) -> datetime:
+        """Jump forward (``seconds=`` and/or ``minutes=``, ``hours=``); returns the new time."""
+        return self._clock.advance(seconds, **kwargs)
+
+    def set(self, when: datetime) -> None:
+        """Jump to ``when`` (timezone-aware); time keeps flowing from there."""
+        self._clock.set(when)
+
+
+class RdsIamDb:
+    """An RDS instance with IAM database authentication, as a test sees it."""
+
+    def __init__(self, instance: EmulatedInstance, dbname: str, clock: TestClock,
+                 events_cursor: int) -> None:
+        self.instance = instance
+        self.dbname = dbname
+        self.clock = clock
+        self._cursor = events_cursor
+
+    # -- the instance -------------------------------------------------------------------------
+    @property
+    def engine(self) -> str:
+        return self.instance.engine
+
+    @property
+    def host(self) -> str:
+        return self.instance.host
+
+    @property
+    def hostaddr(self) -> str:
+        """The IP the host name resolves to: for clients that resolve names in C (libpq's
+        ``hostaddr=``, ``psql``)."""
+        return "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return self.instance.port
+
+    @property
+    def region(self) -> str:
+        return self.instance.region
+
+    @property
+    def account_id(self) -> str:
+        return self.instance.account_id
+
+    @property
+    def instance_id(self) -> str:
+        return self.instance.instance_id
+
+    @property
+    def resource_id(self) -> str:
+        return self.instance.resource_id
+
+    @property
+    def master_username(self) -> str:
+        return self.instance.backend.master_user
+
+    @property
+    def master_password(self) -> str:
+        return self.instance.backend.master_password
+
+    @property
+    def ca_bundle(self) -> str:
+        return str(self.instance.ca_bundle)
+
+    @property
+    def iam_enabled(self) -> bool:
+        return self.instance.iam_enabled
+
+    def db_user_arn(self, db_user: str) -> str:
+        return self.instance.db_user_arn(db_user)
+
+    @property
+    def auth_events(self) -> list[AuthEvent]:
+        """Auth events of this instance since the test started (live: read it when you need it)."""
+        return self.instance.events_since(self._cursor)
+
+    # -- connecting -----------------------------------------------------------------------------
+    def connect_kwargs(self, user: str, password: str, *, dbname: str | None = None
+                       ) -> dict[str, Any]:
+        """Keyword arguments for psycopg (PostgreSQL) or PyMySQL (MySQL), verifying TLS."""
+        if self.engine == "postgres":
+            return {"host": self.host, "hostaddr": self.hostaddr, "port": self.port,
+                    "user": user, "password": password, "dbname": dbname or self.dbname,
+                    "sslmode": "verify-full", "sslrootcert": self.ca_bundle}
+        return {"host": self.host, "port": self.port, "user": user, "password": password,
+                "database": dbname or self.dbname, "ssl": {"ca": self.ca_bundle}}
+
+    def connect_master(self) -> Any:
+        """A DB-API connection as the master user, through the endpoint (password login)."""
+        kwargs = self.connect_kwargs(self.master_username, self.master_password)
+        if self.engine == "postgres":
+            import psycopg
+
+            return psycopg.connect(**kwargs, autocommit=True)
+        import pymysql
+
+        return pymysql.connect(**kwargs, autocommit=True)
+
+    def generate_token(self, db_user: str, session: boto3.Session) -> str:
+        return str(session.client("rds", region_name=self.region).generate_db_auth_token(
+            DBHostname=self.host, Port=self.port, DBUsername=db_user))
+
+    # -- users ------------------------------------------------------------------------------------
+    def create_iam_db_user(self, name: str) -> str:
+        """Create DB user ``name`` the way RDS documents it, with usable grants on ``dbname``."""
+        conn = self.connect_master()
+        try:
+            if self.engine == "postgres":
+                from psycopg import sql
+
+                ident = sql.Identifier(name)
+                for stmt in (
+                    sql.SQL("CREATE USER {}").format(ident),
+                    sql.SQL("GRANT rds_iam TO {}").format(ident),
+                    sql.SQL("GRANT ALL PRIVILEGES ON DATABASE {} TO {}").format(
+                        sql.Identifier(self.dbname), ident),
+                    sql.SQL("GRANT ALL ON SCHEMA public TO {}").format(ident),
+                ):
+                    conn.execute(stmt)
+            else:
+                with conn.cursor() as cur:
+                    quoted = name.replace("\\", "\\\\").replace("'", "''")
+                    cur.execute(f"CREATE USER '{quoted}'@'%' IDENTIFIED WITH "
+                                "AWSAuthenticationPlugin AS 'RDS'")
+                    db = self.dbname.replace("`", "``")
+                    cur.execute(f"GRANT ALL PRIVILEGES ON `{db}`.* TO '{quoted}'@'%'")
+        finally:
+            conn.close()
+        return name
+
+    def iam_session(self, db_user: str, *, name: str | None = None) -> boto3.Session:
+        """A boto3 session for a fresh IAM user allowed exactly ``rds-db:connect`` as ``db_user``.
+        """
+        user_name = name or _IAM_UNSAFE.sub("-", f"{db_user}-{next(_iam_names)}")[:64]
+        iam = boto3.client("iam", region_name=self.region)
+        iam.create_user(UserName=user_name)
+        iam.put_user_policy(UserName=user_name, PolicyName="rds-db-connect",
+                            PolicyDocument=json.dumps({
+                                "Version": "2012-10-17",
+                                "Statement": [{"Effect": "Allow", "Action": "rds-db:connect",
+                                               "Resource": self.db_user_arn(db_user)}],
+                            }))
+        key = iam.create_access_key(UserName=user_name)["AccessKey"]
+        return boto3.Session(aws_access_key_id=key["AccessKeyId"],
+                             aws_secret_access_key=key["SecretAccessKey"],
+                             region_name=self.region)
+
+    def set_iam_enabled(self, enabled: bool) -> None:
+        self.instance.set_iam_enabled(enabled)
+        from rdsiam_emulator.moto_rds import set_iam_enabled
+
+        set_iam_enabled(self.account_id, self.region, self.instance_id, enabled)
+
+    def __repr__(self) -> str:
+        return (f"<RdsIamDb {self.engine} {self.instance_id} {self.host}:{self.port} "
+                f"db={self.dbname}>")

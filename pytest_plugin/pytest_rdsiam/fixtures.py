@@ -1,0 +1,122 @@
+"""The plugin's fixtures: session resources, the per-test ``rds_iam_db`` and its factory.
+
+Layout as in pytest-postgresql: process/instance fixtures (session) vs the client-facing fixture
+(function). Settings: factory argument > command line > ini.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from pytest_rdsiam.db import RdsIamDb, TestClock
+from pytest_rdsiam.plugin_state import EVENT_SOURCES, require_active
+from pytest_rdsiam.pool import BackendPool, InstancePool
+from rdsiam_emulator.aws_clock import aws_clock
+from rdsiam_emulator.instances import EmulatedInstance
+
+ENGINES = ("postgres", "mysql")
+
+
+@pytest.fixture(scope="session")
+def rds_iam_backends(request: pytest.FixtureRequest) -> Iterator[BackendPool]:
+    """Real servers, one per engine, started on first use and stopped at the end."""
+    settings = require_active(request.config)
+    pool = BackendPool(settings)
+    yield pool
+    if not settings.reuse:
+        pool.stop_all()
+
+
+@pytest.fixture(scope="session")
+def rds_iam_instances(request: pytest.FixtureRequest, rds_iam_backends: BackendPool,
+                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[InstancePool]:
+    """The emulator (event loop, CA, event log, clock) and the session's shared instances."""
+    settings = require_active(request.config)
+    pool = InstancePool(settings, tmp_path_factory.mktemp("rdsiam"), rds_iam_backends)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture(scope="session")
+def rds_iam_instance(rds_iam_instances: InstancePool) -> EmulatedInstance:
+    """The session's shared PostgreSQL instance (``rds_iam_instances.shared("mysql")``: MySQL)."""
+    return rds_iam_instances.shared("postgres")
+
+
+class _TestScope:
+    """What one test activated: moto, the AWS clock, databases to drop, instances to close."""
+
+    def __init__(self, request: pytest.FixtureRequest, pool: InstancePool) -> None:
+        self.request = request
+        self.pool = pool
+        self.stack = ExitStack()
+        self.clock = TestClock(pool.clock)
+        self._started = False
+
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        self.pool.clock.reset()
+        self.stack.enter_context(mock_aws())
+        self.stack.enter_context(aws_clock(self.pool.clock))
+
+    def open_db(self, instance: EmulatedInstance, *, owned: bool) -> RdsIamDb:
+        self.start()
+        backend = instance.backend
+        dbname = backend.fresh_database()
+        self.stack.callback(backend.drop_database, dbname)
+        if owned:
+            self.stack.callback(instance.close)
+        cursor = self.pool.events.mark()
+        self.request.node.stash.setdefault(EVENT_SOURCES, []).append((instance, cursor))
+        instance.register_in_moto()
+        return RdsIamDb(instance, dbname, self.clock, cursor)
+
+    def close(self) -> None:
+        try:
+            self.stack.close()
+        finally:
+            for engine in {i.engine for i in self.pool.emulator.instances}:
+                self.pool.backends.get(engine).reset_users()
+
+
+@pytest.fixture
+def _rds_iam_scope(request: pytest.FixtureRequest,
+                   rds_iam_instances: InstancePool) -> Iterator[_TestScope]:
+    scope = _TestScope(request, rds_iam_instances)
+    yield scope
+    scope.close()
+
+
+@pytest.fixture
+def rds_iam_db(request: pytest.FixtureRequest, _rds_iam_scope: _TestScope) -> RdsIamDb:
+    """A fresh database on the session's emulated instance; PostgreSQL unless parametrized
+    indirectly with ``"mysql"``. moto is active and knows the instance for the whole test."""
+    engine = getattr(request, "param", "postgres")
+    if engine not in ENGINES:
+        raise pytest.UsageError(f"rds_iam_db engine must be one of {ENGINES}, not {engine!r}")
+    return _rds_iam_scope.open_db(_rds_iam_scope.pool.shared(engine), owned=False)
+
+
+@pytest.fixture
+def rds_iam_db_factory(_rds_iam_scope: _TestScope) -> Callable[..., RdsIamDb]:
+    """Make further instances: ``rds_iam_db_factory(engine="mysql", iam_enabled=False,
+    region="eu-west-1", instance_id="orders", naming="loopback", ...)``. Each gets its own endpoint
+    and resource id on the engine's shared backend; all are closed after the test."""
+    pool = _rds_iam_scope.pool
+
+    def factory(engine: str = "postgres", **overrides: Any) -> RdsIamDb:
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+        overrides.setdefault("instance_id", pool.next_id(engine))
+        config = pool.default_config(engine, **{k: v for k, v in overrides.items()
+                                                if v is not None})
+        return _rds_iam_scope.open_db(pool.new_instance(config), owned=True)
+
+    return factory

@@ -1,0 +1,104 @@
+"""Session-wide resources: one backend per engine, one emulated instance per configuration.
+
+Started lazily the first time a test asks, shared by every test of the session (or of the xdist
+worker), stopped at the end. Per-test isolation is a fresh database, not a fresh server.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from pytest_rdsiam.options import PluginSettings
+from rdsiam_emulator.backends import BackendHandle, BackendSpec, start_backend
+from rdsiam_emulator.clock import OffsetClock
+from rdsiam_emulator.events import EventLog
+from rdsiam_emulator.instances import EmulatedInstance, Emulator, InstanceConfig
+
+
+class BackendPool:
+    """One running backend per engine, started on first use."""
+
+    def __init__(self, settings: PluginSettings,
+                 starter: Callable[[BackendSpec], BackendHandle] = start_backend) -> None:
+        self._settings = settings
+        self._starter = starter
+        self._handles: dict[str, BackendHandle] = {}
+        self._lock = threading.Lock()
+
+    def spec_for(self, engine: str) -> BackendSpec:
+        s = self._settings
+        if engine == "postgres":
+            return BackendSpec(engine="postgres", provider=s.backend,  # type: ignore[arg-type]
+                               image=None if s.postgres_image == "postgres:16" else
+                               s.postgres_image,
+                               external_admin_url=s.postgres_url, reuse=s.reuse)
+        image: str | None = None if s.mysql_image == "mysql:8.0" else s.mysql_image
+        if s.mysql_flavour == "mariadb" and image is None:
+            image = "mariadb"
+        return BackendSpec(engine="mysql", provider=s.backend,  # type: ignore[arg-type]
+                           image=image, external_admin_url=s.mysql_url, reuse=s.reuse)
+
+    def get(self, engine: str) -> BackendHandle:
+        with self._lock:
+            handle = self._handles.get(engine)
+            if handle is None or handle.stopped:
+                handle = self._starter(self.spec_for(engine))
+                self._handles[engine] = handle
+            return handle
+
+    def stop_all(self) -> None:
+        with self._lock:
+            handles, self._handles = list(self._handles.values()), {}
+        for handle in handles:
+            handle.stop()
+
+
+class InstancePool:
+    """Emulated instances shared by the session, keyed by their configuration."""
+
+    def __init__(self, settings: PluginSettings, state_dir: Path,
+                 backends: BackendPool) -> None:
+        self.settings = settings
+        self.clock = OffsetClock()
+        events_path = Path(settings.events_file) if settings.events_file else None
+        self.events = EventLog(jsonl_path=events_path)
+        self.emulator = Emulator(state_dir, clock=self.clock, events=self.events)
+        self.backends = backends
+        self._instances: dict[InstanceConfig, EmulatedInstance] = {}
+        self._lock = threading.Lock()
+        self._counter = 0
+
+    def default_config(self, engine: str, **overrides: object) -> InstanceConfig:
+        s = self.settings
+        base = InstanceConfig(
+            instance_id=f"rdsiam-{engine}", engine=engine,  # type: ignore[arg-type]
+            region=s.region, account_id=s.account_id, naming=s.naming,  # type: ignore[arg-type]
+            require_tls=s.require_tls, future_skew_seconds=s.future_skew,
+            throttling=s.throttling,
+        )
+        return replace(base, **overrides)  # type: ignore[arg-type]
+
+    def shared(self, engine: str) -> EmulatedInstance:
+        """The session's default instance for ``engine``."""
+        config = self.default_config(engine)
+        with self._lock:
+            instance = self._instances.get(config)
+            if instance is None:
+                instance = self.emulator.start_instance(config, self.backends.get(engine))
+                self._instances[config] = instance
+            return instance
+
+    def new_instance(self, config: InstanceConfig) -> EmulatedInstance:
+        """A separate instance (own endpoint, own resource id) on the engine's shared backend."""
+        return self.emulator.start_instance(config, self.backends.get(config.engine))
+
+    def next_id(self, engine: str) -> str:
+        with self._lock:
+            self._counter += 1
+            return f"rdsiam-{engine}-{self._counter}"
+
+    def close(self) -> None:
+        self.emulator.close()
