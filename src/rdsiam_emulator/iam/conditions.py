@@ -64,7 +64,10 @@ def _date(text: str) -> datetime | None:
     text = text.strip()
     number = _number(text)
     if number is not None and text.replace(".", "", 1).isdigit():
-        return datetime.fromtimestamp(number, UTC)
+        try:
+            return datetime.fromtimestamp(number, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:

@@ -7,11 +7,15 @@ the near misses: the explanation RDS never gives.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
-from rdsiam_emulator.iam.authorizer import PolicyCheck, rejection_for
+from rdsiam_emulator.credentials import ResolvedCredential
+from rdsiam_emulator.endpoint_spec import Endpoint
+from rdsiam_emulator.iam.authorizer import IamAuthorizer, PolicyCheck, rejection_for
 from rdsiam_emulator.iam.evaluator import PolicyRef
 from rdsiam_emulator.iam.principals import PrincipalPolicies
+from rdsiam_emulator.reasons import Rejection
 
 
 def _names(refs: Sequence[PolicyRef] | None) -> str:
@@ -84,3 +88,19 @@ def _layers(pol: PrincipalPolicies) -> Mapping[str, list[str] | None]:
 
     return {"identity": names(pol.identity), "session": names(pol.session),
             "boundary": names(pol.boundary)}
+
+
+def authorization_lines(
+    authorizer: IamAuthorizer,
+    *,
+    credential: ResolvedCredential,
+    endpoint: Endpoint,
+    db_user: str,
+    now: datetime,
+) -> list[str]:
+    """The policy part of ``token explain``: the full decision for a resolved credential."""
+    result = authorizer.check(credential, endpoint, db_user, now)
+    if isinstance(result, Rejection):
+        lines = [f"no policy decision ({result.reason}): {result.detail}"]
+        return lines + ([f"hint:       {result.hint}"] if result.hint else [])
+    return format_check(result)

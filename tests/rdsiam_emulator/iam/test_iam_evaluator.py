@@ -6,11 +6,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rdsiam_emulator.credentials import ResolvedCredential
 from rdsiam_emulator.endpoint_spec import Endpoint
 from rdsiam_emulator.iam.api_source import StaticPolicySource
 from rdsiam_emulator.iam.authorizer import IamAuthorizer, build_context, check_principal
+from rdsiam_emulator.iam.conditions import OPERATORS
 from rdsiam_emulator.iam.evaluator import HintInputs, PolicyRef, Request, evaluate
 from rdsiam_emulator.iam.explain_policy import check_to_json, format_check
 from rdsiam_emulator.iam.principals import (
@@ -210,3 +213,41 @@ def test_authorizer_without_a_principal_or_resource_id() -> None:
     assert rejection is not None and rejection.reason is Reason.INTERNAL_ERROR
     assert auth.authorize(credential=cred, token=token, endpoint=endpoint, db_user="app",
                           now=NOW) is None
+
+
+_ops = sorted(OPERATORS)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    op=st.sampled_from(_ops + [f"ForAnyValue:{o}" for o in _ops] + [f"{o}IfExists" for o in _ops]),
+    key=st.sampled_from(["aws:CurrentTime", "aws:EpochTime", "k", "aws:username"]),
+    values=st.lists(st.text(max_size=12) | st.sampled_from(
+        ["99999999999999999999", "1e400", "${aws:username}", "${", "*", "10.0.0.0/33", "::/0"]),
+        min_size=1, max_size=3),
+    ctx_value=st.text(max_size=12) | st.sampled_from(["99999999999999999999", "10.0.0.1"]),
+    resource=st.text(max_size=30) | st.just("arn:aws:rds-db:us-east-1:1:dbuser:${*}/${?}"),
+)
+def test_evaluate_never_raises(op: str, key: str, values: list[str], ctx_value: str,
+                               resource: str) -> None:
+    statement = {"Effect": "Allow", "Action": "rds-db:*", "Resource": resource or "*",
+                 "Condition": {op: {key: values}}}
+    request = Request("rds-db:connect", arn(), {"k": (ctx_value,), "aws:username": (ctx_value,),
+                                                "aws:epochtime": (ctx_value,)})
+    decision = evaluate([pol(statement)], request, hints=HINTS)
+    assert decision.outcome in ("allow", "not_authorized", "explicit_deny")
+
+
+def test_authorization_lines_for_token_explain() -> None:
+    from rdsiam_emulator.iam.explain_policy import authorization_lines
+    from rdsiam_emulator.iam.principals import MotoCredential
+
+    auth = IamAuthorizer(StaticPolicySource((pol(deny(Sid="Stop")),)))
+    endpoint = Endpoint("h.example.com", 5432, "us-east-1", account_id=ACCT, resource_id="db-ABC")
+    cred = MotoCredential("AKIAEXAMPLE", "secret", principal=principal())
+    lines = authorization_lines(auth, credential=cred, endpoint=endpoint, db_user="app", now=NOW)
+    assert any("DENY (explicit_deny)" in line for line in lines)
+    assert any("Sid 'Stop'" in line for line in lines)
+    plain = ResolvedCredential("AKIAEXAMPLE", "secret")
+    lines = authorization_lines(auth, credential=plain, endpoint=endpoint, db_user="app", now=NOW)
+    assert lines[0].startswith("no policy decision (not_authorized)")
