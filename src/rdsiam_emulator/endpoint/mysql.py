@@ -25,7 +25,7 @@ import socket
 import ssl
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from rdsiam_emulator.authenticator import ClientInfo, Decision
 from rdsiam_emulator.endpoint.mysql_admin import AdminConnection, BackendAddress
@@ -68,6 +68,8 @@ log = logging.getLogger(__name__)
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 """MySQL's connect_timeout."""
 FIRST_PACKET_MAX = 64 * 1024
+RELAY_WRITE_BUFFER = 1024 * 1024
+"""Per-direction buffering before the relay pauses the sending peer (asyncio's default is 64 KB)."""
 
 
 class IamAuthenticator(Protocol):
@@ -92,9 +94,18 @@ class MysqlEndpointSettings:
     backend_timeout: float = 10.0
 
 
+def _accept_transport(conn: RelayConnection, transport: asyncio.BaseTransport) -> None:
+    """Like ``RelayConnection.connection_made`` but duck-typed: uvloop's transports do not
+    subclass ``asyncio.Transport``, and the endpoint should run on either loop."""
+    conn.transport = cast(asyncio.Transport, transport)
+
+
 class _BackendSide(RelayConnection):
     """The backend connection; ``divert`` takes its bytes away from the client while the endpoint
     runs a command itself (rewritten DDL, COM_CHANGE_USER)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        _accept_transport(self, transport)
 
     def __init__(self) -> None:
         super().__init__()
@@ -138,6 +149,9 @@ class _BackendSide(RelayConnection):
 
 class _ClientSide(RelayConnection):
     """The client connection; once linked, its bytes go through a ``CommandFramer``."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        _accept_transport(self, transport)
 
     def __init__(self) -> None:
         super().__init__()
@@ -373,15 +387,19 @@ class MysqlEndpoint:
                 if self._tls is None:
                     raise ProtocolError("TLS is not configured on this endpoint")
                 self._raw.discard(sock)  # the transport takes over (and closes it on failure)
-                _, client = await loop.connect_accepted_socket(
-                    _ClientSide, sock, ssl=self._tls,
+                tls_side = _ClientSide()  # our instance: uvloop returns its SSL protocol
+                await loop.connect_accepted_socket(
+                    lambda: tls_side, sock, ssl=self._tls,
                     ssl_handshake_timeout=self.settings.handshake_timeout)
+                client = tls_side
                 front.tls_started()
                 events = []
                 while not events:
                     events = front.receive_data(await client.read())
             else:
-                _, client = await loop.connect_accepted_socket(_ClientSide, sock)
+                plain_side = _ClientSide()
+                await loop.connect_accepted_socket(lambda: plain_side, sock)
+                client = plain_side
             self._raw.discard(sock)  # the transport owns the socket now
             self._conns.add(client)
             hello = events[0]
@@ -484,6 +502,9 @@ class MysqlEndpoint:
 
     # ------------------------------------------------------------------------------ relay phase
     def _link(self, s: _Session) -> None:
+        for side in (s.client, s.backend):
+            if side.transport is not None:  # bulk transfers: fewer pause/resume round trips
+                side.transport.set_write_buffer_limits(high=RELAY_WRITE_BUFFER)
         s.client.link(s.backend)
         if s.capabilities & Capability.COMPRESS:
             return  # compressed packets are opaque: pure relay (docs/mysql.md)

@@ -32,8 +32,13 @@ HOST = "localhost"
 class LoopThread:
     """An asyncio loop in a daemon thread; ``run`` executes a coroutine there."""
 
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
+    def __init__(self, *, uvloop: bool = False) -> None:
+        if uvloop:
+            import uvloop as uv
+
+            self.loop = uv.new_event_loop()
+        else:
+            self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
 
@@ -87,8 +92,8 @@ def emulator_ca(tmp_path_factory) -> EmulatorCA:
 
 
 def _make_env(mariadb, emulator_ca, *, iam_enabled: bool = True,
-              host: str = HOST) -> Iterator[MyEnv]:
-    loop = LoopThread()
+              host: str = HOST, uvloop: bool = False) -> Iterator[MyEnv]:
+    loop = LoopThread(uvloop=uvloop)
     events = EventLog()
     cert = emulator_ca.server_certificate(list(dict.fromkeys([host, HOST, "127.0.0.1"])))
     endpoint = MysqlEndpoint(
@@ -133,6 +138,12 @@ def myenv_rds_name(mariadb, emulator_ca) -> Iterator[MyEnv]:
         yield from _make_env(mariadb, emulator_ca, host=RDS_HOST)
     finally:
         resolver.unregister(RDS_HOST)
+
+
+@pytest.fixture
+def myenv_uvloop(mariadb, emulator_ca) -> Iterator[MyEnv]:
+    """The endpoint on a uvloop event loop (its transports are not asyncio's classes)."""
+    yield from _make_env(mariadb, emulator_ca, uvloop=True)
 
 
 @pytest.fixture

@@ -9,7 +9,15 @@ import time
 
 import pymysql
 import pytest
-from mysql_env import MyEnv, emulator_ca, mariadb, myenv, myenv_no_iam, unique  # noqa: F401
+from mysql_env import (  # noqa: F401
+    MyEnv,
+    emulator_ca,
+    mariadb,
+    myenv,
+    myenv_no_iam,
+    myenv_uvloop,
+    unique,
+)
 
 from rdsiam_emulator.reasons import Reason
 
@@ -240,3 +248,13 @@ def test_tls_garbage_and_silent_clients_are_closed(myenv):
         time.sleep(0.1)
     assert myenv.endpoint.active_tasks == 0
 
+
+
+def test_endpoint_runs_on_uvloop(myenv_uvloop):
+    env = myenv_uvloop
+    user = make_iam_user(env)
+    with connect(env, user, env.token(user)) as conn:
+        assert scalar(conn, "SELECT CURRENT_USER()") == f"{user}@%"
+    with pytest.raises(pymysql.err.OperationalError) as info:
+        connect(env, user, "bad")
+    assert info.value.args[0] == 1045
