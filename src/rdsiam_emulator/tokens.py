@@ -378,8 +378,15 @@ def redact_value(key: str, value: str, *, keep: int = 8) -> str:
     return value
 
 
+def _decoded_length(value: str) -> int:
+    try:
+        return len(percent_decode(value))
+    except TokenFormatError:
+        return len(value)
+
+
 def redact_token(token: str, *, keep: int = 8) -> str:
-    """A token safe for logs: the signature and session token shortened, nothing else secret kept.
+    """A token safe for logs: the signature shortened, the session token replaced by its length.
 
     Parameter names are matched after decoding and case-insensitively, so ``x-amz-security-token``
     or ``X-Amz-Security%2DToken`` are hidden too; text that is not a token is not shown at all.
@@ -396,7 +403,9 @@ def redact_token(token: str, *, keep: int = 8) -> str:
         except TokenFormatError:
             name = key
         secret_name = canonical_names.get(name.lower())
-        if secret_name is not None:
+        if secret_name == SECURITY_TOKEN:
+            value = f"<redacted {_decoded_length(value)} chars>"
+        elif secret_name is not None:
             value = redact_value(secret_name, value, keep=keep)
         out.append(f"{key}{eq}{value}")
     return head + sep + "&".join(out)

@@ -1,0 +1,198 @@
+"""``rdsiam-emulator token explain``: why would RDS accept or reject this token?
+
+Thin argparse glue over ``rdsiam_emulator.explain``. Exit status: 0 when every check that ran
+passed, 1 when one failed, 2 on usage errors.
+
+Extension point (for the IAM package's policy check): ``EXPLAIN_HOOK_MODULES`` names optional
+modules; each that imports may define ``add_explain_arguments(parser)`` to add options and
+``explain_inputs(args, endpoint) -> ExplainInputs | None`` to supply a credential lookup and/or an
+authorizer. Programmatic callers can use ``register_explain_hook`` instead. The first hook that
+returns a credential lookup wins over the static ``--secret-access-key`` options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from rdsiam_emulator.clock import SystemClock
+from rdsiam_emulator.credentials import CredentialLookup, StaticCredentials
+from rdsiam_emulator.endpoint_spec import Endpoint
+from rdsiam_emulator.explain import explain_token, render_text
+from rdsiam_emulator.tokens import TokenFormatError, parse_token, split_host_port
+from rdsiam_emulator.verifier import Authorizer, VerifierSettings
+
+
+@dataclass(frozen=True, slots=True)
+class ExplainInputs:
+    """What a hook contributes to an explanation."""
+
+    credentials: CredentialLookup | None = None
+    authorizer: Authorizer | None = None
+
+
+class ExplainHook(Protocol):
+    def add_explain_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def explain_inputs(
+        self, args: argparse.Namespace, endpoint: Endpoint | None
+    ) -> ExplainInputs | None: ...
+
+
+EXPLAIN_HOOK_MODULES: tuple[str, ...] = ("rdsiam_emulator.iam.explain_hook",)
+"""Optional modules providing ``add_explain_arguments`` / ``explain_inputs`` (absent = skipped)."""
+
+_HOOKS: list[ExplainHook] = []
+
+
+def register_explain_hook(hook: ExplainHook) -> None:
+    """Add a hook (before ``build_parser`` runs, so its options exist)."""
+    if hook not in _HOOKS:
+        _HOOKS.append(hook)
+
+
+def _load_hooks() -> list[ExplainHook]:
+    hooks = list(_HOOKS)
+    for name in EXPLAIN_HOOK_MODULES:
+        try:
+            module: Any = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and name.startswith(exc.name):
+                continue  # the optional module does not exist (yet)
+            raise
+        if hasattr(module, "add_explain_arguments") and hasattr(module, "explain_inputs"):
+            hooks.append(module)
+    return hooks
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("token", help="inspect RDS IAM tokens")
+    inner = parser.add_subparsers(dest="token_command", metavar="SUBCOMMAND")
+    explain = inner.add_parser(
+        "explain",
+        help="decode a token and run every RDS check it has inputs for",
+        description="Decode an RDS IAM token (secrets redacted), show the canonical request and "
+        "string to sign, and run every check the given inputs allow. Exit 0 when all checks "
+        "that ran pass, 1 otherwise, 2 on usage errors.",
+    )
+    explain.add_argument("token", metavar="TOKEN", help="the token, or '-' to read it from stdin")
+    explain.add_argument("--at", metavar="ISO8601",
+                         help="check as of this time (default: now), e.g. 2024-05-01T12:00:30Z")
+    explain.add_argument("--endpoint", metavar="HOST:PORT",
+                         help="the endpoint the client connects to (enables host binding)")
+    explain.add_argument("--alias", action="append", default=[], metavar="HOST[:PORT]",
+                         help="further names of the endpoint (cluster/reader/proxy)")
+    explain.add_argument("--region", help="the instance's region (enables the scope region check)")
+    explain.add_argument("--db-user", help="the login user name")
+    explain.add_argument("--access-key-id", help="default: the token's access key id")
+    explain.add_argument("--secret-access-key", help="enables the signature check")
+    explain.add_argument("--session-token", help="for temporary (ASIA…) credentials")
+    explain.add_argument("--max-skew", type=float, default=300.0, metavar="SECONDS",
+                         help="tolerated future clock skew (default 300)")
+    explain.add_argument("--engine", choices=("postgres", "mysql"),
+                         help="show only this engine's client error")
+    explain.add_argument("--json", action="store_true", help="print the explanation as JSON")
+    for hook in _load_hooks():
+        hook.add_explain_arguments(explain)
+    explain.set_defaults(func=run_explain)
+    parser.set_defaults(func=lambda _args: (parser.print_help(sys.stderr), 2)[1])
+
+
+class UsageError(ValueError):
+    """Bad options: exit status 2."""
+
+
+def _fail(message: str) -> int:
+    print(f"token explain: {message}", file=sys.stderr)
+    return 2
+
+
+def parse_at(text: str) -> datetime:
+    """ISO 8601; a time without an offset is UTC. Also accepts the token's own YYYYMMDDTHHMMSSZ."""
+    value = text.strip()
+    try:
+        if len(value) == 16 and value[8] == "T" and value.endswith("Z") and value[:8].isdigit():
+            when = datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        else:
+            when = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError as exc:
+        raise UsageError(f"--at {text!r} is not an ISO 8601 time") from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC)
+
+
+def _endpoint(args: argparse.Namespace, token_region: str | None) -> Endpoint | None:
+    if args.endpoint is None:
+        if args.alias:
+            raise UsageError("--alias needs --endpoint")
+        return None
+    try:
+        host, port = split_host_port(args.endpoint)
+    except TokenFormatError as exc:
+        raise UsageError(f"--endpoint {args.endpoint!r}: {exc.detail}") from exc
+    if port is None:
+        raise UsageError("--endpoint needs HOST:PORT")
+    try:
+        return Endpoint(host, port, args.region or token_region or "", tuple(args.alias))
+    except TokenFormatError as exc:
+        raise UsageError(f"--alias: {exc.detail}") from exc
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    token = sys.stdin.read().strip() if args.token == "-" else args.token
+    if not token:
+        return _fail("no token given (empty argument or stdin)")
+    try:
+        now = parse_at(args.at) if args.at else SystemClock().now()
+        token_region: str | None
+        token_akid: str | None
+        try:
+            parsed = parse_token(token)
+            token_region, token_akid = parsed.region, parsed.access_key_id
+        except TokenFormatError:
+            token_region = token_akid = None
+        endpoint = _endpoint(args, token_region)
+        if args.max_skew < 0:
+            raise UsageError("--max-skew must not be negative")
+    except UsageError as exc:
+        return _fail(str(exc))
+
+    credentials: CredentialLookup | None = None
+    authorizer: Authorizer | None = None
+    for hook in _load_hooks():
+        inputs = hook.explain_inputs(args, endpoint)
+        if inputs is None:
+            continue
+        credentials = credentials or inputs.credentials
+        authorizer = authorizer or inputs.authorizer
+    if credentials is None and args.secret_access_key is not None:
+        akid = args.access_key_id or token_akid
+        if akid is None:
+            return _fail("--secret-access-key needs --access-key-id for an unreadable token")
+        credentials = StaticCredentials({akid: (args.secret_access_key, args.session_token)})
+    elif credentials is None and (args.access_key_id or args.session_token):
+        return _fail("--access-key-id/--session-token need --secret-access-key")
+
+    settings = VerifierSettings(max_future_skew=timedelta(seconds=args.max_skew))
+    explanation = explain_token(
+        token,
+        now=now,
+        endpoint=endpoint,
+        region=args.region if endpoint is None else None,
+        region_unknown=endpoint is not None and args.region is None,
+        db_user=args.db_user,
+        credentials=credentials,
+        authorizer=authorizer,
+        settings=settings,
+    )
+    if args.json:
+        print(json.dumps(explanation.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        sys.stdout.write(render_text(explanation, engine=args.engine))
+    return 0 if explanation.ok else 1

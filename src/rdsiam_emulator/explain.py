@@ -1,0 +1,384 @@
+"""``token explain``: decode a token and run every check it has inputs for, saying why each passed.
+
+Where ``verify_token`` stops at the first failure (that is what RDS reports), an explanation runs
+all checks (``verifier.run_checks``) so a user sees every problem at once, plus what RDS would
+have signed: the canonical request and string to sign. Secrets never appear: the signature is
+shortened and the session token replaced by its length, also inside the canonical request.
+
+Inputs that are missing make the checks that need them *skip* (with the option that would supply
+them). The IAM step runs when an ``Authorizer`` is passed in; the CLI's hooks (commands/token.py)
+let the IAM package plug in a moto-backed one without this module knowing about moto.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rdsiam_emulator import sigv4
+from rdsiam_emulator.credentials import CredentialLookup
+from rdsiam_emulator.endpoint_spec import Endpoint
+from rdsiam_emulator.reasons import REASONS, Reason, Rejection
+from rdsiam_emulator.tokens import (
+    SECURITY_TOKEN,
+    ParsedToken,
+    TokenFormatError,
+    parse_token,
+    redact_token,
+    redact_value,
+)
+from rdsiam_emulator.verifier import (
+    CHECKS,
+    DEFAULT_SETTINGS,
+    Authorizer,
+    CheckContext,
+    VerifierSettings,
+    run_checks,
+    signed_host_forms,
+)
+
+FORMAT_CHECK = "token format"
+
+INPUT_HINTS: dict[str, str] = {
+    "endpoint": "--endpoint HOST:PORT",
+    "region": "--region",
+    "db_user": "--db-user",
+    "credentials": "--secret-access-key (and --access-key-id / --session-token)",
+    "credential": "a known, valid access key (the access key check did not pass)",
+    "authorizer": "an IAM policy source (the policy check is not wired into this command)",
+    "now": "--at",
+}
+"""What to pass to get a skipped check to run, by the input it lacked."""
+
+CLIENT_MESSAGES = {
+    "postgres": 'FATAL:  PAM authentication failed for user "{user}" (SQLSTATE 28000)',
+    "mysql": "ERROR 1045 (28000): Access denied for user '{user}'@'<client ip>' "
+             "(using password: YES)",
+}
+"""What a client sees for every token rejection: RDS never tells it why."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckLine:
+    """One check's outcome, ready to print or serialise."""
+
+    name: str
+    stage: str
+    status: str  # "pass" | "fail" | "skip"
+    detail: str
+    reason: Reason | None = None
+    hint: str | None = None
+
+    @property
+    def rds_error_code(self) -> str | None:
+        return None if self.reason is None else REASONS[self.reason].rds_error_code
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "stage": self.stage, "status": self.status, "detail": self.detail,
+            "reason": None if self.reason is None else self.reason.value,
+            "rds_error_code": self.rds_error_code, "hint": self.hint,
+        }
+
+
+@dataclass(slots=True)
+class Explanation:
+    """Everything ``token explain`` shows; secrets already redacted."""
+
+    token: str
+    """The redacted token."""
+    now: datetime
+    checks: list[CheckLine]
+    fields: list[tuple[str, str]] = field(default_factory=list)
+    """Decoded parameters in token order, secrets redacted."""
+    host: str | None = None
+    port: int | None = None
+    db_user: str | None = None
+    access_key_id: str | None = None
+    temporary: bool | None = None
+    scope: str | None = None
+    signed_at: datetime | None = None
+    expires_at: datetime | None = None
+    signed_host: str | None = None
+    """The Host value the canonical request shows: the one that matched, else as written."""
+    signed_host_matched: bool = False
+    signed_host_forms: tuple[str, ...] = ()
+    canonical_request: str | None = None
+    string_to_sign: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when every check that ran passed (skips do not count either way)."""
+        return all(line.status != "fail" for line in self.checks)
+
+    @property
+    def failures(self) -> list[CheckLine]:
+        return [line for line in self.checks if line.status == "fail"]
+
+    @property
+    def first_failure(self) -> CheckLine | None:
+        """What RDS would report: the first failing check in the documented order."""
+        failures = self.failures
+        return failures[0] if failures else None
+
+    def to_dict(self) -> dict[str, Any]:
+        first = self.first_failure
+        return {
+            "ok": self.ok,
+            "token": self.token,
+            "now": _iso(self.now),
+            "host": self.host,
+            "port": self.port,
+            "db_user": self.db_user,
+            "access_key_id": self.access_key_id,
+            "temporary_credentials": self.temporary,
+            "credential_scope": self.scope,
+            "signed_at": None if self.signed_at is None else _iso(self.signed_at),
+            "expires_at": None if self.expires_at is None else _iso(self.expires_at),
+            "parameters": [[k, v] for k, v in self.fields],
+            "signed_host": self.signed_host,
+            "signed_host_matched": self.signed_host_matched,
+            "signed_host_forms": list(self.signed_host_forms),
+            "canonical_request": self.canonical_request,
+            "string_to_sign": self.string_to_sign,
+            "checks": [line.to_dict() for line in self.checks],
+            "reason": None if first is None or first.reason is None else first.reason.value,
+            "rds_error_code": None if first is None else first.rds_error_code,
+        }
+
+
+def explain_token(
+    token: str,
+    *,
+    now: datetime,
+    endpoint: Endpoint | None = None,
+    region: str | None = None,
+    db_user: str | None = None,
+    credentials: CredentialLookup | None = None,
+    authorizer: Authorizer | None = None,
+    settings: VerifierSettings = DEFAULT_SETTINGS,
+    region_unknown: bool = False,
+) -> Explanation:
+    """Explain ``token`` as of ``now``; every argument but the token and time is optional.
+
+    ``region`` alone (no ``endpoint``) still checks the credential scope region; with an
+    ``endpoint`` its region is used. ``credentials`` resolves the token's access key (for the
+    credential and signature checks) and ``authorizer`` decides ``rds-db:connect``: pass e.g. the
+    IAM package's moto-backed authorizer together with its credential lookup.
+    ``region_unknown`` says the endpoint's region is a placeholder: the region check is skipped.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be a timezone-aware datetime")
+    redacted = redact_token(token) if isinstance(token, str) else "<not text>"
+    try:
+        parsed = parse_token(token)
+    except TokenFormatError as exc:
+        lines = [CheckLine(FORMAT_CHECK, "format", "fail", exc.detail, exc.reason, exc.hint)]
+        lines += [CheckLine(c.name, c.stage, "skip", "the token could not be read")
+                  for c in CHECKS]
+        return Explanation(redacted, now, lines)
+
+    forced_skips: dict[str, str] = {}
+    if region_unknown:
+        forced_skips["credential scope region"] = "needs " + INPUT_HINTS["region"]
+    effective = endpoint
+    if endpoint is None and region is not None:
+        # a stand-in endpoint carries the region; host binding and IAM need the real one
+        effective = Endpoint(parsed.host, parsed.port or 443, region)
+        forced_skips["host binding"] = "no " + INPUT_HINTS["endpoint"]
+        authorizer = None
+    elif endpoint is not None and region is not None and region != endpoint.region:
+        effective = Endpoint(endpoint.host, endpoint.port, region, endpoint.aliases,
+                             endpoint.account_id, endpoint.resource_id, endpoint.instance_id)
+
+    ctx = CheckContext(parsed, effective, db_user, credentials, now, settings, authorizer)
+    lines = [CheckLine(FORMAT_CHECK, "format", "pass", _format_summary(parsed))]
+    for outcome in run_checks(ctx, stop_at_first=False):
+        if outcome.name in forced_skips:
+            lines.append(CheckLine(outcome.name, outcome.stage, "skip", forced_skips[outcome.name]))
+        elif outcome.status == "skip":
+            lines.append(CheckLine(outcome.name, outcome.stage, "skip",
+                                   _skip_detail(outcome.name, outcome.detail, ctx)))
+        elif outcome.rejection is not None:
+            rej: Rejection = outcome.rejection
+            lines.append(CheckLine(outcome.name, outcome.stage, "fail", rej.detail, rej.reason,
+                                   rej.hint))
+        else:
+            lines.append(CheckLine(outcome.name, outcome.stage, "pass",
+                                   _pass_detail(outcome.name, ctx)))
+
+    forms = signed_host_forms(parsed)
+    matched = ctx.matched_signed_host
+    shown_host = matched if matched is not None else forms[0]
+    query = sigv4.canonical_query_encoded(parsed.canonical_encoded_params)
+    canonical = sigv4.canonical_request(shown_host, query)
+    to_sign = sigv4.string_to_sign(parsed.amz_date, parsed.credential.scope, canonical)
+    return Explanation(
+        token=redacted,
+        now=now,
+        checks=lines,
+        fields=[(k, redact_value(k, v)) for k, v in parsed.params],
+        host=parsed.host,
+        port=parsed.port,
+        db_user=parsed.db_user,
+        access_key_id=parsed.access_key_id,
+        temporary=parsed.is_temporary,
+        scope=parsed.credential.scope,
+        signed_at=parsed.signed_at,
+        expires_at=parsed.signed_at + timedelta(seconds=parsed.expires),
+        signed_host=shown_host,
+        signed_host_matched=matched is not None,
+        signed_host_forms=forms,
+        canonical_request=_redact_canonical(canonical, parsed),
+        string_to_sign=to_sign,
+    )
+
+
+def _format_summary(parsed: ParsedToken) -> str:
+    names = [k for k, _ in parsed.params]
+    extra = [n for n in names if n not in _KNOWN_NAMES]
+    text = f"{len(names)} parameters, each once; Action=connect, AWS4-HMAC-SHA256, service rds-db"
+    if extra:
+        text += "; extra (signed) parameters: " + ", ".join(extra)
+    return text
+
+
+_KNOWN_NAMES = frozenset((
+    "Action", "DBUser", "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
+    "X-Amz-SignedHeaders", "X-Amz-Signature", SECURITY_TOKEN,
+))
+
+
+def _skip_detail(name: str, detail: str, ctx: CheckContext) -> str:
+    """``run_checks`` says ``no endpoint, db_user``; name the options that would supply them."""
+    if not detail.startswith("no "):
+        return detail
+    if name == "credential scope region":
+        return f"needs {INPUT_HINTS['region']} (or {INPUT_HINTS['endpoint']})"
+    hints = []
+    for needed in (n.strip() for n in detail[3:].split(",")):
+        key = "credentials" if needed == "credential" and ctx.credentials is None else needed
+        hint = INPUT_HINTS.get(key, key)
+        if hint not in hints:
+            hints.append(hint)
+    return "needs " + "; ".join(hints)
+
+
+def _pass_detail(name: str, ctx: CheckContext) -> str:
+    token = ctx.token
+    if name == "credential scope region":
+        return f"scope region {token.region} is the instance's region"
+    if name == "credential scope date":
+        return f"scope date {token.credential.date} is the date of X-Amz-Date"
+    if name == "X-Amz-Expires within 0..900":
+        return f"X-Amz-Expires={token.expires}"
+    if name == "not dated in the future" and ctx.now is not None:
+        ahead = token.signed_at - ctx.now
+        if ahead > timedelta(0):
+            return f"dated {_seconds(ahead)} ahead, within the allowed skew"
+        return f"signed {_seconds(-ahead)} before the check time"
+    if name == "not expired" and ctx.now is not None:
+        left = token.signed_at + timedelta(seconds=token.expires) - ctx.now
+        return f"valid for another {_seconds(left)}"
+    if name == "host binding" and ctx.endpoint is not None:
+        return f"{token.host_text} names the endpoint {ctx.endpoint.address}"
+    if name == "DBUser equals the login user":
+        return f"DBUser {token.db_user!r}"
+    if name == "access key" and ctx.credential is not None:
+        cred = ctx.credential
+        kind = "temporary" if cred.is_temporary else "long-term"
+        who = f" of {cred.principal_arn}" if cred.principal_arn else ""
+        text = f"{token.access_key_id}: active {kind} key{who}"
+        if cred.is_temporary:
+            text += ", session token matches"
+        return text
+    if name == "signature":
+        return f"matches, with Host {ctx.matched_signed_host!r} signed"
+    if name == "rds-db:connect authorization":
+        return "allowed"
+    return "ok"
+
+
+def _redact_canonical(canonical: str, parsed: ParsedToken) -> str:
+    """Hide the session token inside the canonical query (its hash in the string to sign stays)."""
+    if parsed.security_token is None:
+        return canonical
+    for key, value in parsed.canonical_encoded_params:
+        if key == SECURITY_TOKEN and value:
+            canonical = canonical.replace(
+                f"{key}={value}", f"{key}={redact_value(SECURITY_TOKEN, parsed.security_token)}"
+            )
+    return canonical
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _seconds(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if abs(seconds) < 120:
+        return f"{seconds} s"
+    return f"{seconds // 60} min {seconds % 60} s"
+
+
+def render_text(explanation: Explanation, *, engine: str | None = None) -> str:
+    """The human form ``token explain`` prints."""
+    e = explanation
+    out: list[str] = [f"token        {e.token}"]
+    if e.host is not None:
+        out.append(f"host         {e.host}" + (f"  port {e.port}" if e.port is not None
+                                               else "  (no port)"))
+        out.append(f"DBUser       {e.db_user}")
+        kind = "temporary, with session token" if e.temporary else "long-term"
+        out.append(f"access key   {e.access_key_id} ({kind})")
+        out.append(f"scope        {e.scope}")
+        assert e.signed_at is not None and e.expires_at is not None
+        out.append(f"signed at    {_iso(e.signed_at)}, valid until {_iso(e.expires_at)}")
+    out.append(f"checked at   {_iso(e.now)}")
+    if e.fields:
+        out.append("")
+        out.append("parameters (decoded, in token order):")
+        width = max(len(k) for k, _ in e.fields)
+        out.extend(f"  {k.ljust(width)}  {v}" for k, v in e.fields)
+    if e.canonical_request is not None:
+        out.append("")
+        how = "the form that matched" if e.signed_host_matched else "as written; not verified"
+        out.append(f"canonical request (Host {e.signed_host!r}, {how}):")
+        out.extend(_indent(e.canonical_request.split("\n")))
+        if len(e.signed_host_forms) > 1:
+            out.append("  Host forms tried: " + ", ".join(repr(f) for f in e.signed_host_forms))
+        out.append("string to sign:")
+        out.extend(_indent((e.string_to_sign or "").split("\n")))
+    out.append("")
+    out.append("checks:")
+    width = max(len(line.name) for line in e.checks)
+    for line in e.checks:
+        label = {"pass": "pass", "fail": "FAIL", "skip": "skip"}[line.status]
+        out.append(f"  {label}  {line.name.ljust(width)}  {line.detail}")
+        if line.status == "fail" and line.reason is not None:
+            out.append(f"        {' ' * width}  reason {line.reason.value}, "
+                       f"RDS error {line.rds_error_code}")
+            if line.hint:
+                out.append(f"        {' ' * width}  hint: {line.hint}")
+    out.append("")
+    first = e.first_failure
+    ran = sum(1 for line in e.checks if line.status != "skip")
+    skipped = len(e.checks) - ran
+    if first is None:
+        out.append(f"result: PASS ({ran} checks passed, {skipped} skipped)")
+    else:
+        assert first.reason is not None
+        out.append(f"result: FAIL ({len(e.failures)} of {ran} checks failed, {skipped} skipped); "
+                   f"RDS would report {first.reason.value} ({first.rds_error_code})")
+        user = e.db_user or "<user>"
+        engines: Iterable[str] = (engine,) if engine else CLIENT_MESSAGES
+        for name in engines:
+            out.append(f"  a {name} client sees: " + CLIENT_MESSAGES[name].format(user=user))
+    return "\n".join(out) + "\n"
+
+
+def _indent(lines: Iterable[str]) -> list[str]:
+    return [f"    {line}" if line else "    " for line in lines]

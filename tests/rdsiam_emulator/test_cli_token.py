@@ -1,0 +1,168 @@
+"""``rdsiam-emulator token explain``: output, exit codes, stdin, JSON, usage errors, hooks."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import subprocess
+import sys
+from datetime import datetime
+
+import pytest
+from tokenkit import HOST, PORT, TEMP, build_token, get_param
+
+from rdsiam_emulator.cli import COMMAND_MODULES, main
+from rdsiam_emulator.commands import token as token_cmd
+from rdsiam_emulator.credentials import ResolvedCredential
+from rdsiam_emulator.endpoint_spec import Endpoint
+from rdsiam_emulator.reasons import Reason, Rejection
+from rdsiam_emulator.tokens import ParsedToken
+
+TOKEN = build_token(principal=TEMP)
+GOOD = ["--at", "2024-05-01T12:00:30Z", "--endpoint", f"{HOST}:{PORT}", "--region", "us-east-1",
+        "--db-user", "app_user", "--secret-access-key", TEMP.secret,
+        "--session-token", TEMP.session_token or ""]
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(["token", "explain", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_registered() -> None:
+    assert "rdsiam_emulator.commands.token" in COMMAND_MODULES
+
+
+def test_all_checks_pass(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run([TOKEN, *GOOD], capsys)
+    assert code == 0
+    assert "result: PASS" in out and "FAIL" not in out
+    assert "canonical request" in out and "string to sign" in out
+    assert get_param(TOKEN, "X-Amz-Signature") not in out
+    assert TEMP.secret not in out
+
+
+def test_failure_exits_1_with_reason_code_and_hint(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [TOKEN, *GOOD]
+    argv[argv.index("app_user")] = "App_User"
+    code, out, _ = run(argv, capsys)
+    assert code == 1
+    assert "FAIL  DBUser equals the login user" in out
+    assert "reason db_user_mismatch, RDS error InvalidToken" in out
+    assert "hint: DB user names are case-sensitive" in out
+    assert "RDS would report db_user_mismatch" in out
+
+
+def test_expired_at_a_later_time(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [TOKEN, *GOOD]
+    argv[argv.index("2024-05-01T12:00:30Z")] = "20240501T121501Z"  # the token's own format
+    code, out, _ = run(argv, capsys)
+    assert code == 1 and "reason expired, RDS error ExpiredToken" in out
+
+
+def test_token_only_passes_with_skips(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run([TOKEN, "--at", "2024-05-01T12:00:30+00:00"], capsys)
+    assert code == 0 and "skip" in out and "needs --db-user" in out
+
+
+def test_stdin(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(TOKEN + "\n"))
+    code, out, _ = run(["-", *GOOD], capsys)
+    assert code == 0 and "result: PASS" in out
+
+
+def test_json(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [TOKEN, *GOOD, "--json"]
+    argv[argv.index(f"{HOST}:{PORT}")] = f"{HOST}:3306"
+    code, out, _ = run(argv, capsys)
+    assert code == 1
+    data = json.loads(out)
+    assert data["ok"] is False and data["reason"] == "host_mismatch"
+    assert data["rds_error_code"] == "InvalidToken"
+    by_name = {c["name"]: c for c in data["checks"]}
+    assert by_name["host binding"]["status"] == "fail"
+    assert by_name["host binding"]["hint"] == "generate the token with Port=3306"
+    assert by_name["signature"]["status"] == "pass"
+    assert data["db_user"] == "app_user" and data["port"] == PORT
+    assert data["signed_at"] == "2024-05-01T12:00:00Z"
+    assert get_param(TOKEN, "X-Amz-Signature") not in out
+
+
+def test_malformed_token_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["not-a-token", "--at", "2024-05-01T12:00:30Z"], capsys)
+    assert code == 1 and "reason malformed_token, RDS error InvalidToken" in out
+    assert "not-a-token" not in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([TOKEN, "--at", "yesterday"], "not an ISO 8601 time"),
+        ([TOKEN, "--endpoint", HOST], "needs HOST:PORT"),
+        ([TOKEN, "--endpoint", f"{HOST}:99999"], "--endpoint"),
+        ([TOKEN, "--alias", "x.example.com"], "--alias needs --endpoint"),
+        ([TOKEN, "--access-key-id", "AKIA"], "need --secret-access-key"),
+        (["", "--at", "2024-05-01T12:00:30Z"], "no token"),
+        (["garbage", "--secret-access-key", "s"], "needs --access-key-id"),
+        ([TOKEN, "--max-skew", "-1"], "must not be negative"),
+    ],
+)
+def test_usage_errors_exit_2(argv: list[str], message: str,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(argv, capsys)
+    assert code == 2 and message in err
+
+
+def test_argparse_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["token", "explain"])
+    assert info.value.code == 2
+    assert main(["token"]) == 2
+
+
+def test_parse_at() -> None:
+    assert token_cmd.parse_at("2024-05-01T12:00:30Z").isoformat() == "2024-05-01T12:00:30+00:00"
+    assert token_cmd.parse_at("2024-05-01T14:00:30+02:00").hour == 12
+    assert token_cmd.parse_at("2024-05-01 12:00:30").tzinfo is not None
+
+
+class _Hook:
+    """A stand-in for the IAM package's hook: adds an option, supplies an authorizer."""
+
+    def add_explain_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--allow-user", action="append", default=[])
+
+    def explain_inputs(self, args: argparse.Namespace,
+                       endpoint: Endpoint | None) -> token_cmd.ExplainInputs | None:
+        allowed = set(args.allow_user)
+
+        class Auth:
+            def authorize(self, *, credential: ResolvedCredential, token: ParsedToken,
+                          endpoint: Endpoint, db_user: str, now: datetime) -> Rejection | None:
+                if db_user in allowed:
+                    return None
+                return Rejection(Reason.NOT_AUTHORIZED, f"{db_user} not allowed", None)
+
+        return token_cmd.ExplainInputs(authorizer=Auth())
+
+
+def test_hooks_add_options_and_an_authorizer(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(token_cmd, "_HOOKS", [])
+    token_cmd.register_explain_hook(_Hook())
+    code, out, _ = run([TOKEN, *GOOD], capsys)
+    assert code == 1 and "reason not_authorized, RDS error NotAuthorized" in out
+    code, out, _ = run([TOKEN, *GOOD, "--allow-user", "app_user"], capsys)
+    assert code == 0 and "pass  rds-db:connect authorization" in out
+
+
+def test_console_script_end_to_end() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "rdsiam_emulator.cli", "token", "explain", "-", *GOOD],
+        input=TOKEN, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "result: PASS" in proc.stdout
