@@ -92,16 +92,18 @@ def emulator_ca(tmp_path_factory) -> EmulatorCA:
 
 
 def _make_env(mariadb, emulator_ca, *, iam_enabled: bool = True,
-              host: str = HOST, uvloop: bool = False) -> Iterator[MyEnv]:
+              host: str = HOST, uvloop: bool = False, settings=None,
+              backend_port: int | None = None) -> Iterator[MyEnv]:
     loop = LoopThread(uvloop=uvloop)
     events = EventLog()
     cert = emulator_ca.server_certificate(list(dict.fromkeys([host, HOST, "127.0.0.1"])))
     endpoint = MysqlEndpoint(
-        backend=BackendAddress(mariadb.host, mariadb.port, mariadb.admin_user,
+        backend=BackendAddress(mariadb.host, backend_port or mariadb.port, mariadb.admin_user,
                                mariadb.admin_password),
         authenticator=None,  # type: ignore[arg-type] - set below, once the port is known
         instance_secret=b"s" * 32,
         tls_context=cert.server_context(),
+        settings=settings,
     )
     loop.run(endpoint.start())
     endpoint.authenticator = Authenticator(
