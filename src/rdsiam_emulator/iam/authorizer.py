@@ -70,8 +70,6 @@ def build_context(
         ctx["aws:multifactorauthpresent"] = ("true" if principal.mfa_present else "false",)
     for key, value in policies.tags:
         ctx[f"aws:principaltag/{key.lower()}"] = (value,)
-    if policies.tags:
-        ctx["aws:principaltagkeys"] = tuple(k for k, _ in policies.tags)
     for key, extra_value in (extra or {}).items():
         ctx[key.lower()] = (extra_value,) if isinstance(extra_value, str) else tuple(extra_value)
     for key in UNSUPPORTED_KEYS:

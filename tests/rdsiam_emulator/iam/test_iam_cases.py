@@ -505,18 +505,21 @@ CASES: list[Case] = [
     Case("cond-requested-region-other", "the instance is not in eu-west-1", DENIED,
          user_policies=(doc(stmt(Condition={
              "StringEquals": {"aws:RequestedRegion": "eu-west-1"}})),)),
-    Case("cond-for-all-values", "ForAllValues: every tag key is in the list", ALLOW,
+    Case("cond-for-all-values", "ForAllValues: the (single) tag value is in the list", ALLOW,
          user_tags={"team": "db"}, user_policies=(doc(stmt(Condition={
-             "ForAllValues:StringEquals": {"aws:PrincipalTagKeys": ["team", "dbuser"]}})),)),
+             "ForAllValues:StringEquals": {"aws:PrincipalTag/team": ["db", "ops"]}})),)),
+    Case("cond-for-all-values-mismatch", "ForAllValues: the tag value is not in the list", DENIED,
+         user_tags={"team": "web"}, user_policies=(doc(stmt(Condition={
+             "ForAllValues:StringEquals": {"aws:PrincipalTag/team": ["db", "ops"]}})),)),
     Case("cond-for-all-values-absent", "ForAllValues holds on an absent key (IAM's gotcha)",
          ALLOW, user_policies=(doc(stmt(Condition={
-             "ForAllValues:StringEquals": {"aws:PrincipalTagKeys": ["team"]}})),)),
+             "ForAllValues:StringEquals": {"aws:PrincipalTag/team": ["db"]}})),)),
     Case("cond-for-any-value-absent", "ForAnyValue fails on an absent key", DENIED,
          user_policies=(doc(stmt(Condition={
-             "ForAnyValue:StringEquals": {"aws:PrincipalTagKeys": ["team"]}})),)),
-    Case("cond-for-any-value", "ForAnyValue: one tag key matches", ALLOW,
-         user_tags={"team": "db", "env": "prod"}, user_policies=(doc(stmt(Condition={
-             "ForAnyValue:StringLike": {"aws:PrincipalTagKeys": ["te*"]}})),)),
+             "ForAnyValue:StringEquals": {"aws:PrincipalTag/team": ["db"]}})),)),
+    Case("cond-for-any-value", "ForAnyValue: the tag value matches a pattern", ALLOW,
+         user_tags={"team": "db-admins"}, user_policies=(doc(stmt(Condition={
+             "ForAnyValue:StringLike": {"aws:PrincipalTag/team": ["web*", "db-*"]}})),)),
     Case("cond-principal-type", "an IAM user's aws:PrincipalType is User", DENIED,
          user_policies=(doc(stmt(Condition={
              "StringEquals": {"aws:PrincipalType": "AssumedRole"}})),)),
