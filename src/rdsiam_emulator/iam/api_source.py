@@ -125,3 +125,22 @@ class StaticPolicySource:
 
     def policies_for(self, principal: Principal) -> PrincipalPolicies:
         return self._policies
+
+
+def principal_for_access_key(
+    iam_client: Any, sts_client: Any, access_key_id: str
+) -> Principal | None:
+    """The IAM user behind a long-term key, through the API (``token explain`` in another process).
+
+    ``GetAccessKeyLastUsed`` names the user and ``GetAccessKeyInfo`` the account. Temporary (ASIA…)
+    keys cannot be resolved this way: STS exposes no session lookup, so this returns None for them.
+    """
+    try:
+        user_name = iam_client.get_access_key_last_used(AccessKeyId=access_key_id).get("UserName")
+        account = sts_client.get_access_key_info(AccessKeyId=access_key_id)["Account"]
+    except Exception:
+        return None
+    if not user_name:
+        return None
+    arn = f"arn:aws:iam::{account}:user/{user_name}"
+    return Principal("User", arn, account, user_name=user_name, source="iam-api")

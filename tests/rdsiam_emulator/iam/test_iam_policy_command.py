@@ -163,3 +163,17 @@ def test_standalone_style_token_against_server_state(moto_url: str) -> None:
     result = verify_token(token, endpoint=endpoint, db_user="app", credentials=MotoCredentials(),
                           now=SystemClock().now(), authorizer=IamAuthorizer())
     assert result.ok, result.detail
+
+
+def test_principal_for_access_key_via_api(moto_url: str) -> None:
+    from rdsiam_emulator.iam.api_source import principal_for_access_key
+
+    _, key = setup_state(moto_url)
+    iam, sts = client(moto_url, "iam"), client(moto_url, "sts")
+    found = principal_for_access_key(iam, sts, key["AccessKeyId"])
+    assert found is not None and found.arn == f"arn:aws:iam::{ACCT}:user/alice"
+    assert principal_for_access_key(iam, sts, "AKIANOSUCHKEY0000000") is None
+    client(moto_url, "iam").create_role(RoleName="r", AssumeRolePolicyDocument="{}")
+    temp = client(moto_url, "sts", key).assume_role(
+        RoleArn=f"arn:aws:iam::{ACCT}:role/r", RoleSessionName="s1")["Credentials"]
+    assert principal_for_access_key(iam, sts, temp["AccessKeyId"]) is None
