@@ -100,7 +100,8 @@ class MotoCredentials:
                 if role.access_key_id != akid:
                     continue
                 record: moto_patches.SessionRecord | None = getattr(role, "rdsiam_session", None)
-                api = record.api if record is not None else "AssumeRole"
+                # no record: issued before moto_patches was installed (PolicyArns/Tags unknown)
+                api = record.api if record is not None else "AssumeRole (unrecorded)"
                 policy = role.policy or (record.policy if record is not None else None)
                 arns = record.policy_arns if record is not None else ()
                 principal = Principal(
