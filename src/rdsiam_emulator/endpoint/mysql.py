@@ -68,6 +68,8 @@ log = logging.getLogger(__name__)
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 """MySQL's connect_timeout."""
 FIRST_PACKET_MAX = 64 * 1024
+CLIENT_AUTH_TIMEOUT = DEFAULT_HANDSHAKE_TIMEOUT
+"""How long a client may take to answer an auth switch inside COM_CHANGE_USER."""
 RELAY_WRITE_BUFFER = 1024 * 1024
 """Per-direction buffering before the relay pauses the sending peer (asyncio's default is 64 KB)."""
 
@@ -126,9 +128,8 @@ class _BackendSide(RelayConnection):
             if self.transport is None or self.transport.is_closing():
                 raise ConnectionClosed("backend closed")
             self._tap_waiter = asyncio.get_running_loop().create_future()
-            try:
-                async with asyncio.timeout(30):
-                    await self._tap_waiter
+            try:  # no timeout: a DDL may wait on a lock as long as the server lets it
+                await self._tap_waiter
             finally:
                 self._tap_waiter = None
         data = bytes(self._tap)
@@ -197,7 +198,7 @@ class _ClientSide(RelayConnection):
                     self.transport.resume_reading()
             self._held_waiter = asyncio.get_running_loop().create_future()
             try:
-                async with asyncio.timeout(30):
+                async with asyncio.timeout(CLIENT_AUTH_TIMEOUT):
                     await self._held_waiter
             finally:
                 self._held_waiter = None
