@@ -246,3 +246,21 @@ def test_aws_advanced_python_wrapper_iam_plugin(myenv_rds_name, monkeypatch):
         conn.close()
     event = env.events.all()[-1]
     assert event.ok and event.db_user == user and event.method == "iam"
+
+
+def test_compressed_session_after_iam_login(myenv):
+    import mysql.connector
+
+    user = make_iam_user(myenv)
+    conn = mysql.connector.connect(
+        host="localhost", port=myenv.port, user=user, password=myenv.token(user),
+        ssl_ca=myenv.ca_file, use_pure=True, compress=True, database="app",
+        auth_plugin="mysql_clear_password")
+    try:
+        cur = conn.cursor()
+        cur.execute("SHOW SESSION STATUS LIKE 'Compression'")
+        assert cur.fetchone() == ("Compression", "ON")
+        cur.execute("SELECT REPEAT('x', 100000), CURRENT_USER()")
+        assert cur.fetchone() == ("x" * 100000, f"{user}@%")
+    finally:
+        conn.close()
