@@ -168,3 +168,14 @@ def test_iam_policy_from_moto_decides(moto_env):
     assert info.value.args == (
         1045, f"Access denied for user '{other}'@'127.0.0.1' (using password: YES)")
     assert env.events.all()[-1].reason is Reason.NOT_AUTHORIZED
+
+
+def test_many_refused_logins_do_not_get_the_endpoint_blocked(myenv):
+    """Each refusal abandons a backend connection mid-handshake; MariaDB must not start refusing
+    the endpoint's address (max_connect_errors is 100 by default)."""
+    user = make_iam_user(myenv)
+    for _ in range(120):
+        with pytest.raises(pymysql.err.OperationalError):
+            connect(myenv, user, "bad-token")
+    with connect(myenv, user, myenv.token(user)) as conn:
+        assert conn.cursor().execute("SELECT 1") == 1
