@@ -454,6 +454,16 @@ class MysqlEndpoint:
                 hint="connect with TLS (ssl_mode=REQUIRED / ssl=true / --ssl)")
             client.write(front.fail(access_denied(user, addr[0])))
             return False
+        if not response.capabilities & Capability.PLUGIN_AUTH:
+            self.authenticator.reject(
+                db_user=user, client=info, reason=Reason.MALFORMED_TOKEN,
+                detail="the client cannot switch to mysql_clear_password (no CLIENT_PLUGIN_AUTH)",
+                hint="use a client that supports pluggable authentication")
+            client.write(front.fail(ErrPacket(
+                ErrorCode.ER_NOT_SUPPORTED_AUTH_MODE, "08004",
+                "Client does not support authentication protocol requested by server; "
+                "consider upgrading MySQL client")))
+            return False
         token = await self._ask_token(client, front, response)
         if token is None:
             return False

@@ -179,3 +179,27 @@ def test_many_refused_logins_do_not_get_the_endpoint_blocked(myenv):
             connect(myenv, user, "bad-token")
     with connect(myenv, user, myenv.token(user)) as conn:
         assert conn.cursor().execute("SELECT 1") == 1
+
+
+def test_old_client_without_plugin_auth_gets_1251(myenv):
+    import ssl
+
+    from rdsiam_emulator.protocols.mysql.constants import Capability as C
+    from rdsiam_emulator.protocols.mysql.messages import ErrPacket, HandshakeResponse
+    from rdsiam_emulator.protocols.mysql.packets import PacketDecoder, encode_packet
+
+    user = make_iam_user(myenv)
+    caps = int(C.PROTOCOL_41 | C.SECURE_CONNECTION | C.SSL)
+    ssl_req = HandshakeResponse(caps, 1 << 24, 45, b"\0" * 23, is_ssl_request=True)
+    hello = HandshakeResponse(caps, 1 << 24, 45, b"\0" * 23, user=user.encode(),
+                              auth_response=b"\x01" * 20)
+    raw = socket.create_connection(("127.0.0.1", myenv.port), timeout=5)
+    raw.recv(4096)
+    raw.sendall(encode_packet(1, ssl_req.build()))
+    ctx = ssl.create_default_context(cafile=myenv.ca_file)
+    with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+        tls.sendall(encode_packet(2, hello.build()))
+        (packet,) = PacketDecoder().feed(tls.recv(4096))
+    assert packet.seq == 3
+    err = ErrPacket.parse(packet.payload)
+    assert (err.code, err.sqlstate) == (1251, "08004")
