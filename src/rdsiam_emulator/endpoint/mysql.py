@@ -612,9 +612,12 @@ class MysqlEndpoint:
                 if acc in failed or acc in skip:
                     continue
                 if stmt.op is ddl.Op.RENAME and change.renamed_to is not None:
-                    if was_iam.get(acc):
+                    if was_iam.get(acc):  # the derived password follows the user name
+                        new = change.renamed_to
+                        await self.admin.set_password(
+                            new, derived_password(self._secret, new.user))
                         await self.admin.set_iam(acc, False)
-                        await self.admin.set_iam(change.renamed_to, True)
+                        await self.admin.set_iam(new, True)
                 elif change.iam is not None:
                     await self.admin.set_iam(acc, change.iam)
 

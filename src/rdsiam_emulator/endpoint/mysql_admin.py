@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from rdsiam_emulator.protocols.mysql.constants import Capability
-from rdsiam_emulator.protocols.mysql.ddl import Account
+from rdsiam_emulator.protocols.mysql.ddl import Account, quote
 from rdsiam_emulator.protocols.mysql.handshake import (
     BackendLogin,
     LoginFailed,
@@ -133,6 +133,9 @@ class AdminConnection:
             await self.execute(
                 f"DELETE FROM {CATALOG_TABLE} WHERE `user` = {hexlit(account.user)} "
                 f"AND `host` = {hexlit(account.host)}")
+
+    async def set_password(self, account: Account, password: str) -> None:
+        await self.execute(f"ALTER USER {account.sql()} IDENTIFIED BY {quote(password)}")
 
     async def is_iam_account(self, account: Account) -> bool:
         await self.ensure_catalog()

@@ -258,3 +258,16 @@ def test_endpoint_runs_on_uvloop(myenv_uvloop):
     with pytest.raises(pymysql.err.OperationalError) as info:
         connect(env, user, "bad")
     assert info.value.args[0] == 1045
+
+
+def test_rename_user_keeps_iam_and_follows_the_name(myenv):
+    old, new = unique("old"), unique("new")
+    make_iam_user(myenv, old)
+    with master(myenv) as conn, conn.cursor() as cur:
+        cur.execute(f"RENAME USER '{old}'@'%' TO '{new}'@'%'")
+    with connect(myenv, new, myenv.token(new)) as conn:
+        assert scalar(conn, "SELECT CURRENT_USER()") == f"{new}@%"
+    with master(myenv) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE USER '{old}'@'%' IDENTIFIED BY 'pw'")
+    with connect(myenv, old, "pw") as conn:  # the old name is a plain password user now
+        assert scalar(conn, "SELECT 1") == 1
