@@ -9,7 +9,7 @@ expose, so a principal given as an ARN is evaluated without them (docs/iam.md sa
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import unquote
 
@@ -33,8 +33,14 @@ def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> Iterator[Any
 class IamApiPolicySource:
     """Reads policies with ``iam`` API calls (``list_*``/``get_*``); slow, for one-off checks."""
 
-    def __init__(self, iam_client: Any) -> None:
+    def __init__(
+        self, iam_client: Any, *, client_for_account: Callable[[str], Any] | None = None
+    ) -> None:
+        """``client_for_account`` gives a client for the principal's account (a moto server keeps
+        accounts apart by the ``x-moto-account-id`` header); otherwise ``iam_client`` serves all."""
+        self._default = iam_client
         self._iam = iam_client
+        self._client_for_account = client_for_account
 
     def _managed(self, arn: str, layer: Layer, notes: list[str]) -> PolicyRef | None:
         try:
@@ -50,6 +56,8 @@ class IamApiPolicySource:
         )
 
     def policies_for(self, principal: Principal) -> PrincipalPolicies:
+        if self._client_for_account is not None:
+            self._iam = self._client_for_account(principal.account_id)
         iam = self._iam
         notes: list[str] = []
         identity: list[PolicyRef] = []

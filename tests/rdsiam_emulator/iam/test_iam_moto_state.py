@@ -218,3 +218,28 @@ def test_lookups_from_another_thread_while_state_changes(aws: None) -> None:
         stop.set()
         thread.join(10)
     assert not errors and results and all(results)
+
+
+def test_explain_token_library_route_for_a_role_session(aws: None) -> None:
+    """In the process holding the moto state, explain_token gets the full IAM step."""
+    from rdsiam_emulator.explain import explain_token
+
+    key = make_user()
+    iam = client("iam")
+    iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")
+    iam.put_role_policy(RoleName="r", PolicyName="p", PolicyDocument=json.dumps(ALLOW_ALL))
+    endpoint = endpoint_for(create_instance(client("rds"), "mydb"))
+    creds = client("sts", key).assume_role(
+        RoleArn=f"arn:aws:iam::{ACCT}:role/r", RoleSessionName="s1",
+        Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "rds-db:connect", "Resource": "*"},
+            {"Sid": "NoApp", "Effect": "Deny", "Action": "rds-db:connect",
+             "Resource": "arn:aws:rds-db:*:*:dbuser:*/app"}]}),
+    )["Credentials"]
+    token = client("rds", creds).generate_db_auth_token(
+        DBHostname=endpoint.host, Port=endpoint.port, DBUsername="app")
+    explanation = explain_token(token, now=SystemClock().now(), endpoint=endpoint, db_user="app",
+                                credentials=MotoCredentials(), authorizer=IamAuthorizer())
+    (line,) = [c for c in explanation.checks if c.name == "rds-db:connect authorization"]
+    assert line.status == "fail" and line.reason is Reason.EXPLICIT_DENY
+    assert "Sid 'NoApp' of inline session policy" in line.detail

@@ -177,3 +177,51 @@ def test_principal_for_access_key_via_api(moto_url: str) -> None:
     temp = client(moto_url, "sts", key).assume_role(
         RoleArn=f"arn:aws:iam::{ACCT}:role/r", RoleSessionName="s1")["Credentials"]
     assert principal_for_access_key(iam, sts, temp["AccessKeyId"]) is None
+
+
+def _explain(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
+    code = cli.main(["token", "explain", *args, "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def _authorization(data: dict[str, Any]) -> dict[str, Any]:
+    (line,) = [c for c in data["checks"] if c["name"] == "rds-db:connect authorization"]
+    return line
+
+
+def test_token_explain_runs_the_policy_check_against_a_moto_server(
+    moto_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rid, key = setup_state(moto_url)
+    db = client(moto_url, "rds").describe_db_instances()["DBInstances"][0]
+    host, port = db["Endpoint"]["Address"], db["Endpoint"]["Port"]
+    token = client(moto_url, "rds", key).generate_db_auth_token(
+        DBHostname=host, Port=port, DBUsername="app")
+    args = [token, "--endpoint", f"{host}:{port}", "--region", REGION, "--db-user", "app",
+            "--secret-access-key", key["SecretAccessKey"], "--iam-endpoint-url", moto_url]
+    code, data = _explain(capsys, *args)
+    line = _authorization(data)
+    assert code == 1 and line["status"] == "fail" and line["reason"] == "not_authorized"
+    assert "DbiResourceId" in line["hint"] and rid in line["hint"]
+    access = next(c for c in data["checks"] if c["name"] == "access key")
+    assert access["status"] == "pass" and "user/alice" in access["detail"]
+
+    client(moto_url, "iam").put_user_policy(
+        UserName="alice", PolicyName="ok",
+        PolicyDocument=policy(f"arn:aws:rds-db:{REGION}:{ACCT}:dbuser:{rid}/app"))
+    code, data = _explain(capsys, *args)
+    assert code == 0 and _authorization(data)["status"] == "pass"
+    code, data = _explain(capsys, *args, "--resource-id", "db-SOMETHINGELSE")
+    assert code == 1 and _authorization(data)["status"] == "fail"
+
+
+def test_token_explain_without_moto_server_skips_the_policy_check(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    token = ("db.example.com:5432/?Action=connect&DBUser=app&X-Amz-Algorithm=AWS4-HMAC-SHA256"
+             "&X-Amz-Credential=AKIAEXAMPLE%2F20260601%2Fus-east-1%2Frds-db%2Faws4_request"
+             "&X-Amz-Date=20260601T120000Z&X-Amz-Expires=900&X-Amz-SignedHeaders=host"
+             "&X-Amz-Signature=" + "0" * 64)
+    _, data = _explain(capsys, token, "--at", "2026-06-01T12:01:00Z")
+    assert _authorization(data)["status"] == "skip"
