@@ -480,10 +480,11 @@ def _signature_for(
 ) -> str | None:
     """The matching signature computed for ``host``, or None when it does not match."""
     scope = token.credential
-    key = sigv4.signing_key(cred.secret_access_key, scope.date, scope.region, scope.service)
-    expected = sigv4.sign(
-        key,
-        sigv4.string_to_sign(token.amz_date, scope.scope, sigv4.canonical_request(host, query)),
+    key = sigv4.prepared_signing_key(
+        cred.secret_access_key, scope.date, scope.region, scope.service
+    )
+    expected = key.sign(
+        sigv4.string_to_sign(token.amz_date, scope.scope, sigv4.canonical_request(host, query))
     )
     return expected if sigv4.signatures_equal(expected, token.signature) else None
 
