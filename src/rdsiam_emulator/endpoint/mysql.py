@@ -339,6 +339,10 @@ class MysqlEndpoint:
                 return
             client = session.client
             self._raw.discard(sock)
+            if session.backend is not backend:  # re-opened after a password repair
+                backend.close()
+                self._conns.discard(backend)
+                backend = session.backend
             await client.wait_closed()
             await backend.wait_closed()
         except (TimeoutError, ConnectionClosed, ssl.SSLError, ConnectionError, OSError,
@@ -406,7 +410,7 @@ class MysqlEndpoint:
             hello = events[0]
             if not isinstance(hello, ClientHello):
                 raise ProtocolError("expected a handshake response")
-            ok = await self._authenticate(client, backend, front, bgreet, hello, addr)
+            linked = await self._authenticate(client, backend, front, bgreet, hello, addr)
         except ProtocolError as exc:
             err = front.fail(ErrPacket(exc.code, exc.sqlstate, _protocol_message(exc)))
             if client is not None:
@@ -416,9 +420,10 @@ class MysqlEndpoint:
                 with contextlib.suppress(OSError):
                     await _sock_send(sock, err)
             return None
-        if not ok:
+        if linked is None:
             client.close()
             return None
+        backend, bgreet = linked
         caps = hello.response.capabilities & bgreet.capabilities
         session = _Session(client, backend, bgreet, caps,
                            self._client_info(client, addr, hello), hello.response.user_text)
@@ -434,7 +439,8 @@ class MysqlEndpoint:
     async def _authenticate(
         self, client: _ClientSide, backend: _BackendSide, front: FrontendHandshake,
         bgreet: Greeting, hello: ClientHello, addr: tuple[str, int],
-    ) -> bool:
+    ) -> tuple[_BackendSide, Greeting] | None:
+        """Run the login; returns the backend session to relay to (and its greeting), or None."""
         response = hello.response
         user = response.user_text
         info = self._client_info(client, addr, hello)
@@ -444,16 +450,17 @@ class MysqlEndpoint:
             self.authenticator.reject(db_user=user, client=info, reason=Reason.INTERNAL_ERROR,
                                       detail=f"catalog lookup failed: {exc!r}")
             client.write(front.fail(access_denied(user, addr[0])))
-            return False
+            return None
         if not iam:
-            return await self._password_login(client, backend, front, bgreet, hello, info)
+            ok = await self._password_login(client, backend, front, bgreet, hello, info)
+            return (backend, bgreet) if ok else None
         if not hello.tls:
             self.authenticator.reject(
                 db_user=user, client=info, reason=Reason.TLS_REQUIRED,
                 detail="IAM logins are accepted over TLS only",
                 hint="connect with TLS (ssl_mode=REQUIRED / ssl=true / --ssl)")
             client.write(front.fail(access_denied(user, addr[0])))
-            return False
+            return None
         if not response.capabilities & Capability.PLUGIN_AUTH:
             self.authenticator.reject(
                 db_user=user, client=info, reason=Reason.MALFORMED_TOKEN,
@@ -463,21 +470,33 @@ class MysqlEndpoint:
                 ErrorCode.ER_NOT_SUPPORTED_AUTH_MODE, "08004",
                 "Client does not support authentication protocol requested by server; "
                 "consider upgrading MySQL client")))
-            return False
+            return None
         token = await self._ask_token(client, front, response)
         if token is None:
-            return False
+            return None
         decision = self.authenticator.authenticate_iam(
             db_user=user, token=token.decode("utf-8", "replace"), client=info)
         if not decision.ok:
             client.write(front.fail(access_denied(user, addr[0])))
-            return False
-        login = BackendLogin.for_handshake(
-            bgreet, response, password=derived_password(self._secret, user).encode())
+            return None
+        password = derived_password(self._secret, user)
+        login = BackendLogin.for_handshake(bgreet, response, password=password.encode())
         result = await _drive_own_login(backend, login)
+        if isinstance(result, LoginFailed) and result.error.code == ErrorCode.ER_ACCESS_DENIED:
+            # The backend's password is not the derived one (a new instance secret with a reused
+            # backend, or an ALTER USER that bypassed the endpoint): repair it once and retry on
+            # a fresh backend connection (the failed one is closed by the server).
+            retried = await self._repair_and_retry(user, password, response)
+            if retried is not None:
+                new_backend, new_greeting, result = retried
+                if isinstance(result, LoginSucceeded):
+                    client.write(front.succeed(result.ok_payload))
+                    return new_backend, new_greeting
+                new_backend.close()
+                self._conns.discard(new_backend)
         if isinstance(result, LoginSucceeded):
             client.write(front.succeed(result.ok_payload))
-            return True
+            return backend, bgreet
         log.warning("mysql endpoint: backend refused the derived login of %r: %s", user,
                     result.error.render())
         self.authenticator.reject(
@@ -485,7 +504,32 @@ class MysqlEndpoint:
             detail="the backend refused the derived-password login: " + result.error.render(),
             hint="the user was dropped or its password changed outside the endpoint")
         client.write(front.fail(access_denied(user, addr[0])))
-        return False
+        return None
+
+    async def _repair_and_retry(
+        self, user: str, password: str, response: HandshakeResponse
+    ) -> tuple[_BackendSide, Greeting, LoginSucceeded | LoginFailed] | None:
+        try:
+            await self.admin.reset_iam_passwords(user, password)
+        except Exception as exc:
+            log.warning("mysql endpoint: cannot repair the backend password of %r: %r", user, exc)
+            return None
+        backend = await self._open_backend()
+        if backend is None:
+            return None
+        self._conns.add(backend)
+        try:
+            decoder = PacketDecoder(FIRST_PACKET_MAX)
+            packets: list[Packet] = []
+            while not packets:
+                packets = decoder.feed(await backend.read())
+            greeting = Greeting.parse(packets[0].payload)
+            login = BackendLogin.for_handshake(greeting, response, password=password.encode())
+            return backend, greeting, await _drive_own_login(backend, login)
+        except BaseException:
+            backend.close()
+            self._conns.discard(backend)
+            raise
 
     async def _ask_token(self, client: _ClientSide, front: FrontendHandshake,
                          response: HandshakeResponse | None) -> bytes | None:

@@ -137,6 +137,16 @@ class AdminConnection:
     async def set_password(self, account: Account, password: str) -> None:
         await self.execute(f"ALTER USER {account.sql()} IDENTIFIED BY {quote(password)}")
 
+    async def reset_iam_passwords(self, user: str, password: str) -> None:
+        """Give every catalog account of ``user`` the derived ``password`` again."""
+        await self.ensure_catalog()
+        result = await self.execute(
+            f"SELECT c.`host` FROM {CATALOG_TABLE} c JOIN mysql.user u "
+            f"ON u.User = c.`user` AND u.Host = c.`host` WHERE c.`user` = {hexlit(user)}")
+        for (host,) in result.rows:
+            if host is not None:
+                await self.set_password(Account(user, host.decode("utf-8")), password)
+
     async def is_iam_account(self, account: Account) -> bool:
         await self.ensure_catalog()
         result = await self.execute(

@@ -271,3 +271,15 @@ def test_rename_user_keeps_iam_and_follows_the_name(myenv):
         cur.execute(f"CREATE USER '{old}'@'%' IDENTIFIED BY 'pw'")
     with connect(myenv, old, "pw") as conn:  # the old name is a plain password user now
         assert scalar(conn, "SELECT 1") == 1
+
+
+def test_backend_password_out_of_step_is_repaired_once(myenv):
+    """E.g. a reused backend and a new instance secret: the derived password no longer matches."""
+    user = make_iam_user(myenv)
+    myenv.backend.admin_execute(f"ALTER USER '{user}'@'%' IDENTIFIED BY 'stale'")
+    with connect(myenv, user, myenv.token(user)) as conn:
+        assert scalar(conn, "SELECT CURRENT_USER()") == f"{user}@%"
+    with connect(myenv, user, myenv.token(user)) as conn:  # and from now on directly
+        assert scalar(conn, "SELECT CONNECTION_ID()") == conn.thread_id()
+    with pytest.raises(pymysql.err.OperationalError):
+        connect(myenv, user, "stale")
