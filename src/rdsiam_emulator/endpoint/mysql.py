@@ -79,6 +79,8 @@ class IamAuthenticator(Protocol):
 
     iam_enabled: bool
 
+    def transport_rejection(self, client: ClientInfo) -> Reason | None: ...
+
     def authenticate_iam(self, *, db_user: str, token: str, client: ClientInfo) -> Decision: ...
 
     def reject(self, *, db_user: str, client: ClientInfo, reason: Reason, detail: str,
@@ -454,7 +456,7 @@ class MysqlEndpoint:
         if not iam:
             ok = await self._password_login(client, backend, front, bgreet, hello, info)
             return (backend, bgreet) if ok else None
-        if not hello.tls:
+        if self.authenticator.transport_rejection(info) is not None:
             self.authenticator.reject(
                 db_user=user, client=info, reason=Reason.TLS_REQUIRED,
                 detail="IAM logins are accepted over TLS only",
@@ -682,7 +684,7 @@ class MysqlEndpoint:
                 db_user=user, client=info, ok=ok, detail="COM_CHANGE_USER relayed")
             s.client.write(final)
             return ok
-        if not s.info.tls:
+        if self.authenticator.transport_rejection(info) is not None:
             self.authenticator.reject(db_user=user, client=info, reason=Reason.TLS_REQUIRED,
                                       detail="IAM logins are accepted over TLS only")
             s.client.write(front.fail(access_denied(user, s.info.address)))

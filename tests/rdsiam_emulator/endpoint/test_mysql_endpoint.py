@@ -283,3 +283,11 @@ def test_backend_password_out_of_step_is_repaired_once(myenv):
         assert scalar(conn, "SELECT CONNECTION_ID()") == conn.thread_id()
     with pytest.raises(pymysql.err.OperationalError):
         connect(myenv, user, "stale")
+
+
+def test_tls_requirement_follows_the_authenticator_switch(myenv):
+    user = make_iam_user(myenv)
+    myenv.endpoint.authenticator.require_tls = False  # an instance configured without TLS
+    with connect(myenv, user, myenv.token(user), tls=False) as conn:
+        assert scalar(conn, "SELECT CURRENT_USER()") == f"{user}@%"
+    assert not myenv.events.all()[-1].tls
