@@ -18,6 +18,7 @@ from pytest_rdsiam.plugin_state import EVENT_SOURCES, require_active
 from pytest_rdsiam.pool import BackendPool, InstancePool
 from rdsiam_emulator.aws_clock import aws_clock
 from rdsiam_emulator.instances import EmulatedInstance
+from rdsiam_emulator.moto_rds import no_default_amis
 
 ENGINES = ("postgres", "mysql")
 
@@ -63,6 +64,7 @@ class _TestScope:
             return
         self._started = True
         self.pool.clock.reset()
+        self.stack.enter_context(no_default_amis())  # also covers moto's reset at mock stop
         self.stack.enter_context(mock_aws())
         self.stack.enter_context(aws_clock(self.pool.clock))
 

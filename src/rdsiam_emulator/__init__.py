@@ -1,4 +1,4 @@
-"""rdsiam-emulator: an offline emulator and test harness for Amazon RDS IAM database authentication."""
+"""rdsiam-emulator: an offline emulator and test harness for RDS IAM database authentication."""
 
 from rdsiam_emulator.clock import Clock, ManualClock, OffsetClock, SystemClock
 from rdsiam_emulator.credentials import CredentialLookup, ResolvedCredential, StaticCredentials

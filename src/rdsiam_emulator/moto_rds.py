@@ -8,7 +8,10 @@ idempotent patch lets an instance carry the emulator's real endpoint name (other
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,10 +72,32 @@ def register(reg: RdsRegistration) -> Any:
     if reg.instance_id in backend.databases:
         backend.delete_db_instance(reg.instance_id, None)
     engine, default_version = _ENGINES.get(reg.engine, (reg.engine, None))
-    db = backend.create_db_instance({
+    with no_default_amis():
+        db = _create(backend, reg, engine, default_version)
+    db.dbi_resource_id = reg.resource_id
+    db.__dict__[_ADDRESS_ATTR] = reg.address
+    return db
+
+
+@contextmanager
+def no_default_amis() -> Iterator[None]:
+    """moto builds the EC2 backend for a new DB instance and loads ~1300 default AMIs (~0.5 s);
+    registering an instance in every test must not pay that. An explicit setting wins."""
+    if "MOTO_EC2_LOAD_DEFAULT_AMIS" in os.environ:
+        yield
+        return
+    os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
+    try:
+        yield
+    finally:
+        os.environ.pop("MOTO_EC2_LOAD_DEFAULT_AMIS", None)
+
+
+def _create(backend: Any, reg: RdsRegistration, engine: str, version: str | None) -> Any:
+    return backend.create_db_instance({
         "db_instance_identifier": reg.instance_id,
         "engine": engine,
-        "engine_version": reg.engine_version or default_version,
+        "engine_version": reg.engine_version or version,
         "db_instance_class": "db.t4g.micro",
         "allocated_storage": 20,
         "port": reg.port,
@@ -82,9 +107,6 @@ def register(reg: RdsRegistration) -> Any:
         "enable_iam_database_authentication": reg.iam_enabled,
         "storage_type": "gp3",
     })
-    db.dbi_resource_id = reg.resource_id
-    db.__dict__[_ADDRESS_ATTR] = reg.address
-    return db
 
 
 def set_iam_enabled(account_id: str, region: str, instance_id: str, enabled: bool) -> None:
