@@ -35,7 +35,9 @@ def register(sub: Any) -> None:
                        help="arn:aws:iam::ACCT:user/NAME, …:role/NAME or "
                             "arn:aws:sts::ACCT:assumed-role/ROLE/SESSION")
     check.add_argument("--db-user", required=True)
-    check.add_argument("--instance", help="DB instance identifier (looked up for its resource id)")
+    check.add_argument("--instance",
+                       help="DB instance (or Aurora cluster) identifier, looked up for its "
+                            "resource id")
     check.add_argument("--resource-id", help="DbiResourceId (db-…), cluster-… or prx-…")
     check.add_argument("--region", default=None, help="default: AWS_DEFAULT_REGION or us-east-1")
     check.add_argument("--account", help="the database's account (default: the principal's)")
@@ -87,10 +89,9 @@ def run_check(args: argparse.Namespace) -> int:
         source = IamApiPolicySource(iam)
         if resource_id is None and args.instance:
             try:
-                found = rds.describe_db_instances(DBInstanceIdentifier=args.instance)
+                resource_id = _resource_id(rds, args.instance)
             except Exception as exc:
-                return _fail(f"cannot describe instance {args.instance!r}: {exc}")
-            resource_id = found["DBInstances"][0]["DbiResourceId"]
+                return _fail(f"cannot describe instance or cluster {args.instance!r}: {exc}")
     else:
         return _fail("no IAM state: pass --endpoint-url (a moto server) or --policy-file")
     if resource_id is None:
@@ -112,6 +113,19 @@ def run_check(args: argparse.Namespace) -> int:
     else:
         print("\n".join(format_check(check)))
     return 0 if check.decision.allowed else 1
+
+
+def _resource_id(rds: Any, identifier: str) -> str:
+    """An instance's DbiResourceId, else an Aurora cluster's DbClusterResourceId (``cluster-…``)."""
+    try:
+        found = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"]
+        return str(found[0]["DbiResourceId"])
+    except Exception as instance_error:
+        try:
+            clusters = rds.describe_db_clusters(DBClusterIdentifier=identifier)["DBClusters"]
+        except Exception:
+            raise instance_error from None
+        return str(clusters[0]["DbClusterResourceId"])
 
 
 def _clients(

@@ -225,3 +225,24 @@ def test_token_explain_without_moto_server_skips_the_policy_check(
              "&X-Amz-Signature=" + "0" * 64)
     _, data = _explain(capsys, token, "--at", "2026-06-01T12:01:00Z")
     assert _authorization(data)["status"] == "skip"
+
+
+def test_cli_aurora_cluster_resource_id(moto_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    rds, iam = client(moto_url, "rds"), client(moto_url, "iam")
+    cluster = rds.create_db_cluster(
+        DBClusterIdentifier="aurora", Engine="aurora-postgresql", MasterUsername="master",
+        MasterUserPassword="secret-password-1",
+    )["DBCluster"]
+    rid = cluster["DbClusterResourceId"]
+    assert rid.startswith("cluster-")
+    iam.create_user(UserName="carol")
+    iam.put_user_policy(UserName="carol", PolicyName="p", PolicyDocument=policy(
+        f"arn:aws:rds-db:{REGION}:{ACCT}:dbuser:cluster-*/app"))
+    code, out = run_cli(capsys, "--endpoint-url", moto_url, "--principal",
+                        f"arn:aws:iam::{ACCT}:user/carol", "--db-user", "app",
+                        "--instance", "aurora", "--region", REGION)
+    assert code == 0 and f"dbuser:{rid}/app" in out
+    code, _ = run_cli(capsys, "--endpoint-url", moto_url, "--principal",
+                      f"arn:aws:iam::{ACCT}:user/carol", "--db-user", "app",
+                      "--instance", "missing", "--region", REGION)
+    assert code == 2
