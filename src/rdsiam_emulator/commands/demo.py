@@ -1,54 +1,147 @@
-"""``rdsiam-emulator demo``: mint a real boto3 token against moto's IAM and verify it.
+"""``rdsiam-emulator demo``: the whole flow, end to end, on this machine.
 
-Later issues turn this into a real database connection through the emulator's endpoint.
+Starts real servers (the ``auto`` backend: a Docker-API engine if one is reachable, else local
+binaries), puts emulated RDS endpoints in front of them, creates an IAM user and policy in moto,
+mints tokens with boto3 exactly as an app would, and connects with real drivers over verified TLS.
+Then shows what a refused login looks like from both sides: the client's RDS error and the
+emulator's reason.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
+from pathlib import Path
 from typing import Any
 
-from rdsiam_emulator.clock import SystemClock
-from rdsiam_emulator.credentials import StaticCredentials
-from rdsiam_emulator.endpoint_spec import Endpoint
-from rdsiam_emulator.tokens import redact_token
-from rdsiam_emulator.verifier import verify_token
+from rdsiam_emulator.clock import OffsetClock
+from rdsiam_emulator.instances import EmulatedInstance, Emulator, InstanceConfig
 
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser("demo", help="mint an IAM token with boto3 and verify it like RDS")
+    parser = sub.add_parser("demo", help="start the emulator and connect with real IAM tokens")
+    parser.add_argument("--backend", default="auto", choices=["auto", "docker", "local"])
+    parser.add_argument("--engine", action="append", choices=["postgres", "mysql"],
+                        help="engine(s) to demonstrate (default: both)")
     parser.add_argument("--region", default="us-east-1")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import boto3
     from moto import mock_aws
 
-    clock = SystemClock()
-    host = f"demo-db.cxyz0example.{args.region}.rds.amazonaws.com"
-    with mock_aws():
-        iam = boto3.client("iam", region_name=args.region)
-        iam.create_user(UserName="demo-app")
-        key = iam.create_access_key(UserName="demo-app")["AccessKey"]
-        session = boto3.Session(
-            aws_access_key_id=key["AccessKeyId"],
-            aws_secret_access_key=key["SecretAccessKey"],
-            region_name=args.region,
-        )
-        token = session.client("rds").generate_db_auth_token(
-            DBHostname=host, Port=5432, DBUsername="app_user"
-        )
-    endpoint = Endpoint(host=host, port=5432, region=args.region)
-    creds = StaticCredentials({key["AccessKeyId"]: (key["SecretAccessKey"], None)})
-    print("token (redacted):", redact_token(token))
-    for label, user in (("genuine login", "app_user"), ("wrong DB user", "someone_else")):
-        result = verify_token(
-            token, endpoint=endpoint, db_user=user, credentials=creds, now=clock.now()
-        )
-        print(f"{label}: " + json.dumps({
-            "ok": result.ok, "reason": result.reason, "rds_error_code": result.rds_error_code,
-            "detail": result.detail, "hint": result.hint,
-        }))
+    from rdsiam_emulator.aws_clock import aws_clock
+    from rdsiam_emulator.backends import BackendSpec, start_backend
+
+    engines: list[str] = args.engine or ["postgres", "mysql"]
+    clock = OffsetClock()
+    with tempfile.TemporaryDirectory(prefix="rdsiam-demo-") as tmp, \
+            Emulator(Path(tmp), clock=clock) as emulator, mock_aws(), aws_clock(clock):
+        for engine in engines:
+            print(f"\n=== {engine} ===")
+            backend = start_backend(BackendSpec(engine=engine, provider=args.backend))  # type: ignore[arg-type]
+            try:
+                print(f"backend: {backend.flavour} {backend.version} via {backend.provider}")
+                instance = emulator.start_instance(
+                    InstanceConfig(instance_id=f"demo-{engine}", engine=engine,  # type: ignore[arg-type]
+                                   region=args.region), backend)
+                _demo_instance(instance, clock)
+            finally:
+                backend.stop()
     return 0
+
+
+def _demo_instance(instance: EmulatedInstance, clock: OffsetClock) -> None:
+    import boto3
+
+    instance.register_in_moto()
+    rds = boto3.client("rds", region_name=instance.region)
+    [desc] = rds.describe_db_instances(DBInstanceIdentifier=instance.instance_id)["DBInstances"]
+    host, port = desc["Endpoint"]["Address"], desc["Endpoint"]["Port"]
+    print(f"endpoint: {host}:{port}  DbiResourceId: {desc['DbiResourceId']}  "
+          f"IAM auth: {desc['IAMDatabaseAuthenticationEnabled']}")
+
+    _create_db_user(instance, "app_user")
+    iam = boto3.client("iam", region_name=instance.region)
+    iam.create_user(UserName=f"demo-app-{instance.engine}")
+    arn = instance.db_user_arn("app_user")
+    iam.put_user_policy(UserName=f"demo-app-{instance.engine}", PolicyName="connect",
+                        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+                            {"Effect": "Allow", "Action": "rds-db:connect", "Resource": arn}]}))
+    key = iam.create_access_key(UserName=f"demo-app-{instance.engine}")["AccessKey"]
+    session = boto3.Session(aws_access_key_id=key["AccessKeyId"],
+                            aws_secret_access_key=key["SecretAccessKey"],
+                            region_name=instance.region)
+    print(f"IAM user demo-app-{instance.engine} may rds-db:connect on {arn}")
+
+    token = session.client("rds").generate_db_auth_token(DBHostname=host, Port=port,
+                                                         DBUsername="app_user")
+    who = _login(instance, "app_user", token)
+    print(f"connected with an IAM token over verified TLS as {who}")
+
+    clock.advance(minutes=16)
+    try:
+        _login(instance, "app_user", token)
+        print("UNEXPECTED: an expired token was accepted")
+    except Exception as exc:
+        print(f"16 minutes later the same token is refused; the client sees: {_first_line(exc)}")
+    event = instance.events_since()[-1]
+    print(f"the emulator records: {event.reason} [{event.rds_error_code}] {event.detail}")
+    print(f"  hint: {event.hint}")
+    clock.reset()
+
+
+def _create_db_user(instance: EmulatedInstance, name: str) -> None:
+    backend = instance.backend
+    if instance.engine == "postgres":
+        import psycopg
+
+        with psycopg.connect(host=instance.host, port=instance.port, user=backend.master_user,
+                             password=backend.master_password, dbname=backend.dbname,
+                             sslmode="verify-full", sslrootcert=str(instance.ca_bundle),
+                             autocommit=True) as conn:
+            conn.execute(f'CREATE USER "{name}"')
+            conn.execute(f'GRANT rds_iam TO "{name}"')
+        print(f'master ran: CREATE USER "{name}"; GRANT rds_iam TO "{name}"')
+        return
+    import pymysql
+
+    conn = pymysql.connect(host=instance.host, port=instance.port, user=backend.master_user,
+                           password=backend.master_password, ssl={"ca": str(instance.ca_bundle)},
+                           autocommit=True)
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE USER '{name}'@'%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'")
+    conn.close()
+    print(f"master ran: CREATE USER '{name}'@'%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'")
+
+
+def _login(instance: EmulatedInstance, user: str, token: str) -> str:
+    if instance.engine == "postgres":
+        import psycopg
+
+        with psycopg.connect(host=instance.host, port=instance.port, user=user, password=token,
+                             dbname=instance.backend.dbname, sslmode="verify-full",
+                             sslrootcert=str(instance.ca_bundle)) as conn:
+            row = conn.execute("select current_user, version()").fetchone()
+            assert row is not None
+            return f"{row[0]} ({str(row[1]).split(' on ')[0]})"
+    import pymysql
+
+    conn = pymysql.connect(host=instance.host, port=instance.port, user=user, password=token,
+                           ssl={"ca": str(instance.ca_bundle)})
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT CURRENT_USER(), VERSION()")
+            row = cur.fetchone()
+            assert row is not None
+            return f"{row[0]} ({row[1]})"
+    finally:
+        conn.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if hasattr(exc, "args") and len(exc.args) == 2 and isinstance(exc.args[0], int):
+        text = f"ERROR {exc.args[0]}: {exc.args[1]}"
+    return text.splitlines()[0] if text else type(exc).__name__

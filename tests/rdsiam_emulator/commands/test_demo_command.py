@@ -1,0 +1,18 @@
+"""The README's main job: `rdsiam-emulator demo` connects with real tokens and explains a refusal."""
+
+import subprocess
+import sys
+
+
+def test_demo_connects_and_explains_expiry():
+    proc = subprocess.run(
+        [sys.executable, "-m", "rdsiam_emulator.cli", "demo", "--backend", "local"],
+        capture_output=True, text=True, timeout=240, check=False,
+    )
+    out = proc.stdout
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert out.count("connected with an IAM token over verified TLS as app_user") == 2
+    assert 'FATAL:  PAM authentication failed for user "app_user"' in out
+    assert "ERROR 1045: Access denied for user 'app_user'@'127.0.0.1' (using password: YES)" in out
+    assert out.count("the emulator records: expired [ExpiredToken]") == 2
+    assert "UNEXPECTED" not in out
