@@ -1,4 +1,4 @@
-"""The README's main job: `rdsiam-emulator demo` connects with real tokens and explains a refusal."""
+"""The README's main job: `rdsiam-emulator demo` connects with real tokens, explains a refusal."""
 
 import subprocess
 import sys
