@@ -26,11 +26,9 @@ ENGINES = ("postgres", "mysql")
 @pytest.fixture(scope="session")
 def rds_iam_backends(request: pytest.FixtureRequest) -> Iterator[BackendPool]:
     """Real servers, one per engine, started on first use and stopped at the end."""
-    settings = require_active(request.config)
-    pool = BackendPool(settings)
+    pool = BackendPool(require_active(request.config))
     yield pool
-    if not settings.reuse:
-        pool.stop_all()
+    pool.stop_all()  # a reused container is only detached: its handle knows (backends.md)
 
 
 @pytest.fixture(scope="session")
