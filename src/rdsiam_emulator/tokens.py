@@ -56,6 +56,8 @@ _ESCAPE = re.compile(r"%[0-9A-F]{2}", re.ASCII)
 _UNRESERVED_MATCH = re.compile(r"[A-Za-z0-9\-._~]*+\Z", re.ASCII).match
 _REQUIRED_SET = frozenset(REQUIRED_PARAMS)
 _NOT_IN_HOST = re.compile(r"[ \t\r\n@]")
+_PAIR = re.compile(r"([^&=]*)=([^&]*)")
+_DECODED_KEYS = ("DBUser", "X-Amz-Credential", "X-Amz-Security-Token")
 _SHARED_VALUE_KEYS = frozenset(("X-Amz-Credential", SECURITY_TOKEN))
 _KNOWN_KEYS = frozenset((*REQUIRED_PARAMS, SECURITY_TOKEN))
 """Parameter names as SDKs write them: already canonical, nothing to decode."""
@@ -245,6 +247,77 @@ def split_host_port(text: str) -> tuple[str, int | None]:
     return host, int(port_text)
 
 
+def _parse_query(query: str) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """The general way: item by item, in order, so errors name the first bad parameter."""
+    values: dict[str, str] = {}
+    encoded: list[tuple[str, str]] = []
+    plain = _UNRESERVED_MATCH
+    for item in query.split("&"):
+        raw_key, _, raw_value = item.partition("=")
+        if raw_key in _KNOWN_KEYS:
+            key = enc_key = raw_key
+        elif not item:
+            raise TokenFormatError(Reason.MALFORMED_TOKEN, "empty parameter ('&&') in the token")
+        else:
+            key, enc_key = decode_component(raw_key)
+        if plain(raw_value):  # also the empty value of a bare 'key' without '='
+            value = enc_value = raw_value
+        elif raw_key in _SHARED_VALUE_KEYS:
+            value, enc_value = _decode_shared(raw_value)
+        else:
+            value, enc_value = decode_component(raw_value)
+        if key in values:
+            raise TokenFormatError(Reason.MALFORMED_TOKEN, f"parameter {key} appears twice")
+        values[key] = value
+        encoded.append((enc_key, enc_value))
+    return values, encoded
+
+
+def _parse_query_fast(query: str) -> tuple[dict[str, str], list[tuple[str, str]]] | None:
+    """The SDK-made case in a few C-level steps, or None to take the general way.
+
+    Applies only when every item is ``key=value`` with a known key, once, and the fixed-value
+    parameters are already in their only valid plain form; then just DBUser, the credential and
+    the session token can need decoding. Anything unusual (and every error) goes the general way,
+    so both ways always give the same result.
+    """
+    pairs: list[tuple[str, str]] = _PAIR.findall(query)
+    if len(pairs) != query.count("&") + 1:
+        return None  # an item without '=' or an empty item
+    raw = dict(pairs)
+    if len(raw) != len(pairs) or not raw.keys() <= _KNOWN_KEYS or not raw.keys() >= _REQUIRED_SET:
+        return None
+    if (
+        raw["Action"] != "connect"
+        or raw["X-Amz-Algorithm"] != ALGORITHM
+        or raw["X-Amz-SignedHeaders"] != "host"
+        or not _SIGNATURE.match(raw["X-Amz-Signature"])
+        or not _AMZ_DATE.match(raw["X-Amz-Date"])
+        or not _DIGITS.match(raw["X-Amz-Expires"])
+    ):
+        return None
+    values = raw.copy()
+    reencoded: dict[str, str] | None = None
+    try:
+        for key in _DECODED_KEYS:
+            text = raw.get(key)
+            if text is None or _UNRESERVED_MATCH(text):
+                continue
+            if key == "DBUser":
+                value, enc_value = decode_component(text)
+            else:
+                value, enc_value = _decode_shared(text)
+            values[key] = value
+            if enc_value != text:
+                reencoded = reencoded or {}
+                reencoded[key] = enc_value
+    except TokenFormatError:
+        return None
+    if reencoded is None:
+        return values, pairs
+    return values, [(k, reencoded.get(k, v)) for k, v in pairs]
+
+
 def parse_token(token: str) -> ParsedToken:
     """Parse ``token`` or raise ``TokenFormatError`` with the reason RDS would log first."""
     if not isinstance(token, str) or not token:
@@ -282,27 +355,8 @@ def parse_token(token: str) -> ParsedToken:
     if not host or _NOT_IN_HOST.search(host):
         raise TokenFormatError(Reason.MALFORMED_TOKEN, "the token's host is not a host name")
 
-    values: dict[str, str] = {}
-    encoded: list[tuple[str, str]] = []
-    plain = _UNRESERVED_MATCH
-    for item in query.split("&"):
-        raw_key, _, raw_value = item.partition("=")
-        if raw_key in _KNOWN_KEYS:
-            key = enc_key = raw_key
-        elif not item:
-            raise TokenFormatError(Reason.MALFORMED_TOKEN, "empty parameter ('&&') in the token")
-        else:
-            key, enc_key = decode_component(raw_key)
-        if plain(raw_value):  # also the empty value of a bare 'key' without '='
-            value = enc_value = raw_value
-        elif raw_key in _SHARED_VALUE_KEYS:
-            value, enc_value = _decode_shared(raw_value)
-        else:
-            value, enc_value = decode_component(raw_value)
-        if key in values:
-            raise TokenFormatError(Reason.MALFORMED_TOKEN, f"parameter {key} appears twice")
-        values[key] = value
-        encoded.append((enc_key, enc_value))
+    fast = _parse_query_fast(query)
+    values, encoded = fast if fast is not None else _parse_query(query)
 
     if not values.keys() >= _REQUIRED_SET:
         missing = [name for name in REQUIRED_PARAMS if name not in values]

@@ -179,3 +179,28 @@ def test_any_db_user_and_session_token_round_trip(user: str, session: str) -> No
         assert result.ok, result
     else:
         assert result.reason is Reason.SESSION_TOKEN_MISMATCH  # an empty session token
+
+
+@FAST
+@given(st.sampled_from(FORMS), st.data())
+def test_fast_query_parse_equals_the_general_one(form: str, data: st.DataObject) -> None:
+    """Whenever the C-level query parse answers, it answers exactly like the item-by-item one."""
+    from rdsiam_emulator.tokens import _parse_query, _parse_query_fast
+
+    token = GENUINE[form]
+    for _ in range(data.draw(st.integers(0, 3))):
+        token = mutate(token, data)
+    query = token.partition("?")[2]
+    fast = _parse_query_fast(query)
+    if fast is None:
+        return
+    values, encoded = _parse_query(query)
+    assert list(fast[0].items()) == list(values.items())
+    assert list(fast[1]) == list(encoded)
+
+
+def test_fast_query_parse_is_taken_for_sdk_tokens() -> None:
+    from rdsiam_emulator.tokens import _parse_query_fast
+
+    for form, token in GENUINE.items():
+        assert _parse_query_fast(token.partition("?")[2]) is not None, form

@@ -124,3 +124,18 @@ def test_presign_matches_botocore_query_signer() -> None:
     ours = sigv4.presign(host_text=host, params=token.params, secret="secret/key",
                          amz_date=token.amz_date, scope_date="20240501", region="us-east-1")
     assert ours == token.signature
+
+
+@given(st.binary(min_size=0, max_size=100), st.text(max_size=300))
+def test_prepared_key_signs_like_hmac(key: bytes, message: str) -> None:
+    try:
+        message.encode("utf-8")
+    except UnicodeEncodeError:
+        return
+    assert sigv4.PreparedKey(key).sign(message) == sigv4.sign(key, message)
+
+
+def test_prepared_signing_key_is_cached() -> None:
+    a = sigv4.prepared_signing_key("s", "20240501", "us-east-1", "rds-db")
+    assert a is sigv4.prepared_signing_key("s", "20240501", "us-east-1", "rds-db")
+    assert a.key == sigv4.signing_key("s", "20240501", "us-east-1", "rds-db")

@@ -196,3 +196,14 @@ def test_redact_value() -> None:
     assert redact_value("X-Amz-Signature", "a" * 64) == "a" * 8 + "…"
     assert redact_value("X-Amz-Security-Token", "xyz") == "<redacted 3 chars>"
     assert redact_value("DBUser", "bob") == "bob"
+
+
+def test_fast_construction_equals_the_dataclass() -> None:
+    p = parse_token(build_token(principal=TEMP))
+    assert type(p) is ParsedToken
+    rebuilt = ParsedToken(**{name: getattr(p, name) for name in ParsedToken.__dataclass_fields__})
+    assert rebuilt == p and hash(rebuilt) == hash(p)
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.db_user = "x"  # type: ignore[misc]
