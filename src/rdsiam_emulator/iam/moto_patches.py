@@ -144,6 +144,7 @@ def _wrap_assume(api: str, original: Method) -> Method:
             role.rdsiam_session = SessionRecord(
                 api=api, issued_at=_now(), expires_at=_aware(role.expiration), policy=policy,
                 policy_arns=_policy_arns(self), tags=_tags(self),
+                mfa=api == "AssumeRole" and bool(self._get_param("SerialNumber")),
             )
         return result
 

@@ -112,7 +112,8 @@ class MotoCredentials:
                     session_layer=bool(policy) or bool(arns),
                     session_tags=record.tags if record is not None else (),
                     issued_at=record.issued_at if record is not None else None,
-                    mfa_present=False, source=f"sts:{api}",
+                    mfa_present=record.mfa if record is not None else False,
+                    source=f"sts:{api}",
                 )
                 return MotoCredential(
                     access_key_id=akid, secret_access_key=role.secret_access_key,
@@ -129,7 +130,8 @@ class MotoCredentials:
             record = tokens.get(akid)
             if record is None:
                 continue
-            assert record.account_id is not None and record.user_arn is not None
+            if record.account_id is None or record.user_arn is None:
+                continue  # not a record this module wrote; never guess a principal
             partition = record.user_arn.split(":", 2)[1]
             if record.api == "GetFederationToken":
                 name = record.federated_name

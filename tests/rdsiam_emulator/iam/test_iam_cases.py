@@ -260,6 +260,8 @@ def _assume(case: Case, user_sts: Any, account: str, subst: dict[str, str]) -> d
         return _assume_saml(role_arn)
     if case.session_tags:
         params["Tags"] = _tags(case.session_tags)
+    if case.mfa:
+        params.update(SerialNumber=f"arn:aws:iam::{ACCT}:mfa/alice", TokenCode="123456")
     return user_sts.assume_role(**params)["Credentials"]
 
 
@@ -498,6 +500,12 @@ CASES: list[Case] = [
              "BoolIfExists": {"aws:MultiFactorAuthPresent": "false"}}))),),
     Case("cond-mfa-session-token", "GetSessionToken with an MFA code sets MFA true", ALLOW,
          principal="session-token", mfa=True, user_policies=(doc(stmt(Condition={
+             "Bool": {"aws:MultiFactorAuthPresent": "true"}})),)),
+    Case("cond-mfa-assume-role", "AssumeRole with an MFA code: the session has MFA", ALLOW,
+         principal="role", mfa=True, role_policies=(doc(stmt(Condition={
+             "Bool": {"aws:MultiFactorAuthPresent": "true"}})),)),
+    Case("cond-mfa-assume-role-without", "AssumeRole without MFA: the key is false", DENIED,
+         principal="role", role_policies=(doc(stmt(Condition={
              "Bool": {"aws:MultiFactorAuthPresent": "true"}})),)),
     Case("cond-requested-region", "aws:RequestedRegion is the instance region", ALLOW,
          user_policies=(doc(stmt(Condition={
