@@ -1,0 +1,240 @@
+"""Connection objects and wire helpers of the MySQL endpoint (asyncio side, no decisions).
+
+``ClientSide`` frames client bytes with ``protocols.mysql.framing`` once linked, holding back the
+commands the endpoint handles itself; ``BackendSide`` can be diverted so the endpoint reads the
+backend's answer to such a command. The helpers drive the sans-I/O login machines over them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Callable
+from typing import cast
+
+from rdsiam_emulator.endpoint.relay import ConnectionClosed, RelayConnection
+from rdsiam_emulator.protocols.mysql.constants import ErrorCode
+from rdsiam_emulator.protocols.mysql.framing import CommandFramer, Intercept
+from rdsiam_emulator.protocols.mysql.handshake import (
+    AuthData,
+    BackendLogin,
+    ForwardToClient,
+    FrontendHandshake,
+    LoginFailed,
+    LoginSucceeded,
+    NotifyClient,
+    SendBackend,
+)
+from rdsiam_emulator.protocols.mysql.messages import access_denied
+from rdsiam_emulator.protocols.mysql.packets import ProtocolError
+
+FIRST_PACKET_MAX = 64 * 1024
+CLIENT_AUTH_TIMEOUT = 10.0
+"""How long a client may take to answer an auth switch inside COM_CHANGE_USER."""
+
+
+def accept_transport(conn: RelayConnection, transport: asyncio.BaseTransport) -> None:
+    """Like ``RelayConnection.connection_made`` but duck-typed: uvloop's transports do not
+    subclass ``asyncio.Transport``, and the endpoint should run on either loop."""
+    conn.transport = cast(asyncio.Transport, transport)
+
+
+class BackendSide(RelayConnection):
+    """The backend connection; ``divert`` takes its bytes away from the client while the endpoint
+    runs a command itself (rewritten DDL, COM_CHANGE_USER)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        accept_transport(self, transport)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.diverted = False
+        self._tap = bytearray()
+        self._tap_waiter: asyncio.Future[None] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        if not self.diverted:
+            super().data_received(data)
+            return
+        self._tap += data
+        if self._tap_waiter is not None and not self._tap_waiter.done():
+            self._tap_waiter.set_result(None)
+
+    async def read_tap(self) -> bytes:
+        while not self._tap:
+            if self.transport is None or self.transport.is_closing():
+                raise ConnectionClosed("backend closed")
+            self._tap_waiter = asyncio.get_running_loop().create_future()
+            try:  # no timeout: a DDL may wait on a lock as long as the server lets it
+                await self._tap_waiter
+            finally:
+                self._tap_waiter = None
+        data = bytes(self._tap)
+        self._tap.clear()
+        return data
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._tap_waiter is not None and not self._tap_waiter.done():
+            self._tap_waiter.set_result(None)
+        super().connection_lost(exc)
+
+    def undivert(self) -> bytes:
+        self.diverted = False
+        rest = bytes(self._tap)
+        self._tap.clear()
+        return rest
+
+
+class ClientSide(RelayConnection):
+    """The client connection; once linked, its bytes go through a ``CommandFramer``."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        accept_transport(self, transport)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.framer: CommandFramer | None = None
+        self.backend: BackendSide | None = None
+        self.on_intercept: Callable[[Intercept], None] | None = None
+        self.held: bytearray | None = None
+        self._held_waiter: asyncio.Future[None] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        if self.framer is None or self.backend is None:
+            super().data_received(data)
+            return
+        if self.held is not None:
+            self.held += data
+            if self._held_waiter is not None and not self._held_waiter.done():
+                self._held_waiter.set_result(None)
+            return
+        self._process(data)
+
+    def _process(self, data: bytes) -> None:
+        assert self.framer is not None and self.backend is not None
+        items, rest = self.framer.feed(data)
+        backend = self.backend
+        for item in items:
+            if isinstance(item, Intercept):
+                self.held = bytearray(rest)
+                if self.transport is not None:
+                    with contextlib.suppress(RuntimeError):
+                        self.transport.pause_reading()
+                if self.on_intercept is not None:
+                    self.on_intercept(item)
+                return
+            if backend.transport is not None:
+                backend.transport.write(item)
+
+    async def read_held(self) -> bytes:
+        while not self.held:
+            if self.transport is None or self.transport.is_closing():
+                raise ConnectionClosed("client closed")
+            if self.transport is not None:
+                with contextlib.suppress(RuntimeError):
+                    self.transport.resume_reading()
+            self._held_waiter = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(CLIENT_AUTH_TIMEOUT):
+                    await self._held_waiter
+            finally:
+                self._held_waiter = None
+        assert self.held is not None
+        data = bytes(self.held)
+        self.held.clear()
+        return data
+
+    def release(self) -> None:
+        """The intercepted command is done: go on relaying (and process what came meanwhile)."""
+        pending = bytes(self.held or b"")
+        self.held = None
+        if self.transport is not None:
+            with contextlib.suppress(RuntimeError):
+                self.transport.resume_reading()
+        if pending:
+            self._process(pending)
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+async def sock_send(sock: socket.socket, data: bytes) -> None:
+    await asyncio.get_running_loop().sock_sendall(sock, data)
+
+
+async def recv_exact(sock: socket.socket, n: int) -> bytes:
+    loop = asyncio.get_running_loop()
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = await loop.sock_recv(sock, n - len(buf))
+        if not chunk:
+            raise ConnectionClosed("client closed during the handshake")
+        buf += chunk
+    return bytes(buf)
+
+
+async def read_packet(sock: socket.socket) -> bytes:
+    """Exactly one packet from the raw socket (nothing more: TLS may follow)."""
+    header = await recv_exact(sock, 4)
+    length = int.from_bytes(header[:3], "little")
+    if length > FIRST_PACKET_MAX:
+        raise ProtocolError("first packet too large", code=ErrorCode.ER_NET_PACKET_TOO_LARGE)
+    return header + await recv_exact(sock, length)
+
+
+async def next_client_auth(client: ClientSide, front: FrontendHandshake, *,
+                            held: bool = False) -> bytes:
+    while True:
+        data = await (client.read_held() if held else client.read())
+        for event in front.receive_data(data):
+            if isinstance(event, AuthData):
+                return event.payload
+        # partial packet: keep reading
+
+
+async def backend_read(backend: BackendSide, tap: bool) -> bytes:
+    return await (backend.read_tap() if tap else backend.read())
+
+
+async def drive_own_login(backend: BackendSide, login: BackendLogin, *, tap: bool = False
+                           ) -> LoginSucceeded | LoginFailed:
+    backend.write(login.start())
+    while True:
+        data = await backend_read(backend, tap)
+        for event in login.receive_data(data):
+            if isinstance(event, SendBackend):
+                backend.write(event.data)
+            elif isinstance(event, LoginSucceeded | LoginFailed):
+                return event
+            else:
+                raise ProtocolError("backend asked the client something in an own login")
+
+
+async def relay_login(
+    client: ClientSide, backend: BackendSide, front: FrontendHandshake, login: BackendLogin,
+    user: str, client_ip: str, used_password: bool, *, tap: bool = False,
+) -> tuple[bool, bytes]:
+    """Relay a password exchange; returns the outcome and the final packet (not yet sent, so
+    the caller can record the event first)."""
+    backend.write(login.start())
+    while True:
+        data = await backend_read(backend, tap)
+        for event in login.receive_data(data):
+            if isinstance(event, SendBackend):
+                backend.write(event.data)
+            elif isinstance(event, NotifyClient):
+                client.write(front.notify(event.payload))
+            elif isinstance(event, ForwardToClient):
+                client.write(front.send_auth(event.payload))
+                answer = await next_client_auth(client, front, held=tap)
+                for follow in login.from_client(answer):
+                    if isinstance(follow, SendBackend):
+                        backend.write(follow.data)
+            elif isinstance(event, LoginSucceeded):
+                return True, front.succeed(event.ok_payload)
+            else:
+                err = event.error
+                if err.code == ErrorCode.ER_ACCESS_DENIED:
+                    err = access_denied(user, client_ip, using_password=used_password)
+                return False, front.fail(err)
