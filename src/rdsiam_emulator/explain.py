@@ -47,7 +47,7 @@ INPUT_HINTS: dict[str, str] = {
     "db_user": "--db-user",
     "credentials": "--secret-access-key (and --access-key-id / --session-token)",
     "credential": "a known, valid access key (the access key check did not pass)",
-    "authorizer": "an IAM policy source (the policy check is not wired into this command)",
+    "authorizer": "an IAM policy source (--iam-endpoint-url or AWS_ENDPOINT_URL: a moto server)",
     "now": "--at",
 }
 """What to pass to get a skipped check to run, by the input it lacked."""
@@ -107,6 +107,8 @@ class Explanation:
     signed_host_forms: tuple[str, ...] = ()
     canonical_request: str | None = None
     string_to_sign: str | None = None
+    login_user: str | None = None
+    """The user name of the login (``db_user`` argument), when given."""
 
     @property
     def ok(self) -> bool:
@@ -132,6 +134,7 @@ class Explanation:
             "host": self.host,
             "port": self.port,
             "db_user": self.db_user,
+            "login_user": self.login_user,
             "access_key_id": self.access_key_id,
             "temporary_credentials": self.temporary,
             "credential_scope": self.scope,
@@ -178,7 +181,7 @@ def explain_token(
         lines = [CheckLine(FORMAT_CHECK, "format", "fail", exc.detail, exc.reason, exc.hint)]
         lines += [CheckLine(c.name, c.stage, "skip", "the token could not be read")
                   for c in CHECKS]
-        return Explanation(redacted, now, lines)
+        return Explanation(redacted, now, lines, login_user=db_user)
 
     forced_skips: dict[str, str] = {}
     if region_unknown:
@@ -233,6 +236,7 @@ def explain_token(
         signed_host_forms=forms,
         canonical_request=_redact_canonical(canonical, parsed),
         string_to_sign=to_sign,
+        login_user=db_user,
     )
 
 
@@ -373,7 +377,7 @@ def render_text(explanation: Explanation, *, engine: str | None = None) -> str:
         assert first.reason is not None
         out.append(f"result: FAIL ({len(e.failures)} of {ran} checks failed, {skipped} skipped); "
                    f"RDS would report {first.reason.value} ({first.rds_error_code})")
-        user = e.db_user or "<user>"
+        user = e.login_user or e.db_user or "<user>"
         engines: Iterable[str] = (engine,) if engine else CLIENT_MESSAGES
         for name in engines:
             out.append(f"  a {name} client sees: " + CLIENT_MESSAGES[name].format(user=user))

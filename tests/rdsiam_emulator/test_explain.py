@@ -178,3 +178,9 @@ def test_render_text_names_client_errors_on_failure() -> None:
 def test_naive_time_is_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         explain_token(build_token(), now=NOW.replace(tzinfo=None))
+
+
+def test_client_message_names_the_login_user() -> None:
+    e = explain_token(build_token(db_user="app_user"), now=NOW, db_user="App_User")
+    assert e.login_user == "App_User"
+    assert 'PAM authentication failed for user "App_User"' in render_text(e)

@@ -632,3 +632,17 @@ def test_run_checks_skips_without_inputs() -> None:
                  "signature"):
         assert outcomes[name].status == "skip", name
     assert "no endpoint" in outcomes["host binding"].detail
+
+
+def test_every_reason_code_is_documented() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "reason-codes.md").read_text()
+    rows = {line.split("|")[1].strip().strip("`"): line for line in doc.splitlines()
+            if line.startswith("| `")}
+    for reason, info in REASONS.items():
+        assert reason.value in rows, reason
+        cells = [c.strip() for c in rows[reason.value].split("|")]
+        assert cells[2] == (info.rds_error_code or "—"), reason
+        assert cells[3] == (str(info.http_status) if info.http_status else "—"), reason
+        assert cells[4] == info.stage, reason
