@@ -17,7 +17,6 @@ Afterwards bytes are relayed unchanged, except that client → server COM_CHANGE
 ``mysql_relay`` has the connection objects and wire helpers, ``mysql_admin`` the catalog.
 """
 
-
 from __future__ import annotations
 
 import asyncio
