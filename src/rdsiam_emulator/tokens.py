@@ -14,7 +14,7 @@ re-encoded for the signature check.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from functools import lru_cache
 
@@ -80,10 +80,17 @@ class CredentialScope:
     region: str
     service: str
     terminator: str
+    _scope: str = field(default="", init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # computed once: parsed scopes are shared per principal and day (see parse_token)
+        object.__setattr__(
+            self, "_scope", f"{self.date}/{self.region}/{self.service}/{self.terminator}"
+        )
 
     @property
     def scope(self) -> str:
-        return f"{self.date}/{self.region}/{self.service}/{self.terminator}"
+        return self._scope
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +325,47 @@ def _parse_query_fast(query: str) -> tuple[dict[str, str], list[tuple[str, str]]
     return values, [(k, reencoded.get(k, v)) for k, v in pairs]
 
 
+def _check_fixed(
+    values: dict[str, str],
+) -> tuple[str, str, str, str, str, datetime, str]:
+    """The general way's checks of the fixed parameters, in the order errors are reported."""
+    if not values.keys() >= _REQUIRED_SET:
+        missing = [name for name in REQUIRED_PARAMS if name not in values]
+        raise TokenFormatError(
+            Reason.MALFORMED_TOKEN, "missing required parameter(s): " + ", ".join(missing)
+        )
+    algorithm = values["X-Amz-Algorithm"]
+    if algorithm != ALGORITHM:
+        raise TokenFormatError(
+            Reason.UNSUPPORTED_ALGORITHM, f"X-Amz-Algorithm is {algorithm[:40]!r}, not {ALGORITHM}"
+        )
+    action = values["Action"]
+    if action != "connect":
+        raise TokenFormatError(
+            Reason.WRONG_ACTION,
+            f"Action is {action[:40]!r}, not 'connect'",
+            "sign with generate_db_auth_token (rds-db, Action=connect), not another presigner",
+        )
+    signed_headers = values["X-Amz-SignedHeaders"]
+    if signed_headers != "host":
+        raise TokenFormatError(
+            Reason.MALFORMED_TOKEN, f"X-Amz-SignedHeaders is {signed_headers[:40]!r}, not 'host'"
+        )
+    signature = values["X-Amz-Signature"]
+    if not _SIGNATURE.match(signature):
+        raise TokenFormatError(
+            Reason.MALFORMED_TOKEN, "X-Amz-Signature is not 64 lower-case hex digits"
+        )
+    amz_date = values["X-Amz-Date"]
+    signed_at = _parse_amz_date(amz_date)
+    expires_text = values["X-Amz-Expires"]
+    if not _DIGITS.match(expires_text):
+        raise TokenFormatError(
+            Reason.MALFORMED_TOKEN, f"X-Amz-Expires {expires_text[:20]!r} is not a whole number"
+        )
+    return algorithm, action, signed_headers, signature, amz_date, signed_at, expires_text
+
+
 def parse_token(token: str) -> ParsedToken:
     """Parse ``token`` or raise ``TokenFormatError`` with the reason RDS would log first."""
     if not isinstance(token, str) or not token:
@@ -356,42 +404,22 @@ def parse_token(token: str) -> ParsedToken:
         raise TokenFormatError(Reason.MALFORMED_TOKEN, "the token's host is not a host name")
 
     fast = _parse_query_fast(query)
-    values, encoded = fast if fast is not None else _parse_query(query)
-
-    if not values.keys() >= _REQUIRED_SET:
-        missing = [name for name in REQUIRED_PARAMS if name not in values]
-        raise TokenFormatError(
-            Reason.MALFORMED_TOKEN, "missing required parameter(s): " + ", ".join(missing)
-        )
-
-    algorithm = values["X-Amz-Algorithm"]
-    if algorithm != ALGORITHM:
-        raise TokenFormatError(
-            Reason.UNSUPPORTED_ALGORITHM, f"X-Amz-Algorithm is {algorithm[:40]!r}, not {ALGORITHM}"
-        )
-    action = values["Action"]
-    if action != "connect":
-        raise TokenFormatError(
-            Reason.WRONG_ACTION,
-            f"Action is {action[:40]!r}, not 'connect'",
-            "sign with generate_db_auth_token (rds-db, Action=connect), not another presigner",
-        )
-    signed_headers = values["X-Amz-SignedHeaders"]
-    if signed_headers != "host":
-        raise TokenFormatError(
-            Reason.MALFORMED_TOKEN, f"X-Amz-SignedHeaders is {signed_headers[:40]!r}, not 'host'"
-        )
-    signature = values["X-Amz-Signature"]
-    if not _SIGNATURE.match(signature):
-        raise TokenFormatError(
-            Reason.MALFORMED_TOKEN, "X-Amz-Signature is not 64 lower-case hex digits"
-        )
-    amz_date = values["X-Amz-Date"]
-    signed_at = _parse_amz_date(amz_date)
-    expires_text = values["X-Amz-Expires"]
-    if not _DIGITS.match(expires_text):
-        raise TokenFormatError(
-            Reason.MALFORMED_TOKEN, f"X-Amz-Expires {expires_text[:20]!r} is not a whole number"
+    if fast is not None:
+        # already checked: every required parameter once, the fixed values, the shapes of the
+        # signature, X-Amz-Date and X-Amz-Expires
+        values, encoded = fast
+        algorithm, action, signed_headers = ALGORITHM, "connect", "host"
+        signature = values["X-Amz-Signature"]
+        amz_date = values["X-Amz-Date"]
+        try:
+            signed_at = datetime.fromisoformat(amz_date)
+        except ValueError:
+            signed_at = _parse_amz_date(amz_date)  # raises the general way's error
+        expires_text = values["X-Amz-Expires"]
+    else:
+        values, encoded = _parse_query(query)
+        algorithm, action, signed_headers, signature, amz_date, signed_at, expires_text = (
+            _check_fixed(values)
         )
     credential = _parse_credential_cached(values["X-Amz-Credential"], amz_date[:8])
     db_user = values["DBUser"]
