@@ -7,19 +7,12 @@ psycopg2, psql) can be used from the test thread exactly as applications use the
 from __future__ import annotations
 
 import asyncio
-import os
-import pwd
-import shutil
-import signal
 import socket
-import subprocess
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import boto3
@@ -27,6 +20,7 @@ import psycopg
 import pytest
 
 from rdsiam_emulator.authenticator import Authenticator
+from rdsiam_emulator.backends import ADMIN_USER, BackendSpec, PostgresHandle, start_local
 from rdsiam_emulator.clock import SystemClock
 from rdsiam_emulator.credentials import StaticCredentials
 from rdsiam_emulator.endpoint.postgres import BackendTarget, EndpointSettings, PostgresEndpoint
@@ -35,13 +29,10 @@ from rdsiam_emulator.events import EventLog
 from rdsiam_emulator.secrets import new_instance_secret
 from rdsiam_emulator.tls import EmulatorCA, endpoint_names
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 RDS_HOST = "mydb.c9akciq32example.us-east-1.rds.amazonaws.com"
 REGION = "us-east-1"
 AKID = "AKIAIOSFODNN7EXAMPLE"
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-ADMIN_USER = "rdsadmin"
-MASTER_USER = "postgres"
 T = TypeVar("T")
 
 
@@ -53,12 +44,21 @@ def _free_port() -> int:
 
 @dataclass
 class PgServer:
-    host: str
-    port: int
-    admin_password: str = field(repr=False)
-    master_password: str = field(repr=False)
-    datadir: Path
-    proc: subprocess.Popen[bytes]
+    """The backends package's local PostgreSQL 15 (RDS-like bootstrap), plus a SQL helper."""
+
+    handle: PostgresHandle
+
+    @property
+    def host(self) -> str:
+        return self.handle.host
+
+    @property
+    def port(self) -> int:
+        return self.handle.port
+
+    @property
+    def admin_password(self) -> str:
+        return self.handle.admin_password
 
     def admin_conninfo(self, dbname: str = "postgres") -> str:
         return (f"host={self.host} port={self.port} user={ADMIN_USER} "
@@ -72,85 +72,16 @@ class PgServer:
                 out.append(cur.fetchall() if cur.description else None)
         return out
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def start(self) -> None:
-        """(Re)start the server on the same port and data directory."""
-        self.proc = _spawn(self.datadir, self.port)
-        _wait_ready(self)
-
-
-def _prefix() -> list[str]:
-    if os.geteuid() != 0:
-        return []
-    nobody = pwd.getpwnam("nobody")
-    return ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups"]
-
-
-def _spawn(datadir: Path, port: int) -> subprocess.Popen[bytes]:
-    log = open(datadir.parent / "server.log", "ab")  # noqa: SIM115 - handed to the child
-    try:
-        return subprocess.Popen(
-            [*_prefix(), str(PG_BIN / "postgres"), "-D", str(datadir), "-p", str(port),
-             "-k", str(datadir.parent), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-             "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-             "-c", "max_connections=300", "-c", "shared_buffers=64MB"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    finally:
-        log.close()
-
-
-def _wait_ready(server: PgServer) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with psycopg.connect(server.admin_conninfo(), connect_timeout=2):
-                return
-        except psycopg.OperationalError:
-            if server.proc.poll() is not None or time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
-    base = Path(tempfile.mkdtemp(prefix="rdsiam-pg-"))
-    os.chmod(base, 0o755)
-    datadir = base / "data"
-    admin_pw, master_pw = uuid.uuid4().hex, uuid.uuid4().hex
-    pwfile = base / "pw"
-    pwfile.write_text(admin_pw)
-    if os.geteuid() == 0:
-        nobody = pwd.getpwnam("nobody")
-        os.chown(base, nobody.pw_uid, nobody.pw_gid)
-        os.chown(pwfile, nobody.pw_uid, nobody.pw_gid)
-    subprocess.run(
-        [*_prefix(), str(PG_BIN / "initdb"), "-D", str(datadir), "-U", ADMIN_USER,
-         "--auth=scram-sha-256", f"--pwfile={pwfile}", "--no-sync", "-E", "UTF8",
-         "--locale=C"], check=True, capture_output=True)
-    pwfile.unlink()
-    (datadir / "pg_hba.conf").write_text("host all all 127.0.0.1/32 scram-sha-256\n")
-    port = _free_port()
-    server = PgServer("127.0.0.1", port, admin_pw, master_pw, datadir, _spawn(datadir, port))
+    handle = start_local(BackendSpec(engine="postgres", provider="local", version="15",
+                                     dbname="app"))
+    assert isinstance(handle, PostgresHandle)
     try:
-        _wait_ready(server)
-        server.sql(
-            "CREATE ROLE rds_iam", "CREATE ROLE rds_superuser",
-            f"CREATE ROLE {MASTER_USER} LOGIN CREATEROLE CREATEDB PASSWORD '{master_pw}' "
-            "IN ROLE rds_superuser",
-            f"CREATE DATABASE app OWNER {MASTER_USER}",
-        )
-        yield server
+        yield PgServer(handle)
     finally:
-        server.stop()
-        shutil.rmtree(base, ignore_errors=True)
+        handle.stop()
 
 
 @pytest.fixture(scope="session")
