@@ -6,7 +6,7 @@ import hashlib
 from urllib.parse import quote
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rdsiam_emulator import sigv4
@@ -75,6 +75,7 @@ def test_uri_encode(text: str, encoded: str) -> None:
     assert sigv4.uri_encode(text) == encoded
 
 
+@settings(derandomize=True, database=None, deadline=None)
 @given(st.text())
 def test_uri_encode_equals_quote(text: str) -> None:
     try:
@@ -126,6 +127,7 @@ def test_presign_matches_botocore_query_signer() -> None:
     assert ours == token.signature
 
 
+@settings(derandomize=True, database=None, deadline=None)
 @given(st.binary(min_size=0, max_size=100), st.text(max_size=300))
 def test_prepared_key_signs_like_hmac(key: bytes, message: str) -> None:
     try:
