@@ -233,6 +233,11 @@ session token): cached like signing keys, per credential, never per token."""
 
 def split_host_port(text: str) -> tuple[str, int | None]:
     """Split ``host[:port]``; IPv6 literals must be bracketed, as in URLs."""
+    host, sep, port_text = text.rpartition(":")
+    if sep and port_text.isascii() and port_text.isdigit() and len(port_text) <= 5 and (
+        "[" not in text and 0 < int(port_text) < 65536
+    ):
+        return host, int(port_text)  # the usual name:port
     if text.startswith("["):
         end = text.find("]")
         if end < 0:

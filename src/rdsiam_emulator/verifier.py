@@ -458,7 +458,26 @@ def verify_token(
             return VerifyResult(
                 False, rejection.reason, rejection.detail, rejection.hint, parsed, cred
             )
-    return VerifyResult(True, None, "token accepted", None, parsed, cred)
+    return _accepted(parsed, cred)
+
+
+_SET_OK, _SET_REASON, _SET_DETAIL, _SET_HINT, _SET_TOKEN, _SET_CREDENTIAL = (
+    getattr(VerifyResult, name).__set__
+    for name in ("ok", "reason", "detail", "hint", "token", "credential")
+)
+
+
+def _accepted(parsed: ParsedToken, cred: ResolvedCredential) -> VerifyResult:
+    """``VerifyResult(True, None, "token accepted", None, parsed, cred)`` without the frozen
+    dataclass's per-field ``object.__setattr__`` (the result of every accepted login)."""
+    result = object.__new__(VerifyResult)
+    _SET_OK(result, True)
+    _SET_REASON(result, None)
+    _SET_DETAIL(result, "token accepted")
+    _SET_HINT(result, None)
+    _SET_TOKEN(result, parsed)
+    _SET_CREDENTIAL(result, cred)
+    return result
 
 
 def _session_token_matches(cred: ResolvedCredential, given: str) -> bool:
@@ -468,7 +487,14 @@ def _session_token_matches(cred: ResolvedCredential, given: str) -> bool:
 
 def _signature_matches_as_written(token: ParsedToken, cred: ResolvedCredential) -> bool:
     """The common case: the SDK signed the host exactly as the token's text shows it."""
-    return _signature_for(token, cred, token.host_text, _canonical_query(token)) is not None
+    scope = token.credential
+    key = sigv4.prepared_signing_key(
+        cred.secret_access_key, scope.date, scope.region, scope.service
+    )
+    expected = sigv4.presigned_signature(
+        key, token.amz_date, scope.scope, token.host_text, token.canonical_encoded_params
+    )
+    return sigv4.signatures_equal(expected, token.signature)
 
 
 def _canonical_query(token: ParsedToken) -> str:

@@ -141,3 +141,17 @@ def test_prepared_signing_key_is_cached() -> None:
     a = sigv4.prepared_signing_key("s", "20240501", "us-east-1", "rds-db")
     assert a is sigv4.prepared_signing_key("s", "20240501", "us-east-1", "rds-db")
     assert a.key == sigv4.signing_key("s", "20240501", "us-east-1", "rds-db")
+
+
+def test_presigned_signature_equals_the_step_by_step_way() -> None:
+    params = [("Action", "connect"), ("DBUser", "a b"), ("X-Amz-Date", "20240501T120000Z"),
+              ("X-Amz-Signature", "ignored")]
+    encoded = [(sigv4.uri_encode(k), sigv4.uri_encode(v)) for k, v in params]
+    key = sigv4.prepared_signing_key("s", "20240501", "us-east-1", "rds-db")
+    scope = "20240501/us-east-1/rds-db/aws4_request"
+    step_by_step = sigv4.sign(key.key, sigv4.string_to_sign(
+        "20240501T120000Z", scope, sigv4.canonical_request("h:1", sigv4.canonical_query(params))))
+    assert sigv4.presigned_signature(key, "20240501T120000Z", scope, "h:1", encoded) == step_by_step
+    assert step_by_step == sigv4.presign(host_text="h:1", params=params, secret="s",
+                                         amz_date="20240501T120000Z", scope_date="20240501",
+                                         region="us-east-1")
