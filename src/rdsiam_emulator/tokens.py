@@ -56,7 +56,6 @@ _ESCAPE = re.compile(r"%[0-9A-F]{2}", re.ASCII)
 _UNRESERVED_MATCH = re.compile(r"[A-Za-z0-9\-._~]*+\Z", re.ASCII).match
 _REQUIRED_SET = frozenset(REQUIRED_PARAMS)
 _NOT_IN_HOST = re.compile(r"[ \t\r\n@]")
-_PAIR = re.compile(r"([^&=]*)=([^&]*)")
 _DECODED_KEYS = ("DBUser", "X-Amz-Credential", "X-Amz-Security-Token")
 _SHARED_VALUE_KEYS = frozenset(("X-Amz-Credential", SECURITY_TOKEN))
 _KNOWN_KEYS = frozenset((*REQUIRED_PARAMS, SECURITY_TOKEN))
@@ -293,12 +292,10 @@ def _parse_query_fast(query: str) -> tuple[dict[str, str], list[tuple[str, str]]
     the session token can need decoding. Anything unusual (and every error) goes the general way,
     so both ways always give the same result.
     """
-    pairs: list[tuple[str, str]] = _PAIR.findall(query)
-    if len(pairs) != query.count("&") + 1:
-        return None  # an item without '=' or an empty item
-    raw = dict(pairs)
-    if len(raw) != len(pairs) or not raw.keys() <= _KNOWN_KEYS or not raw.keys() >= _REQUIRED_SET:
-        return None
+    items = query.split("&")
+    raw = {key: value for key, eq, value in [item.partition("=") for item in items] if eq}
+    if len(raw) != len(items) or not raw.keys() <= _KNOWN_KEYS or not raw.keys() >= _REQUIRED_SET:
+        return None  # an item without '=' (or empty), a duplicate, an unknown or missing name
     if (
         raw["Action"] != "connect"
         or raw["X-Amz-Algorithm"] != ALGORITHM
@@ -326,8 +323,8 @@ def _parse_query_fast(query: str) -> tuple[dict[str, str], list[tuple[str, str]]
     except TokenFormatError:
         return None
     if reencoded is None:
-        return values, pairs
-    return values, [(k, reencoded.get(k, v)) for k, v in pairs]
+        return values, list(raw.items())
+    return values, [(k, reencoded.get(k, v)) for k, v in raw.items()]
 
 
 def _check_fixed(
