@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from typing import Any
+from typing import Any, cast
 
 HANDSHAKE_BUFFER_LIMIT = 256 * 1024
 """Pause reading a client that sends more than this before it is authenticated."""
@@ -43,8 +43,8 @@ class RelayConnection(asyncio.Protocol):
     # ---------------------------------------------------------------------- asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses but have the same API.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.bytes_in += len(data)

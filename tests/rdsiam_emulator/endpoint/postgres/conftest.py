@@ -92,8 +92,8 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> EmulatorCA:
 class LoopThread:
     """An event loop in a daemon thread; ``run`` executes a coroutine there and waits for it."""
 
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.loop = loop if loop is not None else asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
 

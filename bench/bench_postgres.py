@@ -1,0 +1,285 @@
+"""PostgreSQL endpoint benchmark: direct TLS to PostgreSQL 15 vs through the endpoint (TLS on both).
+
+    uv run --frozen python bench/bench_postgres.py [--seconds 10] [--rounds 3] [--copy-mb 100]
+
+Starts a local PostgreSQL 15 (backends package) with TLS switched on (certificate from the emulator
+CA), and the endpoint in a child process (so the client's CPU use does not share the endpoint's
+Python thread). Clients:
+
+* new-connection rate: ``pgbench -C -S -c4 -j2`` (a new TLS connection per transaction; libpq in C,
+  so the client is not the bottleneck). Direct: the master user's password; endpoint: an IAM user
+  with one token (tokens stay valid for 15 minutes; the emulator does not throttle here);
+* ``pgbench -S -c4 -j2`` and the default TPC-B-like script, same client settings both ways;
+* bulk COPY: ``psql \\copy`` of --copy-mb megabytes in and out;
+* p50 added latency: ``select 1`` round trips with psycopg (one connection, 2000 queries).
+
+Every figure is the median of --rounds runs, direct and endpoint alternating, because other
+processes on the machine skew single runs: compare ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import pwd
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import boto3
+import psycopg
+
+from rdsiam_emulator.backends import BackendSpec, PostgresHandle, start_local
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+RDS_HOST = "bench.c9akciq32example.us-east-1.rds.amazonaws.com"
+REGION = "us-east-1"
+AKID = "AKIAIOSFODNN7EXAMPLE"
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+IAM_USER = "bench_iam"
+
+
+# ------------------------------------------------------------------------------ endpoint process
+
+
+def serve(args: argparse.Namespace) -> None:
+    """Child process: run the endpoint until stdin closes; prints the port first."""
+    from rdsiam_emulator.authenticator import Authenticator
+    from rdsiam_emulator.credentials import StaticCredentials
+    from rdsiam_emulator.endpoint.postgres import BackendTarget, PostgresEndpoint
+    from rdsiam_emulator.endpoint_spec import Endpoint
+    from rdsiam_emulator.events import EventLog
+    from rdsiam_emulator.tls import EmulatorCA, endpoint_names
+
+    if args.uvloop:
+        import uvloop  # type: ignore[import-not-found]
+
+        uvloop.install()
+
+    async def main() -> None:
+        ca = EmulatorCA(Path(args.ca_dir))
+        cert = ca.server_certificate(endpoint_names([RDS_HOST]))
+        target = BackendTarget("127.0.0.1", args.backend_port, "rdsadmin", args.admin_password)
+        placeholder: object = None
+        ep = PostgresEndpoint(backend=target, authenticator=placeholder,  # type: ignore[arg-type]
+                              instance_secret=b"bench-secret" * 3,
+                              tls_context=cert.server_context())
+        await ep.start()
+        ep.authenticator = Authenticator(
+            instance_id="bench", engine="postgres",
+            endpoint=Endpoint(RDS_HOST, ep.port, REGION, aliases=("localhost", "127.0.0.1")),
+            credentials=StaticCredentials({AKID: (SECRET, None)}), events=EventLog(maxlen=1000))
+        print(ep.port, flush=True)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, sys.stdin.read)
+        await ep.close()
+
+    if args.profile:
+        import cProfile
+
+        cProfile.runctx("asyncio.run(main())", globals(), {"main": main, "asyncio": asyncio},
+                        args.profile)
+    else:
+        asyncio.run(main())
+
+
+# ------------------------------------------------------------------------------ set-up
+
+
+def tls_files(ca_dir: Path) -> tuple[Path, Path, Path]:
+    """A server certificate from the emulator CA, in files the server account can read."""
+    from rdsiam_emulator.tls import EmulatorCA, endpoint_names
+
+    ca = EmulatorCA(ca_dir)
+    cert = ca.server_certificate(endpoint_names(["direct.example"]))
+    tls_dir = Path(tempfile.mkdtemp(prefix="rdsiam-bench-tls-"))
+    crt, key = tls_dir / "server.crt", tls_dir / "server.key"
+    crt.write_bytes(cert.cert_path.read_bytes())
+    key.write_bytes(cert.key_path.read_bytes())
+    key.chmod(0o600)
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam(os.environ.get("RDSIAM_BACKEND_USER", "nobody"))
+        for p in (tls_dir, crt, key):
+            os.chown(p, nobody.pw_uid, nobody.pw_gid)
+    return ca.bundle_path, crt, key
+
+
+def start_tls_postgres(ca_dir: Path) -> tuple[PostgresHandle, Path]:
+    """The backends package's local PostgreSQL 15, with ssl=on for the direct-TLS baseline.
+
+    The provider passes its settings as ``-c`` options (which ALTER SYSTEM cannot override), so
+    the benchmark adjusts that table before starting: a benchmark-only tweak.
+    """
+    from rdsiam_emulator.backends import local_postgres
+
+    root, crt, key = tls_files(ca_dir)
+    local_postgres.FAST_SETTINGS.update({
+        "ssl": "on", "ssl_cert_file": str(crt), "ssl_key_file": str(key),
+        "shared_buffers": "128MB"})
+    handle = start_local(BackendSpec(engine="postgres", provider="local", version="15",
+                                     dbname="app"))
+    assert isinstance(handle, PostgresHandle)
+    return handle, root
+
+
+def pg_env(user: str, password: str, port: int, host: str, sslmode: str, root: Path,
+           dbname: str = "app") -> dict[str, str]:
+    return {**os.environ, "PGHOST": host, "PGHOSTADDR": "127.0.0.1", "PGPORT": str(port),
+            "PGUSER": user, "PGPASSWORD": password, "PGDATABASE": dbname, "PGSSLMODE": sslmode,
+            "PGSSLROOTCERT": str(root)}
+
+
+def pgbench(env: dict[str, str], *extra: str) -> float:
+    out = subprocess.run([str(PG_BIN / "pgbench"), "-n", *extra], env=env, capture_output=True,
+                         text=True, check=True)
+    match = re.search(r"tps = ([0-9.]+) \((?:without initial|including reconnection)", out.stdout)
+    if match is None:
+        raise RuntimeError(out.stdout + out.stderr)
+    return float(match.group(1))
+
+
+def copy_round(env: dict[str, str], data_file: Path) -> tuple[float, float]:
+    psql = str(PG_BIN / "psql")
+    subprocess.run([psql, "-Xqc", "truncate bench_copy"], env=env, check=True)
+    started = time.perf_counter()
+    subprocess.run([psql, "-Xqc", f"\\copy bench_copy from '{data_file}'"], env=env, check=True)
+    copy_in = time.perf_counter() - started
+    started = time.perf_counter()
+    subprocess.run([psql, "-Xqc", "\\copy bench_copy to '/dev/null'"], env=env, check=True)
+    copy_out = time.perf_counter() - started
+    return copy_in, copy_out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc): the endpoint's cost per connection."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def latency_p50(conninfo: str, n: int = 2000) -> float:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        for _ in range(100):
+            conn.execute("select 1")
+        samples = []
+        for _ in range(n):
+            started = time.perf_counter()
+            conn.execute("select 1")
+            samples.append(time.perf_counter() - started)
+    return statistics.median(samples) * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--copy-mb", type=int, default=100)
+    parser.add_argument("--uvloop", action="store_true", help="run the endpoint on uvloop")
+    parser.add_argument("--profile", help="write the endpoint's cProfile stats to this file")
+    parser.add_argument("--conn-only", action="store_true", help="only the connection-rate test")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--ca-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--backend-port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--admin-password", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args)
+        return
+
+    work = Path(tempfile.mkdtemp(prefix="rdsiam-bench-pg-"))
+    ca_dir = work / "ca"
+    handle, root = start_tls_postgres(ca_dir)
+    child: subprocess.Popen[str] | None = None
+    try:
+        handle.admin_execute(f"CREATE ROLE {IAM_USER} LOGIN")
+        handle.admin_execute(f"GRANT rds_iam TO {IAM_USER}")
+        direct = pg_env(handle.master_user, handle.master_password, handle.port, "localhost",
+                        "verify-full", root)
+        init = subprocess.run([str(PG_BIN / "pgbench"), "-i", "-q", "-s", "1"], env=direct,
+                              capture_output=True, text=True, check=False)
+        if init.returncode:
+            raise RuntimeError(init.stderr)
+        psql = str(PG_BIN / "psql")
+        subprocess.run([psql, "-Xqc", "create table bench_copy (id int, a text, b text); "
+                        f"grant all on all tables in schema public to {IAM_USER}"],
+                       env=direct, check=True)
+
+        child = subprocess.Popen(
+            [sys.executable, __file__, "--serve", "--ca-dir", str(ca_dir), "--backend-port",
+             str(handle.port), f"--admin-password={handle.admin_password}",
+             *(["--uvloop"] if args.uvloop else []),
+             *(["--profile", args.profile] if args.profile else [])],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert child.stdout is not None
+        port = int(child.stdout.readline())
+        token = str(boto3.client("rds", region_name=REGION, aws_access_key_id=AKID,
+                                 aws_secret_access_key=SECRET).generate_db_auth_token(
+            DBHostname=RDS_HOST, Port=port, DBUsername=IAM_USER))
+        via = pg_env(IAM_USER, token, port, RDS_HOST, "verify-full", root)
+
+        data_file = work / "copy.tsv"
+        row = "x" * 200
+        with data_file.open("w") as fh:
+            n = args.copy_mb * 1024 * 1024 // 410
+            for i in range(n):
+                fh.write(f"{i}\t{row}\t{row}\n")
+        size_mb = data_file.stat().st_size / 1e6
+
+        t = str(args.seconds)
+        results: dict[str, dict[str, list[float]]] = {"direct": {}, "endpoint": {}}
+        endpoint_cpu_ms: list[float] = []
+        for _ in range(args.rounds):
+            for name, env in (("direct", direct), ("endpoint", via)):
+                r = results[name]
+                cpu_before = cpu_seconds(child.pid)
+                started = time.perf_counter()
+                rate = pgbench(env, "-C", "-S", "-c4", "-j2", "-T", t)
+                elapsed = time.perf_counter() - started
+                r.setdefault("conn/s (pgbench -C -S -c4 -j2)", []).append(rate)
+                if name == "endpoint":
+                    cpu = cpu_seconds(child.pid) - cpu_before
+                    endpoint_cpu_ms.append(cpu / (rate * elapsed) * 1000)
+                if args.conn_only:
+                    continue
+                r.setdefault("TPS pgbench -S -c4 -j2", []).append(
+                    pgbench(env, "-S", "-c4", "-j2", "-T", t))
+                r.setdefault("TPS pgbench default -c4 -j2", []).append(
+                    pgbench(env, "-c4", "-j2", "-T", t))
+                cin, cout = copy_round(env, data_file)
+                r.setdefault("COPY in MB/s", []).append(size_mb / cin)
+                r.setdefault("COPY out MB/s", []).append(size_mb / cout)
+                info = (f"host={env['PGHOST']} hostaddr=127.0.0.1 port={env['PGPORT']} "
+                        f"user={env['PGUSER']} password={env['PGPASSWORD']} dbname=app "
+                        f"sslmode=verify-full sslrootcert={root}")
+                r.setdefault("p50 select 1 (us)", []).append(latency_p50(info))
+
+        print(f"\nPostgreSQL {handle.version}, {args.rounds} rounds x {args.seconds}s, "
+              f"COPY {size_mb:.0f} MB, loop={'uvloop' if args.uvloop else 'asyncio'}")
+        print(f"{'metric':34} {'direct TLS':>12} {'endpoint':>12} {'ratio':>7}")
+        for metric in results["direct"]:
+            d = statistics.median(results["direct"][metric])
+            e = statistics.median(results["endpoint"][metric])
+            if metric.startswith("p50"):
+                print(f"{metric:34} {d:12.1f} {e:12.1f}  +{e - d:.1f} us added")
+            else:
+                print(f"{metric:34} {d:12.1f} {e:12.1f} {e / d:7.2f}x")
+        per_conn = statistics.median(endpoint_cpu_ms)
+        print(f"endpoint CPU per IAM connection: {per_conn:.2f} ms "
+              f"(= {1000 / per_conn:.0f} IAM connections/s per core of endpoint capacity)")
+    finally:
+        if child is not None:
+            if child.stdin is not None:
+                child.stdin.close()
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        handle.stop()
+
+
+if __name__ == "__main__":
+    main()
