@@ -274,6 +274,14 @@ class PostgresEndpoint:
     def active_tasks(self) -> int:
         return len(self._tasks)
 
+    def buffered_bytes(self) -> int:
+        """Bytes waiting in write buffers of all connections (diagnostics: flow control works)."""
+        total = 0
+        for conn in self._conns:
+            if conn.transport is not None and not conn.transport.is_closing():
+                total += conn.transport.get_write_buffer_size()
+        return total
+
     def _make_connection(self) -> RelayConnection:
         conn = _ClientConnection(self._on_connect)
         return conn

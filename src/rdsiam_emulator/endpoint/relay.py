@@ -21,6 +21,9 @@ from typing import Any, cast
 
 HANDSHAKE_BUFFER_LIMIT = 256 * 1024
 """Pause reading a client that sends more than this before it is authenticated."""
+RELAY_WRITE_HIGH_WATER = 1024 * 1024
+"""Write buffer per direction before the other side is paused: large enough that bulk transfers
+(COPY, big results) are not paused and resumed every 64 KiB, small enough to bound memory."""
 
 
 class ConnectionClosed(Exception):
@@ -136,6 +139,9 @@ class RelayConnection(asyncio.Protocol):
     def link(self, peer: RelayConnection) -> None:
         """Start forwarding in both directions; flushes bytes buffered during the handshake."""
         self._peer, peer._peer = peer, self
+        for side in (self, peer):
+            if side.transport is not None:
+                side.transport.set_write_buffer_limits(high=RELAY_WRITE_HIGH_WATER)
         for side, other in ((self, peer), (peer, self)):
             if side._buf and other.transport is not None:
                 other.transport.write(bytes(side._buf))

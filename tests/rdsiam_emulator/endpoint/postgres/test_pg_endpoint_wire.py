@@ -264,3 +264,37 @@ def test_password_user_without_tls_is_allowed_unless_force_ssl(pg_server, ca,
             assert conn.execute("select current_user").fetchone() == (user,)
     finally:
         close_and_check(running)
+
+
+def test_slow_reader_is_flow_controlled(endpoint) -> None:
+    """A client that stops reading a 200 MB result must not make the endpoint buffer it."""
+    user = endpoint.iam_user()
+    sock = _tls(_connect(endpoint.port), endpoint.ca)
+    sock.sendall(codec.startup_message({"user": user, "database": "app"}))
+    _read_messages(sock, until=b"R")
+    sock.sendall(codec.password_message(endpoint.token(user)))
+    assert _read_messages(sock)[-1].type == b"Z"
+    sock.sendall(codec.typed(b"Q", b"select repeat('z', 10000) from generate_series(1, 20000)\0"))
+    time.sleep(1.5)  # the server produces far faster than this; nobody reads
+    peak = endpoint.loop.run(_buffered(endpoint))
+    assert peak < 8 * 1024 * 1024, peak
+    received = 0
+    sock.settimeout(30)
+    reader = codec.MessageReader(10_000_000)
+    rows = 0
+    done = False
+    while not done:
+        data = sock.recv(1 << 20)
+        assert data
+        received += len(data)
+        reader.feed(data)
+        while (msg := reader.next_message()) is not None:
+            rows += msg.type == b"D"
+            done = done or msg.type == b"Z"
+    assert rows == 20_000
+    assert received > 200_000_000
+    sock.close()
+
+
+async def _buffered(endpoint) -> int:
+    return int(endpoint.endpoint.buffered_bytes())
