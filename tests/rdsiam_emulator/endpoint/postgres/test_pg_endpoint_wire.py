@@ -298,3 +298,70 @@ def test_slow_reader_is_flow_controlled(endpoint) -> None:
 
 async def _buffered(endpoint) -> int:
     return int(endpoint.endpoint.buffered_bytes())
+
+
+def test_admin_connection_recovers_after_backend_kills_it(endpoint) -> None:
+    user = endpoint.iam_user()
+    with psycopg.connect(endpoint.conninfo(user, endpoint.token(user))) as conn:
+        assert conn.execute("select 1").fetchone() == (1,)
+    killed = endpoint.server.sql(
+        "select pg_terminate_backend(pid) from pg_stat_activity "
+        "where application_name = 'rdsiam-emulator'")
+    assert killed[0] and all(row[0] for row in killed[0])
+    with psycopg.connect(endpoint.conninfo(user, endpoint.token(user))) as conn:
+        assert conn.execute("select current_user").fetchone() == (user,)
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_no_file_descriptor_leaks(endpoint) -> None:
+    user = endpoint.iam_user()
+    pw_user, password = endpoint.password_user()
+
+    def batch() -> None:
+        for _ in range(5):
+            with psycopg.connect(endpoint.conninfo(user, endpoint.token(user))) as conn:
+                conn.execute("select 1")
+            with pytest.raises(psycopg.OperationalError):
+                psycopg.connect(endpoint.conninfo(user, "bad"))
+            with psycopg.connect(endpoint.conninfo(pw_user, password, dbname="postgres")):
+                pass
+            sock = _connect(endpoint.port)
+            sock.sendall(os.urandom(64))
+            sock.close()
+        _wait_tasks(endpoint)
+
+    batch()  # warm up: admin connection, certificate, caches
+    before = _open_fds()
+    batch()
+    assert _open_fds() <= before
+    assert endpoint.endpoint.active_connections == 0
+
+
+def test_psycopg_legacy_cancel_from_another_process(endpoint) -> None:
+    """psycopg's classic conn.cancel() (PQcancel: a plain-TCP CancelRequest), in a child process
+    so its blocking call cannot stall the endpoint's event loop in this one."""
+    import subprocess
+    import sys
+    import textwrap
+
+    user = endpoint.iam_user()
+    script = textwrap.dedent("""
+        import sys, threading, time, psycopg
+        conn = psycopg.connect(sys.argv[1])
+        threading.Timer(0.5, conn.cancel).start()
+        started = time.monotonic()
+        try:
+            conn.execute("select pg_sleep(20)")
+        except psycopg.errors.QueryCanceled as exc:
+            print("canceled", round(time.monotonic() - started), str(exc).strip())
+    """)
+    out = subprocess.run([sys.executable, "-c", script,
+                          endpoint.conninfo(user, endpoint.token(user))],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    words = out.stdout.split(maxsplit=2)
+    assert words[0] == "canceled" and int(words[1]) < 10
+    assert "canceling statement due to user request" in words[2]
