@@ -158,7 +158,19 @@ def main() -> int:
     parser.add_argument("--chunk", type=int, default=500, help="tokens per timed chunk")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
     parser.add_argument("--naive", action="store_true", help="only the naive baseline")
+    parser.add_argument("--verify-only", type=int, metavar="K", default=None,
+                        help="generate the tokens, verify the first K once, print nothing: a "
+                             "workload for bench/verify_instructions.sh")
     args = parser.parse_args()
+    if args.verify_only is not None:
+        table = make_principals(args.principals)
+        tokens = make_tokens(args.tokens, table)[: args.verify_only]
+        now = SystemClock().now()
+        if args.naive:
+            run_naive(tokens, table, now)
+        else:
+            run_optimised(tokens, StaticCredentials(table), now)
+        return 0
 
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
