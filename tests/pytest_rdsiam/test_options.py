@@ -2,8 +2,6 @@ import pytest
 
 from pytest_rdsiam.options import PluginSettings
 
-pytest_plugins = ["pytester"]
-
 PROBE = """
 from pytest_rdsiam.plugin import settings_of
 
