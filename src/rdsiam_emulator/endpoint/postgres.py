@@ -409,7 +409,7 @@ class PostgresEndpoint:
                 hint="connect with sslmode=require or stricter")
             client.write(self._hba_reject(info, user, startup.database))
             return None
-        client.write(hs.request_cleartext_password())
+        client.write(hs.negotiate_protocol_version(startup) + hs.request_cleartext_password())
         while True:
             event = hs.next_event()
             if event is NEED_DATA:
@@ -441,7 +441,8 @@ class PostgresEndpoint:
         self, user: str, startup: StartupReceived
     ) -> tuple[RelayConnection | None, LoginSucceeded | LoginFailed]:
         password = derived_password(self._secret, user)
-        params = {k: v for k, v in startup.params.items() if k not in ("user", "database")}
+        params = {k: v for k, v in startup.params.items()
+                  if k not in ("user", "database") and not k.startswith("_pq_.")}
         backend: RelayConnection | None = None
         for attempt in (1, 2):
             try:

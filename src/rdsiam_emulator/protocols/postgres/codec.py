@@ -193,6 +193,13 @@ def ready_for_query(status: bytes = b"I") -> bytes:
     return typed(b"Z", status)
 
 
+def negotiate_protocol_version(newest: int, unrecognized: Iterable[str]) -> bytes:
+    """NegotiateProtocolVersion: the newest version we speak and the ``_pq_.`` options ignored."""
+    names = list(unrecognized)
+    return typed(b"v", _I32.pack(newest) + _I32.pack(len(names))
+                 + b"".join(cstr(n) for n in names))
+
+
 def terminate() -> bytes:
     return typed(b"X")
 

@@ -184,6 +184,14 @@ class FrontendHandshake:
         self.state = State.STARTUP
         return b"N"
 
+    def negotiate_protocol_version(self, startup: StartupReceived) -> bytes:
+        """What a server speaking 3.0 sends when the client asked for 3.x (x > 0) or sent
+        ``_pq_.`` options; empty when not needed. The endpoint's own replies are plain 3.0."""
+        options = [name for name in startup.params if name.startswith("_pq_.")]
+        if startup.protocol == codec.PROTOCOL_3_0 and not options:
+            return b""
+        return codec.negotiate_protocol_version(codec.PROTOCOL_3_0, options)
+
     def request_cleartext_password(self) -> bytes:
         self._expect(State.AUTHENTICATING)
         self.state = State.AWAIT_PASSWORD

@@ -365,3 +365,18 @@ def test_psycopg_legacy_cancel_from_another_process(endpoint) -> None:
     words = out.stdout.split(maxsplit=2)
     assert words[0] == "canceled" and int(words[1]) < 10
     assert "canceling statement due to user request" in words[2]
+
+
+def test_protocol_3_2_request_is_negotiated_down(endpoint) -> None:
+    user = endpoint.iam_user()
+    sock = _tls(_connect(endpoint.port), endpoint.ca)
+    sock.sendall(codec.startup_message({"user": user, "database": "app", "_pq_.x": "y"},
+                                       protocol=(3 << 16) | 2))
+    msgs = _read_messages(sock, until=b"R")
+    assert [m.type for m in msgs] == [b"v", b"R"]
+    assert struct.unpack("!ii", msgs[0].body[:8]) == (3 << 16, 1)
+    sock.sendall(codec.password_message(endpoint.token(user)))
+    msgs = _read_messages(sock)
+    assert msgs[0] == codec.Message(b"R", struct.pack("!i", 0))
+    assert msgs[-1].type == b"Z"
+    sock.close()

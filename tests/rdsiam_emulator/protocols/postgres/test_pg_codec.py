@@ -304,3 +304,18 @@ def test_backend_login_unsupported_sasl_only_plus() -> None:
     result = login.receive_data(codec.auth_sasl(["SCRAM-SHA-256-PLUS"]))
     assert isinstance(result, LoginFailed)
     assert result.sqlstate == "08P01"
+
+
+def test_negotiate_protocol_version_only_when_asked() -> None:
+    hs = FrontendHandshake()
+    hs.receive_data(codec.startup_message({"user": "x"}))
+    plain = hs.next_event()
+    assert isinstance(plain, StartupReceived)
+    assert hs.negotiate_protocol_version(plain) == b""
+    hs = FrontendHandshake()
+    hs.receive_data(codec.startup_message({"user": "x", "_pq_.opt": "1"},
+                                          protocol=(3 << 16) | 2))
+    newer = hs.next_event()
+    assert isinstance(newer, StartupReceived)
+    assert hs.negotiate_protocol_version(newer) == (
+        b"v\x00\x00\x00\x15\x00\x03\x00\x00\x00\x00\x00\x01_pq_.opt\x00")
