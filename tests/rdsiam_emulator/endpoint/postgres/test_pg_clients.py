@@ -15,7 +15,7 @@ import psycopg
 import psycopg2
 import pytest
 import sqlalchemy as sa
-from conftest import RDS_HOST
+from pg_env import RDS_HOST
 from sqlalchemy.ext.asyncio import create_async_engine
 
 PSQL = "/usr/lib/postgresql/15/bin/psql"

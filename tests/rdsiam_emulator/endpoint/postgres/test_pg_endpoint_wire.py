@@ -11,7 +11,7 @@ import time
 
 import psycopg
 import pytest
-from conftest import RDS_HOST, close_and_check, make_endpoint
+from pg_env import RDS_HOST, close_and_check, make_endpoint
 
 from rdsiam_emulator.endpoint.postgres import EndpointSettings
 from rdsiam_emulator.protocols.postgres import codec

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import AKID, RDS_HOST, REGION, SECRET, LoopThread, close_and_check, make_endpoint
+from pg_env import AKID, RDS_HOST, REGION, SECRET, LoopThread, close_and_check, make_endpoint
 
 NODE_DIR = Path(__file__).resolve().parents[3] / "node"
 

@@ -7,7 +7,7 @@ import json
 import boto3
 import psycopg
 import pytest
-from conftest import RDS_HOST, REGION
+from pg_env import RDS_HOST, REGION
 
 from rdsiam_emulator.authenticator import Authenticator
 from rdsiam_emulator.endpoint_spec import Endpoint
