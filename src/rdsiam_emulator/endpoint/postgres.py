@@ -365,16 +365,20 @@ class PostgresEndpoint:
             address, port = str(peer[0]), int(peer[1])
         return ClientInfo(address=address, port=port, tls=tls, database=database)
 
-    def _hba_reject(self, info: ClientInfo, user: str, database: str) -> bytes:
+    def _hba_reject(self, info: ClientInfo, user: str, database: str,
+                    replication: str | None = None) -> bytes:
+        """PostgreSQL's ClientAuthentication message when no pg_hba.conf line matches."""
         if info.tls:
             wording = "SSL encryption" if self.admin.server_major >= 16 else "SSL on"
         else:
             wording = "no encryption" if self.admin.server_major >= 16 else "SSL off"
-        return codec.fatal(
-            "28000",
-            f'pg_hba.conf rejects connection for host "{info.address}", user "{user}", '
-            f'database "{database}", {wording}',
-            routine="ClientAuthentication")
+        if replication is not None and replication.lower() != "database":
+            message = (f'pg_hba.conf rejects replication connection for host "{info.address}", '
+                       f'user "{user}", {wording}')
+        else:
+            message = (f'pg_hba.conf rejects connection for host "{info.address}", '
+                       f'user "{user}", database "{database}", {wording}')
+        return codec.fatal("28000", message, routine="ClientAuthentication")
 
     async def _authenticate(self, client: RelayConnection, hs: FrontendHandshake,
                             startup: StartupReceived) -> RelayConnection | None:
@@ -386,8 +390,9 @@ class PostgresEndpoint:
             log.warning("postgres endpoint: backend unavailable: %s", exc)
             client.write(hs.fail("57P03", "the database system is not accepting connections"))
             return None
-        if user == self.backend.admin_user or (startup.params.get("replication") and member):
-            client.write(self._hba_reject(info, user, startup.database))
+        replication = startup.params.get("replication")
+        if user == self.backend.admin_user or (replication is not None and member):
+            client.write(self._hba_reject(info, user, startup.database, replication))
             return None
         if member:
             return await self._iam_login(client, hs, startup, info)

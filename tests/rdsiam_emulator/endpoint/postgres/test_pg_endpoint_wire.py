@@ -380,3 +380,28 @@ def test_protocol_3_2_request_is_negotiated_down(endpoint) -> None:
     assert msgs[0] == codec.Message(b"R", struct.pack("!i", 0))
     assert msgs[-1].type == b"Z"
     sock.close()
+
+
+def test_hidden_admin_cannot_log_in_and_backend_is_loopback_only(endpoint) -> None:
+    with pytest.raises(psycopg.OperationalError) as err:
+        psycopg.connect(endpoint.conninfo("rdsadmin", endpoint.server.admin_password,
+                                          dbname="postgres"))
+    assert ('pg_hba.conf rejects connection for host "127.0.0.1", user "rdsadmin", '
+            'database "postgres", SSL on') in str(err.value)
+    assert endpoint.server.sql("show listen_addresses")[0] == [("127.0.0.1",)]
+
+
+@pytest.mark.parametrize("mode", ["database", "true"])
+def test_iam_replication_connection_is_refused(endpoint, mode: str) -> None:
+    user = endpoint.iam_user()
+    sock = _tls(_connect(endpoint.port), endpoint.ca)
+    sock.sendall(codec.startup_message({"user": user, "database": "app", "replication": mode}))
+    fields = codec.parse_fields(_read_messages(sock)[-1].body)
+    assert fields["C"] == "28000"
+    if mode == "database":
+        assert fields["M"] == (f'pg_hba.conf rejects connection for host "127.0.0.1", '
+                               f'user "{user}", database "app", SSL on')
+    else:
+        assert fields["M"] == (f'pg_hba.conf rejects replication connection for host '
+                               f'"127.0.0.1", user "{user}", SSL on')
+    sock.close()
