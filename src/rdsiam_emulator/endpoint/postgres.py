@@ -81,6 +81,18 @@ class BackendTarget:
     admin_password: str = field(repr=False)
     admin_database: str = "postgres"
 
+    @classmethod
+    def from_handle(cls, handle: _HandleLike) -> BackendTarget:
+        """From a ``backends.PostgresHandle`` (or anything with the same four attributes)."""
+        return cls(handle.host, handle.port, handle.admin_user, handle.admin_password)
+
+
+class _HandleLike(Protocol):
+    host: str
+    port: int
+    admin_user: str
+    admin_password: str
+
 
 class BackendUnavailableError(Exception):
     """The real server cannot be reached or refused the admin login."""

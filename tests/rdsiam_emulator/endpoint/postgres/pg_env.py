@@ -144,8 +144,9 @@ def make_endpoint(server: PgServer, ca: EmulatorCA, loop: LoopThread,
                   backend_port: int | None = None) -> RunningEndpoint:
     events = EventLog()
     cert = ca.server_certificate(endpoint_names([RDS_HOST]))
-    target = BackendTarget(server.host, backend_port or server.port, ADMIN_USER,
-                           server.admin_password)
+    target = BackendTarget.from_handle(server.handle)
+    if backend_port is not None:
+        target = BackendTarget(server.host, backend_port, ADMIN_USER, server.admin_password)
 
     async def start() -> tuple[PostgresEndpoint, Authenticator]:
         placeholder: Any = None
