@@ -24,6 +24,7 @@ import asyncio
 import os
 import pwd
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -97,7 +98,8 @@ def tls_files(ca_dir: Path) -> tuple[Path, Path, Path]:
 
     ca = EmulatorCA(ca_dir)
     cert = ca.server_certificate(endpoint_names(["direct.example"]))
-    tls_dir = Path(tempfile.mkdtemp(prefix="rdsiam-bench-tls-"))
+    tls_dir = ca_dir.parent / "server-tls"
+    tls_dir.mkdir()
     crt, key = tls_dir / "server.crt", tls_dir / "server.key"
     crt.write_bytes(cert.cert_path.read_bytes())
     key.write_bytes(cert.key_path.read_bytes())
@@ -191,6 +193,7 @@ def main() -> None:
         return
 
     work = Path(tempfile.mkdtemp(prefix="rdsiam-bench-pg-"))
+    work.chmod(0o711)  # the server account must reach server-tls/ inside
     ca_dir = work / "ca"
     handle, root = start_tls_postgres(ca_dir)
     child: subprocess.Popen[str] | None = None
@@ -279,6 +282,7 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 child.kill()
         handle.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
