@@ -370,7 +370,11 @@ def _check_fixed(
 
 def parse_token(token: str) -> ParsedToken:
     """Parse ``token`` or raise ``TokenFormatError`` with the reason RDS would log first."""
-    if not isinstance(token, str) or not token:
+    if not isinstance(token, str):
+        raise TokenFormatError(
+            Reason.MALFORMED_TOKEN, f"the password is {type(token).__name__}, not text"
+        )
+    if not token:
         raise TokenFormatError(Reason.MALFORMED_TOKEN, "the password is empty")
     if len(token) > MAX_TOKEN_LENGTH:
         raise TokenFormatError(

@@ -164,7 +164,10 @@ def test_malformed_details_name_the_problem() -> None:
 
 
 def test_non_string_password_is_malformed() -> None:
-    rejected(verify(b"bytes-not-str"), Reason.MALFORMED_TOKEN)  # type: ignore[arg-type]
+    result = verify(b"bytes-not-str")  # type: ignore[arg-type]
+    rejected(result, Reason.MALFORMED_TOKEN)
+    assert result.detail == "the password is bytes, not text"
+    assert verify("").detail == "the password is empty"
 
 
 def test_plain_password_is_malformed_with_a_hint() -> None:
