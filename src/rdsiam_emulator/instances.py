@@ -35,6 +35,11 @@ from rdsiam_emulator.tls import EmulatorCA, endpoint_names
 from rdsiam_emulator.verifier import Authorizer, VerifierSettings
 
 Naming = Literal["rds", "loopback"]
+_ENDPOINT_KINDS: dict[str, tuple[Any, Any, Any]] = {
+    "postgres": (PostgresEndpoint, BackendTarget, EndpointSettings),
+    "mysql": (MysqlEndpoint, BackendAddress, MysqlEndpointSettings),
+}
+"""engine → (endpoint class, backend address class, settings class): same constructor shape."""
 _DNS_ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -201,25 +206,14 @@ class Emulator:
         )
         tls = self.ca.server_certificate(endpoint_names([host, *aliases])).server_context()
         secret = new_instance_secret()
-        server: PostgresEndpoint | MysqlEndpoint
-        if config.engine == "postgres":
-            server = PostgresEndpoint(
-                backend=BackendTarget(host=backend.host, port=backend.port,
-                                      admin_user=backend.admin_user,
-                                      admin_password=backend.admin_password),
-                authenticator=authenticator, instance_secret=secret, tls_context=tls,
-                settings=EndpointSettings(listen_host=config.listen_host,
-                                          listen_port=config.listen_port),
-            )
-        else:
-            server = MysqlEndpoint(
-                backend=BackendAddress(host=backend.host, port=backend.port,
-                                       admin_user=backend.admin_user,
-                                       admin_password=backend.admin_password),
-                authenticator=authenticator, instance_secret=secret, tls_context=tls,
-                settings=MysqlEndpointSettings(listen_host=config.listen_host,
-                                               listen_port=config.listen_port),
-            )
+        endpoint_cls, target_cls, settings_cls = _ENDPOINT_KINDS[config.engine]
+        server: PostgresEndpoint | MysqlEndpoint = endpoint_cls(
+            backend=target_cls(host=backend.host, port=backend.port,
+                               admin_user=backend.admin_user,
+                               admin_password=backend.admin_password),
+            authenticator=authenticator, instance_secret=secret, tls_context=tls,
+            settings=settings_cls(listen_host=config.listen_host, listen_port=config.listen_port),
+        )
         self._loop.run(server.start())
         authenticator.endpoint = Endpoint(
             host=host, port=server.port, region=config.region, aliases=aliases,
