@@ -30,6 +30,9 @@ class Endpoint:
     _names: frozenset[tuple[str, int]] = field(
         init=False, repr=False, compare=False, default=frozenset()
     )
+    _host_ports: frozenset[str] = field(
+        init=False, repr=False, compare=False, default=frozenset()
+    )
 
     def __post_init__(self) -> None:
         names = {(_norm(self.host), self.port)}
@@ -37,9 +40,16 @@ class Endpoint:
             host, port = split_host_port(alias) if not _bare_ipv6(alias) else (alias, None)
             names.add((_norm(host), port if port is not None else self.port))
         object.__setattr__(self, "_names", frozenset(names))
+        object.__setattr__(self, "_host_ports", frozenset(f"{h}:{p}" for h, p in names))
 
     def accepts(self, host: str, port: int) -> bool:
         return (_norm(host), port) in self._names
+
+    def accepts_host_port(self, host_port: str) -> bool:
+        """True when ``host_port`` (``name:port``, lower-case, no trailing dot, port without
+        leading zeros) is one of this endpoint's addresses: the verifier's one-lookup fast check.
+        False is not a verdict (other spellings may still be accepted by ``accepts``)."""
+        return host_port in self._host_ports
 
     def hosts(self) -> tuple[str, ...]:
         """Every host name, RDS-style name first (for certificates and messages)."""

@@ -61,6 +61,31 @@ _SHARED_VALUE_KEYS = frozenset(("X-Amz-Credential", SECURITY_TOKEN))
 _KNOWN_KEYS = frozenset((*REQUIRED_PARAMS, SECURITY_TOKEN))
 """Parameter names as SDKs write them: already canonical, nothing to decode."""
 
+CANONICAL_SDK_TOKEN = re.compile(
+    r"(?P<host_port>[A-Za-z0-9.-]++:[1-9][0-9]{0,4})/?\?"
+    r"(?P<head>Action=connect&DBUser=(?P<db_user>[A-Za-z0-9._~%-]++)"
+    r"&X-Amz-Algorithm=AWS4-HMAC-SHA256"
+    r"&X-Amz-Credential=(?P<akid>[A-Za-z0-9]++)%2F(?P<day>[0-9]{8})%2F(?P<region>[a-z0-9-]++)"
+    r"%2Frds-db%2Faws4_request"
+    r"&X-Amz-Date=(?P=day)T(?P<time>[0-9]{6})Z"
+    r"&X-Amz-Expires=(?P<expires>[0-9]{1,10}))"
+    r"(?P<headers1>&X-Amz-SignedHeaders=host)?"
+    r"(?:&X-Amz-Security-Token=(?P<session>[A-Za-z0-9._~%-]++))?"
+    r"(?P<headers2>&X-Amz-SignedHeaders=host)?"
+    r"&X-Amz-Signature=(?P<signature>[0-9a-f]{64})"
+    r"(?P<headers3>&X-Amz-SignedHeaders=host)?\Z",
+    re.ASCII,
+)
+"""The token layouts SDKs write (botocore/CLI order; sorted with the signature last (Go, Ruby) or
+in its sorted place (JavaScript)), matched in one C-level step for the verifier's fast path.
+
+A match is a token ``parse_token`` reads without error, whose canonical query string is
+``head`` + the session token item (if any) + ``&X-Amz-SignedHeaders=host``: ``head`` is already in
+sorted order and canonical (plain names, an alphanumeric key id, digits), and the two values that
+may carry escapes (DBUser, the session token) are proved canonical by the verifier comparing them
+with the SigV4 encoding of the values they must equal. Exactly one of ``headers1..3`` must be set
+(otherwise SignedHeaders is missing or repeated). Anything else takes the general parser."""
+
 
 class TokenFormatError(ValueError):
     """The token cannot be read; carries the reason code and a human detail."""

@@ -7,16 +7,26 @@ would report; ``run_checks`` (used by ``token explain``) runs every check it has
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Protocol
 
 from rdsiam_emulator import sigv4
 from rdsiam_emulator.credentials import CredentialLookup, ResolvedCredential
 from rdsiam_emulator.endpoint_spec import Endpoint
 from rdsiam_emulator.reasons import REASONS, Reason, Rejection
-from rdsiam_emulator.tokens import ParsedToken, TokenFormatError, parse_token
+from rdsiam_emulator.tokens import (
+    CANONICAL_SDK_TOKEN,
+    MAX_TOKEN_LENGTH,
+    ParsedToken,
+    TokenFormatError,
+    parse_token,
+)
 
 MAX_EXPIRES = 900
 
@@ -395,13 +405,37 @@ def verify_token(
 ) -> VerifyResult:
     """Verify an RDS IAM token as RDS would; never raises for bad input, only rejects.
 
-    The fast path below tests exactly the conditions of ``CHECKS`` with plain comparisons and
-    only builds messages when something fails: then it hands over to the ordered checks, which
-    find the first failure and explain it. So both paths always agree (a property test holds
-    them to it), and the slow path costs nothing for the tokens that pass.
+    Two fast paths come first and only ever accept: one for tokens in an SDK's own layout
+    (``tokens.CANONICAL_SDK_TOKEN``: one regex match, no per-parameter decoding, integer time
+    arithmetic, the result's ``token`` parsed only when read), and one for any parsed token, which
+    tests exactly the conditions of ``CHECKS`` with plain comparisons. Whenever something fails
+    they hand over to the ordered checks, which find the first failure and explain it. So every
+    path gives the same verdict (property tests hold them to it), and the explaining costs nothing
+    for the tokens that pass.
     """
     if now.tzinfo is None:
         raise ValueError("now must be a timezone-aware datetime")
+    if token.__class__ is str and len(token) <= MAX_TOKEN_LENGTH:
+        match = _SDK_TOKEN_MATCH(token)
+        if match is not None:
+            fast = _verify_sdk_layout(
+                match, token, endpoint, db_user, credentials, now, settings, authorizer
+            )
+            if fast is not None:
+                return fast
+    return _verify_general(token, endpoint, db_user, credentials, now, settings, authorizer)
+
+
+def _verify_general(
+    token: str,
+    endpoint: Endpoint,
+    db_user: str,
+    credentials: CredentialLookup,
+    now: datetime,
+    settings: VerifierSettings,
+    authorizer: Authorizer | None,
+) -> VerifyResult:
+    """Any token: parse it, test the checks' conditions, explain the first failure if one fails."""
     try:
         parsed = parse_token(token)
     except TokenFormatError as exc:
@@ -477,6 +511,196 @@ def _accepted(parsed: ParsedToken, cred: ResolvedCredential) -> VerifyResult:
     _SET_HINT(result, None)
     _SET_TOKEN(result, parsed)
     _SET_CREDENTIAL(result, cred)
+    return result
+
+
+_SDK_TOKEN_MATCH = CANONICAL_SDK_TOKEN.match
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_EPOCH_ORDINAL = _EPOCH.toordinal()
+_SECURITY_TOKEN_ITEM = "&X-Amz-Security-Token="
+_SIGNED_HEADERS_ITEM = "&X-Amz-SignedHeaders=host"
+_CANONICAL_HEAD = "GET\n/\n"
+_CANONICAL_TAIL = "\n\nhost\n" + sigv4.EMPTY_SHA256
+_sha256 = hashlib.sha256
+_compare = hmac.compare_digest
+_prepared_key = sigv4.prepared_signing_key
+
+
+@lru_cache(maxsize=256)
+def _day_start(day: str) -> int | None:
+    """Epoch seconds of ``yyyymmdd`` 00:00 UTC, None when it is not a date (cached per day)."""
+    try:
+        ordinal = date(int(day[:4]), int(day[4:6]), int(day[6:])).toordinal()
+    except ValueError:
+        return None
+    return (ordinal - _EPOCH_ORDINAL) * 86400
+
+
+@lru_cache(maxsize=1024)
+def _encoded_session_token(session_token: str) -> str | None:
+    """A credential's session token as SigV4 encodes it (cached per credential, like its key)."""
+    try:
+        return sigv4.uri_encode(session_token)
+    except UnicodeError:
+        return None
+
+
+def _verify_sdk_layout(
+    match: re.Match[str],
+    token: str,
+    endpoint: Endpoint,
+    db_user: str,
+    credentials: CredentialLookup,
+    now: datetime,
+    settings: VerifierSettings,
+    authorizer: Authorizer | None,
+) -> VerifyResult | None:
+    """Accept a token in an SDK's layout, or return None / defer to the general path.
+
+    Returns a result only when the token passes every check (or the key lookup raises, reported
+    as the general path reports it): each test below implies the general path's test passes too,
+    so everything else goes there and gets its explained verdict.
+    """
+    (host_port, head, user, akid, day, region, hms, expires_text, headers1, session,
+     headers2, signature, headers3) = match.groups()
+    if (
+        (headers1 is None) + (headers2 is None) + (headers3 is None) != 2
+        or region != endpoint.region
+        or not endpoint.accepts_host_port(host_port.lower())
+    ):
+        return None
+    if user != db_user:  # DBUser with escapes: canonical exactly when it encodes db_user
+        if "%" not in user or user != _encoded_or_none(db_user):
+            return None
+    elif "%" in user:  # a '%' in db_user itself would have been written %25
+        return None
+    expires = int(expires_text)
+    day_start = _day_start(day)
+    if day_start is None or not 0 <= expires <= settings.max_expires:
+        return None
+    hours, rest = divmod(int(hms), 10000)
+    minutes, seconds = divmod(rest, 100)
+    if hours > 23 or minutes > 59 or seconds > 59:
+        return None
+    # integer microseconds: the same comparisons as the datetime ones, exactly
+    signed_us = (day_start + hours * 3600 + minutes * 60 + seconds) * 1_000_000
+    now_us = (now - _EPOCH) // _MICROSECOND
+    if (
+        signed_us - now_us > settings.max_future_skew // _MICROSECOND
+        or now_us > signed_us + expires * 1_000_000
+    ):
+        return None
+
+    try:
+        cred = credentials.lookup(akid)
+    except Exception as exc:
+        return _lazy_result(token, akid, None, False, Reason.INTERNAL_ERROR,
+                            f"access key raised {exc!r}")
+    resolved = _Resolved(akid, cred)
+    if cred is None or not cred.active or (cred.expires_at is not None and now > cred.expires_at):
+        return _verify_general(token, endpoint, db_user, resolved, now, settings, authorizer)
+    expected_session = cred.session_token
+    if expected_session is None:
+        if session is not None:
+            return _verify_general(token, endpoint, db_user, resolved, now, settings, authorizer)
+        query = head + _SIGNED_HEADERS_ITEM
+    else:
+        encoded_session = _encoded_session_token(expected_session)
+        if (
+            session is None
+            or encoded_session is None
+            or not _compare(encoded_session, session)
+        ):
+            return _verify_general(token, endpoint, db_user, resolved, now, settings, authorizer)
+        query = head + _SECURITY_TOKEN_ITEM + session + _SIGNED_HEADERS_ITEM
+    key = _prepared_key(cred.secret_access_key, day, region, "rds-db")
+    digest = _sha256(
+        f"{_CANONICAL_HEAD}{query}\nhost:{host_port}{_CANONICAL_TAIL}".encode()
+    ).hexdigest()
+    expected = key.sign(
+        f"AWS4-HMAC-SHA256\n{day}T{hms}Z\n{day}/{region}/rds-db/aws4_request\n{digest}"
+    )
+    if not _compare(expected, signature):
+        return _verify_general(token, endpoint, db_user, resolved, now, settings, authorizer)
+    if authorizer is not None:
+        parsed = parse_token(token)
+        ctx = CheckContext(parsed, endpoint, db_user, resolved, now, settings, authorizer,
+                           cred, host_port)
+        try:
+            rejection = _check_authorization(ctx)
+        except Exception as exc:
+            rejection = Rejection(Reason.INTERNAL_ERROR, f"{CHECKS[-1].name} raised {exc!r}")
+        if rejection is not None:
+            return VerifyResult(
+                False, rejection.reason, rejection.detail, rejection.hint, parsed, cred
+            )
+        return _accepted(parsed, cred)
+    return _lazy_result(token, akid, cred, True, None, "token accepted")
+
+
+def _encoded_or_none(text: str) -> str | None:
+    try:
+        return sigv4.uri_encode(text)
+    except UnicodeError:
+        return None
+
+
+class _LazyTokenResult(VerifyResult):
+    """A ``VerifyResult`` whose ``token`` is parsed from the raw text on first read.
+
+    The SDK-layout fast path never needs the parsed token, and building it is a good part of a
+    verification's cost; most callers only read ``ok``, the credential and the key id. Reading
+    ``token`` parses the same text, so it gives the same ``ParsedToken`` the general path would.
+    Still immutable: the frozen dataclass refuses assignments to ``token`` (the setter only serves
+    ``__init__``, e.g. from ``dataclasses.replace``).
+    """
+
+    __slots__ = ("_akid", "_raw")
+
+    @property
+    def token(self) -> ParsedToken | None:
+        parsed: ParsedToken | None = _GET_TOKEN(self)
+        if parsed is None:
+            raw: str | None = _GET_RAW(self)
+            if raw is not None:
+                parsed = parse_token(raw)
+                _SET_TOKEN(self, parsed)
+                _SET_RAW(self, None)
+        return parsed
+
+    @token.setter
+    def token(self, value: ParsedToken | None) -> None:
+        _SET_TOKEN(self, value)
+        _SET_RAW(self, None)
+        if value is not None:
+            _SET_AKID(self, value.access_key_id)
+
+    @property
+    def access_key_id(self) -> str | None:
+        akid: str | None = _GET_AKID(self)
+        return akid
+
+
+_GET_TOKEN = getattr(VerifyResult, "token").__get__  # noqa: B009 (the slot, not the property)
+_GET_RAW, _GET_AKID = (_LazyTokenResult.__dict__[name].__get__ for name in ("_raw", "_akid"))
+_SET_RAW, _SET_AKID = (_LazyTokenResult.__dict__[name].__set__ for name in ("_raw", "_akid"))
+
+
+def _lazy_result(
+    raw: str, akid: str, cred: ResolvedCredential | None, ok: bool, reason: Reason | None,
+    detail: str,
+) -> VerifyResult:
+    """Built without ``__init__`` (like ``_accepted``): the slots are set directly."""
+    result = object.__new__(_LazyTokenResult)
+    _SET_OK(result, ok)
+    _SET_REASON(result, reason)
+    _SET_DETAIL(result, detail)
+    _SET_HINT(result, None)
+    _SET_TOKEN(result, None)
+    _SET_CREDENTIAL(result, cred)
+    _SET_RAW(result, raw)
+    _SET_AKID(result, akid)
     return result
 
 
