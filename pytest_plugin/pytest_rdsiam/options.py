@@ -23,6 +23,8 @@ class PluginSettings:
     backend: str = "auto"
     postgres_image: str = "postgres:16"
     mysql_image: str = "mysql:8.0"
+    postgres_version: str | None = None
+    mysql_version: str | None = None
     postgres_url: str | None = None
     mysql_url: str | None = None
     mysql_flavour: str = "auto"
@@ -66,6 +68,8 @@ OPTIONS: tuple[Option, ...] = (
            ("auto", "docker", "local", "external")),
     Option("postgres_image", "container image for PostgreSQL (docker backend)"),
     Option("mysql_image", "container image for MySQL/MariaDB (docker backend)"),
+    Option("postgres_version", "PostgreSQL major version (local binaries; image tag otherwise)"),
+    Option("mysql_version", "MySQL/MariaDB version (image tag when no image is configured)"),
     Option("postgres_url", "admin URL of an existing PostgreSQL (external backend)"),
     Option("mysql_url", "admin URL of an existing MySQL/MariaDB (external backend)"),
     Option("mysql_flavour", "which MySQL-family server 'mysql' means", "choice",

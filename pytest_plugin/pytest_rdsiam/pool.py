@@ -34,12 +34,14 @@ class BackendPool:
             return BackendSpec(engine="postgres", provider=s.backend,  # type: ignore[arg-type]
                                image=None if s.postgres_image == "postgres:16" else
                                s.postgres_image,
+                               version=s.postgres_version,
                                external_admin_url=s.postgres_url, reuse=s.reuse)
         image: str | None = None if s.mysql_image == "mysql:8.0" else s.mysql_image
         if s.mysql_flavour == "mariadb" and image is None:
             image = "mariadb"
         return BackendSpec(engine="mysql", provider=s.backend,  # type: ignore[arg-type]
-                           image=image, external_admin_url=s.mysql_url, reuse=s.reuse)
+                           image=image, version=s.mysql_version,
+                           external_admin_url=s.mysql_url, reuse=s.reuse)
 
     def get(self, engine: str) -> BackendHandle:
         with self._lock:

@@ -74,3 +74,17 @@ def test_factory_arguments_win_and_unknown_names_fail():
     assert base.override(backend=None).backend == "local"
     with pytest.raises(TypeError, match="unknown rds_iam_db setting"):
         base.override(regoin="x")
+
+
+def test_backend_specs_follow_the_settings():
+    from pytest_rdsiam.pool import BackendPool
+
+    pool = BackendPool(PluginSettings(backend="docker", postgres_version="15",
+                                      mysql_flavour="mariadb", reuse=True))
+    pg = pool.spec_for("postgres")
+    assert (pg.provider, pg.version, pg.reuse, pg.image) == ("docker", "15", True, None)
+    assert pg.resolved_image({}) == "postgres:15"
+    my = pool.spec_for("mysql")
+    assert my.resolved_image({}) == "mariadb:11"
+    custom = BackendPool(PluginSettings(mysql_image="mysql:8.4")).spec_for("mysql")
+    assert custom.resolved_image({}) == "mysql:8.4"
