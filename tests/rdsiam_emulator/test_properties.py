@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from tokenkit import AT, FORMS, TEMP, build_token, endpoint, lookup
+from tokenkit import ALICE, AT, FORMS, TEMP, build_token, endpoint, lookup
 
 from rdsiam_emulator.reasons import Reason
 from rdsiam_emulator.tokens import TokenFormatError, decode_component, parse_token, percent_decode
@@ -206,3 +206,122 @@ def test_fast_query_parse_is_taken_for_sdk_tokens() -> None:
 
     for form, token in GENUINE.items():
         assert _parse_query_fast(token.partition("?")[2]) is not None, form
+
+
+# ---------------------------------------------------------------- the SDK-layout fast path
+# ``verify_token`` first tries ``tokens.CANONICAL_SDK_TOKEN`` (one regex, integer time checks, a
+# lazily parsed result token). It may only ever accept what the general path accepts, and defers
+# everything else; these compare it with ``_verify_general`` result field by field.
+
+ASCII_USERS = ("app_user", "app user+1/x")
+"""A plain user and one whose DBUser value carries escapes (%20, %2B, %2F): both fast-path."""
+FAST_FORMS = ("botocore", "cli", "paws", "js_v2", "js_v3", "go", "ruby", "rust")
+SDK_GENUINE = {
+    (form, user, principal.access_key_id): build_token(principal=principal, form=form,
+                                                       db_user=user)
+    for form in FAST_FORMS for user in ASCII_USERS for principal in (TEMP, ALICE)
+}
+
+
+def same_as_general(
+    token: str, user: str, *, now: object = NOW, creds: object = CREDS, ep: object = EP,
+) -> VerifyResult:
+    """verify_token and the general path alone give identical results, field by field."""
+    from rdsiam_emulator.verifier import DEFAULT_SETTINGS, _verify_general
+
+    got = verify_token(token, endpoint=ep, db_user=user, credentials=creds,  # type: ignore[arg-type]
+                       now=now)  # type: ignore[arg-type]
+    want = _verify_general(token, ep, user, creds, now, DEFAULT_SETTINGS, None)  # type: ignore[arg-type]
+    assert (got.ok, got.reason, got.detail, got.hint, got.credential, got.access_key_id) == (
+        want.ok, want.reason, want.detail, want.hint, want.credential, want.access_key_id
+    ), token
+    assert got.token == want.token
+    assert got.rds_error_code == want.rds_error_code
+    return got
+
+
+def test_fast_path_is_taken_for_sdk_layouts() -> None:
+    from rdsiam_emulator.tokens import CANONICAL_SDK_TOKEN
+    from rdsiam_emulator.verifier import _LazyTokenResult
+
+    for (form, user, _akid), token in SDK_GENUINE.items():
+        assert CANONICAL_SDK_TOKEN.match(token) is not None, form
+        result = verify(token, user)
+        assert result.ok, (form, result)
+        assert type(result) is _LazyTokenResult, form  # accepted without the general path
+        assert result.token == parse_token(token)
+        assert result.access_key_id == parse_token(token).access_key_id
+    # Java's order (DBUser first) and port-less tokens are left to the general path
+    java = build_token(principal=TEMP, form="java", db_user="app_user")
+    assert CANONICAL_SDK_TOKEN.match(java) is None
+    assert verify(java, "app_user").ok
+
+
+@FAST
+@given(st.sampled_from(sorted(SDK_GENUINE)), st.data())
+def test_fast_path_equals_general_path_on_mutations(key: tuple[str, str, str],
+                                                    data: st.DataObject) -> None:
+    token = SDK_GENUINE[key]
+    for _ in range(data.draw(st.integers(1, 3))):
+        token = mutate(token, data)
+    user = data.draw(st.sampled_from([key[1], key[1].upper(), "other"]))
+    same_as_general(token, user)
+
+
+@FAST
+@given(st.sampled_from(sorted(SDK_GENUINE)),
+       st.sampled_from([-300, 900, 0]), st.integers(-3, 3),
+       st.sampled_from([timedelta(0), timedelta(hours=5, minutes=30), timedelta(hours=-8)]))
+def test_fast_path_time_boundaries_to_the_microsecond(
+    key: tuple[str, str, str], edge: int, micros: int, offset: timedelta,
+) -> None:
+    """Integer-microsecond time checks agree with the datetime ones, in any time zone."""
+    from datetime import timezone
+
+    now = (AT + timedelta(seconds=edge, microseconds=micros)).astimezone(timezone(offset))
+    result = same_as_general(SDK_GENUINE[key], key[1], now=now)
+    assert result.ok == (-300_000_000 <= edge * 1_000_000 + micros <= 900_000_000)
+
+
+@FAST
+@given(st.sampled_from(sorted(SDK_GENUINE)), st.sampled_from(
+    ["unknown", "inactive", "expired", "other-session", "long-term", "wrong-secret", "ok"]))
+def test_fast_path_equals_general_path_on_credential_failures(
+    key: tuple[str, str, str], case: str,
+) -> None:
+    from rdsiam_emulator.credentials import StaticCredentials
+
+    principal = TEMP if key[2] == TEMP.access_key_id else ALICE
+    overrides: dict[str, object] = {
+        "unknown": {}, "inactive": {"active": False},
+        "expired": {"expires_at": NOW - timedelta(seconds=1)},
+        "other-session": {"session_token": "another+session/token="},
+        "long-term": {"session_token": None},
+        "wrong-secret": {"secret_access_key": "not-the-secret"}, "ok": {},
+    }[case]
+    table = {} if case == "unknown" else {
+        principal.access_key_id: principal.resolved(**overrides)}
+    result = same_as_general(SDK_GENUINE[key], key[1], creds=StaticCredentials(table))
+    assert result.ok == (case == "ok" or (case == "long-term" and principal is ALICE))
+
+
+def test_lazy_result_token_is_immutable_and_replaceable() -> None:
+    import dataclasses
+
+    token = SDK_GENUINE[("botocore", "app_user", TEMP.access_key_id)]
+    result = verify(token, "app_user")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.token = None  # type: ignore[misc]
+    copy = dataclasses.replace(result, detail="x")
+    assert copy.token == parse_token(token) and copy.detail == "x"
+    assert result == verify(token, "app_user")
+
+
+def test_lookup_that_raises_is_reported_like_the_general_path() -> None:
+    class Broken:
+        def lookup(self, access_key_id: str) -> None:
+            raise RuntimeError("boom")
+
+    token = SDK_GENUINE[("go", "app user+1/x", ALICE.access_key_id)]
+    result = same_as_general(token, "app user+1/x", creds=Broken())
+    assert result.reason is Reason.INTERNAL_ERROR and "boom" in result.detail
