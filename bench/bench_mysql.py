@@ -76,7 +76,7 @@ def start_mariadb(work: Path, cert: Path, key: Path, ca: Path) -> tuple[subproce
     return proc, port
 
 
-def serve(backend_port: int, ca_dir: str, queue: mp.Queue) -> None:
+def serve(backend_port: int, ca_dir: str, queue: mp.Queue, loop: str = "uvloop") -> None:
     from rdsiam_emulator.authenticator import Authenticator
     from rdsiam_emulator.credentials import StaticCredentials
     from rdsiam_emulator.endpoint.mysql import MysqlEndpoint
@@ -98,12 +98,12 @@ def serve(backend_port: int, ca_dir: str, queue: mp.Queue) -> None:
         queue.put(ep.port)
         await asyncio.Event().wait()
 
-    try:
-        import uvloop  # optional: a faster event loop and TLS for the endpoint process
-    except ImportError:
-        asyncio.run(main())
-    else:
+    if loop == "uvloop":  # a faster event loop and TLS (a dev dependency)
+        import uvloop
+
         uvloop.run(main())
+    else:  # what `rdsiam-emulator` itself runs on
+        asyncio.run(main())
 
 
 def connect(port: int, user: str, pw: str, ca: str, **kw):
@@ -125,6 +125,13 @@ def slap(port: int, user: str, pw: str, ca: str, n: int, concurrency: int,
         if "Average number of seconds to run all queries" in line:
             return n / float(line.split(":")[1].split()[0])
     raise RuntimeError("unexpected mariadb-slap output: " + out)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), to report the endpoint's cost per
+    query / MB / connection: unlike throughput ratios it hardly depends on the machine's load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def median(values: list[float]) -> float:
@@ -180,6 +187,8 @@ def main() -> int:
     ap.add_argument("--queries", type=int, default=20000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--mb", type=int, default=100)
+    ap.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
+                    help="event loop of the endpoint process")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-mysql-"))
     proc = None
@@ -192,8 +201,8 @@ def main() -> int:
         proc, bport = start_mariadb(work, cert.cert_path, cert.key_path, ca.bundle_path)
         cafile = str(ca.bundle_path)
         queue: mp.Queue = mp.get_context("spawn").Queue()
-        child = mp.get_context("spawn").Process(target=serve, args=(bport, str(work / "ca"), queue),
-                                                daemon=True)
+        child = mp.get_context("spawn").Process(
+            target=serve, args=(bport, str(work / "ca"), queue, args.loop), daemon=True)
         child.start()
         eport = queue.get(timeout=60)
         with connect(eport, MASTER, MASTER_PW, cafile) as m, m.cursor() as cur:
@@ -215,28 +224,43 @@ def main() -> int:
         def add(name: str, value: float) -> None:
             runs.setdefault(name, []).append(value)
 
+        assert child.pid is not None
+        cpu: dict[str, list[float]] = {}
+
+        def timed(name: str, per: float, fn):  # endpoint CPU microseconds per unit of work
+            before = cpu_seconds(child.pid)
+            value = fn()
+            cpu.setdefault(name, []).append((cpu_seconds(child.pid) - before) * 1e6 / per)
+            return value
+
         for _ in range(args.rounds):
             add("conn/s direct (password, TLS)",
                 slap(bport, MASTER, MASTER_PW, cafile, args.conns, 8, True))
-            add("conn/s endpoint (IAM token, TLS)",
-                slap(eport, "iam_bench", ip_tok, cafile, args.conns, 8, True))
-            add("conn/s endpoint (password relay, TLS)",
-                slap(eport, MASTER, MASTER_PW, cafile, args.conns, 8, True))
+            add("conn/s endpoint (IAM token, TLS)", timed(
+                "endpoint CPU us per IAM connection", args.conns,
+                lambda: slap(eport, "iam_bench", ip_tok, cafile, args.conns, 8, True)))
+            add("conn/s endpoint (password relay, TLS)", timed(
+                "endpoint CPU us per password connection", args.conns,
+                lambda: slap(eport, MASTER, MASTER_PW, cafile, args.conns, 8, True)))
             add("SELECT 1/s direct (4 conns)",
                 slap(bport, MASTER, MASTER_PW, cafile, args.queries, 4, False))
-            add("SELECT 1/s endpoint (4 conns)",
-                slap(eport, "iam_bench", ip_tok, cafile, args.queries, 4, False))
+            add("SELECT 1/s endpoint (4 conns)", timed(
+                "endpoint CPU us per SELECT 1", args.queries,
+                lambda: slap(eport, "iam_bench", ip_tok, cafile, args.queries, 4, False)))
             with connect(bport, MASTER, MASTER_PW, cafile, max_allowed_packet=256 << 20) as d:
                 ins, sel = bulk(d, args.mb, "bd")
                 add("bulk insert MB/s direct", ins)
                 add("bulk select MB/s direct", sel)
             with connect(eport, "iam_bench", tok, cafile, max_allowed_packet=256 << 20) as e:
-                ins, sel = bulk(e, args.mb, "be")
+                ins, sel = timed("endpoint CPU us per MB (insert + select)", 2 * args.mb,
+                                 lambda: bulk(e, args.mb, "be"))
                 add("bulk insert MB/s endpoint", ins)
                 add("bulk select MB/s endpoint", sel)
         results = {name: median(values) for name, values in runs.items()}
         for name, value in results.items():
             print(f"{name:42s} {value:10.1f}")
+        for name, values in cpu.items():
+            print(f"{name:42s} {median(values):10.1f}")
         d, e = results["conn/s direct (password, TLS)"], results["conn/s endpoint (IAM token, TLS)"]
         print(f"ratio conn (IAM endpoint / direct)         {e / d:10.2f}")
         q = results["SELECT 1/s endpoint (4 conns)"] / results["SELECT 1/s direct (4 conns)"]

@@ -33,3 +33,33 @@ def test_large_packets_are_not_buffered():
     assert b"".join(i for i in items if isinstance(i, bytes)) == big[:100_000]
     items, _ = framer.feed(big[100_000:])
     assert b"".join(i for i in items if isinstance(i, bytes)) == big[100_000:]
+
+
+def test_single_whole_packets_take_the_fast_path_but_are_still_inspected():
+    framer = CommandFramer()
+    query = encode_packet(0, b"\x03SELECT 1")
+    items, rest = framer.feed(query)
+    assert items == [query] and items[0] is query and rest == b""  # forwarded without a copy
+    ddl = encode_packet(0, b"\x03ALTER USER x IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'")
+    items, rest = framer.feed(ddl)
+    assert len(items) == 1 and isinstance(items[0], Intercept) and items[0].raw == ddl
+    change = encode_packet(0, b"\x11bob\0")
+    items, rest = CommandFramer().feed(change)
+    assert len(items) == 1 and isinstance(items[0], Intercept)
+    not_a_command = encode_packet(1, b"\x11bob\0")  # seq != 0: an auth answer, not a command
+    assert CommandFramer().feed(not_a_command) == ([not_a_command], b"")
+    empty = encode_packet(0, b"")
+    assert CommandFramer().feed(empty) == ([empty], b"")
+
+
+def test_fast_path_hands_over_to_the_framer_for_partial_packets():
+    framer = CommandFramer()
+    query = encode_packet(0, b"\x03SELECT 'a long text', 2")
+    big = encode_packet(0, b"\x03INSERT INTO t VALUES ('" + b"x" * 2_000_000 + b"')")
+    out: list[bytes] = []
+    for chunk in (query[:7], query[7:] + big[:5000], big[5000:], query):
+        items, rest = framer.feed(chunk)
+        assert rest == b"" and all(isinstance(i, bytes) for i in items)
+        out.extend(i for i in items if isinstance(i, bytes))
+    assert b"".join(out) == query + big + query
+    assert framer.feed(query) == ([query], b"")  # whole packets again: the fast path
