@@ -597,22 +597,22 @@ def _verify_sdk_layout(
     except Exception as exc:
         return _lazy_result(token, akid, None, False, Reason.INTERNAL_ERROR,
                             f"access key raised {exc!r}")
-    resolved = _Resolved(akid, cred)
     if cred is None or not cred.active or (cred.expires_at is not None and now > cred.expires_at):
-        return _verify_general(token, endpoint, db_user, resolved, now, settings, authorizer)
+        return _explained(token, endpoint, db_user, akid, cred, now, settings, authorizer)
     expected_session = cred.session_token
     if expected_session is None:
         if session is not None:
-            return _verify_general(token, endpoint, db_user, resolved, now, settings, authorizer)
+            return _explained(token, endpoint, db_user, akid, cred, now, settings, authorizer)
         query = head + _SIGNED_HEADERS_ITEM
     else:
         encoded_session = _encoded_session_token(expected_session)
         if (
             session is None
             or encoded_session is None
+            or not session.isascii()  # (compare_digest takes ASCII text only)
             or not _compare(encoded_session, session)
         ):
-            return _verify_general(token, endpoint, db_user, resolved, now, settings, authorizer)
+            return _explained(token, endpoint, db_user, akid, cred, now, settings, authorizer)
         query = head + _SECURITY_TOKEN_ITEM + session + _SIGNED_HEADERS_ITEM
     key = _prepared_key(cred.secret_access_key, day, region, "rds-db")
     digest = _sha256(
@@ -622,11 +622,11 @@ def _verify_sdk_layout(
         f"AWS4-HMAC-SHA256\n{day}T{hms}Z\n{day}/{region}/rds-db/aws4_request\n{digest}"
     )
     if not _compare(expected, signature):
-        return _verify_general(token, endpoint, db_user, resolved, now, settings, authorizer)
+        return _explained(token, endpoint, db_user, akid, cred, now, settings, authorizer)
     if authorizer is not None:
         parsed = parse_token(token)
-        ctx = CheckContext(parsed, endpoint, db_user, resolved, now, settings, authorizer,
-                           cred, host_port)
+        ctx = CheckContext(parsed, endpoint, db_user, _Resolved(akid, cred), now, settings,
+                           authorizer, cred, host_port)
         try:
             rejection = _check_authorization(ctx)
         except Exception as exc:
@@ -637,6 +637,16 @@ def _verify_sdk_layout(
             )
         return _accepted(parsed, cred)
     return _lazy_result(token, akid, cred, True, None, "token accepted")
+
+
+def _explained(
+    token: str, endpoint: Endpoint, db_user: str, akid: str, cred: ResolvedCredential | None,
+    now: datetime, settings: VerifierSettings, authorizer: Authorizer | None,
+) -> VerifyResult:
+    """The general path for a token whose key is already looked up (IAM is never asked twice)."""
+    return _verify_general(
+        token, endpoint, db_user, _Resolved(akid, cred), now, settings, authorizer
+    )
 
 
 def _encoded_or_none(text: str) -> str | None:
