@@ -203,3 +203,13 @@ def test_old_client_without_plugin_auth_gets_1251(myenv):
     assert packet.seq == 3
     err = ErrPacket.parse(packet.payload)
     assert (err.code, err.sqlstate) == (1251, "08004")
+
+
+def test_no_tls_session_tickets_are_issued(myenv):
+    """MySQL clients do not resume sessions; the endpoint skips the tickets' CPU cost."""
+    with connect(myenv, *myenv.master) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1")  # tickets, if any, arrive with the first records after login
+        assert cur.fetchall() == ((1,),)
+        session = conn._sock.session
+        assert conn._sock.version() == "TLSv1.3"
+        assert session is None or not session.has_ticket
