@@ -84,9 +84,9 @@ A match is a token ``parse_token`` reads without error, whose canonical query st
 sorted order and canonical (plain names, an alphanumeric key id, digits), and the two values that
 may carry escapes (DBUser, the session token) are proved canonical by the verifier comparing them
 with the SigV4 encoding of the values they must equal (so the session token, the longest part,
-is matched as ``[^&]++``, sre's fastest loop, and only compared). Exactly one of ``headers1..3``
-must be set (otherwise SignedHeaders is missing or repeated). Anything else takes the general
-parser."""
+is matched as ``[^&]++``, sre's fastest loop, and only compared). Exactly one of
+``headers1..3`` must be set (otherwise SignedHeaders is missing or repeated). Anything else takes
+the general parser."""
 
 
 class TokenFormatError(ValueError):

@@ -537,6 +537,12 @@ def _day_start(day: str) -> int | None:
     return (ordinal - _EPOCH_ORDINAL) * 86400
 
 
+@lru_cache(maxsize=64)
+def _microseconds(delta: timedelta) -> int:
+    """A setting's timedelta as whole microseconds (cached: settings are few and immutable)."""
+    return delta // _MICROSECOND
+
+
 @lru_cache(maxsize=1024)
 def _encoded_session_token(session_token: str) -> str | None:
     """A credential's session token as SigV4 encodes it (cached per credential, like its key)."""
@@ -587,7 +593,7 @@ def _verify_sdk_layout(
     signed_us = (day_start + hours * 3600 + minutes * 60 + seconds) * 1_000_000
     now_us = (now - _EPOCH) // _MICROSECOND
     if (
-        signed_us - now_us > settings.max_future_skew // _MICROSECOND
+        signed_us - now_us > _microseconds(settings.max_future_skew)
         or now_us > signed_us + expires * 1_000_000
     ):
         return None

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from tokenkit import ALICE, AT, FORMS, TEMP, build_token, endpoint, lookup
+from tokenkit import ALICE, AT, FORMS, HOST, TEMP, build_token, endpoint, lookup
 
 from rdsiam_emulator.reasons import Reason
 from rdsiam_emulator.tokens import TokenFormatError, decode_component, parse_token, percent_decode
@@ -325,3 +325,20 @@ def test_lookup_that_raises_is_reported_like_the_general_path() -> None:
     token = SDK_GENUINE[("go", "app user+1/x", ALICE.access_key_id)]
     result = same_as_general(token, "app user+1/x", creds=Broken())
     assert result.reason is Reason.INTERNAL_ERROR and "boom" in result.detail
+
+
+@pytest.mark.parametrize("host,port", [
+    ("reader.example.com", 5432), ("READER.Example.com", 5432), ("reader.example.com.", 5432),
+    ("127.0.0.1", 6000), ("127.0.0.1", 5432), (HOST, 5432), (HOST.upper(), 5432),
+    ("elsewhere.example.com", 5432),
+])
+def test_fast_path_host_binding_equals_general(host: str, port: int) -> None:
+    from rdsiam_emulator.tokens import CANONICAL_SDK_TOKEN
+
+    ep = endpoint(aliases=("Reader.Example.COM.", "127.0.0.1:6000"))
+    token = build_token(principal=TEMP, host=host, port=port, db_user="app_user")
+    result = same_as_general(token, "app_user", ep=ep)
+    assert result.ok == (host.lower().rstrip(".") in ("reader.example.com", HOST)
+                         or (host, port) == ("127.0.0.1", 6000))
+    if not host.endswith("."):
+        assert CANONICAL_SDK_TOKEN.match(token) is not None
