@@ -9,6 +9,7 @@ writes to a socket: what the client sees is the front-end's business (RDS's gene
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from rdsiam_emulator.clock import Clock, SystemClock
 from rdsiam_emulator.credentials import CredentialLookup
@@ -48,6 +49,23 @@ class Decision:
     @property
     def rds_error_code(self) -> str | None:
         return None if self.reason is None else REASONS[self.reason].rds_error_code
+
+
+class IamAuthenticator(Protocol):
+    """What the protocol front-ends need from an authenticator (``Authenticator`` is the real one;
+    tests may pass their own)."""
+
+    iam_enabled: bool
+
+    def transport_rejection(self, client: ClientInfo) -> Reason | None: ...
+
+    def authenticate_iam(self, *, db_user: str, token: str, client: ClientInfo) -> Decision: ...
+
+    def reject(self, *, db_user: str, client: ClientInfo, reason: Reason, detail: str,
+               hint: str | None = None, method: str = "iam") -> Decision: ...
+
+    def record_password_login(self, *, db_user: str, client: ClientInfo, ok: bool,
+                              detail: str) -> AuthEvent: ...
 
 
 class Authenticator:

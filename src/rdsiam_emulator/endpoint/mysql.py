@@ -28,9 +28,9 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, replace
 from typing import Any
 
-from rdsiam_emulator.authenticator import ClientInfo
+from rdsiam_emulator.authenticator import ClientInfo, IamAuthenticator
 from rdsiam_emulator.endpoint.mysql_admin import AdminConnection, BackendAddress
-from rdsiam_emulator.endpoint.mysql_intercept import CommandInterceptor, IamAuthenticator, Session
+from rdsiam_emulator.endpoint.mysql_intercept import CommandInterceptor, Session
 from rdsiam_emulator.endpoint.mysql_relay import (
     FIRST_PACKET_MAX,
     BackendSide,

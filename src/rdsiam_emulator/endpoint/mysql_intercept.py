@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from rdsiam_emulator.authenticator import ClientInfo, Decision
+from rdsiam_emulator.authenticator import ClientInfo, IamAuthenticator
 from rdsiam_emulator.endpoint.mysql_admin import AdminConnection
 from rdsiam_emulator.endpoint.mysql_relay import (
     BackendSide,
@@ -22,7 +22,6 @@ from rdsiam_emulator.endpoint.mysql_relay import (
     next_client_auth,
     relay_login,
 )
-from rdsiam_emulator.events import AuthEvent
 from rdsiam_emulator.protocols.mysql import ddl
 from rdsiam_emulator.protocols.mysql.constants import CLEAR_PASSWORD, Capability, ErrorCode
 from rdsiam_emulator.protocols.mysql.framing import Intercept
@@ -39,21 +38,6 @@ from rdsiam_emulator.secrets import derived_password
 
 log = logging.getLogger(__name__)
 
-
-class IamAuthenticator(Protocol):
-    """What the endpoint needs from ``authenticator.Authenticator``."""
-
-    iam_enabled: bool
-
-    def transport_rejection(self, client: ClientInfo) -> Reason | None: ...
-
-    def authenticate_iam(self, *, db_user: str, token: str, client: ClientInfo) -> Decision: ...
-
-    def reject(self, *, db_user: str, client: ClientInfo, reason: Reason, detail: str,
-               hint: str | None = None, method: str = "iam") -> Decision: ...
-
-    def record_password_login(self, *, db_user: str, client: ClientInfo, ok: bool,
-                              detail: str) -> AuthEvent: ...
 
 
 class InterceptorHost(Protocol):

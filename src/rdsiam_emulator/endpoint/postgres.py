@@ -24,9 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from rdsiam_emulator.authenticator import ClientInfo, Decision
+from rdsiam_emulator.authenticator import ClientInfo, IamAuthenticator
 from rdsiam_emulator.endpoint.relay import ConnectionClosed, RelayConnection
-from rdsiam_emulator.events import AuthEvent
 from rdsiam_emulator.protocols.postgres import codec
 from rdsiam_emulator.protocols.postgres.backend import BackendLogin, LoginFailed, LoginSucceeded
 from rdsiam_emulator.protocols.postgres.codec import ProtocolViolation
@@ -56,19 +55,6 @@ IAM_ROLE = "rds_iam"
 DEFAULT_HANDSHAKE_TIMEOUT = 60.0
 """PostgreSQL's default authentication_timeout."""
 
-
-class IamAuthenticator(Protocol):
-    """What the endpoint needs from ``authenticator.Authenticator``."""
-
-    def transport_rejection(self, client: ClientInfo) -> Reason | None: ...
-
-    def authenticate_iam(self, *, db_user: str, token: str, client: ClientInfo) -> Decision: ...
-
-    def reject(self, *, db_user: str, client: ClientInfo, reason: Reason, detail: str,
-               hint: str | None = None, method: str = "iam") -> Decision: ...
-
-    def record_password_login(self, *, db_user: str, client: ClientInfo, ok: bool,
-                              detail: str) -> AuthEvent: ...
 
 
 @dataclass(frozen=True)
