@@ -480,6 +480,35 @@ def parse_token(token: str) -> ParsedToken:
     )
 
 
+def parse_sdk_layout(token: str, db_user: str, security_token: str | None) -> ParsedToken:
+    """``parse_token(token)`` for a token the verifier's SDK-layout path accepted, given the
+    decoded values it proved (DBUser and the session token) instead of decoding them again.
+
+    Only valid for such tokens: ``CANONICAL_SDK_TOKEN`` matched, DBUser is the canonical encoding
+    of ``db_user`` and the session token that of ``security_token``. The key id is alphanumeric,
+    so the credential's only escapes are its ``%2F`` separators.
+    """
+    head, _, query = token.partition("?")
+    path = "/" if head[-1:] == "/" else ""
+    host_text = head[:-1] if path else head
+    host, _, port_text = host_text.rpartition(":")
+    encoded = tuple([(key, value) for key, _, value in [item.partition("=") for item in
+                                                         query.split("&")]])
+    values = dict(encoded)
+    values["DBUser"] = db_user
+    credential_text = values["X-Amz-Credential"].replace("%2F", "/")
+    values["X-Amz-Credential"] = credential_text
+    if security_token is not None:
+        values[SECURITY_TOKEN] = security_token
+    amz_date = values["X-Amz-Date"]
+    return _new_parsed_token(
+        token, host, int(port_text), host_text, path, tuple(values.items()), "connect", db_user,
+        ALGORITHM, _parse_credential_cached(credential_text, amz_date[:8]), amz_date,
+        datetime.fromisoformat(amz_date), int(values["X-Amz-Expires"]), "host",
+        values["X-Amz-Signature"], security_token, encoded,
+    )
+
+
 def _parse_amz_date(text: str) -> datetime:
     """``YYYYMMDDTHHMMSSZ``: the regex fixes the shape, ``fromisoformat`` (C, ~10x faster than
     strptime) checks the ranges and yields an aware UTC datetime."""

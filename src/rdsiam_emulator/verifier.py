@@ -25,6 +25,7 @@ from rdsiam_emulator.tokens import (
     MAX_TOKEN_LENGTH,
     ParsedToken,
     TokenFormatError,
+    parse_sdk_layout,
     parse_token,
 )
 
@@ -642,7 +643,7 @@ def _verify_sdk_layout(
                 False, rejection.reason, rejection.detail, rejection.hint, parsed, cred
             )
         return _accepted(parsed, cred)
-    return _lazy_result(token, akid, cred, True, None, "token accepted")
+    return _lazy_result(token, akid, cred, True, None, "token accepted", db_user)
 
 
 def _explained(
@@ -672,7 +673,8 @@ class _LazyTokenResult(VerifyResult):
     ``__init__``, e.g. from ``dataclasses.replace``).
     """
 
-    __slots__ = ("_akid", "_raw")
+    __slots__ = ("_akid", "_raw", "_user")
+    # _user: the proved DBUser when accepted (the token is then built without decoding again)
 
     @property
     def token(self) -> ParsedToken | None:
@@ -680,7 +682,12 @@ class _LazyTokenResult(VerifyResult):
         if parsed is None:
             raw: str | None = _GET_RAW(self)
             if raw is not None:
-                parsed = parse_token(raw)
+                cred = self.credential
+                user: str | None = _GET_USER(self)
+                parsed = (
+                    parse_token(raw) if user is None or cred is None
+                    else parse_sdk_layout(raw, user, cred.session_token)
+                )
                 _SET_TOKEN(self, parsed)
                 _SET_RAW(self, None)
         return parsed
@@ -689,6 +696,7 @@ class _LazyTokenResult(VerifyResult):
     def token(self, value: ParsedToken | None) -> None:
         _SET_TOKEN(self, value)
         _SET_RAW(self, None)
+        _SET_USER(self, None)
         if value is not None:
             _SET_AKID(self, value.access_key_id)
 
@@ -699,13 +707,17 @@ class _LazyTokenResult(VerifyResult):
 
 
 _GET_TOKEN = getattr(VerifyResult, "token").__get__  # noqa: B009 (the slot, not the property)
-_GET_RAW, _GET_AKID = (_LazyTokenResult.__dict__[name].__get__ for name in ("_raw", "_akid"))
-_SET_RAW, _SET_AKID = (_LazyTokenResult.__dict__[name].__set__ for name in ("_raw", "_akid"))
+_GET_RAW, _GET_AKID, _GET_USER = (
+    _LazyTokenResult.__dict__[name].__get__ for name in ("_raw", "_akid", "_user")
+)
+_SET_RAW, _SET_AKID, _SET_USER = (
+    _LazyTokenResult.__dict__[name].__set__ for name in ("_raw", "_akid", "_user")
+)
 
 
 def _lazy_result(
     raw: str, akid: str, cred: ResolvedCredential | None, ok: bool, reason: Reason | None,
-    detail: str,
+    detail: str, user: str | None = None,
 ) -> VerifyResult:
     """Built without ``__init__`` (like ``_accepted``): the slots are set directly."""
     result = object.__new__(_LazyTokenResult)
@@ -717,6 +729,7 @@ def _lazy_result(
     _SET_CREDENTIAL(result, cred)
     _SET_RAW(result, raw)
     _SET_AKID(result, akid)
+    _SET_USER(result, user)
     return result
 
 
