@@ -200,7 +200,7 @@ def test_aws_cli_token_verifies(tmp_path: Path) -> None:
 
 def _node_sign(requests: list[dict[str, Any]]) -> list[str]:
     if shutil.which("node") is None:
-        pytest.skip("node is not installed")
+        pytest.skip(reason="node is not installed")
     proc = subprocess.run(
         ["node", str(NODE_DIR / "sign.mjs"), json.dumps(requests)],
         cwd=NODE_DIR, capture_output=True, text=True, timeout=120,

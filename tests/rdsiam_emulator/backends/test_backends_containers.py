@@ -34,7 +34,7 @@ pytestmark = pytest.mark.containers
 @pytest.fixture(scope="session")
 def engine_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     if shutil.which("podman") is None and os.geteuid() != 0:
-        pytest.skip("no podman and not root: scripts/podman-engine cannot install it here")
+        pytest.skip(reason="no podman and not root: scripts/podman-engine cannot install it here")
     api_dir = tmp_path_factory.mktemp("podman-api")
     proc = subprocess.run(
         [str(SCRIPT), "up", str(api_dir)], capture_output=True, text=True, timeout=1800, check=False
