@@ -483,16 +483,22 @@ def _verify_general(
         return _first_failure(ctx, parsed)
 
     if authorizer is not None:
-        ctx = CheckContext(parsed, endpoint, db_user, credentials, now, settings, authorizer,
-                           cred, parsed.host_text)
-        try:
-            rejection = _check_authorization(ctx)
-        except Exception as exc:
-            rejection = Rejection(Reason.INTERNAL_ERROR, f"{CHECKS[-1].name} raised {exc!r}")
-        if rejection is not None:
-            return VerifyResult(
-                False, rejection.reason, rejection.detail, rejection.hint, parsed, cred
-            )
+        return _authorized(CheckContext(parsed, endpoint, db_user, credentials, now, settings,
+                                        authorizer, cred, parsed.host_text), parsed, cred)
+    return _accepted(parsed, cred)
+
+
+def _authorized(ctx: CheckContext, parsed: ParsedToken, cred: ResolvedCredential) -> VerifyResult:
+    """The authorization step of a token that passed every other check (both paths): a raising
+    authorizer is an internal error, never a crash."""
+    try:
+        rejection = _check_authorization(ctx)
+    except Exception as exc:
+        rejection = Rejection(Reason.INTERNAL_ERROR, f"{CHECKS[-1].name} raised {exc!r}")
+    if rejection is not None:
+        return VerifyResult(
+            False, rejection.reason, rejection.detail, rejection.hint, parsed, cred
+        )
     return _accepted(parsed, cred)
 
 
@@ -634,15 +640,7 @@ def _verify_sdk_layout(
         parsed = parse_token(token)
         ctx = CheckContext(parsed, endpoint, db_user, _Resolved(akid, cred), now, settings,
                            authorizer, cred, host_port)
-        try:
-            rejection = _check_authorization(ctx)
-        except Exception as exc:
-            rejection = Rejection(Reason.INTERNAL_ERROR, f"{CHECKS[-1].name} raised {exc!r}")
-        if rejection is not None:
-            return VerifyResult(
-                False, rejection.reason, rejection.detail, rejection.hint, parsed, cred
-            )
-        return _accepted(parsed, cred)
+        return _authorized(ctx, parsed, cred)
     return _lazy_result(token, akid, cred, True, None, "token accepted", db_user)
 
 
