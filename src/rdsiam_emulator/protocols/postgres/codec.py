@@ -54,10 +54,10 @@ class Message:
     body: bytes
 
 
-class StartupReader:
-    """Accumulates bytes and yields start-up packet bodies (without the length word)."""
+class _Buffered:
+    """The byte buffer both readers share: feed bytes in, hand the unread rest over."""
 
-    def __init__(self, max_size: int = MAX_STARTUP_PACKET) -> None:
+    def __init__(self, max_size: int) -> None:
         self._buf = bytearray()
         self._max = max_size
 
@@ -72,6 +72,13 @@ class StartupReader:
         rest = bytes(self._buf)
         self._buf.clear()
         return rest
+
+
+class StartupReader(_Buffered):
+    """Accumulates bytes and yields start-up packet bodies (without the length word)."""
+
+    def __init__(self, max_size: int = MAX_STARTUP_PACKET) -> None:
+        super().__init__(max_size)
 
     def next_packet(self) -> bytes | None:
         if len(self._buf) < 4:
@@ -86,24 +93,11 @@ class StartupReader:
         return body
 
 
-class MessageReader:
+class MessageReader(_Buffered):
     """Accumulates bytes and yields typed messages; rejects lengths outside 4..max_size."""
 
     def __init__(self, max_size: int = MAX_AUTH_MESSAGE) -> None:
-        self._buf = bytearray()
-        self._max = max_size
-
-    def feed(self, data: bytes) -> None:
-        self._buf += data
-
-    @property
-    def buffered(self) -> int:
-        return len(self._buf)
-
-    def take_rest(self) -> bytes:
-        rest = bytes(self._buf)
-        self._buf.clear()
-        return rest
+        super().__init__(max_size)
 
     def next_message(self) -> Message | None:
         if len(self._buf) < 5:
