@@ -27,6 +27,7 @@ print(json.dumps({
     "dirs": [str(pg_work), str(my_work)],
 }), flush=True)
 if sys.argv[1] == "exit":
+    sys.stdin.readline()  # the parent checks the servers are up before letting us exit
     sys.exit(0)
 time.sleep(120)
 """
@@ -46,6 +47,7 @@ def test_servers_are_stopped_when_the_process_ends(how: str, tmp_path: Path) -> 
     with open(errors, "w") as err:
         proc = subprocess.Popen(
             [sys.executable, "-c", CHILD, how],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=err,
             text=True,
@@ -61,6 +63,10 @@ def test_servers_are_stopped_when_the_process_ends(how: str, tmp_path: Path) -> 
             os.kill(proc.pid, signal.SIGINT)
         elif how == "sigterm":
             os.kill(proc.pid, signal.SIGTERM)
+        else:
+            assert proc.stdin is not None
+            proc.stdin.write("exit now\n")
+            proc.stdin.flush()
         code = proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
