@@ -24,6 +24,7 @@ import asyncio
 import os
 import pwd
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -157,10 +158,20 @@ def copy_round(env: dict[str, str], data_file: Path) -> tuple[float, float]:
     return copy_in, copy_out
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (Linux /proc): the endpoint's cost per connection."""
+def cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """User + system CPU seconds of a process (Linux /proc), with ``children`` also those of its
+    reaped children (the postmaster's: every finished backend session)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    used = int(fields[11]) + int(fields[12])
+    if children:
+        used += int(fields[13]) + int(fields[14])
+    return used / os.sysconf("SC_CLK_TCK")
+
+
+def client_cpu_seconds() -> float:
+    """CPU seconds of this process's finished children (pgbench, psql)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def latency_p50(conninfo: str, n: int = 2000) -> float:
@@ -235,17 +246,26 @@ def main() -> None:
         t = str(args.seconds)
         results: dict[str, dict[str, list[float]]] = {"direct": {}, "endpoint": {}}
         endpoint_cpu_ms: list[float] = []
+        postmaster = int((Path(handle.unix_socket).parent / "data" / "postmaster.pid")
+                         .read_text().split()[0])
+        breakdown: dict[str, dict[str, list[float]]] = {"direct": {}, "endpoint": {}}
         for _ in range(args.rounds):
             for name, env in (("direct", direct), ("endpoint", via)):
                 r = results[name]
-                cpu_before = cpu_seconds(child.pid)
+                before = (cpu_seconds(child.pid), cpu_seconds(postmaster, children=True),
+                          client_cpu_seconds())
                 started = time.perf_counter()
                 rate = pgbench(env, "-C", "-S", "-c4", "-j2", "-T", t)
                 elapsed = time.perf_counter() - started
+                after = (cpu_seconds(child.pid), cpu_seconds(postmaster, children=True),
+                         client_cpu_seconds())
                 r.setdefault("conn/s (pgbench -C -S -c4 -j2)", []).append(rate)
+                conns = rate * elapsed
+                for part, b, a in zip(("endpoint", "server", "client"), before, after,
+                                      strict=True):
+                    breakdown[name].setdefault(part, []).append((a - b) / conns * 1000)
                 if name == "endpoint":
-                    cpu = cpu_seconds(child.pid) - cpu_before
-                    endpoint_cpu_ms.append(cpu / (rate * elapsed) * 1000)
+                    endpoint_cpu_ms.append((after[0] - before[0]) / conns * 1000)
                 if args.conn_only:
                     continue
                 r.setdefault("TPS pgbench -S -c4 -j2", []).append(
@@ -270,6 +290,11 @@ def main() -> None:
                 print(f"{metric:34} {d:12.1f} {e:12.1f}  +{e - d:.1f} us added")
             else:
                 print(f"{metric:34} {d:12.1f} {e:12.1f} {e / d:7.2f}x")
+        for name in ("direct", "endpoint"):
+            parts = ", ".join(f"{part} {statistics.median(v):.2f}"
+                              for part, v in breakdown[name].items() if part != "endpoint"
+                              or name == "endpoint")
+            print(f"CPU ms per new connection, {name}: {parts}")
         per_conn = statistics.median(endpoint_cpu_ms)
         print(f"endpoint CPU per IAM connection: {per_conn:.2f} ms "
               f"(= {1000 / per_conn:.0f} IAM connections/s per core of endpoint capacity)")

@@ -36,6 +36,7 @@ class PluginSettings:
     require_tls: bool = True
     throttling: bool = True
     events_file: str | None = None
+    event_loop: str = "auto"
 
     def override(self, **changes: Any) -> PluginSettings:
         """Factory arguments win over everything; ``None`` means "not given"."""
@@ -83,6 +84,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("require_tls", "refuse IAM logins without TLS, as RDS does", "bool"),
     Option("throttling", "emulate RDS's IAM connection throttling", "bool"),
     Option("events_file", "also write every auth event to this JSON-lines file"),
+    Option("event_loop", "event loop of the endpoints (auto: uvloop when installed)", "choice",
+           ("auto", "uvloop", "asyncio")),
 )
 
 

@@ -67,7 +67,9 @@ class InstancePool:
         self.clock = OffsetClock()
         events_path = Path(settings.events_file) if settings.events_file else None
         self.events = EventLog(jsonl_path=events_path)
-        self.emulator = Emulator(state_dir, clock=self.clock, events=self.events)
+        self.emulator = Emulator(state_dir, clock=self.clock, events=self.events,
+                                event_loop=None if settings.event_loop == "auto"
+                                else settings.event_loop)
         self.backends = backends
         self._instances: dict[InstanceConfig, EmulatedInstance] = {}
         self._lock = threading.Lock()

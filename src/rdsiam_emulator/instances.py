@@ -26,6 +26,7 @@ from rdsiam_emulator.endpoint.mysql import MysqlEndpoint, MysqlEndpointSettings
 from rdsiam_emulator.endpoint.mysql_admin import BackendAddress
 from rdsiam_emulator.endpoint.postgres import BackendTarget, EndpointSettings, PostgresEndpoint
 from rdsiam_emulator.endpoint_spec import Endpoint
+from rdsiam_emulator.event_loops import LoopName, loop_name
 from rdsiam_emulator.events import AuthEvent, EventLog
 from rdsiam_emulator.iam.moto_patches import new_dbi_resource_id
 from rdsiam_emulator.loop_thread import LoopThread
@@ -159,7 +160,10 @@ class Emulator:
         events: EventLog | None = None,
         credentials: CredentialLookup | None = None,
         authorizer: Authorizer | None = None,
+        event_loop: str | None = None,
     ) -> None:
+        """``event_loop``: ``auto`` (uvloop when installed), ``uvloop`` or ``asyncio``; unset
+        means $RDSIAM_EVENT_LOOP, then ``auto`` (see ``event_loops``)."""
         from rdsiam_emulator.iam.authorizer import IamAuthorizer
         from rdsiam_emulator.iam.moto_state import MotoCredentials
 
@@ -172,10 +176,15 @@ class Emulator:
         self.authorizer: Authorizer = authorizer if authorizer is not None else IamAuthorizer()
         self.ca = EmulatorCA(self.state_dir / "ca", clock=self.clock)
         self.dns_label = new_dns_label()
-        self._loop = LoopThread()
+        self._loop = LoopThread(loop=event_loop)
         self._instances: list[EmulatedInstance] = []
         self._lock = threading.Lock()
         moto_rds.install()
+
+    @property
+    def event_loop(self) -> LoopName:
+        """The kind of event loop the endpoints run on."""
+        return loop_name(self._loop.loop)
 
     @property
     def ca_bundle(self) -> Path:

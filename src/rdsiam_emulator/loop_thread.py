@@ -12,14 +12,17 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from rdsiam_emulator.event_loops import new_event_loop
+
 T = TypeVar("T")
 
 
 class LoopThread:
     """Owns one event loop running in a daemon thread until ``stop()``."""
 
-    def __init__(self, name: str = "rdsiam-endpoints") -> None:
-        self._loop = asyncio.new_event_loop()
+    def __init__(self, name: str = "rdsiam-endpoints", *, loop: str | None = None) -> None:
+        """``loop``: ``auto`` (default: uvloop when installed), ``uvloop`` or ``asyncio``."""
+        self._loop = new_event_loop(loop)
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self._thread.start()

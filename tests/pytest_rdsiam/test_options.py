@@ -88,3 +88,28 @@ def test_backend_specs_follow_the_settings():
     assert my.resolved_image({}) == "mariadb:11"
     custom = BackendPool(PluginSettings(mysql_image="mysql:8.4")).spec_for("mysql")
     assert custom.resolved_image({}) == "mysql:8.4"
+
+
+LOOP_PROBE = """
+def test_loop(rds_iam_instances):
+    print("LOOP", rds_iam_instances.emulator.event_loop)
+"""
+
+
+@pytest.mark.parametrize(("args", "env", "expected"), [
+    ((), None, "uvloop"),
+    (("--rdsiam-event-loop", "asyncio"), None, "asyncio"),
+    ((), "asyncio", "asyncio"),  # auto leaves the choice to $RDSIAM_EVENT_LOOP
+    (("--rdsiam-event-loop", "uvloop"), "asyncio", "uvloop"),
+])
+def test_event_loop_option(pytester, monkeypatch, args, env, expected):
+    if env is None:
+        monkeypatch.delenv("RDSIAM_EVENT_LOOP", raising=False)
+    else:
+        monkeypatch.setenv("RDSIAM_EVENT_LOOP", env)
+    pytester.makepyfile(LOOP_PROBE)
+    result = pytester.runpytest("-s", "-p", "no:xdist", "--rdsiam-emulator",
+                                "--rdsiam-backend", "local", *args)
+    result.assert_outcomes(passed=1)
+    [line] = [out for out in result.outlines if "LOOP " in out]
+    assert line.split("LOOP ", 1)[1].split()[0] == expected

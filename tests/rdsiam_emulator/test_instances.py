@@ -12,9 +12,11 @@ from rdsiam_emulator.backends import BackendSpec, start_local
 from rdsiam_emulator.instances import Emulator, InstanceConfig
 
 
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    emu = Emulator(tmp_path_factory.mktemp("emulator"))
+@pytest.fixture(scope="module", params=["uvloop", "asyncio"])
+def emulator(request, tmp_path_factory):
+    """Both event loops the endpoints support: uvloop (the default when installed) and asyncio."""
+    emu = Emulator(tmp_path_factory.mktemp("emulator"), event_loop=request.param)
+    assert emu.event_loop == request.param
     yield emu
     emu.close()
 

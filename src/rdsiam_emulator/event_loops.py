@@ -1,0 +1,59 @@
+"""Which event loop the endpoints run on: uvloop when it is installed, else asyncio's own.
+
+Why uvloop: after authentication the endpoints forward every packet through Python, and uvloop's
+transports and TLS layer (Cython over libuv) roughly halve the endpoint's CPU per relayed packet
+and per TLS handshake compared with asyncio's selector loop and ``sslproto`` (see bench/ and
+docs/architecture.md). The endpoint code is written against the common asyncio API and is tested
+on both; ``RDSIAM_EVENT_LOOP=asyncio`` forces the standard loop (for example to debug with
+asyncio's debug mode, or on a platform without uvloop wheels).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+from collections.abc import Callable
+from typing import Literal
+
+LoopName = Literal["uvloop", "asyncio"]
+LOOP_ENV = "RDSIAM_EVENT_LOOP"
+
+
+def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        module = importlib.import_module("uvloop")
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = module.new_event_loop
+    return factory
+
+
+def resolve_loop_name(requested: str | None = None) -> LoopName:
+    """``requested`` (argument > $RDSIAM_EVENT_LOOP > ``auto``): ``auto`` picks uvloop when it
+    can be imported. Asking for uvloop explicitly when it is missing is an error, not a silent
+    fallback."""
+    choice = (requested or os.environ.get(LOOP_ENV) or "auto").strip().lower()
+    if choice == "asyncio":
+        return "asyncio"
+    if choice not in ("auto", "uvloop"):
+        raise ValueError(f"{LOOP_ENV} must be auto, uvloop or asyncio, not {choice!r}")
+    if _uvloop_factory() is not None:
+        return "uvloop"
+    if choice == "uvloop":
+        raise RuntimeError("uvloop was requested but is not installed (pip install uvloop)")
+    return "asyncio"
+
+
+def new_event_loop(requested: str | None = None) -> asyncio.AbstractEventLoop:
+    """A new loop of the resolved kind (see ``resolve_loop_name``)."""
+    if resolve_loop_name(requested) == "uvloop":
+        factory = _uvloop_factory()
+        assert factory is not None
+        return factory()
+    return asyncio.new_event_loop()
+
+
+def loop_name(loop: asyncio.AbstractEventLoop) -> LoopName:
+    """What a running loop is, for logs and benchmark reports."""
+    return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
