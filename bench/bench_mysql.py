@@ -76,7 +76,8 @@ def start_mariadb(work: Path, cert: Path, key: Path, ca: Path) -> tuple[subproce
     return proc, port
 
 
-def serve(backend_port: int, ca_dir: str, queue: mp.Queue, loop: str = "uvloop") -> None:
+def serve(backend_port: int, ca_dir: str, queue: mp.Queue, loop: str = "uvloop",
+          backend_socket: str | None = None) -> None:
     from rdsiam_emulator.authenticator import Authenticator
     from rdsiam_emulator.credentials import StaticCredentials
     from rdsiam_emulator.endpoint.mysql import MysqlEndpoint
@@ -87,7 +88,8 @@ def serve(backend_port: int, ca_dir: str, queue: mp.Queue, loop: str = "uvloop")
 
     async def main() -> None:
         cert = EmulatorCA(Path(ca_dir)).server_certificate(["localhost", "127.0.0.1"])
-        ep = MysqlEndpoint(backend=BackendAddress("127.0.0.1", backend_port, ADMIN, ADMIN_PW),
+        ep = MysqlEndpoint(backend=BackendAddress("127.0.0.1", backend_port, ADMIN, ADMIN_PW,
+                                                          unix_socket=backend_socket),
                            authenticator=None,  # type: ignore[arg-type]
                            instance_secret=b"b" * 32, tls_context=cert.server_context())
         await ep.start()
@@ -98,7 +100,7 @@ def serve(backend_port: int, ca_dir: str, queue: mp.Queue, loop: str = "uvloop")
         queue.put(ep.port)
         await asyncio.Event().wait()
 
-    if loop == "uvloop":  # a faster event loop and TLS (a dev dependency)
+    if loop == "uvloop":  # what the product runs on when uvloop is installed (event_loops.py)
         import uvloop
 
         uvloop.run(main())
@@ -189,6 +191,10 @@ def main() -> int:
     ap.add_argument("--mb", type=int, default=100)
     ap.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
                     help="event loop of the endpoint process")
+    ap.add_argument("--backend-tcp", action="store_true",
+                    help="endpoint -> server over loopback TCP instead of the server's socket")
+    ap.add_argument("--only", choices=("conn", "select", "bulk"),
+                    help="run one part (for profiling the endpoint, whose pid is printed)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-mysql-"))
     proc = None
@@ -202,7 +208,9 @@ def main() -> int:
         cafile = str(ca.bundle_path)
         queue: mp.Queue = mp.get_context("spawn").Queue()
         child = mp.get_context("spawn").Process(
-            target=serve, args=(bport, str(work / "ca"), queue, args.loop), daemon=True)
+            target=serve, daemon=True,
+            args=(bport, str(work / "ca"), queue, args.loop,
+                  None if args.backend_tcp else str(work / "mysqld.sock")))
         child.start()
         eport = queue.get(timeout=60)
         with connect(eport, MASTER, MASTER_PW, cafile) as m, m.cursor() as cur:
@@ -233,34 +241,43 @@ def main() -> int:
             cpu.setdefault(name, []).append((cpu_seconds(child.pid) - before) * 1e6 / per)
             return value
 
+        print(f"endpoint pid {child.pid}", flush=True)
+        parts = ("conn", "select", "bulk") if args.only is None else (args.only,)
         for _ in range(args.rounds):
-            add("conn/s direct (password, TLS)",
-                slap(bport, MASTER, MASTER_PW, cafile, args.conns, 8, True))
-            add("conn/s endpoint (IAM token, TLS)", timed(
-                "endpoint CPU us per IAM connection", args.conns,
-                lambda: slap(eport, "iam_bench", ip_tok, cafile, args.conns, 8, True)))
-            add("conn/s endpoint (password relay, TLS)", timed(
-                "endpoint CPU us per password connection", args.conns,
-                lambda: slap(eport, MASTER, MASTER_PW, cafile, args.conns, 8, True)))
-            add("SELECT 1/s direct (4 conns)",
-                slap(bport, MASTER, MASTER_PW, cafile, args.queries, 4, False))
-            add("SELECT 1/s endpoint (4 conns)", timed(
-                "endpoint CPU us per SELECT 1", args.queries,
-                lambda: slap(eport, "iam_bench", ip_tok, cafile, args.queries, 4, False)))
-            with connect(bport, MASTER, MASTER_PW, cafile, max_allowed_packet=256 << 20) as d:
-                ins, sel = bulk(d, args.mb, "bd")
-                add("bulk insert MB/s direct", ins)
-                add("bulk select MB/s direct", sel)
-            with connect(eport, "iam_bench", tok, cafile, max_allowed_packet=256 << 20) as e:
-                ins, sel = timed("endpoint CPU us per MB (insert + select)", 2 * args.mb,
-                                 lambda: bulk(e, args.mb, "be"))
-                add("bulk insert MB/s endpoint", ins)
-                add("bulk select MB/s endpoint", sel)
+            if "conn" in parts:
+                add("conn/s direct (password, TLS)",
+                    slap(bport, MASTER, MASTER_PW, cafile, args.conns, 8, True))
+                add("conn/s endpoint (IAM token, TLS)", timed(
+                    "endpoint CPU us per IAM connection", args.conns,
+                    lambda: slap(eport, "iam_bench", ip_tok, cafile, args.conns, 8, True)))
+                add("conn/s endpoint (password relay, TLS)", timed(
+                    "endpoint CPU us per password connection", args.conns,
+                    lambda: slap(eport, MASTER, MASTER_PW, cafile, args.conns, 8, True)))
+            if "select" in parts:
+                add("SELECT 1/s direct (4 conns)",
+                    slap(bport, MASTER, MASTER_PW, cafile, args.queries, 4, False))
+                add("SELECT 1/s endpoint (4 conns)", timed(
+                    "endpoint CPU us per SELECT 1", args.queries,
+                    lambda: slap(eport, "iam_bench", ip_tok, cafile, args.queries, 4, False)))
+            if "bulk" in parts:
+                with connect(bport, MASTER, MASTER_PW, cafile,
+                             max_allowed_packet=256 << 20) as d:
+                    ins, sel = bulk(d, args.mb, "bd")
+                    add("bulk insert MB/s direct", ins)
+                    add("bulk select MB/s direct", sel)
+                with connect(eport, "iam_bench", tok, cafile,
+                             max_allowed_packet=256 << 20) as e:
+                    ins, sel = timed("endpoint CPU us per MB (insert + select)", 2 * args.mb,
+                                     lambda: bulk(e, args.mb, "be"))
+                    add("bulk insert MB/s endpoint", ins)
+                    add("bulk select MB/s endpoint", sel)
         results = {name: median(values) for name, values in runs.items()}
         for name, value in results.items():
-            print(f"{name:42s} {value:10.1f}")
+            rounds = " ".join(f"{v:.0f}" for v in runs[name])
+            print(f"{name:42s} {value:10.1f}   rounds: {rounds}")
         for name, values in cpu.items():
-            print(f"{name:42s} {median(values):10.1f}")
+            rounds = " ".join(f"{v:.0f}" for v in values)
+            print(f"{name:42s} {median(values):10.1f}   rounds: {rounds}")
         pairs = (("conn (IAM endpoint / direct)", "conn/s endpoint (IAM token, TLS)",
                   "conn/s direct (password, TLS)"),
                  ("SELECT 1", "SELECT 1/s endpoint (4 conns)", "SELECT 1/s direct (4 conns)"),
@@ -269,6 +286,8 @@ def main() -> int:
         print("ratio endpoint/direct: of the medians, and the median of the per-round ratios "
               "(each round runs both back to back, so load drift cancels out)")
         for label, ep_name, direct_name in pairs:
+            if ep_name not in runs:
+                continue
             per_round = [a / b for a, b in zip(runs[ep_name], runs[direct_name], strict=True)]
             print(f"ratio {label:36s} {results[ep_name] / results[direct_name]:10.2f} "
                   f"{median(per_round):10.2f}")

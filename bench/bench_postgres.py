@@ -37,6 +37,7 @@ import boto3
 import psycopg
 
 from rdsiam_emulator.backends import BackendSpec, PostgresHandle, start_local
+from rdsiam_emulator.event_loops import resolve_loop_name
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 RDS_HOST = "bench.c9akciq32example.us-east-1.rds.amazonaws.com"
@@ -58,15 +59,16 @@ def serve(args: argparse.Namespace) -> None:
     from rdsiam_emulator.events import EventLog
     from rdsiam_emulator.tls import EmulatorCA, endpoint_names
 
-    if args.uvloop:
-        import uvloop  # type: ignore[import-not-found]
+    if resolve_loop_name(args.loop) == "uvloop":
+        import uvloop
 
         uvloop.install()
 
     async def main() -> None:
         ca = EmulatorCA(Path(args.ca_dir))
         cert = ca.server_certificate(endpoint_names([RDS_HOST]))
-        target = BackendTarget("127.0.0.1", args.backend_port, "rdsadmin", args.admin_password)
+        target = BackendTarget("127.0.0.1", args.backend_port, "rdsadmin", args.admin_password,
+                               unix_socket_dir=args.backend_socket_dir)
         placeholder: object = None
         ep = PostgresEndpoint(backend=target, authenticator=placeholder,  # type: ignore[arg-type]
                               instance_secret=b"bench-secret" * 3,
@@ -191,10 +193,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--copy-mb", type=int, default=100)
-    parser.add_argument("--uvloop", action="store_true", help="run the endpoint on uvloop")
+    parser.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto",
+                        help="the endpoint's event loop (auto: the product's choice, uvloop "
+                             "when installed)")
     parser.add_argument("--profile", help="write the endpoint's cProfile stats to this file")
     parser.add_argument("--conn-only", action="store_true", help="only the connection-rate test")
+    parser.add_argument("--backend-tcp", action="store_true",
+                        help="endpoint -> server over loopback TCP instead of the server's socket")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--backend-socket-dir", help=argparse.SUPPRESS)
     parser.add_argument("--ca-dir", help=argparse.SUPPRESS)
     parser.add_argument("--backend-port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--admin-password", help=argparse.SUPPRESS)
@@ -225,7 +232,9 @@ def main() -> None:
         child = subprocess.Popen(
             [sys.executable, __file__, "--serve", "--ca-dir", str(ca_dir), "--backend-port",
              str(handle.port), f"--admin-password={handle.admin_password}",
-             *(["--uvloop"] if args.uvloop else []),
+             *([] if args.backend_tcp or handle.unix_socket is None
+               else ["--backend-socket-dir", handle.unix_socket]),
+             "--loop", args.loop,
              *(["--profile", args.profile] if args.profile else [])],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert child.stdout is not None
@@ -246,6 +255,7 @@ def main() -> None:
         t = str(args.seconds)
         results: dict[str, dict[str, list[float]]] = {"direct": {}, "endpoint": {}}
         endpoint_cpu_ms: list[float] = []
+        assert handle.unix_socket is not None  # a local server
         postmaster = int((Path(handle.unix_socket).parent / "data" / "postmaster.pid")
                          .read_text().split()[0])
         breakdown: dict[str, dict[str, list[float]]] = {"direct": {}, "endpoint": {}}
@@ -281,7 +291,7 @@ def main() -> None:
                 r.setdefault("p50 select 1 (us)", []).append(latency_p50(info))
 
         print(f"\nPostgreSQL {handle.version}, {args.rounds} rounds x {args.seconds}s, "
-              f"COPY {size_mb:.0f} MB, loop={'uvloop' if args.uvloop else 'asyncio'}")
+              f"COPY {size_mb:.0f} MB, loop={resolve_loop_name(args.loop)}")
         print(f"{'metric':34} {'direct TLS':>12} {'endpoint':>12} {'ratio':>7}")
         for metric in results["direct"]:
             d = statistics.median(results["direct"][metric])

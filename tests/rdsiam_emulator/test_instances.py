@@ -73,6 +73,8 @@ def test_postgres_iam_login_end_to_end(emulator, pg_backend):
                                  sslrootcert=str(instance.ca_bundle)) as conn:
                 assert conn.execute("select current_user, session_user").fetchone() == (
                     "app_user", "app_user")
+                # a local server is reached through its private socket, not loopback TCP
+                assert conn.execute("select inet_client_addr()").fetchone() == (None,)
             # a policy naming the instance identifier instead of the resource id is refused
             wrong = _iam_session(instance, "app_user2",
                                  resource="arn:aws:rds-db:us-east-1:123456789012:dbuser:"
@@ -114,8 +116,9 @@ def test_mysql_iam_login_end_to_end(emulator, mysql_backend):
             conn = pymysql.connect(host=instance.host, port=instance.port, user="shopper",
                                    password=token, ssl={"ca": str(instance.ca_bundle)})
             with conn.cursor() as cur:
-                cur.execute("SELECT CURRENT_USER()")
-                assert cur.fetchone() == ("shopper@%",)
+                cur.execute("SELECT CURRENT_USER(), USER()")
+                # USER(): the local server's private socket, not loopback TCP
+                assert cur.fetchone() == ("shopper@%", "shopper@localhost")
             conn.close()
             with pytest.raises(pymysql.err.OperationalError) as info:
                 pymysql.connect(host=instance.host, port=instance.port, user="shopper",

@@ -207,6 +207,7 @@ def _write_hba(work: Path) -> None:
     (work / "pg_hba.conf").write_text(
         "# written by rdsiam-emulator: admin via the private socket (peer), everyone else SCRAM\n"
         f"local all {ADMIN_USER} peer map=rdsiam\n"
+        "local all all scram-sha-256\n"
         "host all all 127.0.0.1/32 scram-sha-256\n"
         "host all all ::1/128 scram-sha-256\n"
     )

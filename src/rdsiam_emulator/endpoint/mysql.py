@@ -228,8 +228,12 @@ class MysqlEndpoint:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.settings.backend_timeout):
-                _, proto = await loop.create_connection(
-                    BackendSide, self.backend.host, self.backend.port)
+                if self.backend.unix_socket is not None:
+                    _, proto = await loop.create_unix_connection(
+                        BackendSide, self.backend.unix_socket)
+                else:
+                    _, proto = await loop.create_connection(
+                        BackendSide, self.backend.host, self.backend.port)
         except (OSError, TimeoutError):
             return None
         return proto

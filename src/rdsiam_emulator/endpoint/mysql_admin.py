@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rdsiam_emulator.protocols.mysql.constants import Capability
 from rdsiam_emulator.protocols.mysql.ddl import Account, quote
@@ -54,7 +54,12 @@ class BackendAddress:
     host: str
     port: int
     admin_user: str
-    admin_password: str
+    admin_password: str = field(repr=False)
+    unix_socket: str | None = None
+    """The server's private socket, when it has one (local servers): client sessions go there
+    instead of loopback TCP, which costs the endpoint and the server less per packet. The
+    server then reports ``USER()`` as ``user@localhost``; account matching is unchanged for the
+    ``'user'@'%'`` accounts RDS users create."""
 
 
 def hexlit(text: str) -> str:

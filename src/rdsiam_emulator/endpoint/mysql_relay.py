@@ -55,6 +55,11 @@ class BackendSide(RelayConnection):
 
     def data_received(self, data: bytes) -> None:
         if not self.diverted:
+            peer = self._peer
+            if peer is not None and peer.transport is not None:  # relaying: the hot path
+                self.bytes_in += len(data)
+                peer.transport.write(data)
+                return
             super().data_received(data)
             return
         self._tap += data
@@ -101,8 +106,13 @@ class ClientSide(RelayConnection):
         self._held_waiter: asyncio.Future[None] | None = None
 
     def data_received(self, data: bytes) -> None:
-        if self.framer is None or self.backend is None:
+        framer, backend = self.framer, self.backend
+        if framer is None or backend is None:
             super().data_received(data)
+            return
+        if self.held is None and framer.passes(data):  # the hot path: an ordinary command
+            if backend.transport is not None:
+                backend.transport.write(data)
             return
         if self.held is not None:
             self.held += data

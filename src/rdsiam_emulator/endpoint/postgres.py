@@ -66,6 +66,15 @@ class BackendTarget:
     admin_user: str
     admin_password: str = field(repr=False)
     admin_database: str = "postgres"
+    unix_socket_dir: str | None = None
+    """The server's private socket directory, when it has one (local servers): client sessions
+    go there instead of loopback TCP, which costs the endpoint and the server less per message
+    and per new session. The admin session stays on TCP (the socket's admin rule is ``peer``)."""
+
+    def socket_path(self) -> str | None:
+        if self.unix_socket_dir is None:
+            return None
+        return f"{self.unix_socket_dir}/.s.PGSQL.{self.port}"
 
     @classmethod
     def from_handle(cls, handle: _HandleLike) -> BackendTarget:
@@ -84,13 +93,20 @@ class BackendUnavailableError(Exception):
     """The real server cannot be reached or refused the admin login."""
 
 
-async def _open_backend(target: BackendTarget, timeout: float) -> RelayConnection:
+async def _open_backend(target: BackendTarget, timeout: float, *,
+                        admin: bool = False) -> RelayConnection:
     loop = asyncio.get_running_loop()
+    path = None if admin else target.socket_path()
+    where = path or f"{target.host}:{target.port}"
     try:
         async with asyncio.timeout(timeout):
-            _, proto = await loop.create_connection(RelayConnection, target.host, target.port)
+            if path is not None:
+                _, proto = await loop.create_unix_connection(RelayConnection, path)
+            else:
+                _, proto = await loop.create_connection(RelayConnection, target.host,
+                                                        target.port)
     except (OSError, TimeoutError) as exc:
-        raise BackendUnavailableError(f"cannot reach {target.host}:{target.port}: {exc}") from exc
+        raise BackendUnavailableError(f"cannot reach {where}: {exc}") from exc
     return proto
 
 
@@ -151,7 +167,7 @@ class AdminSession:
         if self._conn is not None and self._conn.transport is not None \
                 and not self._conn.transport.is_closing():
             return self._conn
-        conn = await _open_backend(self._target, self._timeout)
+        conn = await _open_backend(self._target, self._timeout, admin=True)
         login = BackendLogin(user=self._target.admin_user, database=self._target.admin_database,
                              password=self._target.admin_password,
                              params={"application_name": "rdsiam-emulator"})

@@ -55,14 +55,21 @@ class CommandFramer:
         self._passthrough = 0
         """Bytes of the current packet still to forward without looking."""
 
+    def passes(self, data: bytes) -> bool:
+        """True when ``data`` can be forwarded as it is (the usual case: one whole ordinary
+        command, or more of a large packet already let through); the framer's state then
+        already accounts for it. False: call ``feed`` with the same bytes."""
+        if self._buf:
+            return False
+        size = len(data)
+        if self._passthrough >= size:
+            self._passthrough -= size
+            return True
+        return not self._passthrough and size >= 4 and _single_plain_packet(data, size)
+
     def feed(self, data: bytes) -> tuple[list[bytes | Intercept], bytes]:
-        if not self._buf:
-            size = len(data)
-            if self._passthrough >= size:
-                self._passthrough -= size
-                return [data], b""
-            if not self._passthrough and size >= 4 and _single_plain_packet(data, size):
-                return [data], b""  # the usual case: one whole ordinary command, no copy
+        if self.passes(data):
+            return [data], b""
         self._buf += data
         return self._drain()
 
