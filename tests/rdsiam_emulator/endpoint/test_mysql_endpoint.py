@@ -197,8 +197,15 @@ def test_kill_query_from_another_connection(myenv):
     t = threading.Thread(target=sleeper)
     started = time.monotonic()
     t.start()
-    time.sleep(0.5)
     with master(myenv) as m, m.cursor() as cur:
+        deadline = time.monotonic() + 10  # KILL QUERY only once the SLEEP is running
+        while time.monotonic() < deadline:
+            cur.execute("SELECT INFO FROM information_schema.PROCESSLIST WHERE ID = %s",
+                        (conn_id,))
+            row = cur.fetchone()
+            if row and row[0] and "SLEEP" in row[0]:
+                break
+            time.sleep(0.05)
         cur.execute(f"KILL QUERY {conn_id}")
     t.join(10)
     assert result.get("v") in (1, 1317)  # interrupted: SLEEP returns 1, or ER_QUERY_INTERRUPTED

@@ -241,7 +241,18 @@ def test_cancel_request_reaches_the_backend_session(endpoint) -> None:
         # cancel_safe (libpq 17's cancel API, over TLS like the session). The legacy conn.cancel()
         # blocks in PQcancel while holding the GIL, which would freeze the endpoint's loop thread
         # in this same process; psql's Ctrl-C covers the legacy plain-TCP CancelRequest.
-        timer = threading.Timer(0.5, conn.cancel_safe)
+        def cancel_once_running() -> None:
+            deadline = time.monotonic() + 10  # a cancel that arrives before the query is a no-op
+            while time.monotonic() < deadline:
+                rows = endpoint.server.sql(
+                    f"select count(*) from pg_stat_activity where usename = '{user}' "
+                    "and query like 'select pg_sleep%' and state = 'active'")
+                if rows[0][0][0]:
+                    break
+                time.sleep(0.05)
+            conn.cancel_safe()
+
+        timer = threading.Thread(target=cancel_once_running)
         timer.start()
         started = time.monotonic()
         with pytest.raises(psycopg.errors.QueryCanceled):
@@ -351,7 +362,18 @@ def test_psycopg_legacy_cancel_from_another_process(endpoint) -> None:
     script = textwrap.dedent("""
         import sys, threading, time, psycopg
         conn = psycopg.connect(sys.argv[1])
-        threading.Timer(0.5, conn.cancel).start()
+        pid = conn.info.backend_pid
+
+        def cancel_once_running():  # a cancel that arrives before the query is a no-op
+            with psycopg.connect(sys.argv[1], autocommit=True) as watch:
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline and not watch.execute(
+                        "select count(*) from pg_stat_activity where pid = %s "
+                        "and state = 'active'", (pid,)).fetchone()[0]:
+                    time.sleep(0.05)
+            conn.cancel()
+
+        threading.Thread(target=cancel_once_running).start()
         started = time.monotonic()
         try:
             conn.execute("select pg_sleep(20)")
