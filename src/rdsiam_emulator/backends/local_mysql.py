@@ -143,6 +143,10 @@ def _golden(server: Path, flavour: str, who: RunAs) -> Path:
 
     def build(target: Path) -> None:
         target.mkdir(mode=0o700)
+        # A private tmpdir: a starting server deletes every "#sql*" file in its tmpdir, so two
+        # builds (parallel xdist workers) sharing /tmp break each other's temporary tables.
+        tmp = target.parent / "tmp"
+        tmp.mkdir(mode=0o700)
         chown_tree(target.parent, who)
         if flavour == "mariadb":
             install = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
@@ -155,6 +159,7 @@ def _golden(server: Path, flavour: str, who: RunAs) -> Path:
                     install,
                     "--no-defaults",
                     f"--datadir={target}",
+                    f"--tmpdir={tmp}",
                     "--auth-root-authentication-method=normal",
                     "--skip-test-db",
                     "--skip-name-resolve",
@@ -171,6 +176,7 @@ def _golden(server: Path, flavour: str, who: RunAs) -> Path:
                     "--no-defaults",
                     "--initialize-insecure",
                     f"--datadir={target}",
+                    f"--tmpdir={tmp}",
                     "--skip-log-bin",
                     "--innodb-buffer-pool-size=32M",
                 ],

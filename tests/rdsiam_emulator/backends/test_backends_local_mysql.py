@@ -113,3 +113,22 @@ def test_start_and_stop_leave_nothing_behind() -> None:
     handle.stop()
     assert not work.exists()
     assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+
+
+def test_parallel_first_builds_of_the_prepared_datadir_do_not_clash(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """xdist workers on a fresh machine all build the prepared data directory at once. Each
+    install-db run needs its own tmpdir: a starting server deletes every "#sql*" file in its
+    tmpdir, which broke a parallel build's temporary tables in a CI run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rdsiam_emulator.backends import local_mysql
+    from rdsiam_emulator.backends.procs import run_as
+
+    monkeypatch.setenv("RDSIAM_CACHE_DIR", str(tmp_path / "cache"))
+    server, flavour = local_mysql.find_server()
+    who = run_as()
+    with ThreadPoolExecutor(3) as pool:
+        built = list(pool.map(lambda _: local_mysql._golden(server, flavour, who), range(3)))
+    assert len(set(built)) == 1
+    assert (built[0] / "mysql").is_dir()
