@@ -48,9 +48,16 @@ class ServerCertificate:
     key_path: Path
 
     def server_context(self) -> ssl.SSLContext:
-        """A server-side context for this certificate (TLS 1.2+)."""
+        """A server-side context for this certificate (TLS 1.2+), without session tickets.
+
+        PostgreSQL and MySQL servers switch tickets off (``SSL_OP_NO_TICKET``), so RDS clients
+        never resume sessions; the two TLS 1.3 tickets OpenSSL would send by default also cost
+        CPU per handshake (~17 % measured with mariadb-slap; no measurable change with pgbench).
+        """
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.options |= ssl.OP_NO_TICKET
+        ctx.num_tickets = 0
         ctx.load_cert_chain(self.cert_path, self.key_path)
         return ctx
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 import ssl
@@ -113,3 +114,35 @@ def test_concurrent_creation_yields_one_ca(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert len(set(results)) == 1
+
+
+def _client_session_after_data(server_ctx: ssl.SSLContext, ca: EmulatorCA) -> ssl.SSLSession:
+    """A TLS 1.3 handshake in memory, then one application record server → client (tickets
+    arrive after the handshake); returns the client's session."""
+    client_ctx = ca.client_context()
+    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
+    client = client_ctx.wrap_bio(c_in, c_out, server_hostname="localhost")
+    server = server_ctx.wrap_bio(s_in, s_out, server_side=True)
+    for _ in range(10):
+        for side in (client, server):
+            with contextlib.suppress(ssl.SSLWantReadError):
+                side.do_handshake()
+        s_in.write(c_out.read())
+        c_in.write(s_out.read())
+    server.write(b"hello")
+    c_in.write(s_out.read())
+    assert client.read(5) == b"hello"
+    assert client.version() == "TLSv1.3"
+    session = client.session
+    assert session is not None
+    return session
+
+
+def test_endpoint_contexts_send_no_session_tickets(tmp_path: Path) -> None:
+    ca = EmulatorCA(tmp_path)
+    cert = ca.server_certificate(["localhost"])
+    assert not _client_session_after_data(cert.server_context(), ca).has_ticket
+    # the check can fail: OpenSSL's default server context does send tickets
+    default = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    default.load_cert_chain(cert.cert_path, cert.key_path)
+    assert _client_session_after_data(default, ca).has_ticket

@@ -100,12 +100,7 @@ class MysqlEndpoint:
         self.backend = backend
         self.authenticator = authenticator
         self._secret = instance_secret
-        self._tls = tls_context
-        if tls_context is not None:
-            # MySQL clients (libmysqlclient, Connector/C, Connector/J, PyMySQL) do not resume TLS
-            # sessions by themselves: the two TLS 1.3 session tickets OpenSSL sends by default
-            # are ~17% of the endpoint's CPU per handshake, for nothing (bench/bench_mysql.py).
-            tls_context.num_tickets = 0
+        self._tls = tls_context  # EmulatorCA contexts send no session tickets, like the servers
         self.settings = settings or MysqlEndpointSettings()
         self.admin = AdminConnection(backend, timeout=self.settings.backend_timeout)
         self._interceptor = CommandInterceptor(self, instance_secret)
