@@ -24,9 +24,7 @@ import contextlib
 import logging
 import socket
 import ssl
-from collections.abc import Coroutine
 from dataclasses import dataclass, replace
-from typing import Any
 
 from rdsiam_emulator.authenticator import ClientInfo, IamAuthenticator
 from rdsiam_emulator.endpoint.mysql_admin import AdminConnection, BackendAddress
@@ -41,7 +39,8 @@ from rdsiam_emulator.endpoint.mysql_relay import (
     relay_login,
     sock_send,
 )
-from rdsiam_emulator.endpoint.relay import ConnectionClosed, RelayConnection
+from rdsiam_emulator.endpoint.relay import ConnectionClosed
+from rdsiam_emulator.endpoint.tracking import TrackedEndpoint
 from rdsiam_emulator.protocols.mysql.constants import CLEAR_PASSWORD, Capability, ErrorCode
 from rdsiam_emulator.protocols.mysql.framing import CommandFramer
 from rdsiam_emulator.protocols.mysql.handshake import (
@@ -85,7 +84,7 @@ class MysqlEndpointSettings:
     backend_timeout: float = 10.0
 
 
-class MysqlEndpoint:
+class MysqlEndpoint(TrackedEndpoint):
     """Listens for clients of one emulated MySQL/MariaDB instance and serves each connection."""
 
     def __init__(
@@ -97,6 +96,7 @@ class MysqlEndpoint:
         tls_context: ssl.SSLContext | None,
         settings: MysqlEndpointSettings | None = None,
     ) -> None:
+        super().__init__()
         self.backend = backend
         self.authenticator = authenticator
         self._secret = instance_secret
@@ -106,10 +106,7 @@ class MysqlEndpoint:
         self._interceptor = CommandInterceptor(self, instance_secret)
         self._sock: socket.socket | None = None
         self._accept_task: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._conns: set[RelayConnection] = set()
         self._raw: set[socket.socket] = set()
-        self.port = 0
 
     # ------------------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -133,30 +130,10 @@ class MysqlEndpoint:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
-        for conn in list(self._conns):
-            conn.abort()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._release_all()
         for raw in list(self._raw):
             raw.close()
         await self.admin.close()
-
-    async def __aenter__(self) -> MysqlEndpoint:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    @property
-    def active_connections(self) -> int:
-        return len(self._conns)
-
-    @property
-    def active_tasks(self) -> int:
-        return len(self._tasks)
 
     async def _accept_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -170,11 +147,6 @@ class MysqlEndpoint:
                 continue
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._spawn(self._serve(conn, addr))
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     # ------------------------------------------------------------------------------ one client
     async def _serve(self, sock: socket.socket, addr: tuple[str, int]) -> None:
@@ -426,6 +398,7 @@ class MysqlEndpoint:
         s.client.backend = s.backend
         s.client.framer = CommandFramer()
         s.client.on_intercept = lambda item: self._spawn(self._interceptor.handle(s, item))
+
 
 def _protocol_message(exc: ProtocolError) -> str:
     if exc.code == ErrorCode.ER_NET_PACKETS_OUT_OF_ORDER:

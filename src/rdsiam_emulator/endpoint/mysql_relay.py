@@ -101,7 +101,7 @@ class ClientSide(RelayConnection):
         super().__init__()
         self.framer: CommandFramer | None = None
         self.backend: BackendSide | None = None
-        self.on_intercept: Callable[[Intercept], None] | None = None
+        self.on_intercept: Callable[[Intercept], object] | None = None
         self.held: bytearray | None = None
         self._held_waiter: asyncio.Future[None] | None = None
 

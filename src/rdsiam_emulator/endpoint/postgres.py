@@ -26,6 +26,7 @@ from typing import Protocol
 
 from rdsiam_emulator.authenticator import ClientInfo, IamAuthenticator
 from rdsiam_emulator.endpoint.relay import ConnectionClosed, RelayConnection
+from rdsiam_emulator.endpoint.tracking import TrackedEndpoint
 from rdsiam_emulator.protocols.postgres import codec
 from rdsiam_emulator.protocols.postgres.backend import BackendLogin, LoginFailed, LoginSucceeded
 from rdsiam_emulator.protocols.postgres.codec import ProtocolViolation
@@ -226,7 +227,7 @@ class EndpointSettings:
     """rds.force_ssl: refuse password logins without TLS too (RDS's default from PostgreSQL 16)."""
 
 
-class PostgresEndpoint:
+class PostgresEndpoint(TrackedEndpoint):
     """Listens for clients of one emulated instance and serves each connection."""
 
     def __init__(
@@ -238,6 +239,7 @@ class PostgresEndpoint:
         tls_context: ssl.SSLContext | None,
         settings: EndpointSettings | None = None,
     ) -> None:
+        super().__init__()
         self.backend = backend
         self.authenticator = authenticator
         self._secret = instance_secret
@@ -245,9 +247,6 @@ class PostgresEndpoint:
         self.settings = settings or EndpointSettings()
         self.admin = AdminSession(backend, timeout=self.settings.backend_timeout)
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._conns: set[RelayConnection] = set()
-        self.port = 0
 
     # ------------------------------------------------------------------------------ lifecycle
 
@@ -262,31 +261,11 @@ class PostgresEndpoint:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
-        for conn in list(self._conns):
-            conn.abort()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._release_all()
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
         await self.admin.close()
-
-    async def __aenter__(self) -> PostgresEndpoint:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    @property
-    def active_connections(self) -> int:
-        return len(self._conns)
-
-    @property
-    def active_tasks(self) -> int:
-        return len(self._tasks)
 
     def buffered_bytes(self) -> int:
         """Bytes waiting in write buffers of all connections (diagnostics: flow control works)."""
@@ -301,15 +280,8 @@ class PostgresEndpoint:
         return conn
 
     def _on_connect(self, conn: RelayConnection) -> None:
-        task = asyncio.get_running_loop().create_task(self._serve(conn))
-        self._tasks.add(task)
         self._conns.add(conn)
-
-        def done(t: asyncio.Task[None]) -> None:
-            self._tasks.discard(t)
-            self._conns.discard(conn)
-
-        task.add_done_callback(done)
+        self._spawn(self._serve(conn)).add_done_callback(lambda _: self._conns.discard(conn))
 
     # ------------------------------------------------------------------------------ one client
 
