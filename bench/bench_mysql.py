@@ -77,7 +77,7 @@ def start_mariadb(work: Path, cert: Path, key: Path, ca: Path) -> tuple[subproce
 
 
 def serve(backend_port: int, ca_dir: str, queue: mp.Queue, loop: str = "uvloop",
-          backend_socket: str | None = None) -> None:
+          backend_socket: str | None = None, profile: str | None = None) -> None:
     from rdsiam_emulator.authenticator import Authenticator
     from rdsiam_emulator.credentials import StaticCredentials
     from rdsiam_emulator.endpoint.mysql import MysqlEndpoint
@@ -103,9 +103,21 @@ def serve(backend_port: int, ca_dir: str, queue: mp.Queue, loop: str = "uvloop",
     if loop == "uvloop":  # what the product runs on when uvloop is installed (event_loops.py)
         import uvloop
 
-        uvloop.run(main())
-    else:  # what `rdsiam-emulator` itself runs on
-        asyncio.run(main())
+        uvloop.install()
+    if profile:  # stats written when the bench ends the process with SIGTERM
+        import cProfile
+        import signal
+
+        prof = cProfile.Profile()
+
+        def dump(*_: object) -> None:
+            prof.disable()
+            prof.dump_stats(profile)
+            os._exit(0)
+
+        signal.signal(signal.SIGTERM, dump)
+        prof.enable()
+    asyncio.run(main())
 
 
 def connect(port: int, user: str, pw: str, ca: str, **kw):
@@ -193,6 +205,7 @@ def main() -> int:
                     help="event loop of the endpoint process")
     ap.add_argument("--backend-tcp", action="store_true",
                     help="endpoint -> server over loopback TCP instead of the server's socket")
+    ap.add_argument("--profile", help="write the endpoint's cProfile stats to this file")
     ap.add_argument("--only", choices=("conn", "select", "bulk"),
                     help="run one part (for profiling the endpoint, whose pid is printed)")
     args = ap.parse_args()
@@ -210,7 +223,7 @@ def main() -> int:
         child = mp.get_context("spawn").Process(
             target=serve, daemon=True,
             args=(bport, str(work / "ca"), queue, args.loop,
-                  None if args.backend_tcp else str(work / "mysqld.sock")))
+                  None if args.backend_tcp else str(work / "mysqld.sock"), args.profile))
         child.start()
         eport = queue.get(timeout=60)
         with connect(eport, MASTER, MASTER_PW, cafile) as m, m.cursor() as cur:
@@ -293,6 +306,9 @@ def main() -> int:
                   f"{median(per_round):10.2f}")
     finally:
         if child is not None:
+            if args.profile:
+                child.terminate()  # SIGTERM: the child writes its profile first
+                child.join(30)
             child.kill()
         if proc is not None:
             proc.kill()
