@@ -68,7 +68,7 @@ def serve(args: argparse.Namespace) -> None:
         ca = EmulatorCA(Path(args.ca_dir))
         cert = ca.server_certificate(endpoint_names([RDS_HOST]))
         target = BackendTarget("127.0.0.1", args.backend_port, "rdsadmin", args.admin_password,
-                               unix_socket_dir=args.backend_socket_dir)
+                               unix_socket=args.backend_socket_dir)
         placeholder: object = None
         ep = PostgresEndpoint(backend=target, authenticator=placeholder,  # type: ignore[arg-type]
                               instance_secret=b"bench-secret" * 3,

@@ -216,13 +216,12 @@ class Emulator:
         tls = self.ca.server_certificate(endpoint_names([host, *aliases])).server_context()
         secret = new_instance_secret()
         endpoint_cls, target_cls, settings_cls = _ENDPOINT_KINDS[config.engine]
-        # local servers have a private socket: client sessions use it (cheaper than TCP)
-        socket_arg = {"postgres": "unix_socket_dir", "mysql": "unix_socket"}[config.engine]
         server: PostgresEndpoint | MysqlEndpoint = endpoint_cls(
             backend=target_cls(host=backend.host, port=backend.port,
                                admin_user=backend.admin_user,
                                admin_password=backend.admin_password,
-                               **{socket_arg: backend.unix_socket}),
+                               # local servers' private socket: cheaper than TCP for sessions
+                               unix_socket=backend.unix_socket),
             authenticator=authenticator, instance_secret=secret, tls_context=tls,
             settings=settings_cls(listen_host=config.listen_host, listen_port=config.listen_port),
         )

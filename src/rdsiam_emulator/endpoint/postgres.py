@@ -67,15 +67,16 @@ class BackendTarget:
     admin_user: str
     admin_password: str = field(repr=False)
     admin_database: str = "postgres"
-    unix_socket_dir: str | None = None
-    """The server's private socket directory, when it has one (local servers): client sessions
-    go there instead of loopback TCP, which costs the endpoint and the server less per message
-    and per new session. The admin session stays on TCP (the socket's admin rule is ``peer``)."""
+    unix_socket: str | None = None
+    """The server's private socket directory (as a handle's ``unix_socket`` and libpq's ``host``
+    give it), when it has one (local servers): client sessions go there instead of loopback TCP,
+    which costs the endpoint and the server less per message and per new session. The admin
+    session stays on TCP (the socket's admin rule is ``peer``)."""
 
     def socket_path(self) -> str | None:
-        if self.unix_socket_dir is None:
+        if self.unix_socket is None:
             return None
-        return f"{self.unix_socket_dir}/.s.PGSQL.{self.port}"
+        return f"{self.unix_socket}/.s.PGSQL.{self.port}"
 
     @classmethod
     def from_handle(cls, handle: _HandleLike) -> BackendTarget:
