@@ -57,7 +57,6 @@ class BackendSide(RelayConnection):
         if not self.diverted:
             peer = self._peer
             if peer is not None and peer.transport is not None:  # relaying: the hot path
-                self.bytes_in += len(data)
                 peer.transport.write(data)
                 return
             super().data_received(data)

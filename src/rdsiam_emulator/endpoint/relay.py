@@ -41,7 +41,6 @@ class RelayConnection(asyncio.Protocol):
         self._eof = False
         self._reading_paused = False
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.bytes_in = 0
 
     # ---------------------------------------------------------------------- asyncio callbacks
 
@@ -50,7 +49,6 @@ class RelayConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        self.bytes_in += len(data)
         peer = self._peer
         if peer is not None and peer.transport is not None:
             peer.transport.write(data)
