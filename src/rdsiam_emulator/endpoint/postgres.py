@@ -80,7 +80,8 @@ class BackendTarget:
 
     @classmethod
     def from_handle(cls, handle: _HandleLike) -> BackendTarget:
-        """From a ``backends.PostgresHandle`` (or anything with the same four attributes)."""
+        """From a ``backends.PostgresHandle`` (or anything with the same four attributes); over
+        TCP only (``Emulator`` adds the handle's ``unix_socket``)."""
         return cls(handle.host, handle.port, handle.admin_user, handle.admin_password)
 
 
