@@ -4,26 +4,13 @@
 // Usage: node mysql2_iam.mjs   with env HOST, PORT, DBUSER, CA, REGION, AWS_ACCESS_KEY_ID,
 // AWS_SECRET_ACCESS_KEY, and optionally PASSWORD (use it instead of a token).
 // Prints JSON: {"ok": true, "user": CURRENT_USER()} or {"ok": false, "errno", "sqlState", "message"}.
-import { Signer } from "@aws-sdk/rds-signer";
+import { passwordFromEnv } from "./iam_password.mjs";
 import mysql from "mysql2/promise";
 import { readFileSync } from "node:fs";
 
 const env = process.env;
 const port = Number(env.PORT);
-let password = env.PASSWORD;
-if (password === undefined) {
-  const signer = new Signer({
-    hostname: env.HOST,
-    port,
-    region: env.REGION,
-    username: env.DBUSER,
-    credentials: {
-      accessKeyId: env.AWS_ACCESS_KEY_ID,
-      secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
-    },
-  });
-  password = await signer.getAuthToken();
-}
+const password = await passwordFromEnv(env, port);
 try {
   const conn = await mysql.createConnection({
     host: env.HOST,

@@ -5,26 +5,13 @@
 // listens), PORT, DBUSER, CA, REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, and optionally
 // PASSWORD (used instead of a token).
 // Prints JSON: {"ok": true, "user": current_user} or {"ok": false, "code", "message"}.
-import { Signer } from "@aws-sdk/rds-signer";
+import { passwordFromEnv } from "./iam_password.mjs";
 import pg from "pg";
 import { readFileSync } from "node:fs";
 
 const env = process.env;
 const port = Number(env.PORT);
-let password = env.PASSWORD;
-if (password === undefined) {
-  const signer = new Signer({
-    hostname: env.HOST,
-    port,
-    region: env.REGION,
-    username: env.DBUSER,
-    credentials: {
-      accessKeyId: env.AWS_ACCESS_KEY_ID,
-      secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
-    },
-  });
-  password = await signer.getAuthToken();
-}
+const password = await passwordFromEnv(env, port);
 const client = new pg.Client({
   host: env.ADDRESS,
   port,
