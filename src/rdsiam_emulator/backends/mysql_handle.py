@@ -15,6 +15,8 @@ from typing import Any
 
 import pymysql
 
+from rdsiam_emulator.catalog_generations import backend_key, catalog_changed
+
 from .errors import BackendError
 from .handle import BackendHandle, Row
 from .spec import ADMIN_USER
@@ -208,7 +210,10 @@ class MysqlHandle(BackendHandle):
                     self.admin_execute(f"DROP ROLE IF EXISTS {quote_ident(user)}")
                 else:
                     self.admin_execute("DROP USER IF EXISTS %s@%s", [user, host])
-        self.admin_execute(f"DELETE FROM `{CATALOG_SCHEMA}`.`{CATALOG_TABLE}`")  # noqa: S608
+        try:
+            self.admin_execute(f"DELETE FROM `{CATALOG_SCHEMA}`.`{CATALOG_TABLE}`")  # noqa: S608
+        finally:
+            self._catalog_changed()
         if self._master_state() != self._baseline_master:
             self.admin_execute(
                 "REVOKE ALL PRIVILEGES, GRANT OPTION FROM %s@'%%'", [self.master_user]
@@ -236,18 +241,28 @@ class MysqlHandle(BackendHandle):
         )
 
     def record_iam_user(self, db_user: str, host: str = "%") -> None:
-        self.admin_execute(
-            f"INSERT IGNORE INTO `{CATALOG_SCHEMA}`.`{CATALOG_TABLE}` (user, host) "  # noqa: S608
-            "VALUES (%s, %s)",
-            [db_user, host],
-        )
+        try:
+            self.admin_execute(
+                f"INSERT IGNORE INTO `{CATALOG_SCHEMA}`.`{CATALOG_TABLE}` (user, host) "  # noqa: S608
+                "VALUES (%s, %s)",
+                [db_user, host],
+            )
+        finally:
+            self._catalog_changed()
 
     def forget_iam_user(self, db_user: str, host: str = "%") -> None:
-        self.admin_execute(
-            f"DELETE FROM `{CATALOG_SCHEMA}`.`{CATALOG_TABLE}` "  # noqa: S608
-            "WHERE user = %s AND host = %s",
-            [db_user, host],
-        )
+        try:
+            self.admin_execute(
+                f"DELETE FROM `{CATALOG_SCHEMA}`.`{CATALOG_TABLE}` "  # noqa: S608
+                "WHERE user = %s AND host = %s",
+                [db_user, host],
+            )
+        finally:
+            self._catalog_changed()
+
+    def _catalog_changed(self) -> None:
+        """Endpoints on this server cache the catalog: make them reload before their next login."""
+        catalog_changed(backend_key(self.host, self.port))
 
 
 def _run(conn: Any, sql: str, params: Sequence[Any] | None = None) -> list[Row]:

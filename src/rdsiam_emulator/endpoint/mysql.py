@@ -6,9 +6,10 @@ connection id, nonce) plus ``CLIENT_SSL``, so password logins can be relayed byt
 accepted socket with exact sizes, because a MySQL client sends its TLS ClientHello right after the
 SSLRequest without waiting; TLS is then layered on the untouched socket.
 
-* IAM user (in the catalog): TLS required, AuthSwitchRequest to ``mysql_clear_password``, token
-  verified by the authenticator, then a backend login as that user with the derived password; the
-  client gets the backend's OK. Any failure: exactly RDS's ERROR 1045.
+* IAM user (in the catalog, cached by ``mysql_admin.CatalogCache``): TLS required,
+  AuthSwitchRequest to ``mysql_clear_password``, token verified by the authenticator, then a
+  backend login as that user with the derived password; the client gets the backend's OK. Any
+  failure: exactly RDS's ERROR 1045.
 * anyone else: the client's HandshakeResponse goes to the backend (CLIENT_SSL cleared) and the auth
   exchange is relayed; caching_sha2 full auth is re-driven with RSA (see handshake.BackendLogin).
 
@@ -27,7 +28,11 @@ import ssl
 from dataclasses import dataclass, replace
 
 from rdsiam_emulator.authenticator import ClientInfo, IamAuthenticator
-from rdsiam_emulator.endpoint.mysql_admin import AdminConnection, BackendAddress
+from rdsiam_emulator.endpoint.mysql_admin import (
+    DEFAULT_CATALOG_MAX_AGE,
+    AdminConnection,
+    BackendAddress,
+)
 from rdsiam_emulator.endpoint.mysql_intercept import CommandInterceptor, Session
 from rdsiam_emulator.endpoint.mysql_relay import (
     FIRST_PACKET_MAX,
@@ -82,6 +87,8 @@ class MysqlEndpointSettings:
     listen_port: int = 0
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
     backend_timeout: float = 10.0
+    catalog_max_age: float = DEFAULT_CATALOG_MAX_AGE
+    """How stale the cached IAM-user catalog may get for writers outside this process."""
 
 
 class MysqlEndpoint(TrackedEndpoint):
@@ -102,7 +109,8 @@ class MysqlEndpoint(TrackedEndpoint):
         self._secret = instance_secret
         self._tls = tls_context  # EmulatorCA contexts send no session tickets, like the servers
         self.settings = settings or MysqlEndpointSettings()
-        self.admin = AdminConnection(backend, timeout=self.settings.backend_timeout)
+        self.admin = AdminConnection(backend, timeout=self.settings.backend_timeout,
+                                     catalog_max_age=self.settings.catalog_max_age)
         self._interceptor = CommandInterceptor(self, instance_secret)
         self._sock: socket.socket | None = None
         self._accept_task: asyncio.Task[None] | None = None

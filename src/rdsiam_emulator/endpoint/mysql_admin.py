@@ -1,10 +1,13 @@
 # ruff: noqa: S608 - every value is spliced in as a hex literal (hexlit), never as quoted text
 """The endpoint's own admin connection to the MySQL/MariaDB backend, and the IAM user catalog.
 
-The catalog (``rdsiam_catalog.mysql_iam_users``) records which accounts were created or altered with
+The catalog (``rdsiam_catalog.iam_users``) records which accounts were created or altered with
 ``IDENTIFIED WITH AWSAuthenticationPlugin``: the backend itself only knows them as password users
-(with the emulator's derived password). The endpoint asks the catalog on every login, over one
-persistent connection, so a ``DROP USER`` is seen by the very next login.
+(with the emulator's derived password). Every login needs the answer, so the endpoint keeps the
+catalog's user names in memory (``CatalogCache``) rather than paying a round trip to the server
+per login: writes in this process (the endpoint's own DDL rewriting, the backend handle) bump a
+per-server generation (``catalog_generations``) and are seen by the very next login; writes from
+other processes are seen once the cached copy is ``catalog_max_age`` seconds old.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from rdsiam_emulator.catalog_generations import backend_key, catalog_changed, catalog_generation
 from rdsiam_emulator.protocols.mysql.constants import Capability
 from rdsiam_emulator.protocols.mysql.ddl import Account, quote
 from rdsiam_emulator.protocols.mysql.handshake import (
@@ -67,16 +71,55 @@ def hexlit(text: str) -> str:
     return "CONVERT(X'" + text.encode("utf-8").hex() + "' USING utf8mb4)"
 
 
+DEFAULT_CATALOG_MAX_AGE = 1.0
+"""Seconds a cached catalog may serve logins before it is reloaded (writers in other processes)."""
+
+
+def user_key(user: str) -> str:
+    """How the catalog's utf8mb4_bin (PAD SPACE) column compares names: trailing spaces ignored."""
+    return user.rstrip(" ")
+
+
+class CatalogCache:
+    """The catalog's user names, valid for one generation and at most ``max_age`` seconds."""
+
+    def __init__(self, key: str, max_age: float) -> None:
+        self.key = key
+        self.max_age = max_age
+        self.users: frozenset[str] | None = None
+        self._generation = -1
+        self._loaded_at = 0.0
+        self.loads = 0
+        """How many times the names were read from the server (tests and benchmarks look)."""
+
+    def lookup(self, user: str, now: float) -> bool | None:
+        """The answer, or None when the copy must be reloaded first."""
+        if (self.users is None or self._generation != catalog_generation(self.key)
+                or now - self._loaded_at > self.max_age):
+            return None
+        return user_key(user) in self.users
+
+    def store(self, names: Iterable[str], generation: int, now: float) -> None:
+        """``generation`` as read *before* the query, so a write during it forces a reload."""
+        self.users = frozenset(user_key(n) for n in names)
+        self._generation = generation
+        self._loaded_at = now
+        self.loads += 1
+
+
 class AdminConnection:
     """One serialised admin session; reconnects once on failure."""
 
-    def __init__(self, address: BackendAddress, *, timeout: float = 10.0) -> None:
+    def __init__(self, address: BackendAddress, *, timeout: float = 10.0,
+                 catalog_max_age: float = DEFAULT_CATALOG_MAX_AGE) -> None:
         self.address = address
         self.timeout = timeout
         self._lock = asyncio.Lock()
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._catalog_ready = False
+        self.catalog = CatalogCache(backend_key(address.host, address.port), catalog_max_age)
+        self._catalog_load = asyncio.Lock()
 
     async def close(self) -> None:
         writer, self._writer, self._reader = self._writer, None, None
@@ -113,10 +156,20 @@ class AdminConnection:
             self._catalog_ready = True
 
     async def is_iam_user(self, user: str) -> bool:
-        await self.ensure_catalog()
-        result = await self.execute(
-            f"SELECT 1 FROM {CATALOG_TABLE} WHERE `user` = {hexlit(user)} LIMIT 1")
-        return bool(result.rows)
+        loop = asyncio.get_running_loop()
+        answer = self.catalog.lookup(user, loop.time())
+        if answer is not None:
+            return answer
+        async with self._catalog_load:  # concurrent logins share one reload
+            answer = self.catalog.lookup(user, loop.time())
+            if answer is None:
+                generation = catalog_generation(self.catalog.key)
+                await self.ensure_catalog()
+                result = await self.execute(f"SELECT DISTINCT `user` FROM {CATALOG_TABLE}")
+                self.catalog.store(((row[0] or b"").decode("utf-8", "replace")
+                                    for row in result.rows), generation, loop.time())
+                answer = self.catalog.lookup(user, loop.time())
+        return bool(answer)
 
     async def existing_accounts(self, accounts: Iterable[Account]) -> set[Account]:
         found: set[Account] = set()
@@ -130,14 +183,17 @@ class AdminConnection:
 
     async def set_iam(self, account: Account, iam: bool) -> None:
         await self.ensure_catalog()
-        if iam:
-            await self.execute(
-                f"INSERT IGNORE INTO {CATALOG_TABLE} (`user`, `host`) VALUES "
-                f"({hexlit(account.user)}, {hexlit(account.host)})")
-        else:
-            await self.execute(
-                f"DELETE FROM {CATALOG_TABLE} WHERE `user` = {hexlit(account.user)} "
-                f"AND `host` = {hexlit(account.host)}")
+        try:
+            if iam:
+                await self.execute(
+                    f"INSERT IGNORE INTO {CATALOG_TABLE} (`user`, `host`) VALUES "
+                    f"({hexlit(account.user)}, {hexlit(account.host)})")
+            else:
+                await self.execute(
+                    f"DELETE FROM {CATALOG_TABLE} WHERE `user` = {hexlit(account.user)} "
+                    f"AND `host` = {hexlit(account.host)}")
+        finally:  # even a failed write may have changed the table
+            catalog_changed(self.catalog.key)
 
     async def set_password(self, account: Account, password: str) -> None:
         await self.execute(f"ALTER USER {account.sql()} IDENTIFIED BY {quote(password)}")

@@ -1,0 +1,94 @@
+# ruff: noqa: F811 - pytest fixtures imported from mysql_env are used as arguments
+"""The endpoint's cached IAM-user catalog: no server round trip per login, yet every catalog write
+in this process is seen by the next login, and writes from elsewhere within ``catalog_max_age``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pymysql
+import pytest
+from mysql_env import MyEnv, _make_env, emulator_ca, mariadb, unique  # noqa: F401
+from test_mysql_endpoint import connect, make_iam_user, master, scalar
+
+from rdsiam_emulator.backends.mysql_handle import CATALOG
+from rdsiam_emulator.endpoint.mysql import MysqlEndpointSettings
+
+
+@pytest.fixture
+def long_cache(mariadb, emulator_ca) -> Iterator[MyEnv]:
+    """A cache that never expires by age during a test: only generations can refresh it."""
+    yield from _make_env(mariadb, emulator_ca, settings=MysqlEndpointSettings(catalog_max_age=600))
+
+
+@pytest.fixture
+def short_cache(mariadb, emulator_ca) -> Iterator[MyEnv]:
+    yield from _make_env(mariadb, emulator_ca, settings=MysqlEndpointSettings(catalog_max_age=0.3))
+
+
+def token_login_works(env: MyEnv, user: str) -> bool:
+    try:
+        with connect(env, user, env.token(user)) as conn:
+            return bool(scalar(conn, "SELECT CURRENT_USER()") == f"{user}@%")
+    except pymysql.err.OperationalError as exc:
+        assert exc.args[0] == 1045
+        return False
+
+
+def test_logins_are_answered_from_one_catalog_load(long_cache):
+    user = make_iam_user(long_cache)
+    assert token_login_works(long_cache, user)
+    loads = long_cache.endpoint.admin.catalog.loads
+    for _ in range(3):
+        assert token_login_works(long_cache, user)
+        with master(long_cache) as conn:
+            assert scalar(conn, "SELECT 1") == 1
+    assert long_cache.endpoint.admin.catalog.loads == loads
+    assert [e.method for e in long_cache.events.all()[-6:]] == ["iam", "password"] * 3
+
+
+def test_ddl_through_the_endpoint_is_seen_by_the_next_login(long_cache):
+    user = unique("pw")
+    with master(long_cache) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY 'pw-1'")
+    with connect(long_cache, user, "pw-1") as conn:  # cached now: not an IAM user
+        assert scalar(conn, "SELECT 1") == 1
+    with master(long_cache) as conn, conn.cursor() as cur:
+        cur.execute(f"ALTER USER '{user}'@'%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'")
+    assert token_login_works(long_cache, user)
+    with master(long_cache) as conn, conn.cursor() as cur:
+        cur.execute(f"DROP USER '{user}'@'%'")
+    assert not token_login_works(long_cache, user)
+    assert long_cache.events.all()[-1].method == "password"  # no longer in the catalog
+
+
+def test_backend_handle_writes_are_seen_by_the_next_login(long_cache, mariadb):
+    user = make_iam_user(long_cache)
+    assert token_login_works(long_cache, user)
+    mariadb.forget_iam_user(user)
+    assert not token_login_works(long_cache, user)  # now a password user: the token is wrong
+    assert long_cache.events.all()[-1].method == "password"
+    mariadb.record_iam_user(user)
+    assert token_login_works(long_cache, user)
+
+
+def test_other_writers_are_seen_once_the_copy_is_max_age_old(short_cache, mariadb):
+    user = make_iam_user(short_cache)
+    assert token_login_works(short_cache, user)
+    # Another process sharing the server: a plain connection, not this process's handle.
+    with pymysql.connect(host=mariadb.host, port=mariadb.port, user=mariadb.admin_user,
+                         password=mariadb.admin_password, autocommit=True) as conn, \
+            conn.cursor() as cur:
+        cur.execute(f"DELETE FROM {CATALOG} WHERE user = %s", [user])  # noqa: S608
+    time.sleep(0.3 + 0.2)
+    assert not token_login_works(short_cache, user)
+    assert short_cache.events.all()[-1].method == "password"
+
+
+def test_trailing_spaces_compare_like_the_catalog_column(long_cache):
+    user = make_iam_user(long_cache)
+    loop = long_cache.loop
+    assert loop.run(long_cache.endpoint.admin.is_iam_user(user + "  "))
+    assert not loop.run(long_cache.endpoint.admin.is_iam_user(" " + user))
+    assert not loop.run(long_cache.endpoint.admin.is_iam_user(user.upper()))
