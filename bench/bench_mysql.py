@@ -5,9 +5,12 @@
 Starts a private MariaDB with TLS (certificate from the emulator CA) and runs the endpoint in a
 child process. New connections and the small-query loop are driven by ``mariadb-slap`` (a C client,
 so the client is not the bottleneck): ``--detach=1`` makes every query a new TLS connection (IAM
-token through the endpoint, password direct). Bulk insert/select of --mb megabytes uses PyMySQL.
-Every figure is the median of --rounds runs, direct and endpoint alternating, because other
-processes on the machine skew single runs: compare ratios.
+token through the endpoint, password direct); ``--select-conns 1,4,8`` runs the small-query loop
+at several client counts. Bulk insert/select of --mb megabytes uses PyMySQL (the select reads the
+table --select-repeat times, so its window is long enough to measure). Every figure is the median
+of --rounds runs, direct and endpoint alternating, because other processes on the machine skew
+single runs: compare ratios. Each mariadb-slap figure also shows the machine's idle and steal
+shares while it ran (steal: the hypervisor running something else on this VM's CPUs).
 """
 
 from __future__ import annotations
@@ -125,6 +128,16 @@ def connect(port: int, user: str, pw: str, ca: str, **kw):
                            ssl={"ca": ca}, **kw)
 
 
+def machine_ticks() -> list[int]:
+    """The machine-wide CPU tick counters (user nice system idle iowait irq softirq steal)."""
+    return [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+
+
+LAST_MACHINE: list[tuple[float, float]] = []
+"""(idle, steal) shares of the machine during the latest mariadb-slap run: steal is the
+hypervisor taking this VM's CPUs, the main reason runs minutes apart differ."""
+
+
 def slap(port: int, user: str, pw: str, ca: str, n: int, concurrency: int,
          detach: bool) -> float:
     """Queries (= connections with ``detach``) per second, measured by mariadb-slap."""
@@ -134,7 +147,11 @@ def slap(port: int, user: str, pw: str, ca: str, n: int, concurrency: int,
            "--iterations=1"]
     if detach:
         cmd.append("--detach=1")
+    before = machine_ticks()
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    delta = [b - a for a, b in zip(before, machine_ticks(), strict=True)]
+    total = sum(delta) or 1
+    LAST_MACHINE[:] = [((delta[3] + delta[4]) / total, delta[7] / total)]
     for line in out.splitlines():
         if "Average number of seconds to run all queries" in line:
             return n / float(line.split(":")[1].split()[0])
@@ -177,7 +194,9 @@ def query_rate(conn, n: int) -> float:
     return n / (time.monotonic() - start)
 
 
-def bulk(conn, mb: int, table: str) -> tuple[float, float]:
+def bulk(conn, mb: int, table: str, select_repeat: int) -> tuple[float, float]:
+    """MB/s inserting ``mb`` 1 MiB rows, then selecting them back ``select_repeat`` times (one
+    100 MB select takes ~0.2 s here: too short a window to measure on this VM by itself)."""
     cur = conn.cursor()
     cur.execute(f"CREATE TABLE app.{table} (id INT PRIMARY KEY, v LONGBLOB)")
     row = os.urandom(1024 * 1024)
@@ -187,9 +206,11 @@ def bulk(conn, mb: int, table: str) -> tuple[float, float]:
         cur.executemany(f"INSERT INTO app.{table} VALUES (%s, %s)", rows)
     conn.commit()
     ins = mb / (time.monotonic() - start)
+    total = 0
     start = time.monotonic()
-    cur.execute(f"SELECT v FROM app.{table}")
-    total = sum(len(r[0]) for r in cur.fetchall())
+    for _ in range(select_repeat):
+        cur.execute(f"SELECT v FROM app.{table}")
+        total += sum(len(r[0]) for r in cur.fetchall())
     sel = total / 1024 / 1024 / (time.monotonic() - start)
     cur.execute(f"DROP TABLE app.{table}")
     return ins, sel
@@ -201,10 +222,14 @@ def main() -> int:
     ap.add_argument("--queries", type=int, default=20000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--mb", type=int, default=100)
+    ap.add_argument("--select-repeat", type=int, default=5,
+                    help="how many times the bulk select reads the --mb table per round")
     ap.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
                     help="event loop of the endpoint process")
     ap.add_argument("--backend-tcp", action="store_true",
                     help="endpoint -> server over loopback TCP instead of the server's socket")
+    ap.add_argument("--select-conns", default="4",
+                    help="comma-separated client connection counts for the SELECT 1 loop")
     ap.add_argument("--profile", help="write the endpoint's cProfile stats to this file")
     ap.add_argument("--only", choices=("conn", "select", "bulk"),
                     help="run one part (for profiling the endpoint, whose pid is printed)")
@@ -242,8 +267,12 @@ def main() -> int:
                                             DBUsername="iam_bench", Region=REGION)
         runs: dict[str, list[float]] = {}
 
+        machine: dict[str, list[tuple[float, float]]] = {}
+
         def add(name: str, value: float) -> None:
             runs.setdefault(name, []).append(value)
+            if LAST_MACHINE:  # set by slap(); bulk runs in-process and has none
+                machine.setdefault(name, []).append(LAST_MACHINE.pop())
 
         assert child.pid is not None
         cpu: dict[str, list[float]] = {}
@@ -256,6 +285,7 @@ def main() -> int:
 
         print(f"endpoint pid {child.pid}", flush=True)
         parts = ("conn", "select", "bulk") if args.only is None else (args.only,)
+        select_conns = [int(c) for c in args.select_conns.split(",")]
         for _ in range(args.rounds):
             if "conn" in parts:
                 add("conn/s direct (password, TLS)",
@@ -266,34 +296,38 @@ def main() -> int:
                 add("conn/s endpoint (password relay, TLS)", timed(
                     "endpoint CPU us per password connection", args.conns,
                     lambda: slap(eport, MASTER, MASTER_PW, cafile, args.conns, 8, True)))
-            if "select" in parts:
-                add("SELECT 1/s direct (4 conns)",
-                    slap(bport, MASTER, MASTER_PW, cafile, args.queries, 4, False))
-                add("SELECT 1/s endpoint (4 conns)", timed(
-                    "endpoint CPU us per SELECT 1", args.queries,
-                    lambda: slap(eport, "iam_bench", ip_tok, cafile, args.queries, 4, False)))
+            for c in select_conns if "select" in parts else ():
+                add(f"SELECT 1/s direct ({c} conns)",
+                    slap(bport, MASTER, MASTER_PW, cafile, args.queries, c, False))
+                add(f"SELECT 1/s endpoint ({c} conns)", timed(
+                    f"endpoint CPU us per SELECT 1 ({c} conns)", args.queries,
+                    lambda c=c: slap(eport, "iam_bench", ip_tok, cafile, args.queries, c, False)))
             if "bulk" in parts:
                 with connect(bport, MASTER, MASTER_PW, cafile,
                              max_allowed_packet=256 << 20) as d:
-                    ins, sel = bulk(d, args.mb, "bd")
+                    ins, sel = bulk(d, args.mb, "bd", args.select_repeat)
                     add("bulk insert MB/s direct", ins)
                     add("bulk select MB/s direct", sel)
                 with connect(eport, "iam_bench", tok, cafile,
                              max_allowed_packet=256 << 20) as e:
-                    ins, sel = timed("endpoint CPU us per MB (insert + select)", 2 * args.mb,
-                                     lambda: bulk(e, args.mb, "be"))
+                    ins, sel = timed("endpoint CPU us per MB (insert + select)",
+                                     (1 + args.select_repeat) * args.mb,
+                                     lambda: bulk(e, args.mb, "be", args.select_repeat))
                     add("bulk insert MB/s endpoint", ins)
                     add("bulk select MB/s endpoint", sel)
         results = {name: median(values) for name, values in runs.items()}
         for name, value in results.items():
             rounds = " ".join(f"{v:.0f}" for v in runs[name])
-            print(f"{name:42s} {value:10.1f}   rounds: {rounds}")
+            shares = " ".join(f"{i:.0%}/{st:.0%}" for i, st in machine.get(name, []))
+            print(f"{name:42s} {value:10.1f}   rounds: {rounds}"
+                  + (f"   idle/steal: {shares}" if shares else ""))
         for name, values in cpu.items():
             rounds = " ".join(f"{v:.0f}" for v in values)
             print(f"{name:42s} {median(values):10.1f}   rounds: {rounds}")
         pairs = (("conn (IAM endpoint / direct)", "conn/s endpoint (IAM token, TLS)",
                   "conn/s direct (password, TLS)"),
-                 ("SELECT 1", "SELECT 1/s endpoint (4 conns)", "SELECT 1/s direct (4 conns)"),
+                 *((f"SELECT 1 ({c} conns)", f"SELECT 1/s endpoint ({c} conns)",
+                    f"SELECT 1/s direct ({c} conns)") for c in select_conns),
                  ("bulk insert", "bulk insert MB/s endpoint", "bulk insert MB/s direct"),
                  ("bulk select", "bulk select MB/s endpoint", "bulk select MB/s direct"))
         print("ratio endpoint/direct: of the medians, and the median of the per-round ratios "
