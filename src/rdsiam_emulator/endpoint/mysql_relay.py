@@ -173,10 +173,16 @@ async def sock_send(sock: socket.socket, data: bytes) -> None:
 
 
 async def recv_exact(sock: socket.socket, n: int) -> bytes:
+    """``n`` bytes from the (non-blocking) accepted socket. Bytes already there are taken at once:
+    the loop's ``sock_recv`` would register the socket with epoll and wait a loop turn even then
+    (the SSLRequest body usually arrives together with its header)."""
     loop = asyncio.get_running_loop()
     buf = bytearray()
     while len(buf) < n:
-        chunk = await loop.sock_recv(sock, n - len(buf))
+        try:
+            chunk = sock.recv(n - len(buf))
+        except (BlockingIOError, InterruptedError):
+            chunk = await loop.sock_recv(sock, n - len(buf))
         if not chunk:
             raise ConnectionClosed("client closed during the handshake")
         buf += chunk
