@@ -80,7 +80,7 @@ def test_other_writers_are_seen_once_the_copy_is_max_age_old(short_cache, mariad
     with pymysql.connect(host=mariadb.host, port=mariadb.port, user=mariadb.admin_user,
                          password=mariadb.admin_password, autocommit=True) as conn, \
             conn.cursor() as cur:
-        cur.execute(f"DELETE FROM {CATALOG} WHERE user = %s", [user])  # noqa: S608
+        cur.execute(f"DELETE FROM {CATALOG} WHERE user = %s", [user])
     time.sleep(0.3 + 0.2)
     assert not token_login_works(short_cache, user)
     assert short_cache.events.all()[-1].method == "password"
