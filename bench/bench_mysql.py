@@ -6,17 +6,20 @@ Starts a private MariaDB with TLS (certificate from the emulator CA) and runs th
 child process. New connections and the small-query loop are driven by ``mariadb-slap`` (a C client,
 so the client is not the bottleneck): ``--detach=1`` makes every query a new TLS connection (IAM
 token through the endpoint, password direct); ``--select-conns 1,4,8`` runs the small-query loop
-at several client counts. Bulk insert/select of --mb megabytes uses PyMySQL (the select reads the
-table --select-repeat times, so its window is long enough to measure). Every figure is the median
-of --rounds runs, direct and endpoint alternating, because other processes on the machine skew
-single runs: compare ratios. Each mariadb-slap figure also shows the machine's idle and steal
-shares while it ran (steal: the hypervisor running something else on this VM's CPUs).
+at several client counts. Bulk insert/select of --mb megabytes runs with mysqlclient (C) and
+PyMySQL (pure Python), direct and endpoint interleaved batch by batch (the select reads the
+table --select-repeat times). Every
+figure is the median of --rounds runs, direct and endpoint alternating, because other processes
+on the machine skew single runs: compare ratios. Each mariadb-slap figure also shows the
+machine's idle and steal shares while it ran (steal: the hypervisor running something else on
+this VM's CPUs).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing as mp
 import os
 import shutil
@@ -55,7 +58,7 @@ def start_mariadb(work: Path, cert: Path, key: Path, ca: Path) -> tuple[subproce
     proc = subprocess.Popen([
         "mariadbd", "--no-defaults", f"--datadir={data}", "--user=root", f"--port={port}",
         "--bind-address=127.0.0.1", f"--socket={sock}", f"--pid-file={work}/pid",
-        "--skip-log-bin", "--innodb-flush-log-at-trx-commit=0", "--innodb-buffer-pool-size=256M",
+        "--skip-log-bin", "--innodb-flush-log-at-trx-commit=0", "--innodb-buffer-pool-size=1G",
         "--max-allowed-packet=256M", "--max-connections=2000", "--skip-name-resolve",
         f"--ssl-cert={cert}", f"--ssl-key={key}", f"--ssl-ca={ca}",
     ], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -194,26 +197,72 @@ def query_rate(conn, n: int) -> float:
     return n / (time.monotonic() - start)
 
 
-def bulk(conn, mb: int, table: str, select_repeat: int) -> tuple[float, float]:
-    """MB/s inserting ``mb`` 1 MiB rows, then selecting them back ``select_repeat`` times (one
-    100 MB select takes ~0.2 s here: too short a window to measure on this VM by itself)."""
-    cur = conn.cursor()
-    cur.execute(f"CREATE TABLE app.{table} (id INT PRIMARY KEY, v LONGBLOB)")
+@contextlib.contextmanager
+def bulk_connections(client: str, bport: int, eport: int, ca: str, tok: str, ip_tok: str):
+    """A direct and an endpoint connection with one driver (TLS, verified CA on both)."""
+    if client == "pymysql":
+        d = connect(bport, MASTER, MASTER_PW, ca, max_allowed_packet=256 << 20)
+        e = connect(eport, "iam_bench", tok, ca, max_allowed_packet=256 << 20)
+    elif client == "mysqlclient":
+        import MySQLdb  # libmariadb sends the token in cleartext only over TLS, as RDS needs
+
+        d = MySQLdb.connect(host="127.0.0.1", port=bport, user=MASTER, password=MASTER_PW,
+                            ssl={"ca": ca})
+        e = MySQLdb.connect(host="127.0.0.1", port=eport, user="iam_bench", password=ip_tok,
+                            ssl={"ca": ca})
+    else:
+        raise SystemExit(f"unknown bulk client {client!r}")
+    try:
+        yield d, e
+    finally:
+        d.close()
+        e.close()
+
+
+def bulk_pair(direct, endpoint, mb: int, select_repeat: int,
+              endpoint_pid: int) -> dict[str, float]:
+    """Bulk insert of ``mb`` 1 MiB rows and ``select_repeat`` full selects of them, direct and
+    through the endpoint **interleaved step by step** (one insert batch or one select each, in
+    turn), so both sides see the same moment of a VM whose speed drifts within seconds. Returns
+    MB/s per side and the endpoint's CPU microseconds per MB moved through it."""
+    sides = {"direct": direct, "endpoint": endpoint}
+    spent = dict.fromkeys(("insert direct", "insert endpoint", "select direct",
+                           "select endpoint"), 0.0)
+    moved = dict.fromkeys(("select direct", "select endpoint"), 0)
+    endpoint_cpu = 0.0
     row = os.urandom(1024 * 1024)
-    start = time.monotonic()
+
+    def step(kind: str, side: str, sql: str, rows=None) -> None:
+        nonlocal endpoint_cpu
+        cur = sides[side].cursor()
+        cpu0 = cpu_seconds(endpoint_pid) if side == "endpoint" else 0.0
+        start = time.monotonic()
+        if rows is None:
+            cur.execute(sql)
+            moved[f"{kind} {side}"] += sum(len(r[0]) for r in cur.fetchall())
+        else:
+            cur.executemany(sql, rows)
+            sides[side].commit()
+        spent[f"{kind} {side}"] += time.monotonic() - start
+        if side == "endpoint":
+            endpoint_cpu += cpu_seconds(endpoint_pid) - cpu0
+
+    for side, conn in sides.items():
+        conn.cursor().execute(f"CREATE TABLE app.bulk_{side} (id INT PRIMARY KEY, v LONGBLOB)")
     for i in range(0, mb, 8):
         rows = [(i + j, row) for j in range(min(8, mb - i))]
-        cur.executemany(f"INSERT INTO app.{table} VALUES (%s, %s)", rows)
-    conn.commit()
-    ins = mb / (time.monotonic() - start)
-    total = 0
-    start = time.monotonic()
+        for side in sides:
+            step("insert", side, f"INSERT INTO app.bulk_{side} VALUES (%s, %s)", rows)
     for _ in range(select_repeat):
-        cur.execute(f"SELECT v FROM app.{table}")
-        total += sum(len(r[0]) for r in cur.fetchall())
-    sel = total / 1024 / 1024 / (time.monotonic() - start)
-    cur.execute(f"DROP TABLE app.{table}")
-    return ins, sel
+        for side in sides:
+            step("select", side, f"SELECT v FROM app.bulk_{side}")
+    for side, conn in sides.items():
+        conn.cursor().execute(f"DROP TABLE app.bulk_{side}")
+    out = {f"insert {side}": mb / spent[f"insert {side}"] for side in sides}
+    out |= {f"select {side}": moved[f"select {side}"] / 1024 / 1024 / spent[f"select {side}"]
+            for side in sides}
+    out["endpoint cpu per MB"] = endpoint_cpu * 1e6 / ((1 + select_repeat) * mb)
+    return out
 
 
 def main() -> int:
@@ -222,6 +271,8 @@ def main() -> int:
     ap.add_argument("--queries", type=int, default=20000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--mb", type=int, default=100)
+    ap.add_argument("--bulk-clients", default="mysqlclient,pymysql",
+                    help="drivers for the bulk part: mysqlclient (C, libmariadb) and/or pymysql")
     ap.add_argument("--select-repeat", type=int, default=5,
                     help="how many times the bulk select reads the --mb table per round")
     ap.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
@@ -286,6 +337,7 @@ def main() -> int:
         print(f"endpoint pid {child.pid}", flush=True)
         parts = ("conn", "select", "bulk") if args.only is None else (args.only,)
         select_conns = [int(c) for c in args.select_conns.split(",")]
+        bulk_clients = args.bulk_clients.split(",")
         for _ in range(args.rounds):
             if "conn" in parts:
                 add("conn/s direct (password, TLS)",
@@ -302,19 +354,14 @@ def main() -> int:
                 add(f"SELECT 1/s endpoint ({c} conns)", timed(
                     f"endpoint CPU us per SELECT 1 ({c} conns)", args.queries,
                     lambda c=c: slap(eport, "iam_bench", ip_tok, cafile, args.queries, c, False)))
-            if "bulk" in parts:
-                with connect(bport, MASTER, MASTER_PW, cafile,
-                             max_allowed_packet=256 << 20) as d:
-                    ins, sel = bulk(d, args.mb, "bd", args.select_repeat)
-                    add("bulk insert MB/s direct", ins)
-                    add("bulk select MB/s direct", sel)
-                with connect(eport, "iam_bench", tok, cafile,
-                             max_allowed_packet=256 << 20) as e:
-                    ins, sel = timed("endpoint CPU us per MB (insert + select)",
-                                     (1 + args.select_repeat) * args.mb,
-                                     lambda: bulk(e, args.mb, "be", args.select_repeat))
-                    add("bulk insert MB/s endpoint", ins)
-                    add("bulk select MB/s endpoint", sel)
+            for client in bulk_clients if "bulk" in parts else ():
+                with bulk_connections(client, bport, eport, cafile, tok, ip_tok) as (d, e):
+                    got = bulk_pair(d, e, args.mb, args.select_repeat, child.pid)
+                for kind in ("insert", "select"):
+                    add(f"bulk {kind} MB/s direct ({client})", got[f"{kind} direct"])
+                    add(f"bulk {kind} MB/s endpoint ({client})", got[f"{kind} endpoint"])
+                cpu.setdefault(f"endpoint CPU us per MB, insert + select ({client})",
+                               []).append(got["endpoint cpu per MB"])
         results = {name: median(values) for name, values in runs.items()}
         for name, value in results.items():
             rounds = " ".join(f"{v:.0f}" for v in runs[name])
@@ -328,8 +375,9 @@ def main() -> int:
                   "conn/s direct (password, TLS)"),
                  *((f"SELECT 1 ({c} conns)", f"SELECT 1/s endpoint ({c} conns)",
                     f"SELECT 1/s direct ({c} conns)") for c in select_conns),
-                 ("bulk insert", "bulk insert MB/s endpoint", "bulk insert MB/s direct"),
-                 ("bulk select", "bulk select MB/s endpoint", "bulk select MB/s direct"))
+                 *((f"bulk {kind} ({client})", f"bulk {kind} MB/s endpoint ({client})",
+                    f"bulk {kind} MB/s direct ({client})")
+                   for client in bulk_clients for kind in ("insert", "select")))
         print("ratio endpoint/direct: of the medians, and the median of the per-round ratios "
               "(each round runs both back to back, so load drift cancels out)")
         for label, ep_name, direct_name in pairs:
