@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import multiprocessing as mp
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -219,23 +220,36 @@ def bulk_connections(client: str, bport: int, eport: int, ca: str, tok: str, ip_
         e.close()
 
 
-def bulk_pair(direct, endpoint, mb: int, select_repeat: int,
-              endpoint_pid: int) -> dict[str, float]:
+def own_cpu_seconds() -> float:
+    """This process's CPU time: the bulk client runs here."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def bulk_pair(direct, endpoint, mb: int, select_repeat: int, endpoint_pid: int,
+              server_pid: int) -> dict[str, float]:
     """Bulk insert of ``mb`` 1 MiB rows and ``select_repeat`` full selects of them, direct and
     through the endpoint **interleaved step by step** (one insert batch or one select each, in
     turn), so both sides see the same moment of a VM whose speed drifts within seconds. Returns
-    MB/s per side and the endpoint's CPU microseconds per MB moved through it."""
+    MB/s per side, the endpoint's CPU microseconds per MB moved through it, and for the selects
+    the CPU per MB of each process on each side (client = this process, server, endpoint)."""
     sides = {"direct": direct, "endpoint": endpoint}
     spent = dict.fromkeys(("insert direct", "insert endpoint", "select direct",
                            "select endpoint"), 0.0)
     moved = dict.fromkeys(("select direct", "select endpoint"), 0)
     endpoint_cpu = 0.0
+    select_cpu = {f"{proc} {side}": 0.0 for proc in ("client", "server", "endpoint")
+                  for side in sides}
     row = os.urandom(1024 * 1024)
+
+    def cpu_now() -> dict[str, float]:
+        return {"client": own_cpu_seconds(), "server": cpu_seconds(server_pid),
+                "endpoint": cpu_seconds(endpoint_pid)}
 
     def step(kind: str, side: str, sql: str, rows=None) -> None:
         nonlocal endpoint_cpu
         cur = sides[side].cursor()
-        cpu0 = cpu_seconds(endpoint_pid) if side == "endpoint" else 0.0
+        before = cpu_now()
         start = time.monotonic()
         if rows is None:
             cur.execute(sql)
@@ -244,8 +258,12 @@ def bulk_pair(direct, endpoint, mb: int, select_repeat: int,
             cur.executemany(sql, rows)
             sides[side].commit()
         spent[f"{kind} {side}"] += time.monotonic() - start
+        after = cpu_now()
         if side == "endpoint":
-            endpoint_cpu += cpu_seconds(endpoint_pid) - cpu0
+            endpoint_cpu += after["endpoint"] - before["endpoint"]
+        if kind == "select":
+            for proc in after:
+                select_cpu[f"{proc} {side}"] += after[proc] - before[proc]
 
     for side, conn in sides.items():
         conn.cursor().execute(f"CREATE TABLE app.bulk_{side} (id INT PRIMARY KEY, v LONGBLOB)")
@@ -262,6 +280,11 @@ def bulk_pair(direct, endpoint, mb: int, select_repeat: int,
     out |= {f"select {side}": moved[f"select {side}"] / 1024 / 1024 / spent[f"select {side}"]
             for side in sides}
     out["endpoint cpu per MB"] = endpoint_cpu * 1e6 / ((1 + select_repeat) * mb)
+    for key, seconds in select_cpu.items():
+        if key != "endpoint direct":
+            side = key.split()[1]
+            out[f"select cpu per MB, {key}"] = (
+                seconds * 1e6 / (moved[f"select {side}"] / 1024 / 1024))
     return out
 
 
@@ -356,12 +379,17 @@ def main() -> int:
                     lambda c=c: slap(eport, "iam_bench", ip_tok, cafile, args.queries, c, False)))
             for client in bulk_clients if "bulk" in parts else ():
                 with bulk_connections(client, bport, eport, cafile, tok, ip_tok) as (d, e):
-                    got = bulk_pair(d, e, args.mb, args.select_repeat, child.pid)
+                    got = bulk_pair(d, e, args.mb, args.select_repeat, child.pid, proc.pid)
                 for kind in ("insert", "select"):
                     add(f"bulk {kind} MB/s direct ({client})", got[f"{kind} direct"])
                     add(f"bulk {kind} MB/s endpoint ({client})", got[f"{kind} endpoint"])
                 cpu.setdefault(f"endpoint CPU us per MB, insert + select ({client})",
                                []).append(got["endpoint cpu per MB"])
+                for key, value in got.items():
+                    if key.startswith("select cpu per MB, "):
+                        proc_side = key.removeprefix("select cpu per MB, ")
+                        cpu.setdefault(f"select: {proc_side} CPU us per MB ({client})",
+                                       []).append(value)
         results = {name: median(values) for name, values in runs.items()}
         for name, value in results.items():
             rounds = " ".join(f"{v:.0f}" for v in runs[name])

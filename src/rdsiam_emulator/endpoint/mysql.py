@@ -77,8 +77,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 """MySQL's connect_timeout."""
-RELAY_WRITE_BUFFER = 1024 * 1024
-"""Per-direction buffering before the relay pauses the sending peer (asyncio's default is 64 KB)."""
 
 
 @dataclass
@@ -397,10 +395,7 @@ class MysqlEndpoint(TrackedEndpoint):
 
     # ------------------------------------------------------------------------------ relay phase
     def _link(self, s: Session) -> None:
-        for side in (s.client, s.backend):
-            if side.transport is not None:  # bulk transfers: fewer pause/resume round trips
-                side.transport.set_write_buffer_limits(high=RELAY_WRITE_BUFFER)
-        s.client.link(s.backend)
+        s.client.link(s.backend)  # also sets the relay's write-buffer limits (relay.py)
         if s.capabilities & Capability.COMPRESS:
             return  # compressed packets are opaque: pure relay (docs/mysql.md)
         s.client.backend = s.backend
