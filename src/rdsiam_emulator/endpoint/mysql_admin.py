@@ -168,8 +168,11 @@ class AdminConnection:
                 result = await self.execute(f"SELECT DISTINCT `user` FROM {CATALOG_TABLE}")
                 self.catalog.store(((row[0] or b"").decode("utf-8", "replace")
                                     for row in result.rows), generation, loop.time())
-                answer = self.catalog.lookup(user, loop.time())
-        return bool(answer)
+                # What was just read answers this login even if a write landed meanwhile
+                # (that write only makes the *next* login reload).
+                assert self.catalog.users is not None
+                answer = user_key(user) in self.catalog.users
+        return answer
 
     async def existing_accounts(self, accounts: Iterable[Account]) -> set[Account]:
         found: set[Account] = set()

@@ -92,3 +92,28 @@ def test_trailing_spaces_compare_like_the_catalog_column(long_cache):
     assert loop.run(long_cache.endpoint.admin.is_iam_user(user + "  "))
     assert not loop.run(long_cache.endpoint.admin.is_iam_user(" " + user))
     assert not loop.run(long_cache.endpoint.admin.is_iam_user(user.upper()))
+
+
+def test_a_write_during_the_reload_does_not_spoil_the_answer(long_cache, mariadb):
+    """The reload's own result answers the login that asked; the write only forces another
+    reload for the next one."""
+    user = make_iam_user(long_cache)
+    admin = long_cache.endpoint.admin
+    real_execute = admin.execute
+
+    async def execute_while_someone_writes(sql: str):
+        if "SELECT DISTINCT" in sql:
+            mariadb.record_iam_user(unique("other"))  # another writer, mid-reload
+        return await real_execute(sql)
+
+    admin.execute = execute_while_someone_writes  # type: ignore[method-assign]
+    try:
+        loads = admin.catalog.loads
+        assert long_cache.loop.run(admin.is_iam_user(user))
+        assert admin.catalog.loads == loads + 1
+    finally:
+        admin.execute = real_execute  # type: ignore[method-assign]
+    assert long_cache.loop.run(admin.is_iam_user(user))
+    assert admin.catalog.loads == loads + 2  # the write seen: reloaded once more
+    assert long_cache.loop.run(admin.is_iam_user(user))
+    assert admin.catalog.loads == loads + 2
