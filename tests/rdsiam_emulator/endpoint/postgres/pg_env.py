@@ -132,6 +132,18 @@ class RunningEndpoint:
         self.server.sql(f"GRANT ALL ON SCHEMA public TO {name}", dbname="app")
         return name
 
+    def wait_until_sleeping(self, user: str, timeout: float = 10.0) -> None:
+        """Until ``user``'s ``select pg_sleep(...)`` runs on the server: a cancel sent before
+        the query starts is a no-op, so cancel tests wait for this instead of a fixed delay."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rows = self.server.sql(
+                f"select count(*) from pg_stat_activity where usename = '{user}' "
+                "and query like 'select pg_sleep%' and state = 'active'")
+            if rows[0][0][0]:
+                return
+            time.sleep(0.05)
+
     def password_user(self, prefix: str = "pw") -> tuple[str, str]:
         name = f"{prefix}_{uuid.uuid4().hex[:10]}"
         password = uuid.uuid4().hex

@@ -177,14 +177,7 @@ def test_psql_ctrl_c_cancels_the_query(endpoint) -> None:
                              "select pg_sleep(30)"], env=_psql_env(endpoint.token(user)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:  # wait until the query runs on the backend
-            rows = endpoint.server.sql(
-                f"select count(*) from pg_stat_activity where usename = '{user}' "
-                "and query like 'select pg_sleep%' and state = 'active'")
-            if rows[0][0][0]:
-                break
-            time.sleep(0.1)
+        endpoint.wait_until_sleeping(user)
         started = time.monotonic()
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=15)

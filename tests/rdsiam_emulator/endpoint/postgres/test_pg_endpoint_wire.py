@@ -242,14 +242,7 @@ def test_cancel_request_reaches_the_backend_session(endpoint) -> None:
         # blocks in PQcancel while holding the GIL, which would freeze the endpoint's loop thread
         # in this same process; psql's Ctrl-C covers the legacy plain-TCP CancelRequest.
         def cancel_once_running() -> None:
-            deadline = time.monotonic() + 10  # a cancel that arrives before the query is a no-op
-            while time.monotonic() < deadline:
-                rows = endpoint.server.sql(
-                    f"select count(*) from pg_stat_activity where usename = '{user}' "
-                    "and query like 'select pg_sleep%' and state = 'active'")
-                if rows[0][0][0]:
-                    break
-                time.sleep(0.05)
+            endpoint.wait_until_sleeping(user)
             conn.cancel_safe()
 
         timer = threading.Thread(target=cancel_once_running)
