@@ -210,10 +210,7 @@ class MysqlHandle(BackendHandle):
                     self.admin_execute(f"DROP ROLE IF EXISTS {quote_ident(user)}")
                 else:
                     self.admin_execute("DROP USER IF EXISTS %s@%s", [user, host])
-        try:
-            self.admin_execute(f"DELETE FROM `{CATALOG_SCHEMA}`.`{CATALOG_TABLE}`")  # noqa: S608
-        finally:
-            self._catalog_changed()
+        self._write_catalog(f"DELETE FROM {CATALOG}")  # noqa: S608
         if self._master_state() != self._baseline_master:
             self.admin_execute(
                 "REVOKE ALL PRIVILEGES, GRANT OPTION FROM %s@'%%'", [self.master_user]
@@ -241,28 +238,24 @@ class MysqlHandle(BackendHandle):
         )
 
     def record_iam_user(self, db_user: str, host: str = "%") -> None:
-        try:
-            self.admin_execute(
-                f"INSERT IGNORE INTO `{CATALOG_SCHEMA}`.`{CATALOG_TABLE}` (user, host) "  # noqa: S608
-                "VALUES (%s, %s)",
-                [db_user, host],
-            )
-        finally:
-            self._catalog_changed()
+        self._write_catalog(
+            f"INSERT IGNORE INTO {CATALOG} (user, host) VALUES (%s, %s)",  # noqa: S608
+            [db_user, host],
+        )
 
     def forget_iam_user(self, db_user: str, host: str = "%") -> None:
-        try:
-            self.admin_execute(
-                f"DELETE FROM `{CATALOG_SCHEMA}`.`{CATALOG_TABLE}` "  # noqa: S608
-                "WHERE user = %s AND host = %s",
-                [db_user, host],
-            )
-        finally:
-            self._catalog_changed()
+        self._write_catalog(
+            f"DELETE FROM {CATALOG} WHERE user = %s AND host = %s",  # noqa: S608
+            [db_user, host],
+        )
 
-    def _catalog_changed(self) -> None:
-        """Endpoints on this server cache the catalog: make them reload before their next login."""
-        catalog_changed(backend_key(self.host, self.port))
+    def _write_catalog(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        """Endpoints on this server cache the catalog: every write makes them reload before
+        their next login (even a failed one, which may have changed rows before failing)."""
+        try:
+            self.admin_execute(sql, params)
+        finally:
+            catalog_changed(backend_key(self.host, self.port))
 
 
 def _run(conn: Any, sql: str, params: Sequence[Any] | None = None) -> list[Row]:

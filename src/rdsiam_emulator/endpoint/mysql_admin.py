@@ -99,12 +99,13 @@ class CatalogCache:
             return None
         return user_key(user) in self.users
 
-    def store(self, names: Iterable[str], generation: int, now: float) -> None:
+    def store(self, names: Iterable[str], generation: int, now: float) -> frozenset[str]:
         """``generation`` as read *before* the query, so a write during it forces a reload."""
         self.users = frozenset(user_key(n) for n in names)
         self._generation = generation
         self._loaded_at = now
         self.loads += 1
+        return self.users
 
 
 class AdminConnection:
@@ -166,12 +167,11 @@ class AdminConnection:
                 generation = catalog_generation(self.catalog.key)
                 await self.ensure_catalog()
                 result = await self.execute(f"SELECT DISTINCT `user` FROM {CATALOG_TABLE}")
-                self.catalog.store(((row[0] or b"").decode("utf-8", "replace")
-                                    for row in result.rows), generation, loop.time())
+                users = self.catalog.store(((row[0] or b"").decode("utf-8", "replace")
+                                            for row in result.rows), generation, loop.time())
                 # What was just read answers this login even if a write landed meanwhile
                 # (that write only makes the *next* login reload).
-                assert self.catalog.users is not None
-                answer = user_key(user) in self.catalog.users
+                answer = user_key(user) in users
         return answer
 
     async def existing_accounts(self, accounts: Iterable[Account]) -> set[Account]:
