@@ -17,6 +17,8 @@ import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from rdsiam_emulator.backends.mysql_handle import CATALOG as CATALOG_TABLE
+from rdsiam_emulator.backends.mysql_handle import CATALOG_DDL
 from rdsiam_emulator.catalog_generations import backend_key, catalog_changed, catalog_generation
 from rdsiam_emulator.protocols.mysql.constants import Capability
 from rdsiam_emulator.protocols.mysql.ddl import Account, quote
@@ -29,18 +31,6 @@ from rdsiam_emulator.protocols.mysql.handshake import (
 from rdsiam_emulator.protocols.mysql.messages import Greeting, HandshakeResponse
 from rdsiam_emulator.protocols.mysql.packets import Packet, PacketDecoder, encode_packet
 from rdsiam_emulator.protocols.mysql.results import QueryError, TextResult
-
-CATALOG_SCHEMA = "rdsiam_catalog"
-CATALOG_TABLE = f"`{CATALOG_SCHEMA}`.`iam_users`"
-CATALOG_DDL = (  # the same as backends.mysql_handle creates at bootstrap (idempotent)
-    f"CREATE DATABASE IF NOT EXISTS `{CATALOG_SCHEMA}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
-    f"CREATE TABLE IF NOT EXISTS {CATALOG_TABLE} ("
-    " `user` VARCHAR(128) NOT NULL,"
-    " `host` VARCHAR(255) NOT NULL,"
-    " `created_at` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),"
-    " PRIMARY KEY (`user`, `host`)"
-    ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
-)
 
 ADMIN_CAPABILITIES = (
     Capability.LONG_PASSWORD | Capability.LONG_FLAG | Capability.PROTOCOL_41
