@@ -1,22 +1,19 @@
 """The pytest plugin entry point (``pytest11``): options, settings, fixtures, report sections.
 
-Thin glue: everything the fixtures do is library code in ``rdsiam_emulator``.
+Thin glue: everything the fixtures do is library code in ``rdsiam_emulator``. Loading this module
+must stay cheap and must not need moto, boto3 or the drivers: every pytest run on a machine with
+the package installed loads it, activated or not. The real fixtures are registered in
+``pytest_configure`` only when the emulator is activated; otherwise stand-ins that skip with a
+how-to reason (``pytest_rdsiam.inactive``).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Generator
 
 import pytest
 
-from pytest_rdsiam.fixtures import (
-    _rds_iam_scope,
-    rds_iam_backends,
-    rds_iam_db,
-    rds_iam_db_factory,
-    rds_iam_instance,
-    rds_iam_instances,
-)
 from pytest_rdsiam.options import add_options, resolve
 from pytest_rdsiam.plugin_state import (
     NOT_ACTIVE_REASON,
@@ -27,16 +24,14 @@ from pytest_rdsiam.plugin_state import (
 from pytest_rdsiam.report import add_section
 
 __all__ = [
+    "FIXTURES_PLUGIN_NAME",
     "NOT_ACTIVE_REASON",
-    "_rds_iam_scope",
-    "rds_iam_backends",
-    "rds_iam_db",
-    "rds_iam_db_factory",
-    "rds_iam_instance",
-    "rds_iam_instances",
     "require_active",
     "settings_of",
 ]
+
+FIXTURES_PLUGIN_NAME = "rdsiam-fixtures"
+"""The name under which the fixtures module (real or stand-in) is registered with pytest."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -44,7 +39,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[SETTINGS_KEY] = resolve(config)
+    settings = resolve(config)
+    config.stash[SETTINGS_KEY] = settings
+    module = "pytest_rdsiam.fixtures" if settings.enabled else "pytest_rdsiam.inactive"
+    if not config.pluginmanager.has_plugin(FIXTURES_PLUGIN_NAME):
+        config.pluginmanager.register(importlib.import_module(module), FIXTURES_PLUGIN_NAME)
 
 
 @pytest.hookimpl(wrapper=True)

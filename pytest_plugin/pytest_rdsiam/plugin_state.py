@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from pytest_rdsiam.options import PluginSettings
-from rdsiam_emulator.instances import EmulatedInstance
+
+if TYPE_CHECKING:  # the instances module pulls in the endpoints: not at plugin load
+    from rdsiam_emulator.instances import EmulatedInstance
 
 SETTINGS_KEY = pytest.StashKey[PluginSettings]()
-EVENT_SOURCES = pytest.StashKey[list[tuple[EmulatedInstance, int]]]()
+EVENT_SOURCES = pytest.StashKey[list[tuple["EmulatedInstance", int]]]()
 """Per test item: which instances it used and the event cursor at the start."""
 
 NOT_ACTIVE_REASON = (
