@@ -15,17 +15,35 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from rdsiam_emulator.backends.spec import ENGINES, PROVIDERS
 from rdsiam_emulator.clock import OffsetClock
 from rdsiam_emulator.instances import EmulatedInstance, Emulator, InstanceConfig
 
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser("demo", help="start the emulator and connect with real IAM tokens")
-    parser.add_argument("--backend", default="auto", choices=["auto", "docker", "local"])
-    parser.add_argument("--engine", action="append", choices=["postgres", "mysql"],
-                        help="engine(s) to demonstrate (default: both)")
-    parser.add_argument("--region", default="us-east-1")
-    parser.set_defaults(func=run)
+    parser = sub.add_parser(
+        "demo", help="start the emulator and connect with real IAM tokens",
+        description="Start a real server per engine, put an emulated RDS endpoint with IAM "
+        "authentication in front of it, create an IAM user and policy in moto, mint a token with "
+        "boto3 and log in over verified TLS; then show an expired token being refused, as the "
+        "client sees it and with the emulator's reason and hint. Exit 0 when every step worked.",
+    )
+    parser.add_argument("--backend", default="auto", choices=list(PROVIDERS),
+                        help="where the real servers come from: auto (a Docker-API engine if "
+                        "reachable, else local binaries, else the --*-url servers), docker, local, "
+                        "or external (existing servers given by --postgres-url/--mysql-url); "
+                        "default: auto")
+    parser.add_argument("--engine", action="append", choices=list(ENGINES),
+                        help="engine to demonstrate; repeat for both (default: both)")
+    parser.add_argument("--region", default="us-east-1",
+                        help="AWS region of the emulated instances and tokens (default: us-east-1)")
+    parser.add_argument("--postgres-url", metavar="URL",
+                        help="superuser URL of an existing PostgreSQL server for the external "
+                        "backend, e.g. postgresql://postgres:pw@127.0.0.1:5432/postgres")
+    parser.add_argument("--mysql-url", metavar="URL",
+                        help="superuser URL of an existing MySQL/MariaDB server for the external "
+                        "backend, e.g. mysql://root:pw@127.0.0.1:3306/")
+    parser.set_defaults(func=run, parser=parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,12 +53,18 @@ def run(args: argparse.Namespace) -> int:
     from rdsiam_emulator.backends import BackendSpec, start_backend
 
     engines: list[str] = args.engine or ["postgres", "mysql"]
+    urls: dict[str, str | None] = {"postgres": args.postgres_url, "mysql": args.mysql_url}
+    if args.backend == "external":
+        missing = [f"--{engine}-url" for engine in engines if not urls[engine]]
+        if missing:
+            args.parser.error(f"--backend external needs {' and '.join(missing)}")
     clock = OffsetClock()
     with tempfile.TemporaryDirectory(prefix="rdsiam-demo-") as tmp, \
             Emulator(Path(tmp), clock=clock) as emulator, mock_aws(), aws_clock(clock):
         for engine in engines:
             print(f"\n=== {engine} ===")
-            backend = start_backend(BackendSpec(engine=engine, provider=args.backend))  # type: ignore[arg-type]
+            backend = start_backend(BackendSpec(engine=engine, provider=args.backend,  # type: ignore[arg-type]
+                                                  external_admin_url=urls[engine]))
             try:
                 print(f"backend: {backend.flavour} {backend.version} via {backend.provider}")
                 instance = emulator.start_instance(

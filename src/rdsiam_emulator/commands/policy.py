@@ -26,15 +26,18 @@ from rdsiam_emulator.iam.principals import PolicySource, PrincipalArnError, prin
 
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser("policy", help="evaluate IAM policies for rds-db:connect")
+    parser = sub.add_parser("policy", help="evaluate IAM policies for rds-db:connect",
+                            description="Evaluate IAM policies for rds-db:connect.")
     inner = parser.add_subparsers(dest="policy_command", metavar="SUBCOMMAND")
     check = inner.add_parser(
         "check", help="decide whether a principal may connect as a DB user, and explain why",
+        description="Decide whether a principal may rds-db:connect as a DB user, evaluating its "
+        "identity, session and boundary policies as IAM does, and explain why.",
     )
     check.add_argument("--principal", required=True,
                        help="arn:aws:iam::ACCT:user/NAME, …:role/NAME or "
                             "arn:aws:sts::ACCT:assumed-role/ROLE/SESSION")
-    check.add_argument("--db-user", required=True)
+    check.add_argument("--db-user", required=True, help="the database user name to log in as")
     check.add_argument("--instance",
                        help="DB instance (or Aurora cluster) identifier, looked up for its "
                             "resource id")
@@ -45,8 +48,10 @@ def register(sub: Any) -> None:
                        help="moto server URL (default: AWS_ENDPOINT_URL)")
     check.add_argument("--policy-file", action="append", default=[], type=Path,
                        help="identity policy document to evaluate instead of reading IAM")
-    check.add_argument("--session-policy-file", action="append", default=None, type=Path)
-    check.add_argument("--boundary-file", action="append", default=None, type=Path)
+    check.add_argument("--session-policy-file", action="append", default=None, type=Path,
+                       help="session policy document (as passed to AssumeRole); repeatable")
+    check.add_argument("--boundary-file", action="append", default=None, type=Path,
+                       help="permissions boundary document; repeatable")
     check.add_argument("--context", action="append", default=[], metavar="KEY=VALUE",
                        help="extra request-context value, e.g. aws:PrincipalTag/team=db")
     check.add_argument("--json", action="store_true", help="print the decision as JSON")

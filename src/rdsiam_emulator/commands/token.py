@@ -71,7 +71,8 @@ def _load_hooks() -> list[ExplainHook]:
 
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser("token", help="inspect RDS IAM tokens")
+    parser = sub.add_parser("token", help="inspect RDS IAM tokens",
+                            description="Inspect RDS IAM authentication tokens.")
     inner = parser.add_subparsers(dest="token_command", metavar="SUBCOMMAND")
     explain = inner.add_parser(
         "explain",
