@@ -16,3 +16,24 @@ def test_demo_connects_and_explains_expiry():
     assert "ERROR 1045: Access denied for user 'app_user'@'127.0.0.1' (using password: YES)" in out
     assert out.count("the emulator records: expired [ExpiredToken]") == 2
     assert "UNEXPECTED" not in out
+
+
+def test_demo_on_an_external_server():
+    """--backend external with --postgres-url: the demo runs against a server it did not start."""
+    from rdsiam_emulator.backends import BackendSpec, start_backend
+
+    server = start_backend(BackendSpec("postgres", provider="local"))
+    try:
+        server.admin_execute("CREATE ROLE demo_super SUPERUSER LOGIN PASSWORD 'demo-pw'")
+        url = f"postgresql://demo_super:demo-pw@127.0.0.1:{server.port}/postgres"
+        proc = subprocess.run(
+            [sys.executable, "-m", "rdsiam_emulator.cli", "demo", "--backend", "external",
+             "--engine", "postgres", "--postgres-url", url],
+            capture_output=True, text=True, timeout=240, check=False,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert f"via external:127.0.0.1:{server.port}" in proc.stdout
+        assert "connected with an IAM token over verified TLS as app_user" in proc.stdout
+        assert "the emulator records: expired [ExpiredToken]" in proc.stdout
+    finally:
+        server.stop()
