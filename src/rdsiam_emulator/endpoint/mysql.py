@@ -2,14 +2,17 @@
 
 Per client: open the backend first and greet the client with the backend's own greeting (version,
 connection id, nonce) plus ``CLIENT_SSL``, so password logins can be relayed byte for byte and
-``KILL <id>`` names the right backend thread. The first client packets are read straight from the
-accepted socket with exact sizes, because a MySQL client sends its TLS ClientHello right after the
-SSLRequest without waiting; TLS is then layered on the untouched socket.
+``KILL <id>`` names the right backend thread. Beyond ``eager_backend_logins`` clients still logging
+in, the greeting is the endpoint's own and the backend is opened once the login has arrived (so
+silent clients cannot fill the server); password logins are then re-asked with the backend's nonce.
+The first client packets are read straight from the accepted socket with exact sizes, because a
+MySQL client sends its TLS ClientHello right after the SSLRequest without waiting; TLS is then
+layered on the untouched socket.
 
 * IAM user (in the catalog, cached by ``mysql_admin.CatalogCache``): TLS required,
   AuthSwitchRequest to ``mysql_clear_password``, token verified by the authenticator, then a
   backend login as that user with the derived password; the client gets the backend's OK. Any
-  failure: exactly RDS's ERROR 1045.
+  failure: exactly RDS's ERROR 1045, except a full server: its own ERROR 1040.
 * anyone else: the client's HandshakeResponse goes to the backend (CLIENT_SSL cleared) and the auth
   exchange is relayed; caching_sha2 full auth is re-driven with RSA (see handshake.BackendLogin).
 
@@ -22,7 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import secrets
 import socket
 import ssl
 from dataclasses import dataclass, field, replace
@@ -64,6 +69,7 @@ from rdsiam_emulator.protocols.mysql.messages import (
     Greeting,
     HandshakeResponse,
     access_denied,
+    auth_switch_request,
 )
 from rdsiam_emulator.protocols.mysql.packets import (
     Packet,
@@ -90,10 +96,13 @@ class MysqlEndpointSettings:
     backend_timeout: float = 10.0
     catalog_max_age: float = DEFAULT_CATALOG_MAX_AGE
     """How stale the cached IAM-user catalog may get for writers outside this process."""
-    max_pending_logins: int = 64
-    """Clients that may be logging in at once (each holds a backend connection until it is
-    authenticated or times out); more get ERROR 1040 at once. Keep it below the backend's
-    max_connections (MariaDB: 151) so that silent clients cannot fill the server."""
+    max_pending_logins: int = 1000
+    """Clients that may be logging in at once; more get ERROR 1040 at once."""
+    eager_backend_logins: int = 32
+    """Pending logins that get the backend's own greeting (its connection is opened at accept,
+    so ``CONNECTION_ID()`` matches the greeting). Beyond this, clients get a greeting made by the
+    endpoint and the backend is opened only once they have sent their login: silent clients then
+    cost the server nothing. Keep it well below the backend's max_connections (MariaDB: 151)."""
 
 
 class MysqlEndpoint(TrackedEndpoint):
@@ -121,6 +130,9 @@ class MysqlEndpoint(TrackedEndpoint):
         self._accept_task: asyncio.Task[None] | None = None
         self._raw: set[socket.socket] = set()
         self._pending = 0
+        self._eager = 0  # pending logins holding a backend connection opened at accept
+        self._template: Greeting | None = None  # the last backend greeting, for deferred ones
+        self._synthetic_ids = itertools.count(1 << 30)
 
     # ------------------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -177,15 +189,20 @@ class MysqlEndpoint(TrackedEndpoint):
                                       "clients logging in (max_pending_logins)")
                 await sock_send(sock, encode_packet(0, _too_many_connections().build()))
                 return
-            async with asyncio.timeout(self.settings.handshake_timeout):
-                backend = await self._open_backend()
-                if backend is None:
-                    await sock_send(sock, encode_packet(0, ErrPacket(
-                        ErrorCode.ER_SERVER_SHUTDOWN, "08S01",
-                        "Server shutdown in progress").build()))
-                    return
-                legs.add_backend(backend, self._conns)
-                session = await self._handshake(legs, addr, backend)
+            eager = (self._template is None
+                     or self._eager < self.settings.eager_backend_logins)
+            if eager:
+                self._eager += 1
+            try:
+                async with asyncio.timeout(self.settings.handshake_timeout):
+                    backend = await self._open_backend() if eager else None
+                    if eager and backend is None:
+                        await sock_send(sock, encode_packet(0, _server_gone().build()))
+                        return
+                    session = await self._handshake(legs, addr, backend)
+            finally:
+                if eager:
+                    self._eager -= 1
             self._pending -= 1
             pending = False
             if session is None:
@@ -203,6 +220,15 @@ class MysqlEndpoint(TrackedEndpoint):
             if pending:
                 self._pending -= 1
             legs.release(self._conns, self._raw)
+
+    def _refuse_backend(self, err: ErrPacket, client: ClientInfo, user: str = "") -> None:
+        """Record the backend's refusal to open a connection (its ERR instead of a greeting)."""
+        if err.code == ErrorCode.ER_CON_COUNT_ERROR:
+            self._refuse_overload(client, "the backend answered " + err.render(), user)
+        else:
+            self.authenticator.reject(
+                db_user=user, client=client, reason=Reason.INTERNAL_ERROR,
+                detail="the backend refused the connection: " + err.render())
 
     def _refuse_overload(self, client: ClientInfo, detail: str, user: str = "") -> None:
         """Record a refusal for lack of room (the client gets ERROR 1040); ``user`` is empty
@@ -227,23 +253,27 @@ class MysqlEndpoint(TrackedEndpoint):
         return proto
 
     async def _handshake(
-        self, legs: _Legs, addr: tuple[str, int], backend: BackendSide
+        self, legs: _Legs, addr: tuple[str, int], backend: BackendSide | None
     ) -> Session | None:
+        """Greet, take the client's login (after TLS) and authenticate it. ``backend`` None:
+        deferred, the greeting is the endpoint's own and the backend is opened after the login
+        arrived. Returns the linked session, or None once the refusal was sent."""
         loop = asyncio.get_running_loop()
         sock = legs.sock
-        first = await _read_greeting(backend)
-        if isinstance(first, ErrPacket):  # e.g. 1040: the server is full; tell the client so
-            if first.code == ErrorCode.ER_CON_COUNT_ERROR:
-                self._refuse_overload(_no_login(addr), "the backend answered " + first.render())
-            else:
-                self.authenticator.reject(
-                    db_user="", client=_no_login(addr),
-                    reason=Reason.INTERNAL_ERROR,
-                    detail="the backend refused the connection: " + first.render())
-            await sock_send(sock, encode_packet(0, first.build()))
-            return None
-        bgreet = first
-        greeting = replace(bgreet, capabilities=bgreet.capabilities | Capability.SSL)
+        if backend is not None:
+            legs.add_backend(backend, self._conns)
+            first = await _read_greeting(backend)
+            if isinstance(first, ErrPacket):  # e.g. 1040: the server is full; tell the client
+                self._refuse_backend(first, _no_login(addr))
+                await sock_send(sock, encode_packet(0, first.build()))
+                return None
+            self._template = first
+            shown = first
+        else:
+            assert self._template is not None
+            shown = replace(self._template, nonce=_nonce(),
+                            connection_id=next(self._synthetic_ids) & 0xFFFFFFFF)
+        greeting = replace(shown, capabilities=shown.capabilities | Capability.SSL)
         front = FrontendHandshake(greeting)
         await sock_send(sock, front.start())
         try:
@@ -270,6 +300,22 @@ class MysqlEndpoint(TrackedEndpoint):
             if not isinstance(hello, ClientHello):
                 raise ProtocolError("expected a handshake response")
             assert legs.client is not None
+            if backend is None:
+                backend = await self._open_backend()
+                if backend is None:
+                    legs.client.write(front.fail(_server_gone()))
+                    return None
+                legs.add_backend(backend, self._conns)
+                first = await _read_greeting(backend)
+                if isinstance(first, ErrPacket):
+                    self._refuse_backend(
+                        first, self._client_info(legs.client, addr, hello),
+                        hello.response.user_text)
+                    legs.client.write(front.fail(first))
+                    return None
+                bgreet = first
+            else:
+                bgreet = shown
             linked = await self._authenticate(legs, backend, front, bgreet, hello, addr)
         except ProtocolError as exc:
             err = front.fail(ErrPacket(exc.code, exc.sqlstate, _protocol_message(exc)))
@@ -409,12 +455,28 @@ class MysqlEndpoint(TrackedEndpoint):
         self, client: ClientSide, backend: BackendSide, front: FrontendHandshake,
         bgreet: Greeting, hello: ClientHello, info: ClientInfo,
     ) -> bool:
-        login = BackendLogin.for_handshake(bgreet, hello.response, password=None,
+        response = hello.response
+        user = response.user_text
+        if front.greeting.nonce != bgreet.nonce:
+            # Deferred backend: the client scrambled with the endpoint's nonce. Ask it again, for
+            # the same plugin, with the backend's (an ordinary AuthSwitchRequest).
+            if not response.capabilities & Capability.PLUGIN_AUTH:
+                self.authenticator.record_password_login(
+                    db_user=user, client=info, ok=False,
+                    detail="the client cannot answer an auth switch (no CLIENT_PLUGIN_AUTH)")
+                client.write(front.fail(ErrPacket(
+                    ErrorCode.ER_NOT_SUPPORTED_AUTH_MODE, "08004",
+                    "Client does not support authentication protocol requested by server; "
+                    "consider upgrading MySQL client")))
+                return False
+            plugin = response.auth_plugin or bgreet.auth_plugin or "mysql_native_password"
+            client.write(front.send_auth(auth_switch_request(plugin, bgreet.nonce + b"\0")))
+            response = response.with_auth(plugin, await next_client_auth(client, front))
+        login = BackendLogin.for_handshake(bgreet, response, password=None,
                                            client_tls=hello.tls)
-        user = hello.response.user_text
         outcome = await relay_login_outcome(client, backend, front, login, user, info.address,
-                                            bool(hello.response.auth_response))
-        cleartext = cleartext_password(hello.response.auth_plugin, hello.response.auth_response)
+                                            bool(response.auth_response))
+        cleartext = cleartext_password(response.auth_plugin, response.auth_response)
         if outcome.error_code == ErrorCode.ER_CON_COUNT_ERROR:
             self._refuse_overload(info, "the backend answered 1040 Too many connections", user)
         elif not outcome.ok and looks_like_token(cleartext):
@@ -499,6 +561,16 @@ async def _read_greeting(backend: BackendSide) -> Greeting | ErrPacket:
     if payload[:1] == b"\xff":
         return ErrPacket.parse(payload)
     return Greeting.parse(payload)
+
+
+def _nonce() -> bytes:
+    """A fresh 20-byte scramble of printable bytes, as servers send (no NUL, no '$')."""
+    alphabet = bytes(c for c in range(0x21, 0x7F) if c != 0x24)
+    return bytes(secrets.choice(alphabet) for _ in range(20))
+
+
+def _server_gone() -> ErrPacket:
+    return ErrPacket(ErrorCode.ER_SERVER_SHUTDOWN, "08S01", "Server shutdown in progress")
 
 
 def _no_login(addr: tuple[str, int]) -> ClientInfo:

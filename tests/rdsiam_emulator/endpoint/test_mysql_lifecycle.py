@@ -362,3 +362,74 @@ def test_backend_1040_reaches_the_client_as_1040(myenv, mariadb):
         direct.close()
     with connect(myenv, user, myenv.token(user)) as conn:
         assert conn.cursor().execute("SELECT 1") == 1
+
+
+# ------------------------------------------------------------------ deferred backend (#12 item 3)
+
+
+@pytest.fixture
+def deferred_env(mariadb, emulator_ca):
+    """Every client after the first gets the endpoint's own greeting (no backend until login)."""
+    yield from _make_env(mariadb, emulator_ca, settings=MysqlEndpointSettings(
+        handshake_timeout=3.0, eager_backend_logins=0))
+
+
+def backend_sessions(mariadb) -> int:
+    with pymysql.connect(host=mariadb.host, port=mariadb.port, user=mariadb.admin_user,
+                         password=mariadb.admin_password) as conn, conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM information_schema.processlist")
+        (count,) = cur.fetchone()
+    return int(count)
+
+
+def test_logins_with_a_deferred_backend(deferred_env):
+    import mysql.connector
+
+    env = deferred_env
+    mu, mp = env.master
+    user = make_user(env)  # the first login learns the backend's greeting
+    with connect(env, user, env.token(user)) as conn, conn.cursor() as cur:
+        assert conn.thread_id() >= 1 << 30  # the endpoint's greeting, not the backend's
+        cur.execute("SELECT CURRENT_USER()")
+        assert cur.fetchone() == (f"{user}@%",)
+    with connect(env, mu, mp) as conn, conn.cursor() as cur:  # re-scrambled by an auth switch
+        cur.execute("SELECT CURRENT_USER()")
+        assert cur.fetchone()[0].startswith(f"{mu}@")
+    with pytest.raises(pymysql.err.OperationalError) as info:
+        connect(env, mu, "wrong")
+    assert info.value.args == (
+        1045, f"Access denied for user '{mu}'@'127.0.0.1' (using password: YES)")
+    conn = mysql.connector.connect(host="localhost", port=env.port, user=mu, password=mp,
+                                   ssl_ca=env.ca_file, use_pure=True, connection_timeout=10)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT 1")
+        assert cur.fetchone() == (1,)
+    finally:
+        conn.close()
+    cli = ["mariadb", "--no-defaults", "-h", "127.0.0.1", "-P", str(env.port), "-u", mu,
+           f"--password={mp}", "--ssl", f"--ssl-ca={env.ca_file}", "-N", "-B", "-e", "SELECT 7"]
+    import subprocess
+
+    out = subprocess.run(cli, capture_output=True, text=True, timeout=30)
+    assert (out.returncode, out.stdout.strip()) == (0, "7"), out.stderr
+    settle(env, fd_count() + 64, "deferred logins")  # nothing tracked is left
+
+
+def test_silent_clients_hold_no_backend_connections_beyond_the_eager_ones(mariadb, emulator_ca):
+    """Issue #12 item 3: silent sockets used to hold one backend connection each."""
+    for env in _make_env(mariadb, emulator_ca, settings=MysqlEndpointSettings(
+            handshake_timeout=5.0, eager_backend_logins=2)):
+        user = make_user(env)
+        before = backend_sessions(mariadb)
+        silent = [socket.create_connection(("127.0.0.1", env.port), timeout=5)
+                  for _ in range(60)]
+        try:
+            for s in silent:
+                assert read_packet(s) is not None
+            assert backend_sessions(mariadb) - before <= 2
+            with connect(env, user, env.token(user)) as conn:  # and a good login still works
+                assert conn.cursor().execute("SELECT 1") == 1
+        finally:
+            for s in silent:
+                s.close()
