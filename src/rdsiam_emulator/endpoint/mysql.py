@@ -182,8 +182,7 @@ class MysqlEndpoint(TrackedEndpoint):
         pending = True
         try:
             if self._pending > self.settings.max_pending_logins:
-                # Every pending login holds a backend connection: refuse before opening one,
-                # with the engine's own answer to a full server.
+                # Refuse before any work, with the engine's own answer to a full server.
                 busy = self._pending - 1
                 self._refuse_overload(_no_login(addr), f"the endpoint already has {busy} "
                                       "clients logging in (max_pending_logins)")
