@@ -37,6 +37,8 @@ class Reason(StrEnum):
     IAM_DISABLED = "iam_disabled"
     THROTTLED = "throttled"
     INTERNAL_ERROR = "internal_error"
+    TOO_MANY_CONNECTIONS = "too_many_connections"
+    CLEARTEXT_PLUGIN_UNSUPPORTED = "cleartext_plugin_unsupported"
 
 
 INVALID_TOKEN = "InvalidToken"
@@ -110,6 +112,10 @@ REASONS: dict[Reason, ReasonInfo] = {
               "too many new IAM connections per second"),
         _info(Reason.INTERNAL_ERROR, INTERNAL, 500, "internal",
               "the emulator failed while deciding (a bug: please report it)"),
+        _info(Reason.TOO_MANY_CONNECTIONS, None, None, "engine",
+              "the database (or the endpoint in front of it) has no room for another connection"),
+        _info(Reason.CLEARTEXT_PLUGIN_UNSUPPORTED, None, None, "engine",
+              "the MySQL client cannot send its token with mysql_clear_password"),
     )
 }
 

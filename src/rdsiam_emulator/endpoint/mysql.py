@@ -2,14 +2,17 @@
 
 Per client: open the backend first and greet the client with the backend's own greeting (version,
 connection id, nonce) plus ``CLIENT_SSL``, so password logins can be relayed byte for byte and
-``KILL <id>`` names the right backend thread. The first client packets are read straight from the
-accepted socket with exact sizes, because a MySQL client sends its TLS ClientHello right after the
-SSLRequest without waiting; TLS is then layered on the untouched socket.
+``KILL <id>`` names the right backend thread. Beyond ``eager_backend_logins`` clients still logging
+in, the greeting is the endpoint's own and the backend is opened once the login has arrived (so
+silent clients cannot fill the server); password logins are then re-asked with the backend's nonce.
+The first client packets are read straight from the accepted socket with exact sizes, because a
+MySQL client sends its TLS ClientHello right after the SSLRequest without waiting; TLS is then
+layered on the untouched socket.
 
 * IAM user (in the catalog, cached by ``mysql_admin.CatalogCache``): TLS required,
   AuthSwitchRequest to ``mysql_clear_password``, token verified by the authenticator, then a
   backend login as that user with the derived password; the client gets the backend's OK. Any
-  failure: exactly RDS's ERROR 1045.
+  failure: exactly RDS's ERROR 1045, except a full server: its own ERROR 1040.
 * anyone else: the client's HandshakeResponse goes to the backend (CLIENT_SSL cleared) and the auth
   exchange is relayed; caching_sha2 full auth is re-driven with RSA (see handshake.BackendLogin).
 
@@ -22,10 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import secrets
 import socket
 import ssl
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from rdsiam_emulator.authenticator import ClientInfo, IamAuthenticator
 from rdsiam_emulator.endpoint.mysql_admin import (
@@ -36,15 +41,18 @@ from rdsiam_emulator.endpoint.mysql_admin import (
 from rdsiam_emulator.endpoint.mysql_intercept import CommandInterceptor, Session
 from rdsiam_emulator.endpoint.mysql_relay import (
     FIRST_PACKET_MAX,
+    NOT_IAM_USER_HINT,
     BackendSide,
     ClientSide,
+    cleartext_password,
     drive_own_login,
+    looks_like_token,
     next_client_auth,
     read_packet,
-    relay_login,
+    relay_login_outcome,
     sock_send,
 )
-from rdsiam_emulator.endpoint.relay import ConnectionClosed
+from rdsiam_emulator.endpoint.relay import ConnectionClosed, RelayConnection
 from rdsiam_emulator.endpoint.tracking import TrackedEndpoint
 from rdsiam_emulator.protocols.mysql.constants import CLEAR_PASSWORD, Capability, ErrorCode
 from rdsiam_emulator.protocols.mysql.framing import CommandFramer
@@ -61,6 +69,7 @@ from rdsiam_emulator.protocols.mysql.messages import (
     Greeting,
     HandshakeResponse,
     access_denied,
+    auth_switch_request,
 )
 from rdsiam_emulator.protocols.mysql.packets import (
     Packet,
@@ -87,6 +96,13 @@ class MysqlEndpointSettings:
     backend_timeout: float = 10.0
     catalog_max_age: float = DEFAULT_CATALOG_MAX_AGE
     """How stale the cached IAM-user catalog may get for writers outside this process."""
+    max_pending_logins: int = 1000
+    """Clients that may be logging in at once; more get ERROR 1040 at once."""
+    eager_backend_logins: int = 32
+    """Pending logins that get the backend's own greeting (its connection is opened at accept,
+    so ``CONNECTION_ID()`` matches the greeting). Beyond this, clients get a greeting made by the
+    endpoint and the backend is opened only once they have sent their login: silent clients then
+    cost the server nothing. Keep it well below the backend's max_connections (MariaDB: 151)."""
 
 
 class MysqlEndpoint(TrackedEndpoint):
@@ -113,6 +129,10 @@ class MysqlEndpoint(TrackedEndpoint):
         self._sock: socket.socket | None = None
         self._accept_task: asyncio.Task[None] | None = None
         self._raw: set[socket.socket] = set()
+        self._pending = 0
+        self._eager = 0  # pending logins holding a backend connection opened at accept
+        self._template: Greeting | None = None  # the last backend greeting, for deferred ones
+        self._synthetic_ids = itertools.count(1 << 30)
 
     # ------------------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -156,29 +176,38 @@ class MysqlEndpoint(TrackedEndpoint):
 
     # ------------------------------------------------------------------------------ one client
     async def _serve(self, sock: socket.socket, addr: tuple[str, int]) -> None:
+        legs = _Legs(sock)
         self._raw.add(sock)
-        client: ClientSide | None = None
-        backend: BackendSide | None = None
+        self._pending += 1
+        pending = True
         try:
-            async with asyncio.timeout(self.settings.handshake_timeout):
-                backend = await self._open_backend()
-                if backend is None:
-                    await sock_send(sock, encode_packet(0, ErrPacket(
-                        ErrorCode.ER_SERVER_SHUTDOWN, "08S01",
-                        "Server shutdown in progress").build()))
-                    return
-                self._conns.add(backend)
-                session = await self._handshake(sock, addr, backend)
+            if self._pending > self.settings.max_pending_logins:
+                # Refuse before any work, with the engine's own answer to a full server.
+                busy = self._pending - 1
+                self._refuse_overload(_no_login(addr), f"the endpoint already has {busy} "
+                                      "clients logging in (max_pending_logins)")
+                await sock_send(sock, encode_packet(0, _too_many_connections().build()))
+                return
+            eager = (self._template is None
+                     or self._eager < self.settings.eager_backend_logins)
+            if eager:
+                self._eager += 1
+            try:
+                async with asyncio.timeout(self.settings.handshake_timeout):
+                    backend = await self._open_backend() if eager else None
+                    if eager and backend is None:
+                        await sock_send(sock, encode_packet(0, _server_gone().build()))
+                        return
+                    session = await self._handshake(legs, addr, backend)
+            finally:
+                if eager:
+                    self._eager -= 1
+            self._pending -= 1
+            pending = False
             if session is None:
                 return
-            client = session.client
-            self._raw.discard(sock)
-            if session.backend is not backend:  # re-opened after a password repair
-                backend.close()
-                self._conns.discard(backend)
-                backend = session.backend
-            await client.wait_closed()
-            await backend.wait_closed()
+            await session.client.wait_closed()
+            await session.backend.wait_closed()
         except (TimeoutError, ConnectionClosed, ssl.SSLError, ConnectionError, OSError,
                 ProtocolError):
             pass
@@ -187,15 +216,26 @@ class MysqlEndpoint(TrackedEndpoint):
         except Exception:
             log.exception("mysql endpoint: unexpected error")
         finally:
-            if backend is not None:
-                backend.close()
-                self._conns.discard(backend)
-            if client is not None:
-                client.close()
-                self._conns.discard(client)
-            if sock in self._raw:
-                self._raw.discard(sock)
-                sock.close()
+            if pending:
+                self._pending -= 1
+            legs.release(self._conns, self._raw)
+
+    def _refuse_backend(self, err: ErrPacket, client: ClientInfo, user: str = "") -> None:
+        """Record the backend's refusal to open a connection (its ERR instead of a greeting)."""
+        if err.code == ErrorCode.ER_CON_COUNT_ERROR:
+            self._refuse_overload(client, "the backend answered " + err.render(), user)
+        else:
+            self.authenticator.reject(
+                db_user=user, client=client, reason=Reason.INTERNAL_ERROR,
+                detail="the backend refused the connection: " + err.render())
+
+    def _refuse_overload(self, client: ClientInfo, detail: str, user: str = "") -> None:
+        """Record a refusal for lack of room (the client gets ERROR 1040); ``user`` is empty
+        when the client was refused before it could name one."""
+        self.authenticator.reject(
+            db_user=user, client=client, reason=Reason.TOO_MANY_CONNECTIONS, detail=detail,
+            hint="close idle connections or pool them; raise max_connections (or the "
+                 "endpoint's max_pending_logins) if the load is expected")
 
     async def _open_backend(self) -> BackendSide | None:
         loop = asyncio.get_running_loop()
@@ -212,18 +252,29 @@ class MysqlEndpoint(TrackedEndpoint):
         return proto
 
     async def _handshake(
-        self, sock: socket.socket, addr: tuple[str, int], backend: BackendSide
+        self, legs: _Legs, addr: tuple[str, int], backend: BackendSide | None
     ) -> Session | None:
+        """Greet, take the client's login (after TLS) and authenticate it. ``backend`` None:
+        deferred, the greeting is the endpoint's own and the backend is opened after the login
+        arrived. Returns the linked session, or None once the refusal was sent."""
         loop = asyncio.get_running_loop()
-        bdec = PacketDecoder(FIRST_PACKET_MAX)
-        packets: list[Packet] = []
-        while not packets:
-            packets = bdec.feed(await backend.read())
-        bgreet = Greeting.parse(packets[0].payload)
-        greeting = replace(bgreet, capabilities=bgreet.capabilities | Capability.SSL)
+        sock = legs.sock
+        if backend is not None:
+            legs.add_backend(backend, self._conns)
+            first = await _read_greeting(backend)
+            if isinstance(first, ErrPacket):  # e.g. 1040: the server is full; tell the client
+                self._refuse_backend(first, _no_login(addr))
+                await sock_send(sock, encode_packet(0, first.build()))
+                return None
+            self._template = first
+            shown = first
+        else:
+            assert self._template is not None
+            shown = replace(self._template, nonce=_nonce(),
+                            connection_id=next(self._synthetic_ids) & 0xFFFFFFFF)
+        greeting = replace(shown, capabilities=shown.capabilities | Capability.SSL)
         front = FrontendHandshake(greeting)
         await sock_send(sock, front.start())
-        client: ClientSide | None = None
         try:
             events = front.receive_data(await read_packet(sock))
             if events and isinstance(events[0], SslRequested):
@@ -231,40 +282,55 @@ class MysqlEndpoint(TrackedEndpoint):
                     raise ProtocolError("TLS is not configured on this endpoint")
                 self._raw.discard(sock)  # the transport takes over (and closes it on failure)
                 tls_side = ClientSide()  # our instance: uvloop returns its SSL protocol
+                legs.set_client(tls_side, self._conns)
                 await loop.connect_accepted_socket(
                     lambda: tls_side, sock, ssl=self._tls,
                     ssl_handshake_timeout=self.settings.handshake_timeout)
-                client = tls_side
                 front.tls_started()
                 events = []
                 while not events:
-                    events = front.receive_data(await client.read())
+                    events = front.receive_data(await tls_side.read())
             else:
                 plain_side = ClientSide()
+                legs.set_client(plain_side, self._conns)
                 await loop.connect_accepted_socket(lambda: plain_side, sock)
-                client = plain_side
             self._raw.discard(sock)  # the transport owns the socket now
-            self._conns.add(client)
             hello = events[0]
             if not isinstance(hello, ClientHello):
                 raise ProtocolError("expected a handshake response")
-            linked = await self._authenticate(client, backend, front, bgreet, hello, addr)
+            assert legs.client is not None
+            if backend is None:
+                backend = await self._open_backend()
+                if backend is None:
+                    legs.client.write(front.fail(_server_gone()))
+                    return None
+                legs.add_backend(backend, self._conns)
+                first = await _read_greeting(backend)
+                if isinstance(first, ErrPacket):
+                    self._refuse_backend(
+                        first, self._client_info(legs.client, addr, hello),
+                        hello.response.user_text)
+                    legs.client.write(front.fail(first))
+                    return None
+                bgreet = first
+            else:
+                bgreet = shown
+            linked = await self._authenticate(legs, backend, front, bgreet, hello, addr)
         except ProtocolError as exc:
             err = front.fail(ErrPacket(exc.code, exc.sqlstate, _protocol_message(exc)))
-            if client is not None:
-                client.write(err)
-                client.close()
+            if legs.client is not None:
+                legs.client.write(err)
             else:
                 with contextlib.suppress(OSError):
                     await sock_send(sock, err)
             return None
         if linked is None:
-            client.close()
             return None
         backend, bgreet = linked
+        legs.keep(backend)
         caps = hello.response.capabilities & bgreet.capabilities
-        session = Session(client, backend, bgreet, caps,
-                           self._client_info(client, addr, hello), hello.response.user_text)
+        session = Session(legs.client, backend, bgreet, caps,
+                           self._client_info(legs.client, addr, hello), hello.response.user_text)
         self._link(session)
         return session
 
@@ -275,10 +341,13 @@ class MysqlEndpoint(TrackedEndpoint):
         return ClientInfo(address=addr[0], port=addr[1], tls=hello.tls, database=db)
 
     async def _authenticate(
-        self, client: ClientSide, backend: BackendSide, front: FrontendHandshake,
+        self, legs: _Legs, backend: BackendSide, front: FrontendHandshake,
         bgreet: Greeting, hello: ClientHello, addr: tuple[str, int],
     ) -> tuple[BackendSide, Greeting] | None:
-        """Run the login; returns the backend session to relay to (and its greeting), or None."""
+        """Run the login; returns the backend session to relay to (and its greeting), or None
+        after the refusal was sent and recorded (exactly one reason)."""
+        client = legs.client
+        assert client is not None
         response = hello.response
         user = response.user_text
         info = self._client_info(client, addr, hello)
@@ -292,6 +361,7 @@ class MysqlEndpoint(TrackedEndpoint):
         if not iam:
             ok = await self._password_login(client, backend, front, bgreet, hello, info)
             return (backend, bgreet) if ok else None
+        # Engine-stage refusals come before the client is asked for its token.
         if self.authenticator.transport_rejection(info) is not None:
             self.authenticator.reject(
                 db_user=user, client=info, reason=Reason.TLS_REQUIRED,
@@ -301,16 +371,23 @@ class MysqlEndpoint(TrackedEndpoint):
             return None
         if not response.capabilities & Capability.PLUGIN_AUTH:
             self.authenticator.reject(
-                db_user=user, client=info, reason=Reason.MALFORMED_TOKEN,
+                db_user=user, client=info, reason=Reason.CLEARTEXT_PLUGIN_UNSUPPORTED,
                 detail="the client cannot switch to mysql_clear_password (no CLIENT_PLUGIN_AUTH)",
-                hint="use a client that supports pluggable authentication")
+                hint=CLEARTEXT_HINT)
             client.write(front.fail(ErrPacket(
                 ErrorCode.ER_NOT_SUPPORTED_AUTH_MODE, "08004",
                 "Client does not support authentication protocol requested by server; "
                 "consider upgrading MySQL client")))
             return None
-        token = await self._ask_token(client, front, response)
-        if token is None:
+        try:
+            token = await self._ask_token(client, front, response)
+        except ConnectionClosed:
+            # libmysqlclient without the cleartext plugin enabled hangs up on the switch (its
+            # error 2059 stays on the client side).
+            self.authenticator.reject(
+                db_user=user, client=info, reason=Reason.CLEARTEXT_PLUGIN_UNSUPPORTED,
+                detail="the client hung up when asked for its token with mysql_clear_password",
+                hint=CLEARTEXT_HINT)
             return None
         decision = self.authenticator.authenticate_iam(
             db_user=user, token=token.decode("utf-8", "replace"), client=info)
@@ -324,17 +401,19 @@ class MysqlEndpoint(TrackedEndpoint):
             # The backend's password is not the derived one (a new instance secret with a reused
             # backend, or an ALTER USER that bypassed the endpoint): repair it once and retry on
             # a fresh backend connection (the failed one is closed by the server).
-            retried = await self._repair_and_retry(user, password, response)
+            retried = await self._repair_and_retry(legs, user, password, response)
             if retried is not None:
                 new_backend, new_greeting, result = retried
                 if isinstance(result, LoginSucceeded):
                     client.write(front.succeed(result.ok_payload))
                     return new_backend, new_greeting
-                new_backend.close()
-                self._conns.discard(new_backend)
         if isinstance(result, LoginSucceeded):
             client.write(front.succeed(result.ok_payload))
             return backend, bgreet
+        if result.error.code == ErrorCode.ER_CON_COUNT_ERROR:
+            self._refuse_overload(info, "the backend answered " + result.error.render(), user)
+            client.write(front.fail(result.error))
+            return None
         log.warning("mysql endpoint: backend refused the derived login of %r: %s", user,
                     result.error.render())
         self.authenticator.reject(
@@ -345,7 +424,7 @@ class MysqlEndpoint(TrackedEndpoint):
         return None
 
     async def _repair_and_retry(
-        self, user: str, password: str, response: HandshakeResponse
+        self, legs: _Legs, user: str, password: str, response: HandshakeResponse
     ) -> tuple[BackendSide, Greeting, LoginSucceeded | LoginFailed] | None:
         try:
             await self.admin.reset_iam_passwords(user, password)
@@ -355,22 +434,15 @@ class MysqlEndpoint(TrackedEndpoint):
         backend = await self._open_backend()
         if backend is None:
             return None
-        self._conns.add(backend)
-        try:
-            decoder = PacketDecoder(FIRST_PACKET_MAX)
-            packets: list[Packet] = []
-            while not packets:
-                packets = decoder.feed(await backend.read())
-            greeting = Greeting.parse(packets[0].payload)
-            login = BackendLogin.for_handshake(greeting, response, password=password.encode())
-            return backend, greeting, await drive_own_login(backend, login)
-        except BaseException:
-            backend.close()
-            self._conns.discard(backend)
-            raise
+        legs.add_backend(backend, self._conns)
+        first = await _read_greeting(backend)
+        if isinstance(first, ErrPacket):
+            return None
+        login = BackendLogin.for_handshake(first, response, password=password.encode())
+        return backend, first, await drive_own_login(backend, login)
 
     async def _ask_token(self, client: ClientSide, front: FrontendHandshake,
-                         response: HandshakeResponse | None) -> bytes | None:
+                         response: HandshakeResponse | None) -> bytes:
         if response is not None and response.auth_plugin == CLEAR_PASSWORD:
             data = response.auth_response
         else:
@@ -382,16 +454,42 @@ class MysqlEndpoint(TrackedEndpoint):
         self, client: ClientSide, backend: BackendSide, front: FrontendHandshake,
         bgreet: Greeting, hello: ClientHello, info: ClientInfo,
     ) -> bool:
-        login = BackendLogin.for_handshake(bgreet, hello.response, password=None,
+        response = hello.response
+        user = response.user_text
+        if front.greeting.nonce != bgreet.nonce:
+            # Deferred backend: the client scrambled with the endpoint's nonce. Ask it again, for
+            # the same plugin, with the backend's (an ordinary AuthSwitchRequest).
+            if not response.capabilities & Capability.PLUGIN_AUTH:
+                self.authenticator.record_password_login(
+                    db_user=user, client=info, ok=False,
+                    detail="the client cannot answer an auth switch (no CLIENT_PLUGIN_AUTH)")
+                client.write(front.fail(ErrPacket(
+                    ErrorCode.ER_NOT_SUPPORTED_AUTH_MODE, "08004",
+                    "Client does not support authentication protocol requested by server; "
+                    "consider upgrading MySQL client")))
+                return False
+            plugin = response.auth_plugin or bgreet.auth_plugin or "mysql_native_password"
+            client.write(front.send_auth(auth_switch_request(plugin, bgreet.nonce + b"\0")))
+            response = response.with_auth(plugin, await next_client_auth(client, front))
+        login = BackendLogin.for_handshake(bgreet, response, password=None,
                                            client_tls=hello.tls)
-        user = hello.response.user_text
-        ok, final = await relay_login(client, backend, front, login, user, info.address,
-                                       bool(hello.response.auth_response))
-        self.authenticator.record_password_login(
-            db_user=user, client=info, ok=ok,
-            detail="password login relayed to the backend" + ("" if ok else ": refused"))
-        client.write(final)
-        return ok
+        outcome = await relay_login_outcome(client, backend, front, login, user, info.address,
+                                            bool(response.auth_response))
+        cleartext = cleartext_password(response.auth_plugin, response.auth_response)
+        if outcome.error_code == ErrorCode.ER_CON_COUNT_ERROR:
+            self._refuse_overload(info, "the backend answered 1040 Too many connections", user)
+        elif not outcome.ok and looks_like_token(cleartext):
+            self.authenticator.reject(
+                db_user=user, client=info, reason=Reason.NOT_IAM_USER, method="password",
+                detail="an IAM token was sent as the password of a password user",
+                hint=NOT_IAM_USER_HINT)
+        else:
+            self.authenticator.record_password_login(
+                db_user=user, client=info, ok=outcome.ok,
+                detail="password login relayed to the backend" + (
+                    "" if outcome.ok else ": refused"))
+        client.write(outcome.final)
+        return outcome.ok
 
     # ------------------------------------------------------------------------------ relay phase
     def _link(self, s: Session) -> None:
@@ -412,3 +510,72 @@ def _protocol_message(exc: ProtocolError) -> str:
         return ("Client does not support authentication protocol requested by server; "
                 "consider upgrading MariaDB client")
     return "Bad handshake"
+
+
+CLEARTEXT_HINT = ("enable the client's cleartext plugin: enable_cleartext_plugin=True "
+                  "(mysql-connector), --enable-cleartext-plugin (mysql CLI) or "
+                  "LIBMYSQL_ENABLE_CLEARTEXT_PLUGIN=1 (libmysqlclient)")
+
+
+@dataclass(eq=False)
+class _Legs:
+    """What one accepted client holds, so that every way out of ``_serve`` closes and forgets
+    all of it (the raw socket, the client transport, every backend opened for it)."""
+
+    sock: socket.socket
+    client: ClientSide | None = None
+    backends: list[BackendSide] = field(default_factory=list)
+
+    def set_client(self, client: ClientSide, conns: set[RelayConnection]) -> None:
+        self.client = client
+        conns.add(client)
+
+    def add_backend(self, backend: BackendSide, conns: set[RelayConnection]) -> None:
+        self.backends.append(backend)
+        conns.add(backend)
+
+    def keep(self, backend: BackendSide) -> None:
+        """The session relays to ``backend``: any other one (a failed login) closes now."""
+        for other in self.backends:
+            if other is not backend:
+                other.close()
+
+    def release(self, conns: set[RelayConnection], raw: set[socket.socket]) -> None:
+        for leg in (self.client, *self.backends):
+            if leg is not None:
+                leg.close()
+                conns.discard(leg)
+        if self.sock in raw:  # no transport took the socket over
+            raw.discard(self.sock)
+            self.sock.close()
+
+
+async def _read_greeting(backend: BackendSide) -> Greeting | ErrPacket:
+    """The backend's first packet: its greeting, or the ERR it sends instead (1040 when full)."""
+    decoder = PacketDecoder(FIRST_PACKET_MAX)
+    packets: list[Packet] = []
+    while not packets:
+        packets = decoder.feed(await backend.read())
+    payload = packets[0].payload
+    if payload[:1] == b"\xff":
+        return ErrPacket.parse(payload)
+    return Greeting.parse(payload)
+
+
+def _nonce() -> bytes:
+    """A fresh 20-byte scramble of printable bytes, as servers send (no NUL, no '$')."""
+    alphabet = bytes(c for c in range(0x21, 0x7F) if c != 0x24)
+    return bytes(secrets.choice(alphabet) for _ in range(20))
+
+
+def _server_gone() -> ErrPacket:
+    return ErrPacket(ErrorCode.ER_SERVER_SHUTDOWN, "08S01", "Server shutdown in progress")
+
+
+def _no_login(addr: tuple[str, int]) -> ClientInfo:
+    """Who a client is before it has sent a login (no user, no TLS yet)."""
+    return ClientInfo(address=addr[0], port=addr[1], tls=False)
+
+
+def _too_many_connections() -> ErrPacket:
+    return ErrPacket(ErrorCode.ER_CON_COUNT_ERROR, "08004", "Too many connections")

@@ -16,9 +16,12 @@ from typing import Protocol
 from rdsiam_emulator.authenticator import ClientInfo, IamAuthenticator
 from rdsiam_emulator.endpoint.mysql_admin import AdminConnection
 from rdsiam_emulator.endpoint.mysql_relay import (
+    NOT_IAM_USER_HINT,
     BackendSide,
     ClientSide,
+    cleartext_password,
     drive_own_login,
+    looks_like_token,
     next_client_auth,
     relay_login,
 )
@@ -177,8 +180,15 @@ class CommandInterceptor:
                 default_plugin=s.greeting.auth_plugin, client_tls=s.info.tls)
             ok, final = await relay_login(s.client, s.backend, front, login, user,
                                            s.info.address, bool(change.auth_response), tap=True)
-            self._host.authenticator.record_password_login(
-                db_user=user, client=info, ok=ok, detail="COM_CHANGE_USER relayed")
+            if not ok and looks_like_token(cleartext_password(change.auth_plugin,
+                                                                change.auth_response)):
+                self._host.authenticator.reject(
+                    db_user=user, client=info, reason=Reason.NOT_IAM_USER, method="password",
+                    detail="COM_CHANGE_USER sent an IAM token as the password of a password user",
+                    hint=NOT_IAM_USER_HINT)
+            else:
+                self._host.authenticator.record_password_login(
+                    db_user=user, client=info, ok=ok, detail="COM_CHANGE_USER relayed")
             s.client.write(final)
             return ok
         if self._host.authenticator.transport_rejection(info) is not None:

@@ -11,10 +11,11 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import cast
 
 from rdsiam_emulator.endpoint.relay import ConnectionClosed, RelayConnection
-from rdsiam_emulator.protocols.mysql.constants import ErrorCode
+from rdsiam_emulator.protocols.mysql.constants import CLEAR_PASSWORD, ErrorCode
 from rdsiam_emulator.protocols.mysql.framing import CommandFramer, Intercept
 from rdsiam_emulator.protocols.mysql.handshake import (
     AuthData,
@@ -28,6 +29,7 @@ from rdsiam_emulator.protocols.mysql.handshake import (
 )
 from rdsiam_emulator.protocols.mysql.messages import access_denied
 from rdsiam_emulator.protocols.mysql.packets import ProtocolError
+from rdsiam_emulator.tokens import TokenFormatError, parse_token
 
 FIRST_PACKET_MAX = 64 * 1024
 CLIENT_AUTH_TIMEOUT = 10.0
@@ -226,12 +228,33 @@ async def drive_own_login(backend: BackendSide, login: BackendLogin, *, tap: boo
                 raise ProtocolError("backend asked the client something in an own login")
 
 
+@dataclass(frozen=True, slots=True)
+class RelayOutcome:
+    """How a relayed password exchange ended: ``final`` is the packet for the client (not yet
+    sent, so the caller can record the event first); ``error_code`` is the backend's own code
+    (before 1045 is reworded for the client), None on success."""
+
+    ok: bool
+    final: bytes
+    error_code: int | None
+
+
 async def relay_login(
     client: ClientSide, backend: BackendSide, front: FrontendHandshake, login: BackendLogin,
     user: str, client_ip: str, used_password: bool, *, tap: bool = False,
 ) -> tuple[bool, bytes]:
-    """Relay a password exchange; returns the outcome and the final packet (not yet sent, so
-    the caller can record the event first)."""
+    """Relay a password exchange; returns the outcome and the final packet (not yet sent)."""
+    outcome = await relay_login_outcome(client, backend, front, login, user, client_ip,
+                                        used_password, tap=tap)
+    return outcome.ok, outcome.final
+
+
+async def relay_login_outcome(
+    client: ClientSide, backend: BackendSide, front: FrontendHandshake, login: BackendLogin,
+    user: str, client_ip: str, used_password: bool, *, tap: bool = False,
+) -> RelayOutcome:
+    """``relay_login`` that also tells the backend's error code (1040 is overload, not a bad
+    password)."""
     backend.write(login.start())
     while True:
         data = await backend_read(backend, tap)
@@ -247,9 +270,34 @@ async def relay_login(
                     if isinstance(follow, SendBackend):
                         backend.write(follow.data)
             elif isinstance(event, LoginSucceeded):
-                return True, front.succeed(event.ok_payload)
+                return RelayOutcome(True, front.succeed(event.ok_payload), None)
             else:
                 err = event.error
-                if err.code == ErrorCode.ER_ACCESS_DENIED:
+                code = err.code
+                if code == ErrorCode.ER_ACCESS_DENIED:
                     err = access_denied(user, client_ip, using_password=used_password)
-                return False, front.fail(err)
+                return RelayOutcome(False, front.fail(err), code)
+
+
+def cleartext_password(plugin: str | None, auth_response: bytes) -> str | None:
+    """The client's password if it sent it in clear (``mysql_clear_password``), else None: only
+    then can the endpoint tell that a refused password was in fact an IAM token."""
+    if plugin != CLEAR_PASSWORD:
+        return None
+    raw = auth_response[:-1] if auth_response.endswith(b"\0") else auth_response
+    return raw.decode("utf-8", "replace")
+
+
+def looks_like_token(password: str | None) -> bool:
+    """Whether ``password`` parses as an RDS IAM token (format stage only, no verification)."""
+    if not password:
+        return False
+    try:
+        parse_token(password)
+    except TokenFormatError:
+        return False
+    return True
+
+
+NOT_IAM_USER_HINT = ("the user is a password user: create it IDENTIFIED WITH "
+                     "AWSAuthenticationPlugin AS 'RDS' for IAM logins, or log in with its password")
