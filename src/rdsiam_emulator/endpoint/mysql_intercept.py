@@ -61,7 +61,6 @@ class _DdlContext:
     """The query as the client wrote it."""
     prefix: bytes
     """COM_QUERY prefix (query attributes) to use for the endpoint's own statements."""
-    mariadb: bool
 
 
 class InterceptorHost(Protocol):
@@ -143,7 +142,7 @@ class CommandInterceptor:
                                 + inspection.rewritten.encode("utf-8", "surrogateescape"))
         s.backend.write(raw)
         return await self._forward_response(
-            s, _DdlContext(inspection, skip, was_iam, text, prefix, mariadb))
+            s, _DdlContext(inspection, skip, was_iam, text, prefix))
 
     async def _forward_response(self, s: Session, ctx: _DdlContext | None) -> bool:
         decoder = PacketDecoder(1 << 30)
@@ -226,19 +225,18 @@ class CommandInterceptor:
                 if stmt.op is ddl.Op.RENAME and change.renamed_to is not None:
                     if ctx.was_iam.get(acc):  # the derived password follows the user name
                         new = change.renamed_to
-                        await self._set_derived_password(new, ctx.mariadb)
+                        await self._set_derived_password(new)
                         await self._host.admin.set_iam(acc, False)
                         await self._host.admin.set_iam(new, True)
                 elif change.iam:
                     # the server ran a placeholder clause: now the real (derived) password
-                    await self._set_derived_password(acc, ctx.mariadb)
+                    await self._set_derived_password(acc)
                     await self._host.admin.set_iam(acc, True)
                 elif change.iam is not None:
                     await self._host.admin.set_iam(acc, False)
 
-    async def _set_derived_password(self, account: ddl.Account, mariadb: bool) -> None:
-        password = derived_password(self._secret, account.user)
-        await self._host.admin.execute(ddl.set_password_sql(account, password, mariadb))
+    async def _set_derived_password(self, account: ddl.Account) -> None:
+        await self._host.admin.set_password(account, derived_password(self._secret, account.user))
 
     async def _change_user(self, s: Session, item: Intercept) -> bool:
         change = ChangeUser.parse(item.packet.payload, s.capabilities)

@@ -10,6 +10,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import pymysql
 import pytest
 from mysql_env import (  # noqa: F401
@@ -101,26 +104,41 @@ def test_syntax_error_in_a_later_statement_and_on_a_later_line(myenv):
         assert rows(conn, f"SELECT COUNT(*) FROM mysql.user WHERE user = '{user}'") == ((0,),)
 
 
+@contextlib.contextmanager
+def general_log(env: MyEnv) -> Iterator[list[str]]:
+    """Every statement the server receives meanwhile (from any session), as text."""
+    backend = env.backend
+    before = backend.admin_execute("SELECT @@general_log, @@log_output")[0]
+    backend.admin_execute("TRUNCATE TABLE mysql.general_log")
+    backend.admin_execute("SET GLOBAL log_output = 'TABLE'")
+    backend.admin_execute("SET GLOBAL general_log = 1")
+    texts: list[str] = []
+    try:
+        yield texts
+    finally:
+        backend.admin_execute("SET GLOBAL general_log = %s", [before[0]])
+        texts += [str(r[0]) for r in backend.admin_execute(
+            "SELECT CONVERT(argument USING utf8mb4) FROM mysql.general_log")]
+        backend.admin_execute("SET GLOBAL log_output = %s", [before[1]])
+        backend.admin_execute("TRUNCATE TABLE mysql.general_log")
+
+
 def test_no_password_derived_from_the_secret_is_in_the_servers_sql(myenv):
     """The server's statement (process list, logs, errors) holds a placeholder, and the endpoint
-    sets the real password by its stored hash: the password itself is never in SQL text."""
-    user = unique("iam")
-    general = myenv.backend.admin_execute("SELECT @@general_log, @@general_log_file, @@log_output")
-    myenv.backend.admin_execute("SET GLOBAL log_output = 'TABLE'")
-    myenv.backend.admin_execute("SET GLOBAL general_log = 1")
-    try:
+    sets the real password by its stored hash - also when it renames an IAM user or repairs an
+    out-of-step password: the password itself is never in SQL text."""
+    user, renamed = unique("iam"), unique("ren")
+    with general_log(myenv) as texts:
         make_iam_user(myenv, user)
         assert_logs_in(myenv, user, myenv.token(user))
-        logged = myenv.backend.admin_execute(
-            "SELECT CONVERT(argument USING utf8mb4) FROM mysql.general_log "
-            "WHERE argument LIKE %s", [f"%{user}%"])
-    finally:
-        myenv.backend.admin_execute("SET GLOBAL general_log = %s", [general[0][0]])
-        myenv.backend.admin_execute("SET GLOBAL log_output = %s", [general[0][2]])
-        myenv.backend.admin_execute("TRUNCATE TABLE mysql.general_log")
-    texts = [str(r[0]) for r in logged]
-    assert any("IDENTIFIED BY PASSWORD '*" in t for t in texts), texts
-    assert not any(derived_password(SECRET, user) in t for t in texts), texts
+        with master(myenv) as conn:
+            rows(conn, f"RENAME USER '{user}'@'%' TO '{renamed}'@'%'")
+        myenv.backend.admin_execute(f"ALTER USER '{renamed}'@'%' IDENTIFIED BY 'stale'")
+        assert_logs_in(myenv, renamed, myenv.token(renamed))  # repaired on the way
+    ours = [t for t in texts if user in t or renamed in t]
+    assert sum("IDENTIFIED BY PASSWORD '*" in t for t in ours) >= 4, ours
+    for name in (user, renamed):
+        assert not any(derived_password(SECRET, name) in t for t in texts), ours
 
 
 # -- issue #11: every authentication change keeps catalogue and server in agreement --------------
