@@ -32,13 +32,14 @@ from rdsiam_emulator.protocols.mysql.handshake import (
 )
 from rdsiam_emulator.protocols.mysql.messages import ChangeUser, ErrPacket, Greeting, access_denied
 from rdsiam_emulator.protocols.mysql.packets import Packet, PacketDecoder, encode_packet
-from rdsiam_emulator.protocols.mysql.results import DdlOutcomes
+from rdsiam_emulator.protocols.mysql.results import DdlOutcomes, QueryError
 from rdsiam_emulator.reasons import Reason
 from rdsiam_emulator.secrets import derived_password
 
 log = logging.getLogger(__name__)
 
 ER_PARSE_ERROR = 1064
+ER_CANNOT_USER = 1396
 _REPLAY_NAME = "`rdsiam_emulator replay`"
 """Named so that it cannot clash with a client's prepared statement (a failed PREPARE drops any
 statement of the same name)."""
@@ -212,7 +213,7 @@ class CommandInterceptor:
                 continue
             failed: set[ddl.Account] = set()
             if not outcome.ok:
-                if outcome.error is None or outcome.error.code != 1396:
+                if outcome.error is None or outcome.error.code != ER_CANNOT_USER:
                     continue
                 failed = ddl.failed_accounts(outcome.error.message)
             if stmt.current_user:
@@ -225,18 +226,26 @@ class CommandInterceptor:
                 if stmt.op is ddl.Op.RENAME and change.renamed_to is not None:
                     if ctx.was_iam.get(acc):  # the derived password follows the user name
                         new = change.renamed_to
-                        await self._set_derived_password(new)
                         await self._host.admin.set_iam(acc, False)
-                        await self._host.admin.set_iam(new, True)
+                        if await self._set_derived_password(new):
+                            await self._host.admin.set_iam(new, True)
                 elif change.iam:
                     # the server ran a placeholder clause: now the real (derived) password
-                    await self._set_derived_password(acc)
-                    await self._host.admin.set_iam(acc, True)
+                    if await self._set_derived_password(acc):
+                        await self._host.admin.set_iam(acc, True)
                 elif change.iam is not None:
                     await self._host.admin.set_iam(acc, False)
 
-    async def _set_derived_password(self, account: ddl.Account) -> None:
-        await self._host.admin.set_password(account, derived_password(self._secret, account.user))
+    async def _set_derived_password(self, account: ddl.Account) -> bool:
+        """False if the account does not exist (``ALTER USER IF EXISTS`` on a missing one)."""
+        try:
+            await self._host.admin.set_password(
+                account, derived_password(self._secret, account.user))
+        except QueryError as exc:
+            if exc.error.code == ER_CANNOT_USER:
+                return False
+            raise
+        return True
 
     async def _change_user(self, s: Session, item: Intercept) -> bool:
         change = ChangeUser.parse(item.packet.payload, s.capabilities)

@@ -141,6 +141,17 @@ def test_no_password_derived_from_the_secret_is_in_the_servers_sql(myenv):
         assert not any(derived_password(SECRET, name) in t for t in texts), ours
 
 
+def test_alter_if_exists_on_a_missing_account_answers_ok_and_records_nothing(myenv):
+    user = unique("nosuch")
+    with master(myenv) as conn:
+        rows(conn, f"ALTER USER IF EXISTS '{user}'@'%' "
+                   "IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'")
+        notes = rows(conn, "SHOW WARNINGS")  # the server's own notes about the missing account
+        assert notes[-1][:2] == ("Note", 1396) and user in notes[-1][2], notes
+        assert rows(conn, "SELECT 1") == ((1,),)  # the session goes on
+    assert not myenv.backend.is_iam_user(user)
+
+
 # -- issue #11: every authentication change keeps catalogue and server in agreement --------------
 def test_grant_identified_by_turns_an_iam_user_into_a_password_user(myenv):
     user = make_iam_user(myenv)
