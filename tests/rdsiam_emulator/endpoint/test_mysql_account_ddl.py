@@ -91,16 +91,17 @@ def test_syntax_error_in_iam_ddl_is_answered_for_the_original_text(myenv):
 
 
 def test_syntax_error_in_a_later_statement_and_on_a_later_line(myenv):
-    user = unique("iam")
-    query = (f"SELECT 1;\nCREATE USER '{user}'@'%'\n  IDENTIFIED WITH AWSAuthenticationPlugin "
-             "AS 'RDS' REQUIRE SSL garbage")
+    user, other = unique("iam"), unique("gone")
+    query = (f"DROP USER IF EXISTS '{other}'@'%';\nCREATE USER '{user}'\n  @%% "
+             "IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'")
+    expected = PARSE_ERROR + "'%% IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'' at line 2"
     with master(myenv, client_flag=MULTI) as conn, conn.cursor() as cur:
-        cur.execute(query)
-        assert cur.fetchall() == ((1,),)
         with pytest.raises(pymysql.err.ProgrammingError) as info:
-            cur.nextset()
-        assert info.value.args == (1064, PARSE_ERROR + "'garbage' at line 2")
-        assert rows(conn, "SHOW WARNINGS") == (("Error", 1064, info.value.args[1]),)
+            cur.execute(query)
+            while cur.nextset():
+                pass
+        assert info.value.args == (1064, expected)
+        assert rows(conn, "SHOW WARNINGS") == (("Error", 1064, expected),)
         assert rows(conn, f"SELECT COUNT(*) FROM mysql.user WHERE user = '{user}'") == ((0,),)
 
 
