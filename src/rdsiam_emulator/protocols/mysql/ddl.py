@@ -180,14 +180,6 @@ class Inspection:
     """Per statement: its offset in the original text (just after the previous ``;``)."""
     edits: list[Edit] = field(default_factory=list)
 
-    def statement_rewritten(self, index: int) -> bool:
-        """Did the rewrite change statement ``index`` (0-based)?"""
-        if not 0 <= index < len(self.starts):
-            return False
-        end = self.starts[index + 1] if index + 1 < len(self.starts) else None
-        return any(e.start >= self.starts[index] and (end is None or e.start < end)
-                   for e in self.edits)
-
     def unrewrite(self, text: str) -> str:
         """``text`` (e.g. a server message) with every replacement clause put back as written."""
         for edit in self.edits:
