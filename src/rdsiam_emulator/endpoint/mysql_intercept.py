@@ -95,6 +95,9 @@ class CommandInterceptor:
             s.backend.diverted = True
             if item.packet.payload[0] == 0x11:
                 keep = await self._change_user(s, item)
+                if keep:  # the session's user from now on (SET PASSWORD without FOR acts for it)
+                    s.user = ChangeUser.parse(item.packet.payload, s.capabilities).user.decode(
+                        "utf-8", "replace")
             else:
                 keep = await self._user_ddl(s, item)
         except Exception as exc:

@@ -195,3 +195,22 @@ def test_grant_without_identified_leaves_an_iam_user_alone(myenv):
     with master(myenv) as conn:
         rows(conn, f"GRANT INSERT ON *.* TO '{user}'@'%'")
     assert_logs_in(myenv, user, myenv.token(user))
+
+
+def test_set_password_after_change_user_acts_for_the_new_user(myenv):
+    import mysql.connector
+
+    iam, other = make_iam_user(myenv), unique("pw")
+    with master(myenv) as conn:
+        rows(conn, f"CREATE USER '{other}'@'%' IDENTIFIED BY 'first'")
+    conn = mysql.connector.connect(host="localhost", port=myenv.port, user=iam,
+                                   password=myenv.token(iam), ssl_ca=myenv.ca_file,
+                                   auth_plugin="mysql_clear_password", use_pure=True)
+    try:
+        conn.cmd_change_user(username=other, password="first")
+        cur = conn.cursor()
+        cur.execute("SET PASSWORD = PASSWORD('second')")
+    finally:
+        conn.close()
+    assert_logs_in(myenv, other, "second")
+    assert_logs_in(myenv, iam, myenv.token(iam))  # the first login's user is still IAM
