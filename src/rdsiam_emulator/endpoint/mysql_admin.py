@@ -21,7 +21,7 @@ from rdsiam_emulator.backends.mysql_handle import CATALOG as CATALOG_TABLE
 from rdsiam_emulator.backends.mysql_handle import CATALOG_DDL
 from rdsiam_emulator.catalog_generations import backend_key, catalog_changed, catalog_generation
 from rdsiam_emulator.protocols.mysql.constants import Capability
-from rdsiam_emulator.protocols.mysql.ddl import Account, quote
+from rdsiam_emulator.protocols.mysql.ddl import Account, set_password_sql
 from rdsiam_emulator.protocols.mysql.handshake import (
     BackendLogin,
     LoginFailed,
@@ -111,6 +111,7 @@ class AdminConnection:
         self._catalog_ready = False
         self.catalog = CatalogCache(backend_key(address.host, address.port), catalog_max_age)
         self._catalog_load = asyncio.Lock()
+        self._mariadb: bool | None = None
 
     async def close(self) -> None:
         writer, self._writer, self._reader = self._writer, None, None
@@ -189,7 +190,12 @@ class AdminConnection:
             catalog_changed(self.catalog.key)
 
     async def set_password(self, account: Account, password: str) -> None:
-        await self.execute(f"ALTER USER {account.sql()} IDENTIFIED BY {quote(password)}")
+        """On MariaDB only the password's stored hash is sent: no SQL text (process list, logs)
+        ever holds a password derived from the instance secret."""
+        if self._mariadb is None:
+            version = (await self.execute("SELECT VERSION()")).rows[0][0] or b""
+            self._mariadb = b"mariadb" in version.lower()
+        await self.execute(set_password_sql(account, password, self._mariadb))
 
     async def reset_iam_passwords(self, user: str, password: str) -> None:
         """Give every catalog account of ``user`` the derived ``password`` again."""

@@ -34,13 +34,37 @@ from rdsiam_emulator.protocols.mysql.handshake import (
     LoginSucceeded,
 )
 from rdsiam_emulator.protocols.mysql.messages import ChangeUser, ErrPacket, Greeting, access_denied
-from rdsiam_emulator.protocols.mysql.packets import PacketDecoder, encode_packet
-from rdsiam_emulator.protocols.mysql.results import DdlOutcomes
+from rdsiam_emulator.protocols.mysql.packets import Packet, PacketDecoder, encode_packet
+from rdsiam_emulator.protocols.mysql.results import DdlOutcomes, QueryError
 from rdsiam_emulator.reasons import Reason
 from rdsiam_emulator.secrets import derived_password
 
 log = logging.getLogger(__name__)
 
+ER_PARSE_ERROR = 1064
+ER_CANNOT_USER = 1396
+_REPLAY_NAME = "`rdsiam_emulator replay`"
+"""Named so that it cannot clash with a client's prepared statement (a failed PREPARE drops any
+statement of the same name)."""
+
+
+def _is_mariadb(greeting: Greeting) -> bool:
+    return b"mariadb" in greeting.server_version.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class _DdlContext:
+    """What the endpoint needs, once the server has answered, about user DDL it inspected."""
+
+    inspection: ddl.Inspection
+    skip: set[ddl.Account]
+    """``CREATE ... IF NOT EXISTS`` accounts that existed before: the statement left them alone."""
+    was_iam: dict[ddl.Account, bool]
+    """``RENAME USER`` sources: were they IAM accounts before?"""
+    text: str
+    """The query as the client wrote it."""
+    prefix: bytes
+    """COM_QUERY prefix (query attributes) to use for the endpoint's own statements."""
 
 
 class InterceptorHost(Protocol):
@@ -74,6 +98,9 @@ class CommandInterceptor:
             s.backend.diverted = True
             if item.packet.payload[0] == 0x11:
                 keep = await self._change_user(s, item)
+                if keep:  # the session's user from now on (SET PASSWORD without FOR acts for it)
+                    s.user = ChangeUser.parse(item.packet.payload, s.capabilities).user.decode(
+                        "utf-8", "replace")
             else:
                 keep = await self._user_ddl(s, item)
         except Exception as exc:
@@ -97,7 +124,8 @@ class CommandInterceptor:
                 return await self._forward_response(s, None)
             prefix = b"\x00\x01"
         text = payload[1 + len(prefix):].decode("utf-8", "surrogateescape")
-        inspection = ddl.inspect(text, lambda user: derived_password(self._secret, user))
+        mariadb = _is_mariadb(s.greeting)
+        inspection = ddl.inspect(text, lambda _account: ddl.placeholder_clause(mariadb))
         if not inspection.user_ddl:
             s.backend.write(item.raw)
             return await self._forward_response(s, None)
@@ -120,52 +148,110 @@ class CommandInterceptor:
             raw = encode_packet(0, b"\x03" + prefix
                                 + inspection.rewritten.encode("utf-8", "surrogateescape"))
         s.backend.write(raw)
-        return await self._forward_response(s, (inspection, skip, was_iam))
+        return await self._forward_response(
+            s, _DdlContext(inspection, skip, was_iam, text, prefix))
 
-    async def _forward_response(
-        self, s: Session,
-        ddl_ctx: tuple[ddl.Inspection, set[ddl.Account], dict[ddl.Account, bool]] | None,
-    ) -> bool:
+    async def _forward_response(self, s: Session, ctx: _DdlContext | None) -> bool:
         decoder = PacketDecoder(1 << 30)
         outcomes = DdlOutcomes()
         chunks: list[bytes] = []
+        packets: list[Packet] = []
         while not outcomes.done:
             data = await s.backend.read_tap()
             chunks.append(data)
             for packet in decoder.feed(data):
+                packets.append(packet)
                 if outcomes.feed(packet):
                     break
-        if ddl_ctx is not None and not outcomes.unknown:
-            await self._apply_catalog(ddl_ctx, outcomes)
-        s.client.write(b"".join(chunks))
+        if ctx is not None and not outcomes.unknown:
+            await self._apply_catalog(s, ctx, outcomes)
+        reply = b"".join(chunks)
+        if ctx is not None and ctx.inspection.rewritten is not None and outcomes.outcomes:
+            last = outcomes.outcomes[-1]
+            if last.error is not None:
+                # The server's error is about the rewritten text: answer what it would have said
+                # about the statement as the client wrote it (RDS's answer).
+                error = await self._error_for_original(s, ctx, len(outcomes.outcomes) - 1,
+                                                       last.error)
+                reply = b"".join(encode_packet(p.seq, p.payload) for p in packets[:-1])
+                reply += encode_packet(packets[-1].seq, error.build()) + decoder.take_buffer()
+        s.client.write(reply)
         return True
 
-    async def _apply_catalog(
-        self, ctx: tuple[ddl.Inspection, set[ddl.Account], dict[ddl.Account, bool]],
-        outcomes: DdlOutcomes,
-    ) -> None:
-        inspection, skip, was_iam = ctx
-        for stmt, outcome in zip(inspection.statements, outcomes.outcomes, strict=False):
+    async def _error_for_original(
+        self, s: Session, ctx: _DdlContext, index: int, error: ErrPacket
+    ) -> ErrPacket:
+        """The error for statement ``index`` as originally written.
+
+        A syntax error names the text after the failing point: the endpoint has the server parse
+        the original text again with PREPARE (which never executes anything), so the answer -
+        and the session's diagnostics area that SHOW WARNINGS/SHOW ERRORS/GET DIAGNOSTICS read -
+        hold the client's text. Other errors get each placeholder clause put back as written.
+        """
+        if error.code == ER_PARSE_ERROR and index < len(ctx.inspection.starts):
+            # the server skips the white space after a ';' before it parses the next statement
+            original = ctx.text[ctx.inspection.starts[index]:].lstrip()
+            again = await self._run_on_session(
+                s, ctx.prefix, f"PREPARE {_REPLAY_NAME} FROM X'"
+                + original.encode("utf-8", "surrogateescape").hex() + "'")
+            if again is not None and again.code == ER_PARSE_ERROR:
+                return again
+            if again is None:  # it parsed after all: nothing ran, drop the prepared statement
+                await self._run_on_session(s, ctx.prefix, f"DEALLOCATE PREPARE {_REPLAY_NAME}")
+        return replace(error, message=ctx.inspection.unrewrite(error.message))
+
+    async def _run_on_session(self, s: Session, prefix: bytes, sql: str) -> ErrPacket | None:
+        """Run a statement that answers OK or ERR on the client's backend session (diverted)."""
+        s.backend.write(encode_packet(0, b"\x03" + prefix + sql.encode()))
+        decoder = PacketDecoder(1 << 24)
+        outcomes = DdlOutcomes()
+        while not outcomes.done:
+            for packet in decoder.feed(await s.backend.read_tap()):
+                if outcomes.feed(packet):
+                    break
+        if decoder.buffered or outcomes.unknown:
+            raise ConnectionError("unexpected answer to the endpoint's own statement")
+        return outcomes.outcomes[-1].error if outcomes.outcomes else None
+
+    async def _apply_catalog(self, s: Session, ctx: _DdlContext, outcomes: DdlOutcomes) -> None:
+        for stmt, outcome in zip(ctx.inspection.statements, outcomes.outcomes, strict=False):
             if stmt is None:
                 continue
             failed: set[ddl.Account] = set()
             if not outcome.ok:
-                if outcome.error is None or outcome.error.code != 1396:
+                if outcome.error is None or outcome.error.code != ER_CANNOT_USER:
                     continue
                 failed = ddl.failed_accounts(outcome.error.message)
+            if stmt.current_user:
+                # SET PASSWORD for the session's own account (an IAM user's is 'user'@'%')
+                await self._host.admin.set_iam(ddl.Account(s.user), False)
             for change in stmt.changes:
                 acc = change.account
-                if acc in failed or acc in skip:
+                if acc in failed or acc in ctx.skip:
                     continue
                 if stmt.op is ddl.Op.RENAME and change.renamed_to is not None:
-                    if was_iam.get(acc):  # the derived password follows the user name
+                    if ctx.was_iam.get(acc):  # the derived password follows the user name
                         new = change.renamed_to
-                        await self._host.admin.set_password(
-                            new, derived_password(self._secret, new.user))
                         await self._host.admin.set_iam(acc, False)
-                        await self._host.admin.set_iam(new, True)
+                        if await self._set_derived_password(new):
+                            await self._host.admin.set_iam(new, True)
+                elif change.iam:
+                    # the server ran a placeholder clause: now the real (derived) password
+                    if await self._set_derived_password(acc):
+                        await self._host.admin.set_iam(acc, True)
                 elif change.iam is not None:
-                    await self._host.admin.set_iam(acc, change.iam)
+                    await self._host.admin.set_iam(acc, False)
+
+    async def _set_derived_password(self, account: ddl.Account) -> bool:
+        """False if the account does not exist (``ALTER USER IF EXISTS`` on a missing one)."""
+        try:
+            await self._host.admin.set_password(
+                account, derived_password(self._secret, account.user))
+        except QueryError as exc:
+            if exc.error.code == ER_CANNOT_USER:
+                return False
+            raise
+        return True
 
     async def _change_user(self, s: Session, item: Intercept) -> bool:
         change = ChangeUser.parse(item.packet.payload, s.capabilities)

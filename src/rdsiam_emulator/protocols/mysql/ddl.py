@@ -1,10 +1,12 @@
 """Finding and rewriting the RDS IAM user DDL in a COM_QUERY text.
 
 RDS enables IAM for a MySQL user with ``CREATE USER 'u'@'%' IDENTIFIED WITH AWSAuthenticationPlugin
-AS 'RDS'`` (or ``ALTER USER``). The real backend has no such plugin, so the endpoint rewrites each
-such auth clause into ``IDENTIFIED BY '<derived password>'`` and reports which accounts became (or
-stopped being) IAM users so the emulator's catalog can follow. ``DROP USER``, ``RENAME USER`` and
-password changes are reported too, so a dropped or re-passworded user stops being treated as IAM.
+AS 'RDS'`` (or ``ALTER USER``, or MariaDB's ``GRANT ... IDENTIFIED``). The real backend has no such
+plugin, so the endpoint rewrites each such auth clause into a placeholder clause it chooses (never
+anything derived from the instance secret: the rewritten text may be echoed by the server) and
+reports which accounts became (or stopped being) IAM users so the emulator's catalog can follow.
+``DROP USER``, ``RENAME USER`` and password changes (``ALTER``/``CREATE ... IDENTIFIED BY``, ``GRANT
+... IDENTIFIED BY``, ``SET PASSWORD``) are reported too, so such a user stops being treated as IAM.
 
 A small tokenizer (quotes, backticks, comments) does the work, so DDL-looking text inside string
 literals is never touched. Anything the parser does not understand is passed through unchanged.
@@ -12,6 +14,8 @@ literals is never touched. Anything the parser does not understand is passed thr
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,11 +23,19 @@ from enum import Enum
 
 IAM_PLUGIN = "awsauthenticationplugin"
 
-DerivePassword = Callable[[str], str]
-"""``(db_user) -> password``: the emulator's derived password for an IAM user."""
+Rewrite = Callable[["Account"], str]
+"""``(account) -> auth clause`` put in place of an IAM auth clause, e.g. ``IDENTIFIED BY '...'``."""
 
-_PREFILTER = re.compile(rb"(?i)\b(?:create|alter|drop|rename)\b[\s\S]{0,40}?\buser\b")
+_PREFILTER = re.compile(
+    rb"(?i)\b(?:(?:create|alter|drop|rename)\b[\s\S]{0,40}?\buser\b"
+    rb"|grant\b[\s\S]*?\bidentified\b|set\s+password\b)"
+)
 """Cheap test on raw query bytes; only matches go through the tokenizer."""
+
+def cannot_be_user_ddl(lowered: bytes) -> bool:
+    """Fast negative test on a lower-cased query: none of the words every statement the
+    prefilter matches contains (spelled out: this runs for every small query)."""
+    return b"user" not in lowered and b"password" not in lowered and b"identified" not in lowered
 
 MAX_INSPECTED_QUERY = 1024 * 1024
 """DDL is short; larger COM_QUERY packets (bulk inserts) are relayed without inspection."""
@@ -111,6 +123,8 @@ class Op(Enum):
     ALTER = "alter"
     DROP = "drop"
     RENAME = "rename"
+    GRANT = "grant"
+    SET_PASSWORD = "set password"
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,10 +151,22 @@ class Statement:
     if_not_exists: bool = False
     or_replace: bool = False
     changes: list[UserChange] = field(default_factory=list)
+    current_user: bool = False
+    """``SET PASSWORD = ...`` without ``FOR``: the session's own account changes."""
 
     @property
     def uses_iam_plugin(self) -> bool:
         return any(c.iam for c in self.changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """One rewritten auth clause: ``original`` (sql[start:end]) became ``replacement``."""
+
+    start: int
+    end: int
+    original: str
+    replacement: str
 
 
 @dataclass(slots=True)
@@ -150,6 +176,15 @@ class Inspection:
     statements: list[Statement | None]
     """One entry per statement in the query; None for statements that are not user DDL."""
     rewritten: str | None = None
+    starts: list[int] = field(default_factory=list)
+    """Per statement: its offset in the original text (just after the previous ``;``)."""
+    edits: list[Edit] = field(default_factory=list)
+
+    def unrewrite(self, text: str) -> str:
+        """``text`` (e.g. a server message) with every replacement clause put back as written."""
+        for edit in self.edits:
+            text = text.replace(edit.replacement, edit.original)
+        return text
 
     @property
     def user_ddl(self) -> list[Statement]:
@@ -170,36 +205,42 @@ _END_OF_SPEC = frozenset({
 })
 
 
-def inspect(sql: str, derive: DerivePassword | None = None) -> Inspection:
-    """Parse ``sql``; with ``derive`` set, rewrite every IAM auth clause to a derived password."""
+def inspect(sql: str, rewrite: Rewrite | None = None) -> Inspection:
+    """Parse ``sql``; with ``rewrite`` set, put ``rewrite(account)`` for every IAM auth clause."""
     tokens = tokenize(sql)
     statements: list[Statement | None] = []
     edits: list[tuple[int, int, str]] = []
-    for chunk in _split(tokens):
-        stmt = _parse_statement(chunk, derive, edits)
+    chunks, starts = _split(tokens)
+    for chunk in chunks:
+        stmt = _parse_statement(chunk, rewrite, edits)
         statements.append(stmt)
     rewritten = None
+    done: list[Edit] = []
     if edits:
         out, last = [], 0
         for start, end, text in sorted(edits):
             out.append(sql[last:start])
             out.append(text)
+            done.append(Edit(start, end, sql[start:end], text))
             last = end
         out.append(sql[last:])
         rewritten = "".join(out)
-    return Inspection(statements, rewritten)
+    return Inspection(statements, rewritten, starts, done)
 
 
-def _split(tokens: list[Token]) -> list[list[Token]]:
+def _split(tokens: list[Token]) -> tuple[list[list[Token]], list[int]]:
     chunks: list[list[Token]] = [[]]
+    starts = [0]
     for tok in tokens:
         if tok.kind is Kind.PUNCT and tok.text == ";":
             chunks.append([])
+            starts.append(tok.end)
         else:
             chunks[-1].append(tok)
     if not chunks[-1] and len(chunks) > 1:
         chunks.pop()
-    return chunks
+        starts.pop()
+    return chunks, starts
 
 
 def _is_word(tok: Token | None, *words: str) -> bool:
@@ -242,12 +283,16 @@ class _Cursor:
 
 
 def _parse_statement(
-    tokens: list[Token], derive: DerivePassword | None, edits: list[tuple[int, int, str]]
+    tokens: list[Token], rewrite: Rewrite | None, edits: list[tuple[int, int, str]]
 ) -> Statement | None:
     cur = _Cursor(tokens)
     first = cur.next()
     if first is None or first.kind is not Kind.WORD:
         return None
+    if first.word == "grant":
+        return _parse_grant(cur, rewrite, edits)
+    if first.word == "set" and cur.accept("password"):
+        return _parse_set_password(cur)
     try:
         op = Op(first.word)
     except ValueError:
@@ -275,9 +320,51 @@ def _parse_statement(
         elif op is Op.DROP:
             stmt.changes.append(UserChange(account, False))
         else:
-            stmt.changes.append(UserChange(account, _auth_clause(cur, account, op, derive, edits)))
+            stmt.changes.append(UserChange(account, _auth_clause(cur, account, op, rewrite, edits)))
         if not cur.punct(","):
             return stmt
+
+
+def _parse_grant(
+    cur: _Cursor, rewrite: Rewrite | None, edits: list[tuple[int, int, str]]
+) -> Statement | None:
+    """``GRANT <privileges|roles> [ON ...] TO account [IDENTIFIED ...], ...``: only accounts with
+    an auth clause change (MariaDB makes them password accounts, or IAM ones with our plugin)."""
+    depth = 0
+    while True:  # skip to the top-level TO (column lists may hold anything in parentheses)
+        tok = cur.next()
+        if tok is None:
+            return None
+        if tok.kind is Kind.PUNCT and tok.text in "()":
+            depth += 1 if tok.text == "(" else -1
+        elif depth == 0 and tok.word == "to":
+            break
+    stmt = Statement(Op.GRANT)
+    while True:
+        account = _account(cur)
+        if account is None:
+            break
+        iam = _auth_clause(cur, account, Op.GRANT, rewrite, edits)
+        if iam is not None:
+            stmt.changes.append(UserChange(account, iam))
+        if not cur.punct(","):
+            break
+    return stmt if stmt.changes else None
+
+
+def _parse_set_password(cur: _Cursor) -> Statement | None:
+    """``SET PASSWORD [FOR account] = ...``: the account becomes a password account."""
+    stmt = Statement(Op.SET_PASSWORD)
+    if cur.accept("for"):
+        account = _account(cur)
+        if account is None:
+            # FOR CURRENT_USER[()]: the session's own account
+            stmt.current_user = True
+        else:
+            stmt.changes.append(UserChange(account, False))
+    else:
+        stmt.current_user = True
+    return stmt if cur.punct("=") else None
 
 
 def _account(cur: _Cursor) -> Account | None:
@@ -304,12 +391,13 @@ def _auth_clause(
     cur: _Cursor,
     account: Account,
     op: Op,
-    derive: DerivePassword | None,
+    rewrite: Rewrite | None,
     edits: list[tuple[int, int, str]],
 ) -> bool | None:
     start_tok = cur.peek()
     if not cur.accept("identified"):
-        # CREATE without an auth clause makes a user with no password (not IAM); ALTER keeps it.
+        # CREATE without an auth clause makes a user with no password (not IAM); ALTER/GRANT
+        # keep it.
         return False if op is Op.CREATE else None
     assert start_tok is not None
     end = start_tok.end
@@ -325,8 +413,8 @@ def _auth_clause(
             value = cur.next()
             if value is not None:
                 end = value.end
-        if derive is not None:
-            edits.append((start_tok.start, end, f"IDENTIFIED BY {quote(derive(account.user))}"))
+        if rewrite is not None:
+            edits.append((start_tok.start, end, rewrite(account)))
         return True
     _skip_auth_value(cur)
     return False
@@ -351,3 +439,28 @@ def failed_accounts(message: str) -> set[Account]:
     """Accounts named in an ER_CANNOT_USER (1396) message: 'Operation X failed for 'a'@'%',...'."""
     return {Account(u.replace("''", "'"), h.replace("''", "'"))
             for u, h in _FAILED_ACCOUNT.findall(message)}
+
+
+def native_password_hash(password: str) -> str:
+    """The ``mysql_native_password`` stored form (``*`` + 40 hex digits) of ``password``: it
+    cannot be used to log in, so SQL that carries it reveals no credential."""
+    stage1 = hashlib.sha1(password.encode("utf-8")).digest()  # noqa: S324 - the format's hash
+    return "*" + hashlib.sha1(stage1).hexdigest().upper()  # noqa: S324
+
+
+def placeholder_clause(mariadb: bool) -> str:
+    """An auth clause nobody can log in with, fresh for each use: what an IAM clause becomes in
+    the statement the server runs (and may echo back) until the endpoint sets the real password.
+    MariaDB takes a random stored hash; MySQL (no ``BY PASSWORD``) a random password."""
+    if mariadb:
+        return f"IDENTIFIED BY PASSWORD '*{os.urandom(20).hex().upper()}'"
+    return f"IDENTIFIED BY '{os.urandom(24).hex()}'"
+
+
+def set_password_sql(account: Account, password: str, mariadb: bool) -> str:
+    """``ALTER USER`` giving ``account`` ``password``; on MariaDB only its stored hash is sent, so
+    neither the server's process list nor its logs ever hold the password itself."""
+    if mariadb:
+        stored = quote(native_password_hash(password))
+        return f"ALTER USER {account.sql()} IDENTIFIED BY PASSWORD {stored}"
+    return f"ALTER USER {account.sql()} IDENTIFIED BY {quote(password)}"

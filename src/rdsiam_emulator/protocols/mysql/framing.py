@@ -12,7 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rdsiam_emulator.protocols.mysql.constants import Command
-from rdsiam_emulator.protocols.mysql.ddl import MAX_INSPECTED_QUERY, might_be_user_ddl
+from rdsiam_emulator.protocols.mysql.ddl import (
+    MAX_INSPECTED_QUERY,
+    cannot_be_user_ddl,
+    might_be_user_ddl,
+)
 from rdsiam_emulator.protocols.mysql.packets import Packet
 
 _QUERY = int(Command.QUERY)
@@ -29,7 +33,7 @@ def _single_plain_packet(data: bytes, size: int) -> bool:
         return True  # not a command (seq != 0) or an empty packet
     cmd = data[4]
     if cmd == _QUERY:
-        return (size > 4 + MAX_INSPECTED_QUERY or b"user" not in data.lower()
+        return (size > 4 + MAX_INSPECTED_QUERY or cannot_be_user_ddl(data.lower())
                 or not might_be_user_ddl(data[5:]))
     return cmd != _CHANGE_USER
 

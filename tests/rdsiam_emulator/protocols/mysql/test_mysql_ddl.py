@@ -1,14 +1,18 @@
 from rdsiam_emulator.protocols.mysql.ddl import (
     Account,
     Op,
+    cannot_be_user_ddl,
     failed_accounts,
     inspect,
     might_be_user_ddl,
+    native_password_hash,
+    placeholder_clause,
+    set_password_sql,
 )
 
 
-def derive(user: str) -> str:
-    return f"pw-{user}"
+def derive(account: Account) -> str:
+    return f"IDENTIFIED BY 'pw-{account.user}'"
 
 
 def test_rds_statement_rewritten():
@@ -71,3 +75,44 @@ def test_prefilter():
 def test_failed_accounts_from_mariadb_message():
     msg = "Operation CREATE USER failed for 'a'@'%','b'@'localhost'"
     assert failed_accounts(msg) == {Account("a", "%"), Account("b", "localhost")}
+
+
+def test_grant_identified_and_set_password_are_password_changes():
+    sql = ("GRANT SELECT (a, b), INSERT ON db.* TO 'app'@'%' IDENTIFIED BY 'pw', other@'%';"
+           " SET PASSWORD FOR 'app2'@'h' = PASSWORD('x'); SET PASSWORD = 'y';"
+           " GRANT ALL ON *.* TO iam IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'")
+    result = inspect(sql, derive)
+    grant, set_for, set_own, grant_iam = result.statements
+    assert grant.op is Op.GRANT
+    assert [(c.account, c.iam) for c in grant.changes] == [(Account("app", "%"), False)]
+    assert set_for.op is Op.SET_PASSWORD and not set_for.current_user
+    assert [(c.account, c.iam) for c in set_for.changes] == [(Account("app2", "h"), False)]
+    assert set_own.current_user and set_own.changes == []
+    assert [(c.account, c.iam) for c in grant_iam.changes] == [(Account("iam", "%"), True)]
+    assert result.rewritten.endswith("TO iam IDENTIFIED BY 'pw-iam'")
+    assert [e.original for e in result.edits] == [
+        "IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'"]
+    assert inspect("GRANT SELECT ON *.* TO x", derive).user_ddl == []
+    assert inspect("SET @password = 1", derive).user_ddl == []
+
+
+def test_edits_map_server_text_back_to_the_original():
+    sql = "CREATE USER a IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'; DROP USER b"
+    result = inspect(sql, derive)
+    assert result.starts == [0, sql.index(";") + 1]
+    assert result.unrewrite("near 'IDENTIFIED BY 'pw-a'' at line 1") == (
+        "near 'IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'' at line 1")
+
+
+def test_prefilter_sees_grant_identified_and_set_password():
+    assert might_be_user_ddl(b"GRANT SELECT ON *.* TO a IDENTIFIED BY 'x'")
+    assert might_be_user_ddl(b"set  password for a = 'x'")
+    assert not might_be_user_ddl(b"GRANT SELECT ON *.* TO a")
+    assert not cannot_be_user_ddl(b"set password = 'x'")
+    assert cannot_be_user_ddl(b"select 1")
+
+
+def test_placeholder_and_stored_hash_reveal_nothing():
+    assert placeholder_clause(True) != placeholder_clause(True)
+    assert "pw" not in set_password_sql(Account("u"), "pw", True)
+    assert native_password_hash("pw") == "*D821809F681A40A6E379B50D0463EFAE20BDD122"

@@ -63,3 +63,13 @@ def test_fast_path_hands_over_to_the_framer_for_partial_packets():
         out.extend(i for i in items if isinstance(i, bytes))
     assert b"".join(out) == query + big + query
     assert framer.feed(query) == ([query], b"")  # whole packets again: the fast path
+
+
+def test_password_changes_without_the_word_user_are_intercepted():
+    for text in (b"\x03GRANT SELECT ON *.* TO bob IDENTIFIED BY 'x'",
+                 b"\x03SET PASSWORD FOR bob = PASSWORD('x')", b"\x03set password = 'x'"):
+        packet = encode_packet(0, text)
+        items, rest = CommandFramer().feed(packet)  # the single-packet fast path
+        assert isinstance(items[0], Intercept) and items[0].raw == packet and rest == b""
+        items, rest = CommandFramer().feed(packet + encode_packet(0, b"\x0e"))  # the framer
+        assert isinstance(items[0], Intercept) and items[0].raw == packet

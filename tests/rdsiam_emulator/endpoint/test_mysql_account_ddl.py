@@ -1,0 +1,216 @@
+# ruff: noqa: F811 - pytest fixtures imported from mysql_env are used as arguments
+"""Account DDL through the MySQL endpoint against a real MariaDB (PyMySQL, real TLS).
+
+* what the server says about a rewritten statement never carries the rewrite (issue #12): the
+  client, SHOW WARNINGS / SHOW ERRORS and the process list only ever see its own text, and no
+  password derived from the instance secret is in any SQL the server runs;
+* every statement that changes an account's authentication keeps the IAM catalogue and the
+  server in agreement (issue #11): GRANT ... IDENTIFIED, SET PASSWORD.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import pymysql
+import pytest
+from mysql_env import (  # noqa: F401
+    MyEnv,
+    emulator_ca,
+    mariadb,
+    myenv,
+    unique,
+)
+
+from rdsiam_emulator.secrets import derived_password
+
+SECRET = b"s" * 32  # the fixture endpoint's instance secret
+MULTI = pymysql.constants.CLIENT.MULTI_STATEMENTS
+PARSE_ERROR = ("You have an error in your SQL syntax; check the manual that corresponds to your "
+               "MariaDB server version for the right syntax to use near ")
+
+
+def connect(env: MyEnv, user: str, password: str, **kw):
+    return pymysql.connect(host="localhost", port=env.port, user=user, password=password,
+                           connect_timeout=10, ssl={"ca": env.ca_file}, **kw)
+
+
+def master(env: MyEnv, **kw):
+    user, pw = env.master
+    return connect(env, user, pw, **kw)
+
+
+def backend_login(env: MyEnv, user: str, password: str, **kw):
+    """Straight to the backend server, around the endpoint."""
+    return pymysql.connect(user=user, password=password, connect_timeout=10, **kw)
+
+
+def make_iam_user(env: MyEnv, user: str | None = None) -> str:
+    user = user or unique("iam")
+    with master(env) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'")
+        cur.execute(f"GRANT SELECT ON *.* TO '{user}'@'%'")
+    return user
+
+
+def rows(conn, sql: str):
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+def assert_logs_in(env: MyEnv, user: str, password: str) -> None:
+    with connect(env, user, password) as conn:
+        assert rows(conn, "SELECT CURRENT_USER()") == ((f"{user}@%",),)
+
+
+def assert_refused(env: MyEnv, user: str, password: str) -> None:
+    with pytest.raises(pymysql.err.OperationalError) as info:
+        connect(env, user, password)
+    assert info.value.args[0] == 1045
+
+
+# -- issue #12: nothing the rewrite produced reaches the client ----------------------------------
+def test_syntax_error_in_iam_ddl_is_answered_for_the_original_text(myenv):
+    user = make_iam_user(myenv)
+    secret = derived_password(SECRET, user)
+    original = f"ALTER USER {user}@%% IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'"
+    expected = PARSE_ERROR + "'%% IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'' at line 1"
+    with master(myenv) as conn:
+        with pytest.raises(pymysql.err.ProgrammingError) as info:
+            rows(conn, original)
+        assert info.value.args == (1064, expected)
+        # the session's diagnostics area holds the same error
+        assert rows(conn, "SHOW WARNINGS") == (("Error", 1064, expected),)
+        assert rows(conn, "SHOW ERRORS") == (("Error", 1064, expected),)
+        # the endpoint's own PREPARE left no statement behind and the session goes on
+        assert rows(conn, "SELECT 1") == ((1,),)
+    assert secret not in repr(info.value)
+    assert_logs_in(myenv, user, myenv.token(user))  # the account itself is unharmed
+
+
+def test_syntax_error_in_a_later_statement_and_on_a_later_line(myenv):
+    user, other = unique("iam"), unique("gone")
+    query = (f"DROP USER IF EXISTS '{other}'@'%';\nCREATE USER '{user}'\n  @%% "
+             "IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'")
+    expected = PARSE_ERROR + "'%% IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'' at line 2"
+    with master(myenv, client_flag=MULTI) as conn, conn.cursor() as cur:
+        with pytest.raises(pymysql.err.ProgrammingError) as info:
+            cur.execute(query)
+            while cur.nextset():
+                pass
+        assert info.value.args == (1064, expected)
+        assert rows(conn, "SHOW WARNINGS") == (("Error", 1064, expected),)
+        assert rows(conn, f"SELECT COUNT(*) FROM mysql.user WHERE user = '{user}'") == ((0,),)
+
+
+@contextlib.contextmanager
+def general_log(env: MyEnv) -> Iterator[list[str]]:
+    """Every statement the server receives meanwhile (from any session), as text."""
+    backend = env.backend
+    before = backend.admin_execute("SELECT @@general_log, @@log_output")[0]
+    backend.admin_execute("TRUNCATE TABLE mysql.general_log")
+    backend.admin_execute("SET GLOBAL log_output = 'TABLE'")
+    backend.admin_execute("SET GLOBAL general_log = 1")
+    texts: list[str] = []
+    try:
+        yield texts
+    finally:
+        backend.admin_execute("SET GLOBAL general_log = %s", [before[0]])
+        texts += [str(r[0]) for r in backend.admin_execute(
+            "SELECT CONVERT(argument USING utf8mb4) FROM mysql.general_log")]
+        backend.admin_execute("SET GLOBAL log_output = %s", [before[1]])
+        backend.admin_execute("TRUNCATE TABLE mysql.general_log")
+
+
+def test_no_password_derived_from_the_secret_is_in_the_servers_sql(myenv):
+    """The server's statement (process list, logs, errors) holds a placeholder, and the endpoint
+    sets the real password by its stored hash - also when it renames an IAM user or repairs an
+    out-of-step password: the password itself is never in SQL text."""
+    user, renamed = unique("iam"), unique("ren")
+    with general_log(myenv) as texts:
+        make_iam_user(myenv, user)
+        assert_logs_in(myenv, user, myenv.token(user))
+        with master(myenv) as conn:
+            rows(conn, f"RENAME USER '{user}'@'%' TO '{renamed}'@'%'")
+        myenv.backend.admin_execute(f"ALTER USER '{renamed}'@'%' IDENTIFIED BY 'stale'")
+        assert_logs_in(myenv, renamed, myenv.token(renamed))  # repaired on the way
+    ours = [t for t in texts if user in t or renamed in t]
+    assert sum("IDENTIFIED BY PASSWORD '*" in t for t in ours) >= 4, ours
+    for name in (user, renamed):
+        assert not any(derived_password(SECRET, name) in t for t in texts), ours
+
+
+def test_alter_if_exists_on_a_missing_account_answers_ok_and_records_nothing(myenv):
+    user = unique("nosuch")
+    with master(myenv) as conn:
+        rows(conn, f"ALTER USER IF EXISTS '{user}'@'%' "
+                   "IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'")
+        notes = rows(conn, "SHOW WARNINGS")  # the server's own notes about the missing account
+        assert notes[-1][:2] == ("Note", 1396) and user in notes[-1][2], notes
+        assert rows(conn, "SELECT 1") == ((1,),)  # the session goes on
+    assert not myenv.backend.is_iam_user(user)
+
+
+# -- issue #11: every authentication change keeps catalogue and server in agreement --------------
+def test_grant_identified_by_turns_an_iam_user_into_a_password_user(myenv):
+    user = make_iam_user(myenv)
+    with master(myenv) as conn:
+        rows(conn, f"GRANT SELECT ON *.* TO '{user}'@'%' IDENTIFIED BY 'granted-pw'")
+    assert_logs_in(myenv, user, "granted-pw")
+    assert_refused(myenv, user, myenv.token(user))
+    assert_logs_in(myenv, user, "granted-pw")  # the failed IAM attempt reset nothing
+    assert not myenv.backend.is_iam_user(user)
+
+
+def test_set_password_for_turns_an_iam_user_into_a_password_user(myenv):
+    user = make_iam_user(myenv)
+    with master(myenv) as conn:
+        rows(conn, f"SET PASSWORD FOR '{user}'@'%' = PASSWORD('set-pw')")
+    assert_refused(myenv, user, myenv.token(user))
+    assert_logs_in(myenv, user, "set-pw")
+
+
+def test_an_iam_user_setting_its_own_password_becomes_a_password_user(myenv):
+    user = make_iam_user(myenv)
+    with connect(myenv, user, myenv.token(user)) as conn:
+        rows(conn, "SET PASSWORD = PASSWORD('own-pw')")
+    assert_logs_in(myenv, user, "own-pw")
+    assert_refused(myenv, user, myenv.token(user))
+
+
+def test_grant_identified_with_the_plugin_makes_an_iam_user(myenv):
+    user = unique("iam")
+    with master(myenv) as conn:
+        rows(conn, f"CREATE USER '{user}'@'%' IDENTIFIED BY 'before'")
+        rows(conn, f"GRANT SELECT ON *.* TO '{user}'@'%' "
+                   "IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'")
+    assert_logs_in(myenv, user, myenv.token(user))
+    assert_refused(myenv, user, "before")
+
+
+def test_grant_without_identified_leaves_an_iam_user_alone(myenv):
+    user = make_iam_user(myenv)
+    with master(myenv) as conn:
+        rows(conn, f"GRANT INSERT ON *.* TO '{user}'@'%'")
+    assert_logs_in(myenv, user, myenv.token(user))
+
+
+def test_set_password_after_change_user_acts_for_the_new_user(myenv):
+    import mysql.connector
+
+    iam, other = make_iam_user(myenv), unique("pw")
+    with master(myenv) as conn:
+        rows(conn, f"CREATE USER '{other}'@'%' IDENTIFIED BY 'first'")
+    conn = mysql.connector.connect(host="localhost", port=myenv.port, user=iam,
+                                   password=myenv.token(iam), ssl_ca=myenv.ca_file,
+                                   auth_plugin="mysql_clear_password", use_pure=True)
+    try:
+        conn.cmd_change_user(username=other, password="first")
+        cur = conn.cursor()
+        cur.execute("SET PASSWORD = PASSWORD('second')")
+    finally:
+        conn.close()
+    assert_logs_in(myenv, other, "second")
+    assert_logs_in(myenv, iam, myenv.token(iam))  # the first login's user is still IAM
