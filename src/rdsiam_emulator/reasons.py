@@ -37,6 +37,8 @@ class Reason(StrEnum):
     IAM_DISABLED = "iam_disabled"
     THROTTLED = "throttled"
     INTERNAL_ERROR = "internal_error"
+    TOO_MANY_CONNECTIONS = "too_many_connections"
+    REPLICATION_NOT_ALLOWED = "replication_not_allowed"
 
 
 INVALID_TOKEN = "InvalidToken"
@@ -110,6 +112,10 @@ REASONS: dict[Reason, ReasonInfo] = {
               "too many new IAM connections per second"),
         _info(Reason.INTERNAL_ERROR, INTERNAL, 500, "internal",
               "the emulator failed while deciding (a bug: please report it)"),
+        _info(Reason.TOO_MANY_CONNECTIONS, None, None, "engine",
+              "the real server refused the session for capacity (PostgreSQL 53300, MySQL 1040)"),
+        _info(Reason.REPLICATION_NOT_ALLOWED, None, None, "engine",
+              "IAM users cannot open replication connections (no pam line for replication)"),
     )
 }
 
