@@ -27,6 +27,7 @@ from typing import Protocol
 from rdsiam_emulator.authenticator import ClientInfo, IamAuthenticator
 from rdsiam_emulator.endpoint.relay import ConnectionClosed, RelayConnection
 from rdsiam_emulator.endpoint.tracking import TrackedEndpoint
+from rdsiam_emulator.events import TEXT_CAP, clip
 from rdsiam_emulator.protocols.postgres import codec
 from rdsiam_emulator.protocols.postgres.backend import BackendLogin, LoginFailed, LoginSucceeded
 from rdsiam_emulator.protocols.postgres.codec import ProtocolViolation
@@ -375,7 +376,7 @@ class PostgresEndpoint(TrackedEndpoint):
         try:
             member = await self.admin.iam_member(user)
         except BackendUnavailableError as exc:
-            log.warning("postgres endpoint: backend unavailable: %s", exc)
+            log.warning("postgres endpoint: backend unavailable: %s", clip(str(exc), TEXT_CAP))
             client.write(hs.fail("57P03", "the database system is not accepting connections"))
             return None
         replication = startup.params.get("replication")
@@ -453,7 +454,7 @@ class PostgresEndpoint(TrackedEndpoint):
                 try:
                     await self.admin.set_password(user, password)
                 except BackendUnavailableError as exc:
-                    log.warning("postgres endpoint: %s", exc)
+                    log.warning("postgres endpoint: %s", clip(str(exc), TEXT_CAP))
                     return None, result
                 continue
             return None, result

@@ -265,3 +265,24 @@ def test_close_and_check_fails_on_a_leftover_connection(pg_server, ca, loop_thre
 def test_wait_until_sleeping_fails_on_timeout(endpoint) -> None:
     with pytest.raises(AssertionError, match="did not start running"):
         endpoint.wait_until_sleeping("nobody_sleeps_here", timeout=0.3)
+
+
+def test_huge_user_and_database_names_are_capped_in_events(endpoint) -> None:
+    """Issue #12 §7: client-supplied names go into events capped and visibly truncated."""
+    cursor = endpoint.events.mark()
+    tls = _tls(endpoint.port, endpoint)
+    tls.sendall(codec.startup_message({"user": "u" * 4000, "database": "d" * 4000,
+                                       "options": "-c x=" + "o" * 1000}))
+    _read_until(tls, b"R")
+    _scram_first(tls)
+    tls.sendall(codec.sasl_response(b"c=biws,r=abcdefghijklmnopqrstuvwx,p=AAAA"))
+    assert codec.parse_fields(_read_until(tls, b"E").body)["C"] in ("28P01", "08P01")
+    tls.close()
+    deadline = time.monotonic() + 10
+    while not endpoint.events.since(cursor):
+        assert time.monotonic() < deadline, "no event recorded"
+        time.sleep(0.05)
+    [event] = endpoint.events.since(cursor)
+    assert event.db_user.startswith("uuu") and event.db_user.endswith("truncated]")
+    assert event.database is not None and event.database.endswith("truncated]")
+    assert len(event.to_json()) < 3000
