@@ -286,3 +286,29 @@ def test_huge_user_and_database_names_are_capped_in_events(endpoint) -> None:
     assert event.db_user.startswith("uuu") and event.db_user.endswith("truncated]")
     assert event.database is not None and event.database.endswith("truncated]")
     assert len(event.to_json()) < 3000
+
+
+def test_token_for_a_user_without_rds_iam_records_not_iam_user(endpoint) -> None:
+    """Issue #11: the RDS recipe with ``GRANT rds_iam`` forgotten. The client sees the server's
+    own 28P01; the event says not_iam_user with the GRANT as hint."""
+    user = f"nogrant_{os.getpid()}_{time.monotonic_ns()}"
+    endpoint.server.sql(f"CREATE USER {user}", f"GRANT ALL ON DATABASE app TO {user}")
+    cursor = endpoint.events.mark()
+    with pytest.raises(psycopg.OperationalError) as err:
+        psycopg.connect(endpoint.conninfo(user, endpoint.token(user)))
+    assert f'password authentication failed for user "{user}"' in str(err.value)
+    [event] = endpoint.events.since(cursor)
+    assert (event.reason, event.method, event.ok) == (Reason.NOT_IAM_USER, "password", False)
+    assert event.hint is not None and f'GRANT rds_iam TO "{user}"' in event.hint
+
+
+def test_wrong_password_of_a_password_user_has_no_reason(endpoint) -> None:
+    """A user with a password who typed it wrong is an ordinary password failure, not
+    not_iam_user (the endpoint cannot see SCRAM passwords, so it does not guess)."""
+    user, _ = endpoint.password_user()
+    cursor = endpoint.events.mark()
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(endpoint.conninfo(user, endpoint.token(user), dbname="postgres"))
+    [event] = endpoint.events.since(cursor)
+    assert (event.reason, event.method, event.ok) == (None, "password", False)
+    assert "28P01" in event.detail
