@@ -187,6 +187,13 @@ class RdsIamDb:
 
         set_iam_enabled(self.account_id, self.region, self.instance_id, enabled)
 
+    def restart_backend(self) -> None:
+        """Restart this instance's real database server on the same port with the same data,
+        e.g. after a fault test killed it; new logins then work without restarting the emulator.
+        The server may be shared with other tests of the session: their open sessions are lost.
+        Raises ``BackendError`` for container or external servers."""
+        self.instance.restart_backend()
+
     def __repr__(self) -> str:
         return (f"<RdsIamDb {self.engine} {self.instance_id} {self.host}:{self.port} "
                 f"db={self.dbname}>")

@@ -20,6 +20,20 @@ from rdsiam_emulator.reasons import REASONS, Reason
 ALLOW = "allow"
 DENY = "deny"
 
+NAME_CAP = 256
+"""Characters kept of a client-supplied name (user, database) in events and log lines."""
+TEXT_CAP = 1024
+"""Characters kept of a detail or hint (they quote client input such as a token's DBUser)."""
+
+
+def clip(text: str, limit: int = NAME_CAP) -> str:
+    """``text`` if at most ``limit`` characters, else its head plus a visible truncation mark,
+    ``limit`` characters in all (so clipping twice changes nothing). ``limit`` >= 32."""
+    if len(text) <= limit:
+        return text
+    mark = f"…[+{len(text)} chars total, truncated]"
+    return text[:limit - len(mark)] + mark
+
 
 @dataclass(frozen=True, slots=True)
 class AuthEvent:
@@ -43,6 +57,15 @@ class AuthEvent:
     database: str | None = None
     tls: bool = False
     seq: int = field(default=0, compare=False)
+
+    def __post_init__(self) -> None:
+        # Client input is unbounded (a 100,000-character user name is a valid wire message);
+        # every copy of the event (JSON lines, summaries, RDS log lines) is capped here once.
+        for name, limit in (("db_user", NAME_CAP), ("database", NAME_CAP),
+                            ("detail", TEXT_CAP), ("hint", TEXT_CAP)):
+            value = getattr(self, name)
+            if isinstance(value, str) and len(value) > limit:
+                object.__setattr__(self, name, clip(value, limit))
 
     @property
     def ok(self) -> bool:

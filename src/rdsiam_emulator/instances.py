@@ -129,6 +129,17 @@ class EmulatedInstance:
         """Like ``modify-db-instance --(no-)enable-iam-database-authentication``."""
         self.authenticator.iam_enabled = enabled
 
+    def restart_backend(self) -> None:
+        """Stop the real database server if it still runs (also after it was killed, e.g. by a
+        fault test's ``kill -9``) and start it again on the same port with the same data.
+        Sessions through the endpoint are lost; new logins work again without restarting the
+        emulator. Blocks until the server accepts connections.
+
+        Raises ``backends.BackendError`` for servers this process did not start (containers,
+        external) or if the server does not come back.
+        """
+        self.backend.restart()
+
     def register_in_moto(self) -> Any:
         """Create this instance in the current moto RDS state (call inside ``mock_aws``)."""
         return moto_rds.register(moto_rds.RdsRegistration(

@@ -39,6 +39,7 @@ class Reason(StrEnum):
     INTERNAL_ERROR = "internal_error"
     TOO_MANY_CONNECTIONS = "too_many_connections"
     CLEARTEXT_PLUGIN_UNSUPPORTED = "cleartext_plugin_unsupported"
+    REPLICATION_NOT_ALLOWED = "replication_not_allowed"
 
 
 INVALID_TOKEN = "InvalidToken"
@@ -113,9 +114,12 @@ REASONS: dict[Reason, ReasonInfo] = {
         _info(Reason.INTERNAL_ERROR, INTERNAL, 500, "internal",
               "the emulator failed while deciding (a bug: please report it)"),
         _info(Reason.TOO_MANY_CONNECTIONS, None, None, "engine",
-              "the database (or the endpoint in front of it) has no room for another connection"),
+              "the database (or the endpoint in front of it) has no room for another connection"
+              " (PostgreSQL 53300, MySQL 1040)"),
         _info(Reason.CLEARTEXT_PLUGIN_UNSUPPORTED, None, None, "engine",
               "the MySQL client cannot send its token with mysql_clear_password"),
+        _info(Reason.REPLICATION_NOT_ALLOWED, None, None, "engine",
+              "IAM users cannot open replication connections (no pam line for replication)"),
     )
 }
 

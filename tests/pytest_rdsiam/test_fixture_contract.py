@@ -141,3 +141,42 @@ def test_wrong_resource(rds_iam_db):
         "*- rdsiam auth events -*",
         "*DENY  iam app@rdsiam-postgres: expired [[]ExpiredToken[]] the token expired 3 min ago*",
     ])
+
+
+def test_restart_backend_brings_a_killed_database_back(pytester):
+    """Issue #12 §6: a fault test kills the real server and brings it back with the instance's
+    ``restart_backend()``; IAM logins through the same endpoint work again."""
+    pytester.makepyfile(test_fault='''
+import os
+import signal
+import time
+
+import psycopg
+import pytest
+
+
+def _login(db, user, session):
+    token = db.generate_token(user, session)
+    with psycopg.connect(**db.connect_kwargs(user, token), connect_timeout=10) as conn:
+        return conn.execute("select current_user").fetchone()[0]
+
+
+def test_kill_and_restart(rds_iam_db):
+    db = rds_iam_db
+    db.create_iam_db_user("app")
+    session = db.iam_session("app")
+    assert _login(db, "app", session) == "app"
+    pid = db.instance.backend.server_pid
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{pid}"):
+        assert time.monotonic() < deadline, "the killed server was not reaped"
+        time.sleep(0.02)
+    with pytest.raises(psycopg.OperationalError):
+        _login(db, "app", session)
+    db.restart_backend()
+    assert _login(db, "app", session) == "app"
+''')
+    result = pytester.runpytest("--rdsiam-emulator", "--rdsiam-backend", "local",
+                                "-p", "no:xdist", "-p", "no:randomly")
+    result.assert_outcomes(passed=1)

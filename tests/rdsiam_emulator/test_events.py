@@ -102,3 +102,33 @@ def test_listeners_and_concurrent_writers():
     log.record(_event())
     assert len(seen) == 2000
     assert sorted(e.seq for e in log.all()) == list(range(1, 2002))
+
+
+def test_client_supplied_strings_are_capped_and_marked(tmp_path):
+    """Issue #12 §7: a 100,000-character user name became a 100,404-character log line."""
+    huge = "u" * 100_000
+    path = tmp_path / "events.jsonl"
+    log = EventLog(jsonl_path=path)
+    for engine in ("mysql", "postgres"):
+        stamped = log.record(AuthEvent(
+            time=T0, instance_id="db1", engine=engine, db_user=huge, method="iam",
+            outcome="deny", reason=Reason.DB_USER_MISMATCH, detail=f"DBUser {huge!r} differs",
+            hint="h" * 50_000, database="d" * 100_000))
+        for text in (stamped.db_user, stamped.database):
+            assert text is not None and len(text) == 256
+            assert text.endswith("…[+100000 chars total, truncated]")
+        assert len(stamped.detail) == 1024 and "truncated]" in stamped.detail
+        assert stamped.hint is not None and len(stamped.hint) == 1024
+        assert len(stamped.summary()) < 3000
+        line = stamped.rds_log_line()
+        assert line is not None and len(line) < 600
+    lines = path.read_text().splitlines()
+    assert len(lines) == 2 and all(len(line) < 4000 for line in lines)
+
+
+def test_clip_is_idempotent_and_keeps_short_text():
+    from rdsiam_emulator.events import clip
+
+    assert clip("app") == "app"
+    once = clip("x" * 1000, 100)
+    assert len(once) == 100 and clip(once, 100) == once

@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import lifecycle
+from .errors import BackendError
+from .procs import ServerProcess
 from .spec import Engine, Flavour
 
 _SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
@@ -51,6 +53,7 @@ class BackendHandle(ABC):
         provider: str,
         stopper: Callable[[], None],
         unix_socket: str | None = None,
+        process: ServerProcess | None = None,
     ) -> None:
         self.flavour: Flavour = flavour
         self.version = version
@@ -64,6 +67,8 @@ class BackendHandle(ABC):
         self.provider = provider
         self.unix_socket = unix_socket
         self._stopper: Callable[[], None] | None = stopper
+        self._process = process
+        """The local server process (None for containers and external servers)."""
         self._stop_lock = threading.Lock()
         self._admin_lock = threading.RLock()
         lifecycle.register(self)
@@ -85,6 +90,24 @@ class BackendHandle(ABC):
     @property
     def stopped(self) -> bool:
         return self._stopper is None
+
+    @property
+    def server_pid(self) -> int | None:
+        """The local server's main process id (PostgreSQL's postmaster, mysqld), else None."""
+        return None if self._process is None else self._process.pid
+
+    def restart(self) -> None:
+        """Stop the local server if it still runs (also after it was killed) and start it again
+        on the same port with the same data; connections to it are lost, new ones work.
+
+        Raises BackendError for servers this process did not start (containers, external) or
+        if the server does not come back.
+        """
+        if self._process is None or self.stopped:
+            raise BackendError(f"{self!r}: only a running local server can be restarted")
+        with self._admin_lock:
+            self._close_admin()
+            self._process.restart()
 
     def __enter__(self) -> BackendHandle:
         return self

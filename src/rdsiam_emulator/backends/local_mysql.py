@@ -25,7 +25,16 @@ from .errors import BackendError, BackendUnavailable
 from .handle import BackendHandle
 from .mysql_handle import MysqlHandle
 from .ports import free_port
-from .procs import RunAs, chown_tree, private_workdir, run_as, run_checked, spawn, terminate
+from .procs import (
+    RunAs,
+    ServerProcess,
+    chown_tree,
+    private_workdir,
+    run_as,
+    run_checked,
+    spawn,
+    terminate,
+)
 from .spec import ADMIN_USER, BackendSpec
 
 MYSQLD_ENV = "RDSIAM_MYSQLD"
@@ -100,10 +109,14 @@ def start_local_mysql(spec: BackendSpec) -> BackendHandle:
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    # SIGKILL: throw-away data, no need for a clean InnoDB shutdown (a restart recovers it);
+    # a restart reuses the port and data
+    process = ServerProcess(proc, lambda: _start(server, flavour, who, work, port)[0],
+                            stop_signal=9)
 
     def stopper() -> None:
         try:
-            terminate(proc, sig=9)  # throw-away data: no need for a clean InnoDB shutdown
+            process.stop()
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -121,6 +134,7 @@ def start_local_mysql(spec: BackendSpec) -> BackendHandle:
         dbname=spec.dbname,
         provider="local",
         stopper=stopper,
+        process=process,
         unix_socket=sock,
         bootstrap_connect={"unix_socket": sock, "user": "root", "password": ""},
     )
@@ -188,12 +202,13 @@ def _golden(server: Path, flavour: str, who: RunAs) -> Path:
 
 
 def _start(
-    server: Path, flavour: str, who: RunAs, work: Path
+    server: Path, flavour: str, who: RunAs, work: Path, fixed_port: int | None = None
 ) -> tuple[subprocess.Popen[bytes], int]:
+    """Start the server on ``fixed_port`` (a restart) or a free port; wait until it is ready."""
     last = ""
     log_path = work / "error.log"
-    for _ in range(BIND_ATTEMPTS):
-        port = free_port()
+    for attempt in range(BIND_ATTEMPTS):
+        port = fixed_port or free_port()
         cmd = [
             str(server),
             "--no-defaults",
@@ -214,6 +229,8 @@ def _start(
         last = _tail(log_path, offset)
         if "already in use" not in last and "Bind on TCP/IP port" not in last:
             break
+        if fixed_port is not None:
+            time.sleep(0.2 * (attempt + 1))  # the old server's sockets may still be closing
     raise BackendError(f"{flavour} did not start: {last.strip()[-2000:]}")
 
 

@@ -28,6 +28,7 @@ from .ports import free_port
 from .postgres_handle import ADMIN_DB, PREPARE_SQL, PostgresHandle
 from .procs import (
     RunAs,
+    ServerProcess,
     chown_tree,
     private_workdir,
     run_as,
@@ -125,10 +126,12 @@ def start_local_postgres(spec: BackendSpec) -> BackendHandle:
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    # SIGINT: "fast" shutdown; a restart reuses the port and data (crash recovery after a kill)
+    process = ServerProcess(proc, lambda: _start(bindir, who, work, port)[0], stop_signal=2)
 
     def stopper() -> None:
         try:
-            terminate(proc, sig=2)  # SIGINT: "fast" shutdown
+            process.stop()
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -144,6 +147,7 @@ def start_local_postgres(spec: BackendSpec) -> BackendHandle:
         dbname=spec.dbname,
         provider="local",
         stopper=stopper,
+        process=process,
         unix_socket=str(sock),
         bootstrap_connect={"host": str(sock), "port": port, "user": ADMIN_USER, "dbname": ADMIN_DB},
         admin_host=str(sock),
@@ -214,10 +218,13 @@ def _write_hba(work: Path) -> None:
     (work / "pg_ident.conf").write_text(f"rdsiam {getpass.getuser()} {ADMIN_USER}\n")
 
 
-def _start(bindir: Path, who: RunAs, work: Path) -> tuple[subprocess.Popen[bytes], int]:
+def _start(
+    bindir: Path, who: RunAs, work: Path, fixed_port: int | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start the server on ``fixed_port`` (a restart) or a free port; wait until it is ready."""
     last = ""
-    for _ in range(BIND_ATTEMPTS):
-        port = free_port()
+    for attempt in range(BIND_ATTEMPTS):
+        port = fixed_port or free_port()
         cmd = [
             str(bindir / "postgres"),
             "-D",
@@ -245,6 +252,8 @@ def _start(bindir: Path, who: RunAs, work: Path) -> tuple[subprocess.Popen[bytes
             (work / "data" / "postmaster.pid").unlink()
         if "could not bind" not in last and "already in use" not in last:
             break
+        if fixed_port is not None:
+            time.sleep(0.2 * (attempt + 1))  # the old server's sockets may still be closing
     raise BackendError(f"PostgreSQL did not start: {last.strip()}")
 
 
@@ -258,7 +267,9 @@ def _wait_ready(proc: subprocess.Popen[bytes], pidfile: Path) -> bool:
             return False
         with contextlib.suppress(OSError):
             lines = pidfile.read_text().splitlines()
-            if len(lines) >= 8 and lines[7].strip() == "ready":
+            # line 1 is the postmaster's pid: a killed server's stale file also says "ready"
+            if len(lines) >= 8 and lines[7].strip() == "ready" \
+                    and lines[0].strip() == str(proc.pid):
                 return True
         time.sleep(0.005)
     return False

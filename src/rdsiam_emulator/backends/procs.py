@@ -14,8 +14,9 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,9 +112,10 @@ def run_checked(
 def spawn(
     cmd: Sequence[str], who: RunAs, log_path: Path, *, env: Mapping[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
-    """Start a long-running server in its own session, output to ``log_path``."""
+    """Start a long-running server in its own session, output to ``log_path``; it is reaped as
+    soon as it exits, however it dies (see :func:`reap_on_exit`)."""
     with open(log_path, "ab") as log_file:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             [*who.prefix, *cmd],
             env=server_env(env),
             stdin=subprocess.DEVNULL,
@@ -122,6 +124,73 @@ def spawn(
             start_new_session=True,
             cwd=str(log_path.parent),
         )
+    reap_on_exit(proc)
+    return proc
+
+
+def reap_on_exit(proc: subprocess.Popen[bytes]) -> None:
+    """Wait for ``proc`` in a daemon thread, so a server that dies (``kill -9``, crash) does not
+    stay a zombie child: a zombie's PID still looks alive, and PostgreSQL then refuses to start
+    again on the same data directory ("lock file postmaster.pid already exists").
+
+    ``poll``/``wait`` elsewhere stay correct: Popen serialises waitpid with its own lock.
+    """
+    threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
+
+
+def kill_session(pgid: int, timeout: float = 5.0) -> None:
+    """SIGKILL whatever is left in a server's session (orphaned children of a killed
+    postmaster hold its shared memory) and wait up to ``timeout`` s for them to go."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.01)
+
+
+class ServerProcess:
+    """A local server process that can be stopped and started again on the same port and data.
+
+    ``start`` launches the server and waits until it accepts connections (raises BackendError);
+    ``stop_signal`` asks it to stop (PostgreSQL: SIGINT, fast shutdown).
+    """
+
+    def __init__(self, proc: subprocess.Popen[bytes],
+                 start: Callable[[], subprocess.Popen[bytes]], stop_signal: int) -> None:
+        self._proc = proc
+        self._start = start
+        self._stop_signal = stop_signal
+        self._lock = threading.Lock()
+
+    @property
+    def pid(self) -> int:
+        """The server's main process id (it leads its own session and process group)."""
+        return self._proc.pid
+
+    @property
+    def alive(self) -> bool:
+        return self._proc.poll() is None
+
+    def stop(self) -> None:
+        with self._lock:
+            terminate(self._proc, sig=self._stop_signal)
+            kill_session(self._proc.pid)
+
+    def restart(self) -> None:
+        """Stop the server if it still runs (leftovers of a killed one included), start it again.
+
+        Raises BackendError if it does not come back.
+        """
+        with self._lock:
+            terminate(self._proc, sig=self._stop_signal)
+            kill_session(self._proc.pid)
+            self._proc = self._start()
 
 
 def terminate(

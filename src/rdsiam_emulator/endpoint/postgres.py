@@ -27,6 +27,7 @@ from typing import Protocol
 from rdsiam_emulator.authenticator import ClientInfo, IamAuthenticator
 from rdsiam_emulator.endpoint.relay import ConnectionClosed, RelayConnection
 from rdsiam_emulator.endpoint.tracking import TrackedEndpoint
+from rdsiam_emulator.events import TEXT_CAP, clip
 from rdsiam_emulator.protocols.postgres import codec
 from rdsiam_emulator.protocols.postgres.backend import BackendLogin, LoginFailed, LoginSucceeded
 from rdsiam_emulator.protocols.postgres.codec import ProtocolViolation
@@ -55,6 +56,8 @@ log = logging.getLogger(__name__)
 IAM_ROLE = "rds_iam"
 DEFAULT_HANDSHAKE_TIMEOUT = 60.0
 """PostgreSQL's default authentication_timeout."""
+TOO_MANY_CONNECTIONS = "53300"
+"""SQLSTATE of "sorry, too many clients already" (and of the per-role/database limits)."""
 
 
 
@@ -206,6 +209,16 @@ class AdminSession:
             raise BackendUnavailableError(f"membership query failed: {result.error.get('M')}")
         return bool(result.rows) and result.rows[0][0] == "t"
 
+    async def has_password(self, user: str) -> bool | None:
+        """Whether role ``user`` has a password (None: no such role). Reads pg_authid, which
+        only a superuser (the admin) can."""
+        result = await self.query(
+            "SELECT rolpassword IS NOT NULL FROM pg_authid"  # noqa: S608 - quote_literal()ed
+            f" WHERE rolname = {quote_literal(user)}")
+        if result.error is not None:
+            raise BackendUnavailableError(f"password query failed: {result.error.get('M')}")
+        return None if not result.rows else result.rows[0][0] == "t"
+
     async def set_password(self, user: str, password: str) -> None:
         """Store the SCRAM verifier of ``password`` (the plaintext never reaches the server)."""
         verifier = scram_verifier(password)
@@ -281,13 +294,31 @@ class PostgresEndpoint(TrackedEndpoint):
         conn = _ClientConnection(self._on_connect)
         return conn
 
-    def _on_connect(self, conn: RelayConnection) -> None:
+    def _on_connect(self, conn: _ClientConnection) -> None:
         self._conns.add(conn)
+        # The client leaving ends its unlinked backend legs at once: a backend session left
+        # waiting for the rest of an abandoned handshake holds a server slot for the server's
+        # authentication_timeout.
+        conn.closed.add_done_callback(lambda _: conn.abort_unlinked_legs())
         self._spawn(self._serve(conn)).add_done_callback(lambda _: self._conns.discard(conn))
+
+    async def _open_leg(self, client: _ClientConnection) -> RelayConnection:
+        """A backend connection owned by ``client``: tracked, and aborted with the client.
+
+        Raises BackendUnavailableError; ConnectionClosed if the client already left.
+        """
+        leg = await _open_backend(self.backend, self.settings.backend_timeout)
+        if client.gone:
+            leg.abort()
+            raise ConnectionClosed("the client left while the backend was being reached")
+        client.legs.append(leg)
+        self._conns.add(leg)
+        leg.closed.add_done_callback(lambda _: self._conns.discard(leg))
+        return leg
 
     # ------------------------------------------------------------------------------ one client
 
-    async def _serve(self, client: RelayConnection) -> None:
+    async def _serve(self, client: _ClientConnection) -> None:
         backend: RelayConnection | None = None
         try:
             async with asyncio.timeout(self.settings.handshake_timeout):
@@ -295,12 +326,8 @@ class PostgresEndpoint(TrackedEndpoint):
             if backend is None:
                 client.close()
                 return
-            self._conns.add(backend)
-            try:
-                await client.wait_closed()
-                await backend.wait_closed()
-            finally:
-                self._conns.discard(backend)
+            await client.wait_closed()
+            await backend.wait_closed()
         except TimeoutError:
             # authentication_timeout: a real server just closes the socket.
             client.abort()
@@ -316,8 +343,9 @@ class PostgresEndpoint(TrackedEndpoint):
             if backend is not None and backend.transport is not None \
                     and not backend.transport.is_closing():
                 backend.close()
+            client.abort_unlinked_legs()
 
-    async def _handshake(self, client: RelayConnection) -> RelayConnection | None:
+    async def _handshake(self, client: _ClientConnection) -> RelayConnection | None:
         """Runs until the client is authenticated (returns the linked backend) or refused (None)."""
         hs = FrontendHandshake()
         try:
@@ -368,18 +396,25 @@ class PostgresEndpoint(TrackedEndpoint):
                        f'user "{user}", database "{database}", {wording}')
         return codec.fatal("28000", message, routine="ClientAuthentication")
 
-    async def _authenticate(self, client: RelayConnection, hs: FrontendHandshake,
+    async def _authenticate(self, client: _ClientConnection, hs: FrontendHandshake,
                             startup: StartupReceived) -> RelayConnection | None:
         info = self._client_info(client, hs.tls, startup.database)
         user = startup.user
         try:
             member = await self.admin.iam_member(user)
         except BackendUnavailableError as exc:
-            log.warning("postgres endpoint: backend unavailable: %s", exc)
+            log.warning("postgres endpoint: backend unavailable: %s", clip(str(exc), TEXT_CAP))
             client.write(hs.fail("57P03", "the database system is not accepting connections"))
             return None
         replication = startup.params.get("replication")
         if user == self.backend.admin_user or (replication is not None and member):
+            if user != self.backend.admin_user:
+                self.authenticator.reject(
+                    db_user=user, client=info, reason=Reason.REPLICATION_NOT_ALLOWED,
+                    detail=f"replication={replication}: pg_hba.conf has no pam line for "
+                           "replication connections",
+                    hint="IAM users cannot open replication connections; use a password user "
+                         "with the REPLICATION attribute")
             client.write(self._hba_reject(info, user, startup.database, replication))
             return None
         if member:
@@ -391,7 +426,7 @@ class PostgresEndpoint(TrackedEndpoint):
             return None
         return await self._password_login(client, hs, startup, info)
 
-    async def _iam_login(self, client: RelayConnection, hs: FrontendHandshake,
+    async def _iam_login(self, client: _ClientConnection, hs: FrontendHandshake,
                          startup: StartupReceived, info: ClientInfo) -> RelayConnection | None:
         user = startup.user
         refused = self.authenticator.transport_rejection(info)
@@ -418,10 +453,12 @@ class PostgresEndpoint(TrackedEndpoint):
                                  routine="auth_failed"))
             return None
         pipelined = hs.hand_over()
-        backend, result = await self._backend_login(user, startup)
+        backend, result = await self._backend_login(client, user, startup)
         if isinstance(result, LoginFailed):
             if backend is not None:
                 backend.close()
+            if result.sqlstate == TOO_MANY_CONNECTIONS:
+                self._record_capacity(user, info, "iam", result)
             client.write(codec.error_response(result.fields))
             return None
         assert backend is not None
@@ -430,8 +467,35 @@ class PostgresEndpoint(TrackedEndpoint):
         client.link(backend)
         return backend
 
+    async def _no_password(self, user: str) -> bool:
+        """Whether ``user`` has no password at all (or does not exist), so that no password can
+        have been right. SCRAM hides the password from the endpoint, so it cannot check whether
+        it was an IAM token; a login to a role without a password almost always is one (the RDS
+        recipe is ``CREATE USER u`` + ``GRANT rds_iam TO u``, with the GRANT forgotten)."""
+        try:
+            return not await self.admin.has_password(user)
+        except BackendUnavailableError as exc:
+            log.warning("postgres endpoint: %s", clip(str(exc), TEXT_CAP))
+            return False
+
+    def _record_not_iam_user(self, user: str, info: ClientInfo, failed: LoginFailed) -> None:
+        self.authenticator.reject(
+            db_user=user, client=info, reason=Reason.NOT_IAM_USER, method="password",
+            detail=f"{failed.sqlstate} {failed.message}: the user is not a member of rds_iam "
+                   "and has no password, so this was a password login that could not succeed "
+                   "(an IAM token?)",
+            hint=f"for IAM logins: GRANT rds_iam TO {quote_ident(user)}; for password logins: "
+                 "give the user a password")
+
+    def _record_capacity(self, user: str, info: ClientInfo, method: str,
+                         result: LoginFailed) -> None:
+        self.authenticator.reject(
+            db_user=user, client=info, reason=Reason.TOO_MANY_CONNECTIONS, method=method,
+            detail=f"the backend refused for capacity: {result.sqlstate} {result.message}",
+            hint="fewer concurrent sessions (a pool), or raise the server's max_connections")
+
     async def _backend_login(
-        self, user: str, startup: StartupReceived
+        self, client: _ClientConnection, user: str, startup: StartupReceived
     ) -> tuple[RelayConnection | None, LoginSucceeded | LoginFailed]:
         password = derived_password(self._secret, user)
         params = {k: v for k, v in startup.params.items()
@@ -439,7 +503,7 @@ class PostgresEndpoint(TrackedEndpoint):
         backend: RelayConnection | None = None
         for attempt in (1, 2):
             try:
-                backend = await _open_backend(self.backend, self.settings.backend_timeout)
+                backend = await self._open_leg(client)
             except BackendUnavailableError:
                 return None, LoginFailed({"S": "FATAL", "V": "FATAL", "C": "57P03",
                                           "M": "the database system is not accepting connections"})
@@ -453,18 +517,18 @@ class PostgresEndpoint(TrackedEndpoint):
                 try:
                     await self.admin.set_password(user, password)
                 except BackendUnavailableError as exc:
-                    log.warning("postgres endpoint: %s", exc)
+                    log.warning("postgres endpoint: %s", clip(str(exc), TEXT_CAP))
                     return None, result
                 continue
             return None, result
         raise AssertionError("unreachable")
 
-    async def _password_login(self, client: RelayConnection, hs: FrontendHandshake,
+    async def _password_login(self, client: _ClientConnection, hs: FrontendHandshake,
                               startup: StartupReceived, info: ClientInfo) -> RelayConnection | None:
         """Relay the start-up and the server's own authentication exchange, watching the outcome."""
         user = startup.user
         try:
-            backend = await _open_backend(self.backend, self.settings.backend_timeout)
+            backend = await self._open_leg(client)
         except BackendUnavailableError:
             client.write(hs.fail("57P03", "the database system is not accepting connections"))
             return None
@@ -477,12 +541,20 @@ class PostgresEndpoint(TrackedEndpoint):
         while True:
             from_backend.feed(await backend.read())
             while (msg := from_backend.next_message()) is not None:
-                client.write(codec.typed(msg.type, msg.body))
-                if msg.type == b"E":
-                    fields = codec.parse_fields(msg.body)
-                    self.authenticator.record_password_login(
-                        db_user=user, client=info, ok=False,
-                        detail=f"{fields.get('C', '')} {fields.get('M', '')}".strip())
+                if msg.type != b"E":
+                    client.write(codec.typed(msg.type, msg.body))
+                else:
+                    # the event first: a client that sees the error can read its event at once
+                    failed = LoginFailed(codec.parse_fields(msg.body))
+                    if failed.sqlstate == TOO_MANY_CONNECTIONS:
+                        self._record_capacity(user, info, "password", failed)
+                    elif failed.sqlstate == "28P01" and await self._no_password(user):
+                        self._record_not_iam_user(user, info, failed)
+                    else:
+                        self.authenticator.record_password_login(
+                            db_user=user, client=info, ok=False,
+                            detail=f"{failed.sqlstate} {failed.message}".strip())
+                    client.write(codec.typed(msg.type, msg.body))
                     backend.close()
                     return None
                 if msg.type == b"Z":
@@ -524,10 +596,22 @@ class PostgresEndpoint(TrackedEndpoint):
 class _ClientConnection(RelayConnection):
     """A client-side RelayConnection that starts its serving task when the socket is accepted."""
 
-    def __init__(self, on_connect: Callable[[RelayConnection], None]) -> None:
+    def __init__(self, on_connect: Callable[[_ClientConnection], None]) -> None:
         super().__init__()
         self._on_connect = on_connect
+        self.legs: list[RelayConnection] = []
+        """Backend connections opened for this client (normally at most one or two)."""
+
+    @property
+    def gone(self) -> bool:
+        return self.closed.done()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self._on_connect(self)
+
+    def abort_unlinked_legs(self) -> None:
+        """Abort the backend legs that are not relaying for this client (idempotent)."""
+        for leg in self.legs:
+            if not leg.linked:
+                leg.abort()

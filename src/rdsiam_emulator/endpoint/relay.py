@@ -134,6 +134,10 @@ class RelayConnection(asyncio.Protocol):
 
     # ---------------------------------------------------------------------- relay
 
+    @property
+    def linked(self) -> bool:
+        return self._peer is not None
+
     def link(self, peer: RelayConnection) -> None:
         """Start forwarding in both directions; flushes bytes buffered during the handshake."""
         self._peer, peer._peer = peer, self

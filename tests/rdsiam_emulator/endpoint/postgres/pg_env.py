@@ -143,6 +143,7 @@ class RunningEndpoint:
             if rows[0][0][0]:
                 return
             time.sleep(0.05)
+        raise AssertionError(f"{user}'s pg_sleep did not start running within {timeout} s")
 
     def password_user(self, prefix: str = "pw") -> tuple[str, str]:
         name = f"{prefix}_{uuid.uuid4().hex[:10]}"
@@ -194,13 +195,19 @@ def endpoint(pg_server: PgServer, ca: EmulatorCA,
 
 
 def close_and_check(running: RunningEndpoint) -> None:
-    """Close the endpoint; every serving task must have finished (no leaks)."""
-    running.loop.run(_settle(running.endpoint))
-    running.loop.run(running.endpoint.close())
+    """Close the endpoint; every serving task and connection must have ended first (no leaks):
+    fails if any is still there after a bounded wait."""
+    try:
+        tasks, conns = running.loop.run(_settle(running.endpoint))
+    finally:
+        running.loop.run(running.endpoint.close())
+    assert (tasks, conns) == (0, 0), f"{tasks} tasks and {conns} connections still open"
 
 
-async def _settle(ep: PostgresEndpoint, timeout: float = 5.0) -> None:
+async def _settle(ep: PostgresEndpoint, timeout: float = 5.0) -> tuple[int, int]:
+    """Wait until no serving task or connection is left; returns what is left at the end."""
     deadline = time.monotonic() + timeout
-    while ep.active_tasks and time.monotonic() < deadline:
+    while (ep.active_tasks or ep.active_connections) and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
+    return ep.active_tasks, ep.active_connections
 
