@@ -214,3 +214,24 @@ def test_spec_for_external_keeps_library_errors_out():
     assert pool.spec_for("mysql").external_admin_url == "mysql://root:x@h:3306/"
     with pytest.raises(pytest.UsageError, match="--rdsiam-postgres-url"):
         pool.spec_for("postgres")
+
+
+ACCOUNT_PROBE = """
+from pytest_rdsiam.plugin import settings_of
+
+def test_probe(request):
+    print("ACCOUNT", settings_of(request.config).account_id)
+"""
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    ((), "222233334444"),                                        # follows $MOTO_ACCOUNT_ID
+    (("--rdsiam-account-id", "111122223333"), "111122223333"),  # the option wins
+])
+def test_account_id_defaults_to_moto_account_env(pytester, monkeypatch, args, expected):
+    monkeypatch.setenv("MOTO_ACCOUNT_ID", "222233334444")
+    pytester.makepyfile(test_probe=ACCOUNT_PROBE)
+    result = pytester.runpytest("-s", *RUN, *args)
+    result.assert_outcomes(passed=1)
+    [line] = [out for out in result.outlines if "ACCOUNT " in out]
+    assert line.split("ACCOUNT ", 1)[1].split()[0] == expected
