@@ -133,7 +133,10 @@ def _convert(opt: Option, raw: str) -> Any:
             return True
         if lowered in FALSE_WORDS:
             return False
-        raise pytest.UsageError(f"{opt.flag}/{opt.ini}: expected true/false, got {raw!r}")
+        # a bare flag followed by a path takes the path as its value: say how to avoid that
+        raise pytest.UsageError(
+            f"{opt.flag}/{opt.ini}: expected true/false, got {raw!r} (a bare {opt.flag} takes "
+            f"the next argument as its value: write {opt.flag}=true or put it after the paths)")
     if opt.kind == "float":
         try:
             return float(text)

@@ -96,6 +96,13 @@ def test_bool_options_take_the_bare_flag_or_a_value(pytester, args, expected):
     assert line.split("SETTINGS ", 1)[1].split()[:3] == expected.split()
 
 
+def test_bare_flag_before_a_path_is_a_clear_usage_error(pytester):
+    pytester.makepyfile(test_probe=PROBE)
+    result = pytester.runpytest(*RUN, "--rdsiam-reuse", "test_probe.py")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--rdsiam-reuse*got 'test_probe.py'*--rdsiam-reuse=true*"])
+
+
 def test_help_lists_every_choice(pytester):
     result = pytester.runpytest("--help")
     text = " ".join(" ".join(result.outlines).split())
