@@ -95,12 +95,16 @@ def serve(args: argparse.Namespace) -> None:
 # ------------------------------------------------------------------------------ set-up
 
 
+DIRECT_HOST = "direct.example"
+"""The direct server's certificate name (reached via PGHOSTADDR=127.0.0.1, verify-full)."""
+
+
 def tls_files(ca_dir: Path) -> tuple[Path, Path, Path]:
     """A server certificate from the emulator CA, in files the server account can read."""
     from rdsiam_emulator.tls import EmulatorCA, endpoint_names
 
     ca = EmulatorCA(ca_dir)
-    cert = ca.server_certificate(endpoint_names(["direct.example"]))
+    cert = ca.server_certificate(endpoint_names([DIRECT_HOST]))
     tls_dir = ca_dir.parent / "server-tls"
     tls_dir.mkdir()
     crt, key = tls_dir / "server.crt", tls_dir / "server.key"
@@ -218,7 +222,7 @@ def main() -> None:
     try:
         handle.admin_execute(f"CREATE ROLE {IAM_USER} LOGIN")
         handle.admin_execute(f"GRANT rds_iam TO {IAM_USER}")
-        direct = pg_env(handle.master_user, handle.master_password, handle.port, "localhost",
+        direct = pg_env(handle.master_user, handle.master_password, handle.port, DIRECT_HOST,
                         "verify-full", root)
         init = subprocess.run([str(PG_BIN / "pgbench"), "-i", "-q", "-s", "1"], env=direct,
                               capture_output=True, text=True, check=False)

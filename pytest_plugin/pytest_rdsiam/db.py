@@ -7,18 +7,37 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 import boto3
 
+from pytest_rdsiam.options import MOTO_ACCOUNT_ENV
 from rdsiam_emulator.clock import OffsetClock
 from rdsiam_emulator.events import AuthEvent
 from rdsiam_emulator.instances import EmulatedInstance
 
 _iam_names = itertools.count(1)
 _IAM_UNSAFE = re.compile(r"[^\w+=,.@-]")
+
+
+@contextmanager
+def moto_account(account_id: str) -> Iterator[None]:
+    """Make moto requests made meanwhile in this process land in ``account_id``; restores the
+    previous value (or absence) of $MOTO_ACCOUNT_ID on exit."""
+    before = os.environ.get(MOTO_ACCOUNT_ENV)
+    os.environ[MOTO_ACCOUNT_ENV] = account_id
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(MOTO_ACCOUNT_ENV, None)
+        else:
+            os.environ[MOTO_ACCOUNT_ENV] = before
 
 
 class TestClock:
@@ -113,7 +132,8 @@ class RdsIamDb:
     # -- connecting -----------------------------------------------------------------------------
     def connect_kwargs(self, user: str, password: str, *, dbname: str | None = None
                        ) -> dict[str, Any]:
-        """Keyword arguments for psycopg (PostgreSQL) or PyMySQL (MySQL), verifying TLS."""
+        """Keyword arguments for psycopg (PostgreSQL) or PyMySQL (MySQL), verifying TLS against
+        ``host``; ``dbname`` (None: this test's database) picks another database."""
         if self.engine == "postgres":
             return {"host": self.host, "hostaddr": self.hostaddr, "port": self.port,
                     "user": user, "password": password, "dbname": dbname or self.dbname,
@@ -166,17 +186,21 @@ class RdsIamDb:
 
     def iam_session(self, db_user: str, *, name: str | None = None) -> boto3.Session:
         """A boto3 session for a fresh IAM user allowed exactly ``rds-db:connect`` as ``db_user``.
+
+        The user is created in this instance's account (``account_id``), whatever account plain
+        boto3 clients of the test default to.
         """
         user_name = name or _IAM_UNSAFE.sub("-", f"{db_user}-{next(_iam_names)}")[:64]
-        iam = boto3.client("iam", region_name=self.region)
-        iam.create_user(UserName=user_name)
-        iam.put_user_policy(UserName=user_name, PolicyName="rds-db-connect",
-                            PolicyDocument=json.dumps({
-                                "Version": "2012-10-17",
-                                "Statement": [{"Effect": "Allow", "Action": "rds-db:connect",
-                                               "Resource": self.db_user_arn(db_user)}],
-                            }))
-        key = iam.create_access_key(UserName=user_name)["AccessKey"]
+        with moto_account(self.account_id):
+            iam = boto3.client("iam", region_name=self.region)
+            iam.create_user(UserName=user_name)
+            iam.put_user_policy(UserName=user_name, PolicyName="rds-db-connect",
+                                PolicyDocument=json.dumps({
+                                    "Version": "2012-10-17",
+                                    "Statement": [{"Effect": "Allow", "Action": "rds-db:connect",
+                                                   "Resource": self.db_user_arn(db_user)}],
+                                }))
+            key = iam.create_access_key(UserName=user_name)["AccessKey"]
         return boto3.Session(aws_access_key_id=key["AccessKeyId"],
                              aws_secret_access_key=key["SecretAccessKey"],
                              region_name=self.region)

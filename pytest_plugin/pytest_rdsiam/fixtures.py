@@ -8,19 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from dataclasses import fields
 from typing import Any
 
 import pytest
 from moto import mock_aws
 
-from pytest_rdsiam.db import RdsIamDb, TestClock
+from pytest_rdsiam.db import RdsIamDb, TestClock, moto_account
 from pytest_rdsiam.plugin_state import EVENT_SOURCES, require_active
 from pytest_rdsiam.pool import BackendPool, InstancePool
 from rdsiam_emulator.aws_clock import aws_clock
-from rdsiam_emulator.instances import EmulatedInstance
+from rdsiam_emulator.instances import EmulatedInstance, InstanceConfig
 from rdsiam_emulator.moto_rds import no_default_amis
 
 ENGINES = ("postgres", "mysql")
+FACTORY_ARGUMENTS = frozenset(f.name for f in fields(InstanceConfig)) - {"engine"}
+"""What ``rds_iam_db_factory`` accepts besides ``engine``: the InstanceConfig fields, named as
+the options are (``future_skew``, ``require_tls`` ...). docs/pytest.md lists them."""
 
 
 @pytest.fixture(scope="session")
@@ -64,6 +68,9 @@ class _TestScope:
         self.pool.clock.reset()
         self.stack.enter_context(no_default_amis())  # also covers moto's reset at mock stop
         self.stack.enter_context(mock_aws())
+        # plain boto3 clients of the test (and their IAM principals) land in the configured
+        # account, not moto's default 123456789012
+        self.stack.enter_context(moto_account(self.pool.settings.account_id))
         self.stack.enter_context(aws_clock(self.pool.clock))
 
     def open_db(self, instance: EmulatedInstance, *, owned: bool) -> RdsIamDb:
@@ -107,13 +114,18 @@ def rds_iam_db(request: pytest.FixtureRequest, _rds_iam_scope: _TestScope) -> Rd
 @pytest.fixture
 def rds_iam_db_factory(_rds_iam_scope: _TestScope) -> Callable[..., RdsIamDb]:
     """Make further instances: ``rds_iam_db_factory(engine="mysql", iam_enabled=False,
-    region="eu-west-1", instance_id="orders", naming="loopback", ...)``. Each gets its own endpoint
-    and resource id on the engine's shared backend; all are closed after the test."""
+    region="eu-west-1", instance_id="orders", naming="loopback", future_skew=10, ...)`` (every
+    name in ``FACTORY_ARGUMENTS``; ``TypeError`` for others). Each gets its own endpoint and
+    resource id on the engine's shared backend; all are closed after the test."""
     pool = _rds_iam_scope.pool
 
     def factory(engine: str = "postgres", **overrides: Any) -> RdsIamDb:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+        unknown = sorted(set(overrides) - FACTORY_ARGUMENTS)
+        if unknown:
+            raise TypeError(f"rds_iam_db_factory: unknown argument(s) {', '.join(unknown)}; "
+                            f"accepted: engine, {', '.join(sorted(FACTORY_ARGUMENTS))}")
         overrides.setdefault("instance_id", pool.next_id(engine))
         config = pool.default_config(engine, **{k: v for k, v in overrides.items()
                                                 if v is not None})

@@ -6,6 +6,8 @@ Each option is declared once (``OPTIONS``); ``resolve`` turns pytest's config in
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -76,7 +78,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("mysql_flavour", "which MySQL-family server 'mysql' means", "choice",
            ("auto", "mysql", "mariadb")),
     Option("region", "region of the emulated instances"),
-    Option("account_id", "AWS account id of the emulated instances"),
+    Option("account_id", "AWS account id of the emulated instances and of the principals the "
+           "tests create (default: $MOTO_ACCOUNT_ID, else moto's 123456789012)"),
     Option("naming", "endpoint host names: RDS-style names or plain loopback", "choice",
            ("rds", "loopback")),
     Option("reuse", "keep backends running and reuse them between runs", "bool"),
@@ -98,10 +101,28 @@ def add_options(parser: pytest.Parser) -> None:
     defaults = PluginSettings()
     for opt in OPTIONS:
         default = getattr(defaults, opt.name)
+        parser.addini(opt.ini, opt.help, default=None)
+        if opt.kind == "bool":
+            # the bare flag means "true" (pytest convention); a value is still accepted
+            group.addoption(opt.flag, dest="rdsiam_" + opt.name, default=None, nargs="?",
+                            const="true", metavar="true|false",
+                            help=f"{opt.help} (default: {_word(default)}; ini {opt.ini})")
+            continue
+        choices = f"one of {', '.join(opt.choices)}; " if opt.choices else ""
         group.addoption(opt.flag, dest="rdsiam_" + opt.name, default=None,
                         choices=list(opt.choices) or None,
-                        help=f"{opt.help} (default: {default}; ini {opt.ini})")
-        parser.addini(opt.ini, opt.help, default=None)
+                        help=f"{opt.help} ({choices}default: {default}; ini {opt.ini})")
+
+
+def _word(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+ACCOUNT_ID = re.compile(r"\d{12}")
+MOTO_ACCOUNT_ENV = "MOTO_ACCOUNT_ID"
+"""moto puts every request in this account when set (before the access key's own account)."""
 
 
 def _convert(opt: Option, raw: str) -> Any:
@@ -112,7 +133,10 @@ def _convert(opt: Option, raw: str) -> Any:
             return True
         if lowered in FALSE_WORDS:
             return False
-        raise pytest.UsageError(f"{opt.flag}/{opt.ini}: expected true/false, got {raw!r}")
+        # a bare flag followed by a path takes the path as its value: say how to avoid that
+        raise pytest.UsageError(
+            f"{opt.flag}/{opt.ini}: expected true/false, got {raw!r} (a bare {opt.flag} takes "
+            f"the next argument as its value: write {opt.flag}=true or put it after the paths)")
     if opt.kind == "float":
         try:
             return float(text)
@@ -124,11 +148,14 @@ def _convert(opt: Option, raw: str) -> Any:
         raise pytest.UsageError(
             f"{opt.flag}/{opt.ini}: expected one of {', '.join(opt.choices)}, got {raw!r}"
         )
+    if opt.name == "account_id" and not ACCOUNT_ID.fullmatch(text):
+        raise pytest.UsageError(f"{opt.flag}/{opt.ini}: expected 12 digits, got {raw!r}")
     return text
 
 
 def resolve(config: pytest.Config) -> PluginSettings:
-    """Command line over ini over defaults."""
+    """Command line over ini over defaults; an unset account id follows $MOTO_ACCOUNT_ID, so the
+    instances and moto's default account agree."""
     values: dict[str, Any] = {}
     cli_enabled = config.getoption("rdsiam_emulator", default=None)
     values["enabled"] = bool(cli_enabled) or bool(config.getini("rdsiam_emulator"))
@@ -139,4 +166,10 @@ def resolve(config: pytest.Config) -> PluginSettings:
         if raw is None or raw in ("", []):
             continue
         values[opt.name] = _convert(opt, raw)
+    moto_account = os.environ.get(MOTO_ACCOUNT_ENV)
+    if "account_id" not in values and moto_account:
+        values["account_id"] = _convert(_OPTIONS_BY_NAME["account_id"], moto_account)
     return PluginSettings(**values)
+
+
+_OPTIONS_BY_NAME = {opt.name: opt for opt in OPTIONS}

@@ -11,11 +11,32 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from pytest_rdsiam.options import PluginSettings
-from rdsiam_emulator.backends import BackendHandle, BackendSpec, start_backend
+from rdsiam_emulator.backends import BackendError, BackendHandle, BackendSpec, start_backend
 from rdsiam_emulator.clock import OffsetClock
 from rdsiam_emulator.events import EventLog
 from rdsiam_emulator.instances import EmulatedInstance, Emulator, InstanceConfig
+
+_URL_EXAMPLE = {"postgres": "postgresql://admin:pw@127.0.0.1:5432/postgres",
+                "mysql": "mysql://root:pw@127.0.0.1:3306/"}
+_HOW_TO_HONOUR = {
+    "postgres": "install that major under /usr/lib/postgresql/<major>/bin or point "
+                "$RDSIAM_PG_BINDIR at it (local), use --rdsiam-backend docker with "
+                "--rdsiam-postgres-image, or give --rdsiam-postgres-url of such a server",
+    "mysql": "use --rdsiam-backend docker (official image mysql:<version> / mariadb:<version>, "
+             "or --rdsiam-mysql-image), point $RDSIAM_MYSQLD at such a server binary (local), "
+             "or give --rdsiam-mysql-url of such a server",
+}
+
+
+def version_matches(wanted: str, actual: str) -> bool:
+    """``"8.0"`` matches ``"8.0.36"``, ``"10.11"`` matches ``"10.11.6-MariaDB-0+deb12u1"``;
+    ``"8"`` does not match ``"80.1"`` (whole dot-separated parts only)."""
+    want = wanted.strip().split(".")
+    have = actual.strip().split("-", 1)[0].split(".")
+    return have[:len(want)] == want
 
 
 class BackendPool:
@@ -29,7 +50,14 @@ class BackendPool:
         self._lock = threading.Lock()
 
     def spec_for(self, engine: str) -> BackendSpec:
+        """The backend to start for ``engine``; ``pytest.UsageError`` naming the option when the
+        settings cannot describe one (``external`` without a URL)."""
         s = self._settings
+        url = s.postgres_url if engine == "postgres" else s.mysql_url
+        if s.backend == "external" and not url:
+            raise pytest.UsageError(
+                f"--rdsiam-backend external needs --rdsiam-{engine}-url (ini rdsiam_{engine}_url):"
+                f" the admin URL of your {engine} server, e.g. {_URL_EXAMPLE[engine]}")
         if engine == "postgres":
             return BackendSpec(engine="postgres", provider=s.backend,  # type: ignore[arg-type]
                                image=None if s.postgres_image == "postgres:16" else
@@ -48,8 +76,32 @@ class BackendPool:
             handle = self._handles.get(engine)
             if handle is None or handle.stopped:
                 handle = self._starter(self.spec_for(engine))
+                try:
+                    self._check_honoured(engine, handle)
+                except BaseException:
+                    handle.stop()
+                    raise
                 self._handles[engine] = handle
             return handle
+
+    def _check_honoured(self, engine: str, handle: BackendHandle) -> None:
+        """Fail, saying what would honour them, when the running server is not the flavour or
+        version the settings ask for: never a silent substitute."""
+        s = self._settings
+        wanted_version = s.postgres_version if engine == "postgres" else s.mysql_version
+        asked: list[str] = []
+        if engine == "mysql" and s.mysql_flavour not in {"auto", handle.flavour}:
+            asked.append(f"--rdsiam-mysql-flavour {s.mysql_flavour}")
+        if wanted_version and not version_matches(wanted_version, handle.version):
+            asked.append(f"--rdsiam-{engine}-version {wanted_version}")
+        if not asked:
+            return
+        kind = {"postgres": "PostgreSQL", "mysql": "MySQL", "mariadb": "MariaDB"}[
+            s.mysql_flavour if engine == "mysql" and s.mysql_flavour != "auto" else engine]
+        raise BackendError(
+            f"{' and '.join(asked)} cannot be honoured: the {handle.provider} backend runs "
+            f"{handle.flavour} {handle.version}. To get {kind} {wanted_version or ''}".rstrip()
+            + f": {_HOW_TO_HONOUR[engine]}; or drop the option to use this server.")
 
     def stop_all(self) -> None:
         with self._lock:
@@ -80,7 +132,7 @@ class InstancePool:
         base = InstanceConfig(
             instance_id=f"rdsiam-{engine}", engine=engine,  # type: ignore[arg-type]
             region=s.region, account_id=s.account_id, naming=s.naming,  # type: ignore[arg-type]
-            require_tls=s.require_tls, future_skew_seconds=s.future_skew,
+            require_tls=s.require_tls, future_skew=s.future_skew,
             throttling=s.throttling,
         )
         return replace(base, **overrides)  # type: ignore[arg-type]

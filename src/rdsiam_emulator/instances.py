@@ -9,6 +9,7 @@ and the standalone server all go through here.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import string
 import threading
@@ -60,13 +61,17 @@ class InstanceConfig:
     iam_enabled: bool = True
     naming: Naming = "rds"
     require_tls: bool = True
-    future_skew_seconds: float = 300.0
+    future_skew: float = 300.0
+    """Seconds a token's signing time may lie in the future."""
     throttling: bool = True
     resource_id: str | None = None
     """None: a fresh realistic DbiResourceId (``db-`` + 26 upper-case alphanumerics)."""
     dns_label: str | None = None
     listen_host: str = "127.0.0.1"
     listen_port: int = 0
+    aliases: tuple[str, ...] = ()
+    """Further names the endpoint answers to (certificate SANs, token host binding), e.g. a
+    CNAME your application uses; nothing else is in the certificate."""
 
     def host_name(self, dns_label: str) -> str:
         if self.naming == "loopback":
@@ -160,6 +165,18 @@ class EmulatedInstance:
         self._emulator._forget(self)
 
 
+def _resolvable(host: str, aliases: tuple[str, ...], naming: Naming) -> list[str]:
+    """Names to make resolve to the emulator in this process: not IPs, not ``localhost``."""
+    names = [host] if naming == "rds" else []
+    for alias in aliases:
+        try:
+            ipaddress.ip_address(alias)
+        except ValueError:
+            if alias.lower() != "localhost":
+                names.append(alias)
+    return names
+
+
 class Emulator:
     """Hosts endpoints for any number of instances in one background event loop."""
 
@@ -211,7 +228,9 @@ class Emulator:
         if backend.engine != config.engine:
             raise ValueError(f"a {backend.engine} backend cannot serve a {config.engine} instance")
         host = config.host_name(config.dns_label or self.dns_label)
-        aliases = ("127.0.0.1",) if config.naming == "loopback" else ()
+        # loopback naming declares 127.0.0.1 itself; RDS naming declares only the RDS name
+        declared = ("127.0.0.1",) if config.naming == "loopback" else ()
+        aliases = tuple(dict.fromkeys((*declared, *config.aliases)))
         resource_id = config.resource_id or new_dbi_resource_id()
         spec = Endpoint(host=host, port=0, region=config.region, aliases=aliases,
                         account_id=config.account_id, resource_id=resource_id,
@@ -220,7 +239,7 @@ class Emulator:
             instance_id=config.instance_id, engine=config.engine, endpoint=spec,
             credentials=self.credentials, events=self.events, authorizer=self.authorizer,
             clock=self.clock,
-            settings=VerifierSettings(max_future_skew=timedelta(seconds=config.future_skew_seconds)),
+            settings=VerifierSettings(max_future_skew=timedelta(seconds=config.future_skew)),
             iam_enabled=config.iam_enabled, require_tls=config.require_tls,
             throttle=Throttle() if config.throttling else None,
         )
@@ -241,8 +260,8 @@ class Emulator:
             host=host, port=server.port, region=config.region, aliases=aliases,
             account_id=config.account_id, resource_id=resource_id,
             instance_id=config.instance_id)
-        if config.naming == "rds":
-            resolver.register(host)
+        for name in _resolvable(host, aliases, config.naming):
+            resolver.register(name)
         instance = EmulatedInstance(
             config=config, backend=backend, host=host, port=server.port,
             resource_id=resource_id, ca_bundle=self.ca.bundle_path,
@@ -260,8 +279,9 @@ class Emulator:
             if self._loop.running:
                 self._loop.run(instance.server.close())
         finally:
-            if instance.config.naming == "rds":
-                resolver.unregister(instance.host)
+            for name in _resolvable(instance.host, instance.endpoint.aliases,
+                                    instance.config.naming):
+                resolver.unregister(name)
 
     def close(self) -> None:
         """Stop every endpoint and the event loop; backends are the caller's to stop."""

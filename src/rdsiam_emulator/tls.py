@@ -1,10 +1,11 @@
 """The emulator's certificate authority and per-endpoint server certificates.
 
 Clients verify endpoints exactly as they verify RDS (``sslmode=verify-full`` with a root bundle):
-the CA bundle file plays the role of RDS's ``global-bundle.pem``. Every endpoint certificate names
-all the endpoint's host names (RDS-style name, aliases, ``localhost``, ``127.0.0.1``) so
-verification succeeds whichever name the client dials. Keys are ECDSA P-256: generating and
-handshaking with them is far cheaper than RSA, which matters for connection-rate tests.
+the CA bundle file plays the role of RDS's ``global-bundle.pem``. An endpoint certificate names
+the endpoint's host name and its explicitly declared aliases only, as RDS certificates do:
+``verify-full`` to ``127.0.0.1`` or ``localhost`` fails unless that is the endpoint's declared
+name. Keys are ECDSA P-256: generating and handshaking with them is far cheaper than RSA, which
+matters for connection-rate tests.
 
 The CA is cached in a caller-chosen directory and created at most once even when several
 processes (pytest-xdist workers) ask for it at the same time.
@@ -36,7 +37,6 @@ CA_VALIDITY = timedelta(days=3650)
 SERVER_VALIDITY = timedelta(days=397)
 """Below the 398-day ceiling some clients enforce for server certificates."""
 RENEW_BEFORE = timedelta(days=7)
-DEFAULT_EXTRA_NAMES: tuple[str, ...] = ("localhost", "127.0.0.1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,10 +179,10 @@ class EmulatorCA:
         _write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM))
 
 
-def endpoint_names(hosts: Iterable[str],
-                   extra: Iterable[str] = DEFAULT_EXTRA_NAMES) -> tuple[str, ...]:
-    """The SAN list for an endpoint: its host names, then ``localhost`` and ``127.0.0.1``."""
-    return _unique([*hosts, *extra])
+def endpoint_names(hosts: Iterable[str]) -> tuple[str, ...]:
+    """The SAN list for an endpoint: exactly its host name and declared aliases, in order, without
+    duplicates (no implicit ``localhost``/``127.0.0.1``: RDS certificates have none)."""
+    return _unique(hosts)
 
 
 def _unique(names: Iterable[str]) -> tuple[str, ...]:

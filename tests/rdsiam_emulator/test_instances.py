@@ -157,3 +157,35 @@ def test_loopback_naming_and_iam_switch(emulator, pg_backend):
     finally:
         instance.close()
         pg_backend.reset_users()
+
+
+def test_certificate_names_only_the_endpoint_and_declared_aliases(emulator, pg_backend,
+                                                                   mysql_backend):
+    """As on RDS: verify-full by IP or ``localhost`` fails, by the endpoint's name (or a declared
+    alias) it passes. The master's password login is enough: TLS fails before authentication."""
+    alias = "orders-db.internal.example"
+    pg = emulator.start_instance(InstanceConfig(instance_id="certs", aliases=(alias,)),
+                                 pg_backend)
+    my = emulator.start_instance(InstanceConfig(instance_id="certs-my", engine="mysql",
+                                                aliases=(alias,)), mysql_backend)
+    try:
+        common = dict(port=pg.port, user=pg_backend.master_user,
+                      password=pg_backend.master_password, dbname="app",
+                      sslmode="verify-full", sslrootcert=str(pg.ca_bundle), connect_timeout=10)
+        for host in ("127.0.0.1", "localhost"):
+            with pytest.raises(psycopg.OperationalError, match=r"certificate|match"):
+                psycopg.connect(host=host, hostaddr="127.0.0.1", **common)
+        for host in (pg.host, alias):
+            with psycopg.connect(host=host, hostaddr="127.0.0.1", **common) as conn:
+                assert conn.execute("select 1").fetchone() == (1,)
+        mine = dict(port=my.port, user=mysql_backend.master_user,
+                    password=mysql_backend.master_password, database="app",
+                    ssl={"ca": str(my.ca_bundle)}, connect_timeout=10)
+        for host in ("127.0.0.1", "localhost"):
+            with pytest.raises(pymysql.err.OperationalError, match=r"match|CERTIFICATE"):
+                pymysql.connect(host=host, **mine)
+        for host in (my.host, alias):  # both resolve to 127.0.0.1 in this process only
+            pymysql.connect(host=host, **mine).close()
+    finally:
+        pg.close()
+        my.close()

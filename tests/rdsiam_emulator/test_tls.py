@@ -49,10 +49,13 @@ def _handshake(cert: ServerCertificate, ca: EmulatorCA, server_hostname: str) ->
 def test_every_endpoint_name_verifies(tmp_path: Path) -> None:
     ca = EmulatorCA(tmp_path / "ca")
     names = endpoint_names([HOST, "mydb-alias.example"])
-    assert names == (HOST, "mydb-alias.example", "localhost", "127.0.0.1")
+    assert names == (HOST, "mydb-alias.example")
     cert = ca.server_certificate(names)
     for name in names:
         assert _handshake(cert, ca, name) in ("TLSv1.2", "TLSv1.3")
+    for undeclared in ("localhost", "127.0.0.1"):  # not in RDS certificates either
+        with pytest.raises(ssl.SSLCertVerificationError, match="match"):
+            _handshake(cert, ca, undeclared)
 
 
 def test_unlisted_name_fails_verification(tmp_path: Path) -> None:
@@ -75,7 +78,13 @@ def test_certificate_contents(tmp_path: Path) -> None:
     cert = ca.server_certificate(endpoint_names([HOST]))
     parsed = x509.load_pem_x509_certificate(cert.cert_path.read_bytes())
     san = parsed.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert san.get_values_for_type(x509.DNSName) == [HOST, "localhost"]
+    assert san.get_values_for_type(x509.DNSName) == [HOST]
+    assert san.get_values_for_type(x509.IPAddress) == []
+    # an IP is a SAN only when declared (loopback naming declares localhost and 127.0.0.1)
+    loop = ca.server_certificate(endpoint_names(["localhost", "127.0.0.1"]))
+    san = x509.load_pem_x509_certificate(loop.cert_path.read_bytes()).extensions \
+        .get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["localhost"]
     assert san.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("127.0.0.1")]
     assert (cert.key_path.stat().st_mode & 0o777) == 0o600
     assert (ca.directory / "ca.key").stat().st_mode & 0o777 == 0o600

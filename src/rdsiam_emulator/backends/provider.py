@@ -1,5 +1,6 @@
-"""Choosing a provider: ``auto`` tries a Docker-API engine, then local binaries, then an external
-URL if one is configured; if none works it raises one error that says how to get each."""
+"""Choosing a provider: ``auto`` uses the external server when an admin URL is given (an explicitly
+named server wins over detection), else tries a Docker-API engine, then local binaries; if none
+works it raises one error that says how to get each."""
 
 from __future__ import annotations
 
@@ -21,12 +22,15 @@ def start_local(spec: BackendSpec) -> BackendHandle:
 
 
 def start_backend(spec: BackendSpec) -> BackendHandle:
-    """Start (or attach to) the server ``spec`` describes and return its bootstrapped handle."""
+    """Start (or attach to) the server ``spec`` describes and return its bootstrapped handle.
+
+    Raises ``BackendUnavailable`` (with how to get a server) when ``auto`` finds none,
+    ``BackendError`` when a server exists but fails."""
     if spec.provider == "docker":
         return start_container(spec)
     if spec.provider == "local":
         return start_local(spec)
-    if spec.provider == "external":
+    if spec.provider == "external" or spec.external_admin_url:
         return start_external(spec)
     reasons: list[str] = []
     for name, start in (("docker", start_container), ("local", start_local)):
@@ -35,6 +39,4 @@ def start_backend(spec: BackendSpec) -> BackendHandle:
         except BackendUnavailable as exc:
             log.info("backend provider %s unavailable: %s", name, exc)
             reasons.append(f"  - {name}: {exc}")
-    if spec.external_admin_url:
-        return start_external(spec)
     raise BackendUnavailable(HOW_TO_GET_A_BACKEND + "\nWhat was tried:\n" + "\n".join(reasons))

@@ -61,11 +61,22 @@ def _asyncpg_ssl(endpoint):
     return endpoint.ca.client_context()
 
 
-def test_asyncpg_and_sqlstate_28000(endpoint) -> None:
+@pytest.fixture
+def rds_name():
+    """asyncpg resolves in Python: the RDS-style name (the only one in the certificate, as on
+    RDS) resolves to 127.0.0.1 in this process for the test."""
+    from rdsiam_emulator import resolver
+
+    resolver.register(RDS_HOST)
+    yield RDS_HOST
+    resolver.unregister(RDS_HOST)
+
+
+def test_asyncpg_and_sqlstate_28000(endpoint, rds_name) -> None:
     user = endpoint.iam_user()
 
     async def main() -> None:
-        conn = await asyncpg.connect(host="127.0.0.1", port=endpoint.port, user=user,
+        conn = await asyncpg.connect(host=rds_name, port=endpoint.port, user=user,
                                      password=endpoint.token(user), database="app",
                                      ssl=_asyncpg_ssl(endpoint))
         try:
@@ -74,7 +85,7 @@ def test_asyncpg_and_sqlstate_28000(endpoint) -> None:
         finally:
             await conn.close()
         with pytest.raises(asyncpg.InvalidAuthorizationSpecificationError) as err:
-            await asyncpg.connect(host="127.0.0.1", port=endpoint.port, user=user,
+            await asyncpg.connect(host=rds_name, port=endpoint.port, user=user,
                                   password="bogus", database="app", ssl=_asyncpg_ssl(endpoint))
         assert err.value.sqlstate == "28000"
         assert str(err.value) == f'PAM authentication failed for user "{user}"'
@@ -82,11 +93,11 @@ def test_asyncpg_and_sqlstate_28000(endpoint) -> None:
     asyncio.run(main())
 
 
-def test_asyncpg_statement_timeout_cancel(endpoint) -> None:
+def test_asyncpg_statement_timeout_cancel(endpoint, rds_name) -> None:
     user = endpoint.iam_user()
 
     async def main() -> None:
-        conn = await asyncpg.connect(host="127.0.0.1", port=endpoint.port, user=user,
+        conn = await asyncpg.connect(host=rds_name, port=endpoint.port, user=user,
                                      password=endpoint.token(user), database="app",
                                      ssl=_asyncpg_ssl(endpoint))
         try:
@@ -126,11 +137,11 @@ def test_sqlalchemy_sync_do_connect_token_injection(endpoint) -> None:
         engine.dispose()
 
 
-def test_sqlalchemy_async_do_connect_token_injection(endpoint) -> None:
+def test_sqlalchemy_async_do_connect_token_injection(endpoint, rds_name) -> None:
     user = endpoint.iam_user()
 
     async def main() -> None:
-        url = sa.URL.create("postgresql+asyncpg", username=user, host="127.0.0.1",
+        url = sa.URL.create("postgresql+asyncpg", username=user, host=rds_name,
                             port=endpoint.port, database="app")
         engine = create_async_engine(url, connect_args={"ssl": _asyncpg_ssl(endpoint)})
 
@@ -235,11 +246,11 @@ def test_large_result_and_prepared_statements(endpoint) -> None:
             assert conn.execute("select %s::int", (n,), prepare=True).fetchone() == (n,)
 
 
-def test_concurrent_sessions(endpoint) -> None:
+def test_concurrent_sessions(endpoint, rds_name) -> None:
     user = endpoint.iam_user()
 
     async def one(i: int) -> int:
-        conn = await asyncpg.connect(host="127.0.0.1", port=endpoint.port, user=user,
+        conn = await asyncpg.connect(host=rds_name, port=endpoint.port, user=user,
                                      password=endpoint.token(user), database="app",
                                      ssl=_asyncpg_ssl(endpoint))
         try:
