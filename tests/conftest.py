@@ -1,0 +1,3 @@
+"""Suite-wide plugins (each in its own module)."""
+
+pytest_plugins = ["reason_coverage"]
