@@ -9,10 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from rdsiam_emulator import sigv4
 from rdsiam_emulator.credentials import ResolvedCredential, StaticCredentials
 from rdsiam_emulator.endpoint_spec import Endpoint
+from rdsiam_emulator.iam.api_source import StaticPolicySource
+from rdsiam_emulator.iam.authorizer import IamAuthorizer
+from rdsiam_emulator.iam.evaluator import PolicyRef
+from rdsiam_emulator.iam.principals import MotoCredential
+from rdsiam_emulator.iam.principals import Principal as IamPrincipal
 
 HOST = "mydb.c0abcdefghij.us-east-1.rds.amazonaws.com"
 PORT = 5432
@@ -174,3 +180,52 @@ def get_param(token: str, name: str) -> str:
         if key == name:
             return value
     raise KeyError(name)
+
+
+# ------------------------------------------------------------------ IAM: principals and policies
+
+ACCOUNT = "123456789012"
+RESOURCE_ID = "db-TOKENKITEXAMPLE000000000A"
+"""The DbiResourceId of ``iam_endpoint()``: its dbuser ARNs are ``dbuser_arn(user)``."""
+
+
+def iam_endpoint(**kwargs: object) -> Endpoint:
+    """``endpoint()`` with the account and resource id the IAM authorizer needs."""
+    return endpoint(account_id=ACCOUNT, resource_id=RESOURCE_ID, **kwargs)
+
+
+def dbuser_arn(user: str) -> str:
+    return f"arn:aws:rds-db:{REGION}:{ACCOUNT}:dbuser:{RESOURCE_ID}/{user}"
+
+
+def iam_lookup() -> StaticCredentials:
+    """ALICE and BOB as IAM users, TEMP as a role session: credentials that name their principal
+    (what ``IamAuthorizer`` evaluates), with the same secrets as ``lookup()``."""
+    principals = {
+        ALICE: IamPrincipal("User", f"arn:aws:iam::{ACCOUNT}:user/alice", ACCOUNT,
+                            user_name="alice"),
+        BOB: IamPrincipal("User", f"arn:aws:iam::{ACCOUNT}:user/bob", ACCOUNT, user_name="bob"),
+        TEMP: IamPrincipal("AssumedRole", f"arn:aws:sts::{ACCOUNT}:assumed-role/app/s1", ACCOUNT,
+                           role_arn=f"arn:aws:iam::{ACCOUNT}:role/app", session_name="s1",
+                           source="sts:AssumeRole"),
+    }
+    return StaticCredentials({
+        p.access_key_id: MotoCredential(p.access_key_id, p.secret, p.session_token,
+                                        principal_arn=who.arn, account_id=ACCOUNT, principal=who)
+        for p, who in principals.items()
+    })
+
+
+def iam_authorizer(*statements: dict[str, Any]) -> IamAuthorizer:
+    """The real IAM authorizer over one fixed identity policy (the same for every principal)."""
+    doc = {"Version": "2012-10-17", "Statement": list(statements)}
+    return IamAuthorizer(StaticPolicySource((PolicyRef("tokenkit policy", doc),)))
+
+
+def allow_users(*users: str) -> dict[str, Any]:
+    return {"Effect": "Allow", "Action": "rds-db:connect",
+            "Resource": [dbuser_arn(u) for u in users]}
+
+
+DENY_ALL: dict[str, Any] = {"Effect": "Deny", "Action": "*", "Resource": "*"}
+ALLOW_ALL: dict[str, Any] = {"Effect": "Allow", "Action": "rds-db:connect", "Resource": "*"}
