@@ -1,8 +1,24 @@
-"""Test helpers: build RDS IAM tokens by hand in each SDK's surface form (RDS_BEHAVIOUR.md §1).
+"""Test helpers: build RDS IAM tokens by hand in each SDK's surface form (sources below).
 
 The signature always comes from ``sigv4.presign`` over the canonical request an SDK would sign;
 only the *text* (parameter order, ``/`` before ``?``, host case, ``:443``) differs per form. Real
 generators (botocore, @aws-sdk/rds-signer) are exercised separately in test_sdk_forms.py.
+
+Sources of each form (public SDK code; AWS docs for the signing itself):
+* signing: AWS SigV4 presigned requests,
+  https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html, and
+  https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.IAMDBAuth.Connecting.html;
+* botocore: boto/botocore ``botocore/signers.py`` (``generate_db_auth_token``); AWS CLI:
+  aws/aws-cli ``awscli/customizations/rds.py``;
+* JS v2: aws/aws-sdk-js ``lib/rds/signer.js``; JS v3: aws/aws-sdk-js-v3
+  ``packages/rds-signer/src/Signer.ts``;
+* Go v1: aws/aws-sdk-go ``service/rds/rdsutils/connect.go``; Go v2: aws/aws-sdk-go-v2
+  ``feature/rds/auth/connect.go``;
+* Ruby: aws/aws-sdk-ruby
+  ``gems/aws-sdk-rds/lib/aws-sdk-rds/customizations/auth_token_generator.rb``;
+* Java v2: aws/aws-sdk-java-v2
+  ``services/rds/src/main/java/software/amazon/awssdk/services/rds/DefaultRdsUtilities.java``.
+Rust and paws (R) are modelled without a source path cited here yet (a gap, not a source).
 """
 
 from __future__ import annotations
@@ -65,7 +81,7 @@ def lookup(*principals: Principal) -> StaticCredentials:
 
 
 FORMS = ("botocore", "cli", "paws", "js_v2", "js_v3", "go", "ruby", "java", "rust")
-"""The SDK surface forms RDS_BEHAVIOUR.md §1 describes (Go v1 and v2 share one form)."""
+"""The SDK surface forms (module docstring: sources); Go v1 and v2 share one form."""
 
 
 def _order(form: str, names: list[str]) -> list[str]:
@@ -149,7 +165,7 @@ def build_token(
 
 
 def _signed_host(form: str, host: str, port: int | None, host_text: str) -> str:
-    """The Host value each SDK signs (RDS_BEHAVIOUR.md §1: host case and :443 rules)."""
+    """The Host value each SDK signs: host case and :443 rules, from the SDK sources above."""
     if form in ("botocore", "cli", "paws"):
         signed = host.lower()
         return signed if port in (None, 443) else f"{signed}:{port}"
