@@ -11,6 +11,8 @@ from collections.abc import Generator
 
 import pytest
 
+pytest_plugins = ["reason_coverage"]  # RDSIAM_REASON_COVERAGE=1: every declared reason produced
+
 collect_ignore = ["smoke_project"]  # a user's project, run against the wheel by scripts/smoke-wheel
 
 ALLOWED_SKIPS: dict[str, str] = {

@@ -12,6 +12,7 @@ let the IAM package plug in a moto-backed one without this module knowing about 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,6 +41,10 @@ from rdsiam_emulator.verifier import (
 )
 
 FORMAT_CHECK = "token format"
+SIGNATURE_CHECK = "signature"
+
+PASS, FAIL, UNVERIFIED = "PASS", "FAIL", "UNVERIFIED"
+"""The three verdicts of an explanation (``Explanation.verdict``)."""
 
 INPUT_HINTS: dict[str, str] = {
     "endpoint": "--endpoint HOST:PORT",
@@ -109,11 +114,33 @@ class Explanation:
     string_to_sign: str | None = None
     login_user: str | None = None
     """The user name of the login (``db_user`` argument), when given."""
+    notes: list[str] = field(default_factory=list)
+    """Remarks about the input that are not checks (e.g. where the region came from)."""
 
     @property
     def ok(self) -> bool:
-        """True when every check that ran passed (skips do not count either way)."""
+        """True when no check that ran failed (skips do not count either way).
+
+        Not a verdict: a token whose signature was never checked can be ``ok``; see ``verdict``.
+        """
         return all(line.status != "fail" for line in self.checks)
+
+    @property
+    def signature_verified(self) -> bool:
+        """True when the signature check ran and passed (the token is genuine for that secret)."""
+        return any(line.name == SIGNATURE_CHECK and line.status == "pass" for line in self.checks)
+
+    @property
+    def verdict(self) -> str:
+        """``FAIL`` (a check failed), ``UNVERIFIED`` (none failed, but the signature was not
+        checked: a forged token looks the same) or ``PASS`` (none failed, signature verified)."""
+        if not self.ok:
+            return FAIL
+        return PASS if self.signature_verified else UNVERIFIED
+
+    @property
+    def skipped(self) -> list[CheckLine]:
+        return [line for line in self.checks if line.status == "skip"]
 
     @property
     def failures(self) -> list[CheckLine]:
@@ -128,7 +155,9 @@ class Explanation:
     def to_dict(self) -> dict[str, Any]:
         first = self.first_failure
         return {
+            "verdict": self.verdict,
             "ok": self.ok,
+            "signature_verified": self.signature_verified,
             "token": self.token,
             "now": _iso(self.now),
             "host": self.host,
@@ -147,6 +176,7 @@ class Explanation:
             "canonical_request": self.canonical_request,
             "string_to_sign": self.string_to_sign,
             "checks": [line.to_dict() for line in self.checks],
+            "notes": list(self.notes),
             "reason": None if first is None or first.reason is None else first.reason.value,
             "rds_error_code": None if first is None else first.rds_error_code,
         }
@@ -185,7 +215,9 @@ def explain_token(
 
     forced_skips: dict[str, str] = {}
     if region_unknown:
-        forced_skips["credential scope region"] = "needs " + INPUT_HINTS["region"]
+        why = "" if endpoint is None else (
+            f": the endpoint host name {endpoint.host!r} is not an RDS one, so it names no region")
+        forced_skips["credential scope region"] = "needs " + INPUT_HINTS["region"] + why
     effective = endpoint
     if endpoint is None and region is not None:
         # a stand-in endpoint carries the region; host binding and IAM need the real one
@@ -238,6 +270,21 @@ def explain_token(
         string_to_sign=to_sign,
         login_user=db_user,
     )
+
+
+_RDS_SUFFIXES = (".rds.amazonaws.com", ".rds.amazonaws.com.cn")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
+
+
+def region_from_host(host: str) -> str | None:
+    """The region an RDS-style host name carries (``<id>.<hash>.<region>.rds.amazonaws.com``,
+    also cluster, reader and proxy names), else None. A trailing dot and case are ignored."""
+    name = host.lower().rstrip(".")
+    for suffix in _RDS_SUFFIXES:
+        if name.endswith(suffix):
+            label = name[: -len(suffix)].rpartition(".")[2]
+            return label if _REGION.fullmatch(label) else None
+    return None
 
 
 def _format_summary(parsed: ParsedToken) -> str:
@@ -371,8 +418,18 @@ def render_text(explanation: Explanation, *, engine: str | None = None) -> str:
     first = e.first_failure
     ran = sum(1 for line in e.checks if line.status != "skip")
     skipped = len(e.checks) - ran
+    for note in e.notes:
+        out.append(f"note: {note}")
     if first is None:
-        out.append(f"result: PASS ({ran} checks passed, {skipped} skipped)")
+        out.append(f"result: {e.verdict} ({ran} checks passed, {skipped} skipped)")
+        if e.verdict == UNVERIFIED:
+            sig = next((line for line in e.checks if line.name == SIGNATURE_CHECK), None)
+            how = sig.detail if sig is not None else "needs " + INPUT_HINTS["credentials"]
+            out.append("  the signature was not checked: a forged or altered token would look "
+                       "the same")
+            out.append("  to verify it: " + how.replace("needs ", "pass ", 1))
+        elif skipped:
+            out.append("  not checked: " + ", ".join(line.name for line in e.skipped))
     else:
         assert first.reason is not None
         out.append(f"result: FAIL ({len(e.failures)} of {ran} checks failed, {skipped} skipped); "

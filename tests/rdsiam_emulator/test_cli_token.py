@@ -10,12 +10,13 @@ import sys
 from datetime import datetime
 
 import pytest
-from tokenkit import HOST, PORT, TEMP, build_token, get_param
+from tokenkit import HOST, PORT, TEMP, build_token, get_param, replace_param
 
 from rdsiam_emulator.cli import COMMAND_MODULES, main
 from rdsiam_emulator.commands import token as token_cmd
 from rdsiam_emulator.credentials import ResolvedCredential
 from rdsiam_emulator.endpoint_spec import Endpoint
+from rdsiam_emulator.explain import region_from_host
 from rdsiam_emulator.reasons import Reason, Rejection
 from rdsiam_emulator.tokens import ParsedToken
 
@@ -62,15 +63,87 @@ def test_expired_at_a_later_time(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 1 and "reason expired, RDS error ExpiredToken" in out
 
 
-def test_token_only_passes_with_skips(capsys: pytest.CaptureFixture[str]) -> None:
+FORGED = replace_param(TOKEN, "X-Amz-Signature", "0" * 64)
+
+
+def test_token_only_is_unverified_not_pass(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run([TOKEN, "--at", "2024-05-01T12:00:30+00:00"], capsys)
-    assert code == 0 and "skip" in out and "needs --db-user" in out
+    assert code == 3 and "skip" in out and "needs --db-user" in out
+    assert "result: UNVERIFIED (5 checks passed, 6 skipped)" in out
+    assert "to verify it: pass --secret-access-key" in out and "PASS" not in out
+
+
+def test_forged_signature_without_secret_is_unverified(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run([FORGED, "--at", "2024-05-01T12:00:30Z", "--json"], capsys)
+    data = json.loads(out)
+    assert code == 3 and data["verdict"] == "UNVERIFIED"
+    assert data["signature_verified"] is False
+    # with the secret the same forged token fails, exit 1
+    code, out, _ = run([FORGED, *GOOD], capsys)
+    assert code == 1 and "reason signature_mismatch" in out and "result: FAIL" in out
+
+
+def test_pass_names_what_was_not_checked(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run([TOKEN, *GOOD], capsys)
+    assert code == 0 and "result: PASS (10 checks passed, 1 skipped)" in out
+    assert "not checked: rds-db:connect authorization" in out
 
 
 def test_stdin(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sys, "stdin", io.StringIO(TOKEN + "\n"))
+    monkeypatch.setattr(sys, "stdin", io.StringIO(TOKEN))
     code, out, _ = run(["-", *GOOD], capsys)
-    assert code == 0 and "result: PASS" in out
+    assert code == 0 and "result: PASS" in out and "note:" not in out
+
+
+@pytest.mark.parametrize("raw", [TOKEN + "\n", TOKEN + "\r\n", " " + TOKEN])
+def test_stdin_is_judged_as_sent(raw: str, capsys: pytest.CaptureFixture[str],
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The endpoint refuses a token with a trailing newline, so explain must not PASS it."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO(raw))
+    code, out, _ = run(["-", *GOOD], capsys)
+    assert code == 1 and "RDS would report malformed_token" in out
+    assert "note: the token as given" in out and "PASS" not in out
+
+
+def test_region_inferred_from_rds_host(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [TOKEN, *GOOD, "--json"]
+    del argv[argv.index("--region"):argv.index("--region") + 2]
+    code, out, _ = run(argv, capsys)
+    data = json.loads(out)
+    assert code == 0, out
+    by_name = {c["name"]: c for c in data["checks"]}
+    assert by_name["credential scope region"]["status"] == "pass"
+    assert any("region us-east-1 taken from the endpoint host name" in n for n in data["notes"])
+    # a token signed for another region fails the inferred region
+    other = build_token(principal=TEMP, region="eu-west-1")
+    code, out, _ = run([other, *argv[1:]], capsys)
+    assert code == 1 and json.loads(out)["reason"] == "region_mismatch"
+
+
+def test_region_not_inferable_says_why(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run([TOKEN, "--at", "2024-05-01T12:00:30Z", "--endpoint", "127.0.0.1:5432"],
+                       capsys)
+    assert code == 1  # host_mismatch
+    assert ("skip  credential scope region       needs --region: the endpoint host name "
+            "'127.0.0.1' is not an RDS one") in out
+
+
+@pytest.mark.parametrize(
+    ("host", "region"),
+    [
+        (HOST, "us-east-1"),
+        ("app.cluster-ro-c0abc.eu-west-2.rds.amazonaws.com.", "eu-west-2"),
+        ("p.proxy-c0abc.AP-SOUTHEAST-1.rds.amazonaws.com", "ap-southeast-1"),
+        ("db.c0abc.cn-north-1.rds.amazonaws.com.cn", "cn-north-1"),
+        ("localhost", None),
+        ("db.example.com", None),
+        ("rds.amazonaws.com", None),
+    ],
+)
+def test_region_from_host(host: str, region: str | None) -> None:
+    assert region_from_host(host) == region
 
 
 def test_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -80,6 +153,7 @@ def test_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 1
     data = json.loads(out)
     assert data["ok"] is False and data["reason"] == "host_mismatch"
+    assert data["verdict"] == "FAIL" and data["signature_verified"] is True
     assert data["rds_error_code"] == "InvalidToken"
     by_name = {c["name"]: c for c in data["checks"]}
     assert by_name["host binding"]["status"] == "fail"

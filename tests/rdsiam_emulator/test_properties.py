@@ -12,8 +12,24 @@ from datetime import timedelta
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from tokenkit import ALICE, AT, FORMS, HOST, TEMP, build_token, endpoint, lookup
+from tokenkit import (
+    ALICE,
+    ALLOW_ALL,
+    AT,
+    DENY_ALL,
+    FORMS,
+    HOST,
+    TEMP,
+    allow_users,
+    build_token,
+    endpoint,
+    iam_authorizer,
+    iam_endpoint,
+    iam_lookup,
+    lookup,
+)
 
+from rdsiam_emulator.iam.principals import MotoCredential
 from rdsiam_emulator.reasons import Reason
 from rdsiam_emulator.tokens import TokenFormatError, decode_component, parse_token, percent_decode
 from rdsiam_emulator.verifier import CheckContext, VerifyResult, run_checks, verify_token
@@ -223,21 +239,45 @@ SDK_GENUINE = {
 }
 
 
+AUTHORIZERS = {
+    "none": None,
+    "allow app_user": iam_authorizer(allow_users("app_user")),
+    "deny all": iam_authorizer(ALLOW_ALL, DENY_ALL),
+}
+"""The authorization step too: none, the real IAM authorizer allowing one user, denying all."""
+
+
 def same_as_general(
-    token: str, user: str, *, now: object = NOW, creds: object = CREDS, ep: object = EP,
+    token: str, user: str, *, now: object = NOW, creds: object = None, ep: object = None,
 ) -> VerifyResult:
-    """verify_token and the general path alone give identical results, field by field."""
+    """verify_token and the general path alone give identical results, field by field, with
+    each of ``AUTHORIZERS`` (the full decision); returns the result without an authorizer."""
     from rdsiam_emulator.verifier import DEFAULT_SETTINGS, _verify_general
 
-    got = verify_token(token, endpoint=ep, db_user=user, credentials=creds,  # type: ignore[arg-type]
-                       now=now)  # type: ignore[arg-type]
-    want = _verify_general(token, ep, user, creds, now, DEFAULT_SETTINGS, None)  # type: ignore[arg-type]
-    assert (got.ok, got.reason, got.detail, got.hint, got.credential, got.access_key_id) == (
-        want.ok, want.reason, want.detail, want.hint, want.credential, want.access_key_id
-    ), token
-    assert got.token == want.token
-    assert got.rds_error_code == want.rds_error_code
-    return got
+    creds = iam_lookup() if creds is None else creds
+    ep = iam_endpoint() if ep is None else ep
+    results = {}
+    for name, authorizer in AUTHORIZERS.items():
+        got = verify_token(token, endpoint=ep, db_user=user,  # type: ignore[arg-type]
+                           credentials=creds, now=now, authorizer=authorizer)  # type: ignore[arg-type]
+        want = _verify_general(token, ep, user, creds, now,  # type: ignore[arg-type]
+                               DEFAULT_SETTINGS, authorizer)
+        assert (got.ok, got.reason, got.detail, got.hint, got.credential, got.access_key_id) == (
+            want.ok, want.reason, want.detail, want.hint, want.credential, want.access_key_id
+        ), (name, token)
+        assert got.token == want.token
+        assert got.rds_error_code == want.rds_error_code
+        results[name] = got
+    plain = results["none"]
+    # the authorizer decides exactly the tokens that pass every other check
+    assert not results["deny all"].ok
+    if plain.ok:
+        assert results["deny all"].reason in (Reason.EXPLICIT_DENY, Reason.NOT_AUTHORIZED)
+        assert results["allow app_user"].ok == (user == "app_user" and isinstance(
+            plain.credential, MotoCredential))
+    else:
+        assert results["deny all"].reason == plain.reason
+    return plain
 
 
 def test_fast_path_is_taken_for_sdk_layouts() -> None:
@@ -335,7 +375,7 @@ def test_lookup_that_raises_is_reported_like_the_general_path() -> None:
 def test_fast_path_host_binding_equals_general(host: str, port: int) -> None:
     from rdsiam_emulator.tokens import CANONICAL_SDK_TOKEN
 
-    ep = endpoint(aliases=("Reader.Example.COM.", "127.0.0.1:6000"))
+    ep = iam_endpoint(aliases=("Reader.Example.COM.", "127.0.0.1:6000"))
     token = build_token(principal=TEMP, host=host, port=port, db_user="app_user")
     result = same_as_general(token, "app_user", ep=ep)
     assert result.ok == (host.lower().rstrip(".") in ("reader.example.com", HOST)

@@ -3,7 +3,8 @@
 Real generators: botocore in-process under freezegun; the AWS CLI and node as subprocesses (the
 CLI signs at the real time, so it is verified at the real time; node gets a fixed clock inside
 tests/node/sign.mjs). The other SDKs (JS v2, Go, Ruby, Java, Rust, paws) cannot run here, so their
-surface forms are built by hand from RDS_BEHAVIOUR.md §1 with ``sigv4.presign`` (tokenkit.py);
+surface forms are built by hand from their public sources (listed in tokenkit.py) with
+``sigv4.presign``;
 the botocore and node tests also check that tokenkit reproduces those two real generators byte for
 byte, which is what makes the hand-built forms credible.
 """
@@ -22,15 +23,22 @@ import boto3
 import pytest
 from freezegun import freeze_time
 from tokenkit import (
+    ALICE,
+    ALLOW_ALL,
     AT,
+    DENY_ALL,
     FORMS,
     HOST,
     PORT,
     REGION,
     TEMP,
     Principal,
+    allow_users,
     build_token,
     endpoint,
+    iam_authorizer,
+    iam_endpoint,
+    iam_lookup,
     lookup,
 )
 
@@ -285,6 +293,32 @@ def test_every_sdk_form_verifies(form: str, host: str, port: int) -> None:
         result = _verify(token, user="user é+/ ~*", ep=endpoint(port=port),
                          creds=lookup(principal))
         assert result.ok, (form, token, result)
+
+
+@pytest.mark.parametrize("port", [PORT, 443, None])
+@pytest.mark.parametrize("form", FORMS)
+def test_every_sdk_form_goes_through_the_authorizer(form: str, port: int | None) -> None:
+    """Whichever path a layout takes (the SDK-layout fast path, or the general path for Java's
+    DBUser-first order, port-less and other hand-built forms), IAM decides: a deny-all policy
+    refuses, an allow for this user accepts, an allow for another user refuses."""
+    from rdsiam_emulator.tokens import CANONICAL_SDK_TOKEN
+
+    user = "app_user"
+    ep = iam_endpoint(port=443 if port is None else port)
+    for principal in (TEMP, ALICE):
+        token = build_token(principal=principal, port=port, form=form, db_user=user)
+        if form == "java" or port is None:
+            assert CANONICAL_SDK_TOKEN.match(token) is None  # the general path, by design
+
+        denied, other, allowed = (
+            verify_token(token, endpoint=ep, db_user=user, credentials=iam_lookup(), now=NOW,
+                         authorizer=iam_authorizer(*statements))
+            for statements in ((ALLOW_ALL, DENY_ALL), (allow_users("someone_else"),),
+                               (allow_users(user),))
+        )
+        assert denied.reason is Reason.EXPLICIT_DENY, (form, port, denied)
+        assert other.reason is Reason.NOT_AUTHORIZED, (form, port, other)
+        assert allowed.ok, (form, port, allowed)
 
 
 def _names(token: str) -> list[str]:

@@ -202,7 +202,11 @@ def test_region_mismatch() -> None:
 
 
 def test_host_name_region_does_not_matter_only_the_instance_region() -> None:
-    """RDS_BEHAVIOUR.md §1: the scope region must be the instance's, whatever the host says."""
+    """The scope region must be the instance's, whatever the host says: SigV4 scopes a
+    signature to the region of the service that checks it (AWS docs,
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html),
+    and generate_db_auth_token signs with the client's region, not one read from the host
+    (boto/botocore botocore/signers.py)."""
     host = "mydb.c0abcdefghij.eu-west-1.rds.amazonaws.com"
     result = verify(build_token(host=host, region="us-east-1"), ep=endpoint(host=host))
     assert result.ok, result

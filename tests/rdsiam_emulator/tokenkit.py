@@ -1,18 +1,40 @@
-"""Test helpers: build RDS IAM tokens by hand in each SDK's surface form (RDS_BEHAVIOUR.md §1).
+"""Test helpers: build RDS IAM tokens by hand in each SDK's surface form (sources below).
 
 The signature always comes from ``sigv4.presign`` over the canonical request an SDK would sign;
 only the *text* (parameter order, ``/`` before ``?``, host case, ``:443``) differs per form. Real
 generators (botocore, @aws-sdk/rds-signer) are exercised separately in test_sdk_forms.py.
+
+Sources of each form (public SDK code; AWS docs for the signing itself):
+* signing: AWS SigV4 presigned requests,
+  https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html, and
+  https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.IAMDBAuth.Connecting.html;
+* botocore: boto/botocore ``botocore/signers.py`` (``generate_db_auth_token``); AWS CLI:
+  aws/aws-cli ``awscli/customizations/rds.py``;
+* JS v2: aws/aws-sdk-js ``lib/rds/signer.js``; JS v3: aws/aws-sdk-js-v3
+  ``packages/rds-signer/src/Signer.ts``;
+* Go v1: aws/aws-sdk-go ``service/rds/rdsutils/connect.go``; Go v2: aws/aws-sdk-go-v2
+  ``feature/rds/auth/connect.go``;
+* Ruby: aws/aws-sdk-ruby
+  ``gems/aws-sdk-rds/lib/aws-sdk-rds/customizations/auth_token_generator.rb``;
+* Java v2: aws/aws-sdk-java-v2
+  ``services/rds/src/main/java/software/amazon/awssdk/services/rds/DefaultRdsUtilities.java``.
+Rust and paws (R) are modelled without a source path cited here yet (a gap, not a source).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from rdsiam_emulator import sigv4
 from rdsiam_emulator.credentials import ResolvedCredential, StaticCredentials
 from rdsiam_emulator.endpoint_spec import Endpoint
+from rdsiam_emulator.iam.api_source import StaticPolicySource
+from rdsiam_emulator.iam.authorizer import IamAuthorizer
+from rdsiam_emulator.iam.evaluator import PolicyRef
+from rdsiam_emulator.iam.principals import MotoCredential
+from rdsiam_emulator.iam.principals import Principal as IamPrincipal
 
 HOST = "mydb.c0abcdefghij.us-east-1.rds.amazonaws.com"
 PORT = 5432
@@ -59,7 +81,7 @@ def lookup(*principals: Principal) -> StaticCredentials:
 
 
 FORMS = ("botocore", "cli", "paws", "js_v2", "js_v3", "go", "ruby", "java", "rust")
-"""The SDK surface forms RDS_BEHAVIOUR.md §1 describes (Go v1 and v2 share one form)."""
+"""The SDK surface forms (module docstring: sources); Go v1 and v2 share one form."""
 
 
 def _order(form: str, names: list[str]) -> list[str]:
@@ -143,7 +165,7 @@ def build_token(
 
 
 def _signed_host(form: str, host: str, port: int | None, host_text: str) -> str:
-    """The Host value each SDK signs (RDS_BEHAVIOUR.md §1: host case and :443 rules)."""
+    """The Host value each SDK signs: host case and :443 rules, from the SDK sources above."""
     if form in ("botocore", "cli", "paws"):
         signed = host.lower()
         return signed if port in (None, 443) else f"{signed}:{port}"
@@ -174,3 +196,52 @@ def get_param(token: str, name: str) -> str:
         if key == name:
             return value
     raise KeyError(name)
+
+
+# ------------------------------------------------------------------ IAM: principals and policies
+
+ACCOUNT = "123456789012"
+RESOURCE_ID = "db-TOKENKITEXAMPLE000000000A"
+"""The DbiResourceId of ``iam_endpoint()``: its dbuser ARNs are ``dbuser_arn(user)``."""
+
+
+def iam_endpoint(**kwargs: object) -> Endpoint:
+    """``endpoint()`` with the account and resource id the IAM authorizer needs."""
+    return endpoint(account_id=ACCOUNT, resource_id=RESOURCE_ID, **kwargs)
+
+
+def dbuser_arn(user: str) -> str:
+    return f"arn:aws:rds-db:{REGION}:{ACCOUNT}:dbuser:{RESOURCE_ID}/{user}"
+
+
+def iam_lookup() -> StaticCredentials:
+    """ALICE and BOB as IAM users, TEMP as a role session: credentials that name their principal
+    (what ``IamAuthorizer`` evaluates), with the same secrets as ``lookup()``."""
+    principals = {
+        ALICE: IamPrincipal("User", f"arn:aws:iam::{ACCOUNT}:user/alice", ACCOUNT,
+                            user_name="alice"),
+        BOB: IamPrincipal("User", f"arn:aws:iam::{ACCOUNT}:user/bob", ACCOUNT, user_name="bob"),
+        TEMP: IamPrincipal("AssumedRole", f"arn:aws:sts::{ACCOUNT}:assumed-role/app/s1", ACCOUNT,
+                           role_arn=f"arn:aws:iam::{ACCOUNT}:role/app", session_name="s1",
+                           source="sts:AssumeRole"),
+    }
+    return StaticCredentials({
+        p.access_key_id: MotoCredential(p.access_key_id, p.secret, p.session_token,
+                                        principal_arn=who.arn, account_id=ACCOUNT, principal=who)
+        for p, who in principals.items()
+    })
+
+
+def iam_authorizer(*statements: dict[str, Any]) -> IamAuthorizer:
+    """The real IAM authorizer over one fixed identity policy (the same for every principal)."""
+    doc = {"Version": "2012-10-17", "Statement": list(statements)}
+    return IamAuthorizer(StaticPolicySource((PolicyRef("tokenkit policy", doc),)))
+
+
+def allow_users(*users: str) -> dict[str, Any]:
+    return {"Effect": "Allow", "Action": "rds-db:connect",
+            "Resource": [dbuser_arn(u) for u in users]}
+
+
+DENY_ALL: dict[str, Any] = {"Effect": "Deny", "Action": "*", "Resource": "*"}
+ALLOW_ALL: dict[str, Any] = {"Effect": "Allow", "Action": "rds-db:connect", "Resource": "*"}

@@ -4,7 +4,8 @@ Two ways to get the IAM state, because a CLI process cannot see another process'
 * ``--endpoint-url`` (or ``AWS_ENDPOINT_URL``): a moto server (the standalone emulator's); policies
   are read through its IAM API and the instance's DbiResourceId through ``describe_db_instances``;
 * ``--policy-file`` (repeatable, with ``--session-policy-file``/``--boundary-file``): evaluate those
-  documents only, no AWS API at all (needs ``--resource-id``).
+  documents instead of the principal's IAM policies. The database is ``--resource-id``, or
+  ``--instance`` looked up through ``--endpoint-url`` when one is given (the only API call then).
 Exit status: 0 allowed, 1 denied, 2 usage or lookup error.
 """
 
@@ -79,6 +80,20 @@ def run_check(args: argparse.Namespace) -> int:
     account = args.account or principal.account_id
     resource_id = args.resource_id
     endpoint_url = args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+    # --policy-file replaces the IAM policies only; a moto server may still name the instance
+    needs_lookup = resource_id is None and args.instance is not None
+    if resource_id is None and args.instance is None:
+        return _fail("no database named: pass --resource-id ID, or --instance ID (looked up "
+                     "through --endpoint-url / AWS_ENDPOINT_URL)")
+    if needs_lookup and not endpoint_url:
+        return _fail(f"--instance {args.instance!r} needs --endpoint-url (or AWS_ENDPOINT_URL, "
+                     "a moto server) to look up its resource id; or pass --resource-id")
+    if not args.policy_file and not endpoint_url:
+        return _fail("no IAM policies: pass --endpoint-url (or AWS_ENDPOINT_URL, a moto server) "
+                     "or --policy-file")
+    if not args.policy_file and (args.session_policy_file or args.boundary_file):
+        return _fail("--session-policy-file/--boundary-file apply with --policy-file only "
+                     "(with --endpoint-url the boundary comes from IAM)")
     source: PolicySource
     if args.policy_file:
         try:
@@ -89,18 +104,17 @@ def run_check(args: argparse.Namespace) -> int:
             )
         except OSError as exc:
             return _fail(str(exc))
-    elif endpoint_url:
+    if endpoint_url and (needs_lookup or not args.policy_file):
         iam, rds = _clients(endpoint_url, region, principal.account_id, account)
-        source = IamApiPolicySource(iam)
-        if resource_id is None and args.instance:
+        if not args.policy_file:
+            source = IamApiPolicySource(iam)
+        if needs_lookup:
             try:
                 resource_id = _resource_id(rds, args.instance)
             except Exception as exc:
-                return _fail(f"cannot describe instance or cluster {args.instance!r}: {exc}")
-    else:
-        return _fail("no IAM state: pass --endpoint-url (a moto server) or --policy-file")
-    if resource_id is None:
-        return _fail("pass --resource-id, or --instance with --endpoint-url to look it up")
+                return _fail(f"cannot describe instance or cluster {args.instance!r} at "
+                             f"{endpoint_url}: {exc}")
+    assert resource_id is not None
     resource = f"arn:aws:rds-db:{region}:{account}:dbuser:{resource_id}/{args.db_user}"
     extra: dict[str, str] = {}
     for item in args.context:

@@ -1,7 +1,8 @@
 """``rdsiam-emulator token explain``: why would RDS accept or reject this token?
 
-Thin argparse glue over ``rdsiam_emulator.explain``. Exit status: 0 when every check that ran
-passed, 1 when one failed, 2 on usage errors.
+Thin argparse glue over ``rdsiam_emulator.explain``. Exit status: 0 PASS (no check failed and
+the signature was verified), 1 FAIL (a check failed), 2 usage error, 3 UNVERIFIED (no check
+failed but the signature was not checked).
 
 Extension point (for the IAM package's policy check): ``EXPLAIN_HOOK_MODULES`` names optional
 modules; each that imports may define ``add_explain_arguments(parser)`` to add options and
@@ -23,7 +24,14 @@ from typing import Any, Protocol
 from rdsiam_emulator.clock import SystemClock
 from rdsiam_emulator.credentials import CredentialLookup, StaticCredentials
 from rdsiam_emulator.endpoint_spec import Endpoint
-from rdsiam_emulator.explain import explain_token, render_text
+from rdsiam_emulator.explain import (
+    FAIL,
+    PASS,
+    UNVERIFIED,
+    explain_token,
+    region_from_host,
+    render_text,
+)
 from rdsiam_emulator.tokens import TokenFormatError, parse_token, split_host_port
 from rdsiam_emulator.verifier import Authorizer, VerifierSettings
 
@@ -78,8 +86,8 @@ def register(sub: Any) -> None:
         "explain",
         help="decode a token and run every RDS check it has inputs for",
         description="Decode an RDS IAM token (secrets redacted), show the canonical request and "
-        "string to sign, and run every check the given inputs allow. Exit 0 when all checks "
-        "that ran pass, 1 otherwise, 2 on usage errors.",
+        "string to sign, and run every check the given inputs allow. Exit 0 PASS, 1 FAIL, "
+        "2 usage error, 3 UNVERIFIED (nothing failed, signature not checked).",
     )
     explain.add_argument("token", metavar="TOKEN", help="the token, or '-' to read it from stdin")
     explain.add_argument("--at", metavar="ISO8601",
@@ -140,21 +148,24 @@ def _endpoint(args: argparse.Namespace, token_region: str | None) -> Endpoint | 
     if port is None:
         raise UsageError("--endpoint needs HOST:PORT")
     try:
-        return Endpoint(host, port, args.region or token_region or "", tuple(args.alias))
+        region = args.region or region_from_host(host) or token_region or ""
+        return Endpoint(host, port, region, tuple(args.alias))
     except TokenFormatError as exc:
         raise UsageError(f"--alias: {exc.detail}") from exc
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    token = sys.stdin.read().strip() if args.token == "-" else args.token
-    if not token:
+    # judged exactly as read: a client that sends the trailing newline is refused by RDS too
+    token = sys.stdin.read() if args.token == "-" else args.token
+    if not token.strip():
         return _fail("no token given (empty argument or stdin)")
     try:
         now = parse_at(args.at) if args.at else SystemClock().now()
         token_region: str | None
         token_akid: str | None
         try:
-            parsed = parse_token(token)
+            # only for defaults (key id, region): the verdict judges the token as given
+            parsed = parse_token(token.strip())
             token_region, token_akid = parsed.region, parsed.access_key_id
         except TokenFormatError:
             token_region = token_akid = None
@@ -180,20 +191,39 @@ def run_explain(args: argparse.Namespace) -> int:
     elif credentials is None and (args.access_key_id or args.session_token):
         return _fail("--access-key-id/--session-token need --secret-access-key")
 
+    inferred_region = None if endpoint is None else region_from_host(endpoint.host)
     settings = VerifierSettings(max_future_skew=timedelta(seconds=args.max_skew))
     explanation = explain_token(
         token,
         now=now,
         endpoint=endpoint,
         region=args.region if endpoint is None else None,
-        region_unknown=endpoint is not None and args.region is None,
+        region_unknown=inferred_region is None and args.region is None and endpoint is not None,
         db_user=args.db_user,
         credentials=credentials,
         authorizer=authorizer,
         settings=settings,
     )
+    if inferred_region is not None and args.region is None:
+        explanation.notes.append(
+            f"region {inferred_region} taken from the endpoint host name (--region overrides)")
+    explanation.notes.extend(_whitespace_notes(token))
     if args.json:
         print(json.dumps(explanation.to_dict(), indent=2, ensure_ascii=False))
     else:
         sys.stdout.write(render_text(explanation, engine=args.engine))
-    return 0 if explanation.ok else 1
+    return EXIT_CODES[explanation.verdict]
+
+
+EXIT_CODES = {PASS: 0, FAIL: 1, UNVERIFIED: 3}
+"""Exit status by verdict; 2 is usage errors (argparse's own code)."""
+
+
+def _whitespace_notes(token: str) -> list[str]:
+    """Say why a token with surrounding white space fails: usually a shell or file artefact."""
+    if token == token.strip():
+        return []
+    where = "ends with a newline" if token.endswith("\n") else "has white space around it"
+    return [f"the token as given {where}; a client sending it like this is refused "
+            "(malformed_token). If the newline comes from echo or a file, the client must send "
+            "the token without it (printf '%s', $(...) strips it)"]

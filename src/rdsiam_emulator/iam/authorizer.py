@@ -149,13 +149,13 @@ def _hints_from_arn(resource: str) -> HintInputs:
 
 def rejection_for(check: PolicyCheck) -> Rejection:
     decision, principal = check.decision, check.principal
-    caller = f"the IAM policy assumed by the caller '{principal.arn}'"
+    caller = caller_phrase(principal)
     if decision.outcome == "explicit_deny":
         deny = decision.deciding
         label = deny.label if deny is not None else "a Deny statement"
         return Rejection(
             Reason.EXPLICIT_DENY,
-            f"{caller} explicitly denies {CONNECT} on {check.resource} ({label})",
+            f"{caller} is explicitly denied {CONNECT} on {check.resource} ({label})",
             f"{label} denies this login; an explicit Deny overrides every Allow: narrow or "
             "remove it",
         )
@@ -193,6 +193,18 @@ def _hint(check: PolicyCheck) -> str:
         return (f"the role's permissions boundary must also allow {CONNECT} on {check.resource}")
     who = principal_label(check.principal)
     return f"attach a policy to {who} allowing {CONNECT} on {check.resource}"
+
+
+def caller_phrase(principal: Principal) -> str:
+    """The caller by kind, e.g. ``IAM user 'arn:…:user/x'``: an IAM user assumes nothing, so
+    only a role session is worded as one."""
+    if principal.type == "AssumedRole":
+        role = f" of role '{principal.role_arn}'" if principal.role_arn else ""
+        return f"role session '{principal.arn}'{role}"
+    if principal.type == "FederatedUser":
+        issuer = f" issued by IAM user '{principal.user_name}'" if principal.user_name else ""
+        return f"federated user '{principal.arn}'{issuer}"
+    return f"IAM user '{principal.arn}'"
 
 
 def principal_label(principal: Principal) -> str:

@@ -260,6 +260,36 @@ def _statement_near_miss(
     for kind, alt, message in _resource_variants(stmt, request, hints):
         if _resource_matches(stmt, alt, request.context, doc.variables_enabled):
             return NearMiss(kind, sref, f"{sref.label} {message}")
+    api_arn = _rds_api_arn_message(stmt, request.resource)
+    if api_arn is not None:
+        return NearMiss("rds_api_arn", sref, f"{sref.label} {api_arn}")
+    return None
+
+
+_RDS_API_TYPES = {
+    "db": ("DB instance", "the DbiResourceId (db-…) from describe-db-instances"),
+    "cluster": ("Aurora cluster", "the DbClusterResourceId (cluster-…) from describe-db-clusters"),
+    "db-proxy": ("RDS Proxy", "the proxy's id (prx-…, the last part of its ARN)"),
+}
+"""The RDS API (``arn:aws:rds:…``) resource types people put in rds-db:connect policies."""
+
+
+def _rds_api_arn_message(stmt: Statement, resource: str) -> str | None:
+    """Name an ``arn:aws:rds:<region>:<acct>:db:<name>``-style resource (the management API's
+    ARN, common in infrastructure code) and the dbuser ARN it should have been."""
+    if stmt.not_resource:
+        return None
+    for pattern in stmt.resources:
+        segs = pattern.split(":", 6)
+        if len(segs) < 7 or segs[2] != "rds" or segs[5] not in _RDS_API_TYPES:
+            continue
+        what, rid = _RDS_API_TYPES[segs[5]]
+        return (
+            f"names {pattern!r}, the RDS API ARN of the {what} {segs[6]!r} (for rds:* management "
+            f"actions); rds-db:connect needs the dbuser ARN, here {resource!r} "
+            f"(arn:<partition>:rds-db:<region>:<account>:dbuser:<resource id>/<db user>, with "
+            f"{rid})"
+        )
     return None
 
 

@@ -111,6 +111,26 @@ def test_near_misses(statement: dict[str, Any], kind: str) -> None:
     assert [m.kind for m in decision.near_misses] == [kind]
 
 
+@pytest.mark.parametrize(("resource", "what"), [
+    (f"arn:aws:rds:us-east-1:{ACCT}:db:mydb", "DB instance 'mydb'"),
+    (f"arn:aws:rds:us-east-1:{ACCT}:cluster:aurora-1", "Aurora cluster 'aurora-1'"),
+    (f"arn:aws:rds:us-east-1:{ACCT}:db-proxy:prx-0123456789abcdef", "RDS Proxy"),
+])
+def test_rds_api_arn_is_a_near_miss_naming_the_dbuser_arn(resource: str, what: str) -> None:
+    """The management API's ARN (common in infrastructure code) is not the dbuser ARN."""
+    decision = evaluate([pol(allow(resource, Sid="Infra"))], REQ, hints=HINTS)
+    assert decision.outcome == "not_authorized"
+    assert [m.kind for m in decision.near_misses] == ["rds_api_arn"]
+    message = decision.near_misses[0].message
+    assert message.startswith(f"Sid 'Infra' of p names {resource!r}, the RDS API ARN of the {what}")
+    assert f"needs the dbuser ARN, here {arn()!r}" in message
+    # it is the hint of the refusal, not the generic "attach a policy"
+    check = check_principal(principal(), arn(), source=StaticPolicySource(
+        (pol(allow(resource, Sid="Infra")),)), region="us-east-1", now=NOW, hints=HINTS)
+    rejection = check.rejection()
+    assert rejection is not None and rejection.hint == message
+
+
 def test_no_near_miss_when_conditions_fail_or_nothing_is_close() -> None:
     cond = {"StringEquals": {"aws:RequestedRegion": "nowhere"}}
     assert not evaluate([pol(allow(arn("mydb"), Condition=cond))], REQ, hints=HINTS).near_misses
@@ -167,6 +187,31 @@ def test_check_principal_and_renderings() -> None:
     ok = check_principal(principal(), arn(), source=StaticPolicySource((pol(allow(Sid="S")),)),
                          region="us-east-1", now=NOW)
     assert ok.rejection() is None and check_to_json(ok)["deciding"]["sid"] == "S"
+
+
+@pytest.mark.parametrize(("kind", "expected"), [
+    ({}, f"IAM user 'arn:aws:iam::{ACCT}:user/alice' is not authorized to perform "
+         "rds-db:connect"),
+    ({"type": "AssumedRole", "arn": f"arn:aws:sts::{ACCT}:assumed-role/app/s1",
+      "role_arn": f"arn:aws:iam::{ACCT}:role/app", "user_name": None},
+     f"role session 'arn:aws:sts::{ACCT}:assumed-role/app/s1' of role "
+     f"'arn:aws:iam::{ACCT}:role/app' is not authorized"),
+    ({"type": "FederatedUser", "arn": f"arn:aws:sts::{ACCT}:federated-user/bob"},
+     f"federated user 'arn:aws:sts::{ACCT}:federated-user/bob' issued by IAM user 'alice' is "
+     "not authorized"),
+])
+def test_refusals_word_the_caller_by_kind(kind: dict[str, Any], expected: str) -> None:
+    """An IAM user assumes nothing: only role sessions are called sessions."""
+    source = StaticPolicySource((pol(allow(arn(user="bob"))),))
+    rejection = check_principal(principal(**kind), arn(), source=source, region="us-east-1",
+                                now=NOW).rejection()
+    assert rejection is not None and rejection.detail.startswith(expected)
+    assert "assumed by" not in rejection.detail
+    denied = check_principal(principal(**kind), arn(), source=StaticPolicySource(
+        (pol(deny(Sid="No")),)), region="us-east-1", now=NOW).rejection()
+    assert denied is not None and denied.reason is Reason.EXPLICIT_DENY
+    who = expected.partition(" is not")[0]
+    assert denied.detail.startswith(who + " is explicitly denied")
 
 
 def test_cross_account_allow_is_refused() -> None:

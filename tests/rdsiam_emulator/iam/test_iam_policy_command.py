@@ -80,6 +80,12 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     return code, capsys.readouterr().out
 
 
+def run_err(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """Exit code and stderr without the ``policy check: `` prefix."""
+    code = cli.main(["policy", "check", *args])
+    return code, capsys.readouterr().err.removeprefix("policy check: ")
+
+
 def test_cli_against_moto_server(moto_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     rid, _ = setup_state(moto_url)
     base = ["--endpoint-url", moto_url, "--principal", f"arn:aws:iam::{ACCT}:user/alice",
@@ -127,12 +133,49 @@ def test_cli_policy_files_and_usage_errors(tmp_path: Path,
     code, out = run_cli(capsys, *principal, "--resource-id", "db-X", "--policy-file", str(doc),
                         "--context", "aws:SourceIp=10.0.0.1", "--json")
     assert code == 0
-    assert run_cli(capsys, *principal, "--resource-id", "db-X")[0] == 2  # no IAM state
-    assert run_cli(capsys, *principal, "--policy-file", str(doc))[0] == 2  # no resource id
+    code, err = run_err(capsys, *principal, "--resource-id", "db-X")
+    assert code == 2 and err.startswith("no IAM policies: pass --endpoint-url")
+    code, err = run_err(capsys, *principal, "--policy-file", str(doc))
+    assert code == 2 and err.startswith("no database named: pass --resource-id")
+    code, err = run_err(capsys, *principal, "--resource-id", "db-X", "--session-policy-file",
+                        str(session), "--endpoint-url", "http://127.0.0.1:9")
+    assert code == 2 and err.startswith("--session-policy-file/--boundary-file apply with")
     assert run_cli(capsys, "--principal", "nope", "--db-user", "u", "--resource-id", "x",
                    "--policy-file", str(doc))[0] == 2
     assert run_cli(capsys, *principal, "--resource-id", "db-X", "--policy-file", str(doc),
                    "--context", "novalue")[0] == 2
+
+
+def test_cli_policy_file_with_instance_needs_a_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The error names what is missing (the server), not the --instance the user passed."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    doc = tmp_path / "p.json"
+    doc.write_text(policy("*"))
+    code, err = run_err(capsys, "--principal", f"arn:aws:iam::{ACCT}:user/alice",
+                        "--db-user", "app", "--instance", "mydb", "--policy-file", str(doc))
+    assert code == 2
+    assert "--instance 'mydb' needs --endpoint-url (or AWS_ENDPOINT_URL" in err
+    assert "or --instance with --endpoint-url" not in err
+
+
+def test_cli_policy_file_honours_instance_and_endpoint_url(
+    moto_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--policy-file replaces the policies; --instance is still looked up on the server."""
+    rid, _ = setup_state(moto_url)
+    doc = tmp_path / "p.json"
+    doc.write_text(policy(f"arn:aws:rds-db:{REGION}:{ACCT}:dbuser:{rid}/app"))
+    base = ["--principal", f"arn:aws:iam::{ACCT}:user/alice", "--db-user", "app",
+            "--instance", "mydb", "--region", REGION, "--endpoint-url", moto_url]
+    code, out = run_cli(capsys, *base, "--policy-file", str(doc), "--json")
+    data = json.loads(out)
+    assert code == 0, out
+    assert data["resource"] == f"arn:aws:rds-db:{REGION}:{ACCT}:dbuser:{rid}/app"
+    assert data["policies"]["identity"] == [f"file {doc}"]
+    # the server's own policies (db-by-name, which names the identifier) deny: not read here
+    assert run_cli(capsys, *base)[0] == 1
 
 
 def test_api_source_matches_in_process_source(moto_url: str) -> None:
