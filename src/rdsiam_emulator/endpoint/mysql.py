@@ -54,6 +54,7 @@ from rdsiam_emulator.endpoint.mysql_relay import (
 )
 from rdsiam_emulator.endpoint.relay import ConnectionClosed, RelayConnection
 from rdsiam_emulator.endpoint.tracking import TrackedEndpoint
+from rdsiam_emulator.events import TEXT_CAP, clip
 from rdsiam_emulator.protocols.mysql.constants import CLEAR_PASSWORD, Capability, ErrorCode
 from rdsiam_emulator.protocols.mysql.framing import CommandFramer
 from rdsiam_emulator.protocols.mysql.handshake import (
@@ -414,8 +415,8 @@ class MysqlEndpoint(TrackedEndpoint):
             self._refuse_overload(info, "the backend answered " + result.error.render(), user)
             client.write(front.fail(result.error))
             return None
-        log.warning("mysql endpoint: backend refused the derived login of %r: %s", user,
-                    result.error.render())
+        log.warning("mysql endpoint: backend refused the derived login of %r: %s", clip(user),
+                    clip(result.error.render(), TEXT_CAP))
         self.authenticator.reject(
             db_user=user, client=info, reason=Reason.INTERNAL_ERROR,
             detail="the backend refused the derived-password login: " + result.error.render(),
@@ -429,7 +430,8 @@ class MysqlEndpoint(TrackedEndpoint):
         try:
             await self.admin.reset_iam_passwords(user, password)
         except Exception as exc:
-            log.warning("mysql endpoint: cannot repair the backend password of %r: %r", user, exc)
+            log.warning("mysql endpoint: cannot repair the backend password of %r: %s", clip(user),
+                        clip(repr(exc), TEXT_CAP))
             return None
         backend = await self._open_backend()
         if backend is None:

@@ -25,6 +25,7 @@ from rdsiam_emulator.endpoint.mysql_relay import (
     next_client_auth,
     relay_login,
 )
+from rdsiam_emulator.events import TEXT_CAP, clip
 from rdsiam_emulator.protocols.mysql import ddl
 from rdsiam_emulator.protocols.mysql.constants import CLEAR_PASSWORD, Capability, ErrorCode
 from rdsiam_emulator.protocols.mysql.framing import Intercept
@@ -104,7 +105,7 @@ class CommandInterceptor:
             else:
                 keep = await self._user_ddl(s, item)
         except Exception as exc:
-            log.warning("mysql endpoint: intercepted command failed: %r", exc)
+            log.warning("mysql endpoint: intercepted command failed: %s", clip(repr(exc), TEXT_CAP))
             keep = False
         if not keep:
             s.client.close()

@@ -433,3 +433,31 @@ def test_silent_clients_hold_no_backend_connections_beyond_the_eager_ones(mariad
         finally:
             for s in silent:
                 s.close()
+
+
+# ------------------------------------------------------------------ unbounded input (#12 item 7)
+
+
+def test_huge_user_name_is_capped_in_events_and_log_lines(myenv, caplog):
+    """A 100,000-character user name used to become a 100,404-character event line. Every
+    client-supplied string is capped, with a visible mark, in the event and in log records."""
+    user = "u" * 100_000
+    cursor = myenv.events.mark()
+    with caplog.at_level("DEBUG"), tls_client(myenv) as tls:
+        tls.sendall(encode_packet(2, hello(user, CAPS | C.SSL, plugin="mysql_clear_password",
+                                           auth=b"not-a-token\0").build()))
+        packet = read_packet(tls)
+        assert packet is not None
+        if packet.payload[:1] == b"\xfe":  # the server asks for its own plugin: a wrong answer
+            tls.sendall(encode_packet(packet.seq + 1, b"\x01" * 20))
+            packet = read_packet(tls)
+        assert packet is not None and ErrPacket.parse(packet.payload).code == 1045
+        deadline = time.monotonic() + 5
+        while not myenv.events.since(cursor):
+            assert time.monotonic() < deadline, "no event recorded"
+            time.sleep(0.02)
+    (event,) = myenv.events.since(cursor)
+    assert event.db_user.startswith("uuu") and event.db_user.endswith("truncated]")
+    assert len(event.db_user) <= 256
+    assert len(event.to_json()) < 4000
+    assert all(len(r.getMessage()) < 4000 for r in caplog.records)
