@@ -22,6 +22,7 @@ from mysql_env import (  # noqa: F401
     myenv,
     unique,
 )
+from test_mysql_endpoint import connect, make_iam_user, master
 
 from rdsiam_emulator.secrets import derived_password
 
@@ -31,27 +32,9 @@ PARSE_ERROR = ("You have an error in your SQL syntax; check the manual that corr
                "MariaDB server version for the right syntax to use near ")
 
 
-def connect(env: MyEnv, user: str, password: str, **kw):
-    return pymysql.connect(host="localhost", port=env.port, user=user, password=password,
-                           connect_timeout=10, ssl={"ca": env.ca_file}, **kw)
-
-
-def master(env: MyEnv, **kw):
-    user, pw = env.master
-    return connect(env, user, pw, **kw)
-
-
 def backend_login(env: MyEnv, user: str, password: str, **kw):
     """Straight to the backend server, around the endpoint."""
     return pymysql.connect(user=user, password=password, connect_timeout=10, **kw)
-
-
-def make_iam_user(env: MyEnv, user: str | None = None) -> str:
-    user = user or unique("iam")
-    with master(env) as conn, conn.cursor() as cur:
-        cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'")
-        cur.execute(f"GRANT SELECT ON *.* TO '{user}'@'%'")
-    return user
 
 
 def rows(conn, sql: str):
