@@ -29,20 +29,20 @@ def register(sub: Any) -> None:
         "client sees it and with the emulator's reason and hint. Exit 0 when every step worked.",
     )
     parser.add_argument("--backend", default="auto", choices=list(PROVIDERS),
-                        help="where the real servers come from: auto (a Docker-API engine if "
-                        "reachable, else local binaries, else the --*-url servers), docker, local, "
-                        "or external (existing servers given by --postgres-url/--mysql-url); "
-                        "default: auto")
+                        help="where the real servers come from: auto (an engine's --*-url server "
+                        "when given, else a Docker-API engine if reachable, else local binaries), "
+                        "docker, local, or external (existing servers given by "
+                        "--postgres-url/--mysql-url, required); default: auto")
     parser.add_argument("--engine", action="append", choices=list(ENGINES),
                         help="engine to demonstrate; repeat for both (default: both)")
     parser.add_argument("--region", default="us-east-1",
                         help="AWS region of the emulated instances and tokens (default: us-east-1)")
     parser.add_argument("--postgres-url", metavar="URL",
-                        help="superuser URL of an existing PostgreSQL server for the external "
-                        "backend, e.g. postgresql://postgres:pw@127.0.0.1:5432/postgres")
+                        help="superuser URL of an existing PostgreSQL server (used by external, "
+                        "and by auto when given), e.g. postgresql://postgres:pw@127.0.0.1:5432/postgres")
     parser.add_argument("--mysql-url", metavar="URL",
-                        help="superuser URL of an existing MySQL/MariaDB server for the external "
-                        "backend, e.g. mysql://root:pw@127.0.0.1:3306/")
+                        help="superuser URL of an existing MySQL/MariaDB server (used by external, "
+                        "and by auto when given), e.g. mysql://root:pw@127.0.0.1:3306/")
     parser.set_defaults(func=run, parser=parser)
 
 
