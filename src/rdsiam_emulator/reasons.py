@@ -40,6 +40,7 @@ class Reason(StrEnum):
     TOO_MANY_CONNECTIONS = "too_many_connections"
     CLEARTEXT_PLUGIN_UNSUPPORTED = "cleartext_plugin_unsupported"
     REPLICATION_NOT_ALLOWED = "replication_not_allowed"
+    SESSION_REFUSED = "session_refused"
 
 
 INVALID_TOKEN = "InvalidToken"
@@ -120,6 +121,9 @@ REASONS: dict[Reason, ReasonInfo] = {
               "the MySQL client cannot send its token with mysql_clear_password"),
         _info(Reason.REPLICATION_NOT_ALLOWED, None, None, "engine",
               "IAM users cannot open replication connections (no pam line for replication)"),
+        _info(Reason.SESSION_REFUSED, None, None, "engine",
+              "IAM accepted the token, then the database refused the session (e.g. no such "
+              "database, no access to it)"),
     )
 }
 

@@ -2,17 +2,21 @@
 
 Per client: open the backend first and greet the client with the backend's own greeting (version,
 connection id, nonce) plus ``CLIENT_SSL``, so password logins can be relayed byte for byte and
-``KILL <id>`` names the right backend thread. Beyond ``eager_backend_logins`` clients still logging
-in, the greeting is the endpoint's own and the backend is opened once the login has arrived (so
-silent clients cannot fill the server); password logins are then re-asked with the backend's nonce.
+``KILL <id>`` names the right backend thread. A backend connection held by a client that has not
+authenticated takes a ``PreauthSlots`` slot (bounded in total and per client address, well below
+the server's max_connections); without one (or beyond ``eager_backend_logins``) the greeting is the
+endpoint's own and the backend is opened later: for an IAM user once the token is verified, for a
+password login once a slot is free (waiting ``preauth_wait``, then ERROR 1040); password logins
+are then re-asked with the backend's nonce.
 The first client packets are read straight from the accepted socket with exact sizes, because a
 MySQL client sends its TLS ClientHello right after the SSLRequest without waiting; TLS is then
 layered on the untouched socket.
 
 * IAM user (in the catalog, cached by ``mysql_admin.CatalogCache``): TLS required,
   AuthSwitchRequest to ``mysql_clear_password``, token verified by the authenticator, then a
-  backend login as that user with the derived password; the client gets the backend's OK. Any
-  failure: exactly RDS's ERROR 1045, except a full server: its own ERROR 1040.
+  backend login as that user with the derived password; the client gets the backend's OK. A token
+  failure: exactly RDS's ERROR 1045; a refusal by the server after that (1040, 1044, 1049, ...):
+  the server's own error.
 * anyone else: the client's HandshakeResponse goes to the backend (CLIENT_SSL cleared) and the auth
   exchange is relayed; caching_sha2 full auth is re-driven with RSA (see handshake.BackendLogin).
 
@@ -87,6 +91,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 """MySQL's connect_timeout."""
+ER_DBACCESS_DENIED = 1044
+ER_BAD_DB = 1049
 
 
 @dataclass
@@ -102,8 +108,16 @@ class MysqlEndpointSettings:
     eager_backend_logins: int = 32
     """Pending logins that get the backend's own greeting (its connection is opened at accept,
     so ``CONNECTION_ID()`` matches the greeting). Beyond this, clients get a greeting made by the
-    endpoint and the backend is opened only once they have sent their login: silent clients then
-    cost the server nothing. Keep it well below the backend's max_connections (MariaDB: 151)."""
+    endpoint and the backend is opened only once they have authenticated (IAM) or sent their
+    login (password): silent clients then cost the server nothing."""
+    max_preauth_backends: int = 32
+    """Backend connections held by clients that have not authenticated yet (eager greetings and
+    relayed password logins), in total. Keep it well below the server's max_connections (MariaDB
+    default 151) so that authenticated sessions and IAM logins always find room."""
+    max_preauth_backends_per_address: int = 8
+    """The same bound per client IP address."""
+    preauth_wait: float = 3.0
+    """Seconds a password login waits for one of those backend connections before ERROR 1040."""
 
 
 class MysqlEndpoint(TrackedEndpoint):
@@ -132,6 +146,8 @@ class MysqlEndpoint(TrackedEndpoint):
         self._raw: set[socket.socket] = set()
         self._pending = 0
         self._eager = 0  # pending logins holding a backend connection opened at accept
+        self._preauth = PreauthSlots(self.settings.max_preauth_backends,
+                                     self.settings.max_preauth_backends_per_address)
         self._template: Greeting | None = None  # the last backend greeting, for deferred ones
         self._synthetic_ids = itertools.count(1 << 30)
 
@@ -186,11 +202,20 @@ class MysqlEndpoint(TrackedEndpoint):
                 # Refuse before any work, with the engine's own answer to a full server.
                 busy = self._pending - 1
                 self._refuse_overload(_no_login(addr), f"the endpoint already has {busy} "
-                                      "clients logging in (max_pending_logins)")
+                                      "clients logging in (max_pending_logins)", "", "unknown")
                 await sock_send(sock, encode_packet(0, _too_many_connections().build()))
                 return
-            eager = (self._template is None
-                     or self._eager < self.settings.eager_backend_logins)
+            eager = False
+            if self._eager < self.settings.eager_backend_logins:
+                eager = legs.slot = self._preauth.try_acquire(addr[0])
+            if self._template is None and not eager:  # no greeting to copy yet: wait for room
+                eager = legs.slot = await self._preauth.acquire(
+                    addr[0], self.settings.preauth_wait)
+                if not eager:
+                    self._refuse_overload(_no_login(addr), self._preauth.full(addr[0]), "",
+                                          "unknown")
+                    await sock_send(sock, encode_packet(0, _too_many_connections().build()))
+                    return
             if eager:
                 self._eager += 1
             try:
@@ -203,6 +228,9 @@ class MysqlEndpoint(TrackedEndpoint):
             finally:
                 if eager:
                     self._eager -= 1
+                if legs.slot:
+                    legs.slot = False
+                    self._preauth.release(addr[0])
             self._pending -= 1
             pending = False
             if session is None:
@@ -221,22 +249,44 @@ class MysqlEndpoint(TrackedEndpoint):
                 self._pending -= 1
             legs.release(self._conns, self._raw)
 
-    def _refuse_backend(self, err: ErrPacket, client: ClientInfo, user: str = "") -> None:
+    def _refuse_backend(self, err: ErrPacket, client: ClientInfo, user: str = "",
+                        method: str = "unknown") -> None:
         """Record the backend's refusal to open a connection (its ERR instead of a greeting)."""
         if err.code == ErrorCode.ER_CON_COUNT_ERROR:
-            self._refuse_overload(client, "the backend answered " + err.render(), user)
+            self._refuse_overload(client, "the backend answered " + err.render(), user, method)
         else:
             self.authenticator.reject(
-                db_user=user, client=client, reason=Reason.INTERNAL_ERROR,
+                db_user=user, client=client, reason=Reason.INTERNAL_ERROR, method=method,
                 detail="the backend refused the connection: " + err.render())
 
-    def _refuse_overload(self, client: ClientInfo, detail: str, user: str = "") -> None:
+    def _refuse_overload(self, client: ClientInfo, detail: str, user: str,
+                         method: str) -> None:
         """Record a refusal for lack of room (the client gets ERROR 1040); ``user`` is empty
-        when the client was refused before it could name one."""
+        and ``method`` "unknown" when the client was refused before it could name one;
+        otherwise ``method`` is what the login is ("iam" / "password")."""
         self.authenticator.reject(
             db_user=user, client=client, reason=Reason.TOO_MANY_CONNECTIONS, detail=detail,
+            method=method,
             hint="close idle connections or pool them; raise max_connections (or the "
                  "endpoint's max_pending_logins) if the load is expected")
+
+    async def _open_deferred(
+        self, legs: _Legs, front: FrontendHandshake, info: ClientInfo, user: str, method: str,
+    ) -> tuple[BackendSide, Greeting] | None:
+        """Open the backend for a client greeted by the endpoint; None once the refusal was
+        sent and recorded."""
+        assert legs.client is not None
+        backend = await self._open_backend()
+        if backend is None:
+            legs.client.write(front.fail(_server_gone()))
+            return None
+        legs.add_backend(backend, self._conns)
+        first = await _read_greeting(backend)
+        if isinstance(first, ErrPacket):
+            self._refuse_backend(first, info, user, method)
+            legs.client.write(front.fail(first))
+            return None
+        return backend, first
 
     async def _open_backend(self) -> BackendSide | None:
         loop = asyncio.get_running_loop()
@@ -300,23 +350,8 @@ class MysqlEndpoint(TrackedEndpoint):
             if not isinstance(hello, ClientHello):
                 raise ProtocolError("expected a handshake response")
             assert legs.client is not None
-            if backend is None:
-                backend = await self._open_backend()
-                if backend is None:
-                    legs.client.write(front.fail(_server_gone()))
-                    return None
-                legs.add_backend(backend, self._conns)
-                first = await _read_greeting(backend)
-                if isinstance(first, ErrPacket):
-                    self._refuse_backend(
-                        first, self._client_info(legs.client, addr, hello),
-                        hello.response.user_text)
-                    legs.client.write(front.fail(first))
-                    return None
-                bgreet = first
-            else:
-                bgreet = shown
-            linked = await self._authenticate(legs, backend, front, bgreet, hello, addr)
+            opened = None if backend is None else (backend, shown)
+            linked = await self._authenticate(legs, opened, front, hello, addr)
         except ProtocolError as exc:
             err = front.fail(ErrPacket(exc.code, exc.sqlstate, _protocol_message(exc)))
             if legs.client is not None:
@@ -342,11 +377,13 @@ class MysqlEndpoint(TrackedEndpoint):
         return ClientInfo(address=addr[0], port=addr[1], tls=hello.tls, database=db)
 
     async def _authenticate(
-        self, legs: _Legs, backend: BackendSide, front: FrontendHandshake,
-        bgreet: Greeting, hello: ClientHello, addr: tuple[str, int],
+        self, legs: _Legs, opened: tuple[BackendSide, Greeting] | None,
+        front: FrontendHandshake, hello: ClientHello, addr: tuple[str, int],
     ) -> tuple[BackendSide, Greeting] | None:
         """Run the login; returns the backend session to relay to (and its greeting), or None
-        after the refusal was sent and recorded (exactly one reason)."""
+        after the refusal was sent and recorded (exactly one reason). ``opened`` None (the
+        greeting was the endpoint's own): an IAM login opens the backend only once its token
+        is verified; a password login first takes a pre-auth slot (``PreauthSlots``)."""
         client = legs.client
         assert client is not None
         response = hello.response
@@ -360,6 +397,16 @@ class MysqlEndpoint(TrackedEndpoint):
             client.write(front.fail(access_denied(user, addr[0])))
             return None
         if not iam:
+            if opened is None:
+                if not await self._preauth.acquire(addr[0], self.settings.preauth_wait):
+                    self._refuse_overload(info, self._preauth.full(addr[0]), user, "password")
+                    client.write(front.fail(_too_many_connections()))
+                    return None
+                legs.slot = True
+                opened = await self._open_deferred(legs, front, info, user, "password")
+                if opened is None:
+                    return None
+            backend, bgreet = opened
             ok = await self._password_login(client, backend, front, bgreet, hello, info)
             return (backend, bgreet) if ok else None
         # Engine-stage refusals come before the client is asked for its token.
@@ -395,6 +442,11 @@ class MysqlEndpoint(TrackedEndpoint):
         if not decision.ok:
             client.write(front.fail(access_denied(user, addr[0])))
             return None
+        if opened is None:
+            opened = await self._open_deferred(legs, front, info, user, "iam")
+            if opened is None:
+                return None
+        backend, bgreet = opened
         password = derived_password(self._secret, user)
         login = BackendLogin.for_handshake(bgreet, response, password=password.encode())
         result = await drive_own_login(backend, login)
@@ -412,7 +464,18 @@ class MysqlEndpoint(TrackedEndpoint):
             client.write(front.succeed(result.ok_payload))
             return backend, bgreet
         if result.error.code == ErrorCode.ER_CON_COUNT_ERROR:
-            self._refuse_overload(info, "the backend answered " + result.error.render(), user)
+            self._refuse_overload(info, "the backend answered " + result.error.render(), user,
+                                  "iam")
+            client.write(front.fail(result.error))
+            return None
+        if result.error.code != ErrorCode.ER_ACCESS_DENIED:
+            # Not about the password (1044 no access to the database, 1049 unknown database,
+            # ...): the server's own answer, as RDS passes it on once IAM accepted the token.
+            self.authenticator.reject(
+                db_user=user, client=info, reason=Reason.SESSION_REFUSED,
+                detail="IAM accepted the token; the database refused the session: "
+                       + result.error.render(),
+                hint=_session_refused_hint(result.error.code))
             client.write(front.fail(result.error))
             return None
         log.warning("mysql endpoint: backend refused the derived login of %r: %s", clip(user),
@@ -479,7 +542,8 @@ class MysqlEndpoint(TrackedEndpoint):
                                             bool(response.auth_response))
         cleartext = cleartext_password(response.auth_plugin, response.auth_response)
         if outcome.error_code == ErrorCode.ER_CON_COUNT_ERROR:
-            self._refuse_overload(info, "the backend answered 1040 Too many connections", user)
+            self._refuse_overload(info, "the backend answered 1040 Too many connections", user,
+                                  "password")
         elif not outcome.ok and looks_like_token(cleartext):
             self.authenticator.reject(
                 db_user=user, client=info, reason=Reason.NOT_IAM_USER, method="password",
@@ -501,6 +565,14 @@ class MysqlEndpoint(TrackedEndpoint):
         s.client.backend = s.backend
         s.client.framer = CommandFramer()
         s.client.on_intercept = lambda item: self._spawn(self._interceptor.handle(s, item))
+
+
+def _session_refused_hint(code: int) -> str:
+    if code == ER_DBACCESS_DENIED:
+        return "GRANT the user access to that database, or connect to one it may use"
+    if code == ER_BAD_DB:
+        return "create the database first, or fix the database name in the connection"
+    return "see the server's error; the token itself was accepted"
 
 
 def _protocol_message(exc: ProtocolError) -> str:
@@ -527,6 +599,7 @@ class _Legs:
     sock: socket.socket
     client: ClientSide | None = None
     backends: list[BackendSide] = field(default_factory=list)
+    slot: bool = False  # holds one of the endpoint's PreauthSlots
 
     def set_client(self, client: ClientSide, conns: set[RelayConnection]) -> None:
         self.client = client
@@ -581,3 +654,61 @@ def _no_login(addr: tuple[str, int]) -> ClientInfo:
 
 def _too_many_connections() -> ErrPacket:
     return ErrPacket(ErrorCode.ER_CON_COUNT_ERROR, "08004", "Too many connections")
+
+
+class PreauthSlots:
+    """Counts backend connections held by clients that have not authenticated yet, in total and
+    per client IP address, so that such clients cannot fill the server's ``max_connections``.
+    Plain counters plus waiters woken on release; one event loop only."""
+
+    def __init__(self, total: int, per_address: int) -> None:
+        self.total = total
+        self.per_address = per_address
+        self.held = 0
+        self._by_address: dict[str, int] = {}
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def try_acquire(self, address: str) -> bool:
+        """Take a slot for ``address`` if one is free at once."""
+        if self.held >= self.total or self._by_address.get(address, 0) >= self.per_address:
+            return False
+        self.held += 1
+        self._by_address[address] = self._by_address.get(address, 0) + 1
+        return True
+
+    async def acquire(self, address: str, timeout: float) -> bool:
+        """Take a slot, waiting up to ``timeout`` seconds; False if none came free."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not self.try_acquire(address):
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(waiter), left)
+            finally:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+        return True
+
+    def release(self, address: str) -> None:
+        self.held -= 1
+        left = self._by_address[address] - 1
+        if left:
+            self._by_address[address] = left
+        else:
+            del self._by_address[address]
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:  # each re-checks its own address's room
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def full(self, address: str) -> str:
+        """Why a login found no slot (an event detail)."""
+        return (f"{self.held} backend connections are held by clients not yet authenticated "
+                f"({self._by_address.get(address, 0)} from {address}); the limits are "
+                f"{self.total} in all and {self.per_address} per address "
+                "(max_preauth_backends, max_preauth_backends_per_address)")
