@@ -459,6 +459,12 @@ class PostgresEndpoint(TrackedEndpoint):
                 backend.close()
             if result.sqlstate == TOO_MANY_CONNECTIONS:
                 self._record_capacity(user, info, "iam", result)
+            else:  # e.g. 3D000 no such database: the client sees it; record it too
+                self.authenticator.reject(
+                    db_user=user, client=info, reason=Reason.SESSION_REFUSED,
+                    detail="IAM accepted the token; the database refused the session: "
+                           f"{result.sqlstate} {result.message}",
+                    hint="see the server's error; the token itself was accepted")
             client.write(codec.error_response(result.fields))
             return None
         assert backend is not None
