@@ -58,6 +58,11 @@ DEFAULT_HANDSHAKE_TIMEOUT = 60.0
 """PostgreSQL's default authentication_timeout."""
 TOO_MANY_CONNECTIONS = "53300"
 """SQLSTATE of "sorry, too many clients already" (and of the per-role/database limits)."""
+_SESSION_REFUSED_HINTS = {
+    "3D000": "create the database first, or fix the database name in the connection",
+    "42501": "GRANT CONNECT ON DATABASE to the user, or connect to a database it may use",
+}
+"""Hints for session_refused by SQLSTATE (no such database, no CONNECT privilege)."""
 
 
 
@@ -464,7 +469,8 @@ class PostgresEndpoint(TrackedEndpoint):
                     db_user=user, client=info, reason=Reason.SESSION_REFUSED,
                     detail="IAM accepted the token; the database refused the session: "
                            f"{result.sqlstate} {result.message}",
-                    hint="see the server's error; the token itself was accepted")
+                    hint=_SESSION_REFUSED_HINTS.get(
+                        result.sqlstate, "see the server's error; the token itself was accepted"))
             client.write(codec.error_response(result.fields))
             return None
         assert backend is not None

@@ -20,3 +20,4 @@ def test_iam_login_to_a_missing_database_records_the_refusal(endpoint) -> None:
     assert (refused.outcome, refused.reason, refused.method, refused.db_user) == (
         "deny", Reason.SESSION_REFUSED, "iam", user)
     assert refused.detail is not None and "3D000" in refused.detail
+    assert refused.hint is not None and refused.hint.startswith("create the database")
