@@ -222,3 +222,28 @@ def test_iam_login_refused_by_the_database_gets_the_servers_error(myenv):
     refused = env.events.since(cursor)[-1]
     assert refused.reason is Reason.SESSION_REFUSED and "1049" in refused.detail
     assert "create the database" in (refused.hint or "")
+
+
+def test_preauth_slots_bound_in_total_and_per_address():
+    import asyncio
+
+    from rdsiam_emulator.endpoint.mysql import PreauthSlots
+
+    async def scenario() -> None:
+        slots = PreauthSlots(total=3, per_address=2)
+        assert slots.try_acquire("a") and slots.try_acquire("a")
+        assert not slots.try_acquire("a")  # per address
+        assert slots.try_acquire("b")
+        assert not slots.try_acquire("c")  # in total
+        assert not await slots.acquire("c", 0.05)  # no slot came free in time
+        waiting = asyncio.ensure_future(slots.acquire("c", 5.0))
+        await asyncio.sleep(0.01)
+        assert not waiting.done()
+        slots.release("a")  # frees the total; "c" takes it
+        assert await waiting
+        assert (slots.held, slots.try_acquire("a")) == (3, False)
+        for address in ("a", "b", "c"):
+            slots.release(address)
+        assert slots.held == 0 and slots.try_acquire("a")
+
+    asyncio.run(scenario())
