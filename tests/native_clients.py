@@ -34,6 +34,8 @@ JARS = {
     "libmariadb-java": Path("/usr/share/java/mariadb-java-client.jar"),
 }
 TIMEOUT = 60  # seconds for one client run; a build gets 240
+OTHER_NAME = "other.c0abcdefghij.us-east-1.rds.amazonaws.com"
+"""A host name on no endpoint certificate: clients that verify the name must refuse it."""
 
 
 def _missing(what: str) -> None:
@@ -52,6 +54,13 @@ class GoClient:
                               env={"PATH": os.environ.get("PATH", ""), **env})
         assert proc.returncode == 0, f"rdsiamclient failed: {proc.stderr}"
         return dict(json.loads(proc.stdout))
+
+    def run_failing(self, **env: str) -> str:
+        """Run it expecting an error that is not the server's (e.g. TLS); returns its stderr."""
+        proc = subprocess.run([str(self.binary)], capture_output=True, text=True, timeout=TIMEOUT,
+                              env={"PATH": os.environ.get("PATH", ""), **env})
+        assert proc.returncode == 2 and not proc.stdout, (proc.stdout, proc.stderr)
+        return proc.stderr
 
 
 @dataclass(frozen=True)

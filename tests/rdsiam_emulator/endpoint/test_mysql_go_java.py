@@ -9,6 +9,7 @@ file). Refusals arrive as RDS's 1045 text through each driver."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from mysql_env import (  # noqa: F401
@@ -24,6 +25,7 @@ from mysql_env import (  # noqa: F401
 from test_mysql_endpoint import make_iam_user
 
 from native_clients import (  # noqa: F401
+    OTHER_NAME,
     GoClient,
     JavaClient,
     expired_token,
@@ -36,11 +38,15 @@ from rdsiam_emulator.reasons import Reason
 pytestmark = pytest.mark.slow
 
 
-def _go(go_client: GoClient, env: MyEnv, user: str, sdk: str, **extra: str) -> dict[str, object]:
-    return go_client.run(MODE=extra.pop("MODE", "connect"), SDK=sdk, ENGINE="mysql",
-                         HOST=RDS_HOST, ADDRESS="127.0.0.1", PORT=str(env.port), DBUSER=user,
-                         CA=env.ca_file, REGION=REGION, AWS_ACCESS_KEY_ID=AKID,
-                         AWS_SECRET_ACCESS_KEY=SECRET, **extra)
+def _go(go_client: GoClient, env: MyEnv, user: str, sdk: str, *, run: str = "ok",
+        **extra: str) -> Any:
+    variables = {"MODE": "connect", "SDK": sdk, "ENGINE": "mysql", "HOST": RDS_HOST,
+                 "ADDRESS": "127.0.0.1", "PORT": str(env.port), "DBUSER": user,
+                 "CA": env.ca_file, "REGION": REGION, "AWS_ACCESS_KEY_ID": AKID,
+                 "AWS_SECRET_ACCESS_KEY": SECRET, **extra}
+    if run == "failing":
+        return go_client.run_failing(**variables)
+    return go_client.run(**variables)
 
 
 def _denied(user: str) -> str:
@@ -96,3 +102,19 @@ def test_java_mariadb_connector_j(java_client: JavaClient, myenv_rds_name: MyEnv
         # Connector/J wraps the server's text: address, "(conn=<id>) ", then a charset hint
         assert re.search(rf"\(conn=\d+\) {re.escape(_denied(user))}\n", str(answer["message"])), \
             answer["message"]
+
+
+def test_go_and_java_verify_the_host_name(go_client: GoClient, java_client: JavaClient,
+                                          myenv_rds_name: MyEnv) -> None:
+    """Both drivers check the certificate's name: the same endpoint under a name it lacks is
+    refused before the token is sent."""
+    env = myenv_rds_name
+    user = make_iam_user(env)
+    before = len(env.events.all())
+    err = _go(go_client, env, user, "v1", HOST=OTHER_NAME, run="failing")
+    assert "x509: certificate is valid for" in err and OTHER_NAME in err
+    answer = java_client.run(engine="mysql", host=OTHER_NAME, address="127.0.0.1",
+                             port=env.port, user=user, ca=env.ca_file, password="unused")
+    assert answer["ok"] is False and answer["code"] == "08006", answer
+    assert f'SSL hostname verification failed : DNS host "{OTHER_NAME}"' in str(answer["message"])
+    assert len(env.events.all()) == before

@@ -7,10 +7,13 @@ dialer, a JVM hosts file. Refusals arrive as RDS's text through each driver."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pg_env import AKID, RDS_HOST, REGION, SECRET
 
 from native_clients import (  # noqa: F401
+    OTHER_NAME,
     GoClient,
     JavaClient,
     expired_token,
@@ -23,11 +26,13 @@ from rdsiam_emulator.reasons import Reason
 pytestmark = pytest.mark.slow
 
 
-def _go(go_client: GoClient, endpoint, user: str, sdk: str, **extra: str) -> dict[str, object]:
-    return go_client.run(MODE=extra.pop("MODE", "connect"), SDK=sdk, ENGINE="postgres",
-                         HOST=RDS_HOST, ADDRESS="127.0.0.1", PORT=str(endpoint.port),
-                         DBUSER=user, CA=str(endpoint.ca.bundle_path), REGION=REGION,
-                         AWS_ACCESS_KEY_ID=AKID, AWS_SECRET_ACCESS_KEY=SECRET, **extra)
+def _go(go_client: GoClient, endpoint, user: str, sdk: str, *, run: str = "ok",
+        **extra: str) -> Any:
+    env = {"MODE": "connect", "SDK": sdk, "ENGINE": "postgres", "HOST": RDS_HOST,
+           "ADDRESS": "127.0.0.1", "PORT": str(endpoint.port), "DBUSER": user,
+           "CA": str(endpoint.ca.bundle_path), "REGION": REGION, "AWS_ACCESS_KEY_ID": AKID,
+           "AWS_SECRET_ACCESS_KEY": SECRET, **extra}
+    return go_client.run_failing(**env) if run == "failing" else go_client.run(**env)
 
 
 def _refused(user: str) -> dict[str, object]:
@@ -74,3 +79,19 @@ def test_java_pgjdbc_verify_full(java_client: JavaClient, endpoint) -> None:
     assert run(expired_token(host=RDS_HOST, port=endpoint.port, user=user, region=REGION,
                              akid=AKID, secret=SECRET)) == refused
     assert endpoint.events.all()[-1].reason is Reason.EXPIRED
+
+
+def test_go_and_java_verify_the_host_name(go_client: GoClient, java_client: JavaClient,
+                                          endpoint) -> None:
+    """verify-full is in force: the same endpoint under a name its certificate lacks is refused
+    by lib/pq and pgjdbc before any password is sent."""
+    user = endpoint.iam_user()
+    before = len(endpoint.events.all())
+    err = _go(go_client, endpoint, user, "v1", HOST=OTHER_NAME, run="failing")
+    assert "x509: certificate is valid for" in err and OTHER_NAME in err
+    answer = java_client.run(engine="postgres", host=OTHER_NAME, address="127.0.0.1",
+                             port=endpoint.port, user=user, ca=str(endpoint.ca.bundle_path),
+                             password="unused")
+    assert answer["ok"] is False and answer["code"] == "08006", answer
+    assert f"The hostname {OTHER_NAME} could not be verified" in str(answer["message"])
+    assert len(endpoint.events.all()) == before
