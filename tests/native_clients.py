@@ -78,7 +78,7 @@ class JavaClient:
         hosts.write_text(f"{address} {host}\n")
         classpath = os.pathsep.join([str(self.classes), *(str(j) for j in JARS.values())])
         proc = subprocess.run(
-            [self.java, f"-Djdk.net.hosts.file={hosts}", "-Xshare:auto", "-cp", classpath,
+            [self.java, f"-Djdk.net.hosts.file={hosts}", "-cp", classpath,
              "RdsIamClient", engine, host, str(port), user, ca],
             capture_output=True, text=True, timeout=TIMEOUT,
             env={"PATH": os.environ.get("PATH", ""), "PASSWORD": password})
