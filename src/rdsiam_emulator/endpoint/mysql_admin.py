@@ -217,7 +217,11 @@ class AdminConnection:
     # wire ---------------------------------------------------------------------------------------
     async def _connect(self) -> None:
         addr = self.address
-        reader, writer = await asyncio.open_connection(addr.host, addr.port)
+        # a local server's private socket when it has one (it normally has no TCP)
+        if addr.unix_socket is not None:
+            reader, writer = await asyncio.open_unix_connection(addr.unix_socket)
+        else:
+            reader, writer = await asyncio.open_connection(addr.host, addr.port)
         self._reader, self._writer = reader, writer
         decoder = PacketDecoder(1 << 20)
         packets: list[Packet] = []
