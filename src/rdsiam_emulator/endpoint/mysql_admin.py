@@ -50,8 +50,9 @@ class BackendAddress:
     admin_user: str
     admin_password: str = field(repr=False)
     unix_socket: str | None = None
-    """The server's private socket, when it has one (local servers): client sessions go there
-    instead of loopback TCP, which costs the endpoint and the server less per packet. The
+    """The server's private socket, when it has one (local servers): client sessions and the
+    admin connection go there (a local server normally has no TCP at all; also cheaper per
+    packet than loopback TCP). The
     server then reports ``USER()`` as ``user@localhost``; account matching is unchanged for the
     ``'user'@'%'`` accounts RDS users create."""
 
