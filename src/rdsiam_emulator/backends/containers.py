@@ -11,6 +11,12 @@ contract, which the stand-in images in docker/ also implement (docs/backends.md)
     server runs; arguments starting with ``-`` are passed to the server.
 Readiness = the log line, then a successful login with the admin password (robust on both).
 
+Exposure: the server port is published on 127.0.0.1 only, and that port is how the endpoint
+reaches the server, so it cannot be closed: any local process can log in there with a password it
+knows (the master's, by design). The admin password is random per container (not reused across
+containers unless ``reuse``), held in memory and in the container's environment, which the engine's
+users can read (``docker inspect``).
+
 No orphans: each container is removed by ``stop()`` (also at exit/SIGTERM via lifecycle). With
 ``reuse`` the container is labelled, left running, and found again by its label next time.
 """

@@ -74,7 +74,8 @@ class BackendTarget:
     """The server's private socket directory (as a handle's ``unix_socket`` and libpq's ``host``
     give it), when it has one (local servers): client sessions go there instead of loopback TCP,
     which costs the endpoint and the server less per message and per new session. The admin
-    session stays on TCP (the socket's admin rule is ``peer``)."""
+    session goes there too (the socket's admin rule is ``peer``, mapped from this OS user): a
+    local server normally has no TCP at all (docs/backends.md)."""
 
     def socket_path(self) -> str | None:
         if self.unix_socket is None:
@@ -83,9 +84,10 @@ class BackendTarget:
 
     @classmethod
     def from_handle(cls, handle: _HandleLike) -> BackendTarget:
-        """From a ``backends.PostgresHandle`` (or anything with the same four attributes); over
-        TCP only (``Emulator`` adds the handle's ``unix_socket``)."""
-        return cls(handle.host, handle.port, handle.admin_user, handle.admin_password)
+        """From a ``backends.PostgresHandle`` (or anything with the same five attributes),
+        including its private socket when it has one."""
+        return cls(handle.host, handle.port, handle.admin_user, handle.admin_password,
+                   unix_socket=handle.unix_socket)
 
 
 class _HandleLike(Protocol):
@@ -93,16 +95,16 @@ class _HandleLike(Protocol):
     port: int
     admin_user: str
     admin_password: str
+    unix_socket: str | None
 
 
 class BackendUnavailableError(Exception):
     """The real server cannot be reached or refused the admin login."""
 
 
-async def _open_backend(target: BackendTarget, timeout: float, *,
-                        admin: bool = False) -> RelayConnection:
+async def _open_backend(target: BackendTarget, timeout: float) -> RelayConnection:
     loop = asyncio.get_running_loop()
-    path = None if admin else target.socket_path()
+    path = target.socket_path()
     where = path or f"{target.host}:{target.port}"
     try:
         async with asyncio.timeout(timeout):
@@ -173,7 +175,7 @@ class AdminSession:
         if self._conn is not None and self._conn.transport is not None \
                 and not self._conn.transport.is_closing():
             return self._conn
-        conn = await _open_backend(self._target, self._timeout, admin=True)
+        conn = await _open_backend(self._target, self._timeout)
         login = BackendLogin(user=self._target.admin_user, database=self._target.admin_database,
                              password=self._target.admin_password,
                              params={"application_name": "rdsiam-emulator"})

@@ -78,8 +78,9 @@ def test_parse_admin_url() -> None:
 
 @pytest.fixture
 def own_pg() -> Iterator[PostgresHandle]:
-    """A private server: the external provider re-keys rdsadmin, which would upset a shared one."""
-    handle = start_backend(BackendSpec("postgres", provider="local"))
+    """A private server: the external provider re-keys rdsadmin, which would upset a shared one.
+    With TCP (opt-in): an external server is named by a TCP URL."""
+    handle = start_backend(BackendSpec("postgres", provider="local", listen_tcp=True))
     assert isinstance(handle, PostgresHandle)
     yield handle
     handle.stop()
@@ -87,7 +88,7 @@ def own_pg() -> Iterator[PostgresHandle]:
 
 @pytest.fixture
 def own_my() -> Iterator[MysqlHandle]:
-    handle = start_backend(BackendSpec("mysql", provider="local"))
+    handle = start_backend(BackendSpec("mysql", provider="local", listen_tcp=True))
     assert isinstance(handle, MysqlHandle)
     yield handle
     handle.stop()

@@ -331,7 +331,7 @@ def test_backend_1040_reaches_the_client_as_1040(myenv, mariadb):
     user = make_user(myenv)
     with connect(myenv, *myenv.master) as conn, conn.cursor() as cur:
         cur.execute(f"GRANT ALL ON app.* TO '{user}'@'%'")
-    direct = pymysql.connect(host=mariadb.host, port=mariadb.port, user=mariadb.admin_user,
+    direct = pymysql.connect(**mariadb.address_kwargs(), user=mariadb.admin_user,
                              password=mariadb.admin_password, autocommit=True)
     held: list = []
     try:
@@ -375,7 +375,7 @@ def deferred_env(mariadb, emulator_ca):
 
 
 def backend_sessions(mariadb) -> int:
-    with pymysql.connect(host=mariadb.host, port=mariadb.port, user=mariadb.admin_user,
+    with pymysql.connect(**mariadb.address_kwargs(), user=mariadb.admin_user,
                          password=mariadb.admin_password) as conn, conn.cursor() as cur:
         cur.execute("SELECT COUNT(*) FROM information_schema.processlist")
         (count,) = cur.fetchone()
