@@ -157,3 +157,4 @@ def test_verification_that_raises_is_an_internal_error_with_a_hint():
     decision = auth.authenticate_iam(db_user="app", token=_token(), client=TLS_CLIENT)
     assert decision.reason is Reason.INTERNAL_ERROR and "raised" in decision.detail
     assert decision.hint and "report" in decision.hint
+    assert events.all()[-1].hint == decision.hint
