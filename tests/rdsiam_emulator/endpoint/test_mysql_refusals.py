@@ -14,7 +14,7 @@ from dataclasses import replace
 import mysql.connector
 import pymysql
 import pytest
-from mysql_env import MyEnv, _make_env, emulator_ca, mariadb, myenv  # noqa: F401
+from mysql_env import MyEnv, _make_env, emulator_ca, mariadb, myenv, myenv_no_iam  # noqa: F401
 from test_mysql_lifecycle import CAPS, connect, fd_count, hello, make_user, read_packet, settle
 
 from rdsiam_emulator.endpoint.mysql import MysqlEndpointSettings
@@ -232,3 +232,15 @@ def test_catalog_lookup_failure_is_internal_error_with_a_hint(myenv, monkeypatch
     monkeypatch.undo()
     with connect(myenv, *myenv.master) as conn:  # the endpoint keeps serving
         assert conn.cursor().execute("SELECT 1") == 1
+
+
+def test_iam_user_on_an_instance_with_iam_disabled_is_iam_disabled(myenv, myenv_no_iam):
+    """With IAM off the endpoint relays an IAM user's login as a password login; its failure is
+    iam_disabled, not a password problem (both endpoints share one MariaDB and its catalog)."""
+    user = make_user(myenv)
+    cursor = myenv_no_iam.events.mark()
+    with pytest.raises(pymysql.err.OperationalError) as info:
+        connect(myenv_no_iam, user, myenv_no_iam.token(user))
+    assert info.value.args[0] == 1045
+    event = one_refusal(myenv_no_iam, cursor)
+    assert event.reason is Reason.IAM_DISABLED and "iam_enabled=True" in (event.hint or "")
