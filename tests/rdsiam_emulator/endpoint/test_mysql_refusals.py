@@ -80,11 +80,9 @@ def test_unknown_database_is_backend_refused(myenv):
 # ------------------------------------------------------------------ COM_CHANGE_USER
 
 
-def test_change_user_refusals_have_reasons_and_hints(myenv, mariadb):
+def test_change_user_to_an_iam_user_without_tls_is_tls_required_with_a_hint(myenv):
     iam_user = make_user(myenv)
-    pw_user = make_user(myenv, "BY 'secret-pw'")
     mu, mp = myenv.master
-    # to an IAM user without TLS: tls_required, with the TLS hint
     conn = plain_connector(myenv, mu, mp, ssl_disabled=True)
     try:
         cursor = myenv.events.mark()
@@ -95,7 +93,11 @@ def test_change_user_refusals_have_reasons_and_hints(myenv, mariadb):
         assert event.reason is Reason.TLS_REQUIRED and "TLS" in (event.hint or "")
     finally:
         conn.close()
-    # to a password user with a wrong (scrambled) password: password_mismatch
+
+
+def test_change_user_with_a_wrong_password_is_password_mismatch(myenv):
+    pw_user = make_user(myenv, "BY 'secret-pw'")
+    mu, mp = myenv.master
     conn = plain_connector(myenv, mu, mp, ssl_ca=myenv.ca_file)
     try:
         cursor = myenv.events.mark()
@@ -107,8 +109,13 @@ def test_change_user_refusals_have_reasons_and_hints(myenv, mariadb):
         assert "COM_CHANGE_USER" in event.detail
     finally:
         conn.close()
-    # to an IAM user whose backend password was changed behind the endpoint's back: the token
-    # is allowed, the derived login fails (COM_CHANGE_USER does not repair it)
+
+
+def test_change_user_whose_derived_login_fails_is_internal_error(myenv, mariadb):
+    """The IAM user's backend password was changed behind the endpoint's back: the token is
+    allowed, the derived login fails (COM_CHANGE_USER does not repair it)."""
+    iam_user = make_user(myenv)
+    mu, mp = myenv.master
     with pymysql.connect(host=mariadb.host, port=mariadb.port, user=mariadb.admin_user,
                          password=mariadb.admin_password) as direct, direct.cursor() as cur:
         cur.execute(f"ALTER USER '{iam_user}'@'%' IDENTIFIED BY 'changed-behind-its-back'")
