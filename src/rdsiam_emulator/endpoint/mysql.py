@@ -506,33 +506,16 @@ class MysqlEndpoint(TrackedEndpoint):
         cleartext = cleartext_password(response.auth_plugin, response.auth_response)
         if outcome.error_code == ErrorCode.ER_CON_COUNT_ERROR:
             self._refuse_overload(info, "the backend answered 1040 Too many connections", user)
-        elif not outcome.ok and await self._iam_user_while_disabled(user):
-            self.authenticator.reject(
-                db_user=user, client=info, reason=Reason.IAM_DISABLED,
-                detail="IAM database authentication is disabled on this instance, so the IAM "
-                       "user's login went to the server as a password login and failed",
-                hint="enable it (EnableIAMDatabaseAuthentication / iam_enabled=True) or log in "
-                     "with a password user")
         elif not outcome.ok:
-            record_password_refusal(self.authenticator, user=user, info=info, via="login",
-                                    error_code=outcome.error_code, cleartext=cleartext)
+            await record_password_refusal(self.authenticator, self.admin, user=user, info=info,
+                                          via="login", error_code=outcome.error_code,
+                                          cleartext=cleartext)
         else:
             self.authenticator.record_password_login(
                 db_user=user, client=info, ok=True,
                 detail="password login relayed to the backend")
         client.write(outcome.final)
         return outcome.ok
-
-    async def _iam_user_while_disabled(self, user: str) -> bool:
-        """Whether a failed password login was an IAM user's on an instance with IAM off (only
-        looked up after a failure: it costs a catalog read)."""
-        if self.authenticator.iam_enabled:
-            return False
-        try:
-            return await self.admin.is_iam_user(user)
-        except Exception as exc:
-            log.warning("mysql endpoint: catalog lookup failed: %s", clip(repr(exc), TEXT_CAP))
-            return False
 
     # ------------------------------------------------------------------------------ relay phase
     def _link(self, s: Session) -> None:

@@ -281,8 +281,9 @@ class CommandInterceptor:
                 self._host.authenticator.record_password_login(
                     db_user=user, client=info, ok=True, detail="COM_CHANGE_USER relayed")
             else:
-                record_password_refusal(
-                    self._host.authenticator, user=user, info=info, via="COM_CHANGE_USER",
+                await record_password_refusal(
+                    self._host.authenticator, self._host.admin, user=user, info=info,
+                    via="COM_CHANGE_USER",
                     error_code=outcome.error_code,
                     cleartext=cleartext_password(change.auth_plugin, change.auth_response))
             s.client.write(outcome.final)
@@ -336,12 +337,30 @@ _REFUSED_HINTS = {
 }
 
 
-def record_password_refusal(auth: IamAuthenticator, *, user: str, info: ClientInfo, via: str,
-                            error_code: int | None, cleartext: str | None) -> None:
+async def _is_iam_user(admin: AdminConnection, user: str) -> bool:
+    """Catalog lookup after a failure only (it may cost a read); a failing one answers False."""
+    try:
+        return await admin.is_iam_user(user)
+    except Exception as exc:
+        log.warning("mysql endpoint: catalog lookup failed: %s", clip(repr(exc), TEXT_CAP))
+        return False
+
+
+async def record_password_refusal(
+    auth: IamAuthenticator, admin: AdminConnection, *, user: str, info: ClientInfo, via: str,
+    error_code: int | None, cleartext: str | None,
+) -> None:
     """Record a relayed password login the server refused (not for lack of room: the caller
-    records 1040). A scrambled password cannot be looked at, so only a cleartext one that
-    parses as a token is ``not_iam_user``; other 1045s are ``password_mismatch``."""
-    if looks_like_token(cleartext):
+    records 1040). With IAM off an IAM user's login is relayed too: ``iam_disabled``. A
+    scrambled password cannot be looked at, so only a cleartext one that parses as a token is
+    ``not_iam_user``; other 1045s are ``password_mismatch``."""
+    if not auth.iam_enabled and await _is_iam_user(admin, user):
+        auth.reject(db_user=user, client=info, reason=Reason.IAM_DISABLED,
+                    detail=f"{via}: IAM database authentication is disabled on this instance, "
+                           "so the IAM user's login went to the server as a password login",
+                    hint="enable it (EnableIAMDatabaseAuthentication / iam_enabled=True) or log "
+                         "in with a password user")
+    elif looks_like_token(cleartext):
         auth.reject(db_user=user, client=info, reason=Reason.NOT_IAM_USER, method="password",
                     detail=f"{via}: an IAM token was sent as the password of a password user",
                     hint=NOT_IAM_USER_HINT)

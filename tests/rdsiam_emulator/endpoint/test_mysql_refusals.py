@@ -251,3 +251,18 @@ def test_iam_user_on_an_instance_with_iam_disabled_is_iam_disabled(myenv, myenv_
     assert info.value.args[0] == 1045
     event = one_refusal(myenv_no_iam, cursor)
     assert event.reason is Reason.IAM_DISABLED and "iam_enabled=True" in (event.hint or "")
+
+
+def test_change_user_to_an_iam_user_with_iam_disabled_is_iam_disabled(myenv, myenv_no_iam):
+    user = make_user(myenv)
+    mu, mp = myenv_no_iam.master
+    conn = plain_connector(myenv_no_iam, mu, mp, ssl_ca=myenv_no_iam.ca_file)
+    try:
+        cursor = myenv_no_iam.events.mark()
+        with pytest.raises(mysql.connector.Error) as info:
+            conn.cmd_change_user(username=user, password=myenv_no_iam.token(user))
+        assert info.value.errno == 1045
+        event = one_refusal(myenv_no_iam, cursor)
+        assert event.reason is Reason.IAM_DISABLED and "COM_CHANGE_USER" in event.detail
+    finally:
+        conn.close()
