@@ -48,8 +48,10 @@ class AuthEvent:
     outcome: str
     """``allow`` or ``deny``."""
     reason: Reason | None = None
+    """Set on every ``deny`` the emulator records (None on ``allow``)."""
     detail: str = ""
     hint: str | None = None
+    """What to do about a ``deny``; every refusal the emulator records has one."""
     principal_arn: str | None = None
     access_key_id: str | None = None
     client_address: str | None = None

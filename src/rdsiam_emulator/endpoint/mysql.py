@@ -38,15 +38,19 @@ from rdsiam_emulator.endpoint.mysql_admin import (
     AdminConnection,
     BackendAddress,
 )
-from rdsiam_emulator.endpoint.mysql_intercept import CommandInterceptor, Session
+from rdsiam_emulator.endpoint.mysql_intercept import (
+    CATALOG_HINT,
+    DERIVED_LOGIN_HINT,
+    CommandInterceptor,
+    Session,
+    record_password_refusal,
+)
 from rdsiam_emulator.endpoint.mysql_relay import (
     FIRST_PACKET_MAX,
-    NOT_IAM_USER_HINT,
     BackendSide,
     ClientSide,
     cleartext_password,
     drive_own_login,
-    looks_like_token,
     next_client_auth,
     read_packet,
     relay_login_outcome,
@@ -197,6 +201,7 @@ class MysqlEndpoint(TrackedEndpoint):
                 async with asyncio.timeout(self.settings.handshake_timeout):
                     backend = await self._open_backend() if eager else None
                     if eager and backend is None:
+                        self._refuse_unavailable(_no_login(addr))
                         await sock_send(sock, encode_packet(0, _server_gone().build()))
                         return
                     session = await self._handshake(legs, addr, backend)
@@ -227,8 +232,20 @@ class MysqlEndpoint(TrackedEndpoint):
             self._refuse_overload(client, "the backend answered " + err.render(), user)
         else:
             self.authenticator.reject(
-                db_user=user, client=client, reason=Reason.INTERNAL_ERROR,
-                detail="the backend refused the connection: " + err.render())
+                db_user=user, client=client, reason=Reason.BACKEND_REFUSED,
+                detail="the backend refused the connection: " + err.render(),
+                hint="the server's own error reached the client unchanged; fix what it names "
+                     "(e.g. FLUSH HOSTS for a blocked host)")
+
+    def _refuse_unavailable(self, client: ClientInfo, user: str = "") -> None:
+        """Record that the backend could not be reached (the client gets ERROR 1053)."""
+        self.authenticator.reject(
+            db_user=user, client=client, reason=Reason.BACKEND_UNAVAILABLE,
+            detail=f"cannot reach the backend at {self.backend.unix_socket or self.backend.host}"
+                   f"{'' if self.backend.unix_socket else f':{self.backend.port}'}; the client "
+                   "was answered 1053 Server shutdown in progress",
+            hint="the real MySQL/MariaDB server is down or unreachable: start it (or wait for "
+                 "its restart) and retry")
 
     def _refuse_overload(self, client: ClientInfo, detail: str, user: str = "") -> None:
         """Record a refusal for lack of room (the client gets ERROR 1040); ``user`` is empty
@@ -303,6 +320,8 @@ class MysqlEndpoint(TrackedEndpoint):
             if backend is None:
                 backend = await self._open_backend()
                 if backend is None:
+                    self._refuse_unavailable(self._client_info(legs.client, addr, hello),
+                                             hello.response.user_text)
                     legs.client.write(front.fail(_server_gone()))
                     return None
                 legs.add_backend(backend, self._conns)
@@ -355,8 +374,10 @@ class MysqlEndpoint(TrackedEndpoint):
         try:
             iam = self.authenticator.iam_enabled and await self.admin.is_iam_user(user)
         except Exception as exc:
-            self.authenticator.reject(db_user=user, client=info, reason=Reason.INTERNAL_ERROR,
-                                      detail=f"catalog lookup failed: {exc!r}")
+            self.authenticator.reject(
+                db_user=user, client=info, reason=Reason.INTERNAL_ERROR,
+                detail=f"catalog lookup failed: {clip(repr(exc), TEXT_CAP)}",
+                hint=CATALOG_HINT)
             client.write(front.fail(access_denied(user, addr[0])))
             return None
         if not iam:
@@ -420,7 +441,7 @@ class MysqlEndpoint(TrackedEndpoint):
         self.authenticator.reject(
             db_user=user, client=info, reason=Reason.INTERNAL_ERROR,
             detail="the backend refused the derived-password login: " + result.error.render(),
-            hint="the user was dropped or its password changed outside the endpoint")
+            hint=DERIVED_LOGIN_HINT)
         client.write(front.fail(access_denied(user, addr[0])))
         return None
 
@@ -462,9 +483,14 @@ class MysqlEndpoint(TrackedEndpoint):
             # Deferred backend: the client scrambled with the endpoint's nonce. Ask it again, for
             # the same plugin, with the backend's (an ordinary AuthSwitchRequest).
             if not response.capabilities & Capability.PLUGIN_AUTH:
-                self.authenticator.record_password_login(
-                    db_user=user, client=info, ok=False,
-                    detail="the client cannot answer an auth switch (no CLIENT_PLUGIN_AUTH)")
+                self.authenticator.reject(
+                    db_user=user, client=info, reason=Reason.AUTH_SWITCH_UNSUPPORTED,
+                    method="password",
+                    detail="the client cannot answer an auth switch (no CLIENT_PLUGIN_AUTH); it "
+                           "scrambled with the endpoint's greeting, given while more than "
+                           "eager_backend_logins clients were logging in",
+                    hint="use a client with plugin authentication (MySQL 5.5+ / MariaDB client "
+                         "libraries), or raise the endpoint's eager_backend_logins")
                 client.write(front.fail(ErrPacket(
                     ErrorCode.ER_NOT_SUPPORTED_AUTH_MODE, "08004",
                     "Client does not support authentication protocol requested by server; "
@@ -480,16 +506,14 @@ class MysqlEndpoint(TrackedEndpoint):
         cleartext = cleartext_password(response.auth_plugin, response.auth_response)
         if outcome.error_code == ErrorCode.ER_CON_COUNT_ERROR:
             self._refuse_overload(info, "the backend answered 1040 Too many connections", user)
-        elif not outcome.ok and looks_like_token(cleartext):
-            self.authenticator.reject(
-                db_user=user, client=info, reason=Reason.NOT_IAM_USER, method="password",
-                detail="an IAM token was sent as the password of a password user",
-                hint=NOT_IAM_USER_HINT)
+        elif not outcome.ok:
+            await record_password_refusal(self.authenticator, self.admin, user=user, info=info,
+                                          via="login", error_code=outcome.error_code,
+                                          cleartext=cleartext)
         else:
             self.authenticator.record_password_login(
-                db_user=user, client=info, ok=outcome.ok,
-                detail="password login relayed to the backend" + (
-                    "" if outcome.ok else ": refused"))
+                db_user=user, client=info, ok=True,
+                detail="password login relayed to the backend")
         client.write(outcome.final)
         return outcome.ok
 

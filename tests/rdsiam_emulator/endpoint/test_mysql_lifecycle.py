@@ -260,7 +260,8 @@ def test_token_for_a_password_user_is_not_iam_user(myenv):
     assert (token_event.reason, token_event.method) == (Reason.NOT_IAM_USER, "password")
     assert "AWSAuthenticationPlugin" in token_event.hint
     assert myenv.token(user) not in (token_event.detail + token_event.hint)
-    assert (plain_event.reason, plain_event.method) == (None, "password")
+    assert (plain_event.reason, plain_event.method) == (Reason.PASSWORD_MISMATCH, "password")
+    assert "not an IAM token" in plain_event.detail and plain_event.hint
 
 
 def test_change_user_with_a_token_to_a_password_user_is_not_iam_user(myenv):
