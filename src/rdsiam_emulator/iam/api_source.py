@@ -113,6 +113,10 @@ class IamApiPolicySource:
                     ref = self._managed(att["PolicyArn"], "identity", notes)
                     if ref is not None:
                         identity.append(ref)
+            user_pb = user.get("PermissionsBoundary", {}).get("PermissionsBoundaryArn")
+            if user_pb:
+                ref = self._managed(user_pb, "boundary", notes)
+                boundary = (ref,) if ref is not None else ()
             tags.extend((t["Key"], t["Value"]) for t in iam.list_user_tags(UserName=name)["Tags"])
         return PrincipalPolicies(
             tuple(identity), None, boundary, tuple(tags), user_id, tuple(notes)

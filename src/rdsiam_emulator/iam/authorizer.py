@@ -190,7 +190,8 @@ def _hint(check: PolicyCheck) -> str:
         return ("the session policy passed when the role was assumed (Policy/PolicyArns) must also "
                 f"allow {CONNECT} on {check.resource}")
     if decision.missing_layer == "boundary":
-        return (f"the role's permissions boundary must also allow {CONNECT} on {check.resource}")
+        owner = "role's" if check.principal.type == "AssumedRole" else "user's"
+        return f"the {owner} permissions boundary must also allow {CONNECT} on {check.resource}"
     who = principal_label(check.principal)
     return f"attach a policy to {who} allowing {CONNECT} on {check.resource}"
 

@@ -241,6 +241,10 @@ class MotoPolicySource:
                         ref = _managed(backend, arn, "identity", notes)
                         if ref is not None:
                             identity.append(ref)
+                boundary_arn = user.__dict__.get("permissions_boundary_arn")
+                if boundary_arn:
+                    ref = _managed(backend, boundary_arn, "boundary", notes)
+                    boundary = (ref,) if ref is not None else ()
                 user_tags = backend.tagger.list_tags_for_resource(user.arn).get("Tags", [])
                 tags.extend((t["Key"], t["Value"]) for t in user_tags)
         session = _session_policies(backend, principal, notes)

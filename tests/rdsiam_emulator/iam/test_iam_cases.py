@@ -22,7 +22,7 @@ from moto import mock_aws
 
 from rdsiam_emulator.clock import SystemClock
 from rdsiam_emulator.endpoint_spec import Endpoint
-from rdsiam_emulator.iam import IamAuthorizer, MotoCredentials
+from rdsiam_emulator.iam import IamAuthorizer, MotoCredentials, moto_patches
 from rdsiam_emulator.verifier import VerifyResult, verify_token
 
 ACCT = "123456789012"
@@ -70,6 +70,10 @@ class Case:
     role_policies: tuple[Any, ...] = ()
     role_managed: tuple[Any, ...] = ()
     boundary: Any = None
+    user_boundary: Any = None
+    """The IAM user's permissions boundary (stored through moto_patches)."""
+    user_boundary_via: str = "create"
+    """create (CreateUser PermissionsBoundary) | put (PutUserPermissionsBoundary) | put-delete"""
     session_policy: Any = None
     session_policy_arns: tuple[Any, ...] = ()
     user_tags: dict[str, str] = field(default_factory=dict)
@@ -162,8 +166,21 @@ def run_case(case: Case) -> VerifyResult:
     subst = {"<RID>": endpoint.resource_id or "", "<IID>": "mydb", "<ACCT>": instance_account,
              "<REGION>": REGION}
     env = {"MOTO_ACCOUNT_ID": user_account} if user_account != ACCT else {}
+    moto_patches.install()  # before anything is issued: sessions and user boundaries are recorded
     with mock.patch.dict(os.environ, env):
-        user = iam.create_user(UserName="alice", Tags=_tags(case.user_tags))["User"]
+        user_kwargs: dict[str, Any] = {"UserName": "alice", "Tags": _tags(case.user_tags)}
+        boundary_arn = None
+        if case.user_boundary is not None:
+            boundary_arn = iam.create_policy(
+                PolicyName="user-boundary", PolicyDocument=_fill(case.user_boundary, subst),
+            )["Policy"]["Arn"]
+            if case.user_boundary_via == "create":
+                user_kwargs["PermissionsBoundary"] = boundary_arn
+        user = iam.create_user(**user_kwargs)["User"]
+        if boundary_arn is not None and case.user_boundary_via != "create":
+            iam.put_user_permissions_boundary(UserName="alice", PermissionsBoundary=boundary_arn)
+            if case.user_boundary_via == "put-delete":
+                iam.delete_user_permissions_boundary(UserName="alice")
         subst["<UID>"] = user["UserId"]
         key = iam.create_access_key(UserName="alice")["AccessKey"]
         if case.inactive_key:
@@ -579,6 +596,33 @@ CASES: list[Case] = [
          boundary=doc(stmt(resource="*"))),
     Case("boundary-deny", "a Deny in the boundary is explicit", DENY, principal="role",
          role_policies=(ALLOW_EXACT,), boundary=doc(stmt(resource="*"), stmt("Deny"))),
+    # ---- IAM user permissions boundaries: the effective permissions are the intersection of the
+    # identity policies and the boundary; a Deny in either wins; a boundary never grants
+    # (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html)
+    Case("user-boundary-allows", "user and boundary both allow", ALLOW,
+         user_policies=(ALLOW_EXACT,), user_boundary=doc(stmt(action="rds-db:*", resource="*"))),
+    Case("user-boundary-narrows", "the user's boundary allows only s3: intersection is empty",
+         DENIED, user_policies=(ALLOW_EXACT,), user_boundary=doc(stmt(action="s3:*", resource="*")),
+         hint="user's permissions boundary", detail="permissions boundary does not"),
+    Case("user-boundary-cannot-grant", "a user's boundary never grants by itself", DENIED,
+         user_boundary=doc(stmt(resource="*")), hint="attach a policy to user alice"),
+    Case("user-boundary-deny", "a Deny in the user's boundary is explicit", DENY,
+         user_policies=(ALLOW_EXACT,), user_boundary=doc(stmt(resource="*"), stmt("Deny"))),
+    Case("user-boundary-put", "PutUserPermissionsBoundary sets the same boundary", DENIED,
+         user_policies=(ALLOW_EXACT,), user_boundary=doc(stmt(action="s3:*", resource="*")),
+         user_boundary_via="put", hint="user's permissions boundary"),
+    Case("user-boundary-deleted", "DeleteUserPermissionsBoundary lifts it", ALLOW,
+         user_policies=(ALLOW_EXACT,), user_boundary=doc(stmt(action="s3:*", resource="*")),
+         user_boundary_via="put-delete"),
+    Case("user-boundary-group", "the boundary caps group policies too", DENIED,
+         group_policies=(ALLOW_EXACT,), user_boundary=doc(stmt(action="s3:*", resource="*"))),
+    Case("user-boundary-session-token", "GetSessionToken credentials carry the user's boundary",
+         DENIED, principal="session-token", user_policies=(ALLOW_EXACT,),
+         user_boundary=doc(stmt(action="s3:*", resource="*"))),
+    Case("user-boundary-federation", "a federated user's permissions are the issuing user's "
+         "(boundary included) ∩ the session policy", DENIED, principal="federation",
+         user_policies=(ALLOW_EXACT,), session_policy=ALLOW_EXACT,
+         user_boundary=doc(stmt(action="s3:*", resource="*"))),
     Case("web-identity", "AssumeRoleWithWebIdentity sessions use the role's policies", ALLOW,
          principal="web", role_policies=(ALLOW_EXACT,)),
     Case("web-identity-session-policy", "a web identity session policy intersects", DENIED,

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+import botocore.exceptions
 import botocore.session
 import pytest
 from moto import mock_aws
@@ -243,3 +244,27 @@ def test_explain_token_library_route_for_a_role_session(aws: None) -> None:
     (line,) = [c for c in explanation.checks if c.name == "rds-db:connect authorization"]
     assert line.status == "fail" and line.reason is Reason.EXPLICIT_DENY
     assert "Sid 'NoApp' of inline session policy" in line.detail
+
+
+def test_user_permissions_boundary_is_stored(aws: None) -> None:
+    """moto drops CreateUser(PermissionsBoundary) and lacks Put/DeleteUserPermissionsBoundary;
+    the patch stores it as AWS does: GetUser returns it, ListUsers leaves it out (API_ListUsers),
+    an ARN that is not a policy ARN is refused and creates no user."""
+    iam = client("iam")
+    arn = iam.create_policy(PolicyName="fence", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))["Policy"]["Arn"]
+    iam.create_user(UserName="u", PermissionsBoundary=arn)
+    assert iam.get_user(UserName="u")["User"]["PermissionsBoundary"] == {
+        "PermissionsBoundaryType": "PermissionsBoundaryPolicy", "PermissionsBoundaryArn": arn}
+    assert "PermissionsBoundary" not in iam.list_users()["Users"][0]
+    iam.delete_user_permissions_boundary(UserName="u")
+    assert "PermissionsBoundary" not in iam.get_user(UserName="u")["User"]
+    iam.put_user_permissions_boundary(UserName="u", PermissionsBoundary=arn)
+    stored = iam.get_user(UserName="u")["User"]["PermissionsBoundary"]
+    assert stored["PermissionsBoundaryArn"] == arn
+    with pytest.raises(botocore.exceptions.ClientError, match="InvalidParameterValue"):
+        iam.create_user(UserName="v", PermissionsBoundary="arn:aws:s3:::not-a-policy-arn")
+    assert [u["UserName"] for u in iam.list_users()["Users"]] == ["u"]
+    iam.create_user(UserName="plain")
+    assert "PermissionsBoundary" not in iam.get_user(UserName="plain")["User"]

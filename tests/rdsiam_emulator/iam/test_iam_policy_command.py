@@ -289,3 +289,21 @@ def test_cli_aurora_cluster_resource_id(moto_url: str, capsys: pytest.CaptureFix
                       f"arn:aws:iam::{ACCT}:user/carol", "--db-user", "app",
                       "--instance", "missing", "--region", REGION)
     assert code == 2
+
+
+def test_cli_user_with_boundary_via_api(moto_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A user's boundary is read through GetUser (PermissionsBoundary) and caps the identity
+    policies (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html)."""
+    rid, _ = setup_state(moto_url)
+    iam = client(moto_url, "iam")
+    fence = iam.create_policy(PolicyName="fence", PolicyDocument=policy(
+        "arn:aws:s3:::nothing"))["Policy"]["Arn"]
+    iam.create_user(UserName="bob", PermissionsBoundary=fence)
+    iam.put_user_policy(UserName="bob", PolicyName="db", PolicyDocument=policy("*"))
+    args = ("--endpoint-url", moto_url, "--principal", f"arn:aws:iam::{ACCT}:user/bob",
+            "--db-user", "app", "--resource-id", rid, "--region", REGION)
+    code, out = run_cli(capsys, *args)
+    assert code == 1 and "user's permissions boundary" in out and "fence" in out
+    iam.delete_user_permissions_boundary(UserName="bob")
+    code, out = run_cli(capsys, *args)
+    assert code == 0, out
