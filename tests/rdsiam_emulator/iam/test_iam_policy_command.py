@@ -307,3 +307,82 @@ def test_cli_user_with_boundary_via_api(moto_url: str, capsys: pytest.CaptureFix
     iam.delete_user_permissions_boundary(UserName="bob")
     code, out = run_cli(capsys, *args)
     assert code == 0, out
+
+
+def _deny_doc(action: str = "rds-db:connect", **condition: Any) -> str:
+    stmt: dict[str, Any] = {"Sid": "Fence", "Effect": "Deny", "Action": action, "Resource": "*"}
+    if condition:
+        stmt["Condition"] = condition
+    return json.dumps({"Version": "2012-10-17", "Statement": [stmt]})
+
+
+def test_cli_scp_and_boundary_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Offline checks with --scp-file (one option per level root → OU → account; a Deny anywhere
+    wins, every level must allow) and --boundary-file (intersects); sources: the IAM policy
+    evaluation logic page and the Organizations SCP evaluation page."""
+    files = {
+        "p.json": policy(f"arn:aws:rds-db:{REGION}:{ACCT}:dbuser:db-X/app"),
+        "full.json": policy("*").replace("rds-db:connect", "*"),
+        "s3only.json": policy("*").replace("rds-db:connect", "s3:*"),
+        "deny.json": _deny_doc(),
+        "fence.json": policy("arn:aws:s3:::nothing"),
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    f = {name: str(tmp_path / name) for name in files}
+    base = ["--principal", f"arn:aws:iam::{ACCT}:user/alice", "--db-user", "app",
+            "--resource-id", "db-X", "--region", REGION, "--policy-file", f["p.json"]]
+    code, out = run_cli(capsys, *base, "--scp-file", f["full.json"], "--scp-file",
+                        f"{f['full.json']},{f['s3only.json']}")
+    assert code == 0, out
+    code, out = run_cli(capsys, *base, "--scp-file", f["full.json"], "--scp-file",
+                        f"{f['full.json']},{f['deny.json']}")
+    assert code == 1 and "DENY (explicit_deny)" in out, out
+    assert f"Sid 'Fence' of SCP '{f['deny.json']}' (file) attached to level 2 of 2" in out
+    code, out = run_cli(capsys, *base, "--scp-file", f["full.json"], "--scp-file",
+                        f["s3only.json"], "--json")
+    data = json.loads(out)
+    assert code == 1 and data["missing_scp_target"].startswith("level 2 of 2")
+    assert data["policies"]["scp"] is not None and len(data["policies"]["scp"]) == 2
+    code, out = run_cli(capsys, *base, "--boundary-file", f["fence.json"])
+    assert code == 1 and "permissions boundary does not" in out
+    code, out = run_cli(capsys, *base, "--boundary-file", f["full.json"], "--scp-file",
+                        f["full.json"])
+    assert code == 0, out
+    code, err = run_err(capsys, *base, "--scp-file", str(tmp_path / "missing.json"))
+    assert code == 2 and "missing.json" in err
+
+
+def test_cli_global_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--global-keys none: the older guide's reading, every global key absent; the hint says a
+    condition failed for an absent key."""
+    window = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "rds-db:connect", "Resource": "*",
+        "Condition": {"DateGreaterThan": {"aws:CurrentTime": "2001-01-01T00:00:00Z"}}}]}
+    doc = tmp_path / "w.json"
+    doc.write_text(json.dumps(window))
+    base = ["--principal", f"arn:aws:iam::{ACCT}:user/alice", "--db-user", "app",
+            "--resource-id", "db-X", "--policy-file", str(doc)]
+    code, out = run_cli(capsys, *base)
+    assert code == 0 and "global keys 'documented'" in out, out
+    code, out = run_cli(capsys, *base, "--global-keys", "none")
+    assert code == 1 and "global keys 'none'" in out
+    assert "[absent_key]" in out and "aws:CurrentTime is absent" in out
+    with pytest.raises(SystemExit) as exit_info:  # argparse refuses an unknown reading
+        cli.main(["policy", "check", *base, "--global-keys", "some"])
+    assert exit_info.value.code == 2 and "invalid choice: 'some'" in capsys.readouterr().err
+
+
+def test_cli_api_source_reports_scps_as_skipped(
+    moto_url: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Through the IAM API the SCPs are not read: the output says so instead of a silent allow."""
+    rid, _ = setup_state(moto_url)
+    client(moto_url, "iam").put_user_policy(UserName="alice", PolicyName="all",
+                                           PolicyDocument=policy("*"))
+    args = ["--endpoint-url", moto_url, "--principal", f"arn:aws:iam::{ACCT}:user/alice",
+            "--db-user", "app", "--resource-id", rid, "--region", REGION]
+    code, out = run_cli(capsys, *args)
+    assert code == 0 and "skipped:    service control policies" in out, out
+    code, out = run_cli(capsys, *args, "--json")
+    assert json.loads(out)["skipped"][0].startswith("service control policies")
