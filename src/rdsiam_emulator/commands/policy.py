@@ -126,7 +126,7 @@ def run_check(args: argparse.Namespace) -> int:
     if endpoint_url and (needs_lookup or not args.policy_file):
         iam, rds = _clients(endpoint_url, region, principal.account_id, account)
         if not args.policy_file:
-            source = IamApiPolicySource(iam)
+            source = IamApiPolicySource(iam, report_scp_skipped=not args.scp_file)
         if needs_lookup:
             try:
                 resource_id = _resource_id(rds, args.instance)
@@ -138,10 +138,6 @@ def run_check(args: argparse.Namespace) -> int:
             source = WithScp(source, _scp_levels(args.scp_file))
         except OSError as exc:
             return _fail(str(exc))
-    elif isinstance(source, IamApiPolicySource):
-        source = WithScp(source, None, skipped=(
-            "service control policies: not read through the API; pass --scp-file (one per "
-            "level) to include them",))
     assert resource_id is not None
     resource = f"arn:aws:rds-db:{region}:{account}:dbuser:{resource_id}/{args.db_user}"
     extra: dict[str, str] = {}
@@ -176,15 +172,13 @@ def _scp_levels(specs: list[str]) -> tuple[ScpLevel, ...]:
 
 
 class WithScp:
-    """A ``PolicySource`` whose SCP levels (and skipped parts) are given, not looked up."""
+    """A ``PolicySource`` whose SCP levels are given (``--scp-file``), not looked up."""
 
-    def __init__(self, inner: PolicySource, scp: tuple[ScpLevel, ...] | None,
-                 skipped: tuple[str, ...] = ()) -> None:
-        self._inner, self._scp, self._skipped = inner, scp, skipped
+    def __init__(self, inner: PolicySource, scp: tuple[ScpLevel, ...]) -> None:
+        self._inner, self._scp = inner, scp
 
     def policies_for(self, principal: Principal) -> PrincipalPolicies:
-        found = self._inner.policies_for(principal)
-        return replace(found, scp=self._scp, skipped=found.skipped + self._skipped)
+        return replace(self._inner.policies_for(principal), scp=self._scp)
 
 
 def _resource_id(rds: Any, identifier: str) -> str:

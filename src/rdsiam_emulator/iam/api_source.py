@@ -33,11 +33,18 @@ def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> Iterator[Any
 class IamApiPolicySource:
     """Reads policies with ``iam`` API calls (``list_*``/``get_*``); slow, for one-off checks."""
 
+    SCP_SKIPPED = ("service control policies: not read through the IAM API (an SCP may still "
+                   "deny on AWS); policy check --scp-file evaluates them")
+
     def __init__(
-        self, iam_client: Any, *, client_for_account: Callable[[str], Any] | None = None
+        self, iam_client: Any, *, client_for_account: Callable[[str], Any] | None = None,
+        report_scp_skipped: bool = True,
     ) -> None:
         """``client_for_account`` gives a client for the principal's account (a moto server keeps
-        accounts apart by the ``x-moto-account-id`` header); otherwise ``iam_client`` serves all."""
+        accounts apart by the ``x-moto-account-id`` header); otherwise ``iam_client`` serves all.
+        ``report_scp_skipped``: say in ``PrincipalPolicies.skipped`` that SCPs were not read
+        (off when the caller supplies them)."""
+        self._skipped = (self.SCP_SKIPPED,) if report_scp_skipped else ()
         self._default = iam_client
         self._iam = iam_client
         self._client_for_account = client_for_account
@@ -119,7 +126,8 @@ class IamApiPolicySource:
                 boundary = (ref,) if ref is not None else ()
             tags.extend((t["Key"], t["Value"]) for t in iam.list_user_tags(UserName=name)["Tags"])
         return PrincipalPolicies(
-            tuple(identity), None, boundary, tuple(tags), user_id, tuple(notes)
+            tuple(identity), None, boundary, tuple(tags), user_id, tuple(notes),
+            skipped=self._skipped,
         )
 
 

@@ -253,6 +253,14 @@ class IamAuthorizer:
             global_keys=self.global_keys,
         )
 
+    def skipped_parts(
+        self, *, credential: ResolvedCredential, endpoint: Endpoint, db_user: str, now: datetime
+    ) -> tuple[str, ...]:
+        """Parts of the decision the policy source could not evaluate (``token explain`` shows
+        them next to an allow, so an allow never hides them)."""
+        result = self.check(credential, endpoint, db_user, now)
+        return () if isinstance(result, Rejection) else result.policies.skipped
+
     def authorize(
         self,
         *,

@@ -254,6 +254,8 @@ def test_token_explain_runs_the_policy_check_against_a_moto_server(
         PolicyDocument=policy(f"arn:aws:rds-db:{REGION}:{ACCT}:dbuser:{rid}/app"))
     code, data = _explain(capsys, *args)
     assert code == 0 and _authorization(data)["status"] == "pass"
+    # the IAM API gives no SCPs: the allow says so rather than hiding it
+    assert "not evaluated: service control policies" in _authorization(data)["detail"]
     code, data = _explain(capsys, *args, "--resource-id", "db-SOMETHINGELSE")
     assert code == 1 and _authorization(data)["status"] == "fail"
 
@@ -386,3 +388,18 @@ def test_cli_api_source_reports_scps_as_skipped(
     assert code == 0 and "skipped:    service control policies" in out, out
     code, out = run_cli(capsys, *args, "--json")
     assert json.loads(out)["skipped"][0].startswith("service control policies")
+
+
+def test_cli_api_source_with_scp_file_is_not_skipped(
+    moto_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--scp-file supplies the SCPs the API cannot: evaluated, and no longer reported skipped."""
+    rid, _ = setup_state(moto_url)
+    client(moto_url, "iam").put_user_policy(UserName="alice", PolicyName="all",
+                                           PolicyDocument=policy("*"))
+    deny = tmp_path / "deny.json"
+    deny.write_text(_deny_doc())
+    code, out = run_cli(capsys, "--endpoint-url", moto_url, "--principal",
+                        f"arn:aws:iam::{ACCT}:user/alice", "--db-user", "app", "--resource-id",
+                        rid, "--region", REGION, "--scp-file", str(deny))
+    assert code == 1 and "explicit_deny" in out and "skipped:" not in out, out
