@@ -35,7 +35,11 @@ from rdsiam_emulator.tokens import ParsedToken
 
 CONNECT = "rds-db:connect"
 
-__all__ = ["UNSUPPORTED_KEYS", "IamAuthorizer", "PolicyCheck", "build_context", "check_principal"]
+# build_context and UNSUPPORTED_KEYS moved to request_context; re-exported for existing callers
+__all__ = [
+    "CONNECT", "UNSUPPORTED_KEYS", "IamAuthorizer", "PolicyCheck", "build_context",
+    "caller_phrase", "check_principal", "principal_label", "rejection_for",
+]
 
 
 @dataclass(frozen=True, slots=True)
