@@ -126,7 +126,11 @@ def run_check(args: argparse.Namespace) -> int:
     if endpoint_url and (needs_lookup or not args.policy_file):
         iam, rds = _clients(endpoint_url, region, principal.account_id, account)
         if not args.policy_file:
-            source = IamApiPolicySource(iam, report_scp_skipped=not args.scp_file)
+            source = IamApiPolicySource(
+                iam, report_scp_skipped=not args.scp_file,
+                organizations_for_account=None if args.scp_file else _organizations(
+                    endpoint_url, region),
+            )
         if needs_lookup:
             try:
                 resource_id = _resource_id(rds, args.instance)
@@ -212,6 +216,24 @@ def _clients(
         client.meta.events.register("before-sign.*.*", _account_header(account))
         clients.append(client)
     return clients[0], clients[1]
+
+
+def _organizations(endpoint_url: str, region: str) -> Any:
+    """Organizations clients acting as a given account (``x-moto-account-id``)."""
+    import boto3
+
+    session = boto3.Session(
+        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+        aws_session_token=os.environ.get("AWS_SESSION_TOKEN"), region_name=region,
+    )
+
+    def for_account(account: str) -> Any:
+        client = session.client("organizations", endpoint_url=endpoint_url)
+        client.meta.events.register("before-sign.*.*", _account_header(account))
+        return client
+
+    return for_account
 
 
 def _account_header(account: str) -> Any:

@@ -151,7 +151,8 @@ def explain_inputs(args: argparse.Namespace, endpoint: Endpoint | None) -> Expla
         instance_id = instance_id or db.get("DBInstanceIdentifier")
         account = account or str(db.get("DBInstanceArn", "")).split(":")[4] or None
     source = IamApiPolicySource(
-        iam, client_for_account=lambda acct: _client(url, "iam", region, acct)
+        iam, client_for_account=lambda acct: _client(url, "iam", region, acct),
+        organizations_for_account=lambda acct: _client(url, "organizations", region, acct),
     )
     authorizer = _BoundAuthorizer(IamAuthorizer(source), account, resource_id, instance_id)
     return ExplainInputs(credentials=credentials, authorizer=authorizer)

@@ -18,6 +18,7 @@ from rdsiam_emulator.endpoint_spec import Endpoint
 from rdsiam_emulator.iam import IamAuthorizer, MotoCredentials, moto_patches
 from rdsiam_emulator.iam.api_source import IamApiPolicySource
 from rdsiam_emulator.iam.authorizer import check_principal
+from rdsiam_emulator.iam.explain_policy import format_check
 from rdsiam_emulator.iam.moto_state import MotoPolicySource
 from rdsiam_emulator.iam.principals import principal_from_arn
 from rdsiam_emulator.verifier import verify_token
@@ -254,8 +255,7 @@ def test_token_explain_runs_the_policy_check_against_a_moto_server(
         PolicyDocument=policy(f"arn:aws:rds-db:{REGION}:{ACCT}:dbuser:{rid}/app"))
     code, data = _explain(capsys, *args)
     assert code == 0 and _authorization(data)["status"] == "pass"
-    # the IAM API gives no SCPs: the allow says so rather than hiding it
-    assert "not evaluated: service control policies" in _authorization(data)["detail"]
+    assert _authorization(data)["detail"] == "allowed"  # no organization: nothing skipped
     code, data = _explain(capsys, *args, "--resource-id", "db-SOMETHINGELSE")
     assert code == 1 and _authorization(data)["status"] == "fail"
 
@@ -375,19 +375,69 @@ def test_cli_global_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert exit_info.value.code == 2 and "invalid choice: 'some'" in capsys.readouterr().err
 
 
-def test_cli_api_source_reports_scps_as_skipped(
+def test_api_source_without_organizations_reports_scps_as_skipped(moto_url: str) -> None:
+    """Without an Organizations client (or when it fails) the SCPs are not read: the decision
+    says so instead of a silent allow."""
+    rid, _ = setup_state(moto_url)
+    iam = client(moto_url, "iam")
+    iam.put_user_policy(UserName="alice", PolicyName="all", PolicyDocument=policy("*"))
+    principal = principal_from_arn(f"arn:aws:iam::{ACCT}:user/alice")
+    resource = f"arn:aws:rds-db:{REGION}:{ACCT}:dbuser:{rid}/app"
+    now = SystemClock().now()
+    plain = check_principal(principal, resource, source=IamApiPolicySource(iam), region=REGION,
+                            now=now)
+    assert plain.decision.allowed and plain.policies.skipped == (IamApiPolicySource.SCP_SKIPPED,)
+    assert any(line.startswith("skipped:    service control policies")
+               for line in format_check(plain))
+
+    def broken(_account: str) -> Any:
+        raise RuntimeError("no organizations endpoint")
+
+    failing = check_principal(principal, resource, region=REGION, now=now, source=(
+        IamApiPolicySource(iam, organizations_for_account=broken)))
+    assert failing.policies.skipped == (
+        "service control policies: the Organizations API failed (no organizations endpoint)",)
+
+
+def test_cli_reads_scps_through_the_organizations_api(
     moto_url: str, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Through the IAM API the SCPs are not read: the output says so instead of a silent allow."""
-    rid, _ = setup_state(moto_url)
-    client(moto_url, "iam").put_user_policy(UserName="alice", PolicyName="all",
-                                           PolicyDocument=policy("*"))
-    args = ["--endpoint-url", moto_url, "--principal", f"arn:aws:iam::{ACCT}:user/alice",
-            "--db-user", "app", "--resource-id", rid, "--region", REGION]
+    """policy check --endpoint-url reads the member account's path and SCPs through the
+    Organizations API (SCP rules: orgs_manage_policies_scps.html)."""
+    org = client(moto_url, "organizations")
+    org_id = org.create_organization(FeatureSet="ALL")["Organization"]["Id"]
+    root = org.list_roots()["Roots"][0]["Id"]
+    org.enable_policy_type(RootId=root, PolicyType="SERVICE_CONTROL_POLICY")
+    ou = org.create_organizational_unit(ParentId=root, Name="Prod")["OrganizationalUnit"]["Id"]
+    member = org.create_account(AccountName="app", Email="app@example.com")[
+        "CreateAccountStatus"]["AccountId"]
+    org.move_account(AccountId=member, SourceParentId=root, DestinationParentId=ou)
+    iam = client(moto_url, "iam")
+    iam.meta.events.register("before-sign.*.*", _member_header(member))
+    iam.create_user(UserName="bob")
+    iam.put_user_policy(UserName="bob", PolicyName="all", PolicyDocument=policy("*"))
+    args = ["--endpoint-url", moto_url, "--principal", f"arn:aws:iam::{member}:user/bob",
+            "--db-user", "app", "--resource-id", "db-X", "--region", REGION, "--json"]
     code, out = run_cli(capsys, *args)
-    assert code == 0 and "skipped:    service control policies" in out, out
-    code, out = run_cli(capsys, *args, "--json")
-    assert json.loads(out)["skipped"][0].startswith("service control policies")
+    data = json.loads(out)
+    assert code == 0 and data["skipped"] == [], out
+    assert data["organization"]["id"] == org_id
+    assert data["organization"]["path"] == f"{org_id}/{root}/{ou}/"
+    assert len(data["policies"]["scp"]) == 3
+    deny = org.create_policy(Name="no-db", Description="x", Type="SERVICE_CONTROL_POLICY",
+                             Content=_deny_doc())["Policy"]["PolicySummary"]["Id"]
+    org.attach_policy(PolicyId=deny, TargetId=ou)
+    code, out = run_cli(capsys, *args)
+    data = json.loads(out)
+    assert code == 1 and data["outcome"] == "explicit_deny"
+    assert f"SCP 'no-db' ({deny}) attached to OU 'Prod' ({ou})" in data["detail"]
+
+
+def _member_header(account: str) -> Any:
+    def add(request: Any, **_kwargs: Any) -> None:
+        request.headers["x-moto-account-id"] = account
+
+    return add
 
 
 def test_cli_api_source_with_scp_file_is_not_skipped(
@@ -403,3 +453,27 @@ def test_cli_api_source_with_scp_file_is_not_skipped(
                         f"arn:aws:iam::{ACCT}:user/alice", "--db-user", "app", "--resource-id",
                         rid, "--region", REGION, "--scp-file", str(deny))
     assert code == 1 and "explicit_deny" in out and "skipped:" not in out, out
+
+
+def test_token_explain_allow_names_what_was_not_evaluated(moto_url: str) -> None:
+    """An allow must not hide a skipped part: with a policy source that cannot read SCPs, the
+    authorization line of token explain says 'not evaluated: service control policies …'."""
+    from rdsiam_emulator.explain import explain_token
+    from rdsiam_emulator.iam.explain_hook import ApiKeyLookup
+
+    rid, key = setup_state(moto_url)
+    iam = client(moto_url, "iam")
+    iam.put_user_policy(UserName="alice", PolicyName="all", PolicyDocument=policy("*"))
+    db = client(moto_url, "rds").describe_db_instances()["DBInstances"][0]
+    host, port = db["Endpoint"]["Address"], db["Endpoint"]["Port"]
+    token = client(moto_url, "rds", key).generate_db_auth_token(
+        DBHostname=host, Port=port, DBUsername="app")
+    endpoint = Endpoint(host, port, REGION, account_id=ACCT, resource_id=rid, instance_id="mydb")
+    explanation = explain_token(
+        token, now=SystemClock().now(), endpoint=endpoint, db_user="app",
+        credentials=ApiKeyLookup(iam, client(moto_url, "sts"), key["SecretAccessKey"], None),
+        authorizer=IamAuthorizer(IamApiPolicySource(iam)),
+    )
+    [line] = [c for c in explanation.checks if c.name == "rds-db:connect authorization"]
+    assert line.status == "pass"
+    assert line.detail == f"allowed; not evaluated: {IamApiPolicySource.SCP_SKIPPED}"
