@@ -142,6 +142,9 @@ def run_check(args: argparse.Namespace) -> int:
             source = WithScp(source, _scp_levels(args.scp_file))
         except OSError as exc:
             return _fail(str(exc))
+    elif isinstance(source, StaticPolicySource):
+        source = WithScp(source, None, skipped=(
+            "service control policies: none given (--scp-file); an SCP may still deny on AWS",))
     assert resource_id is not None
     resource = f"arn:aws:rds-db:{region}:{account}:dbuser:{resource_id}/{args.db_user}"
     extra: dict[str, str] = {}
@@ -176,13 +179,16 @@ def _scp_levels(specs: list[str]) -> tuple[ScpLevel, ...]:
 
 
 class WithScp:
-    """A ``PolicySource`` whose SCP levels are given (``--scp-file``), not looked up."""
+    """A ``PolicySource`` whose SCP levels are given (``--scp-file``), not looked up, or whose
+    SCPs are reported as skipped."""
 
-    def __init__(self, inner: PolicySource, scp: tuple[ScpLevel, ...]) -> None:
-        self._inner, self._scp = inner, scp
+    def __init__(self, inner: PolicySource, scp: tuple[ScpLevel, ...] | None,
+                 skipped: tuple[str, ...] = ()) -> None:
+        self._inner, self._scp, self._skipped = inner, scp, skipped
 
     def policies_for(self, principal: Principal) -> PrincipalPolicies:
-        return replace(self._inner.policies_for(principal), scp=self._scp)
+        found = self._inner.policies_for(principal)
+        return replace(found, scp=self._scp, skipped=found.skipped + self._skipped)
 
 
 def _resource_id(rds: Any, identifier: str) -> str:

@@ -336,7 +336,7 @@ def test_cli_scp_and_boundary_files(tmp_path: Path, capsys: pytest.CaptureFixtur
             "--resource-id", "db-X", "--region", REGION, "--policy-file", f["p.json"]]
     code, out = run_cli(capsys, *base, "--scp-file", f["full.json"], "--scp-file",
                         f"{f['full.json']},{f['s3only.json']}")
-    assert code == 0, out
+    assert code == 0 and "skipped:" not in out, out
     code, out = run_cli(capsys, *base, "--scp-file", f["full.json"], "--scp-file",
                         f"{f['full.json']},{f['deny.json']}")
     assert code == 1 and "DENY (explicit_deny)" in out, out
@@ -348,6 +348,7 @@ def test_cli_scp_and_boundary_files(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert data["policies"]["scp"] is not None and len(data["policies"]["scp"]) == 2
     code, out = run_cli(capsys, *base, "--boundary-file", f["fence.json"])
     assert code == 1 and "permissions boundary does not" in out
+    assert "skipped:    service control policies: none given (--scp-file)" in out
     code, out = run_cli(capsys, *base, "--boundary-file", f["full.json"], "--scp-file",
                         f["full.json"])
     assert code == 0, out
