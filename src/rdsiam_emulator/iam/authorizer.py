@@ -9,6 +9,7 @@ decision without a token or a database (library use, ``policy check``).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -220,6 +221,9 @@ class IamAuthorizer:
             source = MotoPolicySource()
         self._source = source
         self.global_keys: GlobalKeys = global_keys
+        # what the last authorize() in this thread could not evaluate (read by the Authenticator
+        # right after verify_token, in the same thread, for the allow event)
+        self._last = threading.local()
 
     def with_global_keys(self, global_keys: str) -> IamAuthorizer:
         """The same policy source under another reading of the request context."""
@@ -276,5 +280,13 @@ class IamAuthorizer:
     ) -> Rejection | None:
         result = self.check(credential, endpoint, db_user, now)
         if isinstance(result, Rejection):
+            self._last.skipped = ()
             return result
+        self._last.skipped = result.policies.skipped
         return result.rejection()
+
+    def last_skipped(self) -> tuple[str, ...]:
+        """The skipped parts of this thread's last ``authorize`` decision (then forgotten)."""
+        skipped: tuple[str, ...] = getattr(self._last, "skipped", ())
+        self._last.skipped = ()
+        return skipped

@@ -478,3 +478,31 @@ def test_token_explain_allow_names_what_was_not_evaluated(moto_url: str) -> None
     [line] = [c for c in explanation.checks if c.name == "rds-db:connect authorization"]
     assert line.status == "pass"
     assert line.detail == f"allowed; not evaluated: {IamApiPolicySource.SCP_SKIPPED}"
+
+
+def test_allow_event_names_what_was_not_evaluated(moto_url: str) -> None:
+    """The auth event of an allowed login carries the skipped parts of the decision (here: SCPs,
+    with an IAM-API policy source built without an Organizations client)."""
+    from rdsiam_emulator.authenticator import Authenticator, ClientInfo
+    from rdsiam_emulator.events import EventLog
+    from rdsiam_emulator.iam.explain_hook import ApiKeyLookup
+
+    rid, key = setup_state(moto_url)
+    iam = client(moto_url, "iam")
+    iam.put_user_policy(UserName="alice", PolicyName="all", PolicyDocument=policy("*"))
+    db = client(moto_url, "rds").describe_db_instances()["DBInstances"][0]
+    host, port = db["Endpoint"]["Address"], db["Endpoint"]["Port"]
+    events = EventLog()
+    auth = Authenticator(
+        instance_id="mydb", engine="postgres",
+        endpoint=Endpoint(host, port, REGION, account_id=ACCT, resource_id=rid,
+                          instance_id="mydb"),
+        credentials=ApiKeyLookup(iam, client(moto_url, "sts"), key["SecretAccessKey"], None),
+        events=events, authorizer=IamAuthorizer(IamApiPolicySource(iam)))
+    token = client(moto_url, "rds", key).generate_db_auth_token(
+        DBHostname=host, Port=port, DBUsername="app")
+    decision = auth.authenticate_iam(db_user="app", token=token,
+                                     client=ClientInfo("127.0.0.1", tls=True))
+    assert decision.ok
+    assert events.all()[-1].detail == (
+        f"token accepted; not evaluated: {IamApiPolicySource.SCP_SKIPPED}")
