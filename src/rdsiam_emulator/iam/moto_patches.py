@@ -33,7 +33,6 @@ MOTO_CONSTANT_DBI_RESOURCE_ID = "db-M5ENSHXFPU6XHZ4G4ZEI5QIO2U"
 MOTO_EXAMPLE_ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 _ALPHABET = string.ascii_uppercase + string.digits
 _lock = threading.Lock()
-_installed: list[bool] = []  # non-empty once installed
 
 
 def new_dbi_resource_id() -> str:
@@ -63,14 +62,14 @@ class SessionRecord:
 
 
 def install() -> None:
-    """Apply both patches once per process (safe to call from anywhere, any number of times)."""
+    """Apply the patches (safe to call from anywhere, any number of times).
+
+    Each patch checks moto's class itself rather than a process-wide flag: a moto module imported
+    again (pytester's in-process runs drop the modules they imported) gets patched again."""
     with _lock:
-        if _installed:
-            return
         _patch_dbi_resource_id()
         _patch_sts()
         _patch_user_boundaries()
-        _installed.append(True)
 
 
 # ------------------------------------------------------------------------------- DbiResourceId
@@ -249,11 +248,13 @@ def _patch_user_boundaries() -> None:
     from moto.iam.models import User
     from moto.iam.responses import IamResponse
 
-    if isinstance(User.__dict__.get("permissions_boundary"), property):
+    # models and responses are checked apart: either module may have been imported afresh
+    if not isinstance(User.__dict__.get("permissions_boundary"), property):
+        User.permissions_boundary_arn = None  # type: ignore[attr-defined]
+        setattr(User, "permissions_boundary",  # noqa: B010 - a new attribute on moto's class
+                property(_user_boundary, doc="the user's boundary (rdsiam-emulator)"))
+    if "put_user_permissions_boundary" in IamResponse.__dict__:
         return
-    User.permissions_boundary_arn = None  # type: ignore[attr-defined]
-    setattr(User, "permissions_boundary",  # noqa: B010 - a new attribute on moto's class
-            property(_user_boundary, doc="the user's boundary (rdsiam-emulator)"))
     original_create = IamResponse.create_user
 
     def create_user(self: Any) -> Any:

@@ -268,3 +268,22 @@ def test_user_permissions_boundary_is_stored(aws: None) -> None:
     assert [u["UserName"] for u in iam.list_users()["Users"]] == ["u"]
     iam.create_user(UserName="plain")
     assert "PermissionsBoundary" not in iam.get_user(UserName="plain")["User"]
+
+
+def test_install_patches_a_freshly_imported_moto_module() -> None:
+    """pytester's in-process runs drop the modules they imported; moto's IAM responses imported
+    again must be patched again by install() (a process-wide flag once left them unpatched)."""
+    import importlib
+    import sys
+
+    moto_patches.install()
+    saved = sys.modules.pop("moto.iam.responses")
+    try:
+        fresh = importlib.import_module("moto.iam.responses")
+        assert fresh is not saved and "put_user_permissions_boundary" not in vars(fresh.IamResponse)
+        moto_patches.install()
+        assert "put_user_permissions_boundary" in vars(fresh.IamResponse)
+        assert hasattr(fresh.IamResponse.create_user, "__wrapped__")
+    finally:
+        sys.modules["moto.iam.responses"] = saved
+        sys.modules["moto.iam"].responses = saved  # type: ignore[attr-defined]
