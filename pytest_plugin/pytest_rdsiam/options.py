@@ -39,6 +39,7 @@ class PluginSettings:
     throttling: bool = True
     events_file: str | None = None
     event_loop: str = "auto"
+    global_keys: str = "documented"
 
     def override(self, **changes: Any) -> PluginSettings:
         """Factory arguments win over everything; ``None`` means "not given"."""
@@ -89,6 +90,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("events_file", "also write every auth event to this JSON-lines file"),
     Option("event_loop", "event loop of the endpoints (auto: uvloop when installed)", "choice",
            ("auto", "uvloop", "asyncio")),
+    Option("global_keys", "global condition keys in a login's IAM request context: as RDS "
+           "documents them, or none (the older guide's stricter reading)", "choice",
+           ("documented", "none")),
 )
 
 

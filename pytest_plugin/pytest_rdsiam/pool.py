@@ -133,7 +133,7 @@ class InstancePool:
             instance_id=f"rdsiam-{engine}", engine=engine,  # type: ignore[arg-type]
             region=s.region, account_id=s.account_id, naming=s.naming,  # type: ignore[arg-type]
             require_tls=s.require_tls, future_skew=s.future_skew,
-            throttling=s.throttling,
+            throttling=s.throttling, global_keys=s.global_keys,
         )
         return replace(base, **overrides)  # type: ignore[arg-type]
 

@@ -135,13 +135,19 @@ class Authenticator:
                                     "reuse tokens within their lifetime or pool connections",
                                     result.principal_arn, result.access_key_id)
         if result.ok:
-            return self._decide(db_user, client, None, result.detail, None,
+            return self._decide(db_user, client, None, result.detail + self._skipped(), None,
                                 result.principal_arn, result.access_key_id)
         hint = result.hint
         if not hint and result.reason is not None:
             hint = VERIFIER_HINTS.get(result.reason)
         return self._decide(db_user, client, result.reason, result.detail, hint,
                             result.principal_arn, result.access_key_id)
+
+    def _skipped(self) -> str:
+        """Parts of an allow the IAM authorizer could not evaluate: the event names them."""
+        last = getattr(self.authorizer, "last_skipped", None)
+        parts: tuple[str, ...] = last() if callable(last) else ()
+        return "; not evaluated: " + "; ".join(parts) if parts else ""
 
     def reject(
         self, *, db_user: str, client: ClientInfo, reason: Reason, detail: str,
