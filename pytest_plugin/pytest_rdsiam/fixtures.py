@@ -51,6 +51,27 @@ def rds_iam_instance(rds_iam_instances: InstancePool) -> EmulatedInstance:
     return rds_iam_instances.shared("postgres")
 
 
+_AUTHENTICATOR_STATE = ("iam_enabled", "require_tls", "settings", "throttle", "authorizer",
+                        "credentials", "clock")
+"""What a test can change on a shared instance's authenticator (``set_iam_enabled`` and direct
+assignments through ``rds_iam_db.instance``): put back at teardown."""
+
+
+def _restorer(instance: EmulatedInstance) -> Callable[[], None]:
+    """Undo, at teardown, what a test changed on a shared instance: the authenticator's settings
+    as they are now, and an empty throttling window (a burst must not throttle the next test)."""
+    auth = instance.authenticator
+    saved = {name: getattr(auth, name) for name in _AUTHENTICATOR_STATE}
+
+    def restore() -> None:
+        for name, value in saved.items():
+            setattr(auth, name, value)
+        if auth.throttle is not None:
+            auth.throttle.reset()
+
+    return restore
+
+
 class _TestScope:
     """What one test activated: moto, the AWS clock, databases to drop, instances to close."""
 
@@ -80,6 +101,8 @@ class _TestScope:
         self.stack.callback(backend.drop_database, dbname)
         if owned:
             self.stack.callback(instance.close)
+        else:
+            self.stack.callback(_restorer(instance))
         cursor = self.pool.events.mark()
         self.request.node.stash.setdefault(EVENT_SOURCES, []).append((instance, cursor))
         instance.register_in_moto()
