@@ -40,10 +40,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     settings = resolve(config)
+    if settings.enabled and settings.events_file:
+        _check_events_file(settings.events_file)
     config.stash[SETTINGS_KEY] = settings
     module = "pytest_rdsiam.fixtures" if settings.enabled else "pytest_rdsiam.inactive"
     if not config.pluginmanager.has_plugin(FIXTURES_PLUGIN_NAME):
         config.pluginmanager.register(importlib.import_module(module), FIXTURES_PLUGIN_NAME)
+
+
+def _check_events_file(path: str) -> None:
+    """A file that cannot be written is a usage error now, not a failed login later."""
+    from pathlib import Path
+
+    from rdsiam_emulator.events import check_jsonl_path
+
+    try:
+        check_jsonl_path(Path(path))
+    except OSError as exc:
+        raise pytest.UsageError(
+            f"--rdsiam-events-file/rdsiam_events_file: cannot write {path!r}: "
+            f"{exc.strerror or exc}") from None
 
 
 @pytest.hookimpl(wrapper=True)
