@@ -6,6 +6,7 @@ Layout as in pytest-postgresql: process/instance fixtures (session) vs the clien
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import fields
@@ -20,6 +21,7 @@ from pytest_rdsiam.pool import BackendPool, InstancePool
 from rdsiam_emulator.aws_clock import aws_clock
 from rdsiam_emulator.instances import EmulatedInstance, InstanceConfig
 from rdsiam_emulator.moto_rds import no_default_amis
+from rdsiam_emulator.regions import region_problem
 
 ENGINES = ("postgres", "mysql")
 FACTORY_ARGUMENTS = frozenset(f.name for f in fields(InstanceConfig)) - {"engine"}
@@ -70,6 +72,19 @@ def _restorer(instance: EmulatedInstance) -> Callable[[], None]:
             auth.throttle.reset()
 
     return restore
+
+
+def _check_values(overrides: dict[str, Any]) -> None:
+    """``ValueError`` for factory values the options would refuse too (a region botocore does
+    not know, a negative or infinite future skew), before anything starts."""
+    region = overrides.get("region")
+    if region is not None:
+        problem = region_problem(region)
+        if problem:
+            raise ValueError(f"rds_iam_db_factory: region: {problem}")
+    skew = overrides.get("future_skew")
+    if skew is not None and not (math.isfinite(skew) and skew >= 0):
+        raise ValueError(f"rds_iam_db_factory: future_skew must be seconds >= 0, got {skew!r}")
 
 
 class _TestScope:
@@ -149,6 +164,7 @@ def rds_iam_db_factory(_rds_iam_scope: _TestScope) -> Callable[..., RdsIamDb]:
         if unknown:
             raise TypeError(f"rds_iam_db_factory: unknown argument(s) {', '.join(unknown)}; "
                             f"accepted: engine, {', '.join(sorted(FACTORY_ARGUMENTS))}")
+        _check_values(overrides)
         overrides.setdefault("instance_id", pool.next_id(engine))
         config = pool.default_config(engine, **{k: v for k, v in overrides.items()
                                                 if v is not None})

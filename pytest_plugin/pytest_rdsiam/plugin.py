@@ -9,12 +9,13 @@ how-to reason (``pytest_rdsiam.inactive``).
 
 from __future__ import annotations
 
+import copy
 import importlib
 from collections.abc import Generator
 
 import pytest
 
-from pytest_rdsiam.options import add_options, resolve
+from pytest_rdsiam.options import add_options, bare_activation_to_explicit, resolve
 from pytest_rdsiam.plugin_state import (
     NOT_ACTIVE_REASON,
     SETTINGS_KEY,
@@ -36,6 +37,17 @@ FIXTURES_PLUGIN_NAME = "rdsiam-fixtures"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser,
+                                  args: list[str]) -> None:
+    """Keep ``pytest --rdsiam-emulator tests/`` working now that the flag takes an optional
+    true/false value: a bare flag followed by anything else means ``--rdsiam-emulator=true``."""
+    if bare_activation_to_explicit(args):
+        # what pytest parsed before this hook took the path as the flag's value: parse again
+        early_config.known_args_namespace = parser.parse_known_args(
+            args, namespace=copy.copy(early_config.option))
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,5 +1,9 @@
 """--rdsiam-events-file: checked at start-up; a sink that fails later never fails a login."""
 
+# cryptography's Rust bindings break if a pytester run is the first to import it and it is then
+# re-imported: keep it imported by this process (pytester only drops what the inner run added)
+import rdsiam_emulator.tls  # noqa: F401
+
 SINK_TESTS = r'''
 import shutil
 from pathlib import Path

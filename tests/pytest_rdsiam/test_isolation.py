@@ -1,5 +1,9 @@
 """Per-test isolation of the shared instances: what one test changes, the next does not see."""
 
+# cryptography's Rust bindings break if a pytester run is the first to import it and it is then
+# re-imported: keep it imported by this process (pytester only drops what the inner run added)
+import rdsiam_emulator.tls  # noqa: F401
+
 ISOLATION_TESTS = r'''
 import psycopg
 import pymysql
