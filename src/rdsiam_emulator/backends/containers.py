@@ -24,12 +24,13 @@ No orphans: each container is removed by ``stop()`` (also at exit/SIGTERM via li
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import secrets
 import time
 from typing import Any
 
-from .errors import BackendError, BackendUnavailable
+from .errors import ENGINE_HOWTO, BackendError, BackendUnavailable
 from .handle import BackendHandle
 from .mysql_handle import MysqlHandle
 from .postgres_handle import ADMIN_DB, PostgresHandle
@@ -46,18 +47,26 @@ PG_FAST_ARGS = ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_p
 MY_FAST_ARGS = ["--innodb-flush-log-at-trx-commit=0", "--skip-name-resolve"]
 
 
+NEEDS_EXTRA = ("the container provider needs testcontainers, which is not installed: "
+               "pip install 'rdsiam-emulator[containers]'")
+
+
 def _docker_client() -> Any:
+    # testcontainers first: the docker SDK alone may be installed by something else (it is
+    # testcontainers' dependency, not ours), and then a missing extra looked like a missing engine
+    if importlib.util.find_spec("testcontainers") is None:
+        raise BackendUnavailable(NEEDS_EXTRA)
     try:
         import docker
     except ImportError as exc:
-        raise BackendUnavailable(
-            "the container provider needs testcontainers: pip install 'rdsiam-emulator[containers]'"
-        ) from exc
+        raise BackendUnavailable(NEEDS_EXTRA) from exc
     try:
         client = docker.from_env(timeout=5)  # type: ignore[attr-defined]
         client.ping()
     except Exception as exc:
-        raise BackendUnavailable(f"no Docker-API engine reachable ({_where()}): {exc}") from exc
+        raise BackendUnavailable(
+            f"no Docker-API engine reachable ({_where()}): {exc}. To get one: {ENGINE_HOWTO}"
+        ) from exc
     return client
 
 
@@ -89,7 +98,7 @@ def start_container(spec: BackendSpec) -> BackendHandle:
         from testcontainers.core.container import DockerContainer
     except ImportError as exc:
         client.close()
-        raise BackendUnavailable("pip install 'rdsiam-emulator[containers]'") from exc
+        raise BackendUnavailable(NEEDS_EXTRA) from exc
     image = spec.resolved_image()
     port_in = DEFAULT_PORTS[spec.engine]
     key = reuse_key(spec, image)

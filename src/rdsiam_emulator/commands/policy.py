@@ -51,15 +51,18 @@ def register(sub: Any) -> None:
                             "arn:aws:sts::ACCT:assumed-role/ROLE/SESSION")
     check.add_argument("--db-user", required=True, help="the database user name to log in as")
     check.add_argument("--instance",
-                       help="DB instance (or Aurora cluster) identifier, looked up for its "
-                            "resource id")
+                       help="DB instance (or Aurora cluster) identifier: alone, looked up for its "
+                            "resource id through --endpoint-url; with --resource-id, no lookup, "
+                            "it only lets the explanation spot a policy that names the identifier "
+                            "instead of the resource id")
     check.add_argument("--resource-id", help="DbiResourceId (db-…), cluster-… or prx-…")
     check.add_argument("--region", default=None, help="default: AWS_DEFAULT_REGION or us-east-1")
     check.add_argument("--account", help="the database's account (default: the principal's)")
     check.add_argument("--endpoint-url", default=None,
                        help="moto server URL (default: AWS_ENDPOINT_URL)")
     check.add_argument("--policy-file", action="append", default=[], type=Path,
-                       help="identity policy document to evaluate instead of reading IAM")
+                       help="identity policy document (JSON file) to evaluate instead of "
+                            "reading IAM; repeatable: every file is one attached policy")
     check.add_argument("--session-policy-file", action="append", default=None, type=Path,
                        help="session policy document (as passed to AssumeRole); repeatable")
     check.add_argument("--boundary-file", action="append", default=None, type=Path,
@@ -107,12 +110,19 @@ def run_check(args: argparse.Namespace) -> int:
     if needs_lookup and not endpoint_url:
         return _fail(f"--instance {args.instance!r} needs --endpoint-url (or AWS_ENDPOINT_URL, "
                      "a moto server) to look up its resource id; or pass --resource-id")
+    # before "no IAM policies": a session/boundary file without identity files is its own rule
+    if not args.policy_file and (args.session_policy_file or args.boundary_file):
+        given = " and ".join(name for name, value in (
+            ("--session-policy-file", args.session_policy_file),
+            ("--boundary-file", args.boundary_file)) if value)
+        return _fail(f"{given} needs --policy-file: session policies and boundaries only narrow "
+                     "what identity policies allow, so they are evaluated together with the "
+                     "identity policies given as files; with --endpoint-url the identity policies "
+                     "and the boundary come from IAM, and a principal ARN carries no session "
+                     "policy")
     if not args.policy_file and not endpoint_url:
         return _fail("no IAM policies: pass --endpoint-url (or AWS_ENDPOINT_URL, a moto server) "
                      "or --policy-file")
-    if not args.policy_file and (args.session_policy_file or args.boundary_file):
-        return _fail("--session-policy-file/--boundary-file apply with --policy-file only "
-                     "(with --endpoint-url the boundary comes from IAM)")
     source: PolicySource
     if args.policy_file:
         try:

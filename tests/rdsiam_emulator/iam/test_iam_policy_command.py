@@ -140,7 +140,7 @@ def test_cli_policy_files_and_usage_errors(tmp_path: Path,
     assert code == 2 and err.startswith("no database named: pass --resource-id")
     code, err = run_err(capsys, *principal, "--resource-id", "db-X", "--session-policy-file",
                         str(session), "--endpoint-url", "http://127.0.0.1:9")
-    assert code == 2 and err.startswith("--session-policy-file/--boundary-file apply with")
+    assert code == 2 and err.startswith("--session-policy-file needs --policy-file")
     assert run_cli(capsys, "--principal", "nope", "--db-user", "u", "--resource-id", "x",
                    "--policy-file", str(doc))[0] == 2
     assert run_cli(capsys, *principal, "--resource-id", "db-X", "--policy-file", str(doc),
