@@ -3,7 +3,9 @@
     uv run --frozen python bench/bench_mysql.py [--conns 2000] [--queries 20000] [--mb 100]
 
 Starts a private MariaDB with TLS (certificate from the emulator CA) and runs the endpoint in a
-child process. New connections and the small-query loop are driven by ``mariadb-slap`` (a C client,
+child process. That server, unlike the backends package's (socket only unless ``listen_tcp``),
+listens on 127.0.0.1 TCP on purpose: the direct-TLS baseline needs it; it lives only as long as
+the benchmark. New connections and the small-query loop are driven by ``mariadb-slap`` (a C client,
 so the client is not the bottleneck): ``--detach=1`` makes every query a new TLS connection (IAM
 token through the endpoint, password direct); ``--select-conns 1,4,8`` runs the small-query loop
 at several client counts. Bulk insert/select of --mb megabytes runs with mysqlclient (C) and

@@ -119,7 +119,8 @@ def tls_files(ca_dir: Path) -> tuple[Path, Path, Path]:
 
 
 def start_tls_postgres(ca_dir: Path) -> tuple[PostgresHandle, Path]:
-    """The backends package's local PostgreSQL 15, with ssl=on for the direct-TLS baseline.
+    """The backends package's local PostgreSQL 15, with ssl=on and TCP on 127.0.0.1 for the
+    direct-TLS baseline.
 
     The provider passes its settings as ``-c`` options (which ALTER SYSTEM cannot override), so
     the benchmark adjusts that table before starting: a benchmark-only tweak.
@@ -130,8 +131,10 @@ def start_tls_postgres(ca_dir: Path) -> tuple[PostgresHandle, Path]:
     local_postgres.FAST_SETTINGS.update({
         "ssl": "on", "ssl_cert_file": str(crt), "ssl_key_file": str(key),
         "shared_buffers": "128MB"})
+    # TCP is opt-in (a local server normally has only its private socket): the direct-TLS
+    # baseline needs it
     handle = start_local(BackendSpec(engine="postgres", provider="local", version="15",
-                                     dbname="app"))
+                                     dbname="app", listen_tcp=True))
     assert isinstance(handle, PostgresHandle)
     return handle, root
 

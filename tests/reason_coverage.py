@@ -14,7 +14,12 @@ places every refusal passes through:
   itself proves nothing.
 
 Reasons that test code makes up (a fake authorizer's ``Rejection``, a hand-built ``AuthEvent``)
-do not count. Under xdist each worker sends its set to the controller through ``workeroutput``.
+do not count.
+
+The same run also fails when a refusal recorded by our code (an ``AuthEvent`` with outcome
+``deny`` reaching ``EventLog.record`` from library code) has no reason or no hint: every refusal
+must say why and what to do. Those events are listed (the code that chose them, engine, reason,
+detail). Under xdist each worker sends its set to the controller through ``workeroutput``.
 New members of ``Reason`` are picked up without changes here.
 """
 
@@ -35,12 +40,16 @@ from rdsiam_emulator.reasons import REASONS, Reason, Rejection
 
 ENV = "RDSIAM_REASON_COVERAGE"
 _OUTPUT_KEY = "rdsiam_reasons_produced"
+_UNEXPLAINED_KEY = "rdsiam_refusals_unexplained"
+_SHOWN = 20
 _LIBRARY = ("rdsiam_emulator", "pytest_rdsiam")
-_PASS_THROUGH = frozenset(("reject", "_decide", "record"))
+_PASS_THROUGH = frozenset(("reject", "_decide", "record", "record_password_login"))
 """Functions that hand on a reason chosen by their caller (Authenticator, EventLog)."""
 _PASS_THROUGH_MODULES = frozenset(("rdsiam_emulator.authenticator", "rdsiam_emulator.events"))
 
 _produced: set[Reason] = set()
+_unexplained: set[str] = set()
+"""One line per distinct refusal without a reason or a hint: where, engine, reason, detail."""
 _lock = threading.Lock()
 _state: dict[str, Any] = {"installed": False, "message": None}
 
@@ -66,6 +75,22 @@ def _note(reason: object) -> None:
     if isinstance(reason, Reason):
         with _lock:
             _produced.add(reason)
+
+
+def _where(frame: FrameType | None) -> str:
+    if frame is None:
+        return "?"
+    return f"{frame.f_globals.get('__name__')}.{frame.f_code.co_name}:{frame.f_lineno}"
+
+
+def _check_explained(event: events.AuthEvent, chooser: FrameType | None) -> None:
+    if event.outcome != events.DENY or (event.reason is not None and event.hint):
+        return
+    detail = events.clip(event.detail, 160)
+    line = (f"{_where(chooser)} [{event.engine}] reason={event.reason or 'None'} "
+            f"hint={'yes' if event.hint else 'None'}: {detail}")
+    with _lock:
+        _unexplained.add(line)
 
 
 def _wrap_init(cls: type[Any]) -> None:
@@ -116,8 +141,11 @@ def install() -> None:
 
     @functools.wraps(original_record)
     def record(self: events.EventLog, event: events.AuthEvent) -> Any:
-        if event.reason is not None and _is_library(_chooser(sys._getframe(1))):
-            _note(event.reason)
+        chooser = _chooser(sys._getframe(1))
+        if _is_library(chooser):
+            if event.reason is not None:
+                _note(event.reason)
+            _check_explained(event, chooser)
         return original_record(self, event)
 
     events.EventLog.record = record  # type: ignore[method-assign]
@@ -128,6 +156,11 @@ def produced() -> set[Reason]:
         return set(_produced)
 
 
+def unexplained() -> set[str]:
+    with _lock:
+        return set(_unexplained)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if enabled():
         install()
@@ -136,8 +169,11 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: object) -> None:
     """xdist controller: merge what a worker recorded."""
-    for value in getattr(node, "workeroutput", {}).get(_OUTPUT_KEY, ()):
+    output = getattr(node, "workeroutput", {})
+    for value in output.get(_OUTPUT_KEY, ()):
         _note(Reason(value))
+    with _lock:
+        _unexplained.update(output.get(_UNEXPLAINED_KEY, ()))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -146,21 +182,34 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:  # an xdist worker: the controller decides
         workeroutput[_OUTPUT_KEY] = sorted(r.value for r in produced())
+        workeroutput[_UNEXPLAINED_KEY] = sorted(unexplained())
         return
     missing = [r.value for r in Reason if r not in produced()]
+    lines: list[str] = []
     if missing:
-        _state["message"] = (
+        lines.append(
             f"reason coverage: {len(missing)} of {len(Reason)} declared reasons were never "
             f"produced by the code under test: {', '.join(missing)} (each Reason needs a tested "
             "path that emits it, see docs/reason-codes.md)")
-        if session.exitstatus == pytest.ExitCode.OK:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
     else:
-        _state["message"] = f"reason coverage: all {len(Reason)} declared reasons produced"
+        lines.append(f"reason coverage: all {len(Reason)} declared reasons produced")
+    bare = sorted(unexplained())
+    if bare:
+        lines.append(f"refusals without a reason or a hint: {len(bare)} distinct (every refusal "
+                     "needs exactly one reason and a hint, see docs/reason-codes.md)")
+        lines.extend(f"  {line}" for line in bare[:_SHOWN])
+        if len(bare) > _SHOWN:
+            lines.append(f"  ... and {len(bare) - _SHOWN} more")
+    else:
+        lines.append("refusals without a reason or a hint: none")
+    if (missing or bare) and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    _state["message"] = "\n".join(lines)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     message = _state["message"]
     if message is not None:
         terminalreporter.write_sep("-", "reason coverage")
-        terminalreporter.write_line(message)
+        for line in message.splitlines():
+            terminalreporter.write_line(line)

@@ -6,6 +6,7 @@ Layout as in pytest-postgresql: process/instance fixtures (session) vs the clien
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import fields
@@ -20,6 +21,7 @@ from pytest_rdsiam.pool import BackendPool, InstancePool
 from rdsiam_emulator.aws_clock import aws_clock
 from rdsiam_emulator.instances import EmulatedInstance, InstanceConfig
 from rdsiam_emulator.moto_rds import no_default_amis
+from rdsiam_emulator.regions import region_problem
 
 ENGINES = ("postgres", "mysql")
 FACTORY_ARGUMENTS = frozenset(f.name for f in fields(InstanceConfig)) - {"engine"}
@@ -51,6 +53,40 @@ def rds_iam_instance(rds_iam_instances: InstancePool) -> EmulatedInstance:
     return rds_iam_instances.shared("postgres")
 
 
+_AUTHENTICATOR_STATE = ("iam_enabled", "require_tls", "settings", "throttle", "authorizer",
+                        "credentials", "clock")
+"""What a test can change on a shared instance's authenticator (``set_iam_enabled`` and direct
+assignments through ``rds_iam_db.instance``): put back at teardown."""
+
+
+def _restorer(instance: EmulatedInstance) -> Callable[[], None]:
+    """Undo, at teardown, what a test changed on a shared instance: the authenticator's settings
+    as they are now, and an empty throttling window (a burst must not throttle the next test)."""
+    auth = instance.authenticator
+    saved = {name: getattr(auth, name) for name in _AUTHENTICATOR_STATE}
+
+    def restore() -> None:
+        for name, value in saved.items():
+            setattr(auth, name, value)
+        if auth.throttle is not None:
+            auth.throttle.reset()
+
+    return restore
+
+
+def _check_values(overrides: dict[str, Any]) -> None:
+    """``ValueError`` for factory values the options would refuse too (a region botocore does
+    not know, a negative or infinite future skew), before anything starts."""
+    region = overrides.get("region")
+    if region is not None:
+        problem = region_problem(region)
+        if problem:
+            raise ValueError(f"rds_iam_db_factory: region: {problem}")
+    skew = overrides.get("future_skew")
+    if skew is not None and not (math.isfinite(skew) and skew >= 0):
+        raise ValueError(f"rds_iam_db_factory: future_skew must be seconds >= 0, got {skew!r}")
+
+
 class _TestScope:
     """What one test activated: moto, the AWS clock, databases to drop, instances to close."""
 
@@ -80,6 +116,8 @@ class _TestScope:
         self.stack.callback(backend.drop_database, dbname)
         if owned:
             self.stack.callback(instance.close)
+        else:
+            self.stack.callback(_restorer(instance))
         cursor = self.pool.events.mark()
         self.request.node.stash.setdefault(EVENT_SOURCES, []).append((instance, cursor))
         instance.register_in_moto()
@@ -126,6 +164,7 @@ def rds_iam_db_factory(_rds_iam_scope: _TestScope) -> Callable[..., RdsIamDb]:
         if unknown:
             raise TypeError(f"rds_iam_db_factory: unknown argument(s) {', '.join(unknown)}; "
                             f"accepted: engine, {', '.join(sorted(FACTORY_ARGUMENTS))}")
+        _check_values(overrides)
         overrides.setdefault("instance_id", pool.next_id(engine))
         config = pool.default_config(engine, **{k: v for k, v in overrides.items()
                                                 if v is not None})

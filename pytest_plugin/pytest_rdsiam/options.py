@@ -6,6 +6,7 @@ Each option is declared once (``OPTIONS``); ``resolve`` turns pytest's config in
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, fields, replace
@@ -39,6 +40,7 @@ class PluginSettings:
     throttling: bool = True
     events_file: str | None = None
     event_loop: str = "auto"
+    global_keys: str = "documented"
 
     def override(self, **changes: Any) -> PluginSettings:
         """Factory arguments win over everything; ``None`` means "not given"."""
@@ -89,14 +91,19 @@ OPTIONS: tuple[Option, ...] = (
     Option("events_file", "also write every auth event to this JSON-lines file"),
     Option("event_loop", "event loop of the endpoints (auto: uvloop when installed)", "choice",
            ("auto", "uvloop", "asyncio")),
+    Option("global_keys", "global condition keys in a login's IAM request context: as RDS "
+           "documents them, or none (the older guide's stricter reading)", "choice",
+           ("documented", "none")),
 )
 
 
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("rdsiam-emulator", "RDS IAM authentication emulator")
-    group.addoption("--rdsiam-emulator", action="store_true", default=None,
-                    dest="rdsiam_emulator",
-                    help="activate the emulator fixtures (or ini rdsiam_emulator = true)")
+    # same forms as the other on/off options, so the command line can switch off what the ini
+    # switched on (--rdsiam-emulator=false)
+    group.addoption("--rdsiam-emulator", default=None, nargs="?", const="true",
+                    metavar="true|false", dest="rdsiam_emulator",
+                    help="activate the emulator fixtures (default: false; ini rdsiam_emulator)")
     parser.addini("rdsiam_emulator", "activate the emulator fixtures", type="bool", default=False)
     defaults = PluginSettings()
     for opt in OPTIONS:
@@ -139,11 +146,15 @@ def _convert(opt: Option, raw: str) -> Any:
             f"the next argument as its value: write {opt.flag}=true or put it after the paths)")
     if opt.kind == "float":
         try:
-            return float(text)
+            number = float(text)
         except ValueError:
             raise pytest.UsageError(
                 f"{opt.flag}/{opt.ini}: expected a number, got {raw!r}"
             ) from None
+        if not math.isfinite(number) or number < 0:
+            raise pytest.UsageError(
+                f"{opt.flag}/{opt.ini}: expected a number of seconds >= 0, got {raw!r}")
+        return number
     if opt.kind == "choice" and text not in opt.choices:
         raise pytest.UsageError(
             f"{opt.flag}/{opt.ini}: expected one of {', '.join(opt.choices)}, got {raw!r}"
@@ -158,7 +169,8 @@ def resolve(config: pytest.Config) -> PluginSettings:
     instances and moto's default account agree."""
     values: dict[str, Any] = {}
     cli_enabled = config.getoption("rdsiam_emulator", default=None)
-    values["enabled"] = bool(cli_enabled) or bool(config.getini("rdsiam_emulator"))
+    values["enabled"] = (bool(config.getini("rdsiam_emulator")) if cli_enabled is None
+                         else _convert(ACTIVATION, cli_enabled))
     for opt in OPTIONS:
         raw = config.getoption("rdsiam_" + opt.name, default=None)
         if raw is None:
@@ -166,6 +178,14 @@ def resolve(config: pytest.Config) -> PluginSettings:
         if raw is None or raw in ("", []):
             continue
         values[opt.name] = _convert(opt, raw)
+    if values["enabled"] and "region" in values:
+        # only when active: neither the library nor botocore is for an inactive plugin to load
+        from rdsiam_emulator.regions import region_problem
+
+        problem = region_problem(values["region"])
+        if problem:
+            opt = _OPTIONS_BY_NAME["region"]
+            raise pytest.UsageError(f"{opt.flag}/{opt.ini}: {problem}")
     moto_account = os.environ.get(MOTO_ACCOUNT_ENV)
     if "account_id" not in values and moto_account:
         values["account_id"] = _convert(_OPTIONS_BY_NAME["account_id"], moto_account)
@@ -173,3 +193,19 @@ def resolve(config: pytest.Config) -> PluginSettings:
 
 
 _OPTIONS_BY_NAME = {opt.name: opt for opt in OPTIONS}
+ACTIVATION = Option("emulator", "activate the emulator fixtures", "bool")
+
+
+def bare_activation_to_explicit(args: list[str]) -> bool:
+    """Rewrite, in place, a bare ``--rdsiam-emulator`` that is followed by something other than
+    a true/false word (a path, usually) to ``--rdsiam-emulator=true``; True if anything changed."""
+    changed = False
+    for i, arg in enumerate(args):
+        if arg != ACTIVATION.flag or i + 1 >= len(args):
+            continue
+        following = args[i + 1]
+        if following.startswith("-") or following.strip().lower() in TRUE_WORDS | FALSE_WORDS:
+            continue
+        args[i] = f"{ACTIVATION.flag}=true"
+        changed = True
+    return changed

@@ -6,6 +6,7 @@ worker), stopped at the end. Per-test isolation is a fresh database, not a fresh
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -31,6 +32,11 @@ _HOW_TO_HONOUR = {
 }
 
 
+_START_FOR_PYTEST: Callable[[BackendSpec], BackendHandle] = functools.partial(
+    start_backend, audience="pytest")
+"""``start_backend`` whose "no server" message names the plugin's options."""
+
+
 def version_matches(wanted: str, actual: str) -> bool:
     """``"8.0"`` matches ``"8.0.36"``, ``"10.11"`` matches ``"10.11.6-MariaDB-0+deb12u1"``;
     ``"8"`` does not match ``"80.1"`` (whole dot-separated parts only)."""
@@ -43,7 +49,7 @@ class BackendPool:
     """One running backend per engine, started on first use."""
 
     def __init__(self, settings: PluginSettings,
-                 starter: Callable[[BackendSpec], BackendHandle] = start_backend) -> None:
+                 starter: Callable[[BackendSpec], BackendHandle] = _START_FOR_PYTEST) -> None:
         self._settings = settings
         self._starter = starter
         self._handles: dict[str, BackendHandle] = {}
@@ -133,7 +139,7 @@ class InstancePool:
             instance_id=f"rdsiam-{engine}", engine=engine,  # type: ignore[arg-type]
             region=s.region, account_id=s.account_id, naming=s.naming,  # type: ignore[arg-type]
             require_tls=s.require_tls, future_skew=s.future_skew,
-            throttling=s.throttling,
+            throttling=s.throttling, global_keys=s.global_keys,
         )
         return replace(base, **overrides)  # type: ignore[arg-type]
 

@@ -125,7 +125,8 @@ class Authenticator:
             )
         except Exception as exc:
             return self._decide(db_user, client, Reason.INTERNAL_ERROR,
-                                f"verification raised {type(exc).__name__}", None, None, None)
+                                f"verification raised {type(exc).__name__}",
+                                VERIFIER_HINTS[Reason.INTERNAL_ERROR], None, None)
         if result.ok and self.throttle is not None:
             why = self.throttle.admit(_token_key(token), result.principal_arn or
                                       (result.access_key_id or "unknown"))
@@ -134,10 +135,19 @@ class Authenticator:
                                     "reuse tokens within their lifetime or pool connections",
                                     result.principal_arn, result.access_key_id)
         if result.ok:
-            return self._decide(db_user, client, None, result.detail, None,
+            return self._decide(db_user, client, None, result.detail + self._skipped(), None,
                                 result.principal_arn, result.access_key_id)
-        return self._decide(db_user, client, result.reason, result.detail, result.hint,
+        hint = result.hint
+        if not hint and result.reason is not None:
+            hint = VERIFIER_HINTS.get(result.reason)
+        return self._decide(db_user, client, result.reason, result.detail, hint,
                             result.principal_arn, result.access_key_id)
+
+    def _skipped(self) -> str:
+        """Parts of an allow the IAM authorizer could not evaluate: the event names them."""
+        last = getattr(self.authorizer, "last_skipped", None)
+        parts: tuple[str, ...] = last() if callable(last) else ()
+        return "; not evaluated: " + "; ".join(parts) if parts else ""
 
     def reject(
         self, *, db_user: str, client: ClientInfo, reason: Reason, detail: str,
@@ -170,6 +180,43 @@ class Authenticator:
             client_port=client.port, database=client.database, tls=client.tls,
         ))
         return Decision(reason is None, reason, detail, hint, principal_arn, event)
+
+
+_AS_GENERATED = ("pass the token exactly as generate_db_auth_token returns it (no https:// "
+                 "prefix, not URL-decoded or re-encoded)")
+VERIFIER_HINTS: dict[Reason, str] = {
+    Reason.MALFORMED_TOKEN: _AS_GENERATED + "; IAM users log in with a token, not a password",
+    Reason.UNSUPPORTED_ALGORITHM: "sign with SigV4 (AWS4-HMAC-SHA256): use the SDK's "
+                                  "generate_db_auth_token",
+    Reason.WRONG_ACTION: "sign with generate_db_auth_token (rds-db, Action=connect), not "
+                         "another presigner",
+    Reason.WRONG_SERVICE: "generate the token with the RDS client's generate_db_auth_token "
+                          "(service rds-db)",
+    Reason.REGION_MISMATCH: "sign with the instance's region",
+    Reason.SCOPE_DATE_MISMATCH: "the token was altered or hand-built: sign it with an SDK",
+    Reason.EXPIRES_OUT_OF_RANGE: "RDS tokens live 15 minutes at most: do not pass a longer "
+                                 "ExpiresIn",
+    Reason.NOT_YET_VALID: "the signing machine's clock runs fast: synchronise it (NTP)",
+    Reason.EXPIRED: "generate a fresh token for every new connection (tokens live 15 minutes)",
+    Reason.HOST_MISMATCH: "sign for the instance endpoint's host name and port exactly",
+    Reason.DB_USER_MISMATCH: "generate the token with DBUsername equal to the user name you "
+                             "log in with",
+    Reason.UNKNOWN_ACCESS_KEY: "sign with credentials this IAM state issued",
+    Reason.INACTIVE_ACCESS_KEY: "activate the key (iam update-access-key --status Active) or "
+                                "use another",
+    Reason.CREDENTIALS_EXPIRED: "refresh the session (assume the role again) before generating "
+                                "the token",
+    Reason.SESSION_TOKEN_MISMATCH: "sign with the full temporary credentials (key, secret and "
+                                   "session token)",
+    Reason.SIGNATURE_MISMATCH: _AS_GENERATED + ", signed with the key's current secret",
+    Reason.NOT_AUTHORIZED: "attach a policy allowing rds-db:connect on "
+                           "arn:aws:rds-db:<region>:<account>:dbuser:<DbiResourceId>/<user>",
+    Reason.EXPLICIT_DENY: "remove or narrow the statement that denies rds-db:connect",
+    Reason.INTERNAL_ERROR: "the emulator failed while deciding (a credential lookup or "
+                           "authorizer raised): a bug, please report it with the detail",
+}
+"""What to do, for a verifier refusal that came without a hint of its own (most format
+checks): every refusal carries one (docs/reason-codes.md)."""
 
 
 def _token_key(token: str) -> str:

@@ -30,14 +30,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_USAGE = 2
+"""Usage errors (argparse's code), for every command."""
+EXIT_ENVIRONMENT = 4
+"""The command could not get what it needs from this machine: no database server could be
+started or reached (``BackendUnavailable``, ``BackendError``). Commands' own codes stay below."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)
-        return 2
-    return func(args)
+        return EXIT_USAGE
+    try:
+        return func(args)
+    except Exception as exc:
+        # expected failures are one message, not a traceback; anything else is a bug: re-raise
+        from rdsiam_emulator.backends.errors import BackendError
+
+        if not isinstance(exc, BackendError):
+            raise
+        sys.stderr.write(f"rdsiam-emulator {args.command}: {exc}\n")
+        return EXIT_ENVIRONMENT
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ code, the detail and the hint. Events never hold secrets or whole tokens.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from rdsiam_emulator.reasons import REASONS, Reason
+
+log = logging.getLogger(__name__)
 
 ALLOW = "allow"
 DENY = "deny"
@@ -48,8 +51,10 @@ class AuthEvent:
     outcome: str
     """``allow`` or ``deny``."""
     reason: Reason | None = None
+    """Set on every ``deny`` the emulator records (None on ``allow``)."""
     detail: str = ""
     hint: str | None = None
+    """What to do about a ``deny``; every refusal the emulator records has one."""
     principal_arn: str | None = None
     access_key_id: str | None = None
     client_address: str | None = None
@@ -138,7 +143,10 @@ METRIC_BY_CODE = {
 class EventLog:
     """A bounded, thread-safe, in-memory log of auth events, optionally mirrored to JSON lines.
 
-    Endpoints write from their event-loop threads while tests read from the main thread.
+    Endpoints write from their event-loop threads while tests read from the main thread. The JSON
+    lines file is a best-effort copy: a failed write (disk full, directory removed) is logged once
+    per run of failures and never reaches the login that produced the event; check the path up
+    front with ``check_jsonl_path``.
     """
 
     def __init__(self, *, maxlen: int = 10_000, jsonl_path: Path | None = None) -> None:
@@ -146,6 +154,7 @@ class EventLog:
         self._lock = threading.Lock()
         self._seq = 0
         self._jsonl_path = jsonl_path
+        self._jsonl_failing = False
         self._listeners: list[Callable[[AuthEvent], None]] = []
 
     def record(self, event: AuthEvent) -> AuthEvent:
@@ -155,11 +164,26 @@ class EventLog:
             self._events.append(stamped)
             listeners = list(self._listeners)
             if self._jsonl_path is not None:
-                with self._jsonl_path.open("a", encoding="utf-8") as fh:
-                    fh.write(stamped.to_json() + "\n")
+                self._write_jsonl(self._jsonl_path, stamped)
         for listener in listeners:
             listener(stamped)
         return stamped
+
+    def _write_jsonl(self, path: Path, event: AuthEvent) -> None:
+        """Append ``event`` to ``path``; called with the lock held."""
+        try:
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write(event.to_json() + "\n")
+        except Exception as exc:  # the sink must never fail the login that produced the event
+            if not self._jsonl_failing:
+                self._jsonl_failing = True
+                log.warning("auth events file %s: cannot write (%s: %s); logins go on, events are "
+                            "kept in memory only until writing works again", path,
+                            type(exc).__name__, exc)
+            return
+        if self._jsonl_failing:
+            self._jsonl_failing = False
+            log.warning("auth events file %s: writing works again", path)
 
     def mark(self) -> int:
         """A cursor: pass it to ``since`` to get only the events recorded after this call."""
@@ -190,6 +214,15 @@ class EventLog:
     def clear(self) -> None:
         with self._lock:
             self._events.clear()
+
+
+def check_jsonl_path(path: Path) -> None:
+    """Make sure events can be appended to ``path`` (creating the file, not its directory).
+
+    Raises ``OSError`` saying why not (missing directory, permissions, a directory at ``path``).
+    """
+    with path.open("a", encoding="utf-8"):
+        pass
 
 
 def iam_metrics(events: Iterable[AuthEvent]) -> dict[str, int]:

@@ -348,8 +348,18 @@ def _pass_detail(name: str, ctx: CheckContext) -> str:
     if name == "signature":
         return f"matches, with Host {ctx.matched_signed_host!r} signed"
     if name == "rds-db:connect authorization":
-        return "allowed"
+        return "allowed" + _skipped_suffix(ctx)
     return "ok"
+
+
+def _skipped_suffix(ctx: CheckContext) -> str:
+    """What the IAM authorizer could not evaluate: an allow must not hide it."""
+    skipped = getattr(ctx.authorizer, "skipped_parts", None)
+    if skipped is None or ctx.credential is None or ctx.endpoint is None or ctx.now is None:
+        return ""
+    parts: tuple[str, ...] = skipped(credential=ctx.credential, endpoint=ctx.endpoint,
+                                     db_user=ctx.db_user or ctx.token.db_user, now=ctx.now)
+    return "; not evaluated: " + "; ".join(parts) if parts else ""
 
 
 def _redact_canonical(canonical: str, parsed: ParsedToken) -> str:

@@ -64,6 +64,9 @@ class InstanceConfig:
     future_skew: float = 300.0
     """Seconds a token's signing time may lie in the future."""
     throttling: bool = True
+    global_keys: str = "documented"
+    """The request context's global condition keys: ``documented`` or ``none`` (the stricter
+    reading; see docs/iam.md). Applies when the emulator's authorizer is an ``IamAuthorizer``."""
     resource_id: str | None = None
     """None: a fresh realistic DbiResourceId (``db-`` + 26 upper-case alphanumerics)."""
     dns_label: str | None = None
@@ -237,8 +240,8 @@ class Emulator:
                         instance_id=config.instance_id)
         authenticator = Authenticator(
             instance_id=config.instance_id, engine=config.engine, endpoint=spec,
-            credentials=self.credentials, events=self.events, authorizer=self.authorizer,
-            clock=self.clock,
+            credentials=self.credentials, events=self.events,
+            authorizer=_authorizer_for(self.authorizer, config.global_keys), clock=self.clock,
             settings=VerifierSettings(max_future_skew=timedelta(seconds=config.future_skew)),
             iam_enabled=config.iam_enabled, require_tls=config.require_tls,
             throttle=Throttle() if config.throttling else None,
@@ -294,3 +297,16 @@ class Emulator:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _authorizer_for(authorizer: Authorizer, global_keys: str) -> Authorizer:
+    """The instance's reading of the request context on the emulator's IAM authorizer."""
+    from rdsiam_emulator.iam.authorizer import IamAuthorizer
+    from rdsiam_emulator.iam.request_context import GLOBAL_KEYS_MODES
+
+    if global_keys not in GLOBAL_KEYS_MODES:
+        raise ValueError(f"global_keys must be one of {', '.join(GLOBAL_KEYS_MODES)}, "
+                         f"got {global_keys!r}")
+    if isinstance(authorizer, IamAuthorizer) and authorizer.global_keys != global_keys:
+        return authorizer.with_global_keys(global_keys)
+    return authorizer

@@ -40,7 +40,12 @@ class Reason(StrEnum):
     TOO_MANY_CONNECTIONS = "too_many_connections"
     CLEARTEXT_PLUGIN_UNSUPPORTED = "cleartext_plugin_unsupported"
     REPLICATION_NOT_ALLOWED = "replication_not_allowed"
-    SESSION_REFUSED = "session_refused"
+    PASSWORD_MISMATCH = "password_mismatch"
+    UNKNOWN_USER = "unknown_user"
+    RESERVED_USER = "reserved_user"
+    BACKEND_UNAVAILABLE = "backend_unavailable"
+    BACKEND_REFUSED = "backend_refused"
+    AUTH_SWITCH_UNSUPPORTED = "auth_switch_unsupported"
 
 
 INVALID_TOKEN = "InvalidToken"
@@ -121,9 +126,19 @@ REASONS: dict[Reason, ReasonInfo] = {
               "the MySQL client cannot send its token with mysql_clear_password"),
         _info(Reason.REPLICATION_NOT_ALLOWED, None, None, "engine",
               "IAM users cannot open replication connections (no pam line for replication)"),
-        _info(Reason.SESSION_REFUSED, None, None, "engine",
-              "IAM accepted the token, then the database refused the session (e.g. no such "
-              "database, no access to it)"),
+        _info(Reason.PASSWORD_MISMATCH, None, None, "engine",
+              "the server refused the password of a password (non-IAM) login"),
+        _info(Reason.UNKNOWN_USER, None, None, "engine", "no database user of that name exists"),
+        _info(Reason.RESERVED_USER, None, None, "engine",
+              "the emulator's hidden admin account cannot log in through the endpoint"),
+        _info(Reason.BACKEND_UNAVAILABLE, None, None, "engine",
+              "the real database server cannot be reached"),
+        _info(Reason.BACKEND_REFUSED, None, None, "engine",
+              "the real database server refused the session for a reason of its own"
+              " (no such database, role may not log in, ...)"),
+        _info(Reason.AUTH_SWITCH_UNSUPPORTED, None, None, "engine",
+              "MySQL: a password client without CLIENT_PLUGIN_AUTH got the endpoint's own greeting"
+              " and cannot be asked again with the backend's"),
     )
 }
 

@@ -60,6 +60,14 @@ class Throttle:
             _push(self._identities, self._identity_set, now, identity)
             return None
 
+    def reset(self) -> None:
+        """Forget every recorded attempt (the next second starts empty)."""
+        with self._lock:
+            self._tokens.clear()
+            self._token_set.clear()
+            self._identities.clear()
+            self._identity_set.clear()
+
     def _expire(self, now: float) -> None:
         horizon = now - self._window
         for window, counts in ((self._tokens, self._token_set),

@@ -767,11 +767,13 @@ def _signature_for(
 
 
 def _span(delta: timedelta) -> str:
+    """``delta`` for a person, sign kept: a negative skew setting must read as one."""
+    sign = "-" if delta.total_seconds() < 0 else ""
     seconds = int(abs(delta.total_seconds()))
     if seconds < 120:
-        return f"{seconds} s"
+        return f"{sign}{seconds} s"
     minutes, seconds = divmod(seconds, 60)
     if minutes < 120:
-        return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
+        return f"{sign}{minutes} min {seconds} s" if seconds else f"{sign}{minutes} min"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
+    return f"{sign}{hours} h {minutes} min"

@@ -10,7 +10,6 @@ import subprocess
 from pathlib import Path
 
 from pytest_rdsiam.db import RdsIamDb
-
 from rdsiam_emulator.instances import InstanceConfig
 
 ROOT = Path(__file__).resolve().parents[2]

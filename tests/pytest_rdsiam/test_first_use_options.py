@@ -160,8 +160,10 @@ def test_version_matching_is_by_whole_parts():
 
 @pytest.fixture(scope="module")
 def outside_postgres():
-    """A real server the user "already runs": a local one, reached by its admin URL."""
-    handle = start_local(BackendSpec(engine="postgres", provider="local", dbname="app"))
+    """A real server the user "already runs": a local one (with TCP, opt-in), reached by its
+    admin URL."""
+    handle = start_local(BackendSpec(engine="postgres", provider="local", dbname="app",
+                                     listen_tcp=True))
     yield handle
     handle.stop()
 

@@ -113,3 +113,28 @@ def test_event_loop_option(pytester, monkeypatch, args, env, expected):
     result.assert_outcomes(passed=1)
     [line] = [out for out in result.outlines if "LOOP " in out]
     assert line.split("LOOP ", 1)[1].split()[0] == expected
+
+
+def test_global_keys_option(pytester):
+    """--rdsiam-global-keys / rdsiam_global_keys selects the request-context reading; the pool
+    passes it to every instance it configures."""
+    from types import SimpleNamespace
+
+    from pytest_rdsiam.pool import InstancePool
+
+    pytester.makepyfile("""
+from pytest_rdsiam.plugin import settings_of
+
+def test_probe(request):
+    print("GLOBALKEYS", settings_of(request.config).global_keys)
+""")
+    result = pytester.runpytest("-s", "-p", "no:xdist")
+    result.assert_outcomes(passed=1)
+    assert "GLOBALKEYS documented" in result.stdout.str()
+    result = pytester.runpytest("-s", "-p", "no:xdist", "--rdsiam-global-keys", "none")
+    result.assert_outcomes(passed=1)
+    assert "GLOBALKEYS none" in result.stdout.str()
+    pool = SimpleNamespace(settings=PluginSettings(global_keys="none"))
+    assert InstancePool.default_config(pool, "postgres").global_keys == "none"  # type: ignore[arg-type]
+    result = pytester.runpytest("-p", "no:xdist", "--rdsiam-global-keys", "all")
+    assert result.ret != 0

@@ -134,3 +134,27 @@ def test_engine_rejection_and_password_events(method):
         ev = auth.record_password_login(db_user="master", client=TLS_CLIENT, ok=True,
                                         detail="password accepted by the server")
         assert ev.method == "password" and ev.ok
+
+
+@pytest.mark.parametrize("mangle", [
+    lambda t: "",
+    lambda t: "hunter2",
+    lambda t: t.replace("AWS4-HMAC-SHA256", "AWS4-HMAC-SHA512"),
+    lambda t: t.replace("Action=connect", "Action=DbConnect"),
+    lambda t: t[:-10],
+    lambda t: t.replace("DBUser=app", "DBUser=other"),
+], ids=["empty", "password", "algorithm", "action", "truncated", "db_user"])
+def test_every_verifier_refusal_carries_a_hint(mangle):
+    """Most format checks give no hint of their own; the event still says what to do."""
+    auth, _, events = _auth()
+    decision = auth.authenticate_iam(db_user="app", token=mangle(_token()), client=TLS_CLIENT)
+    assert not decision.ok and decision.reason is not None
+    assert decision.hint and events.all()[-1].hint == decision.hint
+
+
+def test_verification_that_raises_is_an_internal_error_with_a_hint():
+    auth, _, events = _auth(settings=None)  # a broken setting makes verify_token itself raise
+    decision = auth.authenticate_iam(db_user="app", token=_token(), client=TLS_CLIENT)
+    assert decision.reason is Reason.INTERNAL_ERROR and "raised" in decision.detail
+    assert decision.hint and "report" in decision.hint
+    assert events.all()[-1].hint == decision.hint

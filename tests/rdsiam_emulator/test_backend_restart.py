@@ -62,7 +62,7 @@ def _state(pid: int) -> str | None:
     """The process state letter (Z: zombie), None once it is gone (reaped)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone, or going while we read
         return None
     return stat.rsplit(")", 1)[1].split()[0]
 

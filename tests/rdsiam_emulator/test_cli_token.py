@@ -164,6 +164,18 @@ def test_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert get_param(TOKEN, "X-Amz-Signature") not in out
 
 
+def test_unreadable_token_with_a_secret_is_a_fail_not_a_usage_error(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The key id comes from the token; a token too broken to name one is refused
+    (malformed_token, exit 1), as the endpoint would refuse it: the secret is simply not used."""
+    doubled = TOKEN + "&X-Amz-Signature=" + "0" * 64
+    for token in ("garbage", doubled):
+        code, out, _ = run([token, "--secret-access-key", "s", "--at", "2024-05-01T12:00:30Z"],
+                           capsys)
+        assert code == 1 and "malformed_token" in out
+        assert "--secret-access-key was not used" in out
+
+
 def test_malformed_token_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["not-a-token", "--at", "2024-05-01T12:00:30Z"], capsys)
     assert code == 1 and "reason malformed_token, RDS error InvalidToken" in out
@@ -179,8 +191,9 @@ def test_malformed_token_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
         ([TOKEN, "--alias", "x.example.com"], "--alias needs --endpoint"),
         ([TOKEN, "--access-key-id", "AKIA"], "need --secret-access-key"),
         (["", "--at", "2024-05-01T12:00:30Z"], "no token"),
-        (["garbage", "--secret-access-key", "s"], "needs --access-key-id"),
-        ([TOKEN, "--max-skew", "-1"], "must not be negative"),
+        ([TOKEN, "--max-skew", "-1"], "0 or more (got -1.0)"),
+        ([TOKEN, "--max-skew", "nan"], "finite number of seconds"),
+        ([TOKEN, "--max-skew", "inf"], "finite number of seconds"),
     ],
 )
 def test_usage_errors_exit_2(argv: list[str], message: str,

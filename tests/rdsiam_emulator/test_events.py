@@ -1,8 +1,12 @@
 import json
+import logging
+import shutil
 import threading
 from datetime import UTC, datetime
 
-from rdsiam_emulator.events import AuthEvent, EventLog, iam_metrics
+import pytest
+
+from rdsiam_emulator.events import AuthEvent, EventLog, check_jsonl_path, iam_metrics
 from rdsiam_emulator.reasons import Reason
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -132,3 +136,34 @@ def test_clip_is_idempotent_and_keeps_short_text():
     assert clip("app") == "app"
     once = clip("x" * 1000, 100)
     assert len(once) == 100 and clip(once, 100) == once
+
+
+def test_a_failing_events_file_is_logged_once_and_never_raises(tmp_path, caplog):
+    folder = tmp_path / "sink"
+    folder.mkdir()
+    path = folder / "events.jsonl"
+    log = EventLog(jsonl_path=path)
+    log.record(_event())
+    shutil.rmtree(folder)  # like a cleaned-up directory or a full disk: every write now fails
+    with caplog.at_level(logging.WARNING, logger="rdsiam_emulator.events"):
+        recorded = [log.record(_event()) for _ in range(3)]
+    assert [e.seq for e in recorded] == [2, 3, 4]
+    assert len(log.all()) == 4  # kept in memory
+    failures = [r.getMessage() for r in caplog.records]
+    assert len(failures) == 1 and "cannot write" in failures[0] and str(path) in failures[0]
+    folder.mkdir()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="rdsiam_emulator.events"):
+        log.record(_event())
+    assert [r.getMessage() for r in caplog.records] == [
+        f"auth events file {path}: writing works again"]
+    assert len(path.read_text().splitlines()) == 1
+
+
+def test_check_jsonl_path_names_the_problem(tmp_path):
+    check_jsonl_path(tmp_path / "ok.jsonl")
+    assert (tmp_path / "ok.jsonl").exists()
+    with pytest.raises(FileNotFoundError):
+        check_jsonl_path(tmp_path / "missing" / "ev.jsonl")
+    with pytest.raises(IsADirectoryError):
+        check_jsonl_path(tmp_path)

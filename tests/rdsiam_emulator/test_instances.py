@@ -189,3 +189,19 @@ def test_certificate_names_only_the_endpoint_and_declared_aliases(emulator, pg_b
     finally:
         pg.close()
         my.close()
+
+
+def test_instance_global_keys_selects_the_authorizers_reading():
+    """InstanceConfig.global_keys puts the instance's IamAuthorizer under that reading of the
+    request context (the decision itself is tested on the wire in the endpoint tests)."""
+    from rdsiam_emulator.iam import IamAuthorizer
+    from rdsiam_emulator.iam.api_source import StaticPolicySource
+    from rdsiam_emulator.instances import _authorizer_for
+
+    base = IamAuthorizer(StaticPolicySource(()))
+    assert InstanceConfig(instance_id="x").global_keys == "documented"
+    assert _authorizer_for(base, "documented") is base
+    strict = _authorizer_for(base, "none")
+    assert isinstance(strict, IamAuthorizer) and strict.global_keys == "none"
+    with pytest.raises(ValueError, match="global_keys must be one of documented, none"):
+        _authorizer_for(base, "all")

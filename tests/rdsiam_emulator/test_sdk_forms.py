@@ -2,11 +2,11 @@
 
 Real generators: botocore in-process under freezegun; the AWS CLI and node as subprocesses (the
 CLI signs at the real time, so it is verified at the real time; node gets a fixed clock inside
-tests/node/sign.mjs). The other SDKs (JS v2, Go, Ruby, Java, Rust, paws) cannot run here, so their
-surface forms are built by hand from their public sources (listed in tokenkit.py) with
-``sigv4.presign``;
-the botocore and node tests also check that tokenkit reproduces those two real generators byte for
-byte, which is what makes the hand-built forms credible.
+tests/node/sign.mjs). The Go SDKs (v1 and v2) run for real in test_go_sdk_forms.py. The other SDKs
+(JS v2, Ruby, Java, Rust, paws) cannot run here, so their surface forms are built by hand from their
+public sources (listed in tokenkit.py) with ``sigv4.presign``; the botocore, node and Go tests
+also check that tokenkit reproduces those real generators byte for byte, which is what makes the
+hand-built forms credible.
 """
 
 from __future__ import annotations

@@ -54,3 +54,13 @@ def test_window_slides_after_one_second():
 def test_rds_default_limits():
     limits = ThrottleLimits()
     assert (limits.distinct_tokens_per_second, limits.distinct_identities_per_second) == (200, 20)
+
+
+def test_reset_forgets_the_window():
+    mono = FakeMonotonic()
+    throttle = Throttle(ThrottleLimits(distinct_tokens_per_second=100,
+                                       distinct_identities_per_second=1), monotonic=mono)
+    assert throttle.admit("t1", "alice") is None
+    assert throttle.admit("t2", "bob") is not None
+    throttle.reset()
+    assert throttle.admit("t2", "bob") is None  # same instant: only the reset emptied the window

@@ -261,6 +261,13 @@ def test_skew_is_configurable() -> None:
     assert verify(build_token(at=NOW + timedelta(minutes=59)), settings=lax).ok
 
 
+def test_negative_skew_setting_reads_negative_in_the_detail() -> None:
+    result = verify(build_token(at=NOW), settings=VerifierSettings(
+        max_future_skew=timedelta(seconds=-5)))
+    rejected(result, Reason.NOT_YET_VALID)
+    assert "at most -5 s of clock skew" in result.detail
+
+
 def test_expiry_boundary() -> None:
     token = build_token(expires=900)
     assert verify(token, now=AT + timedelta(seconds=900)).ok

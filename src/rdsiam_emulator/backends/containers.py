@@ -11,6 +11,12 @@ contract, which the stand-in images in docker/ also implement (docs/backends.md)
     server runs; arguments starting with ``-`` are passed to the server.
 Readiness = the log line, then a successful login with the admin password (robust on both).
 
+Exposure: the server port is published on 127.0.0.1 only, and that port is how the endpoint
+reaches the server, so it cannot be closed: any local process can log in there with a password it
+knows (the master's, by design). The admin password is random per container (not reused across
+containers unless ``reuse``), held in memory and in the container's environment, which the engine's
+users can read (``docker inspect``).
+
 No orphans: each container is removed by ``stop()`` (also at exit/SIGTERM via lifecycle). With
 ``reuse`` the container is labelled, left running, and found again by its label next time.
 """
@@ -18,12 +24,13 @@ No orphans: each container is removed by ``stop()`` (also at exit/SIGTERM via li
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import secrets
 import time
 from typing import Any
 
-from .errors import BackendError, BackendUnavailable
+from .errors import ENGINE_HOWTO, BackendError, BackendUnavailable
 from .handle import BackendHandle
 from .mysql_handle import MysqlHandle
 from .postgres_handle import ADMIN_DB, PostgresHandle
@@ -40,18 +47,26 @@ PG_FAST_ARGS = ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_p
 MY_FAST_ARGS = ["--innodb-flush-log-at-trx-commit=0", "--skip-name-resolve"]
 
 
+NEEDS_EXTRA = ("the container provider needs testcontainers, which is not installed: "
+               "pip install 'rdsiam-emulator[containers]'")
+
+
 def _docker_client() -> Any:
+    # testcontainers first: the docker SDK alone may be installed by something else (it is
+    # testcontainers' dependency, not ours), and then a missing extra looked like a missing engine
+    if importlib.util.find_spec("testcontainers") is None:
+        raise BackendUnavailable(NEEDS_EXTRA)
     try:
         import docker
     except ImportError as exc:
-        raise BackendUnavailable(
-            "the container provider needs testcontainers: pip install 'rdsiam-emulator[containers]'"
-        ) from exc
+        raise BackendUnavailable(NEEDS_EXTRA) from exc
     try:
         client = docker.from_env(timeout=5)  # type: ignore[attr-defined]
         client.ping()
     except Exception as exc:
-        raise BackendUnavailable(f"no Docker-API engine reachable ({_where()}): {exc}") from exc
+        raise BackendUnavailable(
+            f"no Docker-API engine reachable ({_where()}): {exc}. To get one: {ENGINE_HOWTO}"
+        ) from exc
     return client
 
 
@@ -83,7 +98,7 @@ def start_container(spec: BackendSpec) -> BackendHandle:
         from testcontainers.core.container import DockerContainer
     except ImportError as exc:
         client.close()
-        raise BackendUnavailable("pip install 'rdsiam-emulator[containers]'") from exc
+        raise BackendUnavailable(NEEDS_EXTRA) from exc
     image = spec.resolved_image()
     port_in = DEFAULT_PORTS[spec.engine]
     key = reuse_key(spec, image)

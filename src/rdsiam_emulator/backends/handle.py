@@ -54,6 +54,7 @@ class BackendHandle(ABC):
         stopper: Callable[[], None],
         unix_socket: str | None = None,
         process: ServerProcess | None = None,
+        tcp: bool = True,
     ) -> None:
         self.flavour: Flavour = flavour
         self.version = version
@@ -66,6 +67,9 @@ class BackendHandle(ABC):
         self.dbname = dbname
         self.provider = provider
         self.unix_socket = unix_socket
+        self.tcp = tcp
+        """Does the server listen on ``host:port`` over TCP? False for a local server without
+        ``listen_tcp``: then ``host``/``port`` name its socket (see the engine handles)."""
         self._stopper: Callable[[], None] | None = stopper
         self._process = process
         """The local server process (None for containers and external servers)."""

@@ -1,5 +1,6 @@
 """Local MariaDB (``mariadb-install-db`` + ``mariadbd``) or MySQL (``mysqld --initialize-insecure``)
-in a private temp directory: TCP on 127.0.0.1 plus a private unix socket, test-speed settings.
+in a private temp directory: a private unix socket only (``--skip-networking``) unless the spec
+asks for ``listen_tcp`` (then also TCP on 127.0.0.1), test-speed settings.
 
 As root the server runs as the same unprivileged account as PostgreSQL (procs.run_as: ``nobody`` by
 default) instead of ``--user=mysql``/``--user=root``: one rule for both engines, and the private
@@ -80,9 +81,15 @@ def find_server() -> tuple[Path, str]:
                 [path, "--version"], capture_output=True, text=True, check=False
             ).stdout
             return Path(path), ("mariadb" if "mariadb" in out.lower() else "mysql")
+    given = os.environ.get(MYSQLD_ENV)
+    if given:  # the user named a binary: say that one is missing, not "set the variable"
+        raise BackendUnavailable(
+            f"${MYSQLD_ENV} is set to {given!r}, which is not an executable file: point it at "
+            "the mariadbd/mysqld binary, or unset it to look for mariadbd/mysqld on PATH"
+        )
     raise BackendUnavailable(
         "no MariaDB/MySQL server binary (mariadbd, mysqld) found: "
-        f"apt-get install mariadb-server, or set ${MYSQLD_ENV}"
+        f"apt-get install mariadb-server, or set ${MYSQLD_ENV} to the server binary"
     )
 
 
@@ -105,14 +112,15 @@ def start_local_mysql(spec: BackendSpec) -> BackendHandle:
         (work / "tmp").mkdir()
         chown_tree(work, who)
         os.chmod(work, 0o700)
-        proc, port = _start(server, flavour, who, work)
+        proc, port = _start(server, flavour, who, work, tcp=spec.listen_tcp)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     # SIGKILL: throw-away data, no need for a clean InnoDB shutdown (a restart recovers it);
     # a restart reuses the port and data
-    process = ServerProcess(proc, lambda: _start(server, flavour, who, work, port)[0],
-                            stop_signal=9)
+    process = ServerProcess(
+        proc, lambda: _start(server, flavour, who, work, port, tcp=spec.listen_tcp)[0],
+        stop_signal=9)
 
     def stopper() -> None:
         try:
@@ -125,7 +133,8 @@ def start_local_mysql(spec: BackendSpec) -> BackendHandle:
     handle = MysqlHandle(
         flavour=flavour,
         version=_server_version(server),
-        host="127.0.0.1",
+        # no TCP: "localhost" as MySQL clients spell "the socket"; the port only names the server
+        host="127.0.0.1" if spec.listen_tcp else "localhost",
         port=port,
         admin_user=ADMIN_USER,
         admin_password=admin_password,
@@ -136,6 +145,7 @@ def start_local_mysql(spec: BackendSpec) -> BackendHandle:
         stopper=stopper,
         process=process,
         unix_socket=sock,
+        tcp=spec.listen_tcp,
         bootstrap_connect={"unix_socket": sock, "user": "root", "password": ""},
     )
     try:
@@ -202,9 +212,14 @@ def _golden(server: Path, flavour: str, who: RunAs) -> Path:
 
 
 def _start(
-    server: Path, flavour: str, who: RunAs, work: Path, fixed_port: int | None = None
+    server: Path, flavour: str, who: RunAs, work: Path, fixed_port: int | None = None, *,
+    tcp: bool = False,
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """Start the server on ``fixed_port`` (a restart) or a free port; wait until it is ready."""
+    """Start the server on ``fixed_port`` (a restart) or a free port; wait until it is ready.
+
+    Without ``tcp`` the server opens no TCP socket at all (``--skip-networking``); the port is
+    still allocated so that it names this server uniquely (catalog generations, repr).
+    """
     last = ""
     log_path = work / "error.log"
     for attempt in range(BIND_ATTEMPTS):
@@ -214,7 +229,7 @@ def _start(
             "--no-defaults",
             f"--datadir={work / 'data'}",
             f"--port={port}",
-            "--bind-address=127.0.0.1",
+            *(["--bind-address=127.0.0.1"] if tcp else ["--skip-networking"]),
             f"--socket={work / 'mysqld.sock'}",
             f"--pid-file={work / 'mysqld.pid'}",
             f"--log-error={log_path}",

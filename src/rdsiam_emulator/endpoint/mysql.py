@@ -42,15 +42,19 @@ from rdsiam_emulator.endpoint.mysql_admin import (
     AdminConnection,
     BackendAddress,
 )
-from rdsiam_emulator.endpoint.mysql_intercept import CommandInterceptor, Session
+from rdsiam_emulator.endpoint.mysql_intercept import (
+    CATALOG_HINT,
+    DERIVED_LOGIN_HINT,
+    CommandInterceptor,
+    Session,
+    record_password_refusal,
+)
 from rdsiam_emulator.endpoint.mysql_relay import (
     FIRST_PACKET_MAX,
-    NOT_IAM_USER_HINT,
     BackendSide,
     ClientSide,
     cleartext_password,
     drive_own_login,
-    looks_like_token,
     next_client_auth,
     read_packet,
     relay_login_outcome,
@@ -222,6 +226,7 @@ class MysqlEndpoint(TrackedEndpoint):
                 async with asyncio.timeout(self.settings.handshake_timeout):
                     backend = await self._open_backend() if eager else None
                     if eager and backend is None:
+                        self._refuse_unavailable(_no_login(addr))
                         await sock_send(sock, encode_packet(0, _server_gone().build()))
                         return
                     session = await self._handshake(legs, addr, backend)
@@ -256,8 +261,21 @@ class MysqlEndpoint(TrackedEndpoint):
             self._refuse_overload(client, "the backend answered " + err.render(), user, method)
         else:
             self.authenticator.reject(
-                db_user=user, client=client, reason=Reason.INTERNAL_ERROR, method=method,
-                detail="the backend refused the connection: " + err.render())
+                db_user=user, client=client, reason=Reason.BACKEND_REFUSED, method=method,
+                detail="the backend refused the connection: " + err.render(),
+                hint="the server's own error reached the client unchanged; fix what it names "
+                     "(e.g. FLUSH HOSTS for a blocked host)")
+
+    def _refuse_unavailable(self, client: ClientInfo, user: str = "",
+                            method: str = "unknown") -> None:
+        """Record that the backend could not be reached (the client gets ERROR 1053)."""
+        self.authenticator.reject(
+            db_user=user, client=client, reason=Reason.BACKEND_UNAVAILABLE, method=method,
+            detail=f"cannot reach the backend at {self.backend.unix_socket or self.backend.host}"
+                   f"{'' if self.backend.unix_socket else f':{self.backend.port}'}; the client "
+                   "was answered 1053 Server shutdown in progress",
+            hint="the real MySQL/MariaDB server is down or unreachable: start it (or wait for "
+                 "its restart) and retry")
 
     def _refuse_overload(self, client: ClientInfo, detail: str, user: str,
                          method: str) -> None:
@@ -278,6 +296,7 @@ class MysqlEndpoint(TrackedEndpoint):
         assert legs.client is not None
         backend = await self._open_backend()
         if backend is None:
+            self._refuse_unavailable(info, user, method)
             legs.client.write(front.fail(_server_gone()))
             return None
         legs.add_backend(backend, self._conns)
@@ -392,8 +411,10 @@ class MysqlEndpoint(TrackedEndpoint):
         try:
             iam = self.authenticator.iam_enabled and await self.admin.is_iam_user(user)
         except Exception as exc:
-            self.authenticator.reject(db_user=user, client=info, reason=Reason.INTERNAL_ERROR,
-                                      detail=f"catalog lookup failed: {exc!r}")
+            self.authenticator.reject(
+                db_user=user, client=info, reason=Reason.INTERNAL_ERROR,
+                detail=f"catalog lookup failed: {clip(repr(exc), TEXT_CAP)}",
+                hint=CATALOG_HINT)
             client.write(front.fail(access_denied(user, addr[0])))
             return None
         if not iam:
@@ -472,10 +493,10 @@ class MysqlEndpoint(TrackedEndpoint):
             # Not about the password (1044 no access to the database, 1049 unknown database,
             # ...): the server's own answer, as RDS passes it on once IAM accepted the token.
             self.authenticator.reject(
-                db_user=user, client=info, reason=Reason.SESSION_REFUSED,
+                db_user=user, client=info, reason=Reason.BACKEND_REFUSED,
                 detail="IAM accepted the token; the database refused the session: "
                        + result.error.render(),
-                hint=_session_refused_hint(result.error.code))
+                hint=_backend_refused_hint(result.error.code))
             client.write(front.fail(result.error))
             return None
         log.warning("mysql endpoint: backend refused the derived login of %r: %s", clip(user),
@@ -483,7 +504,7 @@ class MysqlEndpoint(TrackedEndpoint):
         self.authenticator.reject(
             db_user=user, client=info, reason=Reason.INTERNAL_ERROR,
             detail="the backend refused the derived-password login: " + result.error.render(),
-            hint="the user was dropped or its password changed outside the endpoint")
+            hint=DERIVED_LOGIN_HINT)
         client.write(front.fail(access_denied(user, addr[0])))
         return None
 
@@ -525,9 +546,14 @@ class MysqlEndpoint(TrackedEndpoint):
             # Deferred backend: the client scrambled with the endpoint's nonce. Ask it again, for
             # the same plugin, with the backend's (an ordinary AuthSwitchRequest).
             if not response.capabilities & Capability.PLUGIN_AUTH:
-                self.authenticator.record_password_login(
-                    db_user=user, client=info, ok=False,
-                    detail="the client cannot answer an auth switch (no CLIENT_PLUGIN_AUTH)")
+                self.authenticator.reject(
+                    db_user=user, client=info, reason=Reason.AUTH_SWITCH_UNSUPPORTED,
+                    method="password",
+                    detail="the client cannot answer an auth switch (no CLIENT_PLUGIN_AUTH); it "
+                           "scrambled with the endpoint's greeting, given while more than "
+                           "eager_backend_logins clients were logging in",
+                    hint="use a client with plugin authentication (MySQL 5.5+ / MariaDB client "
+                         "libraries), or raise the endpoint's eager_backend_logins")
                 client.write(front.fail(ErrPacket(
                     ErrorCode.ER_NOT_SUPPORTED_AUTH_MODE, "08004",
                     "Client does not support authentication protocol requested by server; "
@@ -544,16 +570,14 @@ class MysqlEndpoint(TrackedEndpoint):
         if outcome.error_code == ErrorCode.ER_CON_COUNT_ERROR:
             self._refuse_overload(info, "the backend answered 1040 Too many connections", user,
                                   "password")
-        elif not outcome.ok and looks_like_token(cleartext):
-            self.authenticator.reject(
-                db_user=user, client=info, reason=Reason.NOT_IAM_USER, method="password",
-                detail="an IAM token was sent as the password of a password user",
-                hint=NOT_IAM_USER_HINT)
+        elif not outcome.ok:
+            await record_password_refusal(self.authenticator, self.admin, user=user, info=info,
+                                          via="login", error_code=outcome.error_code,
+                                          cleartext=cleartext)
         else:
             self.authenticator.record_password_login(
-                db_user=user, client=info, ok=outcome.ok,
-                detail="password login relayed to the backend" + (
-                    "" if outcome.ok else ": refused"))
+                db_user=user, client=info, ok=True,
+                detail="password login relayed to the backend")
         client.write(outcome.final)
         return outcome.ok
 
@@ -567,7 +591,7 @@ class MysqlEndpoint(TrackedEndpoint):
         s.client.on_intercept = lambda item: self._spawn(self._interceptor.handle(s, item))
 
 
-def _session_refused_hint(code: int) -> str:
+def _backend_refused_hint(code: int) -> str:
     if code == ER_DBACCESS_DENIED:
         return "GRANT the user access to that database, or connect to one it may use"
     if code == ER_BAD_DB:

@@ -50,8 +50,9 @@ class BackendAddress:
     admin_user: str
     admin_password: str = field(repr=False)
     unix_socket: str | None = None
-    """The server's private socket, when it has one (local servers): client sessions go there
-    instead of loopback TCP, which costs the endpoint and the server less per packet. The
+    """The server's private socket, when it has one (local servers): client sessions and the
+    admin connection go there (a local server normally has no TCP at all; also cheaper per
+    packet than loopback TCP). The
     server then reports ``USER()`` as ``user@localhost``; account matching is unchanged for the
     ``'user'@'%'`` accounts RDS users create."""
 
@@ -217,7 +218,11 @@ class AdminConnection:
     # wire ---------------------------------------------------------------------------------------
     async def _connect(self) -> None:
         addr = self.address
-        reader, writer = await asyncio.open_connection(addr.host, addr.port)
+        # a local server's private socket when it has one (it normally has no TCP)
+        if addr.unix_socket is not None:
+            reader, writer = await asyncio.open_unix_connection(addr.unix_socket)
+        else:
+            reader, writer = await asyncio.open_connection(addr.host, addr.port)
         self._reader, self._writer = reader, writer
         decoder = PacketDecoder(1 << 20)
         packets: list[Packet] = []

@@ -23,7 +23,7 @@ from rdsiam_emulator.endpoint.mysql_relay import (
     drive_own_login,
     looks_like_token,
     next_client_auth,
-    relay_login,
+    relay_login_outcome,
 )
 from rdsiam_emulator.events import TEXT_CAP, clip
 from rdsiam_emulator.protocols.mysql import ddl
@@ -260,27 +260,39 @@ class CommandInterceptor:
         info = replace(s.info, database=change.database.decode("utf-8", "replace") or None)
         front = FrontendHandshake.for_change_user(s.greeting, item.packet.seq)
         front.tls = s.info.tls
-        iam = self._host.authenticator.iam_enabled and await self._host.admin.is_iam_user(user)
+        try:
+            iam = (self._host.authenticator.iam_enabled
+                   and await self._host.admin.is_iam_user(user))
+        except Exception as exc:
+            self._host.authenticator.reject(
+                db_user=user, client=info, reason=Reason.INTERNAL_ERROR,
+                detail=f"COM_CHANGE_USER: catalog lookup failed: {clip(repr(exc), TEXT_CAP)}",
+                hint=CATALOG_HINT)
+            s.client.write(front.fail(access_denied(user, s.info.address)))
+            return False
         if not iam:
             login = BackendLogin.for_change_user(
                 s.greeting.nonce, change, s.capabilities, password=None,
                 default_plugin=s.greeting.auth_plugin, client_tls=s.info.tls)
-            ok, final = await relay_login(s.client, s.backend, front, login, user,
-                                           s.info.address, bool(change.auth_response), tap=True)
-            if not ok and looks_like_token(cleartext_password(change.auth_plugin,
-                                                                change.auth_response)):
-                self._host.authenticator.reject(
-                    db_user=user, client=info, reason=Reason.NOT_IAM_USER, method="password",
-                    detail="COM_CHANGE_USER sent an IAM token as the password of a password user",
-                    hint=NOT_IAM_USER_HINT)
-            else:
+            outcome = await relay_login_outcome(s.client, s.backend, front, login, user,
+                                                s.info.address, bool(change.auth_response),
+                                                tap=True)
+            if outcome.ok:
                 self._host.authenticator.record_password_login(
-                    db_user=user, client=info, ok=ok, detail="COM_CHANGE_USER relayed")
-            s.client.write(final)
-            return ok
+                    db_user=user, client=info, ok=True, detail="COM_CHANGE_USER relayed")
+            else:
+                await record_password_refusal(
+                    self._host.authenticator, self._host.admin, user=user, info=info,
+                    via="COM_CHANGE_USER",
+                    error_code=outcome.error_code,
+                    cleartext=cleartext_password(change.auth_plugin, change.auth_response))
+            s.client.write(outcome.final)
+            return outcome.ok
         if self._host.authenticator.transport_rejection(info) is not None:
-            self._host.authenticator.reject(db_user=user, client=info, reason=Reason.TLS_REQUIRED,
-                                      detail="IAM logins are accepted over TLS only")
+            self._host.authenticator.reject(
+                db_user=user, client=info, reason=Reason.TLS_REQUIRED,
+                detail="COM_CHANGE_USER to an IAM user on a connection without TLS",
+                hint="connect with TLS (ssl_mode=REQUIRED / ssl=true / --ssl)")
             s.client.write(front.fail(access_denied(user, s.info.address)))
             return False
         if change.auth_plugin == CLEAR_PASSWORD:
@@ -302,8 +314,66 @@ class CommandInterceptor:
         if isinstance(result, LoginSucceeded):
             s.client.write(front.succeed(result.ok_payload))
             return True
+        self._host.authenticator.reject(
+            db_user=user, client=info, reason=Reason.INTERNAL_ERROR,
+            detail="COM_CHANGE_USER: the backend refused the derived-password login: "
+                   + result.error.render(),
+            hint=DERIVED_LOGIN_HINT)
         s.client.write(front.fail(access_denied(user, s.info.address)))
         return False
 
 
 # ---------------------------------------------------------------------------------- helpers
+PASSWORD_MISMATCH_HINT = (
+    "check the password; if an IAM token was sent as the password, the user is not IAM-enabled: "
+    "ALTER USER ... IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' (then it logs in with "
+    "tokens only)")
+CATALOG_HINT = ("the endpoint could not tell whether the user is an IAM user: check that the "
+                "backend is up; if it is, this is a bug: please report it")
+DERIVED_LOGIN_HINT = "the user was dropped or its password changed outside the endpoint"
+_REFUSED_HINTS = {
+    1044: "grant the user access to that database, or connect to another one",
+    1049: "connect to a database that exists (CREATE DATABASE, or leave the database out)",
+}
+
+
+async def _is_iam_user(admin: AdminConnection, user: str) -> bool:
+    """Catalog lookup after a failure only (it may cost a read); a failing one answers False."""
+    try:
+        return await admin.is_iam_user(user)
+    except Exception as exc:
+        log.warning("mysql endpoint: catalog lookup failed: %s", clip(repr(exc), TEXT_CAP))
+        return False
+
+
+async def record_password_refusal(
+    auth: IamAuthenticator, admin: AdminConnection, *, user: str, info: ClientInfo, via: str,
+    error_code: int | None, cleartext: str | None,
+) -> None:
+    """Record a relayed password login the server refused (not for lack of room: the caller
+    records 1040). With IAM off an IAM user's login is relayed too: ``iam_disabled``. A
+    scrambled password cannot be looked at, so only a cleartext one that parses as a token is
+    ``not_iam_user``; other 1045s are ``password_mismatch``."""
+    if not auth.iam_enabled and await _is_iam_user(admin, user):
+        auth.reject(db_user=user, client=info, reason=Reason.IAM_DISABLED,
+                    detail=f"{via}: IAM database authentication is disabled on this instance, "
+                           "so the IAM user's login went to the server as a password login",
+                    hint="enable it (EnableIAMDatabaseAuthentication / iam_enabled=True) or log "
+                         "in with a password user")
+    elif looks_like_token(cleartext):
+        auth.reject(db_user=user, client=info, reason=Reason.NOT_IAM_USER, method="password",
+                    detail=f"{via}: an IAM token was sent as the password of a password user",
+                    hint=NOT_IAM_USER_HINT)
+    elif error_code == ErrorCode.ER_ACCESS_DENIED:
+        seen = ("it was sent in clear and is not an IAM token" if cleartext is not None
+                else "it was scrambled, so the endpoint cannot tell whether it was an IAM token")
+        auth.reject(db_user=user, client=info, reason=Reason.PASSWORD_MISMATCH, method="password",
+                    detail=f"{via}: the server refused the password with 1045 ({seen})",
+                    hint=PASSWORD_MISMATCH_HINT)
+    else:
+        auth.reject(db_user=user, client=info, reason=Reason.BACKEND_REFUSED, method="password",
+                    detail=f"{via}: the server refused the login with error {error_code}",
+                    hint=_REFUSED_HINTS.get(error_code or 0,
+                                            "the server's own error reached the client "
+                                            "unchanged; fix what it names"))
+

@@ -58,11 +58,8 @@ DEFAULT_HANDSHAKE_TIMEOUT = 60.0
 """PostgreSQL's default authentication_timeout."""
 TOO_MANY_CONNECTIONS = "53300"
 """SQLSTATE of "sorry, too many clients already" (and of the per-role/database limits)."""
-_SESSION_REFUSED_HINTS = {
-    "3D000": "create the database first, or fix the database name in the connection",
-    "42501": "GRANT CONNECT ON DATABASE to the user, or connect to a database it may use",
-}
-"""Hints for session_refused by SQLSTATE (no such database, no CONNECT privilege)."""
+UNAVAILABLE = "57P03"
+UNAVAILABLE_MESSAGE = "the database system is not accepting connections"
 
 
 
@@ -79,7 +76,8 @@ class BackendTarget:
     """The server's private socket directory (as a handle's ``unix_socket`` and libpq's ``host``
     give it), when it has one (local servers): client sessions go there instead of loopback TCP,
     which costs the endpoint and the server less per message and per new session. The admin
-    session stays on TCP (the socket's admin rule is ``peer``)."""
+    session goes there too (the socket's admin rule is ``peer``, mapped from this OS user): a
+    local server normally has no TCP at all (docs/backends.md)."""
 
     def socket_path(self) -> str | None:
         if self.unix_socket is None:
@@ -88,9 +86,10 @@ class BackendTarget:
 
     @classmethod
     def from_handle(cls, handle: _HandleLike) -> BackendTarget:
-        """From a ``backends.PostgresHandle`` (or anything with the same four attributes); over
-        TCP only (``Emulator`` adds the handle's ``unix_socket``)."""
-        return cls(handle.host, handle.port, handle.admin_user, handle.admin_password)
+        """From a ``backends.PostgresHandle`` (or anything with the same five attributes),
+        including its private socket when it has one."""
+        return cls(handle.host, handle.port, handle.admin_user, handle.admin_password,
+                   unix_socket=handle.unix_socket)
 
 
 class _HandleLike(Protocol):
@@ -98,16 +97,16 @@ class _HandleLike(Protocol):
     port: int
     admin_user: str
     admin_password: str
+    unix_socket: str | None
 
 
 class BackendUnavailableError(Exception):
     """The real server cannot be reached or refused the admin login."""
 
 
-async def _open_backend(target: BackendTarget, timeout: float, *,
-                        admin: bool = False) -> RelayConnection:
+async def _open_backend(target: BackendTarget, timeout: float) -> RelayConnection:
     loop = asyncio.get_running_loop()
-    path = None if admin else target.socket_path()
+    path = target.socket_path()
     where = path or f"{target.host}:{target.port}"
     try:
         async with asyncio.timeout(timeout):
@@ -178,7 +177,7 @@ class AdminSession:
         if self._conn is not None and self._conn.transport is not None \
                 and not self._conn.transport.is_closing():
             return self._conn
-        conn = await _open_backend(self._target, self._timeout, admin=True)
+        conn = await _open_backend(self._target, self._timeout)
         login = BackendLogin(user=self._target.admin_user, database=self._target.admin_database,
                              password=self._target.admin_password,
                              params={"application_name": "rdsiam-emulator"})
@@ -409,24 +408,36 @@ class PostgresEndpoint(TrackedEndpoint):
             member = await self.admin.iam_member(user)
         except BackendUnavailableError as exc:
             log.warning("postgres endpoint: backend unavailable: %s", clip(str(exc), TEXT_CAP))
-            client.write(hs.fail("57P03", "the database system is not accepting connections"))
+            self._record_unavailable(user, info, str(exc))
+            client.write(hs.fail(UNAVAILABLE, UNAVAILABLE_MESSAGE))
             return None
         replication = startup.params.get("replication")
-        if user == self.backend.admin_user or (replication is not None and member):
-            if user != self.backend.admin_user:
-                self.authenticator.reject(
-                    db_user=user, client=info, reason=Reason.REPLICATION_NOT_ALLOWED,
-                    detail=f"replication={replication}: pg_hba.conf has no pam line for "
-                           "replication connections",
-                    hint="IAM users cannot open replication connections; use a password user "
-                         "with the REPLICATION attribute")
+        if user == self.backend.admin_user:
+            # RDS's rdsadmin: no pg_hba.conf line lets it in from outside.
+            self.authenticator.reject(
+                db_user=user, client=info, reason=Reason.RESERVED_USER, method="password",
+                detail="the emulator's own admin account (RDS's rdsadmin) has no pg_hba.conf "
+                       "line for clients of the endpoint",
+                hint="log in as the master user or an application user; this account is the "
+                     "endpoint's own")
+            client.write(self._hba_reject(info, user, startup.database, replication))
+            return None
+        if replication is not None and member:
+            self.authenticator.reject(
+                db_user=user, client=info, reason=Reason.REPLICATION_NOT_ALLOWED,
+                detail=f"replication={replication}: pg_hba.conf has no pam line for "
+                       "replication connections",
+                hint="IAM users cannot open replication connections; use a password user "
+                     "with the REPLICATION attribute")
             client.write(self._hba_reject(info, user, startup.database, replication))
             return None
         if member:
             return await self._iam_login(client, hs, startup, info)
         if self.settings.force_ssl and not hs.tls:
-            self.authenticator.reject(db_user=user, client=info, reason=Reason.TLS_REQUIRED,
-                                      detail="rds.force_ssl is on", method="password")
+            self.authenticator.reject(
+                db_user=user, client=info, reason=Reason.TLS_REQUIRED, method="password",
+                detail="rds.force_ssl is on: pg_hba.conf accepts TLS connections only",
+                hint="connect with sslmode=require (or stricter)")
             client.write(self._hba_reject(info, user, startup.database))
             return None
         return await self._password_login(client, hs, startup, info)
@@ -462,15 +473,7 @@ class PostgresEndpoint(TrackedEndpoint):
         if isinstance(result, LoginFailed):
             if backend is not None:
                 backend.close()
-            if result.sqlstate == TOO_MANY_CONNECTIONS:
-                self._record_capacity(user, info, "iam", result)
-            else:  # e.g. 3D000 no such database: the client sees it; record it too
-                self.authenticator.reject(
-                    db_user=user, client=info, reason=Reason.SESSION_REFUSED,
-                    detail="IAM accepted the token; the database refused the session: "
-                           f"{result.sqlstate} {result.message}",
-                    hint=_SESSION_REFUSED_HINTS.get(
-                        result.sqlstate, "see the server's error; the token itself was accepted"))
+            self._record_backend_failure(user, info, "iam", result)
             client.write(codec.error_response(result.fields))
             return None
         assert backend is not None
@@ -479,25 +482,72 @@ class PostgresEndpoint(TrackedEndpoint):
         client.link(backend)
         return backend
 
-    async def _no_password(self, user: str) -> bool:
-        """Whether ``user`` has no password at all (or does not exist), so that no password can
-        have been right. SCRAM hides the password from the endpoint, so it cannot check whether
-        it was an IAM token; a login to a role without a password almost always is one (the RDS
-        recipe is ``CREATE USER u`` + ``GRANT rds_iam TO u``, with the GRANT forgotten)."""
+    async def _password_state(self, user: str) -> bool | BackendUnavailableError | None:
+        """Whether role ``user`` has a password (None: no such role; the error if the admin
+        session cannot tell)."""
         try:
-            return not await self.admin.has_password(user)
+            return await self.admin.has_password(user)
         except BackendUnavailableError as exc:
             log.warning("postgres endpoint: %s", clip(str(exc), TEXT_CAP))
-            return False
+            return exc
 
-    def _record_not_iam_user(self, user: str, info: ClientInfo, failed: LoginFailed) -> None:
+    async def _record_password_refused(self, user: str, info: ClientInfo,
+                                       failed: LoginFailed) -> None:
+        """A relayed password login the server refused with 28P01. SCRAM hides the password, so
+        whether it was an IAM token can only be inferred: by a role without a password (no
+        password could have been right), or said as a possibility in the hint."""
+        state = await self._password_state(user)
+        said = f"{failed.sqlstate} {failed.message}"
+        grant = f"GRANT rds_iam TO {quote_ident(user)}"
+        if state is None:
+            self.authenticator.reject(
+                db_user=user, client=info, reason=Reason.UNKNOWN_USER, method="password",
+                detail=f"{said}: no role named {user!r} exists",
+                hint=f"create it: CREATE USER {quote_ident(user)}; then {grant} for IAM logins "
+                     "(or give it a PASSWORD for password logins)")
+        elif state is False:
+            self.authenticator.reject(
+                db_user=user, client=info, reason=Reason.NOT_IAM_USER, method="password",
+                detail=f"{said}: the user is not a member of rds_iam and has no password, so "
+                       "this was a password login that could not succeed (an IAM token?)",
+                hint=f"for IAM logins: {grant}; for password logins: give the user a password")
+        else:
+            why = ("the role has a password" if state is True
+                   else f"whether the role has a password is unknown ({state})")
+            self.authenticator.reject(
+                db_user=user, client=info, reason=Reason.PASSWORD_MISMATCH, method="password",
+                detail=f"{said}: a password login ({why}; SCRAM hides the password, so the "
+                       "endpoint cannot tell whether it was an IAM token)",
+                hint=f"check the password; if an IAM token was sent, the user is not IAM-enabled: "
+                     f"{grant} (then it logs in with tokens only)")
+
+    def _record_unavailable(self, user: str, info: ClientInfo, why: str,
+                            method: str = "iam") -> None:
         self.authenticator.reject(
-            db_user=user, client=info, reason=Reason.NOT_IAM_USER, method="password",
-            detail=f"{failed.sqlstate} {failed.message}: the user is not a member of rds_iam "
-                   "and has no password, so this was a password login that could not succeed "
-                   "(an IAM token?)",
-            hint=f"for IAM logins: GRANT rds_iam TO {quote_ident(user)}; for password logins: "
-                 "give the user a password")
+            db_user=user, client=info, reason=Reason.BACKEND_UNAVAILABLE, method=method,
+            detail=f"the client was answered {UNAVAILABLE}: {why}",
+            hint="the real PostgreSQL server is down or unreachable: start it (or wait for its "
+                 "restart) and retry")
+
+    def _record_backend_failure(self, user: str, info: ClientInfo, method: str,
+                                result: LoginFailed) -> None:
+        """The server refused a session the endpoint opened (its error goes to the client)."""
+        if result.sqlstate == TOO_MANY_CONNECTIONS:
+            self._record_capacity(user, info, method, result)
+        elif result.sqlstate == UNAVAILABLE:
+            self._record_unavailable(user, info, result.message, method)
+        else:
+            self._record_backend_refused(user, info, method, result)
+
+    def _record_backend_refused(self, user: str, info: ClientInfo, method: str,
+                                result: LoginFailed) -> None:
+        hint = BACKEND_HINTS.get(result.sqlstate,
+                                 "the server's own error (in the detail) reached the client "
+                                 "unchanged; fix what it names")
+        self.authenticator.reject(
+            db_user=user, client=info, reason=Reason.BACKEND_REFUSED, method=method,
+            detail=f"the server refused the session: {result.sqlstate} {result.message}",
+            hint=hint)
 
     def _record_capacity(self, user: str, info: ClientInfo, method: str,
                          result: LoginFailed) -> None:
@@ -516,9 +566,10 @@ class PostgresEndpoint(TrackedEndpoint):
         for attempt in (1, 2):
             try:
                 backend = await self._open_leg(client)
-            except BackendUnavailableError:
-                return None, LoginFailed({"S": "FATAL", "V": "FATAL", "C": "57P03",
-                                          "M": "the database system is not accepting connections"})
+            except BackendUnavailableError as exc:
+                log.warning("postgres endpoint: %s", clip(str(exc), TEXT_CAP))
+                return None, LoginFailed({"S": "FATAL", "V": "FATAL", "C": UNAVAILABLE,
+                                          "M": UNAVAILABLE_MESSAGE})
             login = BackendLogin(user=user, database=startup.database, password=password,
                                  params=params)
             result = await _login(backend, login)
@@ -541,8 +592,9 @@ class PostgresEndpoint(TrackedEndpoint):
         user = startup.user
         try:
             backend = await self._open_leg(client)
-        except BackendUnavailableError:
-            client.write(hs.fail("57P03", "the database system is not accepting connections"))
+        except BackendUnavailableError as exc:
+            self._record_unavailable(user, info, str(exc), "password")
+            client.write(hs.fail(UNAVAILABLE, UNAVAILABLE_MESSAGE))
             return None
         pipelined = hs.hand_over()
         backend.write(startup.raw)
@@ -558,14 +610,10 @@ class PostgresEndpoint(TrackedEndpoint):
                 else:
                     # the event first: a client that sees the error can read its event at once
                     failed = LoginFailed(codec.parse_fields(msg.body))
-                    if failed.sqlstate == TOO_MANY_CONNECTIONS:
-                        self._record_capacity(user, info, "password", failed)
-                    elif failed.sqlstate == "28P01" and await self._no_password(user):
-                        self._record_not_iam_user(user, info, failed)
+                    if failed.sqlstate == "28P01":
+                        await self._record_password_refused(user, info, failed)
                     else:
-                        self.authenticator.record_password_login(
-                            db_user=user, client=info, ok=False,
-                            detail=f"{failed.sqlstate} {failed.message}".strip())
+                        self._record_backend_failure(user, info, "password", failed)
                     client.write(codec.typed(msg.type, msg.body))
                     backend.close()
                     return None
@@ -603,6 +651,16 @@ class PostgresEndpoint(TrackedEndpoint):
             async with asyncio.timeout(self.settings.backend_timeout):
                 await conn.read()  # the server closes without answering
         conn.close()
+
+
+BACKEND_HINTS = {
+    "3D000": "connect to a database that exists (CREATE DATABASE, or dbname=...)",
+    "28000": "the server refused the role itself (e.g. NOLOGIN, or no pg_hba.conf line for it): "
+             "ALTER ROLE ... LOGIN, or log in as another user",
+    "28P01": "the endpoint's derived password for the IAM user was not accepted and could not "
+             "be repaired: the role was changed outside the endpoint; re-GRANT rds_iam",
+}
+"""Hints for the server's own refusals of a session, by SQLSTATE."""
 
 
 class _ClientConnection(RelayConnection):

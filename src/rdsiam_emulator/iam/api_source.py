@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import unquote
 
-from rdsiam_emulator.iam.evaluator import Layer, PolicyRef
-from rdsiam_emulator.iam.principals import Principal, PrincipalPolicies
+from rdsiam_emulator.iam.evaluator import Layer, PolicyRef, ScpLevel
+from rdsiam_emulator.iam.organizations import SCP, OrgView, scp_ref
+from rdsiam_emulator.iam.principals import OrgMembership, Principal, PrincipalPolicies
 
 
 def _doc(value: Any) -> str:
@@ -33,11 +34,22 @@ def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> Iterator[Any
 class IamApiPolicySource:
     """Reads policies with ``iam`` API calls (``list_*``/``get_*``); slow, for one-off checks."""
 
+    SCP_SKIPPED = ("service control policies: not read through the IAM API (an SCP may still "
+                   "deny on AWS); policy check --scp-file evaluates them")
+
     def __init__(
-        self, iam_client: Any, *, client_for_account: Callable[[str], Any] | None = None
+        self, iam_client: Any, *, client_for_account: Callable[[str], Any] | None = None,
+        report_scp_skipped: bool = True,
+        organizations_for_account: Callable[[str], Any] | None = None,
     ) -> None:
         """``client_for_account`` gives a client for the principal's account (a moto server keeps
-        accounts apart by the ``x-moto-account-id`` header); otherwise ``iam_client`` serves all."""
+        accounts apart by the ``x-moto-account-id`` header); otherwise ``iam_client`` serves all.
+        ``organizations_for_account`` gives an Organizations client acting as an account: with it
+        the caller's organization and SCPs are read (``read_organization``); without it, or when
+        that fails, ``report_scp_skipped`` says in ``PrincipalPolicies.skipped`` that SCPs were
+        not read (off when the caller supplies them)."""
+        self._report_scp = report_scp_skipped
+        self._orgs = organizations_for_account
         self._default = iam_client
         self._iam = iam_client
         self._client_for_account = client_for_account
@@ -113,10 +125,77 @@ class IamApiPolicySource:
                     ref = self._managed(att["PolicyArn"], "identity", notes)
                     if ref is not None:
                         identity.append(ref)
+            user_pb = user.get("PermissionsBoundary", {}).get("PermissionsBoundaryArn")
+            if user_pb:
+                ref = self._managed(user_pb, "boundary", notes)
+                boundary = (ref,) if ref is not None else ()
             tags.extend((t["Key"], t["Value"]) for t in iam.list_user_tags(UserName=name)["Tags"])
+        org: OrgView | None = None
+        skipped: tuple[str, ...] = (self.SCP_SKIPPED,) if self._report_scp else ()
+        if self._orgs is not None:
+            try:
+                org = read_organization(self._orgs, principal.account_id)
+                skipped = ()
+            except Exception as exc:  # report, never guess: an unread SCP may deny on AWS
+                if self._report_scp:
+                    skipped = (f"service control policies: the Organizations API failed ({exc})",)
         return PrincipalPolicies(
-            tuple(identity), None, boundary, tuple(tags), user_id, tuple(notes)
+            tuple(identity), None, boundary, tuple(tags), user_id,
+            tuple(notes) + (org.notes if org is not None else ()),
+            scp=None if org is None else org.scp,
+            org=None if org is None else org.membership, skipped=skipped,
         )
+
+
+def read_organization(orgs_for: Callable[[str], Any], account_id: str) -> OrgView | None:
+    """The organization, path and SCP levels of ``account_id`` through the Organizations API (the
+    same rules as ``organizations.moto_org_for``); None when the account is in no organization.
+    Other API errors propagate (the caller reports SCPs as skipped)."""
+    member = orgs_for(account_id)
+    try:
+        org = member.describe_organization()["Organization"]
+    except member.exceptions.AWSOrganizationsNotInUseException:
+        return None
+    mgmt = orgs_for(org["MasterAccountId"])
+    root = mgmt.list_roots()["Roots"][0]
+    chain: list[dict[str, Any]] = []
+    child = account_id
+    for _ in range(10):  # AWS allows five OU levels below the root
+        parent = mgmt.list_parents(ChildId=child)["Parents"][0]
+        chain.append(parent)
+        if parent["Type"] == "ROOT":
+            break
+        child = parent["Id"]
+    chain.reverse()
+    membership = OrgMembership(org["Id"], "/".join([org["Id"], *[p["Id"] for p in chain]]) + "/",
+                               account_id == org["MasterAccountId"])
+    if membership.management_account:
+        return OrgView(membership, None, (
+            f"account {account_id} is the management account of {org['Id']}: SCPs do not "
+            "restrict it",))
+    if not any(t.get("Type") == SCP and t.get("Status") == "ENABLED"
+               for t in root.get("PolicyTypes", [])):
+        return OrgView(membership, None, (
+            f"the SERVICE_CONTROL_POLICY type is not enabled in root {root['Id']}: SCPs are "
+            "not in effect (organizations enable_policy_type)",))
+    targets: list[tuple[str, str]] = []
+    for parent in chain:
+        if parent["Type"] == "ROOT":
+            targets.append((parent["Id"], f"root {parent['Id']}"))
+        else:
+            name = mgmt.describe_organizational_unit(OrganizationalUnitId=parent["Id"])[
+                "OrganizationalUnit"]["Name"]
+            targets.append((parent["Id"], f"OU {name!r} ({parent['Id']})"))
+    targets.append((account_id, f"account {account_id}"))
+    levels: list[ScpLevel] = []
+    for target_id, label in targets:
+        refs: list[PolicyRef] = []
+        for summary in _pages(mgmt, "list_policies_for_target", "Policies", TargetId=target_id,
+                              Filter=SCP):
+            policy = mgmt.describe_policy(PolicyId=summary["Id"])["Policy"]
+            refs.append(scp_ref(summary["Name"], summary["Id"], label, policy["Content"]))
+        levels.append(ScpLevel(label, tuple(refs)))
+    return OrgView(membership, tuple(levels))
 
 
 class StaticPolicySource:

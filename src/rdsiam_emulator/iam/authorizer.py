@@ -9,72 +9,38 @@ decision without a token or a database (library use, ``policy check``).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 
 from rdsiam_emulator.credentials import ResolvedCredential
 from rdsiam_emulator.endpoint_spec import Endpoint
-from rdsiam_emulator.iam.evaluator import Decision, HintInputs, NearMiss, Request, evaluate
+from rdsiam_emulator.iam.evaluator import (
+    Decision,
+    HintInputs,
+    NearMiss,
+    Request,
+    absent_keys,
+    evaluate,
+)
 from rdsiam_emulator.iam.principals import (
     MotoCredential,
     PolicySource,
     Principal,
     PrincipalPolicies,
 )
+from rdsiam_emulator.iam.request_context import UNSUPPORTED_KEYS, GlobalKeys, build_context
 from rdsiam_emulator.reasons import Reason, Rejection
 from rdsiam_emulator.tokens import ParsedToken
 
 CONNECT = "rds-db:connect"
 
-UNSUPPORTED_KEYS = frozenset({
-    "aws:sourceip", "aws:sourcevpc", "aws:sourcevpce", "aws:vpcsourceip", "aws:useragent",
-    "aws:referer",
-})
-"""Condition keys RDS does not supply for rds-db:connect; they are never in the context."""
-
-
-def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def build_context(
-    principal: Principal,
-    policies: PrincipalPolicies,
-    *,
-    region: str,
-    now: datetime,
-    secure_transport: bool = True,
-    extra: Mapping[str, str | tuple[str, ...]] | None = None,
-) -> dict[str, tuple[str, ...]]:
-    """The global condition keys a connection supplies (lower-cased key → values)."""
-    ctx: dict[str, tuple[str, ...]] = {
-        "aws:principalarn": (principal.principal_arn_key,),
-        "aws:principalaccount": (principal.account_id,),
-        "aws:principaltype": (principal.type,),
-        "aws:currenttime": (_iso(now),),
-        "aws:epochtime": (str(int(now.timestamp())),),
-        "aws:requestedregion": (region,),
-        "aws:securetransport": ("true" if secure_transport else "false",),
-        "aws:viaawsservice": ("false",),
-        "aws:principalisawsservice": ("false",),
-    }
-    user_id = policies.user_id or principal.user_id
-    if user_id:
-        ctx["aws:userid"] = (user_id,)
-    if principal.type == "User" and principal.user_name:
-        ctx["aws:username"] = (principal.user_name,)
-    if principal.issued_at is not None:
-        ctx["aws:tokenissuetime"] = (_iso(principal.issued_at),)
-    if principal.mfa_present is not None:
-        ctx["aws:multifactorauthpresent"] = ("true" if principal.mfa_present else "false",)
-    for key, value in policies.tags:
-        ctx[f"aws:principaltag/{key.lower()}"] = (value,)
-    for key, extra_value in (extra or {}).items():
-        ctx[key.lower()] = (extra_value,) if isinstance(extra_value, str) else tuple(extra_value)
-    for key in UNSUPPORTED_KEYS:
-        ctx.pop(key, None)
-    return ctx
+# build_context and UNSUPPORTED_KEYS moved to request_context; re-exported for existing callers
+__all__ = [
+    "CONNECT", "UNSUPPORTED_KEYS", "IamAuthorizer", "PolicyCheck", "build_context",
+    "caller_phrase", "check_principal", "principal_label", "rejection_for",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +51,7 @@ class PolicyCheck:
     resource: str
     decision: Decision
     policies: PrincipalPolicies
+    global_keys: GlobalKeys = "documented"
 
     def rejection(self) -> Rejection | None:
         return None if self.decision.allowed else rejection_for(self)
@@ -100,19 +67,24 @@ def check_principal(
     action: str = CONNECT,
     hints: HintInputs | None = None,
     extra_context: Mapping[str, str | tuple[str, ...]] | None = None,
+    global_keys: GlobalKeys = "documented",
 ) -> PolicyCheck:
-    """Evaluate ``action`` on ``resource`` for ``principal``; no token or database involved."""
+    """Evaluate ``action`` on ``resource`` for ``principal``; no token or database involved.
+
+    ``global_keys`` selects the reading of the request context (``request_context``)."""
     policies = source.policies_for(principal)
-    context = build_context(principal, policies, region=region, now=now, extra=extra_context)
+    context = build_context(principal, policies, region=region, now=now, extra=extra_context,
+                            global_keys=global_keys)
     if hints is None:
         hints = _hints_from_arn(resource)
+    hints = replace(hints, global_keys=global_keys)
     decision = evaluate(
         policies.identity, Request(action, resource, context),
-        session=policies.session, boundary=policies.boundary, hints=hints,
+        session=policies.session, boundary=policies.boundary, scp=policies.scp, hints=hints,
     )
     if decision.allowed:
         decision = _cross_account(decision, principal, resource)
-    return PolicyCheck(principal, resource, decision, policies)
+    return PolicyCheck(principal, resource, decision, policies, global_keys)
 
 
 def _cross_account(decision: Decision, principal: Principal, resource: str) -> Decision:
@@ -153,19 +125,36 @@ def rejection_for(check: PolicyCheck) -> Rejection:
     if decision.outcome == "explicit_deny":
         deny = decision.deciding
         label = deny.label if deny is not None else "a Deny statement"
+        hint = (f"{label} denies this login; an explicit Deny overrides every Allow: narrow or "
+                "remove it")
+        if deny is not None and deny.policy.layer == "scp":
+            hint = (f"{label} denies this login; an explicit Deny in a service control policy "
+                    "overrides every Allow: the organization's management account must narrow "
+                    "or detach it")
+        if deny is not None and decision.request is not None:
+            absent = absent_keys(deny.statement, decision.request.context,
+                                 deny.policy.parsed_variables, failing=False,
+                                 mode=check.global_keys)
+            if absent:
+                operator, key, why = absent[0]
+                hint += (f"; its condition {operator} on {key} holds because the key is absent "
+                         f"({why}), and a negated operator holds on an absent key")
         return Rejection(
             Reason.EXPLICIT_DENY,
-            f"{caller} is explicitly denied {CONNECT} on {check.resource} ({label})",
-            f"{label} denies this login; an explicit Deny overrides every Allow: narrow or "
-            "remove it",
+            f"{caller} is explicitly denied {CONNECT} on {check.resource} ({label})", hint,
         )
     detail = f"{caller} is not authorized to perform {CONNECT} on {check.resource}"
+    if decision.missing_layer == "scp":
+        detail += (f": no service control policy attached to {decision.missing_target} allows "
+                   "it")
     detail += _LAYER_PHRASES.get(decision.missing_layer or "", "")
     if decision.malformed:
         ref, message = decision.malformed[0]
         detail += f": {ref.label} is malformed ({message})"
     if check.policies.notes:
         detail += " (" + "; ".join(check.policies.notes) + ")"
+    if check.policies.skipped:
+        detail += " [not evaluated: " + "; ".join(check.policies.skipped) + "]"
     return Rejection(Reason.NOT_AUTHORIZED, detail, _hint(check))
 
 
@@ -189,8 +178,13 @@ def _hint(check: PolicyCheck) -> str:
     if decision.missing_layer == "session":
         return ("the session policy passed when the role was assumed (Policy/PolicyArns) must also "
                 f"allow {CONNECT} on {check.resource}")
+    if decision.missing_layer == "scp":
+        return (f"an SCP attached to {decision.missing_target} must allow {CONNECT} (SCPs never "
+                "grant, but at every level from the root to the account one must allow it): "
+                "attach one (e.g. FullAWSAccess) or add the action to it")
     if decision.missing_layer == "boundary":
-        return (f"the role's permissions boundary must also allow {CONNECT} on {check.resource}")
+        owner = "role's" if check.principal.type == "AssumedRole" else "user's"
+        return f"the {owner} permissions boundary must also allow {CONNECT} on {check.resource}"
     who = principal_label(check.principal)
     return f"attach a policy to {who} allowing {CONNECT} on {check.resource}"
 
@@ -216,12 +210,27 @@ def principal_label(principal: Principal) -> str:
 class IamAuthorizer:
     """``verifier.Authorizer`` evaluating ``rds-db:connect`` against moto's IAM state."""
 
-    def __init__(self, source: PolicySource | None = None) -> None:
+    def __init__(
+        self, source: PolicySource | None = None, *, global_keys: GlobalKeys = "documented"
+    ) -> None:
+        """``global_keys``: ``documented`` (the context RDS documents) or ``none`` (the older
+        guide's reading: no global condition keys at all); see ``request_context``."""
         if source is None:
             from rdsiam_emulator.iam.moto_state import MotoPolicySource
 
             source = MotoPolicySource()
         self._source = source
+        self.global_keys: GlobalKeys = global_keys
+        # what the last authorize() in this thread could not evaluate (read by the Authenticator
+        # right after verify_token, in the same thread, for the allow event)
+        self._last = threading.local()
+
+    def with_global_keys(self, global_keys: str) -> IamAuthorizer:
+        """The same policy source under another reading of the request context."""
+        if global_keys not in ("documented", "none"):
+            raise ValueError(f"global_keys must be 'documented' or 'none', got {global_keys!r}")
+        mode: GlobalKeys = "none" if global_keys == "none" else "documented"
+        return IamAuthorizer(self._source, global_keys=mode)
 
     def check(
         self, credential: ResolvedCredential, endpoint: Endpoint, db_user: str, now: datetime
@@ -248,8 +257,17 @@ class IamAuthorizer:
             endpoint.account_id,
         )
         return check_principal(
-            principal, resource, source=self._source, region=endpoint.region, now=now, hints=hints
+            principal, resource, source=self._source, region=endpoint.region, now=now, hints=hints,
+            global_keys=self.global_keys,
         )
+
+    def skipped_parts(
+        self, *, credential: ResolvedCredential, endpoint: Endpoint, db_user: str, now: datetime
+    ) -> tuple[str, ...]:
+        """Parts of the decision the policy source could not evaluate (``token explain`` shows
+        them next to an allow, so an allow never hides them)."""
+        result = self.check(credential, endpoint, db_user, now)
+        return () if isinstance(result, Rejection) else result.policies.skipped
 
     def authorize(
         self,
@@ -262,5 +280,13 @@ class IamAuthorizer:
     ) -> Rejection | None:
         result = self.check(credential, endpoint, db_user, now)
         if isinstance(result, Rejection):
+            self._last.skipped = ()
             return result
+        self._last.skipped = result.policies.skipped
         return result.rejection()
+
+    def last_skipped(self) -> tuple[str, ...]:
+        """The skipped parts of this thread's last ``authorize`` decision (then forgotten)."""
+        skipped: tuple[str, ...] = getattr(self._last, "skipped", ())
+        self._last.skipped = ()
+        return skipped

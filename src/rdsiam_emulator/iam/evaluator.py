@@ -1,9 +1,13 @@
 """The pure IAM decision for one request: policies + action + resource + context → Decision.
 
-IAM's order, for a single account and no resource policy (``rds-db`` has none):
-1. any matching ``Deny`` in any policy (identity, session, boundary) → explicit deny;
-2. otherwise an ``Allow`` must match in the identity policies, **and** in the session policies when
-   the session has any, **and** in the permissions boundary when there is one; else implicit deny.
+IAM's order, for a single account and no resource policy (``rds-db`` has none; RCPs do not apply
+to it), as the policy evaluation logic page draws it
+(https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html):
+1. any matching ``Deny`` in any policy (SCPs, identity, boundary, session) → explicit deny;
+2. otherwise, when the caller's account is governed by SCPs, an ``Allow`` must match in an SCP at
+   *every* level of the path root → OUs → account; then an ``Allow`` must match in the identity
+   policies, **and** in the permissions boundary when there is one, **and** in the session policies
+   when the session has any; else implicit deny, naming the layer (and SCP level) that lacked it.
 A document that does not parse makes the request deny (fail closed), naming the document.
 When the outcome is an implicit deny, ``near_misses`` lists Allow statements that would have matched
 with one typical mistake corrected (see ``hints``).
@@ -24,9 +28,10 @@ from rdsiam_emulator.iam.policy_model import (
     Statement,
     parse_policy,
 )
+from rdsiam_emulator.iam.request_context import GlobalKeys, absent_key_reason
 from rdsiam_emulator.iam.variables import Piece, expand
 
-Layer = Literal["identity", "session", "boundary"]
+Layer = Literal["identity", "session", "boundary", "scp"]
 Outcome = Literal["allow", "not_authorized", "explicit_deny"]
 
 
@@ -47,6 +52,22 @@ class PolicyRef:
     @property
     def label(self) -> str:
         return f"{self.name} ({self.arn})" if self.arn else self.name
+
+    @property
+    def parsed_variables(self) -> bool:
+        """Whether policy variables apply (a 2012-10-17 document that parses)."""
+        parsed = self.parsed
+        return not isinstance(parsed, PolicyParseError) and parsed.variables_enabled
+
+
+@dataclass(frozen=True, slots=True)
+class ScpLevel:
+    """The SCPs attached to one target on the path root → OUs → account (at least one must
+    allow)."""
+
+    target: str
+    """e.g. ``root 'r-ab12'``, ``OU 'Prod' (ou-ab12-cdef3456)``, ``account 123456789012``."""
+    policies: tuple[PolicyRef, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +104,8 @@ class Decision:
     """The Deny that won, or (on allow) the first Allow in the identity policies."""
     missing_layer: Layer | None = None
     """On an implicit deny: the policy layer in which no Allow matched."""
+    missing_target: str | None = None
+    """With ``missing_layer == "scp"``: the SCP level (``ScpLevel.target``) that allowed nothing."""
     near_misses: tuple[NearMiss, ...] = ()
     malformed: tuple[tuple[PolicyRef, str], ...] = ()
     request: Request | None = None
@@ -152,20 +175,24 @@ def evaluate(
     *,
     session: Sequence[PolicyRef] | None = None,
     boundary: Sequence[PolicyRef] | None = None,
+    scp: Sequence[ScpLevel] | None = None,
     hints: HintInputs | None = None,
 ) -> Decision:
-    """Decide ``request`` as IAM would. ``session``/``boundary`` of None mean "no such layer"."""
+    """Decide ``request`` as IAM would. ``session``/``boundary``/``scp`` of None mean "no such
+    layer"; ``scp`` lists the levels root → OUs → account."""
     malformed: list[tuple[PolicyRef, str]] = []
-    layers: list[tuple[Layer, list[tuple[PolicyRef, PolicyDocument]]]] = [
-        ("identity", _documents(identity, malformed))
+    # (layer, SCP level or None, documents), in AWS's order for the implicit-deny checks
+    layers: list[tuple[Layer, str | None, list[tuple[PolicyRef, PolicyDocument]]]] = [
+        ("scp", level.target, _documents(level.policies, malformed)) for level in scp or ()
     ]
-    if session is not None:
-        layers.append(("session", _documents(session, malformed)))
+    layers.append(("identity", None, _documents(identity, malformed)))
     if boundary is not None:
-        layers.append(("boundary", _documents(boundary, malformed)))
+        layers.append(("boundary", None, _documents(boundary, malformed)))
+    if session is not None:
+        layers.append(("session", None, _documents(session, malformed)))
 
-    first_allow: dict[Layer, StatementRef] = {}
-    for layer, docs in layers:
+    first_allow: dict[tuple[Layer, str | None], StatementRef] = {}
+    for layer, target, docs in layers:
         for ref, doc in docs:
             for stmt in doc.statements:
                 if not statement_matches(stmt, doc, request):
@@ -175,29 +202,33 @@ def evaluate(
                     return Decision(
                         "explicit_deny",
                         f"explicitly denied by {deny.label}",
-                        deny, None, (), tuple(malformed), request,
+                        deny, None, None, (), tuple(malformed), request,
                     )
-                first_allow.setdefault(layer, StatementRef(ref, stmt))
+                first_allow.setdefault((layer, target), StatementRef(ref, stmt))
 
     if malformed:
         ref, message = malformed[0]
         return Decision(
             "not_authorized",
             f"{ref.label} is malformed ({message}); the emulator denies rather than guess",
-            None, None, (), tuple(malformed), request,
+            None, None, None, (), tuple(malformed), request,
         )
-    for layer, docs in layers:
-        if layer not in first_allow:
+    for layer, target, docs in layers:
+        if (layer, target) not in first_allow:
             near = tuple(_near_misses(docs, request, hints)) if hints is not None else ()
             return Decision(
-                "not_authorized", _missing_detail(layer, request), None, layer, near, (), request
+                "not_authorized", _missing_detail(layer, target, request), None, layer, target,
+                near, (), request,
             )
-    return Decision("allow", f"allowed by {first_allow['identity'].label}",
-                    first_allow["identity"], None, (), (), request)
+    allow = first_allow[("identity", None)]
+    return Decision("allow", f"allowed by {allow.label}", allow, None, None, (), (), request)
 
 
-def _missing_detail(layer: Layer, request: Request) -> str:
+def _missing_detail(layer: Layer, target: str | None, request: Request) -> str:
     what = f"{request.action} on {request.resource}"
+    if layer == "scp":
+        return (f"no service control policy attached to {target} allows {what} (every level "
+                "from the root to the account must allow it)")
     if layer == "identity":
         return f"no identity policy statement allows {what}"
     if layer == "session":
@@ -218,6 +249,8 @@ class HintInputs:
     db_user: str | None = None
     region: str | None = None
     account_id: str | None = None
+    global_keys: GlobalKeys = "documented"
+    """Which reading of the request context was used (for the absent-key hint)."""
 
 
 def _with_resource(request: Request, resource: str) -> Request:
@@ -241,7 +274,7 @@ def _statement_near_miss(
 ) -> NearMiss | None:
     stmt = sref.statement
     if not _conditions_hold(stmt, request.context, doc.variables_enabled):
-        return None
+        return _absent_key_miss(sref, doc, request, hints)
     resource = request.resource
     # 1. rds:connect / rds:* instead of rds-db:connect
     if not _action_matches(stmt, request.action) and request.action.lower().startswith("rds-db:"):
@@ -348,3 +381,44 @@ def _resource_variants(
 
 def _plain(text: str) -> bool:
     return bool(text) and not any(c in text for c in "*?$")
+
+
+def absent_keys(
+    stmt: Statement, context: Context, variables: bool, *, failing: bool, mode: GlobalKeys
+) -> list[tuple[str, str, str]]:
+    """Condition clauses on keys absent from ``context`` for a reason RDS gives (the six
+    unsupported keys, or any global key under ``mode="none"``): (operator, key, why).
+
+    ``failing=True`` keeps clauses that fail (why an Allow did not apply), ``False`` those that
+    hold (why a Deny applied)."""
+    out: list[tuple[str, str, str]] = []
+    for c in stmt.conditions:
+        if c.key.lower() in context:
+            continue
+        why = absent_key_reason(c.key, mode)
+        if why is None:
+            continue
+        holds = clause_holds(c.operator, c.key, c.values, context, variables=variables)
+        if holds != failing:
+            out.append((c.operator, c.key, why))
+    return out
+
+
+def _absent_key_miss(
+    sref: StatementRef, doc: PolicyDocument, request: Request, hints: HintInputs
+) -> NearMiss | None:
+    stmt = sref.statement
+    if not (_action_matches(stmt, request.action)
+            and _resource_matches(stmt, request.resource, request.context, doc.variables_enabled)):
+        return None
+    found = absent_keys(stmt, request.context, doc.variables_enabled, failing=True,
+                        mode=hints.global_keys)
+    if not found:
+        return None
+    operator, key, why = found[0]
+    return NearMiss(
+        "absent_key", sref,
+        f"{sref.label} has a condition {operator} on {key}, which fails because the key is "
+        f"absent: {why}. On an absent key plain operators fail, …IfExists and negated "
+        "operators hold, Null: true matches",
+    )

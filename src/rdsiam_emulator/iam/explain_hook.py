@@ -75,16 +75,25 @@ class _BoundAuthorizer:
         self._account_id, self._resource_id = account_id, resource_id
         self._instance_id = instance_id
 
-    def authorize(self, *, credential: ResolvedCredential, token: ParsedToken,
-                  endpoint: Endpoint, db_user: str, now: datetime) -> Rejection | None:
-        bound = Endpoint(
+    def _bind(self, credential: ResolvedCredential, endpoint: Endpoint) -> Endpoint:
+        return Endpoint(
             endpoint.host, endpoint.port, endpoint.region, endpoint.aliases,
             account_id=self._account_id or endpoint.account_id or credential.account_id,
             resource_id=self._resource_id,
             instance_id=self._instance_id or endpoint.instance_id,
         )
-        return self._inner.authorize(credential=credential, token=token, endpoint=bound,
+
+    def authorize(self, *, credential: ResolvedCredential, token: ParsedToken,
+                  endpoint: Endpoint, db_user: str, now: datetime) -> Rejection | None:
+        return self._inner.authorize(credential=credential, token=token,
+                                     endpoint=self._bind(credential, endpoint),
                                      db_user=db_user, now=now)
+
+    def skipped_parts(self, *, credential: ResolvedCredential, endpoint: Endpoint, db_user: str,
+                      now: datetime) -> tuple[str, ...]:
+        return self._inner.skipped_parts(credential=credential,
+                                         endpoint=self._bind(credential, endpoint),
+                                         db_user=db_user, now=now)
 
 
 def _client(url: str, service: str, region: str, account: str | None) -> Any:
@@ -142,7 +151,8 @@ def explain_inputs(args: argparse.Namespace, endpoint: Endpoint | None) -> Expla
         instance_id = instance_id or db.get("DBInstanceIdentifier")
         account = account or str(db.get("DBInstanceArn", "")).split(":")[4] or None
     source = IamApiPolicySource(
-        iam, client_for_account=lambda acct: _client(url, "iam", region, acct)
+        iam, client_for_account=lambda acct: _client(url, "iam", region, acct),
+        organizations_for_account=lambda acct: _client(url, "organizations", region, acct),
     )
     authorizer = _BoundAuthorizer(IamAuthorizer(source), account, resource_id, instance_id)
     return ExplainInputs(credentials=credentials, authorizer=authorizer)

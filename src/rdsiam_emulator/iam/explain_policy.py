@@ -44,6 +44,9 @@ def format_check(check: PolicyCheck) -> list[str]:
         f"  identity: {_names(pol.identity)}",
         f"  session:  {_names(pol.session)}",
         f"  boundary: {_names(pol.boundary)}",
+        f"  scp:      {_scp_names(pol)}",
+        f"context:    global keys {check.global_keys!r}"
+        + (f"; organization {pol.org.org_id} ({pol.org.path})" if pol.org else ""),
     ]
     for ref, message in d.malformed:
         lines.append(f"malformed:  {ref.label}: {message}")
@@ -52,6 +55,8 @@ def format_check(check: PolicyCheck) -> list[str]:
         lines += [f"  - [{m.kind}] {m.message}" for m in d.near_misses]
     for note in pol.notes:
         lines.append(f"note:       {note}")
+    for part in pol.skipped:
+        lines.append(f"skipped:    {part} (not evaluated: AWS may decide otherwise)")
     if not d.allowed:
         hint = rejection_for(check).hint
         if hint:
@@ -79,6 +84,13 @@ def check_to_json(check: PolicyCheck) -> dict[str, Any]:
         "malformed": [{"policy": r.label, "error": msg} for r, msg in d.malformed],
         "policies": _layers(check.policies),
         "notes": list(check.policies.notes),
+        "skipped": list(check.policies.skipped),
+        "global_keys": check.global_keys,
+        "organization": None if check.policies.org is None else {
+            "id": check.policies.org.org_id, "path": check.policies.org.path,
+            "management_account": check.policies.org.management_account,
+        },
+        "missing_scp_target": d.missing_target,
     }
 
 
@@ -86,8 +98,21 @@ def _layers(pol: PrincipalPolicies) -> Mapping[str, list[str] | None]:
     def names(refs: Sequence[PolicyRef] | None) -> list[str] | None:
         return None if refs is None else [r.label for r in refs]
 
+    scp = None if pol.scp is None else [
+        f"{level.target}: " + (", ".join(_scp_name(r) for r in level.policies) or "(none)")
+        for level in pol.scp
+    ]
     return {"identity": names(pol.identity), "session": names(pol.session),
-            "boundary": names(pol.boundary)}
+            "boundary": names(pol.boundary), "scp": scp}
+
+
+def _scp_names(pol: PrincipalPolicies) -> str:
+    if pol.scp is None:
+        return "(none: the account is not governed by SCPs)"
+    return " → ".join(
+        f"{level.target} [{', '.join(_scp_name(r) for r in level.policies) or 'nothing'}]"
+        for level in pol.scp
+    )
 
 
 def authorization_lines(
@@ -104,3 +129,7 @@ def authorization_lines(
         lines = [f"no policy decision ({result.reason}): {result.detail}"]
         return lines + ([f"hint:       {result.hint}"] if result.hint else [])
     return format_check(result)
+
+
+def _scp_name(ref: PolicyRef) -> str:
+    return ref.name.split(" attached to ", 1)[0].removeprefix("SCP ")

@@ -12,6 +12,10 @@
    own objects (``AssumedRole.rdsiam_session``) and, for GetSessionToken/GetFederationToken called
    with an IAM user's key, issue a real temporary key in that account and remember who asked for it
    (``STSBackend.rdsiam_tokens``), so tokens signed with it resolve to that user.
+3. **User permissions boundaries**: moto drops ``CreateUser(PermissionsBoundary=…)`` and has no
+   ``PutUserPermissionsBoundary``/``DeleteUserPermissionsBoundary``. The boundary ARN is stored on
+   moto's ``User`` (``permissions_boundary_arn``, as moto's ``Role`` has it), validated as moto
+   validates a role's, and ``GetUser`` returns it.
 The lookup (``moto_state``) only reads; only these wrappers write, at issue time, in moto's thread.
 """
 
@@ -29,7 +33,6 @@ MOTO_CONSTANT_DBI_RESOURCE_ID = "db-M5ENSHXFPU6XHZ4G4ZEI5QIO2U"
 MOTO_EXAMPLE_ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 _ALPHABET = string.ascii_uppercase + string.digits
 _lock = threading.Lock()
-_installed: list[bool] = []  # non-empty once installed
 
 
 def new_dbi_resource_id() -> str:
@@ -59,13 +62,14 @@ class SessionRecord:
 
 
 def install() -> None:
-    """Apply both patches once per process (safe to call from anywhere, any number of times)."""
+    """Apply the patches (safe to call from anywhere, any number of times).
+
+    Each patch checks moto's class itself rather than a process-wide flag: a moto module imported
+    again (pytester's in-process runs drop the modules they imported) gets patched again."""
     with _lock:
-        if _installed:
-            return
         _patch_dbi_resource_id()
         _patch_sts()
-        _installed.append(True)
+        _patch_user_boundaries()
 
 
 # ------------------------------------------------------------------------------- DbiResourceId
@@ -215,3 +219,69 @@ def _patch_sts() -> None:
         if hasattr(original, "__wrapped__"):
             continue
         setattr(TokenResponse, name, wrap(api, original))
+
+
+# ------------------------------------------------------------------------ user permissions boundary
+
+
+def _check_boundary_arn(backend: Any, arn: str) -> None:
+    """Refuse what moto refuses for a role's boundary (same error, same wording)."""
+    from moto.iam.exceptions import IAMException
+
+    if not backend.policy_arn_regex.match(arn):
+        raise IAMException(
+            "InvalidParameterValue",
+            f"Value ({arn}) for parameter PermissionsBoundary is invalid.",
+        )
+
+
+def _user_boundary(self: Any) -> dict[str, str] | None:
+    arn = self.__dict__.get("permissions_boundary_arn")
+    if not arn:
+        return None
+    return {"PermissionsBoundaryType": "PermissionsBoundaryPolicy", "PermissionsBoundaryArn": arn}
+
+
+def _patch_user_boundaries() -> None:
+    from moto.core.responses import ActionResult, EmptyResult
+    from moto.core.serialize import never_return
+    from moto.iam.models import User
+    from moto.iam.responses import IamResponse
+
+    # models and responses are checked apart: either module may have been imported afresh
+    if not isinstance(User.__dict__.get("permissions_boundary"), property):
+        User.permissions_boundary_arn = None  # type: ignore[attr-defined]
+        setattr(User, "permissions_boundary",  # noqa: B010 - a new attribute on moto's class
+                property(_user_boundary, doc="the user's boundary (rdsiam-emulator)"))
+    if "put_user_permissions_boundary" in IamResponse.__dict__:
+        return
+    original_create = IamResponse.create_user
+
+    def create_user(self: Any) -> Any:
+        arn = self._get_param("PermissionsBoundary")
+        if arn:
+            _check_boundary_arn(self.backend, arn)  # before creating: a refusal creates nothing
+        result = original_create(self)
+        if arn:
+            self.backend.get_user(self._get_param("UserName")).permissions_boundary_arn = arn
+        return result
+
+    def put_user_permissions_boundary(self: Any) -> ActionResult:
+        arn = self._get_param("PermissionsBoundary")
+        _check_boundary_arn(self.backend, arn or "")
+        self.backend.get_user(self._get_param("UserName")).permissions_boundary_arn = arn
+        return EmptyResult()
+
+    def delete_user_permissions_boundary(self: Any) -> ActionResult:
+        self.backend.get_user(self._get_param("UserName")).permissions_boundary_arn = None
+        return EmptyResult()
+
+    # ListUsers leaves the boundary out, as AWS's listing operations do (API_ListUsers)
+    IamResponse.RESPONSE_KEY_PATH_TO_TRANSFORMER[
+        "ListUsersResponse.Users.User.PermissionsBoundary"] = never_return
+    create_user.__wrapped__ = original_create  # type: ignore[attr-defined]
+    IamResponse.create_user = create_user  # type: ignore[method-assign]
+    setattr(IamResponse, "put_user_permissions_boundary",  # noqa: B010
+            put_user_permissions_boundary)
+    setattr(IamResponse, "delete_user_permissions_boundary",  # noqa: B010
+            delete_user_permissions_boundary)

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from rdsiam_emulator.iam import moto_patches
 from rdsiam_emulator.iam.evaluator import Layer, PolicyRef
+from rdsiam_emulator.iam.organizations import moto_org_for
 from rdsiam_emulator.iam.principals import MotoCredential, Principal, PrincipalPolicies
 
 T = TypeVar("T")
@@ -241,13 +242,26 @@ class MotoPolicySource:
                         ref = _managed(backend, arn, "identity", notes)
                         if ref is not None:
                             identity.append(ref)
+                boundary_arn = user.__dict__.get("permissions_boundary_arn")
+                if boundary_arn:
+                    ref = _managed(backend, boundary_arn, "boundary", notes)
+                    boundary = (ref,) if ref is not None else ()
                 user_tags = backend.tagger.list_tags_for_resource(user.arn).get("Tags", [])
                 tags.extend((t["Key"], t["Value"]) for t in user_tags)
         session = _session_policies(backend, principal, notes)
         merged = dict(tags)
         merged.update(dict(principal.session_tags))  # session tags override principal tags
+        org = moto_org_for(principal.account_id, principal.partition)
+        skipped: list[str] = []
+        if principal.source.endswith("(unrecorded)"):
+            skipped.append(
+                "the session's PolicyArns and session tags: the session was issued before "
+                "moto_patches was installed, so moto kept neither")
         return PrincipalPolicies(
-            tuple(identity), session, boundary, tuple(merged.items()), user_id, tuple(notes)
+            tuple(identity), session, boundary, tuple(merged.items()), user_id,
+            tuple(notes) + (org.notes if org is not None else ()),
+            scp=None if org is None else org.scp,
+            org=None if org is None else org.membership, skipped=tuple(skipped),
         )
 
 

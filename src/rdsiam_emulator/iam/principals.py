@@ -16,6 +16,7 @@ from rdsiam_emulator.credentials import ResolvedCredential
 
 if TYPE_CHECKING:
     from rdsiam_emulator.iam.evaluator import PolicyRef as PolicyRefLike
+    from rdsiam_emulator.iam.evaluator import ScpLevel
 
 PrincipalType = Literal["User", "AssumedRole", "FederatedUser"]
 
@@ -108,6 +109,21 @@ class PrincipalPolicies:
     user_id: str | None = None
     notes: tuple[str, ...] = ()
     """Things the source could not find (a deleted role, a missing managed policy...)."""
+    scp: tuple[ScpLevel, ...] | None = None
+    """SCP levels root → OUs → account when the caller's account is governed by SCPs."""
+    org: OrgMembership | None = None
+    skipped: tuple[str, ...] = ()
+    """Parts of the decision this source could not evaluate (reported, never silently allowed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrgMembership:
+    """The caller's account in an AWS Organization (``aws:PrincipalOrgID``/``…OrgPaths``)."""
+
+    org_id: str
+    path: str
+    """``o-…/r-…/ou-…/…/`` down to the account's parent, as aws:PrincipalOrgPaths gives it."""
+    management_account: bool = False
 
 
 class PolicySource(Protocol):

@@ -99,6 +99,17 @@ def test_postgres_container_is_bootstrapped_like_rds(engine: dict[str, str]) -> 
         # the bridge: clients reach the server through the published loopback port, with passwords
         with pytest.raises(psycopg.OperationalError):
             psycopg.connect(**(handle.master_dsn() | {"password": "wrong"}), connect_timeout=10)
+        # what is exposed (docs/backends.md "Who can reach a backend"): the port on loopback
+        # only, and an admin password made for this container, readable through the engine
+        client = docker_client(engine)
+        try:
+            attrs = client.containers.get(handle.provider.rsplit(":", 1)[1]).attrs
+        finally:
+            client.close()
+        bindings = attrs["NetworkSettings"]["Ports"]["5432/tcp"]
+        assert bindings and {b["HostIp"] for b in bindings} == {"127.0.0.1"}, bindings
+        assert len(handle.admin_password) >= 32
+        assert f"POSTGRES_PASSWORD={handle.admin_password}" in attrs["Config"]["Env"]
     finally:
         handle.stop()
     assert our_containers(engine, **{f"{LABEL}.owner-pid": str(os.getpid())}) == []

@@ -15,8 +15,7 @@ def connect(
     my: MysqlHandle, user: str, password: str, database: str | None = None
 ) -> pymysql.Connection:
     return pymysql.connect(
-        host=my.host,
-        port=my.port,
+        **my.address_kwargs(),  # the private socket unless the server has TCP (opt-in)
         user=user,
         password=password,
         database=database,
@@ -29,7 +28,8 @@ def test_handle_facts(my: MysqlHandle) -> None:
     assert my.engine == "mysql"
     assert my.flavour == "mariadb"
     assert "MariaDB" in my.version
-    assert my.host == "127.0.0.1"
+    assert my.host == "localhost" and not my.tcp  # no TCP unless asked for
+    assert my.address_kwargs() == {"unix_socket": my.unix_socket}
     assert my.master_user == "admin"
     assert my.admin_user == ADMIN_USER
     assert my.admin_password not in repr(my)
@@ -63,12 +63,12 @@ def test_only_bootstrap_accounts_and_no_passwordless_root(my: MysqlHandle) -> No
         connect(my, "root", "")
 
 
-def test_loopback_and_speed_settings(my: MysqlHandle) -> None:
+def test_socket_only_and_speed_settings(my: MysqlHandle) -> None:
     row = my.admin_execute(
-        "SELECT @@bind_address, @@innodb_flush_log_at_trx_commit, @@log_bin, "
+        "SELECT @@skip_networking, @@innodb_flush_log_at_trx_commit, @@log_bin, "
         "@@innodb_doublewrite, @@socket"
     )
-    assert row[0][:4] == ("127.0.0.1", 0, 0, 0)
+    assert row[0][:4] == (1, 0, 0, 0)
     assert row[0][4] == my.unix_socket
 
 
@@ -94,7 +94,7 @@ def test_server_runs_unprivileged(my: MysqlHandle) -> None:
     assert uid != 0 or os.geteuid() != 0
 
 
-def test_start_and_stop_leave_nothing_behind() -> None:
+def test_start_and_stop_leave_nothing_behind_and_tcp_is_opt_in() -> None:
     handle = start_backend(
         BackendSpec(
             "mysql",
@@ -102,13 +102,17 @@ def test_start_and_stop_leave_nothing_behind() -> None:
             master_username="boss",
             master_password="pw-boss",
             dbname="shop",
+            listen_tcp=True,
         )
     )
+    assert isinstance(handle, MysqlHandle)
+    assert handle.tcp and handle.address_kwargs() == {"host": "127.0.0.1", "port": handle.port}
     work = Path(handle.unix_socket or "").parent
     pid = int((work / "mysqld.pid").read_text())
-    with connect(handle, "boss", "pw-boss", "shop") as conn, conn.cursor() as cur:  # type: ignore[arg-type]
-        cur.execute("SELECT DATABASE()")
-        assert cur.fetchone() == ("shop",)
+    with connect(handle, "boss", "pw-boss", "shop") as conn, conn.cursor() as cur:
+        cur.execute("SELECT DATABASE(), @@skip_networking, @@bind_address")
+        assert cur.fetchone() == ("shop", 0, "127.0.0.1")
+        assert conn.host_info.startswith("socket 127.0.0.1")
     handle.stop()
     handle.stop()
     assert not work.exists()

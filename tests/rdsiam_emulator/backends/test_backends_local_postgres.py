@@ -29,7 +29,7 @@ def connect(
 def test_handle_facts(pg: PostgresHandle) -> None:
     assert pg.engine == "postgres"
     assert pg.flavour == "postgresql"
-    assert pg.host == "127.0.0.1"
+    assert pg.host == pg.unix_socket and not pg.tcp  # libpq's spelling of the socket
     assert pg.provider == "local"
     assert pg.admin_user == ADMIN_USER
     assert pg.master_user == "postgres"
@@ -55,13 +55,11 @@ def test_wrong_password_is_rejected_with_28p01(pg: PostgresHandle) -> None:
     assert "password authentication failed" in str(info.value)
 
 
-def test_admin_is_superuser_over_tcp_with_password(pg: PostgresHandle) -> None:
+def test_admin_is_superuser(pg: PostgresHandle) -> None:
     with connect(pg, pg.admin_user, pg.admin_password, "postgres") as conn:
         assert conn.execute(
             "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
         ).fetchone() == (True,)
-    with pytest.raises(psycopg.OperationalError):
-        connect(pg, pg.admin_user, "not-the-password", "postgres")
 
 
 def test_rds_roles_exist(pg: PostgresHandle) -> None:
@@ -82,7 +80,7 @@ def test_test_speed_settings_and_loopback(pg: PostgresHandle) -> None:
     assert settings["fsync"] == "off"
     assert settings["synchronous_commit"] == "off"
     assert settings["full_page_writes"] == "off"
-    assert settings["listen_addresses"] == "127.0.0.1"
+    assert settings["listen_addresses"] == ""  # no TCP unless asked for
     sock_dir = Path(settings["unix_socket_directories"])
     assert str(sock_dir) == pg.unix_socket
     mode = stat.S_IMODE(os.stat(sock_dir.parent).st_mode)
@@ -108,15 +106,25 @@ def test_master_can_make_an_iam_user(pg: PostgresHandle) -> None:
     assert not pg.is_iam_user("nobody-by-that-name")
 
 
-def test_start_and_stop_leave_nothing_behind() -> None:
+def test_start_and_stop_leave_nothing_behind_and_tcp_is_opt_in() -> None:
     handle = start_backend(
-        BackendSpec("postgres", provider="local", master_password="s3cret-master")
+        BackendSpec("postgres", provider="local", master_password="s3cret-master",
+                    listen_tcp=True)
     )
+    assert isinstance(handle, PostgresHandle)
+    assert handle.tcp and handle.host == "127.0.0.1"
     work = Path(handle.unix_socket or "").parent
     pid = int((work / "data" / "postmaster.pid").read_text().split()[0])
     assert handle.master_password == "s3cret-master"
-    with connect(handle, "postgres", "s3cret-master", "app") as conn:  # type: ignore[arg-type]
-        assert conn.execute("SELECT 1").fetchone() == (1,)
+    with connect(handle, "postgres", "s3cret-master", "app") as conn:
+        assert conn.execute("SHOW listen_addresses").fetchone() == ("127.0.0.1",)
+        assert conn.info.hostaddr == "127.0.0.1"
+    # over TCP every login needs its password, the admin's too
+    with connect(handle, handle.admin_user, handle.admin_password, "postgres") as conn:
+        assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+                            ).fetchone() == (True,)
+    with pytest.raises(psycopg.OperationalError):
+        connect(handle, handle.admin_user, "not-the-password", "postgres")
     handle.stop()
     handle.stop()  # idempotent
     assert handle.stopped

@@ -22,7 +22,8 @@ def test_demo_on_an_external_server():
     """--backend external with --postgres-url: the demo runs against a server it did not start."""
     from rdsiam_emulator.backends import BackendSpec, start_backend
 
-    server = start_backend(BackendSpec("postgres", provider="local"))
+    # TCP (opt-in): the demo is given a TCP URL, as for a server someone else runs
+    server = start_backend(BackendSpec("postgres", provider="local", listen_tcp=True))
     try:
         server.admin_execute("CREATE ROLE demo_super SUPERUSER LOGIN PASSWORD 'demo-pw'")
         url = f"postgresql://demo_super:demo-pw@127.0.0.1:{server.port}/postgres"

@@ -98,8 +98,11 @@ def _make_env(mariadb, emulator_ca, *, iam_enabled: bool = True,
     events = EventLog()
     cert = emulator_ca.server_certificate(list(dict.fromkeys([host, HOST, "127.0.0.1"])))
     endpoint = MysqlEndpoint(
-        backend=BackendAddress(mariadb.host, backend_port or mariadb.port, mariadb.admin_user,
-                               mariadb.admin_password),
+        # the server's private socket (it has no TCP); backend_port: a dead loopback port
+        backend=(BackendAddress("127.0.0.1", backend_port, mariadb.admin_user,
+                                mariadb.admin_password) if backend_port is not None
+                 else BackendAddress(mariadb.host, mariadb.port, mariadb.admin_user,
+                                     mariadb.admin_password, unix_socket=mariadb.unix_socket)),
         authenticator=None,  # type: ignore[arg-type] - set below, once the port is known
         instance_secret=b"s" * 32,
         tls_context=cert.server_context(),

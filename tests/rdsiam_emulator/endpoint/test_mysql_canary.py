@@ -43,7 +43,7 @@ def test_canary_logins_survive_hostile_clients(canary_env, mariadb):
     with connect(env, user, env.token(user)):  # warm up (admin connection, catalog)
         pass
     baseline = fd_count()
-    with pymysql.connect(host=mariadb.host, port=mariadb.port, user=mariadb.admin_user,
+    with pymysql.connect(**mariadb.address_kwargs(), user=mariadb.admin_user,
                          password=mariadb.admin_password) as conn, conn.cursor() as cur:
         cur.execute("SELECT @@max_connections")
         (max_connections,) = cur.fetchone()

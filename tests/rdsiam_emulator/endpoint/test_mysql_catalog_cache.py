@@ -77,7 +77,7 @@ def test_other_writers_are_seen_once_the_copy_is_max_age_old(short_cache, mariad
     user = make_iam_user(short_cache)
     assert token_login_works(short_cache, user)
     # Another process sharing the server: a plain connection, not this process's handle.
-    with pymysql.connect(host=mariadb.host, port=mariadb.port, user=mariadb.admin_user,
+    with pymysql.connect(**mariadb.address_kwargs(), user=mariadb.admin_user,
                          password=mariadb.admin_password, autocommit=True) as conn, \
             conn.cursor() as cur:
         cur.execute(f"DELETE FROM {CATALOG} WHERE user = %s", [user])

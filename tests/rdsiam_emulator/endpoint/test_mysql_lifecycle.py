@@ -260,7 +260,8 @@ def test_token_for_a_password_user_is_not_iam_user(myenv):
     assert (token_event.reason, token_event.method) == (Reason.NOT_IAM_USER, "password")
     assert "AWSAuthenticationPlugin" in token_event.hint
     assert myenv.token(user) not in (token_event.detail + token_event.hint)
-    assert (plain_event.reason, plain_event.method) == (None, "password")
+    assert (plain_event.reason, plain_event.method) == (Reason.PASSWORD_MISMATCH, "password")
+    assert "not an IAM token" in plain_event.detail and plain_event.hint
 
 
 def test_change_user_with_a_token_to_a_password_user_is_not_iam_user(myenv):
@@ -331,7 +332,7 @@ def test_backend_1040_reaches_the_client_as_1040(myenv, mariadb):
     user = make_user(myenv)
     with connect(myenv, *myenv.master) as conn, conn.cursor() as cur:
         cur.execute(f"GRANT ALL ON app.* TO '{user}'@'%'")
-    direct = pymysql.connect(host=mariadb.host, port=mariadb.port, user=mariadb.admin_user,
+    direct = pymysql.connect(**mariadb.address_kwargs(), user=mariadb.admin_user,
                              password=mariadb.admin_password, autocommit=True)
     held: list = []
     try:
@@ -375,7 +376,7 @@ def deferred_env(mariadb, emulator_ca):
 
 
 def backend_sessions(mariadb) -> int:
-    with pymysql.connect(host=mariadb.host, port=mariadb.port, user=mariadb.admin_user,
+    with pymysql.connect(**mariadb.address_kwargs(), user=mariadb.admin_user,
                          password=mariadb.admin_password) as conn, conn.cursor() as cur:
         cur.execute("SELECT COUNT(*) FROM information_schema.processlist")
         (count,) = cur.fetchone()

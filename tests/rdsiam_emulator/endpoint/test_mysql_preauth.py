@@ -210,7 +210,7 @@ def test_iam_login_refused_by_the_database_gets_the_servers_error(myenv):
     allowed, refused = env.events.since(cursor)
     assert allowed.outcome == "allow" and allowed.method == "iam"
     assert (refused.reason, refused.method, refused.db_user) == (
-        Reason.SESSION_REFUSED, "iam", no_grants)
+        Reason.BACKEND_REFUSED, "iam", no_grants)
     assert "1044" in refused.detail and "GRANT" in (refused.hint or "")
 
     user = make_user(env)
@@ -221,7 +221,7 @@ def test_iam_login_refused_by_the_database_gets_the_servers_error(myenv):
         connect(env, user, env.token(user), database="no_such_db")
     assert info.value.args == (1049, "Unknown database 'no_such_db'")
     refused = env.events.since(cursor)[-1]
-    assert refused.reason is Reason.SESSION_REFUSED and "1049" in refused.detail
+    assert refused.reason is Reason.BACKEND_REFUSED and "1049" in refused.detail
     assert "create the database" in (refused.hint or "")
 
 

@@ -22,7 +22,7 @@ from moto import mock_aws
 
 from rdsiam_emulator.clock import SystemClock
 from rdsiam_emulator.endpoint_spec import Endpoint
-from rdsiam_emulator.iam import IamAuthorizer, MotoCredentials
+from rdsiam_emulator.iam import IamAuthorizer, MotoCredentials, moto_patches
 from rdsiam_emulator.verifier import VerifyResult, verify_token
 
 ACCT = "123456789012"
@@ -70,6 +70,10 @@ class Case:
     role_policies: tuple[Any, ...] = ()
     role_managed: tuple[Any, ...] = ()
     boundary: Any = None
+    user_boundary: Any = None
+    """The IAM user's permissions boundary (stored through moto_patches)."""
+    user_boundary_via: str = "create"
+    """create (CreateUser PermissionsBoundary) | put (PutUserPermissionsBoundary) | put-delete"""
     session_policy: Any = None
     session_policy_arns: tuple[Any, ...] = ()
     user_tags: dict[str, str] = field(default_factory=dict)
@@ -79,6 +83,16 @@ class Case:
     inactive_key: bool = False
     managed_versions: tuple[Any, ...] = ()
     """Extra versions for the first user-managed policy: (document, set_as_default)."""
+    global_keys: str = "documented"
+    """The authorizer's reading of the request context (documented | none)."""
+    org: str | None = None
+    """member | management: the principal and the instance live in an AWS Organization's member
+    account (root → OU 'Prod' → account) or in its management account."""
+    scp: tuple[tuple[str, Any], ...] = ()
+    """(level, document): SCPs attached at root | ou | account."""
+    detach_full_access: tuple[str, ...] = ()
+    """Levels from which the default FullAWSAccess SCP is detached."""
+    scp_enabled: bool = True
     delete_user_policy: bool = False
     detach_managed: bool = False
     hint: str | None = None
@@ -148,9 +162,36 @@ def _tags(tags: dict[str, str]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in tags.items()]
 
 
+def _organization(case: Case) -> tuple[str, str]:
+    """Management account ACCT → root → OU 'Prod' → a member account; SCPs attached as the case
+    says. Returns (the account the principal and the instance live in, the organization id)."""
+    org = client("organizations")
+    org_id = org.create_organization(FeatureSet="ALL")["Organization"]["Id"]
+    root = org.list_roots()["Roots"][0]["Id"]
+    if case.scp_enabled:
+        org.enable_policy_type(RootId=root, PolicyType="SERVICE_CONTROL_POLICY")
+    ou = org.create_organizational_unit(ParentId=root, Name="Prod")["OrganizationalUnit"]["Id"]
+    member = org.create_account(AccountName="app", Email="app@example.com")[
+        "CreateAccountStatus"]["AccountId"]
+    org.move_account(AccountId=member, SourceParentId=root, DestinationParentId=ou)
+    targets = {"root": root, "ou": ou, "account": member}
+    for i, (level, document) in enumerate(case.scp):
+        policy_id = org.create_policy(
+            Name=f"scp-{level}-{i}", Description="case", Type="SERVICE_CONTROL_POLICY",
+            Content=_fill(document, {"<REGION>": REGION}))["Policy"]["PolicySummary"]["Id"]
+        org.attach_policy(PolicyId=policy_id, TargetId=targets[level])
+    for level in case.detach_full_access:
+        org.detach_policy(PolicyId="p-FullAWSAccess", TargetId=targets[level])
+    return (member if case.org == "member" else ACCT), org_id
+
+
 def run_case(case: Case) -> VerifyResult:
     account = {"user-other-account": OTHER, "role-other-account": OTHER,
                "user-moto-account": "333333333333"}.get(case.principal, ACCT)
+    moto_patches.install()  # before anything is issued: sessions and user boundaries are recorded
+    org_id = ""
+    if case.org is not None:
+        account, org_id = _organization(case)
     instance_account = (
         OTHER if case.principal in ("role-other-account", "user-cross-account") else account
     )
@@ -160,10 +201,22 @@ def run_case(case: Case) -> VerifyResult:
     iam, rds = client("iam"), client("rds")
     endpoint = _create_instance(rds, instance_account)
     subst = {"<RID>": endpoint.resource_id or "", "<IID>": "mydb", "<ACCT>": instance_account,
-             "<REGION>": REGION}
+             "<REGION>": REGION, "<ORG>": org_id}
     env = {"MOTO_ACCOUNT_ID": user_account} if user_account != ACCT else {}
     with mock.patch.dict(os.environ, env):
-        user = iam.create_user(UserName="alice", Tags=_tags(case.user_tags))["User"]
+        user_kwargs: dict[str, Any] = {"UserName": "alice", "Tags": _tags(case.user_tags)}
+        boundary_arn = None
+        if case.user_boundary is not None:
+            boundary_arn = iam.create_policy(
+                PolicyName="user-boundary", PolicyDocument=_fill(case.user_boundary, subst),
+            )["Policy"]["Arn"]
+            if case.user_boundary_via == "create":
+                user_kwargs["PermissionsBoundary"] = boundary_arn
+        user = iam.create_user(**user_kwargs)["User"]
+        if boundary_arn is not None and case.user_boundary_via != "create":
+            iam.put_user_permissions_boundary(UserName="alice", PermissionsBoundary=boundary_arn)
+            if case.user_boundary_via == "put-delete":
+                iam.delete_user_permissions_boundary(UserName="alice")
         subst["<UID>"] = user["UserId"]
         key = iam.create_access_key(UserName="alice")["AccessKey"]
         if case.inactive_key:
@@ -220,7 +273,9 @@ def run_case(case: Case) -> VerifyResult:
     )
     return verify_token(
         token, endpoint=endpoint, db_user=db_user, credentials=MotoCredentials(),
-        now=SystemClock().now(), authorizer=IamAuthorizer(),
+        now=SystemClock().now(),
+        authorizer=IamAuthorizer(global_keys="none" if case.global_keys == "none" else
+                                 "documented"),
     )
 
 
@@ -579,6 +634,119 @@ CASES: list[Case] = [
          boundary=doc(stmt(resource="*"))),
     Case("boundary-deny", "a Deny in the boundary is explicit", DENY, principal="role",
          role_policies=(ALLOW_EXACT,), boundary=doc(stmt(resource="*"), stmt("Deny"))),
+    # ---- IAM user permissions boundaries: the effective permissions are the intersection of the
+    # identity policies and the boundary; a Deny in either wins; a boundary never grants
+    # (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html)
+    Case("user-boundary-allows", "user and boundary both allow", ALLOW,
+         user_policies=(ALLOW_EXACT,), user_boundary=doc(stmt(action="rds-db:*", resource="*"))),
+    Case("user-boundary-narrows", "the user's boundary allows only s3: intersection is empty",
+         DENIED, user_policies=(ALLOW_EXACT,), user_boundary=doc(stmt(action="s3:*", resource="*")),
+         hint="user's permissions boundary", detail="permissions boundary does not"),
+    Case("user-boundary-cannot-grant", "a user's boundary never grants by itself", DENIED,
+         user_boundary=doc(stmt(resource="*")), hint="attach a policy to user alice"),
+    Case("user-boundary-deny", "a Deny in the user's boundary is explicit", DENY,
+         user_policies=(ALLOW_EXACT,), user_boundary=doc(stmt(resource="*"), stmt("Deny"))),
+    Case("user-boundary-put", "PutUserPermissionsBoundary sets the same boundary", DENIED,
+         user_policies=(ALLOW_EXACT,), user_boundary=doc(stmt(action="s3:*", resource="*")),
+         user_boundary_via="put", hint="user's permissions boundary"),
+    Case("user-boundary-deleted", "DeleteUserPermissionsBoundary lifts it", ALLOW,
+         user_policies=(ALLOW_EXACT,), user_boundary=doc(stmt(action="s3:*", resource="*")),
+         user_boundary_via="put-delete"),
+    Case("user-boundary-group", "the boundary caps group policies too", DENIED,
+         group_policies=(ALLOW_EXACT,), user_boundary=doc(stmt(action="s3:*", resource="*"))),
+    Case("user-boundary-session-token", "GetSessionToken credentials carry the user's boundary",
+         DENIED, principal="session-token", user_policies=(ALLOW_EXACT,),
+         user_boundary=doc(stmt(action="s3:*", resource="*"))),
+    Case("user-boundary-federation", "a federated user's permissions are the issuing user's "
+         "(boundary included) ∩ the session policy", DENIED, principal="federation",
+         user_policies=(ALLOW_EXACT,), session_policy=ALLOW_EXACT,
+         user_boundary=doc(stmt(action="s3:*", resource="*"))),
+    # ---- the request context: RDS does not supply aws:Referer/SourceIp/SourceVpc/SourceVpce/
+    # UserAgent/VpcSourceIp to IAM DB auth (UsingWithRDS.IAMDBAuth.html); an absent key fails
+    # plain operators, passes …IfExists and negated ones, matches Null: true
+    # (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html)
+    Case("ctx-sourceip-ifexists", "IpAddressIfExists on the absent aws:SourceIp holds", ALLOW,
+         user_policies=(doc(stmt(Condition={"IpAddressIfExists": SRC_IP})),)),
+    Case("ctx-sourceip-plain", "IpAddress on the absent aws:SourceIp fails; the hint says why",
+         DENIED, user_policies=(doc(stmt(Condition={"IpAddress": SRC_IP})),),
+         hint="RDS does not supply aws:SourceIp"),
+    Case("ctx-useragent-plain", "StringLike on the absent aws:UserAgent fails", DENIED,
+         user_policies=(doc(stmt(Condition={"StringLike": {"aws:UserAgent": "*"}})),),
+         hint="absent"),
+    Case("ctx-sourcevpce-null", "Null: true on the absent aws:SourceVpce matches", ALLOW,
+         user_policies=(doc(stmt(Condition={"Null": {"aws:SourceVpce": "true"}})),)),
+    Case("ctx-deny-notip", "a Deny with NotIpAddress on aws:SourceIp applies (negated operator, "
+         "absent key); the hint says why", DENY,
+         user_policies=(ALLOW_EXACT, doc(stmt("Deny", resource="*",
+                                              Condition={"NotIpAddress": SRC_IP}))),
+         hint="holds because the key is absent"),
+    Case("ctx-currenttime-documented", "aws:CurrentTime is in the documented context: a date "
+         "window holds", ALLOW, user_policies=(doc(stmt(Condition={
+             "DateGreaterThan": {"aws:CurrentTime": "2000-01-01T00:00:00Z"},
+             "DateLessThan": {"aws:CurrentTime": "2999-01-01T00:00:00Z"}})),)),
+    Case("ctx-currenttime-none", "under the older guide's reading (no global keys) the same "
+         "date window fails, as a real RDS login did", DENIED, global_keys="none",
+         user_policies=(doc(stmt(Condition={
+             "DateGreaterThan": {"aws:CurrentTime": "2000-01-01T00:00:00Z"}})),),
+         hint="stricter reading"),
+    Case("ctx-none-ifexists", "…IfExists still holds when no global key is supplied", ALLOW,
+         global_keys="none", user_policies=(doc(stmt(Condition={
+             "StringEqualsIfExists": {"aws:RequestedRegion": "eu-west-1"}})),)),
+    Case("ctx-none-plain-resource", "no condition, no global key needed", ALLOW,
+         global_keys="none", user_policies=(ALLOW_EXACT,)),
+    Case("ctx-requested-region", "aws:RequestedRegion is the instance's region", ALLOW,
+         user_policies=(doc(stmt(Condition={
+             "StringEquals": {"aws:RequestedRegion": "<REGION>"}})),)),
+    Case("ctx-principal-org-absent", "outside an organization aws:PrincipalOrgID is absent",
+         DENIED, user_policies=(doc(stmt(Condition={
+             "StringEquals": {"aws:PrincipalOrgID": "o-anything"}})),)),
+    # ---- Organizations SCPs: a Deny in any SCP wins; every level root → OU → account must have
+    # an SCP that allows; SCPs never grant; the management account is not restricted; SCPs are in
+    # effect only while the policy type is enabled
+    # (https://docs.aws.amazon.com/organizations/latest/userguide/orgs_manage_policies_scps.html,
+    # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html)
+    Case("scp-full-access", "FullAWSAccess everywhere: identity policies decide", ALLOW,
+         org="member", user_policies=(ALLOW_EXACT,)),
+    Case("scp-root-deny", "a Deny SCP on the root", DENY, org="member",
+         user_policies=(ALLOW_EXACT,), scp=(("root", doc(stmt("Deny", resource="*"))),),
+         detail="attached to root r-"),
+    Case("scp-ou-deny", "a Deny SCP on the OU", DENY, org="member", user_policies=(ALLOW_EXACT,),
+         scp=(("ou", doc(stmt("Deny", action="rds-db:*", resource="*"))),),
+         detail="attached to OU 'Prod'"),
+    Case("scp-account-deny", "a Deny SCP on the account", DENY, org="member",
+         user_policies=(ALLOW_EXACT,), scp=(("account", doc(stmt("Deny", resource="*"))),),
+         detail="scp-account-0"),
+    Case("scp-ou-no-allow", "the OU's SCPs allow only s3: no Allow at that level", DENIED,
+         org="member", user_policies=(ALLOW_EXACT,), detach_full_access=("ou",),
+         scp=(("ou", doc(stmt(action="s3:*", resource="*"))),),
+         detail="no service control policy attached to OU 'Prod'", hint="an SCP attached to"),
+    Case("scp-allow-list", "an allow-list SCP naming rds-db:connect replaces FullAWSAccess",
+         ALLOW, org="member", user_policies=(ALLOW_EXACT,), detach_full_access=("account",),
+         scp=(("account", doc(stmt(action="rds-db:connect", resource="*"))),)),
+    Case("scp-cannot-grant", "an SCP never grants by itself", DENIED, org="member",
+         scp=(("account", doc(stmt(resource="*"))),), hint="attach a policy to user alice"),
+    Case("scp-role-session", "SCPs restrict role sessions of member accounts too", DENY,
+         org="member", principal="role", role_policies=(ALLOW_EXACT,),
+         scp=(("ou", doc(stmt("Deny", resource="*"))),), detail="attached to OU 'Prod'"),
+    Case("scp-region-guard", "a region-guard Deny (StringNotEquals aws:RequestedRegion) passes "
+         "a login in an allowed region", ALLOW, org="member", user_policies=(ALLOW_EXACT,),
+         scp=(("root", doc(stmt("Deny", action="*", resource="*", Condition={
+             "StringNotEquals": {"aws:RequestedRegion": ["<REGION>"]}}))),)),
+    Case("scp-management-account", "SCPs do not restrict the management account", ALLOW,
+         org="management", user_policies=(ALLOW_EXACT,),
+         scp=(("root", doc(stmt("Deny", resource="*"))),)),
+    Case("scp-type-not-enabled", "SCPs are not in effect while the policy type is disabled",
+         ALLOW, org="member", scp_enabled=False, user_policies=(ALLOW_EXACT,),
+         scp=(("root", doc(stmt("Deny", resource="*"))),)),
+    Case("ctx-principal-org-id", "aws:PrincipalOrgID is the caller's organization", ALLOW,
+         org="member", user_policies=(doc(stmt(Condition={
+             "StringEquals": {"aws:PrincipalOrgID": "<ORG>"}})),)),
+    Case("ctx-principal-org-id-other", "another organization's id does not match", DENIED,
+         org="member", user_policies=(doc(stmt(Condition={
+             "StringEquals": {"aws:PrincipalOrgID": "o-aaaaaaaaaa"}})),)),
+    Case("ctx-principal-org-paths", "aws:PrincipalOrgPaths names the OU path", ALLOW,
+         org="member", user_policies=(doc(stmt(Condition={
+             "ForAnyValue:StringLike": {"aws:PrincipalOrgPaths": "<ORG>/r-*/ou-*/"}})),)),
     Case("web-identity", "AssumeRoleWithWebIdentity sessions use the role's policies", ALLOW,
          principal="web", role_policies=(ALLOW_EXACT,)),
     Case("web-identity-session-policy", "a web identity session policy intersects", DENIED,

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+import botocore.exceptions
 import botocore.session
 import pytest
 from moto import mock_aws
@@ -243,3 +244,46 @@ def test_explain_token_library_route_for_a_role_session(aws: None) -> None:
     (line,) = [c for c in explanation.checks if c.name == "rds-db:connect authorization"]
     assert line.status == "fail" and line.reason is Reason.EXPLICIT_DENY
     assert "Sid 'NoApp' of inline session policy" in line.detail
+
+
+def test_user_permissions_boundary_is_stored(aws: None) -> None:
+    """moto drops CreateUser(PermissionsBoundary) and lacks Put/DeleteUserPermissionsBoundary;
+    the patch stores it as AWS does: GetUser returns it, ListUsers leaves it out (API_ListUsers),
+    an ARN that is not a policy ARN is refused and creates no user."""
+    iam = client("iam")
+    arn = iam.create_policy(PolicyName="fence", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))["Policy"]["Arn"]
+    iam.create_user(UserName="u", PermissionsBoundary=arn)
+    assert iam.get_user(UserName="u")["User"]["PermissionsBoundary"] == {
+        "PermissionsBoundaryType": "PermissionsBoundaryPolicy", "PermissionsBoundaryArn": arn}
+    assert "PermissionsBoundary" not in iam.list_users()["Users"][0]
+    iam.delete_user_permissions_boundary(UserName="u")
+    assert "PermissionsBoundary" not in iam.get_user(UserName="u")["User"]
+    iam.put_user_permissions_boundary(UserName="u", PermissionsBoundary=arn)
+    stored = iam.get_user(UserName="u")["User"]["PermissionsBoundary"]
+    assert stored["PermissionsBoundaryArn"] == arn
+    with pytest.raises(botocore.exceptions.ClientError, match="InvalidParameterValue"):
+        iam.create_user(UserName="v", PermissionsBoundary="arn:aws:s3:::not-a-policy-arn")
+    assert [u["UserName"] for u in iam.list_users()["Users"]] == ["u"]
+    iam.create_user(UserName="plain")
+    assert "PermissionsBoundary" not in iam.get_user(UserName="plain")["User"]
+
+
+def test_install_patches_a_freshly_imported_moto_module() -> None:
+    """pytester's in-process runs drop the modules they imported; moto's IAM responses imported
+    again must be patched again by install() (a process-wide flag once left them unpatched)."""
+    import importlib
+    import sys
+
+    moto_patches.install()
+    saved = sys.modules.pop("moto.iam.responses")
+    try:
+        fresh = importlib.import_module("moto.iam.responses")
+        assert fresh is not saved and "put_user_permissions_boundary" not in vars(fresh.IamResponse)
+        moto_patches.install()
+        assert "put_user_permissions_boundary" in vars(fresh.IamResponse)
+        assert hasattr(fresh.IamResponse.create_user, "__wrapped__")
+    finally:
+        sys.modules["moto.iam.responses"] = saved
+        sys.modules["moto.iam"].responses = saved  # type: ignore[attr-defined]

@@ -18,6 +18,7 @@ from rdsiam_emulator.endpoint_spec import Endpoint
 from rdsiam_emulator.iam import IamAuthorizer, MotoCredentials, moto_patches
 from rdsiam_emulator.iam.api_source import IamApiPolicySource
 from rdsiam_emulator.iam.authorizer import check_principal
+from rdsiam_emulator.iam.explain_policy import format_check
 from rdsiam_emulator.iam.moto_state import MotoPolicySource
 from rdsiam_emulator.iam.principals import principal_from_arn
 from rdsiam_emulator.verifier import verify_token
@@ -139,7 +140,7 @@ def test_cli_policy_files_and_usage_errors(tmp_path: Path,
     assert code == 2 and err.startswith("no database named: pass --resource-id")
     code, err = run_err(capsys, *principal, "--resource-id", "db-X", "--session-policy-file",
                         str(session), "--endpoint-url", "http://127.0.0.1:9")
-    assert code == 2 and err.startswith("--session-policy-file/--boundary-file apply with")
+    assert code == 2 and err.startswith("--session-policy-file needs --policy-file")
     assert run_cli(capsys, "--principal", "nope", "--db-user", "u", "--resource-id", "x",
                    "--policy-file", str(doc))[0] == 2
     assert run_cli(capsys, *principal, "--resource-id", "db-X", "--policy-file", str(doc),
@@ -254,6 +255,7 @@ def test_token_explain_runs_the_policy_check_against_a_moto_server(
         PolicyDocument=policy(f"arn:aws:rds-db:{REGION}:{ACCT}:dbuser:{rid}/app"))
     code, data = _explain(capsys, *args)
     assert code == 0 and _authorization(data)["status"] == "pass"
+    assert _authorization(data)["detail"] == "allowed"  # no organization: nothing skipped
     code, data = _explain(capsys, *args, "--resource-id", "db-SOMETHINGELSE")
     assert code == 1 and _authorization(data)["status"] == "fail"
 
@@ -289,3 +291,218 @@ def test_cli_aurora_cluster_resource_id(moto_url: str, capsys: pytest.CaptureFix
                       f"arn:aws:iam::{ACCT}:user/carol", "--db-user", "app",
                       "--instance", "missing", "--region", REGION)
     assert code == 2
+
+
+def test_cli_user_with_boundary_via_api(moto_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A user's boundary is read through GetUser (PermissionsBoundary) and caps the identity
+    policies (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html)."""
+    rid, _ = setup_state(moto_url)
+    iam = client(moto_url, "iam")
+    fence = iam.create_policy(PolicyName="fence", PolicyDocument=policy(
+        "arn:aws:s3:::nothing"))["Policy"]["Arn"]
+    iam.create_user(UserName="bob", PermissionsBoundary=fence)
+    iam.put_user_policy(UserName="bob", PolicyName="db", PolicyDocument=policy("*"))
+    args = ("--endpoint-url", moto_url, "--principal", f"arn:aws:iam::{ACCT}:user/bob",
+            "--db-user", "app", "--resource-id", rid, "--region", REGION)
+    code, out = run_cli(capsys, *args)
+    assert code == 1 and "user's permissions boundary" in out and "fence" in out
+    iam.delete_user_permissions_boundary(UserName="bob")
+    code, out = run_cli(capsys, *args)
+    assert code == 0, out
+
+
+def _deny_doc(action: str = "rds-db:connect", **condition: Any) -> str:
+    stmt: dict[str, Any] = {"Sid": "Fence", "Effect": "Deny", "Action": action, "Resource": "*"}
+    if condition:
+        stmt["Condition"] = condition
+    return json.dumps({"Version": "2012-10-17", "Statement": [stmt]})
+
+
+def test_cli_scp_and_boundary_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Offline checks with --scp-file (one option per level root → OU → account; a Deny anywhere
+    wins, every level must allow) and --boundary-file (intersects); sources: the IAM policy
+    evaluation logic page and the Organizations SCP evaluation page."""
+    files = {
+        "p.json": policy(f"arn:aws:rds-db:{REGION}:{ACCT}:dbuser:db-X/app"),
+        "full.json": policy("*").replace("rds-db:connect", "*"),
+        "s3only.json": policy("*").replace("rds-db:connect", "s3:*"),
+        "deny.json": _deny_doc(),
+        "fence.json": policy("arn:aws:s3:::nothing"),
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    f = {name: str(tmp_path / name) for name in files}
+    base = ["--principal", f"arn:aws:iam::{ACCT}:user/alice", "--db-user", "app",
+            "--resource-id", "db-X", "--region", REGION, "--policy-file", f["p.json"]]
+    code, out = run_cli(capsys, *base, "--scp-file", f["full.json"], "--scp-file",
+                        f"{f['full.json']},{f['s3only.json']}")
+    assert code == 0 and "skipped:" not in out, out
+    code, out = run_cli(capsys, *base, "--scp-file", f["full.json"], "--scp-file",
+                        f"{f['full.json']},{f['deny.json']}")
+    assert code == 1 and "DENY (explicit_deny)" in out, out
+    assert f"Sid 'Fence' of SCP '{f['deny.json']}' (file) attached to level 2 of 2" in out
+    code, out = run_cli(capsys, *base, "--scp-file", f["full.json"], "--scp-file",
+                        f["s3only.json"], "--json")
+    data = json.loads(out)
+    assert code == 1 and data["missing_scp_target"].startswith("level 2 of 2")
+    assert data["policies"]["scp"] is not None and len(data["policies"]["scp"]) == 2
+    code, out = run_cli(capsys, *base, "--boundary-file", f["fence.json"])
+    assert code == 1 and "permissions boundary does not" in out
+    assert "skipped:    service control policies: none given (--scp-file)" in out
+    code, out = run_cli(capsys, *base, "--boundary-file", f["full.json"], "--scp-file",
+                        f["full.json"])
+    assert code == 0, out
+    code, err = run_err(capsys, *base, "--scp-file", str(tmp_path / "missing.json"))
+    assert code == 2 and "missing.json" in err
+
+
+def test_cli_global_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--global-keys none: the older guide's reading, every global key absent; the hint says a
+    condition failed for an absent key."""
+    window = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "rds-db:connect", "Resource": "*",
+        "Condition": {"DateGreaterThan": {"aws:CurrentTime": "2001-01-01T00:00:00Z"}}}]}
+    doc = tmp_path / "w.json"
+    doc.write_text(json.dumps(window))
+    base = ["--principal", f"arn:aws:iam::{ACCT}:user/alice", "--db-user", "app",
+            "--resource-id", "db-X", "--policy-file", str(doc)]
+    code, out = run_cli(capsys, *base)
+    assert code == 0 and "global keys 'documented'" in out, out
+    code, out = run_cli(capsys, *base, "--global-keys", "none")
+    assert code == 1 and "global keys 'none'" in out
+    assert "[absent_key]" in out and "aws:CurrentTime is absent" in out
+    with pytest.raises(SystemExit) as exit_info:  # argparse refuses an unknown reading
+        cli.main(["policy", "check", *base, "--global-keys", "some"])
+    assert exit_info.value.code == 2 and "invalid choice: 'some'" in capsys.readouterr().err
+
+
+def test_api_source_without_organizations_reports_scps_as_skipped(moto_url: str) -> None:
+    """Without an Organizations client (or when it fails) the SCPs are not read: the decision
+    says so instead of a silent allow."""
+    rid, _ = setup_state(moto_url)
+    iam = client(moto_url, "iam")
+    iam.put_user_policy(UserName="alice", PolicyName="all", PolicyDocument=policy("*"))
+    principal = principal_from_arn(f"arn:aws:iam::{ACCT}:user/alice")
+    resource = f"arn:aws:rds-db:{REGION}:{ACCT}:dbuser:{rid}/app"
+    now = SystemClock().now()
+    plain = check_principal(principal, resource, source=IamApiPolicySource(iam), region=REGION,
+                            now=now)
+    assert plain.decision.allowed and plain.policies.skipped == (IamApiPolicySource.SCP_SKIPPED,)
+    assert any(line.startswith("skipped:    service control policies")
+               for line in format_check(plain))
+
+    def broken(_account: str) -> Any:
+        raise RuntimeError("no organizations endpoint")
+
+    failing = check_principal(principal, resource, region=REGION, now=now, source=(
+        IamApiPolicySource(iam, organizations_for_account=broken)))
+    assert failing.policies.skipped == (
+        "service control policies: the Organizations API failed (no organizations endpoint)",)
+
+
+def test_cli_reads_scps_through_the_organizations_api(
+    moto_url: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """policy check --endpoint-url reads the member account's path and SCPs through the
+    Organizations API (SCP rules: orgs_manage_policies_scps.html)."""
+    org = client(moto_url, "organizations")
+    org_id = org.create_organization(FeatureSet="ALL")["Organization"]["Id"]
+    root = org.list_roots()["Roots"][0]["Id"]
+    org.enable_policy_type(RootId=root, PolicyType="SERVICE_CONTROL_POLICY")
+    ou = org.create_organizational_unit(ParentId=root, Name="Prod")["OrganizationalUnit"]["Id"]
+    member = org.create_account(AccountName="app", Email="app@example.com")[
+        "CreateAccountStatus"]["AccountId"]
+    org.move_account(AccountId=member, SourceParentId=root, DestinationParentId=ou)
+    iam = client(moto_url, "iam")
+    iam.meta.events.register("before-sign.*.*", _member_header(member))
+    iam.create_user(UserName="bob")
+    iam.put_user_policy(UserName="bob", PolicyName="all", PolicyDocument=policy("*"))
+    args = ["--endpoint-url", moto_url, "--principal", f"arn:aws:iam::{member}:user/bob",
+            "--db-user", "app", "--resource-id", "db-X", "--region", REGION, "--json"]
+    code, out = run_cli(capsys, *args)
+    data = json.loads(out)
+    assert code == 0 and data["skipped"] == [], out
+    assert data["organization"]["id"] == org_id
+    assert data["organization"]["path"] == f"{org_id}/{root}/{ou}/"
+    assert len(data["policies"]["scp"]) == 3
+    deny = org.create_policy(Name="no-db", Description="x", Type="SERVICE_CONTROL_POLICY",
+                             Content=_deny_doc())["Policy"]["PolicySummary"]["Id"]
+    org.attach_policy(PolicyId=deny, TargetId=ou)
+    code, out = run_cli(capsys, *args)
+    data = json.loads(out)
+    assert code == 1 and data["outcome"] == "explicit_deny"
+    assert f"SCP 'no-db' ({deny}) attached to OU 'Prod' ({ou})" in data["detail"]
+
+
+def _member_header(account: str) -> Any:
+    def add(request: Any, **_kwargs: Any) -> None:
+        request.headers["x-moto-account-id"] = account
+
+    return add
+
+
+def test_cli_api_source_with_scp_file_is_not_skipped(
+    moto_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--scp-file supplies the SCPs the API cannot: evaluated, and no longer reported skipped."""
+    rid, _ = setup_state(moto_url)
+    client(moto_url, "iam").put_user_policy(UserName="alice", PolicyName="all",
+                                           PolicyDocument=policy("*"))
+    deny = tmp_path / "deny.json"
+    deny.write_text(_deny_doc())
+    code, out = run_cli(capsys, "--endpoint-url", moto_url, "--principal",
+                        f"arn:aws:iam::{ACCT}:user/alice", "--db-user", "app", "--resource-id",
+                        rid, "--region", REGION, "--scp-file", str(deny))
+    assert code == 1 and "explicit_deny" in out and "skipped:" not in out, out
+
+
+def test_token_explain_allow_names_what_was_not_evaluated(moto_url: str) -> None:
+    """An allow must not hide a skipped part: with a policy source that cannot read SCPs, the
+    authorization line of token explain says 'not evaluated: service control policies …'."""
+    from rdsiam_emulator.explain import explain_token
+    from rdsiam_emulator.iam.explain_hook import ApiKeyLookup
+
+    rid, key = setup_state(moto_url)
+    iam = client(moto_url, "iam")
+    iam.put_user_policy(UserName="alice", PolicyName="all", PolicyDocument=policy("*"))
+    db = client(moto_url, "rds").describe_db_instances()["DBInstances"][0]
+    host, port = db["Endpoint"]["Address"], db["Endpoint"]["Port"]
+    token = client(moto_url, "rds", key).generate_db_auth_token(
+        DBHostname=host, Port=port, DBUsername="app")
+    endpoint = Endpoint(host, port, REGION, account_id=ACCT, resource_id=rid, instance_id="mydb")
+    explanation = explain_token(
+        token, now=SystemClock().now(), endpoint=endpoint, db_user="app",
+        credentials=ApiKeyLookup(iam, client(moto_url, "sts"), key["SecretAccessKey"], None),
+        authorizer=IamAuthorizer(IamApiPolicySource(iam)),
+    )
+    [line] = [c for c in explanation.checks if c.name == "rds-db:connect authorization"]
+    assert line.status == "pass"
+    assert line.detail == f"allowed; not evaluated: {IamApiPolicySource.SCP_SKIPPED}"
+
+
+def test_allow_event_names_what_was_not_evaluated(moto_url: str) -> None:
+    """The auth event of an allowed login carries the skipped parts of the decision (here: SCPs,
+    with an IAM-API policy source built without an Organizations client)."""
+    from rdsiam_emulator.authenticator import Authenticator, ClientInfo
+    from rdsiam_emulator.events import EventLog
+    from rdsiam_emulator.iam.explain_hook import ApiKeyLookup
+
+    rid, key = setup_state(moto_url)
+    iam = client(moto_url, "iam")
+    iam.put_user_policy(UserName="alice", PolicyName="all", PolicyDocument=policy("*"))
+    db = client(moto_url, "rds").describe_db_instances()["DBInstances"][0]
+    host, port = db["Endpoint"]["Address"], db["Endpoint"]["Port"]
+    events = EventLog()
+    auth = Authenticator(
+        instance_id="mydb", engine="postgres",
+        endpoint=Endpoint(host, port, REGION, account_id=ACCT, resource_id=rid,
+                          instance_id="mydb"),
+        credentials=ApiKeyLookup(iam, client(moto_url, "sts"), key["SecretAccessKey"], None),
+        events=events, authorizer=IamAuthorizer(IamApiPolicySource(iam)))
+    token = client(moto_url, "rds", key).generate_db_auth_token(
+        DBHostname=host, Port=port, DBUsername="app")
+    decision = auth.authenticate_iam(db_user="app", token=token,
+                                     client=ClientInfo("127.0.0.1", tls=True))
+    assert decision.ok
+    assert events.all()[-1].detail == (
+        f"token accepted; not evaluated: {IamApiPolicySource.SCP_SKIPPED}")

@@ -159,7 +159,8 @@ def make_endpoint(server: PgServer, ca: EmulatorCA, loop: LoopThread,
     cert = ca.server_certificate(endpoint_names([RDS_HOST]))
     target = BackendTarget.from_handle(server.handle)
     if backend_port is not None:
-        target = BackendTarget(server.host, backend_port, ADMIN_USER, server.admin_password)
+        # a dead loopback port (the server itself has no TCP)
+        target = BackendTarget("127.0.0.1", backend_port, ADMIN_USER, server.admin_password)
 
     async def start() -> tuple[PostgresEndpoint, Authenticator]:
         placeholder: Any = None

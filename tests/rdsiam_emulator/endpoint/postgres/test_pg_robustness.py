@@ -302,13 +302,14 @@ def test_token_for_a_user_without_rds_iam_records_not_iam_user(endpoint) -> None
     assert event.hint is not None and f'GRANT rds_iam TO "{user}"' in event.hint
 
 
-def test_wrong_password_of_a_password_user_has_no_reason(endpoint) -> None:
-    """A user with a password who typed it wrong is an ordinary password failure, not
-    not_iam_user (the endpoint cannot see SCRAM passwords, so it does not guess)."""
+def test_wrong_password_of_a_password_user_is_password_mismatch(endpoint) -> None:
+    """A user with a password who typed it wrong (or sent a token): SCRAM hides the password, so
+    the event says password_mismatch, and its hint names the GRANT in case it was a token."""
     user, _ = endpoint.password_user()
     cursor = endpoint.events.mark()
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(endpoint.conninfo(user, endpoint.token(user), dbname="postgres"))
     [event] = endpoint.events.since(cursor)
-    assert (event.reason, event.method, event.ok) == (None, "password", False)
+    assert (event.reason, event.method, event.ok) == (Reason.PASSWORD_MISMATCH, "password", False)
     assert "28P01" in event.detail
+    assert event.hint is not None and f'GRANT rds_iam TO "{user}"' in event.hint
