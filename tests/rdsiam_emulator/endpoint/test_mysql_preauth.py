@@ -78,7 +78,7 @@ def test_silent_logins_starve_neither_iam_logins_nor_the_master(hold_env, mariad
     user = make_user(env)
     with connect(env, user, env.token(user)):  # warm up: greeting template, catalog
         pass
-    direct = pymysql.connect(host=mariadb.host, port=mariadb.port, user=mariadb.admin_user,
+    direct = pymysql.connect(**mariadb.address_kwargs(), user=mariadb.admin_user,
                              password=mariadb.admin_password, autocommit=True)
     with direct.cursor() as cur:
         cur.execute("SELECT @@max_connections")
@@ -147,8 +147,9 @@ def test_silent_logins_starve_neither_iam_logins_nor_the_master(hold_env, mariad
     assert canary_failures == [], canary_failures[:5]
     assert canary_ok >= 5
     assert len(held) >= HOLDERS * 3 // 4, holder_errors[:3]  # the attack was real
-    # the per-address bound (8) on backends held before authentication, plus the canary's one
-    assert during - before <= 8 + 1, (during, before)
+    # the per-address bound (8) on backends held before authentication, plus the canary's and
+    # the master's sessions, which may be open while the sample is taken
+    assert during - before <= 8 + 2, (during, before)
     if holder == "nobody-plain":  # 0xFE AuthSwitchRequest for the held ones, else 0xFF (1040,
         # or 1045 from a backend opened at accept)
         assert answers.count(0xFF) > len(answers) // 2

@@ -116,7 +116,7 @@ def test_change_user_whose_derived_login_fails_is_internal_error(myenv, mariadb)
     allowed, the derived login fails (COM_CHANGE_USER does not repair it)."""
     iam_user = make_user(myenv)
     mu, mp = myenv.master
-    with pymysql.connect(host=mariadb.host, port=mariadb.port, user=mariadb.admin_user,
+    with pymysql.connect(**mariadb.address_kwargs(), user=mariadb.admin_user,
                          password=mariadb.admin_password) as direct, direct.cursor() as cur:
         cur.execute(f"ALTER USER '{iam_user}'@'%' IDENTIFIED BY 'changed-behind-its-back'")
     conn = plain_connector(myenv, mu, mp, ssl_ca=myenv.ca_file,
@@ -163,7 +163,8 @@ def deferred_env(mariadb, emulator_ca) -> Iterator[MyEnv]:
 def test_deferred_backend_unreachable_after_the_login_is_backend_unavailable(deferred_env):
     env = deferred_env
     user = make_user(env)  # the endpoint learns the backend's greeting
-    env.endpoint.backend = replace(env.endpoint.backend, port=dead_port())  # then it goes away
+    env.endpoint.backend = replace(  # then it goes away
+        env.endpoint.backend, host="127.0.0.1", port=dead_port(), unix_socket=None)
     cursor = env.events.mark()
     with pytest.raises(pymysql.err.OperationalError) as info:
         connect(env, user, env.token(user))
