@@ -27,6 +27,7 @@ import hashlib
 import importlib.util
 import os
 import secrets
+import socket
 import time
 from typing import Any
 
@@ -60,14 +61,29 @@ def _docker_client() -> Any:
         import docker
     except ImportError as exc:
         raise BackendUnavailable(NEEDS_EXTRA) from exc
+    client = None
     try:
+        _probe_unix_socket()
         client = docker.from_env(timeout=5)  # type: ignore[attr-defined]
         client.ping()
     except Exception as exc:
+        if client is not None:
+            client.close()
         raise BackendUnavailable(
             f"no Docker-API engine reachable ({_where()}): {exc}. To get one: {ENGINE_HOWTO}"
         ) from exc
     return client
+
+
+def _probe_unix_socket() -> None:
+    """Connect to a unix-socket engine once ourselves: docker-py leaves its socket open when the
+    connect fails (an fd per failed probe). Raises OSError when nothing listens there."""
+    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    if not host.startswith("unix://"):
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect(host.removeprefix("unix://"))
 
 
 def _where() -> str:

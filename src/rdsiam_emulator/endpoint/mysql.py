@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import secrets
@@ -641,12 +642,20 @@ class _Legs:
 
     def release(self, conns: set[RelayConnection], raw: set[socket.socket]) -> None:
         for leg in (self.client, *self.backends):
-            if leg is not None:
-                leg.close()
+            if leg is None:
+                continue
+            leg.close()
+            if leg.transport is None or leg.closed.done():
                 conns.discard(leg)
+            else:  # e.g. a TLS shutdown still running: tracked so that endpoint close aborts it
+                leg.closed.add_done_callback(functools.partial(_forget, conns, leg))
         if self.sock in raw:  # no transport took the socket over
             raw.discard(self.sock)
             self.sock.close()
+
+
+def _forget(conns: set[RelayConnection], leg: RelayConnection, _: object) -> None:
+    conns.discard(leg)
 
 
 async def _read_greeting(backend: BackendSide) -> Greeting | ErrPacket:

@@ -173,21 +173,21 @@ time.sleep(120)
 
 
 def test_sigterm_removes_the_container(engine: dict[str, str]) -> None:
-    proc = subprocess.Popen(
+    with subprocess.Popen(  # closes the pipe and reaps the child on every way out
         [sys.executable, "-c", CHILD],
         stdout=subprocess.PIPE,
         text=True,
         env=os.environ.copy(),
         start_new_session=True,
-    )
-    try:
-        assert proc.stdout is not None
-        info = json.loads(proc.stdout.readline())
-        assert our_containers(engine, **{f"{LABEL}.owner-pid": str(proc.pid)})
-        os.kill(proc.pid, signal.SIGTERM)
-        assert proc.wait(timeout=60) == -signal.SIGTERM
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            info = json.loads(proc.stdout.readline())
+            assert our_containers(engine, **{f"{LABEL}.owner-pid": str(proc.pid)})
+            os.kill(proc.pid, signal.SIGTERM)
+            assert proc.wait(timeout=60) == -signal.SIGTERM
+        finally:
+            if proc.poll() is None:
+                proc.kill()
     assert info["provider"].startswith("docker:")
     assert our_containers(engine, **{f"{LABEL}.owner-pid": str(proc.pid)}) == []

@@ -44,33 +44,33 @@ def alive(pid: int) -> bool:
 @pytest.mark.parametrize("how", ["exit", "sigint", "sigterm"])
 def test_servers_are_stopped_when_the_process_ends(how: str, tmp_path: Path) -> None:
     errors = tmp_path / "stderr.txt"
-    with open(errors, "w") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", CHILD, how],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-            start_new_session=True,
-        )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line, errors.read_text()
-        info = json.loads(line)
-        assert all(alive(pid) for pid in info["pids"])
-        if how == "sigint":
-            os.kill(proc.pid, signal.SIGINT)
-        elif how == "sigterm":
-            os.kill(proc.pid, signal.SIGTERM)
-        else:
-            assert proc.stdin is not None
-            proc.stdin.write("exit now\n")
-            proc.stdin.flush()
-        code = proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    # the with-blocks close the pipes and reap the child on every way out
+    with open(errors, "w") as err, subprocess.Popen(
+        [sys.executable, "-c", CHILD, how],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=err,
+        text=True,
+        start_new_session=True,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            assert line, errors.read_text()
+            info = json.loads(line)
+            assert all(alive(pid) for pid in info["pids"])
+            if how == "sigint":
+                os.kill(proc.pid, signal.SIGINT)
+            elif how == "sigterm":
+                os.kill(proc.pid, signal.SIGTERM)
+            else:
+                assert proc.stdin is not None
+                proc.stdin.write("exit now\n")
+                proc.stdin.flush()
+            code = proc.wait(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
     # Python re-raises an unhandled KeyboardInterrupt as death by SIGINT
     expected = {"exit": 0, "sigint": -signal.SIGINT, "sigterm": -signal.SIGTERM}[how]
     assert code == expected, errors.read_text()

@@ -188,3 +188,19 @@ def test_external_mysql(own_my: MysqlHandle) -> None:
         users = {r[0] for r in handle.admin_execute("SELECT user FROM mysql.user")}
         assert {"ext_root", "ext_master"} <= users
     assert own_my.admin_execute("SELECT 1") == [(1,)]
+
+
+def test_unreachable_engine_leaks_no_socket(no_docker: None) -> None:
+    """docker-py leaks the unix socket of a failed connect; the probe must not reach that path
+    (a long-running process asking again and again would run out of fds)."""
+    import gc
+    import warnings
+
+    from rdsiam_emulator.backends.containers import engine_available
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            assert engine_available() is False
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []

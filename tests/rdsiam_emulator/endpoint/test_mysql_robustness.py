@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import socket
 import time
 
@@ -213,3 +215,48 @@ def test_no_tls_session_tickets_are_issued(myenv):
         session = conn._sock.session
         assert conn._sock.version() == "TLSv1.3"
         assert session is None or not session.has_ticket
+
+
+def _socket_inodes() -> set[str]:
+    links = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            links.add(os.readlink(f"/proc/self/fd/{fd}"))
+    return {link for link in links if link.startswith("socket:")}
+
+
+def test_close_releases_a_refused_tls_client_still_shutting_down(mariadb, emulator_ca):
+    """A refused TLS client that keeps its socket open (never answers close_notify) leaves the
+    endpoint's side in TLS shutdown; closing the endpoint must still close that socket."""
+    import ssl
+
+    from rdsiam_emulator.protocols.mysql.constants import Capability as C
+    from rdsiam_emulator.protocols.mysql.messages import HandshakeResponse
+    from rdsiam_emulator.protocols.mysql.packets import encode_packet
+
+    envs = _make_env(mariadb, emulator_ca)
+    env = next(envs)
+    try:
+        user = make_iam_user(env)
+        wait_idle(env)
+        before = _socket_inodes()
+        caps = int(C.PROTOCOL_41 | C.SECURE_CONNECTION | C.SSL)
+        ssl_req = HandshakeResponse(caps, 1 << 24, 45, b"\0" * 23, is_ssl_request=True)
+        hello = HandshakeResponse(caps, 1 << 24, 45, b"\0" * 23, user=user.encode(),
+                                  auth_response=b"\x01" * 20)  # no plugin auth: refused 1251
+        ctx = ssl.create_default_context(cafile=env.ca_file)
+        with socket.create_connection(("127.0.0.1", env.port), timeout=5) as raw:
+            raw.recv(4096)
+            raw.sendall(encode_packet(1, ssl_req.build()))
+            with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+                tls.sendall(encode_packet(2, hello.build()))
+                assert tls.recv(4096)  # the refusal; the client stays silent from here on
+                mine = os.readlink(f"/proc/self/fd/{tls.fileno()}")
+                deadline = time.monotonic() + 5
+                while env.endpoint.active_tasks and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                env.loop.run(env.endpoint.close())
+                # the client is still open; every socket the endpoint opened must be gone
+                assert _socket_inodes() - before - {mine} == set()
+    finally:
+        next(envs, None)  # closes the endpoint (again: a no-op) and stops its loop

@@ -55,18 +55,18 @@ def _closed_by_peer(sock: socket.socket, timeout: float = 5) -> bool:
 
 def test_pam_failure_fields_and_sqlstate(endpoint) -> None:
     user = endpoint.iam_user()
-    sock = _tls(_connect(endpoint.port), endpoint.ca)
-    sock.sendall(codec.startup_message({"user": user, "database": "app"}))
-    msgs = _read_messages(sock, until=b"R")
-    assert msgs[-1] == codec.Message(b"R", struct.pack("!i", 3))  # cleartext password
-    sock.sendall(codec.password_message("not-a-token"))
-    error = _read_messages(sock)[-1]
-    fields = codec.parse_fields(error.body)
-    assert error.type == b"E"
-    assert fields["S"] == fields["V"] == "FATAL"
-    assert fields["C"] == "28000"
-    assert fields["M"] == f'PAM authentication failed for user "{user}"'
-    assert _closed_by_peer(sock)
+    with _connect(endpoint.port) as raw, _tls(raw, endpoint.ca) as sock:
+        sock.sendall(codec.startup_message({"user": user, "database": "app"}))
+        msgs = _read_messages(sock, until=b"R")
+        assert msgs[-1] == codec.Message(b"R", struct.pack("!i", 3))  # cleartext password
+        sock.sendall(codec.password_message("not-a-token"))
+        error = _read_messages(sock)[-1]
+        fields = codec.parse_fields(error.body)
+        assert error.type == b"E"
+        assert fields["S"] == fields["V"] == "FATAL"
+        assert fields["C"] == "28000"
+        assert fields["M"] == f'PAM authentication failed for user "{user}"'
+        assert _closed_by_peer(sock)
     assert endpoint.events.all()[-1].reason == Reason.MALFORMED_TOKEN
 
 
@@ -109,13 +109,13 @@ def test_master_user_becomes_iam_only_when_granted(endpoint) -> None:
 
 
 def test_gssenc_request_is_refused(endpoint) -> None:
-    sock = _connect(endpoint.port)
-    sock.sendall(codec.gssenc_request())
-    assert sock.recv(1) == b"N"
-    tls = _tls(sock, endpoint.ca)  # the connection continues: TLS is still possible
-    tls.sendall(codec.startup_message({"user": "nosuchuser", "database": "app"}))
-    assert _read_messages(tls, until=b"RE")[-1].type in (b"R", b"E")
-    tls.close()
+    with _connect(endpoint.port) as sock:
+        sock.sendall(codec.gssenc_request())
+        assert sock.recv(1) == b"N"
+        # the connection continues: TLS is still possible
+        with _tls(sock, endpoint.ca) as tls:
+            tls.sendall(codec.startup_message({"user": "nosuchuser", "database": "app"}))
+            assert _read_messages(tls, until=b"RE")[-1].type in (b"R", b"E")
 
 
 def test_gssencmode_prefer_client_falls_back(endpoint) -> None:
@@ -126,23 +126,23 @@ def test_gssencmode_prefer_client_falls_back(endpoint) -> None:
 
 
 def test_plaintext_after_ssl_request_is_refused(endpoint) -> None:
-    sock = _connect(endpoint.port)
-    sock.sendall(codec.ssl_request() + codec.startup_message({"user": "x"}))
-    # The S/N answer may or may not be written; the connection must end without a session.
-    sock.settimeout(5)
-    data = b""
-    try:
-        while chunk := sock.recv(100):
-            data += chunk
-    except ConnectionResetError:
-        pass
+    with _connect(endpoint.port) as sock:
+        sock.sendall(codec.ssl_request() + codec.startup_message({"user": "x"}))
+        # The S/N answer may or may not be written; the connection must end without a session.
+        sock.settimeout(5)
+        data = b""
+        try:
+            while chunk := sock.recv(100):
+                data += chunk
+        except ConnectionResetError:
+            pass
     assert b"R" not in data[1:2]
 
 
 def test_unsupported_protocol_version_error(endpoint) -> None:
-    sock = _connect(endpoint.port)
-    sock.sendall(codec.startup_message({"user": "x"}, protocol=4 << 16))
-    fields = codec.parse_fields(_read_messages(sock)[-1].body)
+    with _connect(endpoint.port) as sock:
+        sock.sendall(codec.startup_message({"user": "x"}, protocol=4 << 16))
+        fields = codec.parse_fields(_read_messages(sock)[-1].body)
     assert fields["C"] == "0A000"
     assert fields["M"] == "unsupported frontend protocol 4.0: server supports 3.0 to 3.0"
 
@@ -154,30 +154,29 @@ def test_unsupported_protocol_version_error(endpoint) -> None:
     b"\x16\x03\x01\x02\x00" + os.urandom(200),  # a TLS ClientHello without SSLRequest
 ])
 def test_garbage_start_up_closes_and_endpoint_keeps_serving(endpoint, payload: bytes) -> None:
-    sock = _connect(endpoint.port)
-    sock.sendall(payload)
-    assert _closed_by_peer(sock)
-    sock.close()
+    with _connect(endpoint.port) as sock:
+        sock.sendall(payload)
+        assert _closed_by_peer(sock)
     user = endpoint.iam_user()
     with psycopg.connect(endpoint.conninfo(user, endpoint.token(user))) as conn:
         assert conn.execute("select 1").fetchone() == (1,)
 
 
 def test_tls_garbage_after_s(endpoint) -> None:
-    sock = _connect(endpoint.port)
-    sock.sendall(codec.ssl_request())
-    assert sock.recv(1) == b"S"
-    sock.sendall(b"\x16\x03\x01\x00\x05hello" + os.urandom(500))
-    assert _closed_by_peer(sock)
+    with _connect(endpoint.port) as sock:
+        sock.sendall(codec.ssl_request())
+        assert sock.recv(1) == b"S"
+        sock.sendall(b"\x16\x03\x01\x00\x05hello" + os.urandom(500))
+        assert _closed_by_peer(sock)
 
 
 def test_oversized_password_message(endpoint) -> None:
     user = endpoint.iam_user()
-    sock = _tls(_connect(endpoint.port), endpoint.ca)
-    sock.sendall(codec.startup_message({"user": user, "database": "app"}))
-    _read_messages(sock, until=b"R")
-    sock.sendall(b"p" + struct.pack("!i", 50_000_000) + b"x" * 1000)
-    msgs = _read_messages(sock)
+    with _connect(endpoint.port) as raw, _tls(raw, endpoint.ca) as sock:
+        sock.sendall(codec.startup_message({"user": user, "database": "app"}))
+        _read_messages(sock, until=b"R")
+        sock.sendall(b"p" + struct.pack("!i", 50_000_000) + b"x" * 1000)
+        msgs = _read_messages(sock)
     assert msgs and msgs[-1].type == b"E"
     assert codec.parse_fields(msgs[-1].body)["C"] == "08P01"
 
@@ -185,12 +184,10 @@ def test_oversized_password_message(endpoint) -> None:
 def test_client_vanishing_mid_handshake_leaks_nothing(endpoint) -> None:
     user = endpoint.iam_user()
     for _ in range(20):
-        sock = _tls(_connect(endpoint.port), endpoint.ca)
-        sock.sendall(codec.startup_message({"user": user, "database": "app"})[:10])
-        sock.close()
-        sock = _connect(endpoint.port)
-        sock.sendall(codec.ssl_request())
-        sock.close()
+        with _connect(endpoint.port) as raw, _tls(raw, endpoint.ca) as sock:
+            sock.sendall(codec.startup_message({"user": user, "database": "app"})[:10])
+        with _connect(endpoint.port) as sock:
+            sock.sendall(codec.ssl_request())
     deadline = time.monotonic() + 5
     while endpoint.endpoint.active_tasks and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -201,11 +198,11 @@ def test_client_vanishing_mid_handshake_leaks_nothing(endpoint) -> None:
 def test_handshake_timeout(pg_server, ca, loop_thread) -> None:
     running = make_endpoint(pg_server, ca, loop_thread, EndpointSettings(handshake_timeout=0.5))
     try:
-        sock = _connect(running.port)
-        sock.sendall(codec.ssl_request())
-        assert sock.recv(1) == b"S"
-        started = time.monotonic()
-        assert _closed_by_peer(sock, timeout=5)  # never sends a ClientHello
+        with _connect(running.port) as sock:
+            sock.sendall(codec.ssl_request())
+            assert sock.recv(1) == b"S"
+            started = time.monotonic()
+            assert _closed_by_peer(sock, timeout=5)  # never sends a ClientHello
         assert time.monotonic() - started < 3
         assert running.endpoint.active_tasks == 0 or _wait_tasks(running) == 0
     finally:
@@ -332,9 +329,8 @@ def test_no_file_descriptor_leaks(endpoint) -> None:
                 psycopg.connect(endpoint.conninfo(user, "bad"))
             with psycopg.connect(endpoint.conninfo(pw_user, password, dbname="postgres")):
                 pass
-            sock = _connect(endpoint.port)
-            sock.sendall(os.urandom(64))
-            sock.close()
+            with _connect(endpoint.port) as sock:
+                sock.sendall(os.urandom(64))
         _wait_tasks(endpoint)
 
     batch()  # warm up: admin connection, certificate, caches
