@@ -139,6 +139,9 @@ class IamApiPolicySource:
             except Exception as exc:  # report, never guess: an unread SCP may deny on AWS
                 if self._report_scp:
                     skipped = (f"service control policies: the Organizations API failed ({exc})",)
+                else:  # SCPs come from elsewhere, but the org keys are still unknown
+                    skipped = ("organization membership (aws:PrincipalOrgID, "
+                               f"aws:PrincipalOrgPaths): the Organizations API failed ({exc})",)
         return PrincipalPolicies(
             tuple(identity), None, boundary, tuple(tags), user_id,
             tuple(notes) + (org.notes if org is not None else ()),

@@ -335,7 +335,8 @@ def test_cli_scp_and_boundary_files(tmp_path: Path, capsys: pytest.CaptureFixtur
     base = ["--principal", f"arn:aws:iam::{ACCT}:user/alice", "--db-user", "app",
             "--resource-id", "db-X", "--region", REGION, "--policy-file", f["p.json"]]
     code, out = run_cli(capsys, *base, "--scp-file", f["full.json"], "--scp-file",
-                        f"{f['full.json']},{f['s3only.json']}")
+                        f"{f['full.json']},{f['s3only.json']}", "--org-path",
+                        "o-a1b2c3d4e5/r-a1b2/")
     assert code == 0 and "skipped:" not in out, out
     code, out = run_cli(capsys, *base, "--scp-file", f["full.json"], "--scp-file",
                         f"{f['full.json']},{f['deny.json']}")
@@ -506,3 +507,60 @@ def test_allow_event_names_what_was_not_evaluated(moto_url: str) -> None:
     assert decision.ok
     assert events.all()[-1].detail == (
         f"token accepted; not evaluated: {IamApiPolicySource.SCP_SKIPPED}")
+
+
+def test_cli_scp_file_keeps_org_membership_from_the_server(
+    moto_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Trial #18 (t_srv.py): --scp-file must not stop the org being read, else an identity Deny
+    conditioned on aws:PrincipalOrgID silently stops applying."""
+    org = client(moto_url, "organizations")
+    org_id = org.create_organization(FeatureSet="ALL")["Organization"]["Id"]
+    member = org.create_account(AccountName="app", Email="app@example.com")[
+        "CreateAccountStatus"]["AccountId"]
+    iam = client(moto_url, "iam")
+    iam.meta.events.register("before-sign.*.*", _member_header(member))
+    iam.create_user(UserName="bob")
+    iam.put_user_policy(UserName="bob", PolicyName="all", PolicyDocument=policy("*"))
+    iam.put_user_policy(UserName="bob", PolicyName="org-deny", PolicyDocument=_deny_doc(
+        StringLike={"aws:PrincipalOrgID": "o-*"}))
+    full = tmp_path / "full.json"
+    full.write_text(json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+    code, out = run_cli(capsys, "--endpoint-url", moto_url, "--principal",
+                        f"arn:aws:iam::{member}:user/bob", "--db-user", "app", "--resource-id",
+                        "db-X", "--region", REGION, "--scp-file", str(full), "--json")
+    data = json.loads(out)
+    assert code == 1 and data["outcome"] == "explicit_deny", out
+    assert data["organization"]["id"] == org_id
+
+
+def test_cli_offline_org_keys_are_reported_unknown_or_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Trial #18 (repro_scpfile_drops_org.sh): offline, the org keys are unknown → skipped, not a
+    silent allow; --org-path supplies them."""
+    ident = tmp_path / "ident.json"
+    ident.write_text(json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "rds-db:connect", "Resource": "*"},
+        {"Effect": "Deny", "Action": "rds-db:connect", "Resource": "*",
+         "Condition": {"StringLike": {"aws:PrincipalOrgID": "o-*"}}}]}))
+    full = tmp_path / "full.json"
+    full.write_text(json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+    base = ["--principal", f"arn:aws:iam::{ACCT}:user/alice", "--db-user", "app",
+            "--resource-id", "db-ABC", "--policy-file", str(ident), "--json"]
+    for extra in (["--scp-file", str(full)], []):
+        code, out = run_cli(capsys, *base, *extra)
+        data = json.loads(out)
+        assert code == 0 and data["organization"] is None, out
+        assert any(s.startswith("organization membership (aws:PrincipalOrgID")
+                   for s in data["skipped"]), out
+    code, out = run_cli(capsys, *base, "--scp-file", str(full), "--org-path",
+                        "o-abcdefghij/r-ab12/ou-ab12-cdefgh12/")
+    data = json.loads(out)
+    assert code == 1 and data["outcome"] == "explicit_deny", out
+    assert data["organization"]["id"] == "o-abcdefghij"
+    assert not any(s.startswith("organization membership") for s in data["skipped"]), out
+    code, err = run_err(capsys, *base, "--org-path", "bogus")
+    assert code == 2 and "--org-path expects" in err
