@@ -15,7 +15,8 @@
 3. **User permissions boundaries**: moto drops ``CreateUser(PermissionsBoundary=…)`` and has no
    ``PutUserPermissionsBoundary``/``DeleteUserPermissionsBoundary``. The boundary ARN is stored on
    moto's ``User`` (``permissions_boundary_arn``, as moto's ``Role`` has it), validated as moto
-   validates a role's, and ``GetUser`` returns it.
+   validates a role's, and ``GetUser`` returns it. A user created before ``install()`` carries no
+   ``BOUNDARY_RECORDED`` mark: its boundary is reported as not evaluated, never assumed absent.
 The lookup (``moto_state``) only reads; only these wrappers write, at issue time, in moto's thread.
 """
 
@@ -31,6 +32,9 @@ from typing import Any
 
 MOTO_CONSTANT_DBI_RESOURCE_ID = "db-M5ENSHXFPU6XHZ4G4ZEI5QIO2U"
 MOTO_EXAMPLE_ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
+BOUNDARY_RECORDED = "rdsiam_boundary_recorded"
+"""Set on a moto ``User`` created or given a boundary through the patched API: its boundary state
+is known. A user without it was created before ``install()`` (moto drops the boundary then)."""
 _ALPHABET = string.ascii_uppercase + string.digits
 _lock = threading.Lock()
 
@@ -262,18 +266,24 @@ def _patch_user_boundaries() -> None:
         if arn:
             _check_boundary_arn(self.backend, arn)  # before creating: a refusal creates nothing
         result = original_create(self)
+        user = self.backend.get_user(self._get_param("UserName"))
+        user.__dict__[BOUNDARY_RECORDED] = True  # a user without it may have lost its boundary
         if arn:
-            self.backend.get_user(self._get_param("UserName")).permissions_boundary_arn = arn
+            user.permissions_boundary_arn = arn
         return result
 
     def put_user_permissions_boundary(self: Any) -> ActionResult:
         arn = self._get_param("PermissionsBoundary")
         _check_boundary_arn(self.backend, arn or "")
-        self.backend.get_user(self._get_param("UserName")).permissions_boundary_arn = arn
+        user = self.backend.get_user(self._get_param("UserName"))
+        user.permissions_boundary_arn = arn
+        user.__dict__[BOUNDARY_RECORDED] = True
         return EmptyResult()
 
     def delete_user_permissions_boundary(self: Any) -> ActionResult:
-        self.backend.get_user(self._get_param("UserName")).permissions_boundary_arn = None
+        user = self.backend.get_user(self._get_param("UserName"))
+        user.permissions_boundary_arn = None
+        user.__dict__[BOUNDARY_RECORDED] = True
         return EmptyResult()
 
     # ListUsers leaves the boundary out, as AWS's listing operations do (API_ListUsers)

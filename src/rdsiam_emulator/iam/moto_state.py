@@ -202,6 +202,7 @@ class MotoPolicySource:
         notes: list[str] = []
         identity: list[PolicyRef] = []
         boundary: tuple[PolicyRef, ...] | None = None
+        boundary_unknown = False
         tags: list[tuple[str, str]] = []
         user_id = principal.user_id
         if principal.type == "AssumedRole":
@@ -242,6 +243,7 @@ class MotoPolicySource:
                         ref = _managed(backend, arn, "identity", notes)
                         if ref is not None:
                             identity.append(ref)
+                boundary_unknown = not user.__dict__.get(moto_patches.BOUNDARY_RECORDED)
                 boundary_arn = user.__dict__.get("permissions_boundary_arn")
                 if boundary_arn:
                     ref = _managed(backend, boundary_arn, "boundary", notes)
@@ -257,6 +259,11 @@ class MotoPolicySource:
             skipped.append(
                 "the session's PolicyArns and session tags: the session was issued before "
                 "moto_patches was installed, so moto kept neither")
+        if boundary_unknown:
+            skipped.append(
+                "user permissions boundary: the user was created before moto_patches was "
+                "installed (moto drops CreateUser(PermissionsBoundary=…)); create it after "
+                "MotoCredentials() or set it again with put_user_permissions_boundary")
         return PrincipalPolicies(
             tuple(identity), session, boundary, tuple(merged.items()), user_id,
             tuple(notes) + (org.notes if org is not None else ()),

@@ -287,3 +287,40 @@ def test_install_patches_a_freshly_imported_moto_module() -> None:
     finally:
         sys.modules["moto.iam.responses"] = saved
         sys.modules["moto.iam"].responses = saved  # type: ignore[attr-defined]
+
+
+def test_user_created_before_the_patches_reports_its_boundary_unknown(
+    aws: None, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Trial #18 (repro_boundary_before_patches.py): a user created by unpatched moto lost its
+    boundary; the decision must say the boundary was not evaluated, not silently allow."""
+    from moto.iam.responses import IamResponse
+
+    from rdsiam_emulator.iam.authorizer import check_principal
+    from rdsiam_emulator.iam.moto_state import MotoPolicySource
+    from rdsiam_emulator.iam.principals import principal_from_arn
+
+    iam = client("iam")
+    fence = iam.create_policy(PolicyName="s3only", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))["Policy"]["Arn"]
+    allow = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "rds-db:connect", "Resource": "*"}]})
+    with monkeypatch.context() as m:  # moto as it is before install(): the boundary is dropped
+        m.setattr(IamResponse, "create_user", IamResponse.create_user.__wrapped__)
+        iam.create_user(UserName="early", PermissionsBoundary=fence)
+    iam.create_user(UserName="late")
+    for name in ("early", "late"):
+        iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=allow)
+    resource = f"arn:aws:rds-db:{REGION}:{ACCT}:dbuser:db-X/app"
+
+    def skipped(name: str) -> tuple[str, ...]:
+        check = check_principal(principal_from_arn(f"arn:aws:iam::{ACCT}:user/{name}"),
+                                resource, source=MotoPolicySource(), region=REGION,
+                                now=SystemClock().now())
+        return check.policies.skipped
+
+    assert any(s.startswith("user permissions boundary") for s in skipped("early"))
+    assert not any(s.startswith("user permissions boundary") for s in skipped("late"))
+    iam.put_user_permissions_boundary(UserName="early", PermissionsBoundary=fence)
+    assert not any(s.startswith("user permissions boundary") for s in skipped("early"))
