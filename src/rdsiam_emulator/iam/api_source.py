@@ -75,6 +75,7 @@ class IamApiPolicySource:
         identity: list[PolicyRef] = []
         boundary: tuple[PolicyRef, ...] | None = None
         tags: list[tuple[str, str]] = []
+        boundary_skipped: tuple[str, ...] = ()
         user_id = principal.user_id
         if principal.type == "AssumedRole":
             name = principal.role_name or ""
@@ -129,6 +130,8 @@ class IamApiPolicySource:
             if user_pb:
                 ref = self._managed(user_pb, "boundary", notes)
                 boundary = (ref,) if ref is not None else ()
+            else:
+                boundary_skipped = self._boundary_unrecorded(iam, name)
             tags.extend((t["Key"], t["Value"]) for t in iam.list_user_tags(UserName=name)["Tags"])
         org: OrgView | None = None
         skipped: tuple[str, ...] = (self.SCP_SKIPPED,) if self._report_scp else ()
@@ -146,8 +149,34 @@ class IamApiPolicySource:
             tuple(identity), None, boundary, tuple(tags), user_id,
             tuple(notes) + (org.notes if org is not None else ()),
             scp=None if org is None else org.scp,
-            org=None if org is None else org.membership, skipped=skipped,
+            org=None if org is None else org.membership, skipped=skipped + boundary_skipped,
         )
+
+    PROBE_BOUNDARY = "rdsiam:probe:not-a-policy-arn"
+
+    @staticmethod
+    def _boundary_unrecorded(iam: Any, user_name: str) -> tuple[str, ...]:
+        """GetUser shows no boundary: is that true, or does the server drop user boundaries?
+
+        moto without our patches drops ``CreateUser(PermissionsBoundary=…)`` and has no
+        ``PutUserPermissionsBoundary``; a patched server (and AWS) refuses an ARN that is not a
+        policy ARN with ``InvalidParameterValue`` before writing anything, so that probe is safe.
+        """
+        try:
+            iam.put_user_permissions_boundary(UserName=user_name,
+                                              PermissionsBoundary=IamApiPolicySource.PROBE_BOUNDARY)
+        except Exception as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            if code == "InvalidParameterValue":
+                return ()
+            answer = f"{code}" if code else type(exc).__name__
+        else:  # cannot happen on a server that validates; undo and report
+            iam.delete_user_permissions_boundary(UserName=user_name)
+            answer = "accepted a non-policy ARN"
+        return (f"user permissions boundary: the server does not record user boundaries "
+                f"(PutUserPermissionsBoundary probe: {answer}); moto without rdsiam-emulator's "
+                "patches drops CreateUser(PermissionsBoundary=…) — use the standalone emulator's "
+                "moto server or --boundary-file",)
 
 
 def read_organization(orgs_for: Callable[[str], Any], account_id: str) -> OrgView | None:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -564,3 +568,62 @@ def test_cli_offline_org_keys_are_reported_unknown_or_given(
     assert not any(s.startswith("organization membership") for s in data["skipped"]), out
     code, err = run_err(capsys, *base, "--org-path", "bogus")
     assert code == 2 and "--org-path expects" in err
+
+
+@pytest.fixture
+def unpatched_moto_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A moto server in its own process, without rdsiam-emulator's patches (trial #18, t_srv2)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"{url}/moto-api/", timeout=2).close()
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_cli_server_without_patches_reports_user_boundary_unknown(
+    unpatched_moto_url: str, moto_url: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A moto server without our patches dropped CreateUser(PermissionsBoundary=…): the boundary
+    is reported not evaluated; a patched server (moto_url) is not flagged."""
+    for url, flagged in ((unpatched_moto_url, True), (moto_url, False)):
+        iam = client(url, "iam")
+        fence = iam.create_policy(PolicyName="s3only", PolicyDocument=policy("*").replace(
+            "rds-db:connect", "s3:*"))["Policy"]["Arn"]
+        iam.create_user(UserName="bob", PermissionsBoundary=fence)
+        iam.put_user_policy(UserName="bob", PolicyName="p", PolicyDocument=policy("*"))
+        code, out = run_cli(capsys, "--endpoint-url", url, "--principal",
+                            f"arn:aws:iam::{ACCT}:user/bob", "--db-user", "app",
+                            "--resource-id", "db-X", "--region", REGION, "--json")
+        data = json.loads(out)
+        unknown = [s for s in data["skipped"] if s.startswith("user permissions boundary")]
+        assert bool(unknown) is flagged, (url, out)
+        assert code == (0 if flagged else 1), out
+    # a patched server answers the probe with InvalidParameterValue: a user without a boundary
+    # is not flagged, and the probe wrote nothing
+    iam = client(moto_url, "iam")
+    iam.create_user(UserName="carol")
+    iam.put_user_policy(UserName="carol", PolicyName="p", PolicyDocument=policy("*"))
+    code, out = run_cli(capsys, "--endpoint-url", moto_url, "--principal",
+                        f"arn:aws:iam::{ACCT}:user/carol", "--db-user", "app",
+                        "--resource-id", "db-X", "--region", REGION, "--json")
+    assert code == 0 and not any(s.startswith("user permissions boundary")
+                                 for s in json.loads(out)["skipped"]), out
+    assert "PermissionsBoundary" not in iam.get_user(UserName="carol")["User"]
