@@ -17,6 +17,9 @@
    moto's ``User`` (``permissions_boundary_arn``, as moto's ``Role`` has it), validated as moto
    validates a role's, and ``GetUser`` returns it. A user created before ``install()`` carries no
    ``BOUNDARY_RECORDED`` mark: its boundary is reported as not evaluated, never assumed absent.
+4. **Disabling a policy type**: moto keeps the attachments; AWS detaches every policy of that type
+   from the root, OUs and accounts, and re-enabling SCPs leaves every entity with only the default
+   ``FullAWSAccess`` (Organizations User Guide, disable-policy-type.html).
 The lookup (``moto_state``) only reads; only these wrappers write, at issue time, in moto's thread.
 """
 
@@ -74,6 +77,7 @@ def install() -> None:
         _patch_dbi_resource_id()
         _patch_sts()
         _patch_user_boundaries()
+        _patch_policy_types()
 
 
 # ------------------------------------------------------------------------------- DbiResourceId
@@ -295,3 +299,38 @@ def _patch_user_boundaries() -> None:
             put_user_permissions_boundary)
     setattr(IamResponse, "delete_user_permissions_boundary",  # noqa: B010
             delete_user_permissions_boundary)
+
+
+# ------------------------------------------------------------------- Organizations policy types
+
+
+def _patch_policy_types() -> None:
+    from moto.organizations import utils
+    from moto.organizations.models import OrganizationsBackend
+
+    if hasattr(OrganizationsBackend.disable_policy_type, "__wrapped__"):
+        return
+    original_disable = OrganizationsBackend.disable_policy_type
+    original_enable = OrganizationsBackend.enable_policy_type
+
+    def disable_policy_type(self: Any, **kwargs: str) -> dict[str, Any]:
+        result = original_disable(self, **kwargs)
+        for entity in [*self.ou, *self.accounts]:
+            for policy in [p for p in entity.attached_policies if p.type == kwargs["PolicyType"]]:
+                entity.attached_policies.remove(policy)
+                if entity in policy.attachments:
+                    policy.attachments.remove(entity)
+        return result
+
+    def enable_policy_type(self: Any, **kwargs: str) -> dict[str, Any]:
+        result = original_enable(self, **kwargs)
+        if kwargs["PolicyType"] == "SERVICE_CONTROL_POLICY":
+            for entity in [*self.ou, *self.accounts]:
+                if not any(p.type == "SERVICE_CONTROL_POLICY" for p in entity.attached_policies):
+                    self.attach_policy(PolicyId=utils.DEFAULT_SCP_POLICY_ID, TargetId=entity.id)
+        return result
+
+    disable_policy_type.__wrapped__ = original_disable  # type: ignore[attr-defined]
+    enable_policy_type.__wrapped__ = original_enable  # type: ignore[attr-defined]
+    setattr(OrganizationsBackend, "disable_policy_type", disable_policy_type)  # noqa: B010
+    setattr(OrganizationsBackend, "enable_policy_type", enable_policy_type)  # noqa: B010

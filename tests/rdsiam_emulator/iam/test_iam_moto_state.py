@@ -324,3 +324,52 @@ def test_user_created_before_the_patches_reports_its_boundary_unknown(
     assert not any(s.startswith("user permissions boundary") for s in skipped("late"))
     iam.put_user_permissions_boundary(UserName="early", PermissionsBoundary=fence)
     assert not any(s.startswith("user permissions boundary") for s in skipped("early"))
+
+
+def test_disabling_the_scp_type_detaches_every_scp(
+    aws: None, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Trial #18 (repro_disable_reenable.py): AWS detaches every SCP when the type is disabled;
+    re-enabled, every entity has only FullAWSAccess (Organizations guide, disable-policy-type)."""
+    from rdsiam_emulator.iam.authorizer import check_principal
+    from rdsiam_emulator.iam.moto_state import MotoPolicySource
+    from rdsiam_emulator.iam.principals import principal_from_arn
+
+    org = client("organizations")
+    org.create_organization(FeatureSet="ALL")
+    root = org.list_roots()["Roots"][0]["Id"]
+    org.enable_policy_type(RootId=root, PolicyType="SERVICE_CONTROL_POLICY")
+    ou = org.create_organizational_unit(ParentId=root, Name="Prod")["OrganizationalUnit"]["Id"]
+    member = org.create_account(AccountName="app", Email="app@example.com")[
+        "CreateAccountStatus"]["AccountId"]
+    org.move_account(AccountId=member, SourceParentId=root, DestinationParentId=ou)
+    with monkeypatch.context() as m:
+        m.setenv("MOTO_ACCOUNT_ID", member)
+        iam = client("iam")
+        iam.create_user(UserName="alice")
+        iam.put_user_policy(UserName="alice", PolicyName="p", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "rds-db:connect", "Resource": "*"}]}))
+    deny = org.create_policy(Name="deny-rds", Description="d", Type="SERVICE_CONTROL_POLICY",
+                             Content=json.dumps({"Version": "2012-10-17", "Statement": [
+                                 {"Effect": "Deny", "Action": "rds-db:*", "Resource": "*"}]}))[
+        "Policy"]["PolicySummary"]["Id"]
+    org.attach_policy(PolicyId=deny, TargetId=member)
+
+    def allowed() -> bool:
+        return check_principal(
+            principal_from_arn(f"arn:aws:iam::{member}:user/alice"),
+            f"arn:aws:rds-db:{REGION}:{member}:dbuser:db-X/app", source=MotoPolicySource(),
+            region=REGION, now=SystemClock().now()).decision.allowed
+
+    def attached(target: str) -> list[str]:
+        return [p["Name"] for p in org.list_policies_for_target(
+            TargetId=target, Filter="SERVICE_CONTROL_POLICY")["Policies"]]
+
+    assert not allowed()
+    org.disable_policy_type(RootId=root, PolicyType="SERVICE_CONTROL_POLICY")
+    assert attached(member) == [] and attached(ou) == [] and attached(root) == []
+    org.enable_policy_type(RootId=root, PolicyType="SERVICE_CONTROL_POLICY")
+    for target in (root, ou, member):
+        assert attached(target) == ["FullAWSAccess"], target
+    assert allowed()
