@@ -76,6 +76,7 @@ class IamApiPolicySource:
         boundary: tuple[PolicyRef, ...] | None = None
         tags: list[tuple[str, str]] = []
         boundary_skipped: tuple[str, ...] = ()
+        unread: str | None = None
         user_id = principal.user_id
         if principal.type == "AssumedRole":
             name = principal.role_name or ""
@@ -95,6 +96,7 @@ class IamApiPolicySource:
             if pb:
                 ref = self._managed(pb, "boundary", notes)
                 boundary = (ref,) if ref is not None else ()
+                unread = None if ref is not None else pb
             tags.extend((t["Key"], t["Value"]) for t in role.get("Tags", []))
             if user_id is None and principal.session_name:
                 user_id = f"{role['RoleId']}:{principal.session_name}"
@@ -130,6 +132,7 @@ class IamApiPolicySource:
             if user_pb:
                 ref = self._managed(user_pb, "boundary", notes)
                 boundary = (ref,) if ref is not None else ()
+                unread = None if ref is not None else user_pb
             else:
                 boundary_skipped = self._boundary_unrecorded(iam, name)
             tags.extend((t["Key"], t["Value"]) for t in iam.list_user_tags(UserName=name)["Tags"])
@@ -150,6 +153,7 @@ class IamApiPolicySource:
             tuple(notes) + (org.notes if org is not None else ()),
             scp=None if org is None else org.scp,
             org=None if org is None else org.membership, skipped=skipped + boundary_skipped,
+            boundary_unread=unread,
         )
 
     PROBE_BOUNDARY = "rdsiam:probe:not-a-policy-arn"

@@ -203,6 +203,7 @@ class MotoPolicySource:
         identity: list[PolicyRef] = []
         boundary: tuple[PolicyRef, ...] | None = None
         boundary_unknown = False
+        unread: str | None = None
         tags: list[tuple[str, str]] = []
         user_id = principal.user_id
         if principal.type == "AssumedRole":
@@ -219,6 +220,7 @@ class MotoPolicySource:
                 if role.permissions_boundary_arn:
                     ref = _managed(backend, role.permissions_boundary_arn, "boundary", notes)
                     boundary = (ref,) if ref is not None else ()
+                    unread = None if ref is not None else role.permissions_boundary_arn
                 tags.extend((t["Key"], t["Value"]) for t in list(role.tags or []))
         else:
             user = backend.users.get(principal.user_name or "")
@@ -248,6 +250,7 @@ class MotoPolicySource:
                 if boundary_arn:
                     ref = _managed(backend, boundary_arn, "boundary", notes)
                     boundary = (ref,) if ref is not None else ()
+                    unread = None if ref is not None else boundary_arn
                 user_tags = backend.tagger.list_tags_for_resource(user.arn).get("Tags", [])
                 tags.extend((t["Key"], t["Value"]) for t in user_tags)
         session = _session_policies(backend, principal, notes)
@@ -269,6 +272,7 @@ class MotoPolicySource:
             tuple(notes) + (org.notes if org is not None else ()),
             scp=None if org is None else org.scp,
             org=None if org is None else org.membership, skipped=tuple(skipped),
+            boundary_unread=unread,
         )
 
 

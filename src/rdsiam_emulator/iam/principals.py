@@ -114,6 +114,9 @@ class PrincipalPolicies:
     org: OrgMembership | None = None
     skipped: tuple[str, ...] = ()
     """Parts of the decision this source could not evaluate (reported, never silently allowed)."""
+    boundary_unread: str | None = None
+    """ARN of a permissions boundary that is set but could not be read (``boundary`` is then
+    ``()``, which denies: a boundary that cannot be read allows nothing)."""
 
 
 @dataclass(frozen=True, slots=True)

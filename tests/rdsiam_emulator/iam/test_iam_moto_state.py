@@ -373,3 +373,30 @@ def test_disabling_the_scp_type_detaches_every_scp(
     for target in (root, ou, member):
         assert attached(target) == ["FullAWSAccess"], target
     assert allowed()
+
+
+def test_aws_managed_boundary_unknown_to_moto_names_the_setting(
+    aws: None, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Trial #18 (t_bnd.py): an AWS-managed boundary moto has not loaded denies (it cannot be
+    read), and the refusal says so and names MOTO_IAM_LOAD_MANAGED_POLICIES=true."""
+    from rdsiam_emulator.iam.authorizer import check_principal, rejection_for
+    from rdsiam_emulator.iam.moto_state import MotoPolicySource
+    from rdsiam_emulator.iam.principals import principal_from_arn
+
+    monkeypatch.delenv("MOTO_IAM_LOAD_MANAGED_POLICIES", raising=False)
+    iam = client("iam")
+    managed = "arn:aws:iam::aws:policy/PowerUserAccess"
+    iam.create_user(UserName="pu", PermissionsBoundary=managed)
+    iam.put_user_policy(UserName="pu", PolicyName="p", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "rds-db:connect", "Resource": "*"}]}))
+    check = check_principal(principal_from_arn(f"arn:aws:iam::{ACCT}:user/pu"),
+                            f"arn:aws:rds-db:{REGION}:{ACCT}:dbuser:db-X/app",
+                            source=MotoPolicySource(), region=REGION, now=SystemClock().now())
+    assert not check.decision.allowed and check.policies.boundary_unread == managed
+    rejection = rejection_for(check)
+    assert rejection.reason is Reason.NOT_AUTHORIZED
+    assert f"its permissions boundary {managed} could not be read" in rejection.detail
+    assert "permissions boundary does not" not in rejection.detail
+    assert "MOTO_IAM_LOAD_MANAGED_POLICIES=true" in rejection.hint
