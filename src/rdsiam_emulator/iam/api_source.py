@@ -15,7 +15,12 @@ from urllib.parse import unquote
 
 from rdsiam_emulator.iam.evaluator import Layer, PolicyRef, ScpLevel
 from rdsiam_emulator.iam.organizations import SCP, OrgView, scp_ref
-from rdsiam_emulator.iam.principals import OrgMembership, Principal, PrincipalPolicies
+from rdsiam_emulator.iam.principals import (
+    CLI_SESSION,
+    OrgMembership,
+    Principal,
+    PrincipalPolicies,
+)
 
 
 def _doc(value: Any) -> str:
@@ -100,6 +105,12 @@ class IamApiPolicySource:
             tags.extend((t["Key"], t["Value"]) for t in role.get("Tags", []))
             if user_id is None and principal.session_name:
                 user_id = f"{role['RoleId']}:{principal.session_name}"
+            if principal.source == "arn" and principal.session_name != CLI_SESSION:
+                # an existing session: its Policy/PolicyArns live in STS, which shows none
+                boundary_skipped += (
+                    f"session policies of {principal.arn}: the IAM API cannot show a session's "
+                    "policies (Policy/PolicyArns of AssumeRole); give the role ARN to check a "
+                    "session without them, or --session-policy-file with --policy-file",)
         else:
             name = principal.user_name or ""
             try:

@@ -627,3 +627,21 @@ def test_cli_server_without_patches_reports_user_boundary_unknown(
     assert code == 0 and not any(s.startswith("user permissions boundary")
                                  for s in json.loads(out)["skipped"]), out
     assert "PermissionsBoundary" not in iam.get_user(UserName="carol")["User"]
+
+
+def test_cli_assumed_role_session_policies_are_not_evaluated(
+    moto_url: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Trial #18: an existing session's policies are not visible through the IAM API, so an
+    assumed-role ARN reports them as not evaluated; a role ARN (a session without any) does not."""
+    iam = client(moto_url, "iam")
+    iam.create_role(RoleName="app", AssumeRolePolicyDocument="{}")
+    iam.put_role_policy(RoleName="app", PolicyName="db", PolicyDocument=policy("*"))
+    for arn, flagged in ((f"arn:aws:sts::{ACCT}:assumed-role/app/s1", True),
+                         (f"arn:aws:iam::{ACCT}:role/app", False)):
+        code, out = run_cli(capsys, "--endpoint-url", moto_url, "--principal", arn,
+                            "--db-user", "app", "--resource-id", "db-X", "--region", REGION,
+                            "--json")
+        data = json.loads(out)
+        assert code == 0, out
+        assert any(s.startswith("session policies of") for s in data["skipped"]) is flagged, out
