@@ -28,6 +28,7 @@ from rdsiam_emulator.iam.evaluator import HintInputs, Layer, PolicyRef, ScpLevel
 from rdsiam_emulator.iam.explain_policy import check_to_json, format_check
 from rdsiam_emulator.iam.organizations import scp_ref
 from rdsiam_emulator.iam.principals import (
+    OrgMembership,
     PolicySource,
     Principal,
     PrincipalArnError,
@@ -71,6 +72,11 @@ def register(sub: Any) -> None:
                        help="service control policies of one level of the path root → OUs → "
                             "account (comma-separated files attached at the same level); "
                             "repeat once per level, root first")
+    check.add_argument("--org-path", metavar="o-…/r-…/[ou-…/…]",
+                       help="offline: the principal's account is in this organization, at this "
+                            "path down to its parent (sets aws:PrincipalOrgID and "
+                            "aws:PrincipalOrgPaths); without it, and without --endpoint-url, the "
+                            "org keys are unknown and reported as not evaluated")
     check.add_argument("--global-keys", choices=GLOBAL_KEYS_MODES, default="documented",
                        help="request context: 'documented' (default: every global key except "
                             "the six RDS does not supply) or 'none' (the older RDS guide's "
@@ -123,6 +129,12 @@ def run_check(args: argparse.Namespace) -> int:
     if not args.policy_file and not endpoint_url:
         return _fail("no IAM policies: pass --endpoint-url (or AWS_ENDPOINT_URL, a moto server) "
                      "or --policy-file")
+    org: OrgMembership | None = None
+    if args.org_path:
+        parts = args.org_path.strip("/").split("/")
+        if len(parts) < 2 or not parts[0].startswith("o-") or not parts[1].startswith("r-"):
+            return _fail(f"--org-path expects o-…/r-…/[ou-…/…], got {args.org_path!r}")
+        org = OrgMembership(parts[0], "/".join(parts) + "/")
     source: PolicySource
     if args.policy_file:
         try:
@@ -137,9 +149,10 @@ def run_check(args: argparse.Namespace) -> int:
         iam, rds = _clients(endpoint_url, region, principal.account_id, account)
         if not args.policy_file:
             source = IamApiPolicySource(
+                # membership is read even when --scp-file supplies the SCPs: the org keys
+                # (aws:PrincipalOrgID/…Paths) do not depend on where the SCPs come from
                 iam, report_scp_skipped=not args.scp_file,
-                organizations_for_account=None if args.scp_file else _organizations(
-                    endpoint_url, region),
+                organizations_for_account=_organizations(endpoint_url, region),
             )
         if needs_lookup:
             try:
@@ -147,14 +160,18 @@ def run_check(args: argparse.Namespace) -> int:
             except Exception as exc:
                 return _fail(f"cannot describe instance or cluster {args.instance!r} at "
                              f"{endpoint_url}: {exc}")
+    org_skipped: tuple[str, ...] = ()
+    if isinstance(source, StaticPolicySource) and org is None:
+        org_skipped = (ORG_UNKNOWN,)
     if args.scp_file:
         try:
-            source = WithScp(source, _scp_levels(args.scp_file))
+            source = WithScp(source, _scp_levels(args.scp_file), org_skipped, org)
         except OSError as exc:
             return _fail(str(exc))
     elif isinstance(source, StaticPolicySource):
-        source = WithScp(source, None, skipped=(
-            "service control policies: none given (--scp-file); an SCP may still deny on AWS",))
+        source = WithScp(source, None, (
+            "service control policies: none given (--scp-file); an SCP may still deny on AWS",
+            *org_skipped), org)
     assert resource_id is not None
     resource = f"arn:aws:rds-db:{region}:{account}:dbuser:{resource_id}/{args.db_user}"
     extra: dict[str, str] = {}
@@ -188,17 +205,24 @@ def _scp_levels(specs: list[str]) -> tuple[ScpLevel, ...]:
     return tuple(levels)
 
 
+ORG_UNKNOWN = ("organization membership (aws:PrincipalOrgID, aws:PrincipalOrgPaths): unknown "
+               "offline, so conditions on them are evaluated as if the keys were absent; pass "
+               "--org-path or --endpoint-url")
+
+
 class WithScp:
     """A ``PolicySource`` whose SCP levels are given (``--scp-file``), not looked up, or whose
-    SCPs are reported as skipped."""
+    SCPs are reported as skipped; ``org`` (``--org-path``) sets the membership when the inner
+    source has none."""
 
     def __init__(self, inner: PolicySource, scp: tuple[ScpLevel, ...] | None,
-                 skipped: tuple[str, ...] = ()) -> None:
-        self._inner, self._scp, self._skipped = inner, scp, skipped
+                 skipped: tuple[str, ...] = (), org: OrgMembership | None = None) -> None:
+        self._inner, self._scp, self._skipped, self._org = inner, scp, skipped, org
 
     def policies_for(self, principal: Principal) -> PrincipalPolicies:
         found = self._inner.policies_for(principal)
-        return replace(found, scp=self._scp, skipped=found.skipped + self._skipped)
+        return replace(found, scp=self._scp, skipped=found.skipped + self._skipped,
+                       org=found.org or self._org)
 
 
 def _resource_id(rds: Any, identifier: str) -> str:

@@ -15,7 +15,12 @@ from urllib.parse import unquote
 
 from rdsiam_emulator.iam.evaluator import Layer, PolicyRef, ScpLevel
 from rdsiam_emulator.iam.organizations import SCP, OrgView, scp_ref
-from rdsiam_emulator.iam.principals import OrgMembership, Principal, PrincipalPolicies
+from rdsiam_emulator.iam.principals import (
+    CLI_SESSION,
+    OrgMembership,
+    Principal,
+    PrincipalPolicies,
+)
 
 
 def _doc(value: Any) -> str:
@@ -75,6 +80,8 @@ class IamApiPolicySource:
         identity: list[PolicyRef] = []
         boundary: tuple[PolicyRef, ...] | None = None
         tags: list[tuple[str, str]] = []
+        boundary_skipped: tuple[str, ...] = ()
+        unread: str | None = None
         user_id = principal.user_id
         if principal.type == "AssumedRole":
             name = principal.role_name or ""
@@ -94,9 +101,16 @@ class IamApiPolicySource:
             if pb:
                 ref = self._managed(pb, "boundary", notes)
                 boundary = (ref,) if ref is not None else ()
+                unread = None if ref is not None else pb
             tags.extend((t["Key"], t["Value"]) for t in role.get("Tags", []))
             if user_id is None and principal.session_name:
                 user_id = f"{role['RoleId']}:{principal.session_name}"
+            if principal.source == "arn" and principal.session_name != CLI_SESSION:
+                # an existing session: its Policy/PolicyArns live in STS, which shows none
+                boundary_skipped += (
+                    f"session policies of {principal.arn}: the IAM API cannot show a session's "
+                    "policies (Policy/PolicyArns of AssumeRole); give the role ARN to check a "
+                    "session without them, or --session-policy-file with --policy-file",)
         else:
             name = principal.user_name or ""
             try:
@@ -129,6 +143,9 @@ class IamApiPolicySource:
             if user_pb:
                 ref = self._managed(user_pb, "boundary", notes)
                 boundary = (ref,) if ref is not None else ()
+                unread = None if ref is not None else user_pb
+            else:
+                boundary_skipped = self._boundary_unrecorded(iam, name)
             tags.extend((t["Key"], t["Value"]) for t in iam.list_user_tags(UserName=name)["Tags"])
         org: OrgView | None = None
         skipped: tuple[str, ...] = (self.SCP_SKIPPED,) if self._report_scp else ()
@@ -139,12 +156,42 @@ class IamApiPolicySource:
             except Exception as exc:  # report, never guess: an unread SCP may deny on AWS
                 if self._report_scp:
                     skipped = (f"service control policies: the Organizations API failed ({exc})",)
+                else:  # SCPs come from elsewhere, but the org keys are still unknown
+                    skipped = ("organization membership (aws:PrincipalOrgID, "
+                               f"aws:PrincipalOrgPaths): the Organizations API failed ({exc})",)
         return PrincipalPolicies(
             tuple(identity), None, boundary, tuple(tags), user_id,
             tuple(notes) + (org.notes if org is not None else ()),
             scp=None if org is None else org.scp,
-            org=None if org is None else org.membership, skipped=skipped,
+            org=None if org is None else org.membership, skipped=skipped + boundary_skipped,
+            boundary_unread=unread,
         )
+
+    PROBE_BOUNDARY = "rdsiam:probe:not-a-policy-arn"
+
+    @staticmethod
+    def _boundary_unrecorded(iam: Any, user_name: str) -> tuple[str, ...]:
+        """GetUser shows no boundary: is that true, or does the server drop user boundaries?
+
+        moto without our patches drops ``CreateUser(PermissionsBoundary=…)`` and has no
+        ``PutUserPermissionsBoundary``; a patched server (and AWS) refuses an ARN that is not a
+        policy ARN with ``InvalidParameterValue`` before writing anything, so that probe is safe.
+        """
+        try:
+            iam.put_user_permissions_boundary(UserName=user_name,
+                                              PermissionsBoundary=IamApiPolicySource.PROBE_BOUNDARY)
+        except Exception as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            if code == "InvalidParameterValue":
+                return ()
+            answer = f"{code}" if code else type(exc).__name__
+        else:  # cannot happen on a server that validates; undo and report
+            iam.delete_user_permissions_boundary(UserName=user_name)
+            answer = "accepted a non-policy ARN"
+        return (f"user permissions boundary: the server does not record user boundaries "
+                f"(PutUserPermissionsBoundary probe: {answer}); moto without rdsiam-emulator's "
+                "patches drops CreateUser(PermissionsBoundary=…) — use the standalone emulator's "
+                "moto server or --boundary-file",)
 
 
 def read_organization(orgs_for: Callable[[str], Any], account_id: str) -> OrgView | None:

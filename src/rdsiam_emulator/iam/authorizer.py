@@ -147,7 +147,11 @@ def rejection_for(check: PolicyCheck) -> Rejection:
     if decision.missing_layer == "scp":
         detail += (f": no service control policy attached to {decision.missing_target} allows "
                    "it")
-    detail += _LAYER_PHRASES.get(decision.missing_layer or "", "")
+    unread = check.policies.boundary_unread
+    if decision.missing_layer == "boundary" and unread:
+        detail += f": its permissions boundary {unread} could not be read, so it allows nothing"
+    else:
+        detail += _LAYER_PHRASES.get(decision.missing_layer or "", "")
     if decision.malformed:
         ref, message = decision.malformed[0]
         detail += f": {ref.label} is malformed ({message})"
@@ -182,11 +186,22 @@ def _hint(check: PolicyCheck) -> str:
         return (f"an SCP attached to {decision.missing_target} must allow {CONNECT} (SCPs never "
                 "grant, but at every level from the root to the account one must allow it): "
                 "attach one (e.g. FullAWSAccess) or add the action to it")
+    unread = check.policies.boundary_unread
+    if decision.missing_layer == "boundary" and unread:
+        if unread.startswith(AWS_MANAGED_PREFIX):
+            return (f"the boundary {unread} is an AWS-managed policy unknown to moto: start moto "
+                    "(the emulator's process or moto server) with "
+                    "MOTO_IAM_LOAD_MANAGED_POLICIES=true, or use a customer-managed boundary")
+        return (f"the boundary {unread} does not exist (or has no default version): create it "
+                "or set the boundary to a policy that exists")
     if decision.missing_layer == "boundary":
         owner = "role's" if check.principal.type == "AssumedRole" else "user's"
         return f"the {owner} permissions boundary must also allow {CONNECT} on {check.resource}"
     who = principal_label(check.principal)
     return f"attach a policy to {who} allowing {CONNECT} on {check.resource}"
+
+
+AWS_MANAGED_PREFIX = "arn:aws:iam::aws:policy/"
 
 
 def caller_phrase(principal: Principal) -> str:

@@ -15,7 +15,11 @@
 3. **User permissions boundaries**: moto drops ``CreateUser(PermissionsBoundary=…)`` and has no
    ``PutUserPermissionsBoundary``/``DeleteUserPermissionsBoundary``. The boundary ARN is stored on
    moto's ``User`` (``permissions_boundary_arn``, as moto's ``Role`` has it), validated as moto
-   validates a role's, and ``GetUser`` returns it.
+   validates a role's, and ``GetUser`` returns it. A user created before ``install()`` carries no
+   ``BOUNDARY_RECORDED`` mark: its boundary is reported as not evaluated, never assumed absent.
+4. **Disabling a policy type**: moto keeps the attachments; AWS detaches every policy of that type
+   from the root, OUs and accounts, and re-enabling SCPs leaves every entity with only the default
+   ``FullAWSAccess`` (Organizations User Guide, disable-policy-type.html).
 The lookup (``moto_state``) only reads; only these wrappers write, at issue time, in moto's thread.
 """
 
@@ -31,6 +35,9 @@ from typing import Any
 
 MOTO_CONSTANT_DBI_RESOURCE_ID = "db-M5ENSHXFPU6XHZ4G4ZEI5QIO2U"
 MOTO_EXAMPLE_ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
+BOUNDARY_RECORDED = "rdsiam_boundary_recorded"
+"""Set on a moto ``User`` created or given a boundary through the patched API: its boundary state
+is known. A user without it was created before ``install()`` (moto drops the boundary then)."""
 _ALPHABET = string.ascii_uppercase + string.digits
 _lock = threading.Lock()
 
@@ -70,6 +77,7 @@ def install() -> None:
         _patch_dbi_resource_id()
         _patch_sts()
         _patch_user_boundaries()
+        _patch_policy_types()
 
 
 # ------------------------------------------------------------------------------- DbiResourceId
@@ -262,18 +270,24 @@ def _patch_user_boundaries() -> None:
         if arn:
             _check_boundary_arn(self.backend, arn)  # before creating: a refusal creates nothing
         result = original_create(self)
+        user = self.backend.get_user(self._get_param("UserName"))
+        user.__dict__[BOUNDARY_RECORDED] = True  # a user without it may have lost its boundary
         if arn:
-            self.backend.get_user(self._get_param("UserName")).permissions_boundary_arn = arn
+            user.permissions_boundary_arn = arn
         return result
 
     def put_user_permissions_boundary(self: Any) -> ActionResult:
         arn = self._get_param("PermissionsBoundary")
         _check_boundary_arn(self.backend, arn or "")
-        self.backend.get_user(self._get_param("UserName")).permissions_boundary_arn = arn
+        user = self.backend.get_user(self._get_param("UserName"))
+        user.permissions_boundary_arn = arn
+        user.__dict__[BOUNDARY_RECORDED] = True
         return EmptyResult()
 
     def delete_user_permissions_boundary(self: Any) -> ActionResult:
-        self.backend.get_user(self._get_param("UserName")).permissions_boundary_arn = None
+        user = self.backend.get_user(self._get_param("UserName"))
+        user.permissions_boundary_arn = None
+        user.__dict__[BOUNDARY_RECORDED] = True
         return EmptyResult()
 
     # ListUsers leaves the boundary out, as AWS's listing operations do (API_ListUsers)
@@ -285,3 +299,38 @@ def _patch_user_boundaries() -> None:
             put_user_permissions_boundary)
     setattr(IamResponse, "delete_user_permissions_boundary",  # noqa: B010
             delete_user_permissions_boundary)
+
+
+# ------------------------------------------------------------------- Organizations policy types
+
+
+def _patch_policy_types() -> None:
+    from moto.organizations import utils
+    from moto.organizations.models import OrganizationsBackend
+
+    if hasattr(OrganizationsBackend.disable_policy_type, "__wrapped__"):
+        return
+    original_disable = OrganizationsBackend.disable_policy_type
+    original_enable = OrganizationsBackend.enable_policy_type
+
+    def disable_policy_type(self: Any, **kwargs: str) -> dict[str, Any]:
+        result = original_disable(self, **kwargs)
+        for entity in [*self.ou, *self.accounts]:
+            for policy in [p for p in entity.attached_policies if p.type == kwargs["PolicyType"]]:
+                entity.attached_policies.remove(policy)
+                if entity in policy.attachments:
+                    policy.attachments.remove(entity)
+        return result
+
+    def enable_policy_type(self: Any, **kwargs: str) -> dict[str, Any]:
+        result = original_enable(self, **kwargs)
+        if kwargs["PolicyType"] == "SERVICE_CONTROL_POLICY":
+            for entity in [*self.ou, *self.accounts]:
+                if not any(p.type == "SERVICE_CONTROL_POLICY" for p in entity.attached_policies):
+                    self.attach_policy(PolicyId=utils.DEFAULT_SCP_POLICY_ID, TargetId=entity.id)
+        return result
+
+    disable_policy_type.__wrapped__ = original_disable  # type: ignore[attr-defined]
+    enable_policy_type.__wrapped__ = original_enable  # type: ignore[attr-defined]
+    setattr(OrganizationsBackend, "disable_policy_type", disable_policy_type)  # noqa: B010
+    setattr(OrganizationsBackend, "enable_policy_type", enable_policy_type)  # noqa: B010

@@ -202,6 +202,8 @@ class MotoPolicySource:
         notes: list[str] = []
         identity: list[PolicyRef] = []
         boundary: tuple[PolicyRef, ...] | None = None
+        boundary_unknown = False
+        unread: str | None = None
         tags: list[tuple[str, str]] = []
         user_id = principal.user_id
         if principal.type == "AssumedRole":
@@ -218,6 +220,7 @@ class MotoPolicySource:
                 if role.permissions_boundary_arn:
                     ref = _managed(backend, role.permissions_boundary_arn, "boundary", notes)
                     boundary = (ref,) if ref is not None else ()
+                    unread = None if ref is not None else role.permissions_boundary_arn
                 tags.extend((t["Key"], t["Value"]) for t in list(role.tags or []))
         else:
             user = backend.users.get(principal.user_name or "")
@@ -242,10 +245,12 @@ class MotoPolicySource:
                         ref = _managed(backend, arn, "identity", notes)
                         if ref is not None:
                             identity.append(ref)
+                boundary_unknown = not user.__dict__.get(moto_patches.BOUNDARY_RECORDED)
                 boundary_arn = user.__dict__.get("permissions_boundary_arn")
                 if boundary_arn:
                     ref = _managed(backend, boundary_arn, "boundary", notes)
                     boundary = (ref,) if ref is not None else ()
+                    unread = None if ref is not None else boundary_arn
                 user_tags = backend.tagger.list_tags_for_resource(user.arn).get("Tags", [])
                 tags.extend((t["Key"], t["Value"]) for t in user_tags)
         session = _session_policies(backend, principal, notes)
@@ -257,11 +262,17 @@ class MotoPolicySource:
             skipped.append(
                 "the session's PolicyArns and session tags: the session was issued before "
                 "moto_patches was installed, so moto kept neither")
+        if boundary_unknown:
+            skipped.append(
+                "user permissions boundary: the user was created before moto_patches was "
+                "installed (moto drops CreateUser(PermissionsBoundary=…)); create it after "
+                "MotoCredentials() or set it again with put_user_permissions_boundary")
         return PrincipalPolicies(
             tuple(identity), session, boundary, tuple(merged.items()), user_id,
             tuple(notes) + (org.notes if org is not None else ()),
             scp=None if org is None else org.scp,
             org=None if org is None else org.membership, skipped=tuple(skipped),
+            boundary_unread=unread,
         )
 
 

@@ -71,6 +71,10 @@ _ASSUMED = re.compile(r"^arn:([\w-]+):sts::(\d{12}):assumed-role/([^/]+)/(.+)$")
 _FEDERATED = re.compile(r"^arn:([\w-]+):sts::(\d{12}):federated-user/(.+)$")
 
 
+CLI_SESSION = "cli-check"
+"""Session name of the hypothetical session a role ARN stands for (it has no session policy)."""
+
+
 def principal_from_arn(arn: str, *, role_path: str = "/") -> Principal:
     """A principal named on the command line (no session policies: they live in the session).
 
@@ -81,9 +85,9 @@ def principal_from_arn(arn: str, *, role_path: str = "/") -> Principal:
         return Principal("User", arn, m.group(2), m.group(1), user_name=m.group(3), source="arn")
     if m := _ROLE.match(arn):
         name = m.group(3).rsplit("/", 1)[-1]
-        session_arn = f"arn:{m.group(1)}:sts::{m.group(2)}:assumed-role/{name}/cli-check"
+        session_arn = f"arn:{m.group(1)}:sts::{m.group(2)}:assumed-role/{name}/{CLI_SESSION}"
         return Principal("AssumedRole", session_arn, m.group(2), m.group(1), role_arn=arn,
-                         session_name="cli-check", source="arn")
+                         session_name=CLI_SESSION, source="arn")
     if m := _ASSUMED.match(arn):
         role_arn = f"arn:{m.group(1)}:iam::{m.group(2)}:role{role_path}{m.group(3)}"
         return Principal("AssumedRole", arn, m.group(2), m.group(1), role_arn=role_arn,
@@ -114,6 +118,9 @@ class PrincipalPolicies:
     org: OrgMembership | None = None
     skipped: tuple[str, ...] = ()
     """Parts of the decision this source could not evaluate (reported, never silently allowed)."""
+    boundary_unread: str | None = None
+    """ARN of a permissions boundary that is set but could not be read (``boundary`` is then
+    ``()``, which denies: a boundary that cannot be read allows nothing)."""
 
 
 @dataclass(frozen=True, slots=True)

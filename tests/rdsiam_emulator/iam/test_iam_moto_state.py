@@ -287,3 +287,116 @@ def test_install_patches_a_freshly_imported_moto_module() -> None:
     finally:
         sys.modules["moto.iam.responses"] = saved
         sys.modules["moto.iam"].responses = saved  # type: ignore[attr-defined]
+
+
+def test_user_created_before_the_patches_reports_its_boundary_unknown(
+    aws: None, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Trial #18 (repro_boundary_before_patches.py): a user created by unpatched moto lost its
+    boundary; the decision must say the boundary was not evaluated, not silently allow."""
+    from moto.iam.responses import IamResponse
+
+    from rdsiam_emulator.iam.authorizer import check_principal
+    from rdsiam_emulator.iam.moto_state import MotoPolicySource
+    from rdsiam_emulator.iam.principals import principal_from_arn
+
+    iam = client("iam")
+    fence = iam.create_policy(PolicyName="s3only", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))["Policy"]["Arn"]
+    allow = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "rds-db:connect", "Resource": "*"}]})
+    with monkeypatch.context() as m:  # moto as it is before install(): the boundary is dropped
+        m.setattr(IamResponse, "create_user", IamResponse.create_user.__wrapped__)
+        iam.create_user(UserName="early", PermissionsBoundary=fence)
+    iam.create_user(UserName="late")
+    for name in ("early", "late"):
+        iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=allow)
+    resource = f"arn:aws:rds-db:{REGION}:{ACCT}:dbuser:db-X/app"
+
+    def skipped(name: str) -> tuple[str, ...]:
+        check = check_principal(principal_from_arn(f"arn:aws:iam::{ACCT}:user/{name}"),
+                                resource, source=MotoPolicySource(), region=REGION,
+                                now=SystemClock().now())
+        return check.policies.skipped
+
+    assert any(s.startswith("user permissions boundary") for s in skipped("early"))
+    assert not any(s.startswith("user permissions boundary") for s in skipped("late"))
+    iam.put_user_permissions_boundary(UserName="early", PermissionsBoundary=fence)
+    assert not any(s.startswith("user permissions boundary") for s in skipped("early"))
+
+
+def test_disabling_the_scp_type_detaches_every_scp(
+    aws: None, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Trial #18 (repro_disable_reenable.py): AWS detaches every SCP when the type is disabled;
+    re-enabled, every entity has only FullAWSAccess (Organizations guide, disable-policy-type)."""
+    from rdsiam_emulator.iam.authorizer import check_principal
+    from rdsiam_emulator.iam.moto_state import MotoPolicySource
+    from rdsiam_emulator.iam.principals import principal_from_arn
+
+    org = client("organizations")
+    org.create_organization(FeatureSet="ALL")
+    root = org.list_roots()["Roots"][0]["Id"]
+    org.enable_policy_type(RootId=root, PolicyType="SERVICE_CONTROL_POLICY")
+    ou = org.create_organizational_unit(ParentId=root, Name="Prod")["OrganizationalUnit"]["Id"]
+    member = org.create_account(AccountName="app", Email="app@example.com")[
+        "CreateAccountStatus"]["AccountId"]
+    org.move_account(AccountId=member, SourceParentId=root, DestinationParentId=ou)
+    with monkeypatch.context() as m:
+        m.setenv("MOTO_ACCOUNT_ID", member)
+        iam = client("iam")
+        iam.create_user(UserName="alice")
+        iam.put_user_policy(UserName="alice", PolicyName="p", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "rds-db:connect", "Resource": "*"}]}))
+    deny = org.create_policy(Name="deny-rds", Description="d", Type="SERVICE_CONTROL_POLICY",
+                             Content=json.dumps({"Version": "2012-10-17", "Statement": [
+                                 {"Effect": "Deny", "Action": "rds-db:*", "Resource": "*"}]}))[
+        "Policy"]["PolicySummary"]["Id"]
+    org.attach_policy(PolicyId=deny, TargetId=member)
+
+    def allowed() -> bool:
+        return check_principal(
+            principal_from_arn(f"arn:aws:iam::{member}:user/alice"),
+            f"arn:aws:rds-db:{REGION}:{member}:dbuser:db-X/app", source=MotoPolicySource(),
+            region=REGION, now=SystemClock().now()).decision.allowed
+
+    def attached(target: str) -> list[str]:
+        return [p["Name"] for p in org.list_policies_for_target(
+            TargetId=target, Filter="SERVICE_CONTROL_POLICY")["Policies"]]
+
+    assert not allowed()
+    org.disable_policy_type(RootId=root, PolicyType="SERVICE_CONTROL_POLICY")
+    assert attached(member) == [] and attached(ou) == [] and attached(root) == []
+    org.enable_policy_type(RootId=root, PolicyType="SERVICE_CONTROL_POLICY")
+    for target in (root, ou, member):
+        assert attached(target) == ["FullAWSAccess"], target
+    assert allowed()
+
+
+def test_aws_managed_boundary_unknown_to_moto_names_the_setting(
+    aws: None, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Trial #18 (t_bnd.py): an AWS-managed boundary moto has not loaded denies (it cannot be
+    read), and the refusal says so and names MOTO_IAM_LOAD_MANAGED_POLICIES=true."""
+    from rdsiam_emulator.iam.authorizer import check_principal, rejection_for
+    from rdsiam_emulator.iam.moto_state import MotoPolicySource
+    from rdsiam_emulator.iam.principals import principal_from_arn
+
+    monkeypatch.delenv("MOTO_IAM_LOAD_MANAGED_POLICIES", raising=False)
+    iam = client("iam")
+    managed = "arn:aws:iam::aws:policy/PowerUserAccess"
+    iam.create_user(UserName="pu", PermissionsBoundary=managed)
+    iam.put_user_policy(UserName="pu", PolicyName="p", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "rds-db:connect", "Resource": "*"}]}))
+    check = check_principal(principal_from_arn(f"arn:aws:iam::{ACCT}:user/pu"),
+                            f"arn:aws:rds-db:{REGION}:{ACCT}:dbuser:db-X/app",
+                            source=MotoPolicySource(), region=REGION, now=SystemClock().now())
+    assert not check.decision.allowed and check.policies.boundary_unread == managed
+    rejection = rejection_for(check)
+    assert rejection.reason is Reason.NOT_AUTHORIZED
+    assert f"its permissions boundary {managed} could not be read" in rejection.detail
+    assert "permissions boundary does not" not in rejection.detail
+    assert "MOTO_IAM_LOAD_MANAGED_POLICIES=true" in rejection.hint

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -335,7 +339,8 @@ def test_cli_scp_and_boundary_files(tmp_path: Path, capsys: pytest.CaptureFixtur
     base = ["--principal", f"arn:aws:iam::{ACCT}:user/alice", "--db-user", "app",
             "--resource-id", "db-X", "--region", REGION, "--policy-file", f["p.json"]]
     code, out = run_cli(capsys, *base, "--scp-file", f["full.json"], "--scp-file",
-                        f"{f['full.json']},{f['s3only.json']}")
+                        f"{f['full.json']},{f['s3only.json']}", "--org-path",
+                        "o-a1b2c3d4e5/r-a1b2/")
     assert code == 0 and "skipped:" not in out, out
     code, out = run_cli(capsys, *base, "--scp-file", f["full.json"], "--scp-file",
                         f"{f['full.json']},{f['deny.json']}")
@@ -506,3 +511,137 @@ def test_allow_event_names_what_was_not_evaluated(moto_url: str) -> None:
     assert decision.ok
     assert events.all()[-1].detail == (
         f"token accepted; not evaluated: {IamApiPolicySource.SCP_SKIPPED}")
+
+
+def test_cli_scp_file_keeps_org_membership_from_the_server(
+    moto_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Trial #18 (t_srv.py): --scp-file must not stop the org being read, else an identity Deny
+    conditioned on aws:PrincipalOrgID silently stops applying."""
+    org = client(moto_url, "organizations")
+    org_id = org.create_organization(FeatureSet="ALL")["Organization"]["Id"]
+    member = org.create_account(AccountName="app", Email="app@example.com")[
+        "CreateAccountStatus"]["AccountId"]
+    iam = client(moto_url, "iam")
+    iam.meta.events.register("before-sign.*.*", _member_header(member))
+    iam.create_user(UserName="bob")
+    iam.put_user_policy(UserName="bob", PolicyName="all", PolicyDocument=policy("*"))
+    iam.put_user_policy(UserName="bob", PolicyName="org-deny", PolicyDocument=_deny_doc(
+        StringLike={"aws:PrincipalOrgID": "o-*"}))
+    full = tmp_path / "full.json"
+    full.write_text(json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+    code, out = run_cli(capsys, "--endpoint-url", moto_url, "--principal",
+                        f"arn:aws:iam::{member}:user/bob", "--db-user", "app", "--resource-id",
+                        "db-X", "--region", REGION, "--scp-file", str(full), "--json")
+    data = json.loads(out)
+    assert code == 1 and data["outcome"] == "explicit_deny", out
+    assert data["organization"]["id"] == org_id
+
+
+def test_cli_offline_org_keys_are_reported_unknown_or_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Trial #18 (repro_scpfile_drops_org.sh): offline, the org keys are unknown → skipped, not a
+    silent allow; --org-path supplies them."""
+    ident = tmp_path / "ident.json"
+    ident.write_text(json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "rds-db:connect", "Resource": "*"},
+        {"Effect": "Deny", "Action": "rds-db:connect", "Resource": "*",
+         "Condition": {"StringLike": {"aws:PrincipalOrgID": "o-*"}}}]}))
+    full = tmp_path / "full.json"
+    full.write_text(json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+    base = ["--principal", f"arn:aws:iam::{ACCT}:user/alice", "--db-user", "app",
+            "--resource-id", "db-ABC", "--policy-file", str(ident), "--json"]
+    for extra in (["--scp-file", str(full)], []):
+        code, out = run_cli(capsys, *base, *extra)
+        data = json.loads(out)
+        assert code == 0 and data["organization"] is None, out
+        assert any(s.startswith("organization membership (aws:PrincipalOrgID")
+                   for s in data["skipped"]), out
+    code, out = run_cli(capsys, *base, "--scp-file", str(full), "--org-path",
+                        "o-abcdefghij/r-ab12/ou-ab12-cdefgh12/")
+    data = json.loads(out)
+    assert code == 1 and data["outcome"] == "explicit_deny", out
+    assert data["organization"]["id"] == "o-abcdefghij"
+    assert not any(s.startswith("organization membership") for s in data["skipped"]), out
+    code, err = run_err(capsys, *base, "--org-path", "bogus")
+    assert code == 2 and "--org-path expects" in err
+
+
+@pytest.fixture
+def unpatched_moto_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A moto server in its own process, without rdsiam-emulator's patches (trial #18, t_srv2)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"{url}/moto-api/", timeout=2).close()
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_cli_server_without_patches_reports_user_boundary_unknown(
+    unpatched_moto_url: str, moto_url: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A moto server without our patches dropped CreateUser(PermissionsBoundary=…): the boundary
+    is reported not evaluated; a patched server (moto_url) is not flagged."""
+    for url, flagged in ((unpatched_moto_url, True), (moto_url, False)):
+        iam = client(url, "iam")
+        fence = iam.create_policy(PolicyName="s3only", PolicyDocument=policy("*").replace(
+            "rds-db:connect", "s3:*"))["Policy"]["Arn"]
+        iam.create_user(UserName="bob", PermissionsBoundary=fence)
+        iam.put_user_policy(UserName="bob", PolicyName="p", PolicyDocument=policy("*"))
+        code, out = run_cli(capsys, "--endpoint-url", url, "--principal",
+                            f"arn:aws:iam::{ACCT}:user/bob", "--db-user", "app",
+                            "--resource-id", "db-X", "--region", REGION, "--json")
+        data = json.loads(out)
+        unknown = [s for s in data["skipped"] if s.startswith("user permissions boundary")]
+        assert bool(unknown) is flagged, (url, out)
+        assert code == (0 if flagged else 1), out
+    # a patched server answers the probe with InvalidParameterValue: a user without a boundary
+    # is not flagged, and the probe wrote nothing
+    iam = client(moto_url, "iam")
+    iam.create_user(UserName="carol")
+    iam.put_user_policy(UserName="carol", PolicyName="p", PolicyDocument=policy("*"))
+    code, out = run_cli(capsys, "--endpoint-url", moto_url, "--principal",
+                        f"arn:aws:iam::{ACCT}:user/carol", "--db-user", "app",
+                        "--resource-id", "db-X", "--region", REGION, "--json")
+    assert code == 0 and not any(s.startswith("user permissions boundary")
+                                 for s in json.loads(out)["skipped"]), out
+    assert "PermissionsBoundary" not in iam.get_user(UserName="carol")["User"]
+
+
+def test_cli_assumed_role_session_policies_are_not_evaluated(
+    moto_url: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Trial #18: an existing session's policies are not visible through the IAM API, so an
+    assumed-role ARN reports them as not evaluated; a role ARN (a session without any) does not."""
+    iam = client(moto_url, "iam")
+    iam.create_role(RoleName="app", AssumeRolePolicyDocument="{}")
+    iam.put_role_policy(RoleName="app", PolicyName="db", PolicyDocument=policy("*"))
+    for arn, flagged in ((f"arn:aws:sts::{ACCT}:assumed-role/app/s1", True),
+                         (f"arn:aws:iam::{ACCT}:role/app", False)):
+        code, out = run_cli(capsys, "--endpoint-url", moto_url, "--principal", arn,
+                            "--db-user", "app", "--resource-id", "db-X", "--region", REGION,
+                            "--json")
+        data = json.loads(out)
+        assert code == 0, out
+        assert any(s.startswith("session policies of") for s in data["skipped"]) is flagged, out
