@@ -65,7 +65,7 @@ def pytest_runtest_makereport(
 def pytest_make_collect_report(
     collector: pytest.Collector,
 ) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
-    """Module-level ``pytest.skip(allow_module_level=True)`` and ``pytest.importorskip`` skip at
+    """A module-level skip (``allow_module_level=True``) or ``pytest.importorskip`` skips at
     collection, before any test report exists: the same allow-list applies there."""
     report = yield
     if report.skipped:

@@ -55,7 +55,7 @@ def test_collection_time_skips_and_imperative_xfails_are_policed(policed: pytest
     policed.makepyfile(
         test_modskip='''
 import pytest
-pytest.skip("psql not installed", allow_module_level=True)
+pytest.skip(reason="psql not installed", allow_module_level=True)
 
 def test_never():
     pass
