@@ -13,11 +13,14 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from scramp import ScramClient, ScramException
+
 from rdsiam_emulator.protocols.postgres import codec
 from rdsiam_emulator.protocols.postgres.codec import ProtocolViolation
-from rdsiam_emulator.protocols.postgres.scram import MECHANISM, ScramClient, ScramError
+from rdsiam_emulator.protocols.postgres.scram import MECHANISM
 
 MAX_BACKEND_MESSAGE = 1024 * 1024
+_SCRAM_USER = "*"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +105,7 @@ class BackendLogin:
                 if msg is None:
                     break
                 self._handle(msg)
-        except (ProtocolViolation, ScramError) as exc:
+        except (ProtocolViolation, ScramException) as exc:
             self.result = LoginFailed(_local_error(f"backend login failed: {exc}"))
         return self.result
 
@@ -151,18 +154,31 @@ class BackendLogin:
             mechanisms = [m for m in codec.split_cstrings(body[4:]) if m]
             if MECHANISM not in mechanisms:
                 raise ProtocolViolation(f"no supported SASL mechanism in {mechanisms}")
-            self._scram = ScramClient(self._password, nonce=self._scram_nonce)
-            self._out += codec.sasl_initial_response(MECHANISM, self._scram.client_first())
+            # PostgreSQL ignores the SCRAM user name (the StartupMessage names the role); libpq
+            # sends an empty one, which scramp refuses, and a role name might fail SASLprep.
+            self._scram = ScramClient([MECHANISM], _SCRAM_USER, self._password,
+                                      c_nonce=self._scram_nonce)
+            first = str(self._scram.get_client_first()).encode("utf-8")
+            self._out += codec.sasl_initial_response(MECHANISM, first)
         elif code == codec.AUTH_SASL_CONTINUE:
             if self._scram is None:
                 raise ProtocolViolation("SASLContinue without SASL")
-            self._out += codec.sasl_response(self._scram.client_final(body[4:]))
+            self._scram.set_server_first(_sasl_text(body[4:], "server-first-message"))
+            final = str(self._scram.get_client_final()).encode("utf-8")
+            self._out += codec.sasl_response(final)
         elif code == codec.AUTH_SASL_FINAL:
             if self._scram is None:
                 raise ProtocolViolation("SASLFinal without SASL")
-            self._scram.verify_server_final(body[4:])
+            self._scram.set_server_final(_sasl_text(body[4:], "server-final-message"))
         else:
             raise ProtocolViolation(f"unsupported authentication request {code}")
+
+
+def _sasl_text(data: bytes, what: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtocolViolation(f"{what} is not UTF-8") from exc
 
 
 def _local_error(message: str) -> dict[str, str]:
