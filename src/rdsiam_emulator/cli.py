@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``rdsiam-emulator`` argument parser with every subcommand of ``COMMAND_MODULES``."""
     parser = argparse.ArgumentParser(
         prog="rdsiam-emulator",
         description="Offline emulator for Amazon RDS IAM database authentication.",
@@ -38,6 +39,12 @@ started or reached (``BackendUnavailable``, ``BackendError``). Commands' own cod
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code (never calls ``sys.exit``).
+
+    ``EXIT_USAGE`` without a subcommand (help on stderr); a ``BackendError`` becomes one line on
+    stderr and ``EXIT_ENVIRONMENT``; any other exception is a bug and propagates. argparse itself
+    raises ``SystemExit`` for invalid arguments.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)

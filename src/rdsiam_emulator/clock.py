@@ -14,13 +14,15 @@ from typing import Protocol
 class Clock(Protocol):
     """Anything that can tell the current UTC time as an aware datetime."""
 
-    def now(self) -> datetime: ...
+    def now(self) -> datetime:
+        """The current time as a timezone-aware ``datetime`` in UTC."""
 
 
 class SystemClock:
     """The real time. The only place in the package that reads the system clock."""
 
     def now(self) -> datetime:
+        """The system's current time, aware, in UTC."""
         return datetime.now(UTC)
 
 
@@ -34,10 +36,15 @@ class ManualClock:
         self._lock = threading.Lock()
 
     def now(self) -> datetime:
+        """The clock's current time, aware, in UTC (fixed until ``set``/``advance``)."""
         with self._lock:
             return self._now
 
     def set(self, when: datetime) -> None:
+        """Jump to ``when`` (any timezone; stored as UTC). May move backwards.
+
+        Raises ``ValueError`` if ``when`` is naive.
+        """
         _require_aware(when)
         with self._lock:
             self._now = when.astimezone(UTC)
@@ -60,27 +67,38 @@ class OffsetClock:
 
     @property
     def offset(self) -> timedelta:
+        """How far this clock runs ahead of its base clock (negative: behind)."""
         with self._lock:
             return self._offset
 
     def now(self) -> datetime:
+        """The base clock's time plus ``offset``, aware, in UTC."""
         with self._lock:
             offset = self._offset
         return self._base.now() + offset
 
     def advance(self, seconds: float = 0.0, **kwargs: float) -> datetime:
+        """Add ``seconds`` plus any ``timedelta`` keyword (minutes=, hours=...) to the offset.
+
+        Returns the new ``now()``. Negative values move the clock back.
+        """
         delta = timedelta(seconds=seconds, **kwargs)
         with self._lock:
             self._offset += delta
         return self.now()
 
     def set(self, when: datetime) -> None:
+        """Set the offset so that ``now()`` equals ``when`` at this instant, then keeps running.
+
+        Raises ``ValueError`` if ``when`` is naive.
+        """
         _require_aware(when)
         base_now = self._base.now()
         with self._lock:
             self._offset = when.astimezone(UTC) - base_now
 
     def reset(self) -> None:
+        """Drop the offset: ``now()`` is the base clock's time again."""
         with self._lock:
             self._offset = timedelta(0)
 

@@ -30,13 +30,18 @@ class ResolvedCredential:
 
     @property
     def is_temporary(self) -> bool:
+        """True for STS credentials (those that carry a session token)."""
         return self.session_token is not None
 
 
 class CredentialLookup(Protocol):
     """Anything that can resolve an access key id; returns None for an unknown key."""
 
-    def lookup(self, access_key_id: str) -> ResolvedCredential | None: ...
+    def lookup(self, access_key_id: str) -> ResolvedCredential | None:
+        """What is known about ``access_key_id``, or None if the key does not exist. Must not raise
+        for an unknown key; may raise when the source itself fails (the verifier reports that as
+        an internal error).
+        """
 
 
 CredentialSpec = tuple[str, str | None] | ResolvedCredential
@@ -62,6 +67,7 @@ class StaticCredentials:
         self._table = table
 
     def lookup(self, access_key_id: str) -> ResolvedCredential | None:
+        """The table's entry for ``access_key_id``, or None."""
         return self._table.get(access_key_id)
 
     def __len__(self) -> int:

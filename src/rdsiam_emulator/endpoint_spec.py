@@ -43,6 +43,11 @@ class Endpoint:
         object.__setattr__(self, "_host_ports", frozenset(f"{h}:{p}" for h, p in names))
 
     def accepts(self, host: str, port: int) -> bool:
+        """True when ``host`` (any case, trailing dot allowed) with ``port`` names this endpoint or
+        one of its aliases. RDS binds a token to the endpoint the client connected to; a custom
+        DNS name is not accepted:
+        https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.IAMDBAuth.Connecting.html
+        """
         return (_norm(host), port) in self._names
 
     def accepts_host_port(self, host_port: str) -> bool:
@@ -62,9 +67,15 @@ class Endpoint:
 
     @property
     def address(self) -> str:
+        """``host:port`` as tokens for this endpoint are generated."""
         return f"{self.host}:{self.port}"
 
     def db_user_arn(self, db_user: str) -> str | None:
+        """``arn:aws:rds-db:<region>:<account>:dbuser:<resource id>/<db_user>``, the resource that
+        ``rds-db:connect`` policies name, or None while the account or resource id is unknown.
+        See
+        https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.IAMDBAuth.IAMPolicy.html
+        """
         if self.account_id is None or self.resource_id is None:
             return None
         return (

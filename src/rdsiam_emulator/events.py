@@ -74,13 +74,23 @@ class AuthEvent:
 
     @property
     def ok(self) -> bool:
+        """True when the attempt was allowed (``outcome == "allow"``)."""
         return self.outcome == ALLOW
 
     @property
     def rds_error_code(self) -> str | None:
+        """The error code RDS would log for ``reason`` (``InvalidToken``, ``NotAuthorized``,
+        ...).
+
+        None when allowed or when the refusal is the engine's own (TLS, unknown user, ...): see
+        docs/reason-codes.md.
+        """
         return None if self.reason is None else REASONS[self.reason].rds_error_code
 
     def to_dict(self) -> dict[str, Any]:
+        """The event as JSON-ready values: ``time`` as ISO 8601 (UTC), ``reason`` as its string,
+        plus ``rds_error_code``.
+        """
         data = asdict(self)
         data["time"] = self.time.isoformat()
         data["reason"] = None if self.reason is None else str(self.reason)
@@ -88,6 +98,7 @@ class AuthEvent:
         return data
 
     def to_json(self) -> str:
+        """``to_dict()`` as one line of JSON with sorted keys (the JSON-lines file format)."""
         return json.dumps(self.to_dict(), sort_keys=True)
 
     def rds_log_line(self) -> str | None:
@@ -158,6 +169,11 @@ class EventLog:
         self._listeners: list[Callable[[AuthEvent], None]] = []
 
     def record(self, event: AuthEvent) -> AuthEvent:
+        """Stamp ``event`` with the next sequence number, keep it, mirror it to the JSON-lines file
+        and call the listeners (on this thread, outside the lock). Returns the stamped copy.
+
+        A listener's exception propagates to the caller; a failing file write does not.
+        """
         with self._lock:
             self._seq += 1
             stamped = _with_seq(event, self._seq)
@@ -191,6 +207,11 @@ class EventLog:
             return self._seq
 
     def since(self, cursor: int = 0, *, instance_id: str | None = None) -> list[AuthEvent]:
+        """Events recorded after ``cursor`` (a ``mark()``), oldest first, optionally of one
+        instance.
+
+        Only events still held (the log keeps the last ``maxlen``) are returned.
+        """
         with self._lock:
             events = [e for e in self._events if e.seq > cursor]
         if instance_id is not None:
@@ -198,9 +219,13 @@ class EventLog:
         return events
 
     def all(self) -> list[AuthEvent]:
+        """Every event still held, oldest first."""
         return self.since(0)
 
     def subscribe(self, listener: Callable[[AuthEvent], None]) -> Callable[[], None]:
+        """Call ``listener(event)`` for each event recorded from now on; returns a function that
+        unsubscribes (safe to call twice).
+        """
         with self._lock:
             self._listeners.append(listener)
 
@@ -212,6 +237,7 @@ class EventLog:
         return unsubscribe
 
     def clear(self) -> None:
+        """Drop the events held; sequence numbers keep counting, so older cursors stay valid."""
         with self._lock:
             self._events.clear()
 

@@ -30,6 +30,7 @@ class LoopThread:
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the thread runs (schedule on it only with thread-safe calls)."""
         return self._loop
 
     def _main(self) -> None:
@@ -45,6 +46,7 @@ class LoopThread:
 
     @property
     def running(self) -> bool:
+        """True while the loop's thread is alive (until ``stop()`` returns)."""
         return self._thread.is_alive()
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -110,6 +110,11 @@ def _create(backend: Any, reg: RdsRegistration, engine: str, version: str | None
 
 
 def set_iam_enabled(account_id: str, region: str, instance_id: str, enabled: bool) -> None:
+    """Set ``IAMDatabaseAuthenticationEnabled`` of a registered instance in moto's RDS state.
+
+    Only moto's view changes (what ``describe_db_instances`` reports); the endpoint's own flag is
+    set elsewhere. Raises ``KeyError`` if moto has no such account, region or instance.
+    """
     from moto.rds.models import rds_backends
 
     rds_backends[account_id][region].databases[instance_id].enable_iam_database_authentication = (

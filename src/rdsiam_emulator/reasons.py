@@ -149,6 +149,10 @@ CHECK_ORDER: tuple[str, ...] = (
 
 
 def rds_error_code(reason: Reason) -> str | None:
+    """The error code RDS writes to its ``iam-db-auth-error`` log for ``reason``, or None when the
+    refusal is the engine's own (no RDS log line). Raises ``KeyError`` for a reason not in
+    REASONS.
+    """
     return REASONS[reason].rds_error_code
 
 
@@ -162,4 +166,5 @@ class Rejection:
 
     @property
     def rds_error_code(self) -> str | None:
+        """The RDS error code of ``reason`` (see :func:`rds_error_code`)."""
         return REASONS[self.reason].rds_error_code

@@ -16,6 +16,10 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class ThrottleLimits:
+    """Per-second limits of new IAM connections, as RDS documents them (values are counts per
+    one-second window):
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.IAMDBAuth.html
+    """
     distinct_tokens_per_second: int = 200
     distinct_identities_per_second: int = 20
 
