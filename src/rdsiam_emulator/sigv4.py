@@ -59,16 +59,32 @@ def canonical_query_encoded(encoded: Iterable[tuple[str, str]]) -> str:
 
 
 def canonical_request(signed_host: str, query: str) -> str:
+    """SigV4's canonical request of a presigned RDS token: ``GET``, path ``/``, the canonical
+    ``query``, the single signed header ``host:<signed_host>``, and the SHA-256 of the empty
+    payload.
+
+    See https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html
+    """
     return f"{_CANONICAL_REQUEST_HEAD}{query}\nhost:{signed_host}{_CANONICAL_REQUEST_TAIL}"
 
 
 def string_to_sign(amz_date: str, scope: str, canonical: str) -> str:
+    """``AWS4-HMAC-SHA256\\n<amz_date>\\n<scope>\\n<hex SHA-256 of canonical>``.
+
+    ``amz_date`` is ``yyyymmddTHHMMSSZ`` (UTC); ``scope`` is
+    ``<yyyymmdd>/<region>/<service>/aws4_request``.
+    """
     digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
     return f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{digest}"
 
 
 @lru_cache(maxsize=4096)
 def signing_key(secret: str, scope_date: str, region: str, service: str) -> bytes:
+    """The 32-byte SigV4 signing key: HMAC-SHA256 of ``"AWS4"+secret`` over ``scope_date``
+    (``yyyymmdd``), then ``region``, ``service`` and ``aws4_request``.
+
+    Cached (4096 entries) per argument tuple; the secret stays in that cache for the process's life.
+    """
     k = hmac.digest(("AWS4" + secret).encode("utf-8"), scope_date.encode("utf-8"), "sha256")
     k = hmac.digest(k, region.encode("utf-8"), "sha256")
     k = hmac.digest(k, service.encode("utf-8"), "sha256")
@@ -76,6 +92,7 @@ def signing_key(secret: str, scope_date: str, region: str, service: str) -> byte
 
 
 def sign(key: bytes, to_sign: str) -> str:
+    """The 64-character lower-case hex HMAC-SHA256 of ``to_sign`` under ``key``."""
     return hmac.digest(key, to_sign.encode("utf-8"), "sha256").hex()
 
 
@@ -97,6 +114,7 @@ class PreparedKey:
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
 
     def sign(self, to_sign: str) -> str:
+        """Same as ``sign(key, to_sign)``: 64 lower-case hex characters."""
         inner = self._inner.copy()
         inner.update(to_sign.encode("utf-8"))
         outer = self._outer.copy()

@@ -101,6 +101,12 @@ class TokenFormatError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class CredentialScope:
+    """The decoded ``X-Amz-Credential`` value: ``<access key
+    id>/<yyyymmdd>/<region>/<service>/aws4_request``.
+
+    ``date`` is the scope date as written (``yyyymmdd``, UTC); RDS tokens use service ``rds-db``.
+    Values are as the token wrote them; the verifier checks them, parsing does not.
+    """
     access_key_id: str
     date: str
     region: str
@@ -116,6 +122,7 @@ class CredentialScope:
 
     @property
     def scope(self) -> str:
+        """``<date>/<region>/<service>/<terminator>``: the scope line of the string to sign."""
         return self._scope
 
 
@@ -147,14 +154,17 @@ class ParsedToken:
 
     @property
     def access_key_id(self) -> str:
+        """The access key id from the credential scope (``AKIA…`` or, temporary, ``ASIA…``)."""
         return self.credential.access_key_id
 
     @property
     def region(self) -> str:
+        """The region named in the credential scope (RDS requires the instance's region)."""
         return self.credential.region
 
     @property
     def is_temporary(self) -> bool:
+        """True when the token carries ``X-Amz-Security-Token`` (STS credentials)."""
         return self.security_token is not None
 
     @property

@@ -57,7 +57,13 @@ class Authorizer(Protocol):
         endpoint: Endpoint,
         db_user: str,
         now: datetime,
-    ) -> Rejection | None: ...
+    ) -> Rejection | None:
+        """None to allow; otherwise the ``Rejection`` (normally ``Reason.NOT_AUTHORIZED``) saying
+        which policy did not allow ``rds-db:connect`` on the DB user's ARN. ``now`` is the aware
+        UTC time of the attempt (for time conditions). An exception means the decision could not
+        be made; the verifier reports it as ``INTERNAL_ERROR``. See
+        https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.IAMDBAuth.IAMPolicy.html
+        """
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,14 +79,21 @@ class VerifyResult:
 
     @property
     def rds_error_code(self) -> str | None:
+        """The error code RDS would log for ``reason`` (None when accepted or for engine-only
+        reasons).
+        """
         return None if self.reason is None else REASONS[self.reason].rds_error_code
 
     @property
     def principal_arn(self) -> str | None:
+        """The ARN of the IAM user or assumed role the token's key belongs to, when the key was
+        resolved.
+        """
         return None if self.credential is None else self.credential.principal_arn
 
     @property
     def access_key_id(self) -> str | None:
+        """The token's access key id, once it parsed."""
         return None if self.token is None else self.token.access_key_id
 
 
@@ -104,6 +117,11 @@ CheckFn = Callable[[CheckContext], Rejection | None]
 
 @dataclass(frozen=True, slots=True)
 class Check:
+    """One named check of the fixed order: its ``stage`` (``format``, ``scope``, ``time``,
+    ``binding``, ``credentials``, ``signature``, ``authorization``), the ``CheckContext`` fields
+    it ``needs`` (it is skipped when one is None) and the function that returns a ``Rejection``
+    or None.
+    """
     name: str
     stage: str
     needs: tuple[str, ...]
@@ -112,6 +130,9 @@ class Check:
 
 @dataclass(frozen=True, slots=True)
 class CheckOutcome:
+    """What one check did in ``run_checks``: ``status`` is ``"pass"``, ``"fail"`` (then
+    ``rejection`` is set) or ``"skip"`` (an input was missing; ``detail`` names it).
+    """
     name: str
     stage: str
     status: str  # "pass" | "fail" | "skip"
