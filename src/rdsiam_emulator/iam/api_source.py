@@ -73,6 +73,14 @@ class IamApiPolicySource:
         )
 
     def policies_for(self, principal: Principal) -> PrincipalPolicies:
+        """The principal's identity policies (inline and attached, user groups included), session
+        policy slot, permissions boundary and tags, read with the IAM API of the principal's
+        account.
+
+        Never raises for IAM errors: a principal or policy that cannot be read becomes a note in
+        ``PrincipalPolicies.notes`` (and a boundary that cannot be read is ``boundary_unread``), so
+        the decision says what it could not see.
+        """
         if self._client_for_account is not None:
             self._iam = self._client_for_account(principal.account_id)
         iam = self._iam
@@ -258,6 +266,7 @@ class StaticPolicySource:
         self._policies = PrincipalPolicies(identity, session, boundary, tags)
 
     def policies_for(self, principal: Principal) -> PrincipalPolicies:
+        """The fixed documents given at construction, whoever the principal is."""
         return self._policies
 
 

@@ -54,6 +54,9 @@ class PolicyCheck:
     global_keys: GlobalKeys = "documented"
 
     def rejection(self) -> Rejection | None:
+        """None when the decision allows; otherwise the ``NOT_AUTHORIZED`` rejection with its
+        hint.
+        """
         return None if self.decision.allowed else rejection_for(self)
 
 
@@ -120,6 +123,10 @@ def _hints_from_arn(resource: str) -> HintInputs:
 
 
 def rejection_for(check: PolicyCheck) -> Rejection:
+    """The ``Rejection`` (reason ``NOT_AUTHORIZED``, RDS error code ``NotAuthorized``) for a check
+    that did not allow: its detail names the caller and what was missing or denying, its hint the
+    fix. Call it only for a decision that is not an allow.
+    """
     decision, principal = check.decision, check.principal
     caller = caller_phrase(principal)
     if decision.outcome == "explicit_deny":
@@ -217,6 +224,7 @@ def caller_phrase(principal: Principal) -> str:
 
 
 def principal_label(principal: Principal) -> str:
+    """``role <name>`` for an assumed-role session, else ``user <name>``."""
     if principal.type == "AssumedRole":
         return f"role {principal.role_name}"
     return f"user {principal.user_name}"
@@ -293,6 +301,11 @@ class IamAuthorizer:
         db_user: str,
         now: datetime,
     ) -> Rejection | None:
+        """``verifier.Authorizer``: None when the caller's policies allow ``rds-db:connect`` on
+        ``endpoint.db_user_arn(db_user)`` at ``now`` (aware, UTC), else the rejection. ``token``
+        is not read. Remembers, per thread, what the policy source could not evaluate
+        (``last_skipped``).
+        """
         result = self.check(credential, endpoint, db_user, now)
         if isinstance(result, Rejection):
             self._last.skipped = ()

@@ -111,6 +111,11 @@ def _arn(value: str, pieces: tuple[Piece, ...]) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class BaseOperator:
+    """One IAM condition operator without its ``IfExists``/set prefixes, e.g. ``StringLike``: its
+    ``match`` function, whether it is a ``Not…`` operator and whether values may hold wildcards.
+    See
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html
+    """
     name: str
     match: Matcher
     negated: bool
@@ -160,6 +165,9 @@ FOR_ALL = "forallvalues"
 
 @dataclass(frozen=True, slots=True)
 class Operator:
+    """A full condition operator as written: the base operator, ``…IfExists`` and the
+    ``ForAnyValue:``/``ForAllValues:`` set qualifier (None for single-valued).
+    """
     base: BaseOperator
     if_exists: bool
     set_op: str | None  # FOR_ANY | FOR_ALL | None

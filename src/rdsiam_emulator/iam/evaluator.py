@@ -47,10 +47,16 @@ class PolicyRef:
 
     @property
     def parsed(self) -> ParsedPolicy:
+        """The document parsed (cached by ``parse_policy``), or a ``PolicyParseError`` saying why
+        not.
+        """
         return parse_policy(self.document)
 
     @property
     def label(self) -> str:
+        """``name (arn)`` for managed policies, else ``name``: how explanations refer to the
+        policy.
+        """
         return f"{self.name} ({self.arn})" if self.arn else self.name
 
     @property
@@ -72,6 +78,9 @@ class ScpLevel:
 
 @dataclass(frozen=True, slots=True)
 class Request:
+    """What is being asked: an ``action`` (``rds-db:connect``), a ``resource`` ARN and the request
+    context (lower-cased condition keys → their values).
+    """
     action: str
     resource: str
     context: Context = field(default_factory=dict)
@@ -79,11 +88,13 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class StatementRef:
+    """A statement together with the policy it is in, for explanations."""
     policy: PolicyRef
     statement: Statement
 
     @property
     def label(self) -> str:
+        """``Sid 'x' of <policy label>`` (or ``statement #n of …``)."""
         return f"{self.statement.label} of {self.policy.label}"
 
 
@@ -98,6 +109,10 @@ class NearMiss:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """The evaluation result: ``outcome`` is ``allow``, ``not_authorized`` (implicit deny) or
+    ``explicit_deny``; ``detail`` is one sentence for humans. Evaluation follows
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html
+    """
     outcome: Outcome
     detail: str
     deciding: StatementRef | None = None
@@ -112,6 +127,7 @@ class Decision:
 
     @property
     def allowed(self) -> bool:
+        """True when ``outcome == "allow"``."""
         return self.outcome == "allow"
 
 
@@ -145,6 +161,9 @@ def _conditions_hold(stmt: Statement, context: Context, variables: bool) -> bool
 
 
 def statement_matches(stmt: Statement, doc: PolicyDocument, request: Request) -> bool:
+    """True when ``stmt`` (of ``doc``) applies to ``request``: action, resource (with policy
+    variables when ``doc`` enables them) and every condition match. Effect is not looked at.
+    """
     variables = doc.variables_enabled
     return (
         _action_matches(stmt, request.action)

@@ -31,6 +31,9 @@ from rdsiam_emulator.tokens import ParsedToken
 
 
 def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``token explain``'s options for reading IAM/RDS state from a moto server:
+    ``--iam-endpoint-url``, ``--instance``, ``--resource-id`` and ``--account``.
+    """
     group = parser.add_argument_group("IAM policy check (against a moto server)")
     group.add_argument("--iam-endpoint-url", metavar="URL",
                        help="moto server to read IAM/RDS state from (default: AWS_ENDPOINT_URL)")
@@ -48,6 +51,12 @@ class ApiKeyLookup:
         self._secret, self._session_token = secret, session_token
 
     def lookup(self, access_key_id: str) -> ResolvedCredential | None:
+        """The key with the command line's secret and session token, plus its principal from the IAM
+        API.
+
+        A key the API does not know still resolves (source ``command line``, no principal), so the
+        signature can be checked; ``active`` follows ``ListAccessKeys`` when the user can be listed.
+        """
         principal = principal_for_access_key(self._iam, self._sts, access_key_id)
         if principal is None:
             return ResolvedCredential(access_key_id, self._secret, self._session_token,
@@ -129,6 +138,12 @@ def _find_instance(rds: Any, endpoint: Endpoint | None, instance: str | None) ->
 
 
 def explain_inputs(args: argparse.Namespace, endpoint: Endpoint | None) -> ExplainInputs | None:
+    """The credential lookup and authorizer ``token explain`` uses against a moto server, or None
+    when neither ``--iam-endpoint-url`` nor ``AWS_ENDPOINT_URL`` is set.
+
+    When the instance cannot be found, one line goes to stderr and the policy check is skipped
+    (credentials only). Clients are created lazily; network errors surface later, in the checks.
+    """
     url = args.iam_endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
     if not url:
         return None

@@ -65,6 +65,11 @@ def format_check(check: PolicyCheck) -> list[str]:
 
 
 def check_to_json(check: PolicyCheck) -> dict[str, Any]:
+    """A ``PolicyCheck`` as JSON-ready values (``policy check --json``): ``allowed``, ``outcome``,
+    ``reason``, ``detail``, ``hint``, the principal, the resource, the deciding statement, near
+    misses, malformed policies, the policies per layer, notes, skipped parts and the
+    organization.
+    """
     d, p = check.decision, check.principal
     rejection = None if d.allowed else rejection_for(check)
     return {

@@ -49,6 +49,9 @@ def simple_match(pattern: str, value: str, *, ignore_case: bool = False) -> bool
 
 
 def action_match(pattern: str, action: str) -> bool:
+    """True when the IAM action ``pattern`` (``*``/``?`` wildcards) matches ``action``,
+    case-insensitively as IAM compares actions.
+    """
     return simple_match(pattern, action, ignore_case=True)
 
 

@@ -64,6 +64,9 @@ class MotoCredentials:
             moto_patches.install()
 
     def lookup(self, access_key_id: str) -> MotoCredential | None:
+        """What moto's IAM/STS state holds for ``access_key_id`` (user key, or temporary credentials
+        with their session token and expiry, aware UTC), or None when no account knows it.
+        """
         return _retry(lambda: self._lookup(access_key_id))
 
     def _lookup(self, akid: str) -> MotoCredential | None:
@@ -193,6 +196,9 @@ class MotoPolicySource:
     """``PolicySource`` reading moto's in-process IAM backends (fresh on every call)."""
 
     def policies_for(self, principal: Principal) -> PrincipalPolicies:
+        """The principal's policies, boundary and tags as moto's in-process IAM state holds them
+        now; policies that cannot be found are reported in the result's ``notes``.
+        """
         return _retry(lambda: self._policies_for(principal))
 
     def _policies_for(self, principal: Principal) -> PrincipalPolicies:

@@ -32,6 +32,9 @@ class ConditionClause:
 
 @dataclass(frozen=True, slots=True)
 class Statement:
+    """One parsed policy statement. ``index`` is its 0-based position; ``actions``/``resources``
+    hold ``NotAction``/``NotResource`` values when ``not_action``/``not_resource`` is set.
+    """
     index: int
     sid: str | None
     effect: Effect
@@ -43,11 +46,13 @@ class Statement:
 
     @property
     def label(self) -> str:
+        """``Sid 'x'`` when the statement has a Sid, else ``statement #n`` (1-based)."""
         return f"Sid {self.sid!r}" if self.sid else f"statement #{self.index + 1}"
 
 
 @dataclass(frozen=True, slots=True)
 class PolicyDocument:
+    """A parsed policy: its ``Version`` and statements in document order."""
     version: str
     statements: tuple[Statement, ...]
 
@@ -59,6 +64,9 @@ class PolicyDocument:
 
 @dataclass(frozen=True, slots=True)
 class PolicyParseError:
+    """Why a document could not be parsed (IAM would reject it); evaluation treats it as allowing
+    nothing and explanations show ``message``.
+    """
     message: str
 
 

@@ -46,6 +46,7 @@ class Principal:
 
     @property
     def role_name(self) -> str | None:
+        """The role's name (last path part of ``role_arn``), or None when not a role session."""
         return None if self.role_arn is None else self.role_arn.rsplit("/", 1)[-1]
 
     @property
@@ -62,6 +63,7 @@ class MotoCredential(ResolvedCredential):
 
 
 class PrincipalArnError(ValueError):
+    """The text is not an IAM user, role, assumed-role or federated-user ARN."""
     pass
 
 
@@ -136,4 +138,7 @@ class OrgMembership:
 class PolicySource(Protocol):
     """Where a principal's policies come from: moto in-process, or the IAM API of a moto server."""
 
-    def policies_for(self, principal: Principal) -> PrincipalPolicies: ...
+    def policies_for(self, principal: Principal) -> PrincipalPolicies:
+        """Every policy that applies to ``principal``; what cannot be read is reported in the
+        result's ``notes``/``skipped`` rather than raised.
+        """

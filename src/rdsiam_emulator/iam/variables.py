@@ -20,6 +20,7 @@ _DEFAULT = re.compile(r"^\s*([^,]+?)\s*,\s*'([^']*)'\s*$")
 
 
 def has_variables(text: str) -> bool:
+    """True when ``text`` contains a ``${`` policy variable opener."""
     return "${" in text
 
 
