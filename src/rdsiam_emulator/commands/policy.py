@@ -39,6 +39,7 @@ from rdsiam_emulator.iam.request_context import GLOBAL_KEYS_MODES
 
 
 def register(sub: Any) -> None:
+    """Add ``policy check`` to the ``rdsiam-emulator`` subparsers ``sub``."""
     parser = sub.add_parser("policy", help="evaluate IAM policies for rds-db:connect",
                             description="Evaluate IAM policies for rds-db:connect.")
     inner = parser.add_subparsers(dest="policy_command", metavar="SUBCOMMAND")
@@ -100,6 +101,10 @@ def _files(paths: list[Path] | None, layer: Layer) -> tuple[PolicyRef, ...] | No
 
 
 def run_check(args: argparse.Namespace) -> int:
+    """Evaluate whether ``--principal`` may ``rds-db:connect`` as ``--db-user`` and print why (text,
+    or JSON with ``--json``). Returns 0 allowed, 1 not allowed, 2 usage error (message on
+    stderr).
+    """
     try:
         principal = principal_from_arn(args.principal)
     except PrincipalArnError as exc:
@@ -220,6 +225,9 @@ class WithScp:
         self._inner, self._scp, self._skipped, self._org = inner, scp, skipped, org
 
     def policies_for(self, principal: Principal) -> PrincipalPolicies:
+        """The inner source's policies with the given SCP levels, skipped parts and membership
+        applied.
+        """
         found = self._inner.policies_for(principal)
         return replace(found, scp=self._scp, skipped=found.skipped + self._skipped,
                        org=found.org or self._org)

@@ -47,11 +47,18 @@ class ExplainInputs:
 
 
 class ExplainHook(Protocol):
-    def add_explain_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+    """A provider of extra ``token explain`` inputs (e.g. ``iam.explain_hook``: credentials and an
+    authorizer read from a moto server); modules with both functions qualify.
+    """
+    def add_explain_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Add the hook's options to the ``token explain`` parser."""
 
     def explain_inputs(
         self, args: argparse.Namespace, endpoint: Endpoint | None
-    ) -> ExplainInputs | None: ...
+    ) -> ExplainInputs | None:
+        """Inputs from the parsed options (``endpoint`` is the ``--endpoint`` given, or None), or
+        None when the hook has nothing to add.
+        """
 
 
 EXPLAIN_HOOK_MODULES: tuple[str, ...] = ("rdsiam_emulator.iam.explain_hook",)
@@ -81,6 +88,7 @@ def _load_hooks() -> list[ExplainHook]:
 
 
 def register(sub: Any) -> None:
+    """Add ``token explain`` to the ``rdsiam-emulator`` subparsers ``sub``."""
     parser = sub.add_parser("token", help="inspect RDS IAM tokens",
                             description="Inspect RDS IAM authentication tokens.")
     inner = parser.add_subparsers(dest="token_command", metavar="SUBCOMMAND")
@@ -157,6 +165,10 @@ def _endpoint(args: argparse.Namespace, token_region: str | None) -> Endpoint | 
 
 
 def run_explain(args: argparse.Namespace) -> int:
+    """Decode the token (argument, or stdin for ``-``), run every check the options give inputs for
+    and print the explanation. Returns 0 PASS, 1 FAIL, 2 usage error, 3 UNVERIFIED (nothing
+    failed, but the signature was not checked).
+    """
     # judged exactly as read: a client that sends the trailing newline is refused by RDS too
     token = sys.stdin.read() if args.token == "-" else args.token
     if not token.strip():
