@@ -1,4 +1,4 @@
-"""PostgreSQL frontend/backend protocol v3: codec, handshake machines and a SCRAM-SHA-256 client."""
+"""PostgreSQL frontend/backend protocol v3: codec and the handshake and backend-login machines."""
 
 from rdsiam_emulator.protocols.postgres.backend import (
     BackendLogin,

@@ -81,6 +81,11 @@ class StartupReader(_Buffered):
         super().__init__(max_size)
 
     def next_packet(self) -> bytes | None:
+        """The next start-up packet's body (protocol word onwards), or None until it is complete.
+
+        Raises ``ProtocolViolation`` (``report=False``: a server closes without answering) for a
+        length below 8 or above the reader's maximum (bytes).
+        """
         if len(self._buf) < 4:
             return None
         (length,) = _I32.unpack_from(self._buf, 0)
@@ -100,6 +105,10 @@ class MessageReader(_Buffered):
         super().__init__(max_size)
 
     def next_message(self) -> Message | None:
+        """The next complete typed message, or None until it is complete. Raises
+        ``ProtocolViolation`` when the length word is below 4 or above the reader's maximum
+        (bytes).
+        """
         if len(self._buf) < 5:
             return None
         mtype, length = _TYPED_HEADER.unpack_from(self._buf, 0)
@@ -122,68 +131,92 @@ def typed(mtype: bytes, body: bytes = b"") -> bytes:
 
 
 def cstr(text: str) -> bytes:
+    """``text`` in UTF-8 with a terminating NUL (a protocol String)."""
     return text.encode("utf-8") + b"\0"
 
 
 def ssl_request() -> bytes:
+    """The 8-byte SSLRequest packet."""
     return _I32.pack(8) + _I32.pack(SSL_REQUEST_CODE)
 
 
 def gssenc_request() -> bytes:
+    """The 8-byte GSSENCRequest packet."""
     return _I32.pack(8) + _I32.pack(GSSENC_REQUEST_CODE)
 
 
 def cancel_request(pid: int, key: int) -> bytes:
+    """The 16-byte CancelRequest packet for backend ``pid`` and secret ``key`` (both unsigned
+    32-bit).
+    """
     return _I32.pack(16) + _I32.pack(CANCEL_REQUEST_CODE) + _U32.pack(pid) + _U32.pack(key)
 
 
 def startup_message(params: Mapping[str, str], protocol: int = PROTOCOL_3_0) -> bytes:
+    """A StartupMessage with ``params`` in the given order (protocol 3.0 unless ``protocol`` says
+    otherwise, as ``major << 16 | minor``).
+    """
     body = _I32.pack(protocol) + b"".join(cstr(k) + cstr(v) for k, v in params.items()) + b"\0"
     return _I32.pack(len(body) + 4) + body
 
 
 def authentication(code: int, extra: bytes = b"") -> bytes:
+    """An Authentication message (``R``) with request ``code`` and its extra bytes."""
     return typed(b"R", _I32.pack(code) + extra)
 
 
 def auth_ok() -> bytes:
+    """AuthenticationOk."""
     return authentication(AUTH_OK)
 
 
 def auth_cleartext() -> bytes:
+    """AuthenticationCleartextPassword: how RDS asks for the IAM token (PAM), see
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.IAMDBAuth.Connecting.html
+    """
     return authentication(AUTH_CLEARTEXT)
 
 
 def auth_md5(salt: bytes) -> bytes:
+    """AuthenticationMD5Password with its 4-byte ``salt``."""
     return authentication(AUTH_MD5, salt)
 
 
 def auth_sasl(mechanisms: Iterable[str]) -> bytes:
+    """AuthenticationSASL offering ``mechanisms`` in order."""
     return authentication(AUTH_SASL, b"".join(cstr(m) for m in mechanisms) + b"\0")
 
 
 def password_message(password: str | bytes) -> bytes:
+    """A PasswordMessage (``p``) carrying ``password`` NUL-terminated (str is sent as UTF-8)."""
     data = password.encode("utf-8") if isinstance(password, str) else password
     return typed(b"p", data + b"\0")
 
 
 def sasl_initial_response(mechanism: str, data: bytes) -> bytes:
+    """SASLInitialResponse: the chosen ``mechanism`` and the client-first ``data``."""
     return typed(b"p", cstr(mechanism) + _I32.pack(len(data)) + data)
 
 
 def sasl_response(data: bytes) -> bytes:
+    """SASLResponse carrying ``data`` (the client-final message)."""
     return typed(b"p", data)
 
 
 def parameter_status(name: str, value: str) -> bytes:
+    """ParameterStatus (``S``) reporting ``name`` = ``value``."""
     return typed(b"S", cstr(name) + cstr(value))
 
 
 def backend_key_data(pid: int, key: int) -> bytes:
+    """BackendKeyData (``K``): process ``pid`` and cancel ``key`` (unsigned 32-bit)."""
     return typed(b"K", _U32.pack(pid) + _U32.pack(key))
 
 
 def ready_for_query(status: bytes = b"I") -> bytes:
+    """ReadyForQuery (``Z``) with transaction ``status`` ``I`` idle, ``T`` in a transaction or ``E``
+    failed transaction.
+    """
     return typed(b"Z", status)
 
 
@@ -195,6 +228,7 @@ def negotiate_protocol_version(newest: int, unrecognized: Iterable[str]) -> byte
 
 
 def terminate() -> bytes:
+    """Terminate (``X``)."""
     return typed(b"X")
 
 
@@ -245,12 +279,18 @@ def parse_fields(body: bytes) -> dict[str, str]:
 
 
 def parse_int32(body: bytes, offset: int = 0) -> int:
+    """The signed big-endian 32-bit integer at ``offset``; raises ``ProtocolViolation`` if ``body``
+    is too short.
+    """
     if len(body) < offset + 4:
         raise ProtocolViolation("message too short")
     return int(_I32.unpack_from(body, offset)[0])
 
 
 def parse_uint32(body: bytes, offset: int = 0) -> int:
+    """The unsigned big-endian 32-bit integer at ``offset``; raises ``ProtocolViolation`` if
+    ``body`` is too short.
+    """
     if len(body) < offset + 4:
         raise ProtocolViolation("message too short")
     return int(_U32.unpack_from(body, offset)[0])

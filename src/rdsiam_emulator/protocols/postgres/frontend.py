@@ -63,6 +63,9 @@ Event = SSLRequested | GSSEncRequested | CancelRequested | StartupReceived | Pas
 
 
 class State(enum.Enum):
+    """Where the handshake is; replies are only allowed in the state they answer (else
+    ``RuntimeError``).
+    """
     STARTUP = "startup"
     SSL_PENDING = "ssl_pending"
     """SSLRequest answered? Not yet: the glue must reply before more bytes are read."""
@@ -87,6 +90,7 @@ class FrontendHandshake:
     # -------------------------------------------------------------------------------- input
 
     def receive_data(self, data: bytes) -> None:
+        """Buffer client bytes (any split); nothing is parsed until ``next_event``."""
         if self.state in (State.STARTUP, State.SSL_PENDING, State.GSS_PENDING):
             self._startup.feed(data)
         else:
@@ -172,14 +176,23 @@ class FrontendHandshake:
         return b"S"
 
     def tls_established(self) -> None:
+        """Record that the glue finished the TLS handshake: a further SSLRequest or GSSENCRequest is
+        then a protocol violation.
+        """
         self.tls = True
 
     def refuse_ssl(self) -> bytes:
+        """Answer an SSLRequest with ``N`` (the client may go on in plaintext). ``RuntimeError``
+        unless an SSLRequest is pending.
+        """
         self._expect(State.SSL_PENDING)
         self.state = State.STARTUP
         return b"N"
 
     def refuse_gssenc(self) -> bytes:
+        """Answer a GSSENCRequest with ``N``, as RDS (no Kerberos here) does. ``RuntimeError``
+        unless one is pending.
+        """
         self._expect(State.GSS_PENDING)
         self.state = State.STARTUP
         return b"N"
@@ -193,6 +206,10 @@ class FrontendHandshake:
         return codec.negotiate_protocol_version(codec.PROTOCOL_3_0, options)
 
     def request_cleartext_password(self) -> bytes:
+        """AuthenticationCleartextPassword, after which ``next_event`` yields ``PasswordReceived``:
+        how RDS asks for an IAM token. ``RuntimeError`` unless a StartupMessage was just
+        received.
+        """
         self._expect(State.AUTHENTICATING)
         self.state = State.AWAIT_PASSWORD
         return codec.auth_cleartext()

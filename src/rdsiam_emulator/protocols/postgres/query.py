@@ -22,17 +22,22 @@ def quote_literal(text: str) -> str:
 
 
 def quote_ident(text: str) -> str:
+    """``text`` as a double-quoted SQL identifier (quotes doubled). Raises ``ValueError`` on NUL."""
     if "\0" in text:
         raise ValueError("NUL in SQL identifier")
     return '"' + text.replace('"', '""') + '"'
 
 
 def query_message(sql: str) -> bytes:
+    """A simple Query message (``Q``) for ``sql``."""
     return codec.typed(b"Q", codec.cstr(sql))
 
 
 @dataclass(slots=True)
 class QueryResult:
+    """One simple query's outcome: data rows as text (None for SQL NULL), the ErrorResponse fields
+    if it failed, and the command tags in order.
+    """
     rows: list[list[str | None]] = field(default_factory=list)
     error: dict[str, str] | None = None
     command_tags: list[str] = field(default_factory=list)
@@ -46,6 +51,9 @@ class SimpleQuery:
         self._result = QueryResult()
 
     def receive_data(self, data: bytes) -> QueryResult | None:
+        """Feed server bytes; returns the result at ReadyForQuery, else None. Raises
+        ``ProtocolViolation`` for a malformed message.
+        """
         self._reader.feed(data)
         while True:
             msg = self._reader.next_message()
