@@ -42,10 +42,14 @@ MAX_INSPECTED_QUERY = 1024 * 1024
 
 
 def might_be_user_ddl(query: bytes) -> bool:
+    """True when the raw query (at most ``MAX_INSPECTED_QUERY`` bytes) may hold user DDL and must go
+    through ``inspect``; False is certain.
+    """
     return len(query) <= MAX_INSPECTED_QUERY and _PREFILTER.search(query) is not None
 
 
 class Kind(Enum):
+    """Token kinds of the small MySQL lexer."""
     WORD = "word"
     STRING = "string"
     QIDENT = "qident"
@@ -54,6 +58,7 @@ class Kind(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Token:
+    """One lexical token with its ``start``/``end`` offsets (characters) in the SQL text."""
     kind: Kind
     text: str
     """Words as written; strings and quoted identifiers unescaped."""
@@ -70,6 +75,9 @@ _WORD = re.compile(r"[A-Za-z0-9_$.\x80-\U0010ffff%]+")
 
 
 def tokenize(sql: str) -> list[Token]:
+    """Split MySQL text into tokens (comments and whitespace dropped). Lenient: an unterminated
+    string or quoted identifier runs to the end of the text.
+    """
     tokens: list[Token] = []
     i, n = 0, len(sql)
     while i < n:
@@ -119,6 +127,7 @@ def _unescape(c: str) -> str:
 
 
 class Op(Enum):
+    """The kind of account statement."""
     CREATE = "create"
     ALTER = "alter"
     DROP = "drop"
@@ -129,10 +138,12 @@ class Op(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Account:
+    """A MySQL account ``'user'@'host'`` (host ``%`` when not given)."""
     user: str
     host: str = "%"
 
     def sql(self) -> str:
+        """The account as SQL text: ``'user'@'host'`` with both parts quoted."""
         return f"{quote(self.user)}@{quote(self.host)}"
 
 
@@ -147,6 +158,9 @@ class UserChange:
 
 @dataclass(slots=True)
 class Statement:
+    """One account statement (``CREATE``/``ALTER``/``DROP``/``RENAME USER``, ``GRANT … IDENTIFIED``,
+    ``SET PASSWORD``) and what it does to each account's IAM-ness.
+    """
     op: Op
     if_not_exists: bool = False
     or_replace: bool = False
@@ -156,6 +170,9 @@ class Statement:
 
     @property
     def uses_iam_plugin(self) -> bool:
+        """True when some account becomes ``IDENTIFIED WITH AWSAuthenticationPlugin``. See
+        https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.IAMDBAuth.DBAccounts.html
+        """
         return any(c.iam for c in self.changes)
 
 
@@ -188,14 +205,17 @@ class Inspection:
 
     @property
     def user_ddl(self) -> list[Statement]:
+        """The statements that are user DDL, in order."""
         return [s for s in self.statements if s is not None]
 
     @property
     def uses_iam_plugin(self) -> bool:
+        """True when any statement makes an account an IAM user."""
         return any(s.uses_iam_plugin for s in self.user_ddl)
 
 
 def quote(text: str) -> str:
+    """``text`` as a single-quoted MySQL string literal (backslashes and quotes escaped)."""
     return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
 

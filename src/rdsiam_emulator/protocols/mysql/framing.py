@@ -72,6 +72,9 @@ class CommandFramer:
         return not self._passthrough and size >= 4 and _single_plain_packet(data, size)
 
     def feed(self, data: bytes) -> tuple[list[bytes | Intercept], bytes]:
+        """Bytes to forward (in order, possibly ending with one ``Intercept``) and the input left
+        unprocessed after that ``Intercept`` (empty without one).
+        """
         if self.passes(data):
             return [data], b""
         self._buf += data

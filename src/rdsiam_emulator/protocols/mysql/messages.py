@@ -40,6 +40,9 @@ class Greeting:
 
     @classmethod
     def parse(cls, payload: bytes) -> Greeting:
+        """Decode a server greeting payload. Raises ``ProtocolError`` for an ERR packet instead (its
+        text in the message), a protocol version other than 10, or a truncated payload.
+        """
         r = Reader(payload)
         proto = r.uint(1)
         if proto == ERR_HEADER:
@@ -82,6 +85,9 @@ class Greeting:
         )
 
     def build(self) -> bytes:
+        """The greeting payload as a server sends it (fields present according to
+        ``capabilities``).
+        """
         caps = self.capabilities
         nonce = self.nonce
         return b"".join(
@@ -124,10 +130,14 @@ class HandshakeResponse:
 
     @property
     def user_text(self) -> str:
+        """The user name decoded as UTF-8 (invalid bytes replaced), for messages and events."""
         return self.user.decode("utf-8", "replace")
 
     @classmethod
     def parse(cls, payload: bytes) -> HandshakeResponse:
+        """Decode a HandshakeResponse41 or its 32-byte SSLRequest prefix. Raises ``ProtocolError``
+        when too short or truncated, and with 1251/08004 for a client without protocol 4.1.
+        """
         if len(payload) < SSL_REQUEST_LENGTH:
             raise ProtocolError("handshake response too short")
         r = Reader(payload)
@@ -159,6 +169,7 @@ class HandshakeResponse:
                    r.rest())
 
     def build(self) -> bytes:
+        """The payload as a client sends it, fields present according to ``capabilities``."""
         caps = self.capabilities
         head = (
             caps.to_bytes(4, "little")
@@ -187,6 +198,9 @@ class HandshakeResponse:
         return b"".join(parts)
 
     def with_auth(self, plugin: str, auth_response: bytes) -> HandshakeResponse:
+        """A copy naming ``plugin`` with ``auth_response`` (to log in to the backend with other
+        credentials).
+        """
         return replace(self, auth_plugin=plugin, auth_response=auth_response)
 
     def attribute_pairs(self) -> dict[str, str]:
@@ -217,6 +231,9 @@ class ChangeUser:
 
     @classmethod
     def parse(cls, payload: bytes, capabilities: int) -> ChangeUser:
+        """Decode a COM_CHANGE_USER payload (command byte included) under the session's
+        ``capabilities``. Raises ``ProtocolError`` when truncated.
+        """
         r = Reader(payload, 1)
         user = r.nul_str()
         if capabilities & Capability.SECURE_CONNECTION:
@@ -234,6 +251,7 @@ class ChangeUser:
         return cls(user, auth, database, charset, plugin, attributes)
 
     def build(self, capabilities: int) -> bytes:
+        """The COM_CHANGE_USER payload (command byte ``0x11`` first) under ``capabilities``."""
         parts = [b"\x11", self.user + b"\0"]
         if capabilities & Capability.SECURE_CONNECTION:
             parts.append(bytes([len(self.auth_response)]) + self.auth_response)
@@ -254,11 +272,15 @@ class ChangeUser:
 
 @dataclass(frozen=True, slots=True)
 class ErrPacket:
+    """An ERR packet: MySQL error ``code`` (e.g. 1045), five-character ``sqlstate`` and
+    ``message``.
+    """
     code: int
     sqlstate: str
     message: str
 
     def build(self) -> bytes:
+        """The ERR payload (``0xff``, code, ``#``, SQLSTATE padded/cut to 5, message in UTF-8)."""
         return (
             bytes([ERR_HEADER])
             + self.code.to_bytes(2, "little")
@@ -269,6 +291,9 @@ class ErrPacket:
 
     @classmethod
     def parse(cls, payload: bytes) -> ErrPacket:
+        """Decode an ERR payload; SQLSTATE ``HY000`` when the packet has no ``#`` marker. Raises
+        ``ProtocolError`` when truncated.
+        """
         r = Reader(payload, 1)
         code = r.uint(2)
         state = "HY000"
@@ -291,6 +316,9 @@ def _err_text(payload: bytes) -> str:
 
 def ok_packet(status: int = 0x0002, warnings: int = 0, affected: int = 0,
               last_insert_id: int = 0) -> bytes:
+    """An OK payload with the given server ``status`` flags, ``warnings`` count, affected rows and
+    last insert id.
+    """
     return (
         bytes([OK_HEADER]) + lenenc_int(affected) + lenenc_int(last_insert_id)
         + status.to_bytes(2, "little") + warnings.to_bytes(2, "little")
@@ -298,6 +326,7 @@ def ok_packet(status: int = 0x0002, warnings: int = 0, affected: int = 0,
 
 
 def eof_packet(status: int = 0x0002, warnings: int = 0) -> bytes:
+    """An EOF payload (``0xfe``) with ``warnings`` and server ``status`` flags."""
     return bytes([EOF_HEADER]) + warnings.to_bytes(2, "little") + status.to_bytes(2, "little")
 
 
@@ -313,16 +342,23 @@ def ok_status(payload: bytes) -> int:
 
 
 def auth_switch_request(plugin: str, data: bytes) -> bytes:
+    """An AuthSwitchRequest payload: switch the client to ``plugin`` with plugin ``data`` (e.g. the
+    nonce). RDS switches IAM logins to ``mysql_clear_password``.
+    """
     return bytes([AUTH_SWITCH_HEADER]) + plugin.encode() + b"\0" + data
 
 
 @dataclass(frozen=True, slots=True)
 class AuthSwitch:
+    """A parsed AuthSwitchRequest (server → client): the plugin to use and its data."""
     plugin: str
     data: bytes
 
     @classmethod
     def parse(cls, payload: bytes) -> AuthSwitch:
+        """Decode an AuthSwitchRequest. Raises ``ProtocolError`` (1251/08004) for the old one-byte
+        form (pre-4.1 passwords).
+        """
         if len(payload) == 1:
             raise ProtocolError("old-style auth switch (pre-4.1 passwords) is not supported",
                                 code=1251, sqlstate="08004")
@@ -335,14 +371,17 @@ class AuthSwitch:
 
 
 def auth_more_data(data: bytes) -> bytes:
+    """An AuthMoreData payload (``0x01`` + ``data``), e.g. caching_sha2's fast-auth result."""
     return bytes([AUTH_MORE_DATA_HEADER]) + data
 
 
 def is_ok(payload: bytes) -> bool:
+    """True when ``payload`` is an OK packet (first byte ``0x00``)."""
     return bool(payload) and payload[0] == OK_HEADER
 
 
 def is_err(payload: bytes) -> bool:
+    """True when ``payload`` is an ERR packet (first byte ``0xff``)."""
     return bool(payload) and payload[0] == ERR_HEADER
 
 

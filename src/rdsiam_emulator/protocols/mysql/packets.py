@@ -41,6 +41,7 @@ class PacketDecoder:
 
     @property
     def buffered(self) -> int:
+        """Bytes held that are not yet part of a returned packet."""
         return len(self._buf) + self._parts_len
 
     def take_buffer(self) -> bytes:
@@ -52,6 +53,10 @@ class PacketDecoder:
         return data
 
     def feed(self, data: bytes) -> list[Packet]:
+        """Add bytes; returns the logical packets completed by them (16 MiB chunks joined), in
+        order. Raises ``ProtocolError`` (code 1153) when a packet would exceed ``max_payload``
+        bytes.
+        """
         self._buf += data
         out: list[Packet] = []
         while len(self._buf) >= 4:
@@ -101,6 +106,7 @@ def encode_packets(seq: int, payload: bytes) -> tuple[list[bytes], int]:
 
 
 def lenenc_int(value: int) -> bytes:
+    """``value`` (0 ≤ value < 2**64) as a length-encoded integer (1, 3, 4 or 9 bytes)."""
     if value < 0xFB:
         return bytes([value])
     if value < 1 << 16:
@@ -111,6 +117,7 @@ def lenenc_int(value: int) -> bytes:
 
 
 def lenenc_bytes(value: bytes) -> bytes:
+    """``value`` prefixed with its length as a length-encoded integer."""
     return lenenc_int(len(value)) + value
 
 
@@ -125,12 +132,15 @@ class Reader:
 
     @property
     def remaining(self) -> int:
+        """Bytes not yet read."""
         return len(self.data) - self.pos
 
     def at_end(self) -> bool:
+        """True when every byte was read."""
         return self.pos >= len(self.data)
 
     def take(self, n: int) -> bytes:
+        """The next ``n`` bytes. Raises ``ProtocolError`` if fewer remain or ``n`` is negative."""
         if n < 0 or self.pos + n > len(self.data):
             raise ProtocolError("truncated packet")
         out = self.data[self.pos : self.pos + n]
@@ -138,9 +148,13 @@ class Reader:
         return out
 
     def uint(self, n: int) -> int:
+        """The next ``n``-byte little-endian unsigned integer."""
         return int.from_bytes(self.take(n), "little")
 
     def nul_str(self) -> bytes:
+        """The bytes up to the next NUL (which is consumed). Raises ``ProtocolError`` when there is
+        none.
+        """
         end = self.data.find(b"\0", self.pos)
         if end < 0:
             raise ProtocolError("unterminated string")
@@ -158,6 +172,9 @@ class Reader:
         return out
 
     def lenenc_int(self) -> int:
+        """The next length-encoded integer. Raises ``ProtocolError`` when truncated or for an
+        invalid first byte.
+        """
         first = self.uint(1)
         if first < 0xFB:
             return first
@@ -170,9 +187,11 @@ class Reader:
         raise ProtocolError(f"invalid length-encoded integer prefix 0x{first:02x}")
 
     def lenenc_bytes(self) -> bytes:
+        """The next length-encoded string."""
         return self.take(self.lenenc_int())
 
     def rest(self) -> bytes:
+        """Every byte not yet read (possibly empty)."""
         out = self.data[self.pos :]
         self.pos = len(self.data)
         return out

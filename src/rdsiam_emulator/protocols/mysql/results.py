@@ -46,6 +46,7 @@ class TextResult:
 
     @property
     def done(self) -> bool:
+        """True once the whole response (OK, ERR, or result set up to its final EOF/OK) was read."""
         return self._phase is _Phase.DONE
 
     def feed(self, packet: Packet) -> bool:
@@ -108,6 +109,9 @@ class DdlOutcomes:
     done: bool = False
 
     def feed(self, packet: Packet) -> bool:
+        """Consume one packet; True when the last result was read (no ``MORE_RESULTS_EXISTS`` flag),
+        or as soon as ``unknown`` is set.
+        """
         p = packet.payload
         if self.done:
             return True

@@ -19,6 +19,9 @@ def _xor(a: bytes, b: bytes) -> bytes:
 
 
 def native_password(password: bytes, nonce: bytes) -> bytes:
+    """``mysql_native_password``'s 20-byte response to the first 20 bytes of ``nonce``; empty for an
+    empty password.
+    """
     if not password:
         return b""
     stage1 = hashlib.sha1(password).digest()  # noqa: S324 - the protocol mandates SHA-1
@@ -27,6 +30,9 @@ def native_password(password: bytes, nonce: bytes) -> bytes:
 
 
 def caching_sha2_password(password: bytes, nonce: bytes) -> bytes:
+    """``caching_sha2_password``'s 32-byte fast-auth response to the first 20 bytes of ``nonce``;
+    empty for an empty password.
+    """
     if not password:
         return b""
     stage1 = hashlib.sha256(password).digest()
