@@ -49,6 +49,7 @@ class TestClock:
         self._clock = clock
 
     def now(self) -> datetime:
+        """The test's current time, aware, in UTC (real time plus every jump made so far)."""
         return self._clock.now()
 
     def advance(self, seconds: float = 0.0, **kwargs: float) -> datetime:
@@ -73,10 +74,16 @@ class RdsIamDb:
     # -- the instance -------------------------------------------------------------------------
     @property
     def engine(self) -> str:
+        """``"postgres"`` or ``"mysql"`` (MariaDB backends report ``"mysql"``, as they speak its
+        protocol).
+        """
         return self.instance.engine
 
     @property
     def host(self) -> str:
+        """The RDS-style endpoint name tokens must be generated for (it resolves to the loopback
+        endpoint in this process).
+        """
         return self.instance.host
 
     @property
@@ -87,41 +94,56 @@ class RdsIamDb:
 
     @property
     def port(self) -> int:
+        """The endpoint's TCP port on 127.0.0.1 (TLS, as RDS requires for IAM logins)."""
         return self.instance.port
 
     @property
     def region(self) -> str:
+        """The instance's region; tokens must be signed for it."""
         return self.instance.region
 
     @property
     def account_id(self) -> str:
+        """The 12-digit AWS account the instance (and its moto state) belongs to."""
         return self.instance.account_id
 
     @property
     def instance_id(self) -> str:
+        """The DB instance identifier, as ``describe_db_instances`` reports it."""
         return self.instance.instance_id
 
     @property
     def resource_id(self) -> str:
+        """The DbiResourceId (``db-…``): the resource in ``rds-db:connect`` ARNs, not the instance
+        id. See
+        https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.IAMDBAuth.IAMPolicy.html
+        """
         return self.instance.resource_id
 
     @property
     def master_username(self) -> str:
+        """The master user's name (a password login; not an IAM user unless you make it one)."""
         return self.instance.backend.master_user
 
     @property
     def master_password(self) -> str:
+        """The master user's password."""
         return self.instance.backend.master_password
 
     @property
     def ca_bundle(self) -> str:
+        """Path of the PEM bundle of the emulator's CA, to verify the endpoint's certificate (the
+        equivalent of RDS's ``global-bundle.pem``).
+        """
         return str(self.instance.ca_bundle)
 
     @property
     def iam_enabled(self) -> bool:
+        """Whether the instance accepts IAM logins now (``set_iam_enabled`` changes it)."""
         return self.instance.iam_enabled
 
     def db_user_arn(self, db_user: str) -> str:
+        """``arn:aws:rds-db:<region>:<account>:dbuser:<DbiResourceId>/<db_user>``, for policies."""
         return self.instance.db_user_arn(db_user)
 
     @property
@@ -153,6 +175,11 @@ class RdsIamDb:
         return pymysql.connect(**kwargs, autocommit=True)
 
     def generate_token(self, db_user: str, session: boto3.Session) -> str:
+        """An IAM auth token for ``db_user`` signed with ``session``'s credentials, as the
+        application would make it (botocore's ``generate_db_auth_token``), dated by the test
+        clock (``aws_clock`` hooks botocore's signing time in this process) and valid for 900
+        seconds.
+        """
         return str(session.client("rds", region_name=self.region).generate_db_auth_token(
             DBHostname=self.host, Port=self.port, DBUsername=db_user))
 
@@ -206,6 +233,10 @@ class RdsIamDb:
                              region_name=self.region)
 
     def set_iam_enabled(self, enabled: bool) -> None:
+        """Turn IAM database authentication on or off for the instance, like ``modify-db-instance
+        --(no-)enable-iam-database-authentication``: both the endpoint and moto's
+        ``IAMDatabaseAuthenticationEnabled`` change.
+        """
         self.instance.set_iam_enabled(enabled)
         from rdsiam_emulator.moto_rds import set_iam_enabled
 

@@ -142,7 +142,11 @@ def _rds_iam_scope(request: pytest.FixtureRequest,
 @pytest.fixture
 def rds_iam_db(request: pytest.FixtureRequest, _rds_iam_scope: _TestScope) -> RdsIamDb:
     """A fresh database on the session's emulated instance; PostgreSQL unless parametrized
-    indirectly with ``"mysql"``. moto is active and knows the instance for the whole test."""
+    indirectly with ``"mysql"``. moto is active and knows the instance for the whole test.
+
+    Skips the test unless the plugin is active (``--rdsiam-emulator``); ``pytest.UsageError``
+    for another engine name. What the test changed on the shared instance is put back after it.
+    """
     engine = getattr(request, "param", "postgres")
     if engine not in ENGINES:
         raise pytest.UsageError(f"rds_iam_db engine must be one of {ENGINES}, not {engine!r}")
@@ -154,7 +158,11 @@ def rds_iam_db_factory(_rds_iam_scope: _TestScope) -> Callable[..., RdsIamDb]:
     """Make further instances: ``rds_iam_db_factory(engine="mysql", iam_enabled=False,
     region="eu-west-1", instance_id="orders", naming="loopback", future_skew=10, ...)`` (every
     name in ``FACTORY_ARGUMENTS``; ``TypeError`` for others). Each gets its own endpoint and
-    resource id on the engine's shared backend; all are closed after the test."""
+    resource id on the engine's shared backend; all are closed after the test.
+
+    ``future_skew`` is in seconds. ``ValueError`` for an unknown engine and for values the
+    command-line options would refuse too (an unknown region, a negative or infinite skew).
+    """
     pool = _rds_iam_scope.pool
 
     def factory(engine: str = "postgres", **overrides: Any) -> RdsIamDb:

@@ -22,6 +22,9 @@ NOT_ACTIVE_REASON = (
 
 
 def settings_of(config: pytest.Config) -> PluginSettings:
+    """The plugin's settings for this pytest run. Raises ``KeyError`` before the plugin configured
+    them.
+    """
     return config.stash[SETTINGS_KEY]
 
 

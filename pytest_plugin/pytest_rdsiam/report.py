@@ -11,6 +11,9 @@ SECTION_TITLE = "rdsiam auth events"
 
 
 def events_section(item: pytest.Item) -> str | None:
+    """The auth events recorded for ``item`` (one summary line each, every instance it used, each
+    event once), or None when there were none.
+    """
     sources = item.stash.get(EVENT_SOURCES, [])
     lines: list[str] = []
     seen: set[int] = set()
@@ -28,6 +31,9 @@ def events_section(item: pytest.Item) -> str | None:
 
 
 def add_section(item: pytest.Item, report: pytest.TestReport) -> None:
+    """Attach ``events_section`` to the report of a failed test phase (passed and skipped are left
+    alone).
+    """
     if report.passed or report.skipped:
         return
     text = events_section(item)
