@@ -27,7 +27,10 @@ class SystemClock:
 
 
 class ManualClock:
-    """A clock that only moves when told to; thread-safe: endpoints read it from other threads."""
+    """A clock that only moves when told to; thread-safe: endpoints read it from other threads.
+
+    ``start`` (default: the system time now) must be timezone-aware, else ``ValueError``.
+    """
 
     def __init__(self, start: datetime | None = None) -> None:
         start = start if start is not None else SystemClock().now()

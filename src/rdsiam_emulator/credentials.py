@@ -23,6 +23,7 @@ class ResolvedCredential:
     """Set for temporary (STS) credentials: the token must carry exactly this session token."""
     active: bool = True
     expires_at: datetime | None = None
+    """When temporary credentials stop working (aware, UTC); RDS checks this at connect time."""
     principal_arn: str | None = None
     account_id: str | None = None
     source: str = "static"

@@ -39,7 +39,12 @@ class LoopThread:
         self._loop.run_forever()
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = 60.0) -> T:
-        """Run ``coro`` on the loop and wait for its result (re-raising its exception)."""
+        """Run ``coro`` on the loop and wait for its result (re-raising its exception).
+
+        ``timeout`` is in seconds (None: wait for ever); when it passes, ``TimeoutError`` is
+        raised and the coroutine keeps running. ``RuntimeError`` when called from the loop's own
+        thread (it would deadlock).
+        """
         if threading.current_thread() is self._thread:
             raise RuntimeError("LoopThread.run called from the loop's own thread")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
@@ -50,7 +55,11 @@ class LoopThread:
         return self._thread.is_alive()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Cancel what is left, stop the loop, join the thread, close the loop. Idempotent."""
+        """Cancel what is left, stop the loop, join the thread, close the loop. Idempotent.
+
+        ``timeout`` (seconds) bounds the cancelling and, separately, the join; a loop whose thread
+        is still alive after it is left open rather than closed under it.
+        """
         if not self._thread.is_alive():
             return
 

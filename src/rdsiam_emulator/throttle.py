@@ -25,7 +25,12 @@ class ThrottleLimits:
 
 
 class Throttle:
-    """Sliding one-second windows over distinct tokens and distinct signing identities."""
+    """Sliding one-second windows over distinct tokens and distinct signing identities.
+
+    ``monotonic`` returns seconds (``time.monotonic`` by default); ``window`` is the window's
+    length in seconds. Thread-safe. Limits as documented at
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.IAMDBAuth.html
+    """
 
     def __init__(
         self,
@@ -44,7 +49,11 @@ class Throttle:
         self._lock = threading.Lock()
 
     def admit(self, token_key: str, identity: str) -> str | None:
-        """Record one connection attempt; returns None, or why it is throttled."""
+        """Record one connection attempt; returns None, or why it is throttled.
+
+        ``token_key`` identifies the token (a repeated key is never throttled), ``identity`` the
+        signing principal. A throttled attempt is not recorded.
+        """
         with self._lock:
             now = self._monotonic()
             self._expire(now)

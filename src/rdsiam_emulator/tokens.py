@@ -406,7 +406,13 @@ def _check_fixed(
 
 
 def parse_token(token: str) -> ParsedToken:
-    """Parse ``token`` or raise ``TokenFormatError`` with the reason RDS would log first."""
+    """Parse ``token`` or raise ``TokenFormatError`` with the reason RDS would log first.
+
+    ``token`` is a presigned URL without its scheme (``host:port/?Action=connect&…``, at most
+    ``MAX_TOKEN_LENGTH`` characters). Parsing checks the layout only (one of each parameter,
+    known algorithm, readable date and expiry); scope, time, binding and signature are the
+    verifier's checks.
+    """
     if not isinstance(token, str):
         raise TokenFormatError(
             Reason.MALFORMED_TOKEN, f"the password is {type(token).__name__}, not text"

@@ -34,7 +34,12 @@ MAX_EXPIRES = 900
 
 @dataclass(frozen=True, slots=True)
 class VerifierSettings:
-    """Strictness knobs. Defaults follow RDS (the future skew is inferred: the SigV4 5 minutes)."""
+    """Strictness knobs. Defaults follow RDS (the future skew is inferred: the SigV4 5 minutes).
+
+    ``max_future_skew``: how far ``X-Amz-Date`` may lie ahead of ``now``; ``max_expires``: the
+    largest accepted ``X-Amz-Expires``, in seconds (RDS: 900, tokens live 15 minutes, see
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.IAMDBAuth.Connecting.html).
+    """
 
     max_future_skew: timedelta = timedelta(minutes=5)
     max_expires: int = MAX_EXPIRES
@@ -426,6 +431,14 @@ def verify_token(
     authorizer: Authorizer | None = None,
 ) -> VerifyResult:
     """Verify an RDS IAM token as RDS would; never raises for bad input, only rejects.
+
+    ``token`` is the password the client sent (``host:port/?Action=connect&DBUser=…&X-Amz-…``,
+    no scheme); ``endpoint`` is where the client connected, ``db_user`` the login's user name
+    (compared case-sensitively with ``DBUser``), ``now`` the aware time of the attempt (UTC or
+    any zone). ``authorizer`` None skips the IAM policy step. Returns a ``VerifyResult`` whose
+    ``reason`` is the first failing check in RDS order. Raises ``ValueError`` only for a naive
+    ``now`` (a caller bug). What RDS checks:
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.IAMDBAuth.html
 
     Two fast paths come first and only ever accept: one for tokens in an SDK's own layout
     (``tokens.CANONICAL_SDK_TOKEN``: one regex match, no per-parameter decoding, integer time
