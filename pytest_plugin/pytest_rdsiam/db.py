@@ -81,8 +81,9 @@ class RdsIamDb:
 
     @property
     def host(self) -> str:
-        """The RDS-style endpoint name tokens must be generated for (it resolves to the loopback
-        endpoint in this process).
+        """The endpoint name tokens must be generated for: RDS-style
+        (``<instance>.<label>.<region>.rds.amazonaws.com``, resolving to the endpoint in this
+        process only), or ``localhost`` with the ``loopback`` naming option.
         """
         return self.instance.host
 
@@ -94,7 +95,7 @@ class RdsIamDb:
 
     @property
     def port(self) -> int:
-        """The endpoint's TCP port on 127.0.0.1 (TLS, as RDS requires for IAM logins)."""
+        """The endpoint's TCP port (listening on loopback; IAM logins need TLS, as on RDS)."""
         return self.instance.port
 
     @property

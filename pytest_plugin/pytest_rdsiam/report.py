@@ -11,8 +11,9 @@ SECTION_TITLE = "rdsiam auth events"
 
 
 def events_section(item: pytest.Item) -> str | None:
-    """The auth events recorded for ``item`` (one summary line each, every instance it used, each
-    event once), or None when there were none.
+    """The auth events recorded for ``item``: one summary line each (plus the principal of a
+    refusal), every instance it used, each event once; a placeholder line when no login reached
+    the emulator, and None when the test used no instance.
     """
     sources = item.stash.get(EVENT_SOURCES, [])
     lines: list[str] = []
