@@ -32,7 +32,7 @@ def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 def resolve_loop_name(requested: str | None = None) -> LoopName:
     """``requested`` (argument > $RDSIAM_EVENT_LOOP > ``auto``): ``auto`` picks uvloop when it
     can be imported. Asking for uvloop explicitly when it is missing is an error, not a silent
-    fallback."""
+    fallback: ``RuntimeError``; an unknown name is a ``ValueError``."""
     choice = (requested or os.environ.get(LOOP_ENV) or "auto").strip().lower()
     if choice == "asyncio":
         return "asyncio"

@@ -50,7 +50,8 @@ def register(name: str, address: str = "127.0.0.1") -> None:
 
 
 def unregister(name: str) -> None:
-    """Undo one ``register``; the hook is removed when no names are left."""
+    """Undo one ``register``; the hook is removed when no names are left. Unknown names are
+    ignored."""
     global _original
     key = _norm(name)
     with _lock:

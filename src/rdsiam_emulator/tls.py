@@ -85,7 +85,12 @@ class EmulatorCA:
         return ssl.create_default_context(cafile=str(self.bundle_path))
 
     def server_certificate(self, names: Iterable[str]) -> ServerCertificate:
-        """The certificate for ``names`` (the first is the subject CN); issued once, then reused."""
+        """The certificate for ``names`` (the first is the subject CN); issued once, then reused.
+
+        Valid ``SERVER_VALIDITY`` (397 days) from issue, re-issued ``RENEW_BEFORE`` (7 days) before
+        it expires by the CA's clock. ``ValueError`` for an empty ``names``; ``OSError`` when the
+        CA directory cannot be written.
+        """
         ordered = _unique(names)
         if not ordered:
             raise ValueError("a server certificate needs at least one name")
