@@ -12,6 +12,7 @@ name is verified, the address dialled); PyMySQL resolves the name through
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 from collections.abc import Iterator
 from typing import Any
@@ -30,6 +31,7 @@ from serve_proc import (
     events,
     free_loopback,
     free_port,
+    process_gone,
 )
 
 from rdsiam_emulator import resolver
@@ -71,6 +73,10 @@ document = '{CONNECT_APP_USER}'
 [[iam.groups]]
 name = "apps"
 policies = ["connect-app-user"]
+
+[[iam.roles]]
+name = "reader"
+inline_policies = {{ connect = '{CONNECT_APP_USER}' }}
 
 [[iam.users]]
 name = "app"
@@ -202,3 +208,114 @@ def test_denied_login_on_events_and_stdout(server: Serve) -> None:
                         timeout=10).status_code == 400
 
 
+
+
+def test_alias_accepted_undeclared_cname_is_host_mismatch(server: Serve) -> None:
+    orders = server.instance("orders")
+    assert pg_login(server, orders, "app_user", token(server, "orders-db", 5432, "app_user"),
+                    host="orders-db") == "app_user"
+    cursor = server.json("/_rdsiam/events")["cursor"]
+    cname = "db.internal.example.com"
+    with pytest.raises(psycopg.OperationalError, match="PAM authentication failed"):
+        # the certificate does not name the CNAME (as on RDS): TLS without name check
+        psycopg.connect(host=cname, hostaddr=orders["address"], port=5432, user="app_user",
+                        password=token(server, cname, 5432, "app_user"), dbname="app",
+                        sslmode="require", connect_timeout=20).close()
+    [denied] = events(server, since=str(cursor), outcome="deny")
+    assert denied["reason"] == "host_mismatch" and cname in denied["detail"]
+
+
+def test_modify_iam_authentication_takes_effect(server: Serve) -> None:
+    rds, shop = server.client("rds"), server.instance("shop")
+    cursor = server.json("/_rdsiam/events")["cursor"]
+    rds.modify_db_instance(DBInstanceIdentifier="shop", ApplyImmediately=True,
+                           EnableIAMDatabaseAuthentication=False)
+    try:
+        [desc] = rds.describe_db_instances(DBInstanceIdentifier="shop")["DBInstances"]
+        assert desc["IAMDatabaseAuthenticationEnabled"] is False
+        assert server.instance("shop")["iam_enabled"] is False
+        with pytest.raises(pymysql.err.OperationalError, match="Access denied"):
+            my_login(server, shop, "app_user", token(server, shop["host"], 3306, "app_user"))
+        [denied] = events(server, since=str(cursor), outcome="deny")
+        assert denied["reason"] == "iam_disabled"
+    finally:
+        rds.modify_db_instance(DBInstanceIdentifier="shop", ApplyImmediately=True,
+                               EnableIAMDatabaseAuthentication=True)
+    assert server.instance("shop")["iam_enabled"] is True
+    assert my_login(server, shop, "app_user",
+                    token(server, shop["host"], 3306, "app_user")) == "app_user@%"
+
+
+@pytest.mark.slow
+def test_create_and_delete_db_instance_are_real(server: Serve) -> None:
+    rds = server.client("rds")
+    created = rds.create_db_instance(
+        DBInstanceIdentifier="inventory", Engine="mariadb", DBInstanceClass="db.t4g.micro",
+        AllocatedStorage=20, MasterUsername="admin", MasterUserPassword="master-pass-1234",
+        EnableIAMDatabaseAuthentication=True)["DBInstance"]
+    assert created["DBInstanceStatus"] == "creating"
+    health = server.get("/_rdsiam/health")
+    assert health.status_code == 503 and health.json()["instances"]["inventory"] == "creating"
+    rds.get_waiter("db_instance_available").wait(
+        DBInstanceIdentifier="inventory", WaiterConfig={"Delay": 1, "MaxAttempts": 90})
+    assert server.get("/_rdsiam/health").status_code == 200
+    [desc] = rds.describe_db_instances(DBInstanceIdentifier="inventory")["DBInstances"]
+    inst = server.instance("inventory")
+    assert desc["Endpoint"]["Address"] == inst["host"] == (
+        f"inventory.{DNS_LABEL}.{REGION}.rds.amazonaws.com")
+    assert desc["Endpoint"]["Port"] == inst["port"] == 3306
+    assert inst["address"].startswith("127.0.0.") and inst["created_by"] == "api"
+    assert desc["DbiResourceId"] == inst["resource_id"] == created["DbiResourceId"]
+    assert desc["EngineVersion"] == inst["version"] and desc["Engine"] == "mariadb"
+    assert server.wait_line(f"{inst['address']} {inst['host']}", timeout=10)
+    # as an IaC script would: the master creates the IAM user, the app logs in with a token
+    resolver.register(inst["host"], inst["address"])
+    try:
+        conn = pymysql.connect(host=inst["host"], port=3306, user="admin",
+                               password="master-pass-1234", ssl={"ca": str(server.ca)},  # type: ignore[attr-defined]
+                               autocommit=True, connect_timeout=20)
+        with conn.cursor() as cur:
+            cur.execute("CREATE USER 'app_user'@'%' IDENTIFIED WITH AWSAuthenticationPlugin "
+                        "AS 'RDS'")
+        conn.close()
+    finally:
+        resolver.unregister(inst["host"])
+    assert my_login(server, inst, "app_user",
+                    token(server, inst["host"], 3306, "app_user")) == "app_user@%"
+    pid = inst["backend_pid"]
+    assert isinstance(pid, int) and not process_gone(pid)
+    deleted = rds.delete_db_instance(DBInstanceIdentifier="inventory", SkipFinalSnapshot=True)
+    assert deleted["DBInstance"]["DBInstanceIdentifier"] == "inventory"
+    assert "inventory" not in {i["id"] for i in server.json("/_rdsiam/instances")["instances"]}
+    assert process_gone(pid)
+    with socket.socket() as sock:
+        assert sock.connect_ex((inst["address"], 3306)) != 0
+    with pytest.raises(rds.exceptions.DBInstanceNotFoundFault):
+        rds.describe_db_instances(DBInstanceIdentifier="inventory")
+
+
+def test_create_db_instance_refuses_engines_it_cannot_run(server: Serve) -> None:
+    rds = server.client("rds")
+    with pytest.raises(rds.exceptions.ClientError, match="use one of postgres, mysql, mariadb"):
+        rds.create_db_instance(DBInstanceIdentifier="legacy", Engine="oracle-ee",
+                               DBInstanceClass="db.m5.large", AllocatedStorage=20,
+                               MasterUsername="admin", MasterUserPassword="master-pass-1234")
+    assert "legacy" not in {d["DBInstanceIdentifier"]
+                            for d in rds.describe_db_instances()["DBInstances"]}
+
+
+def test_seeded_role_assumed_logs_in(server: Serve) -> None:
+    sts = server.client("sts", APP_KEY, APP_SECRET)
+    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/reader",
+                            RoleSessionName="ci")["Credentials"]
+    import boto3
+
+    rds = boto3.client("rds", region_name=REGION, endpoint_url=server.url,
+                       aws_access_key_id=creds["AccessKeyId"],
+                       aws_secret_access_key=creds["SecretAccessKey"],
+                       aws_session_token=creds["SessionToken"])
+    orders = server.instance("orders")
+    tok = rds.generate_db_auth_token(DBHostname=orders["host"], Port=5432, DBUsername="app_user")
+    assert pg_login(server, orders, "app_user", tok) == "app_user"
+    [allowed] = events(server, db_user="app_user", outcome="allow", limit="1")
+    assert allowed["principal_arn"].startswith(f"arn:aws:sts::{ACCOUNT}:assumed-role/reader/")
