@@ -12,9 +12,13 @@ name is verified, the address dialled); PyMySQL resolves the name through
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 import ssl
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -31,7 +35,9 @@ from serve_proc import (
     events,
     free_loopback,
     free_port,
+    hosts_lines,
     process_gone,
+    run_with_hosts,
 )
 
 from rdsiam_emulator import resolver
@@ -85,9 +91,8 @@ access_keys = [{{ access_key_id = "{APP_KEY}", secret_access_key = "{APP_SECRET}
 """
     serve = Serve(config, tmp)
     try:
-        serve.health_seen = serve.wait_ready(port)  # type: ignore[attr-defined]
-        serve.ca = tmp / "ca.pem"  # type: ignore[attr-defined]
-        serve.ca.write_bytes(serve.get("/_rdsiam/ca.pem").content)  # type: ignore[attr-defined]
+        serve.wait_ready(port)
+        serve.ca.write_bytes(serve.get("/_rdsiam/ca.pem").content)
         yield serve
     finally:
         code = serve.stop()
@@ -104,7 +109,7 @@ def pg_login(serve: Serve, inst: dict[str, Any], user: str, password: str,
              host: str | None = None) -> str:
     with psycopg.connect(host=host or inst["host"], hostaddr=inst["address"], port=inst["port"],
                          user=user, password=password, dbname="app", sslmode="verify-full",
-                         sslrootcert=str(serve.ca), connect_timeout=20) as conn:  # type: ignore[attr-defined]
+                         sslrootcert=str(serve.ca), connect_timeout=20) as conn:
         row = conn.execute("SELECT current_user").fetchone()
     assert row is not None
     return str(row[0])
@@ -114,7 +119,7 @@ def my_login(serve: Serve, inst: dict[str, Any], user: str, password: str) -> st
     resolver.register(inst["host"], inst["address"])
     try:
         conn = pymysql.connect(host=inst["host"], port=inst["port"], user=user,
-                               password=password, ssl={"ca": str(serve.ca)},  # type: ignore[attr-defined]
+                               password=password, ssl={"ca": str(serve.ca)},
                                connect_timeout=20)
         try:
             with conn.cursor() as cur:
@@ -139,7 +144,7 @@ def test_progress_lines_and_hosts_lines(server: Serve) -> None:
 
 
 def test_health_ca_and_instances(server: Serve) -> None:
-    assert server.health_seen[-1] == 200  # type: ignore[attr-defined]
+    assert server.health_seen[-1] == 200
     health = server.get("/_rdsiam/health")
     assert health.status_code == 200
     assert health.json() == {"status": "ready",
@@ -272,7 +277,7 @@ def test_create_and_delete_db_instance_are_real(server: Serve) -> None:
     resolver.register(inst["host"], inst["address"])
     try:
         conn = pymysql.connect(host=inst["host"], port=3306, user="admin",
-                               password="master-pass-1234", ssl={"ca": str(server.ca)},  # type: ignore[attr-defined]
+                               password="master-pass-1234", ssl={"ca": str(server.ca)},
                                autocommit=True, connect_timeout=20)
         with conn.cursor() as cur:
             cur.execute("CREATE USER 'app_user'@'%' IDENTIFIED WITH AWSAuthenticationPlugin "
@@ -319,3 +324,47 @@ def test_seeded_role_assumed_logs_in(server: Serve) -> None:
     assert pg_login(server, orders, "app_user", tok) == "app_user"
     [allowed] = events(server, db_user="app_user", outcome="allow", limit="1")
     assert allowed["principal_arn"].startswith(f"arn:aws:sts::{ACCOUNT}:assumed-role/reader/")
+
+
+NODE_DIR = Path(__file__).resolve().parents[2] / "node"
+
+
+@pytest.mark.node
+def test_node_pg_and_mysql2_by_rds_name(server: Serve, tmp_path: Path) -> None:
+    orders, shop = server.instance("orders"), server.instance("shop")
+    base = {"PATH": os.environ["PATH"], "DBUSER": "app_user", "CA": str(server.ca),
+            "REGION": REGION, "AWS_ACCESS_KEY_ID": APP_KEY, "AWS_SECRET_ACCESS_KEY": APP_SECRET}
+    # node pg: dials ADDRESS, verifies and signs for HOST (servername)
+    pg = subprocess.run(["node", str(NODE_DIR / "pg_iam.mjs")], capture_output=True, text=True,
+                        timeout=60, cwd=NODE_DIR,
+                        env=dict(base, HOST=orders["host"], ADDRESS=orders["address"],
+                                 PORT="5432"))
+    assert pg.returncode == 0, pg.stderr
+    assert json.loads(pg.stdout) == {"ok": True, "user": "app_user"}
+    # mysql2 resolves HOST itself: the printed /etc/hosts lines make it resolve
+    my = run_with_hosts(hosts_lines(server), ["node", str(NODE_DIR / "mysql2_iam.mjs")],
+                        tmp_path, dict(base, HOST=shop["host"], PORT="3306"), cwd=NODE_DIR)
+    assert my.returncode == 0, my.stderr
+    assert json.loads(my.stdout) == {"ok": True, "user": "app_user@%"}
+
+
+def test_psql_and_mysql_cli_by_rds_name(server: Serve, tmp_path: Path) -> None:
+    orders, shop = server.instance("orders"), server.instance("shop")
+    pg_token = token(server, orders["host"], 5432, "app_user")
+    psql = subprocess.run(
+        ["psql", f"host={orders['host']} hostaddr={orders['address']} port=5432 user=app_user "
+         f"dbname=app sslmode=verify-full sslrootcert={server.ca}",
+         "-X", "-tAc", "SELECT current_user"],
+        capture_output=True, text=True, timeout=60,
+        env={"PATH": os.environ["PATH"], "PGPASSWORD": pg_token})
+    assert psql.returncode == 0, psql.stderr
+    assert psql.stdout.strip() == "app_user"
+    mysql = shutil.which("mysql") or "mariadb"
+    my_token = token(server, shop["host"], 3306, "app_user")
+    cli = run_with_hosts(hosts_lines(server), [
+        mysql, "--no-defaults", "-h", shop["host"], "-P", "3306", "-u", "app_user",
+        f"--password={my_token}", "--ssl", f"--ssl-ca={server.ca}",
+        "--ssl-verify-server-cert", "-N", "-B",
+        "-e", "SELECT CURRENT_USER()"], tmp_path, {"PATH": os.environ["PATH"]})
+    assert cli.returncode == 0, cli.stderr
+    assert cli.stdout.strip() == "app_user@%"
