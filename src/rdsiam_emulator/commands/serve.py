@@ -67,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
 def _listen_problem(config: Any) -> str | None:
     from rdsiam_emulator.server.runtime import check_listen
 
+    why = check_listen(config.server.host, config.server.port)
+    if why:
+        return f"server.port: {why}"
     for i, inst in enumerate(config.instances):
         if inst.listen_port:
             why = check_listen(inst.listen_host, inst.listen_port)
@@ -100,10 +103,9 @@ def _serve(config: Any, stop: threading.Event, began: float) -> int:
     try:
         try:
             http = HttpServer(App(runtime), config.server.host, config.server.port)
-        except OSError as exc:
+        except (OSError, SystemExit):  # werkzeug exits when the port was taken since the check
             sys.stderr.write(f"rdsiam-emulator serve: bad config: server.port: cannot listen on "
-                             f"{config.server.host}:{config.server.port}: "
-                             f"{exc.strerror or exc}\n")
+                             f"{config.server.host}:{config.server.port}\n")
             return EXIT_USAGE
         http.start()
         api = f"http://{_client_host(config.server.host)}:{http.port}"
@@ -115,6 +117,7 @@ def _serve(config: Any, stop: threading.Event, began: float) -> int:
         except (BackendError, OSError, RuntimeError) as exc:
             sys.stderr.write(f"rdsiam-emulator serve: could not start: {exc}\n")
             return EXIT_ENVIRONMENT
+        runtime.started = True
         lines = runtime.hosts_lines()
         if lines:
             runtime.say("\n".join(["/etc/hosts lines for the RDS-style names:", *lines]))

@@ -54,9 +54,15 @@ class Runtime:
         self.events = EventLog()
         self.emulator = Emulator(state_dir, events=self.events)
         self.dns_label = config.server.dns_label or self.emulator.dns_label
-        self._slots: dict[str, Slot] = {}
+        # configured instances are known (and "creating") from the start: health is 503 until
+        # they all run, never 200 for a moment before they are registered
+        self._slots: dict[str, Slot] = {
+            spec.identifier: Slot(spec=spec, region=config.server.region)
+            for spec in config.instances}
         self._lock = threading.Lock()
         self._closed = False
+        self.started = False
+        """Set by ``serve`` once start-up (seed, configured instances) is complete."""
         self._threads: list[threading.Thread] = []
         self.events.subscribe(self._print_event)
 
@@ -85,7 +91,7 @@ class Runtime:
 
     def ready(self) -> bool:
         """Every known backend and endpoint is up (and there is nothing half-made)."""
-        return all(slot.state == "available" for slot in self.slots())
+        return self.started and all(slot.state == "available" for slot in self.slots())
 
     def host_name(self, identifier: str, region: str) -> str:
         return f"{identifier}.{self.dns_label}.{region}.rds.amazonaws.com"
@@ -104,11 +110,8 @@ class Runtime:
     def start_configured(self) -> None:
         """Start every configured instance (in parallel); raises the first failure after
         stopping whatever did start."""
-        slots = [Slot(spec=spec, region=self.config.server.region)
-                 for spec in self.config.instances]
         with self._lock:
-            for slot in slots:
-                self._slots[slot.spec.identifier] = slot
+            slots = [s for s in self._slots.values() if not s.from_api]
         if not slots:
             return
         with ThreadPoolExecutor(max_workers=len(slots), thread_name_prefix="rdsiam-start") as pool:
