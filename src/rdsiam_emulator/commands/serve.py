@@ -89,6 +89,7 @@ def _install_signals(stop: threading.Event) -> None:
 
 def _serve(config: Any, stop: threading.Event, began: float) -> int:
     from rdsiam_emulator.backends.errors import BackendError
+    from rdsiam_emulator.server.config import ConfigError
     from rdsiam_emulator.server.http import App, HttpServer
     from rdsiam_emulator.server.iam_seed import apply_seed
     from rdsiam_emulator.server.runtime import Runtime
@@ -102,7 +103,8 @@ def _serve(config: Any, stop: threading.Event, began: float) -> int:
     http: HttpServer | None = None
     try:
         try:
-            http = HttpServer(App(runtime), config.server.host, config.server.port)
+            app = App(runtime)
+            http = HttpServer(app, config.server.host, config.server.port)
         except (OSError, SystemExit):  # werkzeug exits when the port was taken since the check
             sys.stderr.write(f"rdsiam-emulator serve: bad config: server.port: cannot listen on "
                              f"{config.server.host}:{config.server.port}\n")
@@ -111,7 +113,14 @@ def _serve(config: Any, stop: threading.Event, began: float) -> int:
         api = f"http://{_client_host(config.server.host)}:{http.port}"
         runtime.say(f"rdsiam-emulator serve: AWS APIs (IAM, STS, RDS) and /_rdsiam/ on {api} "
                     f"(region {config.server.region}, account {config.server.account_id})")
-        apply_seed(config, api)
+        runtime.begin()  # backends boot while moto is imported
+        app.moto()
+        runtime.open()
+        try:
+            apply_seed(config, api)
+        except ConfigError as exc:
+            sys.stderr.write(f"rdsiam-emulator serve: bad config: {exc}\n")
+            return EXIT_USAGE
         try:
             runtime.start_configured()
         except (BackendError, OSError, RuntimeError) as exc:

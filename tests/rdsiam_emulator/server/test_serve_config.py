@@ -115,3 +115,12 @@ def test_taken_ports_exit_2_before_anything_starts(tmp_path: Path) -> None:
     assert done.stderr.startswith(f"rdsiam-emulator serve: bad config: server.port: cannot "
                                   f"listen on 127.0.0.1:{port}: "), done.stderr
     assert "ready in" not in done.stdout and "orders" not in done.stdout
+
+
+def test_seed_refused_by_iam_exits_2_naming_the_entry(tmp_path: Path) -> None:
+    # valid for the config checks; IAM itself refuses the second user of the same name
+    done = _serve(f"[server]\nport = {free_port()}\n\n[[iam.users]]\nname = \"ok\"\n\n"
+                  "[[iam.users]]\nname = \"ok\"\n", tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("rdsiam-emulator serve: bad config: iam.users[1]: "), done.stderr
+    assert "EntityAlreadyExists" in done.stderr and done.stderr.count("\n") == 1
