@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -48,8 +48,8 @@ class Slot:
     backend: BackendHandle | None = None
     error: str | None = None
     from_api: bool = False
-    began: float = field(default_factory=time.perf_counter)
-    """When its start began (``perf_counter`` seconds), for the progress line."""
+    boot_seconds: float | None = None
+    """How long its backend took to start (for the progress line)."""
     booting: Future[BackendHandle] | None = None
 
 
@@ -89,8 +89,7 @@ class Runtime:
         """Start booting every configured backend in the background (no endpoints yet)."""
         for slot in self.slots():
             if not slot.from_api and slot.booting is None:
-                slot.began = time.perf_counter()
-                slot.booting = self._pool.submit(self._boot, slot.spec)
+                slot.booting = self._pool.submit(self._boot, slot)
 
     def open(self) -> None:
         """Build the ``Emulator`` (imports moto: the slow part of start-up)."""
@@ -162,17 +161,20 @@ class Runtime:
         return None
 
     @staticmethod
-    def _boot(spec: InstanceSpec) -> BackendHandle:
-        return start_backend(BackendSpec(
+    def _boot(slot: Slot) -> BackendHandle:
+        spec, began = slot.spec, time.perf_counter()
+        handle = start_backend(BackendSpec(
             engine=spec.engine, provider=spec.backend, version=spec.version, dbname=spec.dbname,
             master_username=spec.master_username, master_password=spec.master_password,
             external_admin_url=spec.url), audience="cli")
+        slot.boot_seconds = time.perf_counter() - began
+        return handle
 
     def _start_slot(self, slot: Slot, *, register: bool, resource_id: str | None = None) -> None:
         from rdsiam_emulator.instances import InstanceConfig
 
         spec = slot.spec
-        backend = slot.booting.result() if slot.booting is not None else self._boot(spec)
+        backend = slot.booting.result() if slot.booting is not None else self._boot(slot)
         slot.backend = backend
         if self._closed:
             raise RuntimeError("the server is shutting down")
@@ -190,7 +192,7 @@ class Runtime:
         slot.state = "available"
         version = short_version(backend.version)
         self.say(f"{instance.rds_engine} {version} for '{spec.identifier}': ready in "
-                 f"{time.perf_counter() - slot.began:.1f} s at {instance.host}:{instance.port} "
+                 f"{slot.boot_seconds or 0:.1f} s; endpoint {instance.host}:{instance.port} "
                  f"(listening on {spec.listen_host}:{instance.port})")
 
     # -- the RDS API's effects --------------------------------------------------------------------
