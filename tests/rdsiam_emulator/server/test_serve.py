@@ -39,6 +39,7 @@ from serve_proc import (
     process_gone,
     run_with_hosts,
 )
+from test_serve_docs import documented_instance_fields
 
 from rdsiam_emulator import resolver
 
@@ -161,6 +162,7 @@ def test_health_ca_and_instances(server: Serve) -> None:
     assert orders["iam_enabled"] is True and orders["aliases"] == ["orders-db"]
     assert orders["state"] == "available" and orders["resource_id"].startswith("db-")
     assert server.get("/_rdsiam/nope").status_code == 404
+    assert set(orders) == documented_instance_fields()  # docs/server.md shows every field
 
 
 def test_describe_db_instances(server: Serve) -> None:
