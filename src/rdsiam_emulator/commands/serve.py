@@ -92,7 +92,7 @@ def _serve(config: Any, stop: threading.Event, began: float) -> int:
     from rdsiam_emulator.server.config import ConfigError
     from rdsiam_emulator.server.http import App, HttpServer
     from rdsiam_emulator.server.iam_seed import apply_seed
-    from rdsiam_emulator.server.runtime import Runtime
+    from rdsiam_emulator.server.runtime import Runtime, StartError
 
     temp = None
     state_dir = config.server.state_dir
@@ -123,7 +123,7 @@ def _serve(config: Any, stop: threading.Event, began: float) -> int:
             return EXIT_USAGE
         try:
             runtime.start_configured()
-        except (BackendError, OSError, RuntimeError) as exc:
+        except (BackendError, StartError) as exc:
             sys.stderr.write(f"rdsiam-emulator serve: could not start: {exc}\n")
             return EXIT_ENVIRONMENT
         runtime.started = True

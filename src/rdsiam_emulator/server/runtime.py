@@ -37,6 +37,10 @@ STATES = ("creating", "available", "failed", "deleting")
 """An instance's ``state`` as ``/_rdsiam/instances`` reports it (RDS's status words)."""
 
 
+class StartError(RuntimeError):
+    """A configured instance could not be started (the message names it and says why)."""
+
+
 @dataclass
 class Slot:
     """One instance the server knows about, whatever its state."""
@@ -139,8 +143,8 @@ class Runtime:
 
     # -- starting ---------------------------------------------------------------------------------
     def start_configured(self) -> None:
-        """Put endpoints in front of the configured backends (``begin`` first; call ``open``
-        before); raises the first failure (``close`` stops whatever did start)."""
+        """Put endpoints in front of the configured backends (call ``open`` first); raises
+        ``StartError`` for the first that failed (``close`` stops whatever did start)."""
         self.begin()
         with self._lock:
             slots = [s for s in self._slots.values() if not s.from_api]
@@ -148,9 +152,9 @@ class Runtime:
             return
         with ThreadPoolExecutor(max_workers=len(slots), thread_name_prefix="rdsiam-start") as pool:
             results = list(pool.map(self._start_slot_catching, slots))
-        failures = [exc for exc in results if exc is not None]
-        if failures:
-            raise failures[0]
+        for slot, exc in zip(slots, results, strict=True):
+            if exc is not None:
+                raise StartError(f"instance '{slot.spec.identifier}': {slot.error}") from exc
 
     def _start_slot_catching(self, slot: Slot) -> BaseException | None:
         try:

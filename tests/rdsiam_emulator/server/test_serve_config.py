@@ -124,3 +124,14 @@ def test_seed_refused_by_iam_exits_2_naming_the_entry(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("rdsiam-emulator serve: bad config: iam.users[1]: "), done.stderr
     assert "EntityAlreadyExists" in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_backend_that_cannot_start_exits_4_with_one_message(tmp_path: Path) -> None:
+    closed = free_port()  # nothing listens there
+    done = _serve(f"[server]\nport = {free_port()}\n\n{GOOD_INSTANCE}backend = \"external\"\n"
+                  f'url = "postgresql://postgres:pw@127.0.0.1:{closed}/postgres"\n', tmp_path)
+    assert done.returncode == 4, done.stderr
+    assert done.stderr.startswith("rdsiam-emulator serve: could not start: instance 'orders': "
+                                  "BackendError: "), done.stderr
+    assert "Connection refused" in done.stderr and "Traceback" not in done.stderr
+    assert "ready in" not in done.stdout
