@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # importing instances imports moto (seconds): done in Runtime
 log = logging.getLogger(__name__)
 
 STATES = ("creating", "available", "failed", "deleting")
-"""An instance's ``state`` as ``/_rdsiam/instances`` reports it (RDS's status words)."""
+"""The values of ``Slot.state`` (RDS's status words), as ``/_rdsiam/instances`` reports them."""
 
 
 class StartError(RuntimeError):
@@ -180,7 +180,8 @@ class Runtime:
         spec = slot.spec
         backend = slot.booting.result() if slot.booting is not None else self._boot(slot)
         slot.backend = backend
-        if self._closed:
+        if self._closed:  # close() may have passed this slot already: stop what we started
+            backend.stop()
             raise RuntimeError("the server is shutting down")
         instance = self.emulator.start_instance(InstanceConfig(
             instance_id=spec.identifier, engine=spec.engine, region=slot.region,
