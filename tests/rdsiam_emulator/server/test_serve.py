@@ -97,7 +97,8 @@ access_keys = [{{ access_key_id = "{APP_KEY}", secret_access_key = "{APP_SECRET}
         yield serve
     finally:
         code = serve.stop()
-        assert code == 0, serve.stderr_path.read_text()
+        assert code == 0, serve.stderr()
+        assert serve.stderr() == ""  # no warning, no traceback, no request log
 
 
 def token(serve: Serve, host: str, port: int, user: str, key: str = APP_KEY,

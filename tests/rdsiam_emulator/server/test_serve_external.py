@@ -58,4 +58,5 @@ def test_external_postgres(pg_server: BackendHandle, tmp_path: Path) -> None:
         serve.stop(signal.SIGKILL)
         raise
     assert serve.stop() == 0
+    assert serve.stderr() == ""
     assert pg_server.server_pid is not None and not process_gone(pg_server.server_pid)
