@@ -18,9 +18,12 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rdsiam_emulator.cli import EXIT_ENVIRONMENT, EXIT_USAGE
+
+if TYPE_CHECKING:
+    from rdsiam_emulator.server.config import Config
 
 EXIT_OK = 0
 
@@ -64,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     return _serve(config, stop, began)
 
 
-def _listen_problem(config: Any) -> str | None:
+def _listen_problem(config: Config) -> str | None:
     from rdsiam_emulator.server.runtime import check_listen
 
     why = check_listen(config.server.host, config.server.port)
@@ -87,7 +90,7 @@ def _install_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def _serve(config: Any, stop: threading.Event, began: float) -> int:
+def _serve(config: Config, stop: threading.Event, began: float) -> int:
     from rdsiam_emulator.backends.errors import BackendError
     from rdsiam_emulator.server.config import ConfigError
     from rdsiam_emulator.server.http import App, HttpServer
