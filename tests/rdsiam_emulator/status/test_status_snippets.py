@@ -1,0 +1,292 @@
+"""Connection snippets (rdsiam_emulator.snippets): each is run as written against a real emulated
+instance - psql and mysql CLIs, Python (boto3 + psycopg / PyMySQL) and Node (rds-signer + pg /
+mysql2) as subprocesses with real IAM tokens over verified TLS - and quoting is checked with each
+language's own parser. Go/Java snippets: see test_status_snippets_go.py."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from rdsiam_emulator.backends import BackendSpec, start_local
+from rdsiam_emulator.iam import moto_patches
+from rdsiam_emulator.instances import EmulatedInstance, Emulator, InstanceConfig
+from rdsiam_emulator.snippets import (
+    Snippet,
+    SnippetTarget,
+    hosts_line,
+    snippets_for,
+    target_for,
+)
+
+TESTS = Path(__file__).resolve().parents[2]
+NODE_MODULES = TESTS / "node" / "node_modules"
+VENV_BIN = Path(sys.executable).parent
+TIMEOUT = 60
+
+
+@pytest.fixture(scope="module")
+def aws() -> Iterator[None]:
+    moto_patches.install()
+    with mock_aws():
+        yield
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory, aws: None) -> Iterator[Emulator]:
+    emu = Emulator(tmp_path_factory.mktemp("emulator"))
+    yield emu
+    emu.close()
+
+
+@pytest.fixture(scope="module")
+def pg_instance(emulator: Emulator) -> Iterator[EmulatedInstance]:
+    handle = start_local(BackendSpec(engine="postgres", provider="local", dbname="app"))
+    # RDS naming: the name does not resolve outside this process, so the snippets that can
+    # connect to an address (libpq hostaddr, node pg servername) must carry it
+    instance = emulator.start_instance(InstanceConfig(instance_id="orders"), handle)
+    handle.admin_execute("CREATE ROLE app_user LOGIN")
+    handle.admin_execute("GRANT rds_iam TO app_user")
+    yield instance
+    instance.close()
+    handle.stop()
+
+
+@pytest.fixture(scope="module")
+def my_instance(emulator: Emulator) -> Iterator[EmulatedInstance]:
+    import pymysql
+
+    handle = start_local(BackendSpec(engine="mysql", provider="local", dbname="app"))
+    # loopback naming (host "localhost"): resolvable by every client, as after /etc/hosts
+    instance = emulator.start_instance(
+        InstanceConfig(instance_id="shop", engine="mysql", naming="loopback"), handle)
+    master = pymysql.connect(host=instance.host, port=instance.port, user=handle.master_user,
+                             password=handle.master_password,
+                             ssl={"ca": str(instance.ca_bundle)})
+    with master.cursor() as cur:
+        cur.execute("CREATE USER 'app_user'@'%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'")
+        cur.execute("GRANT SELECT ON app.* TO 'app_user'@'%'")
+    master.close()
+    yield instance
+    instance.close()
+    handle.stop()
+
+
+def _credentials(instance: EmulatedInstance, db_user: str) -> dict[str, str]:
+    iam = boto3.client("iam", region_name=instance.region)
+    name = f"snippets-{instance.instance_id}"
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="connect", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "rds-db:connect",
+                       "Resource": instance.db_user_arn(db_user)}]}))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+
+
+@pytest.fixture(scope="module")
+def pg_env(pg_instance: EmulatedInstance,
+           tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return _env(_credentials(pg_instance, "app_user"), tmp_path_factory.mktemp("home"))
+
+
+@pytest.fixture(scope="module")
+def my_env(my_instance: EmulatedInstance,
+           tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return _env(_credentials(my_instance, "app_user"), tmp_path_factory.mktemp("home"))
+
+
+def _env(creds: dict[str, str], home: Path) -> dict[str, str]:
+    # a clean environment: only what an app on a developer machine would have
+    return {"PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}", "HOME": str(home),
+            "AWS_CONFIG_FILE": str(home / "none"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(home / "none"),
+            "AWS_EC2_METADATA_DISABLED": "true", "LANG": "C.UTF-8", **creds}
+
+
+def _snippet(instance: EmulatedInstance, key: str) -> Snippet:
+    [found] = [s for s in snippets_for(target_for(instance, "app_user")) if s.key == key]
+    return found
+
+
+def _run(snippet: Snippet, workdir: Path, env: dict[str, str], argv: list[str],
+         stdin: str | None = None) -> str:
+    path = workdir / snippet.filename
+    path.write_text(snippet.code)
+    proc = subprocess.run([*argv, str(path)], input=stdin, capture_output=True, text=True,
+                          timeout=TIMEOUT, env=env, cwd=workdir, check=False)
+    assert proc.returncode == 0, f"{snippet.title} failed:\n{snippet.code}\n{proc.stderr}"
+    return proc.stdout
+
+
+def _login_events(instance: EmulatedInstance, cursor: int) -> list[tuple[str, str, str]]:
+    return [(e.outcome, e.method, e.db_user) for e in instance.events_since(cursor)]
+
+
+@pytest.mark.slow
+def test_postgres_snippets_connect_by_rds_name(pg_instance: EmulatedInstance,
+                                               pg_env: dict[str, str], tmp_path: Path) -> None:
+    target = target_for(pg_instance, "app_user")
+    assert target.address == "127.0.0.1" and target.host == pg_instance.host
+    assert target.dbname == "app"
+    assert hosts_line(target) == f"127.0.0.1 {pg_instance.host}"
+    if shutil.which("psql") is None:
+        pytest.fail("psql is not installed: run scripts/bootstrap")
+    start = pg_instance.events.mark()
+    out = _run(_snippet(pg_instance, "psql"), tmp_path, pg_env, ["bash"],
+               stdin="select 'who=' || current_user;\n")
+    assert "who=app_user" in out
+    out = _run(_snippet(pg_instance, "python"), tmp_path, pg_env, [sys.executable])
+    assert out.strip() == "app_user"
+    (tmp_path / "node_modules").symlink_to(NODE_MODULES)
+    out = _run(_snippet(pg_instance, "node"), tmp_path, pg_env, ["node"])
+    assert out.strip() == "app_user"
+    # three IAM logins, each verified by the emulator
+    assert _login_events(pg_instance, start) == [("allow", "iam", "app_user")] * 3
+
+
+@pytest.mark.slow
+def test_mysql_snippets_connect(my_instance: EmulatedInstance, my_env: dict[str, str],
+                                tmp_path: Path) -> None:
+    target = target_for(my_instance, "app_user")
+    assert target.host == "localhost" and target.address is None and hosts_line(target) is None
+    if shutil.which("mysql") is None:
+        pytest.fail("the mysql client is not installed: run scripts/bootstrap")
+    start = my_instance.events.mark()
+    out = _run(_snippet(my_instance, "mysql"), tmp_path, my_env, ["bash"],
+               stdin="SELECT CONCAT('who=', CURRENT_USER());\n")
+    assert "who=app_user@%" in out
+    out = _run(_snippet(my_instance, "python"), tmp_path, my_env, [sys.executable])
+    assert out.strip() == "app_user@%"
+    (tmp_path / "node_modules").symlink_to(NODE_MODULES)
+    out = _run(_snippet(my_instance, "node"), tmp_path, my_env, ["node"])
+    assert out.strip() == "app_user@%"
+    assert _login_events(my_instance, start) == [("allow", "iam", "app_user")] * 3
+
+
+@pytest.mark.slow
+def test_a_snippet_without_permission_is_refused_not_faked(pg_instance: EmulatedInstance,
+                                                           tmp_path: Path) -> None:
+    # a user with no policy: the same snippet fails, and the emulator says why
+    iam = boto3.client("iam", region_name=pg_instance.region)
+    iam.create_user(UserName="snippets-denied")
+    key = iam.create_access_key(UserName="snippets-denied")["AccessKey"]
+    env = _env({"AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+                "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}, tmp_path)
+    start = pg_instance.events.mark()
+    snippet = _snippet(pg_instance, "python")
+    path = tmp_path / snippet.filename
+    path.write_text(snippet.code)
+    proc = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
+                          timeout=TIMEOUT, env=env, check=False)
+    assert proc.returncode != 0 and 'PAM authentication failed for user "app_user"' in proc.stderr
+    [event] = pg_instance.events_since(start)
+    assert (event.outcome, str(event.reason)) == ("deny", "not_authorized")
+
+
+# ------------------------------------------------------------------ quoting, without a database
+
+HOSTILE = "o'b\"r $(touch pwned) `x` \\n\n\tü"
+
+
+def _hostile(engine: Any, **extra: Any) -> SnippetTarget:
+    return SnippetTarget(engine=engine, host="db.example.com", port=5432, region="eu-west-1",
+                         db_user=HOSTILE, ca_path="/tmp/ca dir/it's.pem", dbname=HOSTILE,
+                         **extra)
+
+
+@pytest.mark.parametrize("engine", ["postgres", "mysql"])
+def test_python_snippets_keep_every_value_a_literal(engine: str) -> None:
+    [snippet] = [s for s in snippets_for(_hostile(engine)) if s.key == "python"]
+    tree = ast.parse(snippet.code)
+    constants = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)}
+    assert {HOSTILE, "/tmp/ca dir/it's.pem"} <= constants
+
+
+@pytest.mark.parametrize("engine", ["postgres", "mysql"])
+def test_shell_snippets_pass_values_verbatim(engine: str, tmp_path: Path) -> None:
+    """The CLI snippets run with ``aws``, ``psql``, ``mysql`` replaced by scripts that print
+    their arguments: every value arrives as one intact argument, nothing is executed."""
+    [snippet] = [s for s in snippets_for(_hostile(engine, address="127.0.0.9"))
+                 if s.key in ("psql", "mysql")]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("aws", "psql", "mysql"):
+        script = bin_dir / tool
+        script.write_text(f"#!{sys.executable}\nimport json, sys\n"
+                          f"print(json.dumps([{tool!r}, *sys.argv[1:]]))\n")
+        script.chmod(0o755)
+    proc = subprocess.run(["bash", "-c", snippet.code], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=TIMEOUT, check=False,
+                          env={"PATH": f"{bin_dir}{os.pathsep}/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "pwned").exists()
+    [call] = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert "--username" not in call  # the aws call ran inside $(...), its output is the token
+    if engine == "mysql":
+        assert f"--user={HOSTILE}" in call and HOSTILE in call
+        assert "--ssl-ca=/tmp/ca dir/it's.pem" in call
+        assert "--password=" + json.dumps(["aws", "rds", "generate-db-auth-token",
+                                           "--hostname", "db.example.com", "--port", "5432",
+                                           "--region", "eu-west-1", "--username", HOSTILE]) in call
+    else:
+        [conninfo] = call[1:]
+        parsed = _parse_conninfo(conninfo)
+        assert parsed == {"host": "db.example.com", "hostaddr": "127.0.0.9", "port": "5432",
+                          "user": HOSTILE, "dbname": HOSTILE, "sslmode": "verify-full",
+                          "sslrootcert": "/tmp/ca dir/it's.pem"}
+
+
+def _parse_conninfo(text: str) -> dict[str, str]:
+    """libpq's own parser (psycopg's conninfo_to_dict) reads the keyword/value string."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    return {k: str(v) for k, v in conninfo_to_dict(text).items()}
+
+
+@pytest.mark.parametrize("engine", ["postgres", "mysql"])
+def test_node_snippets_parse(engine: str, tmp_path: Path) -> None:
+    [snippet] = [s for s in snippets_for(_hostile(engine)) if s.key == "node"]
+    path = tmp_path / snippet.filename
+    path.write_text(snippet.code)
+    proc = subprocess.run(["node", "--check", str(path)], capture_output=True, text=True,
+                          timeout=TIMEOUT, check=False)
+    assert proc.returncode == 0, proc.stderr
+    # the literals evaluate to the values (JSON string literals are JavaScript string literals)
+    assert json.dumps(HOSTILE) in snippet.code
+
+
+def test_java_literal_has_no_unicode_escapes() -> None:
+    from rdsiam_emulator.snippets import _java
+
+    assert _java('a"b\\c\nd') == '"a\\"b\\\\c\\12d"'
+    assert "\\u" not in _java(HOSTILE)
+
+
+def test_bad_targets_are_refused() -> None:
+    with pytest.raises(ValueError, match="engine must be"):
+        snippets_for(SnippetTarget(engine="oracle",  # type: ignore[arg-type]
+                                   host="h", port=1, region="r", db_user="u", ca_path="c"))
+    with pytest.raises(ValueError, match="port must be"):
+        snippets_for(SnippetTarget(engine="mysql", host="h", port=0, region="r", db_user="u",
+                                   ca_path="c"))
+
+
+def test_ca_url_is_named_when_served() -> None:
+    target = SnippetTarget(engine="postgres", host="h.example", port=5432, region="r",
+                           db_user="u", ca_path="/ca.pem",
+                           ca_url="http://127.0.0.1:4566/_rdsiam/ca.pem")
+    for snippet in snippets_for(target):
+        assert "http://127.0.0.1:4566/_rdsiam/ca.pem" in snippet.code, snippet.key
