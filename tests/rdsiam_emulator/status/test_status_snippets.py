@@ -290,3 +290,90 @@ def test_ca_url_is_named_when_served() -> None:
                            ca_url="http://127.0.0.1:4566/_rdsiam/ca.pem")
     for snippet in snippets_for(target):
         assert "http://127.0.0.1:4566/_rdsiam/ca.pem" in snippet.code, snippet.key
+
+
+# ------------------------------------------------------------------ the status page's document
+
+
+@pytest.mark.slow
+def test_status_document_describes_instances_principals_and_snippets(
+        pg_instance: EmulatedInstance, my_instance: EmulatedInstance) -> None:
+    from datetime import UTC, datetime
+
+    from rdsiam_emulator.server.status_page import status_document, status_json
+
+    iam = boto3.client("iam", region_name=pg_instance.region)
+    shop_any = f"arn:aws:rds-db:us-east-1:123456789012:dbuser:{my_instance.resource_id}/*"
+    iam.create_user(UserName="status-reader")
+    iam.put_user_policy(UserName="status-reader", PolicyName="p", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "rds-db:connect", "Resource": shop_any}]}))
+    iam.create_user(UserName="status-orders")
+    iam.put_user_policy(UserName="status-orders", PolicyName="p", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "rds-db:connect",
+            "Resource": pg_instance.db_user_arn("app_user")}]}))
+    iam.create_user(UserName="status-none")
+    # an IAM login attempted as "ghost" (refused: no such permission) puts ghost in the list
+    pg_instance.backend.admin_execute("CREATE ROLE ghost LOGIN")
+    pg_instance.backend.admin_execute("GRANT rds_iam TO ghost")
+    key = iam.create_access_key(UserName="status-none")["AccessKey"]
+    token = boto3.client("rds", region_name="us-east-1", aws_access_key_id=key["AccessKeyId"],
+                         aws_secret_access_key=key["SecretAccessKey"]).generate_db_auth_token(
+        DBHostname=pg_instance.host, Port=pg_instance.port, DBUsername="ghost")
+    import psycopg
+
+    with pytest.raises(psycopg.OperationalError, match="PAM authentication failed"):
+        psycopg.connect(host=pg_instance.host, port=pg_instance.port, user="ghost",
+                        password=token, dbname="app", sslmode="verify-full",
+                        sslrootcert=str(pg_instance.ca_bundle))
+    doc = status_document([pg_instance, my_instance], now=datetime.now(UTC),
+                          db_users={"orders": ["reporting"]},
+                          ca_url="http://127.0.0.1:4566/_rdsiam/ca.pem")
+    orders, shop = doc["instances"]
+    assert (orders["id"], orders["engine"], orders["host"], orders["port"]) == (
+        "orders", "postgres", pg_instance.host, pg_instance.port)
+    assert orders["resource_id"] == pg_instance.resource_id and orders["iam_enabled"] is True
+    assert orders["hosts_line"] == f"127.0.0.1 {pg_instance.host}"
+    # configured users first, then the users IAM logins were attempted as
+    assert orders["db_users"][0] == "reporting" and "ghost" in orders["db_users"]
+    assert [s["key"] for s in orders["snippets"]["reporting"]] == [
+        "psql", "python", "node", "java", "go"]
+    assert shop["engine"] == "mariadb" and shop["hosts_line"] is None
+    assert shop["snippets"]["app_user"][0]["key"] == "mysql"
+    assert all("http://127.0.0.1:4566/_rdsiam/ca.pem" in s["code"]
+               for s in shop["snippets"]["app_user"])
+    principals = {p["name"]: p for p in doc["principals"]}
+    assert doc["principals_error"] is None
+    assert principals["status-reader"]["grants"] == [{
+        "instance_id": "shop", "db_user": "*", "excluded": [], "resource": shop_any}]
+    assert principals["status-orders"]["grants"] == [{
+        "instance_id": "orders", "db_user": "app_user", "excluded": [],
+        "resource": pg_instance.db_user_arn("app_user")}]
+    assert principals["status-none"]["grants"] == []
+    assert json.loads(status_json([pg_instance], now=datetime.now(UTC)))["instances"][0][
+        "id"] == "orders"
+
+
+def test_status_document_reports_an_unreadable_iam_state() -> None:
+    from datetime import UTC, datetime
+
+    from rdsiam_emulator.server.status_page import status_document
+
+    def broken() -> list[Any]:
+        raise RuntimeError("moto went away")
+
+    doc = status_document([], now=datetime.now(UTC), principals=broken)
+    assert doc["principals"] == []
+    assert doc["principals_error"] == (
+        "IAM principals could not be evaluated: RuntimeError: moto went away")
+
+
+def test_status_page_assets_are_packaged_and_nothing_else_is_served() -> None:
+    from rdsiam_emulator.server.status_page import asset, page
+
+    body, content_type = page()
+    assert content_type.startswith("text/html") and b"/_rdsiam/static/status.js" in body
+    assert asset("status.js") is not None and asset("status.css") is not None
+    for name in ("../status_page.py", "status_page.py", "", "STATUS.JS"):
+        assert asset(name) is None
