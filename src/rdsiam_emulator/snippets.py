@@ -114,7 +114,9 @@ def _sh(value: str | int) -> str:
 
 
 def _conninfo(value: str) -> str:
-    """A libpq keyword/value: single-quoted, backslash and quote escaped."""
+    """A libpq keyword/value: bare when plain, else single-quoted with \\ and ' escaped."""
+    if value and not any(c.isspace() or c in "'\\" for c in value):
+        return value
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
@@ -361,10 +363,9 @@ def _go_head(t: SnippetTarget) -> str:
 
 def _go_pg(t: SnippetTarget) -> Snippet:
     db = f" dbname={_conninfo(t.dbname)}" if t.dbname else ""
-    address = _address(t)
-    hostaddr = f" hostaddr={_conninfo(address)}" if address else ""
-    # the password goes into the parsed config, not the DSN: no quoting of the token needed
-    dsn = _go(f"host={_conninfo(t.host)}{hostaddr} port={t.port} user={_conninfo(t.db_user)}{db} "
+    # no hostaddr: pgx would send it to the server as a run-time parameter, so the name must
+    # resolve; the password goes into the parsed config, so the token needs no quoting
+    dsn = _go(f"host={_conninfo(t.host)} port={t.port} user={_conninfo(t.db_user)}{db} "
               f"sslmode=verify-full sslrootcert={_conninfo(t.ca_path)}")
     code = (
         _ca_comment(t, "//")

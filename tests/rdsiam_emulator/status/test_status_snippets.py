@@ -377,3 +377,39 @@ def test_status_page_assets_are_packaged_and_nothing_else_is_served() -> None:
     assert asset("status.js") is not None and asset("status.css") is not None
     for name in ("../status_page.py", "status_page.py", "", "STATUS.JS"):
         assert asset(name) is None
+
+
+# ------------------------------------------------------------------ Go: built and run
+
+
+@pytest.mark.slow
+def test_go_mysql_snippet_builds_and_connects(my_instance: EmulatedInstance,
+                                              my_env: dict[str, str], tmp_path: Path) -> None:
+    """The go-sql-driver snippet against Debian's Go packages (GOPATH mode, no module proxy).
+    The pgx one cannot be built here: Debian packages no pgx (said in docs/server.md)."""
+    from native_clients import GO_PACKAGES, GOPATH_SYSTEM, _missing
+
+    go = shutil.which("go")
+    if go is None:
+        _missing("golang-go")
+    for package, import_path in GO_PACKAGES.items():
+        if not (GOPATH_SYSTEM / "src" / import_path).is_dir():
+            _missing(package)
+    source = tmp_path / "src" / "snippet"
+    source.mkdir(parents=True)
+    snippet = _snippet(my_instance, "go")
+    (source / snippet.filename).write_text(snippet.code)
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path),
+           "GO111MODULE": "off", "GOPATH": f"{tmp_path}{os.pathsep}{GOPATH_SYSTEM}",
+           "GOFLAGS": "", "GOCACHE": str(tmp_path / "cache"), "GOTMPDIR": str(tmp_path),
+           "GOENV": "off", "GOPROXY": "off", "CGO_ENABLED": "0"}
+    binary = tmp_path / "snippet-bin"
+    proc = subprocess.run([go, "build", "-o", str(binary), "snippet"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=240, check=False)
+    assert proc.returncode == 0, f"go build failed:\n{snippet.code}\n{proc.stderr}"
+    start = my_instance.events.mark()
+    proc = subprocess.run([str(binary)], env=my_env, capture_output=True, text=True,
+                          timeout=TIMEOUT, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "app_user@%"
+    assert _login_events(my_instance, start) == [("allow", "iam", "app_user")]
