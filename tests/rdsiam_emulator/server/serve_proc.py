@@ -141,6 +141,9 @@ class Serve:
                 self.proc.stdout.close()
         return code
 
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
 
 def process_gone(pid: int) -> bool:
     """True when ``pid`` no longer exists (or is a zombie nobody can use)."""

@@ -39,6 +39,7 @@ from serve_proc import (
     process_gone,
     run_with_hosts,
 )
+from test_serve_docs import documented_instance_fields
 
 from rdsiam_emulator import resolver
 
@@ -96,7 +97,8 @@ access_keys = [{{ access_key_id = "{APP_KEY}", secret_access_key = "{APP_SECRET}
         yield serve
     finally:
         code = serve.stop()
-        assert code == 0, serve.stderr_path.read_text()
+        assert code == 0, serve.stderr()
+        assert serve.stderr() == ""  # no warning, no traceback, no request log
 
 
 def token(serve: Serve, host: str, port: int, user: str, key: str = APP_KEY,
@@ -144,7 +146,8 @@ def test_progress_lines_and_hosts_lines(server: Serve) -> None:
 
 
 def test_health_ca_and_instances(server: Serve) -> None:
-    assert server.health_seen[-1] == 200
+    # at start-up: not listening (0), then 503 while the backends start, then 200 for good
+    assert server.health_seen == [0, 503, 200]
     health = server.get("/_rdsiam/health")
     assert health.status_code == 200
     assert health.json() == {"status": "ready",
@@ -160,6 +163,7 @@ def test_health_ca_and_instances(server: Serve) -> None:
     assert orders["iam_enabled"] is True and orders["aliases"] == ["orders-db"]
     assert orders["state"] == "available" and orders["resource_id"].startswith("db-")
     assert server.get("/_rdsiam/nope").status_code == 404
+    assert set(orders) == documented_instance_fields()  # docs/server.md shows every field
 
 
 def test_describe_db_instances(server: Serve) -> None:
