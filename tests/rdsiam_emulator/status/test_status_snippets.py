@@ -363,7 +363,9 @@ def test_status_document_reports_an_unreadable_iam_state() -> None:
     def broken() -> list[Any]:
         raise RuntimeError("moto went away")
 
-    doc = status_document([], now=datetime.now(UTC), principals=broken)
+    pending = [{"id": "reports", "state": "failed", "error": "BackendError: no initdb"}]
+    doc = status_document([], now=datetime.now(UTC), principals=broken, pending=pending)
+    assert doc["instances"] == [] and doc["pending"] == pending
     assert doc["principals"] == []
     assert doc["principals_error"] == (
         "IAM principals could not be evaluated: RuntimeError: moto went away")
