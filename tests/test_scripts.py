@@ -21,6 +21,7 @@ def test_demo_bootstrap_skips_images_node_and_the_dev_group() -> None:
     assert "podman" not in plan and "npm" not in plan
     assert "mariadb-server" in plan and "libdbd-mysql-perl" not in plan
     assert "golang-go" not in plan and "default-jdk-headless" not in plan
+    assert "chromium" not in plan
 
 
 def test_test_bootstrap_installs_every_oracle() -> None:
@@ -29,7 +30,7 @@ def test_test_bootstrap_installs_every_oracle() -> None:
     for pkg in ("mariadb-client", "libdbd-mysql-perl", "libmariadb-dev", "golang-go",
                 "golang-github-aws-aws-sdk-go-dev", "golang-github-aws-aws-sdk-go-v2-dev",
                 "golang-github-go-sql-driver-mysql-dev", "golang-github-lib-pq-dev",
-                "default-jdk-headless", "libpostgresql-jdbc-java", "libmariadb-java"):
+                "default-jdk-headless", "libpostgresql-jdbc-java", "libmariadb-java", "chromium"):
         assert pkg in plan
     assert "npm ci in tests/node" in plan
     assert ("podman-engine images" in plan) == (os.geteuid() == 0)

@@ -15,6 +15,7 @@ from werkzeug.wrappers import Request, Response
 
 from rdsiam_emulator.events import AuthEvent
 from rdsiam_emulator.server.runtime import Runtime
+from rdsiam_emulator.server.status_page import ROUTES as STATUS_PAGE_ROUTES
 
 Handler = Callable[[Request, Runtime], Response]
 
@@ -94,5 +95,6 @@ ROUTES: dict[str, Handler] = {
     "/_rdsiam/events": events,
     "/_rdsiam/ca.pem": ca_pem,
     "/_rdsiam/instances": instances,
+    **STATUS_PAGE_ROUTES,  # /_rdsiam/ (the status page), its assets and status.json
 }
-"""path → handler; ``/_rdsiam/`` itself is the status page (not routed here yet)."""
+"""path → handler."""
