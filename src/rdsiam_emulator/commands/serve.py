@@ -29,6 +29,7 @@ EXIT_OK = 0
 
 
 def register(sub: Any) -> None:
+    """Add the ``serve`` subcommand and its options to ``sub`` (argparse subparsers)."""
     parser = sub.add_parser(
         "serve", help="run the emulator as a server (AWS APIs on one HTTP port + endpoints)",
         description="Start the instances of a TOML config (real PostgreSQL / MySQL / MariaDB "
@@ -43,6 +44,10 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the server until SIGTERM/SIGINT; return the exit code.
+
+    0: clean stop; 2: bad config (one message naming the key); 4: an instance could not start.
+    """
     from rdsiam_emulator.server.config import ConfigError, load
     from rdsiam_emulator.server.env import CONFIG_VAR
 

@@ -43,6 +43,7 @@ class AccessTarget:
     db_users: tuple[str, ...] = ()
 
     def arn(self, db_user: str) -> str:
+        """The ``rds-db:connect`` resource ARN for ``db_user`` on this instance."""
         return (f"arn:aws:rds-db:{self.region}:{self.account_id}:dbuser:"
                 f"{self.resource_id}/{db_user}")
 
@@ -61,6 +62,7 @@ class AccessGrant:
 
 @dataclass(frozen=True, slots=True)
 class PrincipalAccess:
+    """What one IAM user or role may ``rds-db:connect`` to, as decided by our policy evaluator."""
     kind: Literal["user", "role"]
     name: str
     arn: str

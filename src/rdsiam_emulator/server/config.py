@@ -44,6 +44,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ServerConfig:
+    """The ``[server]`` table: the HTTP port and the account/region the instances live in."""
     port: int = DEFAULT_PORT
     """The HTTP port (AWS APIs + ``/_rdsiam/``)."""
     host: str = "127.0.0.1"
@@ -61,6 +62,7 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class InstanceSpec:
+    """One ``[[instances]]`` entry: an RDS instance to start at boot."""
     identifier: str
     engine: Literal["postgres", "mysql"]
     listen_host: str = "127.0.0.1"
@@ -81,6 +83,7 @@ class InstanceSpec:
 
 @dataclass(frozen=True)
 class IamPolicy:
+    """A named IAM policy of the seed (managed or inline)."""
     name: str
     document: str
     """The policy JSON text."""
@@ -88,6 +91,7 @@ class IamPolicy:
 
 @dataclass(frozen=True)
 class IamAccessKey:
+    """A fixed access key pair of a seeded IAM user (so ``.env`` files keep working)."""
     access_key_id: str
     secret_access_key: str
 
@@ -110,6 +114,7 @@ class IamPrincipal:
 
 @dataclass(frozen=True)
 class IamGroup:
+    """An IAM group of the seed with its managed and inline policies."""
     name: str
     policies: tuple[str, ...] = ()
     inline_policies: tuple[IamPolicy, ...] = ()
@@ -117,6 +122,7 @@ class IamGroup:
 
 @dataclass(frozen=True)
 class IamSeed:
+    """The ``[iam]`` seed applied to moto at start-up: policies, groups, users, roles."""
     policies: tuple[IamPolicy, ...] = ()
     groups: tuple[IamGroup, ...] = ()
     users: tuple[IamPrincipal, ...] = ()
@@ -125,6 +131,7 @@ class IamSeed:
 
 @dataclass(frozen=True)
 class Config:
+    """A whole validated server config (immutable)."""
     server: ServerConfig = field(default_factory=ServerConfig)
     instances: tuple[InstanceSpec, ...] = ()
     iam: IamSeed = field(default_factory=IamSeed)

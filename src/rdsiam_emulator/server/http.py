@@ -45,6 +45,7 @@ class App:
             return self._moto
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        """WSGI entry: ``/_rdsiam/`` paths go to our routes, everything else to moto."""
         path = environ.get("PATH_INFO", "")
         if path.startswith(PREFIX) or path == PREFIX.rstrip("/"):
             request = Request(environ)
@@ -71,12 +72,15 @@ class HttpServer:
 
     @property
     def port(self) -> int:
+        """The bound TCP port (useful when the config asked for port 0)."""
         return int(self._server.server_port)
 
     def start(self) -> None:
+        """Serve requests on a background thread."""
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop serving and close the listening socket; waits up to 5 seconds for the thread."""
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)

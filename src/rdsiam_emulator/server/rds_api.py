@@ -39,6 +39,7 @@ class RdsHooks:
 
     def call(self, moto: Callable[..., Iterable[bytes]], environ: dict[str, Any],
              start_response: Any) -> Iterable[bytes]:
+        """Pass the request to ``moto`` and act on the RDS actions that change real instances."""
         scope = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
         length_text = environ.get("CONTENT_LENGTH") or "0"
         if scope is None or environ.get("REQUEST_METHOD") != "POST" or not length_text.isdigit() \

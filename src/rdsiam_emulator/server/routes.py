@@ -21,11 +21,13 @@ Handler = Callable[[Request, Runtime], Response]
 
 
 def json_response(data: Any, status: int = 200) -> Response:
+    """A JSON response (sorted keys, ``Cache-Control: no-store``)."""
     return Response(json.dumps(data, indent=1, sort_keys=True) + "\n", status=status,
                     mimetype="application/json", headers={"Cache-Control": "no-store"})
 
 
 def error(status: int, message: str) -> Response:
+    """A JSON error response ``{"error": message}`` with HTTP ``status``."""
     return json_response({"error": message}, status)
 
 

@@ -117,10 +117,12 @@ class Runtime:
 
     # -- reading ----------------------------------------------------------------------------------
     def slots(self) -> list[Slot]:
+        """A snapshot of every instance slot (configured and API-created)."""
         with self._lock:
             return list(self._slots.values())
 
     def get(self, identifier: str) -> Slot | None:
+        """The slot of instance ``identifier``, or None."""
         with self._lock:
             return self._slots.get(identifier)
 
@@ -129,6 +131,7 @@ class Runtime:
         return self.started and all(slot.state == "available" for slot in self.slots())
 
     def host_name(self, identifier: str, region: str) -> str:
+        """The RDS-style endpoint name ``<id>.<dns label>.<region>.rds.amazonaws.com``."""
         return f"{identifier}.{self.dns_label}.{region}.rds.amazonaws.com"
 
     def hosts_lines(self, slots: list[Slot] | None = None) -> list[str]:
@@ -266,6 +269,7 @@ class Runtime:
         return True
 
     def set_iam_enabled(self, identifier: str, enabled: bool) -> None:
+        """Switch IAM database authentication of a running instance (``modify_db_instance``)."""
         slot = self.get(identifier)
         if slot is not None and slot.instance is not None:
             slot.instance.set_iam_enabled(enabled)
