@@ -16,6 +16,7 @@ from typing import Any
 import pymysql
 
 from rdsiam_emulator.catalog_generations import backend_key, catalog_changed
+from rdsiam_emulator.engines import MYSQL
 
 from .errors import BackendError
 from .handle import BackendHandle, Row
@@ -55,7 +56,7 @@ def quote_ident(name: str) -> str:
 
 
 class MysqlHandle(BackendHandle):
-    engine = "mysql"
+    engine = MYSQL.name
 
     def __init__(
         self, *, bootstrap_connect: dict[str, Any], keep_existing_users: bool = False, **kwargs: Any
