@@ -14,6 +14,8 @@ from typing import Protocol
 from rdsiam_emulator.clock import Clock, SystemClock
 from rdsiam_emulator.credentials import CredentialLookup
 from rdsiam_emulator.endpoint_spec import Endpoint
+from rdsiam_emulator.engines import EngineName
+from rdsiam_emulator.engines import engine as engine_named
 from rdsiam_emulator.events import ALLOW, DENY, AuthEvent, EventLog
 from rdsiam_emulator.reasons import REASONS, Reason
 from rdsiam_emulator.throttle import Throttle
@@ -55,8 +57,12 @@ class IamAuthenticator(Protocol):
     tests may pass their own)."""
 
     iam_enabled: bool
+    engine: EngineName
 
-    def transport_rejection(self, client: ClientInfo) -> Reason | None: ...
+    def is_iam_login(self, iam_user: bool) -> bool: ...
+
+    def transport_rejection(self, client: ClientInfo, *, iam: bool = True,
+                            force_ssl: bool = False) -> Reason | None: ...
 
     def authenticate_iam(self, *, db_user: str, token: str, client: ClientInfo) -> Decision: ...
 
@@ -74,7 +80,7 @@ class Authenticator:
         self,
         *,
         instance_id: str,
-        engine: str,
+        engine: EngineName,
         endpoint: Endpoint,
         credentials: CredentialLookup,
         events: EventLog,
@@ -97,9 +103,26 @@ class Authenticator:
         self.require_tls = require_tls
         self.throttle = throttle
 
-    def transport_rejection(self, client: ClientInfo) -> Reason | None:
-        """Whether an IAM login must be refused before asking for the token (plain TCP)."""
-        if self.require_tls and not client.tls:
+    def is_iam_login(self, iam_user: bool) -> bool:
+        """Whether a login by a user the server marks as IAM (``iam_user``) is an IAM login.
+
+        With IAM authentication off, an engine that relays such logins as password logins
+        (``Engine.iam_users_relayed_when_disabled``, MySQL) answers False; PostgreSQL still
+        asks for the token and ``authenticate_iam`` refuses it (``iam_disabled``).
+        """
+        if not iam_user:
+            return False
+        return self.iam_enabled or not engine_named(self.engine).iam_users_relayed_when_disabled
+
+    def transport_rejection(self, client: ClientInfo, *, iam: bool = True,
+                            force_ssl: bool = False) -> Reason | None:
+        """The TLS rule: ``TLS_REQUIRED`` when a login must be refused before any password or
+        token is read because the connection is plain TCP. IAM logins need TLS when
+        ``require_tls`` (RDS); password logins (``iam=False``) only when ``force_ssl``
+        (``rds.force_ssl``). None: the transport is acceptable."""
+        if client.tls:
+            return None
+        if self.require_tls if iam else force_ssl:
             return Reason.TLS_REQUIRED
         return None
 
@@ -114,7 +137,7 @@ class Authenticator:
                 "password",
                 None, None,
             )
-        if self.require_tls and not client.tls:
+        if self.transport_rejection(client) is not None:
             return self.reject(db_user=db_user, client=client, reason=Reason.TLS_REQUIRED,
                                detail="IAM logins are accepted over TLS only",
                                hint="connect with sslmode=require (or stricter) / ssl enabled")

@@ -88,6 +88,8 @@ class Engine:
     why."""
     tls_hint: str
     """How to turn TLS on in this engine's clients (a refusal hint)."""
+    cleartext_hint: str | None
+    """How to let this engine's clients send a cleartext password (None: they always can)."""
     driver: str
     """The Python DB-API driver the tests, the demo and the fixture use (psycopg / pymysql)."""
     iam_users_relayed_when_disabled: bool
@@ -124,7 +126,7 @@ POSTGRES = Engine(
     url_schemes=("postgres", "postgresql"),
     container_ready_line="database system is ready to accept connections",
     iam_refusal_text='FATAL:  PAM authentication failed for user "{user}" (SQLSTATE 28000)',
-    tls_hint="connect with sslmode=require or stricter", driver="psycopg",
+    tls_hint="connect with sslmode=require or stricter", cleartext_hint=None, driver="psycopg",
     iam_users_relayed_when_disabled=False,
     _iam_user_ddl=_pg_iam_user_ddl, _connect_kwargs=_pg_kwargs,
 )
@@ -136,6 +138,9 @@ MYSQL = Engine(
     iam_refusal_text="ERROR 1045 (28000): Access denied for user '{user}'@'<client ip>' "
                      "(using password: YES)",
     tls_hint="connect with TLS (ssl_mode=REQUIRED / ssl=true / --ssl)", driver="pymysql",
+    cleartext_hint="enable the client's cleartext plugin: enable_cleartext_plugin=True "
+                   "(mysql-connector), --enable-cleartext-plugin (mysql CLI) or "
+                   "LIBMYSQL_ENABLE_CLEARTEXT_PLUGIN=1 (libmysqlclient)",
     iam_users_relayed_when_disabled=True,
     _iam_user_ddl=_my_iam_user_ddl, _connect_kwargs=_my_kwargs,
 )

@@ -44,5 +44,5 @@ def test_backend_facts_come_from_the_engine():
     assert parse_admin_url("mariadb://root@h/", "mysql")["port"] == MYSQL.default_port
     with pytest.raises(ValueError, match="does not match engine"):
         parse_admin_url("mysql://root@h/", "postgres")
-    assert CLIENT_MESSAGES == {"postgres": POSTGRES.iam_refusal_text,
-                               "mysql": MYSQL.iam_refusal_text}
+    messages = dict(CLIENT_MESSAGES)
+    assert messages == {"postgres": POSTGRES.iam_refusal_text, "mysql": MYSQL.iam_refusal_text}

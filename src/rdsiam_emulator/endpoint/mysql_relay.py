@@ -27,11 +27,25 @@ from rdsiam_emulator.protocols.mysql.handshake import (
     NotifyClient,
     SendBackend,
 )
-from rdsiam_emulator.protocols.mysql.messages import access_denied
+from rdsiam_emulator.protocols.mysql.messages import ErrPacket, access_denied
 from rdsiam_emulator.protocols.mysql.packets import ProtocolError
+from rdsiam_emulator.reasons import Reason
 from rdsiam_emulator.tokens import TokenFormatError, parse_token
 
 FIRST_PACKET_MAX = 64 * 1024
+NOT_SUPPORTED_AUTH_MODE = ErrPacket(
+    ErrorCode.ER_NOT_SUPPORTED_AUTH_MODE, "08004",
+    "Client does not support authentication protocol requested by server; "
+    "consider upgrading MySQL client")
+"""The server's answer to a client that cannot take the authentication method it needs."""
+
+
+def refusal_packet(reason: Reason, user: str, address: str) -> ErrPacket:
+    """What MySQL on RDS answers for a login-step refusal: 1045, or 1251 when the client
+    cannot send a cleartext password."""
+    if reason is Reason.CLEARTEXT_PLUGIN_UNSUPPORTED:
+        return NOT_SUPPORTED_AUTH_MODE
+    return access_denied(user, address)
 CLIENT_AUTH_TIMEOUT = 10.0
 """How long a client may take to answer an auth switch inside COM_CHANGE_USER."""
 

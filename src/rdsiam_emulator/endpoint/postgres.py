@@ -28,6 +28,7 @@ from rdsiam_emulator.authenticator import ClientInfo, IamAuthenticator
 from rdsiam_emulator.endpoint.relay import ConnectionClosed, RelayConnection
 from rdsiam_emulator.endpoint.tracking import TrackedEndpoint
 from rdsiam_emulator.events import TEXT_CAP, clip
+from rdsiam_emulator.login import AskToken, LogIn, LoginFacts, LoginStep, Refuse, RelayPassword
 from rdsiam_emulator.protocols.postgres import codec
 from rdsiam_emulator.protocols.postgres.backend import BackendLogin, LoginFailed, LoginSucceeded
 from rdsiam_emulator.protocols.postgres.codec import ProtocolViolation
@@ -49,7 +50,6 @@ from rdsiam_emulator.protocols.postgres.query import (
 )
 from rdsiam_emulator.protocols.postgres.scram import scram_verifier
 from rdsiam_emulator.reasons import Reason
-from rdsiam_emulator.secrets import derived_password
 
 log = logging.getLogger(__name__)
 
@@ -402,6 +402,7 @@ class PostgresEndpoint(TrackedEndpoint):
 
     async def _authenticate(self, client: _ClientConnection, hs: FrontendHandshake,
                             startup: StartupReceived) -> RelayConnection | None:
+        """Carry out the login step's commands for one start-up (``login.LoginStep``)."""
         info = self._client_info(client, hs.tls, startup.database)
         user = startup.user
         try:
@@ -412,68 +413,44 @@ class PostgresEndpoint(TrackedEndpoint):
             client.write(hs.fail(UNAVAILABLE, UNAVAILABLE_MESSAGE))
             return None
         replication = startup.params.get("replication")
-        if user == self.backend.admin_user:
-            # RDS's rdsadmin: no pg_hba.conf line lets it in from outside.
-            self.authenticator.reject(
-                db_user=user, client=info, reason=Reason.RESERVED_USER, method="password",
-                detail="the emulator's own admin account (RDS's rdsadmin) has no pg_hba.conf "
-                       "line for clients of the endpoint",
-                hint="log in as the master user or an application user; this account is the "
-                     "endpoint's own")
-            client.write(self._hba_reject(info, user, startup.database, replication))
+        step = LoginStep(self.authenticator, LoginFacts(
+            db_user=user, client=info, iam_user=member, replication=replication,
+            reserved_user=user == self.backend.admin_user, force_ssl=self.settings.force_ssl,
+        ), secret=self._secret)
+        command = step.start()
+        if isinstance(command, RelayPassword):
+            return await self._password_login(client, hs, startup, info)
+        if isinstance(command, AskToken):
+            client.write(hs.negotiate_protocol_version(startup) + hs.request_cleartext_password())
+            while (event := hs.next_event()) is NEED_DATA:
+                hs.receive_data(await client.read())
+            if not isinstance(event, PasswordReceived):
+                return None
+            command = step.receive_token(event.password)
+        if isinstance(command, Refuse):
+            client.write(self._refusal(command.reason, info, startup))
             return None
-        if replication is not None and member:
-            self.authenticator.reject(
-                db_user=user, client=info, reason=Reason.REPLICATION_NOT_ALLOWED,
-                detail=f"replication={replication}: pg_hba.conf has no pam line for "
-                       "replication connections",
-                hint="IAM users cannot open replication connections; use a password user "
-                     "with the REPLICATION attribute")
-            client.write(self._hba_reject(info, user, startup.database, replication))
-            return None
-        if member:
-            return await self._iam_login(client, hs, startup, info)
-        if self.settings.force_ssl and not hs.tls:
-            self.authenticator.reject(
-                db_user=user, client=info, reason=Reason.TLS_REQUIRED, method="password",
-                detail="rds.force_ssl is on: pg_hba.conf accepts TLS connections only",
-                hint="connect with sslmode=require (or stricter)")
-            client.write(self._hba_reject(info, user, startup.database))
-            return None
-        return await self._password_login(client, hs, startup, info)
+        return await self._iam_login(client, hs, startup, info, command)
+
+    def _refusal(self, reason: Reason, info: ClientInfo, startup: StartupReceived) -> bytes:
+        """What PostgreSQL on RDS sends for a refusal of the login step."""
+        if reason in _HBA_REASONS:
+            replication = (startup.params.get("replication")
+                           if reason is not Reason.TLS_REQUIRED else None)
+            return self._hba_reject(info, startup.user, startup.database, replication)
+        return codec.fatal("28000", f'PAM authentication failed for user "{startup.user}"',
+                           routine="auth_failed")
 
     async def _iam_login(self, client: _ClientConnection, hs: FrontendHandshake,
-                         startup: StartupReceived, info: ClientInfo) -> RelayConnection | None:
-        user = startup.user
-        refused = self.authenticator.transport_rejection(info)
-        if refused is not None:
-            self.authenticator.reject(
-                db_user=user, client=info, reason=refused,
-                detail="IAM logins are accepted over TLS only (pg_hba.conf: hostssl ... pam)",
-                hint="connect with sslmode=require or stricter")
-            client.write(self._hba_reject(info, user, startup.database))
-            return None
-        client.write(hs.negotiate_protocol_version(startup) + hs.request_cleartext_password())
-        while True:
-            event = hs.next_event()
-            if event is NEED_DATA:
-                hs.receive_data(await client.read())
-                continue
-            break
-        if not isinstance(event, PasswordReceived):
-            return None
-        decision = self.authenticator.authenticate_iam(db_user=user, token=event.password,
-                                                       client=info)
-        if not decision.ok:
-            client.write(hs.fail("28000", f'PAM authentication failed for user "{user}"',
-                                 routine="auth_failed"))
-            return None
+                         startup: StartupReceived, info: ClientInfo,
+                         login: LogIn) -> RelayConnection | None:
+        """Log in to the server as the IAM user (``LogIn``) and link the client to it."""
         pipelined = hs.hand_over()
-        backend, result = await self._backend_login(client, user, startup)
+        backend, result = await self._backend_login(client, login, startup)
         if isinstance(result, LoginFailed):
             if backend is not None:
                 backend.close()
-            self._record_backend_failure(user, info, "iam", result)
+            self._record_backend_failure(login.user, info, "iam", result)
             client.write(codec.error_response(result.fields))
             return None
         assert backend is not None
@@ -557,9 +534,9 @@ class PostgresEndpoint(TrackedEndpoint):
             hint="fewer concurrent sessions (a pool), or raise the server's max_connections")
 
     async def _backend_login(
-        self, client: _ClientConnection, user: str, startup: StartupReceived
+        self, client: _ClientConnection, login: LogIn, startup: StartupReceived
     ) -> tuple[RelayConnection | None, LoginSucceeded | LoginFailed]:
-        password = derived_password(self._secret, user)
+        user, password = login.user, login.password
         params = {k: v for k, v in startup.params.items()
                   if k not in ("user", "database") and not k.startswith("_pq_.")}
         backend: RelayConnection | None = None
@@ -570,9 +547,9 @@ class PostgresEndpoint(TrackedEndpoint):
                 log.warning("postgres endpoint: %s", clip(str(exc), TEXT_CAP))
                 return None, LoginFailed({"S": "FATAL", "V": "FATAL", "C": UNAVAILABLE,
                                           "M": UNAVAILABLE_MESSAGE})
-            login = BackendLogin(user=user, database=startup.database, password=password,
-                                 params=params)
-            result = await _login(backend, login)
+            machine = BackendLogin(user=user, database=startup.database, password=password,
+                                   params=params)
+            result = await _login(backend, machine)
             if isinstance(result, LoginSucceeded):
                 return backend, result
             backend.close()
@@ -652,6 +629,10 @@ class PostgresEndpoint(TrackedEndpoint):
                 await conn.read()  # the server closes without answering
         conn.close()
 
+
+_HBA_REASONS = frozenset({Reason.TLS_REQUIRED, Reason.RESERVED_USER,
+                          Reason.REPLICATION_NOT_ALLOWED})
+"""Refusals PostgreSQL makes by its pg_hba.conf (no line matches) rather than by PAM."""
 
 BACKEND_HINTS = {
     "3D000": "connect to a database that exists (CREATE DATABASE, or dbname=...)",
