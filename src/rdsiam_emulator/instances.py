@@ -20,12 +20,12 @@ from typing import Any, Literal
 
 from rdsiam_emulator import moto_rds, resolver
 from rdsiam_emulator.authenticator import Authenticator
-from rdsiam_emulator.backends import BackendHandle
+from rdsiam_emulator.backends import BackendHandle, MysqlHandle
 from rdsiam_emulator.clock import Clock, SystemClock
 from rdsiam_emulator.credentials import CredentialLookup
+from rdsiam_emulator.endpoint.backend import BackendAddress
 from rdsiam_emulator.endpoint.mysql import MysqlEndpoint, MysqlEndpointSettings
-from rdsiam_emulator.endpoint.mysql_admin import BackendAddress
-from rdsiam_emulator.endpoint.postgres import BackendTarget, EndpointSettings, PostgresEndpoint
+from rdsiam_emulator.endpoint.postgres import PostgresEndpoint, PostgresEndpointSettings
 from rdsiam_emulator.endpoint_spec import Endpoint
 from rdsiam_emulator.engines import MYSQL, POSTGRES, Engine, EngineName
 from rdsiam_emulator.engines import engine as engine_named
@@ -39,11 +39,11 @@ from rdsiam_emulator.tls import EmulatorCA, endpoint_names
 from rdsiam_emulator.verifier import Authorizer, VerifierSettings
 
 Naming = Literal["rds", "loopback"]
-_ENDPOINT_KINDS: dict[Engine, tuple[Any, Any, Any]] = {
-    POSTGRES: (PostgresEndpoint, BackendTarget, EndpointSettings),
-    MYSQL: (MysqlEndpoint, BackendAddress, MysqlEndpointSettings),
+_ENDPOINT_KINDS: dict[Engine, tuple[Any, Any]] = {
+    POSTGRES: (PostgresEndpoint, PostgresEndpointSettings),
+    MYSQL: (MysqlEndpoint, MysqlEndpointSettings),
 }
-"""engine → (endpoint class, backend address class, settings class): same constructor shape."""
+"""engine → (endpoint class, settings class): same constructor shape."""
 _DNS_ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -272,15 +272,14 @@ class Emulator:
         )
         tls = self.ca.server_certificate(endpoint_names([host, *aliases])).server_context()
         secret = new_instance_secret()
-        endpoint_cls, target_cls, settings_cls = _ENDPOINT_KINDS[config.engine_info]
+        endpoint_cls, settings_cls = _ENDPOINT_KINDS[config.engine_info]
         server: PostgresEndpoint | MysqlEndpoint = endpoint_cls(
-            backend=target_cls(host=backend.host, port=backend.port,
-                               admin_user=backend.admin_user,
-                               admin_password=backend.admin_password,
-                               # local servers' private socket: cheaper than TCP for sessions
-                               unix_socket=backend.unix_socket),
+            # local servers' private socket included: cheaper than TCP for sessions
+            backend=BackendAddress.from_handle(backend),
             authenticator=authenticator, instance_secret=secret, tls_context=tls,
             settings=settings_cls(listen_host=config.listen_host, listen_port=config.listen_port),
+            **({"catalog_version": backend.catalog_version}
+               if isinstance(backend, MysqlHandle) else {}),
         )
         self._loop.run(server.start())
         authenticator.endpoint = Endpoint(

@@ -38,11 +38,9 @@ import ssl
 from dataclasses import dataclass, field, replace
 
 from rdsiam_emulator.authenticator import ClientInfo, IamAuthenticator
-from rdsiam_emulator.endpoint.mysql_admin import (
-    DEFAULT_CATALOG_MAX_AGE,
-    AdminConnection,
-    BackendAddress,
-)
+from rdsiam_emulator.backends.mysql_catalog import CatalogVersion
+from rdsiam_emulator.endpoint.backend import BackendAddress, EndpointSettings
+from rdsiam_emulator.endpoint.mysql_admin import DEFAULT_CATALOG_MAX_AGE, AdminClient
 from rdsiam_emulator.endpoint.mysql_intercept import (
     CATALOG_HINT,
     DERIVED_LOGIN_HINT,
@@ -103,11 +101,10 @@ ER_BAD_DB = 1049
 
 
 @dataclass
-class MysqlEndpointSettings:
-    listen_host: str = "127.0.0.1"
-    listen_port: int = 0
+class MysqlEndpointSettings(EndpointSettings):
+    """A MySQL endpoint's settings (times in seconds)."""
+
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
-    backend_timeout: float = 10.0
     catalog_max_age: float = DEFAULT_CATALOG_MAX_AGE
     """How stale the cached IAM-user catalog may get for writers outside this process."""
     max_pending_logins: int = 1000
@@ -138,15 +135,20 @@ class MysqlEndpoint(TrackedEndpoint):
         instance_secret: bytes,
         tls_context: ssl.SSLContext | None,
         settings: MysqlEndpointSettings | None = None,
+        catalog_version: CatalogVersion | None = None,
     ) -> None:
+        """``catalog_version``: the backend handle's (``MysqlHandle.catalog_version``), so that
+        its catalog writes are seen by the next login; None: only this endpoint's own writes
+        are (others once the cache is ``catalog_max_age`` old)."""
         super().__init__()
         self.backend = backend
         self.authenticator = authenticator
         self._secret = instance_secret
         self._tls = tls_context  # EmulatorCA contexts send no session tickets, like the servers
         self.settings = settings or MysqlEndpointSettings()
-        self.admin = AdminConnection(backend, timeout=self.settings.backend_timeout,
-                                     catalog_max_age=self.settings.catalog_max_age)
+        self.admin = AdminClient(backend, timeout=self.settings.backend_timeout,
+                                     catalog_max_age=self.settings.catalog_max_age,
+                                     catalog_version=catalog_version)
         self._interceptor = CommandInterceptor(self, instance_secret)
         self._sock: socket.socket | None = None
         self._accept_task: asyncio.Task[None] | None = None
@@ -274,8 +276,7 @@ class MysqlEndpoint(TrackedEndpoint):
         """Record that the backend could not be reached (the client gets ERROR 1053)."""
         self.authenticator.reject(
             db_user=user, client=client, reason=Reason.BACKEND_UNAVAILABLE, method=method,
-            detail=f"cannot reach the backend at {self.backend.unix_socket or self.backend.host}"
-                   f"{'' if self.backend.unix_socket else f':{self.backend.port}'}; the client "
+            detail=f"cannot reach the backend at {self.backend.describe()}; the client "
                    "was answered 1053 Server shutdown in progress",
             hint="the real MySQL/MariaDB server is down or unreachable: start it (or wait for "
                  "its restart) and retry")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from rdsiam_emulator.authenticator import ClientInfo, IamAuthenticator
-from rdsiam_emulator.endpoint.mysql_admin import AdminConnection
+from rdsiam_emulator.endpoint.mysql_admin import AdminClient
 from rdsiam_emulator.endpoint.mysql_relay import (
     NOT_IAM_USER_HINT,
     BackendSide,
@@ -74,7 +74,7 @@ class InterceptorHost(Protocol):
     """The endpoint, read on every command (its authenticator may be replaced at run time)."""
 
     authenticator: IamAuthenticator
-    admin: AdminConnection
+    admin: AdminClient
 
 
 @dataclass
