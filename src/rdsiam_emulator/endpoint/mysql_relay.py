@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -230,6 +230,16 @@ async def backend_read(backend: BackendSide, tap: bool) -> bytes:
 
 async def drive_own_login(backend: BackendSide, login: BackendLogin, *, tap: bool = False
                            ) -> LoginSucceeded | LoginFailed:
+    """Log in to the backend with the endpoint's own credentials (``login`` has the password);
+    raises ``ProtocolError`` if the server asks for something only the client could answer."""
+    return await _exchange(backend, login, tap=tap, ask_client=None)
+
+
+async def _exchange(backend: BackendSide, login: BackendLogin, *, tap: bool,
+                    ask_client: Callable[[NotifyClient | ForwardToClient], Awaitable[None]] | None,
+                    ) -> LoginSucceeded | LoginFailed:
+    """Drive ``login`` with the backend until it ends; what the server asks of the client goes
+    to ``ask_client`` (None: nothing may be asked)."""
     backend.write(login.start())
     while True:
         data = await backend_read(backend, tap)
@@ -238,8 +248,10 @@ async def drive_own_login(backend: BackendSide, login: BackendLogin, *, tap: boo
                 backend.write(event.data)
             elif isinstance(event, LoginSucceeded | LoginFailed):
                 return event
-            else:
+            elif ask_client is None:
                 raise ProtocolError("backend asked the client something in an own login")
+            else:
+                await ask_client(event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,44 +265,32 @@ class RelayOutcome:
     error_code: int | None
 
 
-async def relay_login(
-    client: ClientSide, backend: BackendSide, front: FrontendHandshake, login: BackendLogin,
-    user: str, client_ip: str, used_password: bool, *, tap: bool = False,
-) -> tuple[bool, bytes]:
-    """Relay a password exchange; returns the outcome and the final packet (not yet sent)."""
-    outcome = await relay_login_outcome(client, backend, front, login, user, client_ip,
-                                        used_password, tap=tap)
-    return outcome.ok, outcome.final
-
-
 async def relay_login_outcome(
     client: ClientSide, backend: BackendSide, front: FrontendHandshake, login: BackendLogin,
     user: str, client_ip: str, used_password: bool, *, tap: bool = False,
 ) -> RelayOutcome:
-    """``relay_login`` that also tells the backend's error code (1040 is overload, not a bad
-    password)."""
-    backend.write(login.start())
-    while True:
-        data = await backend_read(backend, tap)
-        for event in login.receive_data(data):
-            if isinstance(event, SendBackend):
-                backend.write(event.data)
-            elif isinstance(event, NotifyClient):
-                client.write(front.notify(event.payload))
-            elif isinstance(event, ForwardToClient):
-                client.write(front.send_auth(event.payload))
-                answer = await next_client_auth(client, front, held=tap)
-                for follow in login.from_client(answer):
-                    if isinstance(follow, SendBackend):
-                        backend.write(follow.data)
-            elif isinstance(event, LoginSucceeded):
-                return RelayOutcome(True, front.succeed(event.ok_payload), None)
-            else:
-                err = event.error
-                code = err.code
-                if code == ErrorCode.ER_ACCESS_DENIED:
-                    err = access_denied(user, client_ip, using_password=used_password)
-                return RelayOutcome(False, front.fail(err), code)
+    """Relay the client's own authentication exchange (``login`` has no password) and return
+    how it ended; the final packet is not sent yet. The backend's error code is kept (1040 is
+    overload, not a bad password); its 1045 is reworded for the client as RDS words it."""
+
+    async def ask(event: NotifyClient | ForwardToClient) -> None:
+        if isinstance(event, NotifyClient):
+            client.write(front.notify(event.payload))
+            return
+        client.write(front.send_auth(event.payload))
+        answer = await next_client_auth(client, front, held=tap)
+        for follow in login.from_client(answer):
+            if isinstance(follow, SendBackend):
+                backend.write(follow.data)
+
+    result = await _exchange(backend, login, tap=tap, ask_client=ask)
+    if isinstance(result, LoginSucceeded):
+        return RelayOutcome(True, front.succeed(result.ok_payload), None)
+    err = result.error
+    code = err.code
+    if code == ErrorCode.ER_ACCESS_DENIED:
+        err = access_denied(user, client_ip, using_password=used_password)
+    return RelayOutcome(False, front.fail(err), code)
 
 
 def cleartext_password(plugin: str | None, auth_response: bytes) -> str | None:
