@@ -147,8 +147,8 @@ class MysqlEndpoint(TrackedEndpoint):
         self._tls = tls_context  # EmulatorCA contexts send no session tickets, like the servers
         self.settings = settings or MysqlEndpointSettings()
         self.admin = AdminClient(backend, timeout=self.settings.backend_timeout,
-                                     catalog_max_age=self.settings.catalog_max_age,
-                                     catalog_version=catalog_version)
+                                 catalog_max_age=self.settings.catalog_max_age,
+                                 catalog_version=catalog_version)
         self._interceptor = CommandInterceptor(self, instance_secret)
         self._sock: socket.socket | None = None
         self._accept_task: asyncio.Task[None] | None = None
