@@ -88,6 +88,7 @@ from rdsiam_emulator.protocols.mysql.packets import (
     ProtocolError,
     encode_packet,
 )
+from rdsiam_emulator.protocols.need_data import NEED_DATA
 from rdsiam_emulator.reasons import Reason
 
 __all__ = ["BackendAddress", "IamAuthenticator", "MysqlEndpoint", "MysqlEndpointSettings"]
@@ -350,8 +351,9 @@ class MysqlEndpoint(TrackedEndpoint):
         front = FrontendHandshake(greeting)
         await sock_send(sock, front.start())
         try:
-            events = front.receive_data(await read_packet(sock))
-            if events and isinstance(events[0], SslRequested):
+            front.receive_data(await read_packet(sock))
+            said = front.next_event()  # one whole packet was read: an event
+            if isinstance(said, SslRequested):
                 if self._tls is None:
                     raise ProtocolError("TLS is not configured on this endpoint")
                 self._raw.discard(sock)  # the transport takes over (and closes it on failure)
@@ -361,15 +363,14 @@ class MysqlEndpoint(TrackedEndpoint):
                     lambda: tls_side, sock, ssl=self._tls,
                     ssl_handshake_timeout=self.settings.handshake_timeout)
                 front.tls_started()
-                events = []
-                while not events:
-                    events = front.receive_data(await tls_side.read())
+                while (said := front.next_event()) is NEED_DATA:
+                    front.receive_data(await tls_side.read())
             else:
                 plain_side = ClientSide()
                 legs.set_client(plain_side, self._conns)
                 await loop.connect_accepted_socket(lambda: plain_side, sock)
             self._raw.discard(sock)  # the transport owns the socket now
-            hello = events[0]
+            hello = said
             if not isinstance(hello, ClientHello):
                 raise ProtocolError("expected a handshake response")
             assert legs.client is not None

@@ -31,6 +31,7 @@ from rdsiam_emulator.protocols.mysql.handshake import (
 from rdsiam_emulator.protocols.mysql.messages import Greeting, HandshakeResponse
 from rdsiam_emulator.protocols.mysql.packets import Packet, PacketDecoder, encode_packet
 from rdsiam_emulator.protocols.mysql.results import QueryError, TextResult
+from rdsiam_emulator.protocols.need_data import NeedData
 
 ADMIN_CAPABILITIES = (
     Capability.LONG_PASSWORD | Capability.LONG_FLAG | Capability.PROTOCOL_41
@@ -228,17 +229,19 @@ class AdminClient:
                                            password=addr.admin_password.encode())
         writer.write(login.start())
         while True:
-            data = await reader.read(65536)
-            if not data:
-                raise ConnectionError("backend closed during the admin login")
-            for event in login.receive_data(data):
-                if isinstance(event, SendBackend):
-                    writer.write(event.data)
-                elif isinstance(event, LoginSucceeded):
-                    return
-                elif isinstance(event, LoginFailed):
-                    await self.close()
-                    raise BackendUnreachable("admin login refused: " + event.error.render())
+            event = login.next_event()
+            if isinstance(event, NeedData):
+                data = await reader.read(65536)
+                if not data:
+                    raise ConnectionError("backend closed during the admin login")
+                login.receive_data(data)
+            elif isinstance(event, SendBackend):
+                writer.write(event.data)
+            elif isinstance(event, LoginSucceeded):
+                return
+            elif isinstance(event, LoginFailed):
+                await self.close()
+                raise BackendUnreachable("admin login refused: " + event.error.render())
 
     async def _query(self, sql: str) -> TextResult:
         assert self._reader is not None and self._writer is not None

@@ -29,6 +29,7 @@ from rdsiam_emulator.protocols.mysql.handshake import (
 )
 from rdsiam_emulator.protocols.mysql.messages import ErrPacket, access_denied
 from rdsiam_emulator.protocols.mysql.packets import ProtocolError
+from rdsiam_emulator.protocols.need_data import NeedData
 from rdsiam_emulator.reasons import Reason
 from rdsiam_emulator.tokens import TokenFormatError, parse_token
 
@@ -216,12 +217,10 @@ async def read_packet(sock: socket.socket) -> bytes:
 
 async def next_client_auth(client: ClientSide, front: FrontendHandshake, *,
                             held: bool = False) -> bytes:
-    while True:
-        data = await (client.read_held() if held else client.read())
-        for event in front.receive_data(data):
-            if isinstance(event, AuthData):
-                return event.payload
-        # partial packet: keep reading
+    """The client's next auth packet (its answer to an auth switch / more-data request)."""
+    while not isinstance(event := front.next_event(), AuthData):
+        front.receive_data(await (client.read_held() if held else client.read()))
+    return event.payload
 
 
 async def backend_read(backend: BackendSide, tap: bool) -> bytes:
@@ -242,16 +241,17 @@ async def _exchange(backend: BackendSide, login: BackendLogin, *, tap: bool,
     to ``ask_client`` (None: nothing may be asked)."""
     backend.write(login.start())
     while True:
-        data = await backend_read(backend, tap)
-        for event in login.receive_data(data):
-            if isinstance(event, SendBackend):
-                backend.write(event.data)
-            elif isinstance(event, LoginSucceeded | LoginFailed):
-                return event
-            elif ask_client is None:
-                raise ProtocolError("backend asked the client something in an own login")
-            else:
-                await ask_client(event)
+        event = login.next_event()
+        if isinstance(event, NeedData):
+            login.receive_data(await backend_read(backend, tap))
+        elif isinstance(event, SendBackend):
+            backend.write(event.data)
+        elif isinstance(event, LoginSucceeded | LoginFailed):
+            return event
+        elif ask_client is None:
+            raise ProtocolError("backend asked the client something in an own login")
+        else:
+            await ask_client(event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,10 +278,7 @@ async def relay_login_outcome(
             client.write(front.notify(event.payload))
             return
         client.write(front.send_auth(event.payload))
-        answer = await next_client_auth(client, front, held=tap)
-        for follow in login.from_client(answer):
-            if isinstance(follow, SendBackend):
-                backend.write(follow.data)
+        login.from_client(await next_client_auth(client, front, held=tap))
 
     result = await _exchange(backend, login, tap=tap, ask_client=ask)
     if isinstance(result, LoginSucceeded):

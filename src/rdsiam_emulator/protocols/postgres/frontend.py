@@ -10,17 +10,12 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from rdsiam_emulator.protocols.need_data import NEED_DATA
+from rdsiam_emulator.protocols.need_data import NeedData as _NeedData
 from rdsiam_emulator.protocols.postgres import codec
 from rdsiam_emulator.protocols.postgres.codec import ProtocolViolation
 
-
-class _NeedData:
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-
-NEED_DATA = _NeedData()
-"""Returned by ``next_event`` when more bytes are needed."""
+__all__ = ["NEED_DATA"]
 
 
 @dataclass(frozen=True, slots=True)
