@@ -2,7 +2,7 @@
 
 Protocol front-ends hand over what they extracted (DB user, token, transport facts); the
 authenticator applies the instance's switches (IAM enabled, TLS required, throttling), runs the
-verifier with the IAM authorizer, records an ``AuthEvent`` and returns a ``Decision``. It never
+verifier with the IAM authorizer, records an ``AuthEvent`` and returns a ``LoginDecision``. It never
 writes to a socket: what the client sees is the front-end's business (RDS's generic engine errors).
 """
 
@@ -39,7 +39,10 @@ class ClientInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class LoginDecision:
+    """What the authenticator decided about one login, with the event it recorded; ``reason``
+    None means allowed."""
+
     ok: bool
     reason: Reason | None
     detail: str
@@ -64,10 +67,11 @@ class IamAuthenticator(Protocol):
     def transport_rejection(self, client: ClientInfo, *, iam: bool = True,
                             force_ssl: bool = False) -> Reason | None: ...
 
-    def authenticate_iam(self, *, db_user: str, token: str, client: ClientInfo) -> Decision: ...
+    def authenticate_iam(self, *, db_user: str, token: str,
+                         client: ClientInfo) -> LoginDecision: ...
 
     def reject(self, *, db_user: str, client: ClientInfo, reason: Reason, detail: str,
-               hint: str | None = None, method: str = "iam") -> Decision: ...
+               hint: str | None = None, method: str = "iam") -> LoginDecision: ...
 
     def record_password_login(self, *, db_user: str, client: ClientInfo, ok: bool,
                               detail: str) -> AuthEvent: ...
@@ -126,7 +130,7 @@ class Authenticator:
             return Reason.TLS_REQUIRED
         return None
 
-    def authenticate_iam(self, *, db_user: str, token: str, client: ClientInfo) -> Decision:
+    def authenticate_iam(self, *, db_user: str, token: str, client: ClientInfo) -> LoginDecision:
         """Verify ``token`` for ``db_user``; never raises for bad input."""
         now = self.clock.now()
         if not self.iam_enabled:
@@ -175,7 +179,7 @@ class Authenticator:
     def reject(
         self, *, db_user: str, client: ClientInfo, reason: Reason, detail: str,
         hint: str | None = None, method: str = "iam",
-    ) -> Decision:
+    ) -> LoginDecision:
         """Record an engine-level rejection decided by the front-end (TLS, not an IAM user...)."""
         return self._decide(db_user, client, reason, detail, hint, None, None, method=method)
 
@@ -194,7 +198,7 @@ class Authenticator:
         self, db_user: str, client: ClientInfo, reason: Reason | None, detail: str,
         hint: str | None, principal_arn: str | None, access_key_id: str | None,
         *, method: str = "iam",
-    ) -> Decision:
+    ) -> LoginDecision:
         event = self.events.record(AuthEvent(
             time=self.clock.now(), instance_id=self.instance_id, engine=self.engine,
             db_user=db_user, method=method, outcome=ALLOW if reason is None else DENY,
@@ -202,7 +206,7 @@ class Authenticator:
             access_key_id=access_key_id, client_address=client.address,
             client_port=client.port, database=client.database, tls=client.tls,
         ))
-        return Decision(reason is None, reason, detail, hint, principal_arn, event)
+        return LoginDecision(reason is None, reason, detail, hint, principal_arn, event)
 
 
 _AS_GENERATED = ("pass the token exactly as generate_db_auth_token returns it (no https:// "

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rdsiam_emulator.authenticator import ClientInfo, Decision, IamAuthenticator
+from rdsiam_emulator.authenticator import ClientInfo, IamAuthenticator, LoginDecision
 from rdsiam_emulator.engines import Engine
 from rdsiam_emulator.engines import engine as engine_named
 from rdsiam_emulator.reasons import Reason
@@ -69,7 +69,7 @@ class AskToken:
 class Refuse:
     """Answer with the engine's refusal for ``decision.reason`` (recorded in ``decision``)."""
 
-    decision: Decision
+    decision: LoginDecision
 
     @property
     def reason(self) -> Reason:
@@ -84,7 +84,7 @@ class LogIn:
 
     user: str
     password: str = field(repr=False)
-    decision: Decision
+    decision: LoginDecision
 
 
 @dataclass(frozen=True, slots=True)

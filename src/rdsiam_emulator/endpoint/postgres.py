@@ -32,7 +32,7 @@ from rdsiam_emulator.events import TEXT_CAP, clip
 from rdsiam_emulator.login import AskToken, LogIn, LoginFacts, LoginStep, Refuse, RelayPassword
 from rdsiam_emulator.protocols.postgres import codec
 from rdsiam_emulator.protocols.postgres.backend import BackendLogin, LoginFailed, LoginSucceeded
-from rdsiam_emulator.protocols.postgres.codec import ProtocolViolation
+from rdsiam_emulator.protocols.postgres.codec import ProtocolError
 from rdsiam_emulator.protocols.postgres.frontend import (
     NEED_DATA,
     CancelRequested,
@@ -194,7 +194,7 @@ class PostgresEndpoint(TrackedEndpoint):
                     return await self._authenticate(client, hs, event)
                 else:  # PasswordReceived outside the IAM exchange cannot happen here
                     return None
-        except ProtocolViolation as exc:
+        except ProtocolError as exc:
             if exc.report:
                 client.write(codec.fatal(exc.sqlstate, exc.message))
             return None
@@ -266,7 +266,7 @@ class PostgresEndpoint(TrackedEndpoint):
                          startup: StartupReceived, info: ClientInfo,
                          login: LogIn) -> RelayConnection | None:
         """Log in to the server as the IAM user (``LogIn``) and link the client to it."""
-        pipelined = hs.hand_over()
+        pipelined = hs.take_rest()
         backend, result = await self._backend_login(client, login, startup)
         if isinstance(result, LoginFailed):
             if backend is not None:
@@ -394,7 +394,7 @@ class PostgresEndpoint(TrackedEndpoint):
             self._record_unavailable(user, info, str(exc), "password")
             client.write(hs.fail(UNAVAILABLE, UNAVAILABLE_MESSAGE))
             return None
-        pipelined = hs.hand_over()
+        pipelined = hs.take_rest()
         backend.write(startup.raw)
         from_backend = codec.MessageReader(8 * 1024 * 1024)
         from_client = codec.MessageReader()
@@ -417,7 +417,7 @@ class PostgresEndpoint(TrackedEndpoint):
                     return None
                 if msg.type == b"Z":
                     if not authenticated:
-                        raise ProtocolViolation("ReadyForQuery before authentication")
+                        raise ProtocolError("ReadyForQuery before authentication")
                     client.unread(from_client.take_rest())
                     backend.unread(from_backend.take_rest())
                     client.link(backend)

@@ -13,7 +13,7 @@ from rdsiam_emulator.endpoint.backend import BackendAddress, BackendUnreachable
 from rdsiam_emulator.endpoint.relay import ConnectionClosed, RelayConnection
 from rdsiam_emulator.engines import POSTGRES
 from rdsiam_emulator.protocols.postgres.backend import BackendLogin, LoginFailed, LoginSucceeded
-from rdsiam_emulator.protocols.postgres.codec import ProtocolViolation
+from rdsiam_emulator.protocols.postgres.codec import ProtocolError
 from rdsiam_emulator.protocols.postgres.query import (
     QueryResult,
     SimpleQuery,
@@ -96,7 +96,7 @@ class AdminClient:
                     conn = await self._connection()
                     async with asyncio.timeout(self._timeout):
                         return await self._run(conn, sql)
-                except (ConnectionClosed, OSError, TimeoutError, ProtocolViolation) as exc:
+                except (ConnectionClosed, OSError, TimeoutError, ProtocolError) as exc:
                     self._drop()
                     if attempt == 2:
                         raise BackendUnreachable(f"admin query failed: {exc}") from exc

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from rdsiam_emulator.protocols.postgres import codec
-from rdsiam_emulator.protocols.postgres.codec import ProtocolViolation
+from rdsiam_emulator.protocols.postgres.codec import ProtocolError
 from rdsiam_emulator.protocols.postgres.scram import MECHANISM, ScramClient, ScramError
 
 MAX_BACKEND_MESSAGE = 1024 * 1024
@@ -102,7 +102,7 @@ class BackendLogin:
                 if msg is None:
                     break
                 self._handle(msg)
-        except (ProtocolViolation, ScramError) as exc:
+        except (ProtocolError, ScramError) as exc:
             self.result = LoginFailed(_local_error(f"backend login failed: {exc}"))
         return self.result
 
@@ -122,7 +122,7 @@ class BackendLogin:
                 return
             if msg.type == b"v":  # NegotiateProtocolVersion: we only ask for 3.0 plain
                 return
-            raise ProtocolViolation(f"unexpected message {msg.type!r} during authentication")
+            raise ProtocolError(f"unexpected message {msg.type!r} during authentication")
         self._greeting += codec.typed(msg.type, msg.body)
         if msg.type == b"S":
             parts = codec.split_cstrings(msg.body)
@@ -145,24 +145,24 @@ class BackendLogin:
         elif code == codec.AUTH_MD5:
             salt = body[4:8]
             if len(salt) != 4:
-                raise ProtocolViolation("MD5 request without a 4-byte salt")
+                raise ProtocolError("MD5 request without a 4-byte salt")
             self._out += codec.password_message(md5_password(self._password, self.user, salt))
         elif code == codec.AUTH_SASL:
             mechanisms = [m for m in codec.split_cstrings(body[4:]) if m]
             if MECHANISM not in mechanisms:
-                raise ProtocolViolation(f"no supported SASL mechanism in {mechanisms}")
+                raise ProtocolError(f"no supported SASL mechanism in {mechanisms}")
             self._scram = ScramClient(self._password, nonce=self._scram_nonce)
             self._out += codec.sasl_initial_response(MECHANISM, self._scram.client_first())
         elif code == codec.AUTH_SASL_CONTINUE:
             if self._scram is None:
-                raise ProtocolViolation("SASLContinue without SASL")
+                raise ProtocolError("SASLContinue without SASL")
             self._out += codec.sasl_response(self._scram.client_final(body[4:]))
         elif code == codec.AUTH_SASL_FINAL:
             if self._scram is None:
-                raise ProtocolViolation("SASLFinal without SASL")
+                raise ProtocolError("SASLFinal without SASL")
             self._scram.verify_server_final(body[4:])
         else:
-            raise ProtocolViolation(f"unsupported authentication request {code}")
+            raise ProtocolError(f"unsupported authentication request {code}")
 
 
 def _local_error(message: str) -> dict[str, str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rdsiam_emulator.protocols.postgres import codec
-from rdsiam_emulator.protocols.postgres.codec import ProtocolViolation
+from rdsiam_emulator.protocols.postgres.codec import ProtocolError
 
 MAX_RESULT_MESSAGE = 1024 * 1024
 
@@ -63,7 +63,7 @@ class SimpleQuery:
 
 def _data_row(body: bytes) -> list[str | None]:
     if len(body) < 2:
-        raise ProtocolViolation("short DataRow")
+        raise ProtocolError("short DataRow")
     count = int.from_bytes(body[:2], "big")
     pos = 2
     values: list[str | None] = []

@@ -14,7 +14,7 @@ from rdsiam_emulator.protocols.postgres.backend import (
     LoginSucceeded,
     md5_password,
 )
-from rdsiam_emulator.protocols.postgres.codec import ProtocolViolation
+from rdsiam_emulator.protocols.postgres.codec import ProtocolError
 from rdsiam_emulator.protocols.postgres.frontend import (
     NEED_DATA,
     CancelRequested,
@@ -67,7 +67,7 @@ def test_message_reader_splits_coalesced_and_partial_input() -> None:
 def test_message_reader_rejects_bad_lengths(length: int) -> None:
     reader = codec.MessageReader()
     reader.feed(b"p" + struct.pack("!i", length))
-    with pytest.raises(ProtocolViolation):
+    with pytest.raises(ProtocolError):
         reader.next_message()
 
 
@@ -75,7 +75,7 @@ def test_message_reader_rejects_bad_lengths(length: int) -> None:
 def test_startup_reader_rejects_bad_lengths(length: int) -> None:
     reader = codec.StartupReader()
     reader.feed(struct.pack("!i", length) + b"\x00" * 8)
-    with pytest.raises(ProtocolViolation, match="invalid length of startup packet"):
+    with pytest.raises(ProtocolError, match="invalid length of startup packet"):
         reader.next_packet()
 
 
@@ -126,7 +126,7 @@ def test_frontend_rejects_plaintext_buffered_after_ssl_request() -> None:
     hs = FrontendHandshake()
     hs.receive_data(codec.ssl_request() + codec.startup_message({"user": "x"}))
     assert isinstance(hs.next_event(), SSLRequested)
-    with pytest.raises(ProtocolViolation, match="unencrypted data after SSL request"):
+    with pytest.raises(ProtocolError, match="unencrypted data after SSL request"):
         hs.accept_ssl()
 
 
@@ -137,7 +137,7 @@ def test_frontend_second_ssl_request_is_a_violation() -> None:
     hs.accept_ssl()
     hs.tls_established()
     hs.receive_data(codec.ssl_request())
-    with pytest.raises(ProtocolViolation):
+    with pytest.raises(ProtocolError):
         hs.next_event()
 
 
@@ -151,7 +151,7 @@ def test_frontend_cancel_request() -> None:
 def test_frontend_unsupported_protocol_version() -> None:
     hs = FrontendHandshake()
     hs.receive_data(codec.startup_message({"user": "x"}, protocol=2 << 16))
-    with pytest.raises(ProtocolViolation) as err:
+    with pytest.raises(ProtocolError) as err:
         hs.next_event()
     assert err.value.sqlstate == "0A000"
     assert "2.0" in err.value.message
@@ -160,7 +160,7 @@ def test_frontend_unsupported_protocol_version() -> None:
 def test_frontend_missing_user() -> None:
     hs = FrontendHandshake()
     hs.receive_data(codec.startup_message({"database": "x"}))
-    with pytest.raises(ProtocolViolation, match="no PostgreSQL user name") as err:
+    with pytest.raises(ProtocolError, match="no PostgreSQL user name") as err:
         hs.next_event()
     assert err.value.sqlstate == "28000"
 
@@ -171,7 +171,7 @@ def test_frontend_wrong_message_instead_of_password() -> None:
     hs.next_event()
     hs.request_cleartext_password()
     hs.receive_data(codec.typed(b"Q", b"select 1\x00"))
-    with pytest.raises(ProtocolViolation, match="expected password response"):
+    with pytest.raises(ProtocolError, match="expected password response"):
         hs.next_event()
 
 
@@ -181,16 +181,16 @@ def test_frontend_oversized_password_message() -> None:
     hs.next_event()
     hs.request_cleartext_password()
     hs.receive_data(b"p" + struct.pack("!i", 10_000_000))
-    with pytest.raises(ProtocolViolation, match="invalid message length"):
+    with pytest.raises(ProtocolError, match="invalid message length"):
         hs.next_event()
 
 
-def test_frontend_hand_over_returns_pipelined_bytes() -> None:
+def test_frontend_take_rest_returns_pipelined_bytes() -> None:
     hs = FrontendHandshake()
     query = codec.typed(b"Q", b"select 1\x00")
     hs.receive_data(codec.startup_message({"user": "x"}) + query)
     assert isinstance(hs.next_event(), StartupReceived)
-    assert hs.hand_over() == query
+    assert hs.take_rest() == query
 
 
 # --------------------------------------------------------------------------------- SCRAM
