@@ -89,8 +89,8 @@ def serve(backend_port: int, ca_dir: str, queue: mp.Queue, loop: str = "uvloop",
           backend_socket: str | None = None, profile: str | None = None) -> None:
     from rdsiam_emulator.authenticator import Authenticator
     from rdsiam_emulator.credentials import StaticCredentials
+    from rdsiam_emulator.endpoint.backend import BackendAddress
     from rdsiam_emulator.endpoint.mysql import MysqlEndpoint
-    from rdsiam_emulator.endpoint.mysql_admin import BackendAddress
     from rdsiam_emulator.endpoint_spec import Endpoint
     from rdsiam_emulator.events import EventLog
     from rdsiam_emulator.tls import EmulatorCA

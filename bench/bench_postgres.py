@@ -54,7 +54,8 @@ def serve(args: argparse.Namespace) -> None:
     """Child process: run the endpoint until stdin closes; prints the port first."""
     from rdsiam_emulator.authenticator import Authenticator
     from rdsiam_emulator.credentials import StaticCredentials
-    from rdsiam_emulator.endpoint.postgres import BackendTarget, PostgresEndpoint
+    from rdsiam_emulator.endpoint.backend import BackendAddress
+    from rdsiam_emulator.endpoint.postgres import PostgresEndpoint
     from rdsiam_emulator.endpoint_spec import Endpoint
     from rdsiam_emulator.events import EventLog
     from rdsiam_emulator.tls import EmulatorCA, endpoint_names
@@ -67,7 +68,7 @@ def serve(args: argparse.Namespace) -> None:
     async def main() -> None:
         ca = EmulatorCA(Path(args.ca_dir))
         cert = ca.server_certificate(endpoint_names([RDS_HOST]))
-        target = BackendTarget("127.0.0.1", args.backend_port, "rdsadmin", args.admin_password,
+        target = BackendAddress("127.0.0.1", args.backend_port, "rdsadmin", args.admin_password,
                                unix_socket=args.backend_socket_dir)
         placeholder: object = None
         ep = PostgresEndpoint(backend=target, authenticator=placeholder,  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ import boto3
 
 from pytest_rdsiam.options import MOTO_ACCOUNT_ENV
 from rdsiam_emulator.clock import OffsetClock
+from rdsiam_emulator.engines import ConnectTarget, EngineName
 from rdsiam_emulator.events import AuthEvent
 from rdsiam_emulator.instances import EmulatedInstance
 
@@ -73,7 +74,7 @@ class RdsIamDb:
 
     # -- the instance -------------------------------------------------------------------------
     @property
-    def engine(self) -> str:
+    def engine(self) -> EngineName:
         """``"postgres"`` or ``"mysql"`` (MariaDB backends report ``"mysql"``, as they speak its
         protocol).
         """
@@ -157,23 +158,17 @@ class RdsIamDb:
                        ) -> dict[str, Any]:
         """Keyword arguments for psycopg (PostgreSQL) or PyMySQL (MySQL), verifying TLS against
         ``host``; ``dbname`` (None: this test's database) picks another database."""
-        if self.engine == "postgres":
-            return {"host": self.host, "hostaddr": self.hostaddr, "port": self.port,
-                    "user": user, "password": password, "dbname": dbname or self.dbname,
-                    "sslmode": "verify-full", "sslrootcert": self.ca_bundle}
-        return {"host": self.host, "port": self.port, "user": user, "password": password,
-                "database": dbname or self.dbname, "ssl": {"ca": self.ca_bundle}}
+        return self.instance.engine_info.connect_kwargs(self._target(user, password, dbname))
 
     def connect_master(self) -> Any:
         """A DB-API connection as the master user, through the endpoint (password login)."""
-        kwargs = self.connect_kwargs(self.master_username, self.master_password)
-        if self.engine == "postgres":
-            import psycopg
+        return self.instance.engine_info.connect(
+            self._target(self.master_username, self.master_password, None), autocommit=True)
 
-            return psycopg.connect(**kwargs, autocommit=True)
-        import pymysql
-
-        return pymysql.connect(**kwargs, autocommit=True)
+    def _target(self, user: str, password: str, dbname: str | None) -> ConnectTarget:
+        return ConnectTarget(host=self.host, hostaddr=self.hostaddr, port=self.port, user=user,
+                             password=password, dbname=dbname or self.dbname,
+                             ca_bundle=self.ca_bundle)
 
     def generate_token(self, db_user: str, session: boto3.Session) -> str:
         """An IAM auth token for ``db_user`` signed with ``session``'s credentials, as the
@@ -189,25 +184,10 @@ class RdsIamDb:
         """Create DB user ``name`` the way RDS documents it, with usable grants on ``dbname``."""
         conn = self.connect_master()
         try:
-            if self.engine == "postgres":
-                from psycopg import sql
-
-                ident = sql.Identifier(name)
-                for stmt in (
-                    sql.SQL("CREATE USER {}").format(ident),
-                    sql.SQL("GRANT rds_iam TO {}").format(ident),
-                    sql.SQL("GRANT ALL PRIVILEGES ON DATABASE {} TO {}").format(
-                        sql.Identifier(self.dbname), ident),
-                    sql.SQL("GRANT ALL ON SCHEMA public TO {}").format(ident),
-                ):
-                    conn.execute(stmt)
-            else:
-                with conn.cursor() as cur:
-                    quoted = name.replace("\\", "\\\\").replace("'", "''")
-                    cur.execute(f"CREATE USER '{quoted}'@'%' IDENTIFIED WITH "
-                                "AWSAuthenticationPlugin AS 'RDS'")
-                    db = self.dbname.replace("`", "``")
-                    cur.execute(f"GRANT ALL PRIVILEGES ON `{db}`.* TO '{quoted}'@'%'")
+            cur = conn.cursor()
+            for statement in self.instance.engine_info.iam_user_ddl(name, self.dbname):
+                cur.execute(statement)
+            cur.close()
         finally:
             conn.close()
         return name
@@ -234,14 +214,9 @@ class RdsIamDb:
                              region_name=self.region)
 
     def set_iam_enabled(self, enabled: bool) -> None:
-        """Turn IAM database authentication on or off for the instance, like ``modify-db-instance
-        --(no-)enable-iam-database-authentication``: both the endpoint and moto's
-        ``IAMDatabaseAuthenticationEnabled`` change.
-        """
+        """Like ``modify-db-instance --(no-)enable-iam-database-authentication``: the endpoint
+        and moto's ``describe_db_instances`` both follow (``EmulatedInstance.set_iam_enabled``)."""
         self.instance.set_iam_enabled(enabled)
-        from rdsiam_emulator.moto_rds import set_iam_enabled
-
-        set_iam_enabled(self.account_id, self.region, self.instance_id, enabled)
 
     def restart_backend(self) -> None:
         """Restart this instance's real database server on the same port with the same data,

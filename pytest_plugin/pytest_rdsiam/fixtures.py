@@ -19,11 +19,12 @@ from pytest_rdsiam.db import RdsIamDb, TestClock, moto_account
 from pytest_rdsiam.plugin_state import EVENT_SOURCES, require_active
 from pytest_rdsiam.pool import BackendPool, InstancePool
 from rdsiam_emulator.aws_clock import aws_clock
+from rdsiam_emulator.engines import ENGINE_NAMES, POSTGRES, EngineName
 from rdsiam_emulator.instances import EmulatedInstance, InstanceConfig
 from rdsiam_emulator.moto_rds import no_default_amis
 from rdsiam_emulator.regions import region_problem
 
-ENGINES = ("postgres", "mysql")
+ENGINES = ENGINE_NAMES
 FACTORY_ARGUMENTS = frozenset(f.name for f in fields(InstanceConfig)) - {"engine"}
 """What ``rds_iam_db_factory`` accepts besides ``engine``: the InstanceConfig fields, named as
 the options are (``future_skew``, ``require_tls`` ...). docs/pytest.md lists them."""
@@ -50,7 +51,7 @@ def rds_iam_instances(request: pytest.FixtureRequest, rds_iam_backends: BackendP
 @pytest.fixture(scope="session")
 def rds_iam_instance(rds_iam_instances: InstancePool) -> EmulatedInstance:
     """The session's shared PostgreSQL instance (``rds_iam_instances.shared("mysql")``: MySQL)."""
-    return rds_iam_instances.shared("postgres")
+    return rds_iam_instances.shared(POSTGRES.name)
 
 
 _AUTHENTICATOR_STATE = ("iam_enabled", "require_tls", "settings", "throttle", "authorizer",
@@ -147,7 +148,7 @@ def rds_iam_db(request: pytest.FixtureRequest, _rds_iam_scope: _TestScope) -> Rd
     Skips the test unless the plugin is active (``--rdsiam-emulator``); ``pytest.UsageError``
     for another engine name. What the test changed on the shared instance is put back after it.
     """
-    engine = getattr(request, "param", "postgres")
+    engine = getattr(request, "param", POSTGRES.name)
     if engine not in ENGINES:
         raise pytest.UsageError(f"rds_iam_db engine must be one of {ENGINES}, not {engine!r}")
     return _rds_iam_scope.open_db(_rds_iam_scope.pool.shared(engine), owned=False)
@@ -165,7 +166,7 @@ def rds_iam_db_factory(_rds_iam_scope: _TestScope) -> Callable[..., RdsIamDb]:
     """
     pool = _rds_iam_scope.pool
 
-    def factory(engine: str = "postgres", **overrides: Any) -> RdsIamDb:
+    def factory(engine: EngineName = POSTGRES.name, **overrides: Any) -> RdsIamDb:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
         unknown = sorted(set(overrides) - FACTORY_ARGUMENTS)

@@ -10,9 +10,19 @@ import math
 import os
 import re
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, Literal, get_args
 
 import pytest
+
+from rdsiam_emulator.engines import ENGINES, Engine
+
+# Spelled here, not imported: the backends package loads the drivers, and an inactive plugin
+# must not (test_options checks they agree with backends.spec.ProviderName / instances.Naming).
+ProviderName = Literal["auto", "docker", "local", "external"]
+MysqlFlavour = Literal["auto", "mysql", "mariadb"]
+Naming = Literal["rds", "loopback"]
+EventLoopChoice = Literal["auto", "uvloop", "asyncio"]
+GlobalKeys = Literal["documented", "none"]
 
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
@@ -23,24 +33,26 @@ class PluginSettings:
     """Everything the plugin's fixtures need to know, already typed."""
 
     enabled: bool = False
-    backend: str = "auto"
-    postgres_image: str = "postgres:16"
-    mysql_image: str = "mysql:8.0"
+    backend: ProviderName = "auto"
+    postgres_image: str | None = None
+    """None: the engine's default (``$RDSIAM_POSTGRES_IMAGE``, else ``postgres:16``)."""
+    mysql_image: str | None = None
+    """None: the engine's default (``$RDSIAM_MYSQL_IMAGE``, else ``mysql:8.0``)."""
     postgres_version: str | None = None
     mysql_version: str | None = None
     postgres_url: str | None = None
     mysql_url: str | None = None
-    mysql_flavour: str = "auto"
+    mysql_flavour: MysqlFlavour = "auto"
     region: str = "us-east-1"
     account_id: str = "123456789012"
-    naming: str = "rds"
+    naming: Naming = "rds"
     reuse: bool = False
     future_skew: float = 300.0
     require_tls: bool = True
     throttling: bool = True
     events_file: str | None = None
-    event_loop: str = "auto"
-    global_keys: str = "documented"
+    event_loop: EventLoopChoice = "auto"
+    global_keys: GlobalKeys = "documented"
 
     def override(self, **changes: Any) -> PluginSettings:
         """Factory arguments win over everything; ``None`` means "not given"."""
@@ -49,6 +61,21 @@ class PluginSettings:
         if unknown:
             raise TypeError(f"unknown rds_iam_db setting(s): {', '.join(sorted(unknown))}")
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def for_engine(self, engine: Engine) -> EngineSettings:
+        """The per-engine options (``<engine>_image``, ``_version``, ``_url``) of ``engine``."""
+        return EngineSettings(image=getattr(self, f"{engine.name}_image"),
+                              version=getattr(self, f"{engine.name}_version"),
+                              url=getattr(self, f"{engine.name}_url"))
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    """One engine's backend options; None: not given."""
+
+    image: str | None
+    version: str | None
+    url: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +96,7 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("backend", "where the real servers come from", "choice",
-           ("auto", "docker", "local", "external")),
+    Option("backend", "where the real servers come from", "choice", get_args(ProviderName)),
     Option("postgres_image", "container image for PostgreSQL (docker backend)"),
     Option("mysql_image", "container image for MySQL/MariaDB (docker backend)"),
     Option("postgres_version", "PostgreSQL major version (local binaries; image tag otherwise)"),
@@ -78,23 +104,25 @@ OPTIONS: tuple[Option, ...] = (
     Option("postgres_url", "admin URL of an existing PostgreSQL (external backend)"),
     Option("mysql_url", "admin URL of an existing MySQL/MariaDB (external backend)"),
     Option("mysql_flavour", "which MySQL-family server 'mysql' means", "choice",
-           ("auto", "mysql", "mariadb")),
+           get_args(MysqlFlavour)),
     Option("region", "region of the emulated instances"),
     Option("account_id", "AWS account id of the emulated instances and of the principals the "
            "tests create (default: $MOTO_ACCOUNT_ID, else moto's 123456789012)"),
     Option("naming", "endpoint host names: RDS-style names or plain loopback", "choice",
-           ("rds", "loopback")),
+           get_args(Naming)),
     Option("reuse", "keep backends running and reuse them between runs", "bool"),
     Option("future_skew", "seconds a token may be dated in the future", "float"),
     Option("require_tls", "refuse IAM logins without TLS, as RDS does", "bool"),
     Option("throttling", "emulate RDS's IAM connection throttling", "bool"),
     Option("events_file", "also write every auth event to this JSON-lines file"),
     Option("event_loop", "event loop of the endpoints (auto: uvloop when installed)", "choice",
-           ("auto", "uvloop", "asyncio")),
+           get_args(EventLoopChoice)),
     Option("global_keys", "global condition keys in a login's IAM request context: as RDS "
            "documents them, or none (the older guide's stricter reading)", "choice",
-           ("documented", "none")),
+           get_args(GlobalKeys)),
 )
+_DEFAULT_IMAGES = {f"{e.name}_image": e.default_image for e in ENGINES.values()}
+"""What an unset image option means (shown in --help)."""
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -107,7 +135,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("rdsiam_emulator", "activate the emulator fixtures", type="bool", default=False)
     defaults = PluginSettings()
     for opt in OPTIONS:
-        default = getattr(defaults, opt.name)
+        default = _DEFAULT_IMAGES.get(opt.name) or getattr(defaults, opt.name)
         parser.addini(opt.ini, opt.help, default=None)
         if opt.kind == "bool":
             # the bare flag means "true" (pytest convention); a value is still accepted

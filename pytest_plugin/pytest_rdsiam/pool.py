@@ -11,22 +11,25 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pytest_rdsiam.options import PluginSettings
 from rdsiam_emulator.backends import BackendError, BackendHandle, BackendSpec, start_backend
 from rdsiam_emulator.clock import OffsetClock
+from rdsiam_emulator.engines import MYSQL, POSTGRES, EngineName
+from rdsiam_emulator.engines import engine as engine_named
 from rdsiam_emulator.events import EventLog
 from rdsiam_emulator.instances import EmulatedInstance, Emulator, InstanceConfig
 
-_URL_EXAMPLE = {"postgres": "postgresql://admin:pw@127.0.0.1:5432/postgres",
-                "mysql": "mysql://root:pw@127.0.0.1:3306/"}
+_URL_EXAMPLE = {POSTGRES: "postgresql://admin:pw@127.0.0.1:5432/postgres",
+                MYSQL: "mysql://root:pw@127.0.0.1:3306/"}
 _HOW_TO_HONOUR = {
-    "postgres": "install that major under /usr/lib/postgresql/<major>/bin or point "
+    POSTGRES: "install that major under /usr/lib/postgresql/<major>/bin or point "
                 "$RDSIAM_PG_BINDIR at it (local), use --rdsiam-backend docker with "
                 "--rdsiam-postgres-image, or give --rdsiam-postgres-url of such a server",
-    "mysql": "use --rdsiam-backend docker (official image mysql:<version> / mariadb:<version>, "
+    MYSQL: "use --rdsiam-backend docker (official image mysql:<version> / mariadb:<version>, "
              "or --rdsiam-mysql-image), point $RDSIAM_MYSQLD at such a server binary (local), "
              "or give --rdsiam-mysql-url of such a server",
 }
@@ -52,32 +55,29 @@ class BackendPool:
                  starter: Callable[[BackendSpec], BackendHandle] = _START_FOR_PYTEST) -> None:
         self._settings = settings
         self._starter = starter
-        self._handles: dict[str, BackendHandle] = {}
+        self._handles: dict[EngineName, BackendHandle] = {}
         self._lock = threading.Lock()
 
-    def spec_for(self, engine: str) -> BackendSpec:
+    def spec_for(self, engine: EngineName) -> BackendSpec:
         """The backend to start for ``engine``; ``pytest.UsageError`` naming the option when the
         settings cannot describe one (``external`` without a URL)."""
         s = self._settings
-        url = s.postgres_url if engine == "postgres" else s.mysql_url
-        if s.backend == "external" and not url:
+        info = engine_named(engine)
+        own = s.for_engine(info)
+        if s.backend == "external" and not own.url:
             raise pytest.UsageError(
                 f"--rdsiam-backend external needs --rdsiam-{engine}-url (ini rdsiam_{engine}_url):"
-                f" the admin URL of your {engine} server, e.g. {_URL_EXAMPLE[engine]}")
-        if engine == "postgres":
-            return BackendSpec(engine="postgres", provider=s.backend,  # type: ignore[arg-type]
-                               image=None if s.postgres_image == "postgres:16" else
-                               s.postgres_image,
-                               version=s.postgres_version,
-                               external_admin_url=s.postgres_url, reuse=s.reuse)
-        image: str | None = None if s.mysql_image == "mysql:8.0" else s.mysql_image
-        if s.mysql_flavour == "mariadb" and image is None:
+                f" the admin URL of your {engine} server, e.g. {_URL_EXAMPLE[info]}")
+        image = own.image
+        if info is MYSQL and s.mysql_flavour == "mariadb" and image is None:
             image = "mariadb"
-        return BackendSpec(engine="mysql", provider=s.backend,  # type: ignore[arg-type]
-                           image=image, version=s.mysql_version,
-                           external_admin_url=s.mysql_url, reuse=s.reuse)
+        return BackendSpec(engine=info.name, provider=s.backend, image=image,
+                           version=own.version, external_admin_url=own.url, reuse=s.reuse)
 
-    def get(self, engine: str) -> BackendHandle:
+    def get(self, engine: EngineName) -> BackendHandle:
+        """The running backend of ``engine``, started (and checked against the settings) on
+        first use. Raises ``BackendError`` when none can be started or it does not honour the
+        settings."""
         with self._lock:
             handle = self._handles.get(engine)
             if handle is None or handle.stopped:
@@ -90,24 +90,27 @@ class BackendPool:
                 self._handles[engine] = handle
             return handle
 
-    def _check_honoured(self, engine: str, handle: BackendHandle) -> None:
+    def _check_honoured(self, engine: EngineName, handle: BackendHandle) -> None:
         """Fail, saying what would honour them, when the running server is not the flavour or
         version the settings ask for: never a silent substitute."""
         s = self._settings
-        wanted_version = s.postgres_version if engine == "postgres" else s.mysql_version
+        info = engine_named(engine)
+        wanted_version = s.for_engine(info).version
+        flavour_asked = info is MYSQL and s.mysql_flavour != "auto"
         asked: list[str] = []
-        if engine == "mysql" and s.mysql_flavour not in {"auto", handle.flavour}:
+        if flavour_asked and s.mysql_flavour != handle.flavour:
             asked.append(f"--rdsiam-mysql-flavour {s.mysql_flavour}")
         if wanted_version and not version_matches(wanted_version, handle.version):
             asked.append(f"--rdsiam-{engine}-version {wanted_version}")
         if not asked:
             return
-        kind = {"postgres": "PostgreSQL", "mysql": "MySQL", "mariadb": "MariaDB"}[
-            s.mysql_flavour if engine == "mysql" and s.mysql_flavour != "auto" else engine]
+        kind = info.label
+        if flavour_asked:
+            kind = {"mysql": "MySQL", "mariadb": "MariaDB"}[s.mysql_flavour]
         raise BackendError(
             f"{' and '.join(asked)} cannot be honoured: the {handle.provider} backend runs "
             f"{handle.flavour} {handle.version}. To get {kind} {wanted_version or ''}".rstrip()
-            + f": {_HOW_TO_HONOUR[engine]}; or drop the option to use this server.")
+            + f": {_HOW_TO_HONOUR[info]}; or drop the option to use this server.")
 
     def stop_all(self) -> None:
         with self._lock:
@@ -133,17 +136,19 @@ class InstancePool:
         self._lock = threading.Lock()
         self._counter = 0
 
-    def default_config(self, engine: str, **overrides: object) -> InstanceConfig:
+    def default_config(self, engine: EngineName, **overrides: Any) -> InstanceConfig:
+        """The instance the settings describe for ``engine``, with ``overrides`` (InstanceConfig
+        field names) applied."""
         s = self.settings
         base = InstanceConfig(
-            instance_id=f"rdsiam-{engine}", engine=engine,  # type: ignore[arg-type]
-            region=s.region, account_id=s.account_id, naming=s.naming,  # type: ignore[arg-type]
+            instance_id=f"rdsiam-{engine}", engine=engine,
+            region=s.region, account_id=s.account_id, naming=s.naming,
             require_tls=s.require_tls, future_skew=s.future_skew,
             throttling=s.throttling, global_keys=s.global_keys,
         )
-        return replace(base, **overrides)  # type: ignore[arg-type]
+        return replace(base, **overrides)
 
-    def shared(self, engine: str) -> EmulatedInstance:
+    def shared(self, engine: EngineName) -> EmulatedInstance:
         """The session's default instance for ``engine``."""
         config = self.default_config(engine)
         with self._lock:
@@ -157,7 +162,7 @@ class InstancePool:
         """A separate instance (own endpoint, own resource id) on the engine's shared backend."""
         return self.emulator.start_instance(config, self.backends.get(config.engine))
 
-    def next_id(self, engine: str) -> str:
+    def next_id(self, engine: EngineName) -> str:
         with self._lock:
             self._counter += 1
             return f"rdsiam-{engine}-{self._counter}"

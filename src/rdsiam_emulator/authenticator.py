@@ -2,7 +2,7 @@
 
 Protocol front-ends hand over what they extracted (DB user, token, transport facts); the
 authenticator applies the instance's switches (IAM enabled, TLS required, throttling), runs the
-verifier with the IAM authorizer, records an ``AuthEvent`` and returns a ``Decision``. It never
+verifier with the IAM authorizer, records an ``AuthEvent`` and returns a ``LoginDecision``. It never
 writes to a socket: what the client sees is the front-end's business (RDS's generic engine errors).
 """
 
@@ -14,6 +14,8 @@ from typing import Protocol
 from rdsiam_emulator.clock import Clock, SystemClock
 from rdsiam_emulator.credentials import CredentialLookup
 from rdsiam_emulator.endpoint_spec import Endpoint
+from rdsiam_emulator.engines import EngineName
+from rdsiam_emulator.engines import engine as engine_named
 from rdsiam_emulator.events import ALLOW, DENY, AuthEvent, EventLog
 from rdsiam_emulator.reasons import REASONS, Reason
 from rdsiam_emulator.throttle import Throttle
@@ -37,7 +39,10 @@ class ClientInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class LoginDecision:
+    """What the authenticator decided about one login, with the event it recorded; ``reason``
+    None means allowed."""
+
     ok: bool
     reason: Reason | None
     detail: str
@@ -55,13 +60,18 @@ class IamAuthenticator(Protocol):
     tests may pass their own)."""
 
     iam_enabled: bool
+    engine: EngineName
 
-    def transport_rejection(self, client: ClientInfo) -> Reason | None: ...
+    def is_iam_login(self, iam_user: bool) -> bool: ...
 
-    def authenticate_iam(self, *, db_user: str, token: str, client: ClientInfo) -> Decision: ...
+    def transport_rejection(self, client: ClientInfo, *, iam: bool = True,
+                            force_ssl: bool = False) -> Reason | None: ...
+
+    def authenticate_iam(self, *, db_user: str, token: str,
+                         client: ClientInfo) -> LoginDecision: ...
 
     def reject(self, *, db_user: str, client: ClientInfo, reason: Reason, detail: str,
-               hint: str | None = None, method: str = "iam") -> Decision: ...
+               hint: str | None = None, method: str = "iam") -> LoginDecision: ...
 
     def record_password_login(self, *, db_user: str, client: ClientInfo, ok: bool,
                               detail: str) -> AuthEvent: ...
@@ -74,7 +84,7 @@ class Authenticator:
         self,
         *,
         instance_id: str,
-        engine: str,
+        engine: EngineName,
         endpoint: Endpoint,
         credentials: CredentialLookup,
         events: EventLog,
@@ -97,13 +107,30 @@ class Authenticator:
         self.require_tls = require_tls
         self.throttle = throttle
 
-    def transport_rejection(self, client: ClientInfo) -> Reason | None:
-        """Whether an IAM login must be refused before asking for the token (plain TCP)."""
-        if self.require_tls and not client.tls:
+    def is_iam_login(self, iam_user: bool) -> bool:
+        """Whether a login by a user the server marks as IAM (``iam_user``) is an IAM login.
+
+        With IAM authentication off, an engine that relays such logins as password logins
+        (``Engine.iam_users_relayed_when_disabled``, MySQL) answers False; PostgreSQL still
+        asks for the token and ``authenticate_iam`` refuses it (``iam_disabled``).
+        """
+        if not iam_user:
+            return False
+        return self.iam_enabled or not engine_named(self.engine).iam_users_relayed_when_disabled
+
+    def transport_rejection(self, client: ClientInfo, *, iam: bool = True,
+                            force_ssl: bool = False) -> Reason | None:
+        """The TLS rule: ``TLS_REQUIRED`` when a login must be refused before any password or
+        token is read because the connection is plain TCP. IAM logins need TLS when
+        ``require_tls`` (RDS); password logins (``iam=False``) only when ``force_ssl``
+        (``rds.force_ssl``). None: the transport is acceptable."""
+        if client.tls:
+            return None
+        if self.require_tls if iam else force_ssl:
             return Reason.TLS_REQUIRED
         return None
 
-    def authenticate_iam(self, *, db_user: str, token: str, client: ClientInfo) -> Decision:
+    def authenticate_iam(self, *, db_user: str, token: str, client: ClientInfo) -> LoginDecision:
         """Verify ``token`` for ``db_user``; never raises for bad input."""
         now = self.clock.now()
         if not self.iam_enabled:
@@ -114,7 +141,7 @@ class Authenticator:
                 "password",
                 None, None,
             )
-        if self.require_tls and not client.tls:
+        if self.transport_rejection(client) is not None:
             return self.reject(db_user=db_user, client=client, reason=Reason.TLS_REQUIRED,
                                detail="IAM logins are accepted over TLS only",
                                hint="connect with sslmode=require (or stricter) / ssl enabled")
@@ -152,7 +179,7 @@ class Authenticator:
     def reject(
         self, *, db_user: str, client: ClientInfo, reason: Reason, detail: str,
         hint: str | None = None, method: str = "iam",
-    ) -> Decision:
+    ) -> LoginDecision:
         """Record an engine-level rejection decided by the front-end (TLS, not an IAM user...)."""
         return self._decide(db_user, client, reason, detail, hint, None, None, method=method)
 
@@ -171,7 +198,7 @@ class Authenticator:
         self, db_user: str, client: ClientInfo, reason: Reason | None, detail: str,
         hint: str | None, principal_arn: str | None, access_key_id: str | None,
         *, method: str = "iam",
-    ) -> Decision:
+    ) -> LoginDecision:
         event = self.events.record(AuthEvent(
             time=self.clock.now(), instance_id=self.instance_id, engine=self.engine,
             db_user=db_user, method=method, outcome=ALLOW if reason is None else DENY,
@@ -179,7 +206,7 @@ class Authenticator:
             access_key_id=access_key_id, client_address=client.address,
             client_port=client.port, database=client.database, tls=client.tls,
         ))
-        return Decision(reason is None, reason, detail, hint, principal_arn, event)
+        return LoginDecision(reason is None, reason, detail, hint, principal_arn, event)
 
 
 _AS_GENERATED = ("pass the token exactly as generate_db_auth_token returns it (no https:// "

@@ -21,6 +21,7 @@ from typing import Any
 from rdsiam_emulator import sigv4
 from rdsiam_emulator.credentials import CredentialLookup
 from rdsiam_emulator.endpoint_spec import Endpoint
+from rdsiam_emulator.engines import ENGINES
 from rdsiam_emulator.reasons import REASONS, Reason, Rejection
 from rdsiam_emulator.tokens import (
     SECURITY_TOKEN,
@@ -57,12 +58,9 @@ INPUT_HINTS: dict[str, str] = {
 }
 """What to pass to get a skipped check to run, by the input it lacked."""
 
-CLIENT_MESSAGES = {
-    "postgres": 'FATAL:  PAM authentication failed for user "{user}" (SQLSTATE 28000)',
-    "mysql": "ERROR 1045 (28000): Access denied for user '{user}'@'<client ip>' "
-             "(using password: YES)",
-}
-"""What a client sees for every token rejection: RDS never tells it why."""
+CLIENT_MESSAGES: dict[str, str] = {e.name: e.iam_refusal_text for e in ENGINES.values()}
+"""What a client sees for every token rejection, by engine name: RDS never tells it why
+(``Engine.iam_refusal_text``)."""
 
 
 @dataclass(frozen=True, slots=True)

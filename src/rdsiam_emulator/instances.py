@@ -20,13 +20,15 @@ from typing import Any, Literal
 
 from rdsiam_emulator import moto_rds, resolver
 from rdsiam_emulator.authenticator import Authenticator
-from rdsiam_emulator.backends import BackendHandle
+from rdsiam_emulator.backends import BackendHandle, MysqlHandle
 from rdsiam_emulator.clock import Clock, SystemClock
 from rdsiam_emulator.credentials import CredentialLookup
+from rdsiam_emulator.endpoint.backend import BackendAddress
 from rdsiam_emulator.endpoint.mysql import MysqlEndpoint, MysqlEndpointSettings
-from rdsiam_emulator.endpoint.mysql_admin import BackendAddress
-from rdsiam_emulator.endpoint.postgres import BackendTarget, EndpointSettings, PostgresEndpoint
+from rdsiam_emulator.endpoint.postgres import PostgresEndpoint, PostgresEndpointSettings
 from rdsiam_emulator.endpoint_spec import Endpoint
+from rdsiam_emulator.engines import MYSQL, POSTGRES, Engine, EngineName
+from rdsiam_emulator.engines import engine as engine_named
 from rdsiam_emulator.event_loops import LoopName, loop_name
 from rdsiam_emulator.events import AuthEvent, EventLog
 from rdsiam_emulator.iam.moto_patches import new_dbi_resource_id
@@ -37,11 +39,11 @@ from rdsiam_emulator.tls import EmulatorCA, endpoint_names
 from rdsiam_emulator.verifier import Authorizer, VerifierSettings
 
 Naming = Literal["rds", "loopback"]
-_ENDPOINT_KINDS: dict[str, tuple[Any, Any, Any]] = {
-    "postgres": (PostgresEndpoint, BackendTarget, EndpointSettings),
-    "mysql": (MysqlEndpoint, BackendAddress, MysqlEndpointSettings),
+_ENDPOINT_KINDS: dict[Engine, tuple[Any, Any]] = {
+    POSTGRES: (PostgresEndpoint, PostgresEndpointSettings),
+    MYSQL: (MysqlEndpoint, MysqlEndpointSettings),
 }
-"""engine → (endpoint class, backend address class, settings class): same constructor shape."""
+"""engine → (endpoint class, settings class): same constructor shape."""
 _DNS_ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -55,7 +57,7 @@ class InstanceConfig:
     """One emulated instance as the user describes it."""
 
     instance_id: str
-    engine: Literal["postgres", "mysql"] = "postgres"
+    engine: EngineName = POSTGRES.name
     region: str = "us-east-1"
     account_id: str = "123456789012"
     iam_enabled: bool = True
@@ -75,6 +77,14 @@ class InstanceConfig:
     aliases: tuple[str, ...] = ()
     """Further names the endpoint answers to (certificate SANs, token host binding), e.g. a
     CNAME your application uses; nothing else is in the certificate."""
+
+    def __post_init__(self) -> None:
+        engine_named(self.engine)  # ValueError for an unknown engine name
+
+    @property
+    def engine_info(self) -> Engine:
+        """The engine object ``engine`` names."""
+        return engine_named(self.engine)
 
     def host_name(self, dns_label: str) -> str:
         if self.naming == "loopback":
@@ -103,8 +113,14 @@ class EmulatedInstance:
         return self.config.instance_id
 
     @property
-    def engine(self) -> str:
+    def engine(self) -> EngineName:
+        """``postgres`` or ``mysql`` (the name; ``engine_info`` is the object)."""
         return self.config.engine
+
+    @property
+    def engine_info(self) -> Engine:
+        """The engine object (``rdsiam_emulator.engines``)."""
+        return self.config.engine_info
 
     @property
     def region(self) -> str:
@@ -125,17 +141,25 @@ class EmulatedInstance:
     @property
     def rds_engine(self) -> str:
         """The engine name RDS would report (``postgres``, ``mysql`` or ``mariadb``)."""
-        if self.config.engine == "postgres":
-            return "postgres"
-        return "mariadb" if self.backend.flavour == "mariadb" else "mysql"
+        if self.backend.flavour == "mariadb":
+            return "mariadb"
+        return self.config.engine
 
     def db_user_arn(self, db_user: str) -> str:
-        return (f"arn:aws:rds-db:{self.region}:{self.account_id}:dbuser:"
-                f"{self.resource_id}/{db_user}")
+        """``arn:aws:rds-db:<region>:<account>:dbuser:<DbiResourceId>/<db_user>``, the resource
+        a policy must allow ``rds-db:connect`` on (``Endpoint.db_user_arn``)."""
+        arn = self.endpoint.db_user_arn(db_user)
+        if arn is None:  # start_instance always gives the endpoint both
+            raise AssertionError("the instance's endpoint lacks its account or resource id")
+        return arn
 
     def set_iam_enabled(self, enabled: bool) -> None:
-        """Like ``modify-db-instance --(no-)enable-iam-database-authentication``."""
+        """Like ``modify-db-instance --(no-)enable-iam-database-authentication``: the endpoint
+        decides by it at once, and the current moto RDS state (when this instance is
+        registered there, see ``register_in_moto``) reports it."""
         self.authenticator.iam_enabled = enabled
+        moto_rds.set_iam_enabled(self.account_id, self.region, self.instance_id, enabled,
+                                 missing_ok=True)
 
     def restart_backend(self) -> None:
         """Stop the real database server if it still runs (also after it was killed, e.g. by a
@@ -255,15 +279,14 @@ class Emulator:
         )
         tls = self.ca.server_certificate(endpoint_names([host, *aliases])).server_context()
         secret = new_instance_secret()
-        endpoint_cls, target_cls, settings_cls = _ENDPOINT_KINDS[config.engine]
+        endpoint_cls, settings_cls = _ENDPOINT_KINDS[config.engine_info]
         server: PostgresEndpoint | MysqlEndpoint = endpoint_cls(
-            backend=target_cls(host=backend.host, port=backend.port,
-                               admin_user=backend.admin_user,
-                               admin_password=backend.admin_password,
-                               # local servers' private socket: cheaper than TCP for sessions
-                               unix_socket=backend.unix_socket),
+            # local servers' private socket included: cheaper than TCP for sessions
+            backend=BackendAddress.from_handle(backend),
             authenticator=authenticator, instance_secret=secret, tls_context=tls,
             settings=settings_cls(listen_host=config.listen_host, listen_port=config.listen_port),
+            **({"catalog_version": backend.catalog_version}
+               if isinstance(backend, MysqlHandle) else {}),
         )
         self._loop.run(server.start())
         authenticator.endpoint = Endpoint(

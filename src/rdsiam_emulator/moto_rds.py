@@ -19,8 +19,8 @@ from rdsiam_emulator.iam import moto_patches
 
 _lock = threading.Lock()
 _ADDRESS_ATTR = "_rdsiam_address"
-_ENGINES = {"postgres": ("postgres", "16.4"), "mysql": ("mysql", "8.0.39"),
-            "mariadb": ("mariadb", "11.4.3")}
+_VERSIONS = {"postgres": "16.4", "mysql": "8.0.39", "mariadb": "11.4.3"}
+"""The engine version moto reports when the backend's is unknown, by RDS engine name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +71,7 @@ def register(reg: RdsRegistration) -> Any:
     backend = rds_backends[reg.account_id][reg.region]
     if reg.instance_id in backend.databases:
         backend.delete_db_instance(reg.instance_id, None)
-    engine, default_version = _ENGINES.get(reg.engine, (reg.engine, None))
+    engine, default_version = reg.engine, _VERSIONS.get(reg.engine)
     with no_default_amis():
         db = _create(backend, reg, engine, default_version)
     db.dbi_resource_id = reg.resource_id
@@ -109,21 +109,22 @@ def _create(backend: Any, reg: RdsRegistration, engine: str, version: str | None
     })
 
 
-def set_iam_enabled(account_id: str, region: str, instance_id: str, enabled: bool) -> None:
-    """Set ``IAMDatabaseAuthenticationEnabled`` of a registered instance in moto's RDS state.
-
-    Only moto's view changes (what ``describe_db_instances`` reports); the endpoint's own flag is
-    set elsewhere. Raises ``KeyError`` if moto has no such account, region or instance.
-    """
-    from moto.rds.models import rds_backends
-
-    rds_backends[account_id][region].databases[instance_id].enable_iam_database_authentication = (
-        enabled
-    )
-
-
 def set_endpoint(db: Any, address: str, port: int) -> None:
     """Make moto's ``db`` (a ``DBInstance``) report the emulator's endpoint ``address:port``."""
     install()
     db.__dict__[_ADDRESS_ATTR] = address
     db.port = port
+def set_iam_enabled(account_id: str, region: str, instance_id: str, enabled: bool, *,
+                    missing_ok: bool = False) -> None:
+    """Set what moto reports as ``IAMDatabaseAuthenticationEnabled`` for the instance.
+
+    Raises KeyError when the current moto state has no such instance, unless ``missing_ok``.
+    """
+    from moto.rds.models import rds_backends
+
+    databases = rds_backends[account_id][region].databases
+    if instance_id not in databases:
+        if missing_ok:
+            return
+        raise KeyError(instance_id)
+    databases[instance_id].enable_iam_database_authentication = enabled

@@ -138,3 +138,27 @@ def test_probe(request):
     assert InstancePool.default_config(pool, "postgres").global_keys == "none"  # type: ignore[arg-type]
     result = pytester.runpytest("-p", "no:xdist", "--rdsiam-global-keys", "all")
     assert result.ret != 0
+
+
+def test_an_explicit_default_image_is_honoured_over_the_environment(monkeypatch):
+    """``--rdsiam-postgres-image postgres:16`` names an image: it is not "unset", so
+    $RDSIAM_POSTGRES_IMAGE (the stand-in override) does not replace it."""
+    from pytest_rdsiam.pool import BackendPool
+
+    env = {"RDSIAM_POSTGRES_IMAGE": "stand-in/pg:1", "RDSIAM_MYSQL_IMAGE": "stand-in/my:1"}
+    explicit = BackendPool(PluginSettings(postgres_image="postgres:16", mysql_image="mysql:8.0"))
+    assert explicit.spec_for("postgres").resolved_image(env) == "postgres:16"
+    assert explicit.spec_for("mysql").resolved_image(env) == "mysql:8.0"
+    unset = BackendPool(PluginSettings())
+    assert unset.spec_for("postgres").resolved_image(env) == "stand-in/pg:1"
+
+
+def test_option_choices_agree_with_the_library():
+    from typing import get_args
+
+    from pytest_rdsiam import options
+    from rdsiam_emulator.backends.spec import PROVIDERS
+    from rdsiam_emulator.instances import Naming
+
+    assert get_args(options.ProviderName) == PROVIDERS
+    assert get_args(options.Naming) == get_args(Naming)

@@ -152,8 +152,14 @@ def test_loopback_naming_and_iam_switch(emulator, pg_backend):
                 psycopg.connect(**kwargs)
             assert instance.events_since()[-1].reason == "iam_disabled"
             instance.set_iam_enabled(True)
+            # one switch: moto's view of the instance follows the endpoint's
+            [db] = boto3.client("rds", region_name="us-east-1").describe_db_instances(
+                DBInstanceIdentifier="plain")["DBInstances"]
+            assert db["IAMDatabaseAuthenticationEnabled"] is True
             with psycopg.connect(**kwargs) as conn:
                 assert conn.execute("select current_user").fetchone() == ("lb_user",)
+        instance.set_iam_enabled(False)  # not registered in any moto state now: endpoint only
+        assert not instance.iam_enabled
     finally:
         instance.close()
         pg_backend.reset_users()

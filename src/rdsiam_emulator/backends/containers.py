@@ -31,19 +31,17 @@ import socket
 import time
 from typing import Any
 
+from rdsiam_emulator.engines import POSTGRES
+
 from .errors import ENGINE_HOWTO, BackendError, BackendUnavailable
 from .handle import BackendHandle
 from .mysql_handle import MysqlHandle
 from .postgres_handle import ADMIN_DB, PostgresHandle
-from .spec import ADMIN_USER, DEFAULT_PORTS, BackendSpec
+from .spec import ADMIN_USER, BackendSpec
 
 READY_TIMEOUT = 180.0
 LABEL = "io.rdsiam-emulator"
 LABEL_REUSE_KEY = "io.rdsiam-emulator.reuse-key"
-READY_LINES = {
-    "postgres": "database system is ready to accept connections",
-    "mysql": "ready for connections",
-}
 PG_FAST_ARGS = ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
 MY_FAST_ARGS = ["--innodb-flush-log-at-trx-commit=0", "--skip-name-resolve"]
 
@@ -116,7 +114,7 @@ def start_container(spec: BackendSpec) -> BackendHandle:
         client.close()
         raise BackendUnavailable(NEEDS_EXTRA) from exc
     image = spec.resolved_image()
-    port_in = DEFAULT_PORTS[spec.engine]
+    port_in = spec.engine_info.default_port
     key = reuse_key(spec, image)
     found = _find_reusable(client, key) if spec.reuse else None
     if found is not None:
@@ -126,7 +124,7 @@ def start_container(spec: BackendSpec) -> BackendHandle:
     else:
         admin_password = secrets.token_urlsafe(24)
         tc_container = DockerContainer(image)
-        if spec.engine == "postgres":
+        if spec.engine_info is POSTGRES:
             tc_container.with_envs(
                 POSTGRES_USER=ADMIN_USER, POSTGRES_PASSWORD=admin_password, POSTGRES_DB=ADMIN_DB
             ).with_command(["postgres", *PG_FAST_ARGS])
@@ -148,7 +146,7 @@ def start_container(spec: BackendSpec) -> BackendHandle:
             tc_container.start()
             container_id = tc_container.get_container_id()
             host_port = int(tc_container.get_exposed_port(port_in))
-            _wait_log(tc_container, READY_LINES[spec.engine])
+            _wait_log(tc_container, spec.engine_info.container_ready_line)
         except BaseException as exc:
             _remove(tc_container)
             if isinstance(exc, Exception) and not isinstance(exc, BackendError):
@@ -160,7 +158,7 @@ def start_container(spec: BackendSpec) -> BackendHandle:
             _remove(tc_container)
 
     common: dict[str, Any] = {
-        "flavour": "postgresql" if spec.engine == "postgres" else "mysql",
+        "flavour": spec.engine_info.flavour,
         "version": "?",
         "host": "127.0.0.1",
         "port": host_port,
@@ -174,7 +172,7 @@ def start_container(spec: BackendSpec) -> BackendHandle:
     }
     boot: dict[str, Any]
     handle: BackendHandle
-    if spec.engine == "postgres":
+    if spec.engine_info is POSTGRES:
         boot = {
             "host": "127.0.0.1",
             "port": host_port,

@@ -11,18 +11,24 @@ import secrets
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from rdsiam_emulator.engines import POSTGRES
+from rdsiam_emulator.engines import engine as engine_named
+
 from .handle import BackendHandle
 from .mysql_handle import MysqlHandle
 from .postgres_handle import ADMIN_DB, PostgresHandle
-from .spec import ADMIN_USER, DEFAULT_PORTS, BackendSpec
-
-SCHEMES = {"postgres": ("postgres", "postgresql"), "mysql": ("mysql", "mariadb")}
+from .spec import ADMIN_USER, BackendSpec
 
 
 def parse_admin_url(url: str, engine: str) -> dict[str, Any]:
+    """Host, port, user, password and dbname of an admin URL for ``engine`` (its name).
+
+    Raises ValueError when the scheme does not name the engine or the URL lacks user or host.
+    """
+    info = engine_named(engine)
     parts = urlsplit(url)
     scheme = parts.scheme.split("+", 1)[0]
-    if scheme not in SCHEMES.get(engine, ()):
+    if scheme not in info.url_schemes:
         raise ValueError(f"admin URL scheme {parts.scheme!r} does not match engine {engine!r}")
     if not parts.hostname or not parts.username:
         raise ValueError(
@@ -30,7 +36,7 @@ def parse_admin_url(url: str, engine: str) -> dict[str, Any]:
         )
     return {
         "host": parts.hostname,
-        "port": parts.port or DEFAULT_PORTS[engine],  # type: ignore[index]
+        "port": parts.port or info.default_port,
         "user": unquote(parts.username),
         "password": unquote(parts.password or ""),
         "dbname": unquote(parts.path.lstrip("/")),
@@ -41,7 +47,7 @@ def start_external(spec: BackendSpec) -> BackendHandle:
     assert spec.external_admin_url is not None  # checked by BackendSpec
     url = parse_admin_url(spec.external_admin_url, spec.engine)
     common: dict[str, Any] = {
-        "flavour": "postgresql" if spec.engine == "postgres" else "mysql",
+        "flavour": spec.engine_info.flavour,
         "version": "?",
         "host": url["host"],
         "port": url["port"],
@@ -54,7 +60,7 @@ def start_external(spec: BackendSpec) -> BackendHandle:
         "stopper": lambda: None,
     }
     handle: BackendHandle
-    if spec.engine == "postgres":
+    if spec.engine_info is POSTGRES:
         boot = {k: url[k] for k in ("host", "port", "user", "password")} | {
             "dbname": url["dbname"] or ADMIN_DB
         }

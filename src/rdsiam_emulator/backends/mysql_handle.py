@@ -15,10 +15,11 @@ from typing import Any
 
 import pymysql
 
-from rdsiam_emulator.catalog_generations import backend_key, catalog_changed
+from rdsiam_emulator.engines import MYSQL
 
 from .errors import BackendError
 from .handle import BackendHandle, Row
+from .mysql_catalog import CatalogVersion
 from .spec import ADMIN_USER
 
 CATALOG_SCHEMA = "rdsiam_catalog"
@@ -55,7 +56,7 @@ def quote_ident(name: str) -> str:
 
 
 class MysqlHandle(BackendHandle):
-    engine = "mysql"
+    engine = MYSQL.name
 
     def __init__(
         self, *, bootstrap_connect: dict[str, Any], keep_existing_users: bool = False, **kwargs: Any
@@ -66,6 +67,8 @@ class MysqlHandle(BackendHandle):
         self._protected: set[tuple[str, str]] = {(ADMIN_USER, "%"), (self.master_user, "%")}
         self._admin: Any = None
         self._baseline_master: list[Row] = []
+        self.catalog_version = CatalogVersion()
+        """Bumped on every catalog write; endpoints given it reload before their next login."""
 
     # -- connections ---------------------------------------------------------------------------
     def address_kwargs(self) -> dict[str, Any]:
@@ -259,7 +262,7 @@ class MysqlHandle(BackendHandle):
         try:
             self.admin_execute(sql, params)
         finally:
-            catalog_changed(backend_key(self.host, self.port))
+            self.catalog_version.changed()
 
 
 def _run(conn: Any, sql: str, params: Sequence[Any] | None = None) -> list[Row]:

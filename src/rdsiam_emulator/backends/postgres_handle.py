@@ -16,6 +16,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from rdsiam_emulator.engines import POSTGRES
+
 from .errors import BackendError
 from .handle import BackendHandle, Row
 from .spec import ADMIN_USER
@@ -37,7 +39,7 @@ PgConn = psycopg.Connection[tuple[Any, ...]]
 
 
 class PostgresHandle(BackendHandle):
-    engine = "postgres"
+    engine = POSTGRES.name
 
     def __init__(
         self,

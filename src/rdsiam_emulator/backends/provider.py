@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 
+from rdsiam_emulator.engines import POSTGRES
+
 from .containers import start_container
 from .errors import Audience, BackendUnavailable, how_to_get_a_backend
 from .external import start_external
@@ -18,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def start_local(spec: BackendSpec) -> BackendHandle:
-    return start_local_postgres(spec) if spec.engine == "postgres" else start_local_mysql(spec)
+    return start_local_postgres(spec) if spec.engine_info is POSTGRES else start_local_mysql(spec)
 
 
 def start_backend(spec: BackendSpec, *, audience: Audience = "library") -> BackendHandle:

@@ -10,24 +10,22 @@ import os
 from dataclasses import dataclass, replace
 from typing import Literal, get_args
 
-Engine = Literal["postgres", "mysql"]
+from rdsiam_emulator.engines import ENGINE_NAMES, MYSQL, EngineName
+from rdsiam_emulator.engines import Engine as EngineInfo
+from rdsiam_emulator.engines import engine as engine_named
+
+Engine = EngineName
+"""The engine's name (``rdsiam_emulator.engines.EngineName``); ``BackendSpec.engine_info`` is
+the engine object."""
 ProviderName = Literal["auto", "docker", "local", "external"]
 Flavour = Literal["postgresql", "mariadb", "mysql"]
 
-ENGINES: tuple[Engine, ...] = get_args(Engine)
+ENGINES: tuple[Engine, ...] = ENGINE_NAMES
 PROVIDERS: tuple[ProviderName, ...] = get_args(ProviderName)
 
-#: Official images used when nothing else is configured.
-DEFAULT_IMAGES: dict[Engine, str] = {"postgres": "postgres:16", "mysql": "mysql:8.0"}
 #: The image for ``mysql`` when the user selects MariaDB (``image="mariadb"`` is a shorthand).
 MARIADB_IMAGE = "mariadb:11"
-#: Environment variables that override the default image per engine. The stand-in images built by
-#: scripts/podman-engine are chosen this way (configuration, not a code path).
-IMAGE_ENV: dict[Engine, str] = {"postgres": "RDSIAM_POSTGRES_IMAGE", "mysql": "RDSIAM_MYSQL_IMAGE"}
 MARIADB_IMAGE_ENV = "RDSIAM_MARIADB_IMAGE"
-#: RDS's default master user names.
-DEFAULT_MASTER: dict[Engine, str] = {"postgres": "postgres", "mysql": "admin"}
-DEFAULT_PORTS: dict[Engine, int] = {"postgres": 5432, "mysql": 3306}
 
 ADMIN_USER = "rdsadmin"
 """The hidden superuser the emulator itself uses; never handed to clients."""
@@ -63,8 +61,7 @@ class BackendSpec:
     listen_tcp: bool = False
 
     def __post_init__(self) -> None:
-        if self.engine not in ENGINES:
-            raise ValueError(f"engine must be one of {ENGINES}, not {self.engine!r}")
+        engine_named(self.engine)  # ValueError for an unknown name
         if self.provider not in PROVIDERS:
             raise ValueError(f"provider must be one of {PROVIDERS}, not {self.provider!r}")
         if self.provider == "external" and not self.external_admin_url:
@@ -76,20 +73,26 @@ class BackendSpec:
             raise ValueError(f"{ADMIN_USER!r} is reserved for the emulator")
 
     @property
+    def engine_info(self) -> EngineInfo:
+        """The engine object (``rdsiam_emulator.engines``) this spec names."""
+        return engine_named(self.engine)
+
+    @property
     def master_user(self) -> str:
-        return self.master_username or DEFAULT_MASTER[self.engine]
+        """The master user name: ``master_username`` or the engine's RDS default."""
+        return self.master_username or self.engine_info.default_master
 
     def resolved_image(self, environ: dict[str, str] | None = None) -> str:
         """The container image to run, honouring the per-engine override variables."""
         env = os.environ if environ is None else environ
-        if self.image in ("mariadb", "mariadb:latest") and self.engine == "mysql":
+        if self.image in ("mariadb", "mariadb:latest") and self.engine_info is MYSQL:
             return env.get(MARIADB_IMAGE_ENV) or MARIADB_IMAGE
         if self.image:
             return self.image
-        override = env.get(IMAGE_ENV[self.engine])
+        override = env.get(self.engine_info.image_env)
         if override:
             return override
-        default = DEFAULT_IMAGES[self.engine]
+        default = self.engine_info.default_image
         if self.version:
             return f"{default.split(':', 1)[0]}:{self.version}"
         return default

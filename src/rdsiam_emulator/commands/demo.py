@@ -15,8 +15,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from rdsiam_emulator.backends.spec import ENGINES, PROVIDERS
+from rdsiam_emulator.backends.spec import PROVIDERS
 from rdsiam_emulator.clock import OffsetClock
+from rdsiam_emulator.engines import ENGINE_NAMES, MYSQL, POSTGRES, ConnectTarget, EngineName
 from rdsiam_emulator.instances import EmulatedInstance, Emulator, InstanceConfig
 
 
@@ -33,7 +34,7 @@ def register(sub: Any) -> None:
                         "when given, else a Docker-API engine if reachable, else local binaries), "
                         "docker, local, or external (existing servers given by "
                         "--postgres-url/--mysql-url, required); default: auto")
-    parser.add_argument("--engine", action="append", choices=list(ENGINES),
+    parser.add_argument("--engine", action="append", choices=list(ENGINE_NAMES),
                         help="engine to demonstrate; repeat for both (default: both)")
     parser.add_argument("--region", default="us-east-1",
                         help="AWS region of the emulated instances and tokens (default: us-east-1)")
@@ -52,8 +53,9 @@ def run(args: argparse.Namespace) -> int:
     from rdsiam_emulator.aws_clock import aws_clock
     from rdsiam_emulator.backends import BackendSpec, start_backend
 
-    engines: list[str] = args.engine or ["postgres", "mysql"]
-    urls: dict[str, str | None] = {"postgres": args.postgres_url, "mysql": args.mysql_url}
+    engines: list[EngineName] = args.engine or list(ENGINE_NAMES)
+    urls: dict[EngineName, str | None] = {POSTGRES.name: args.postgres_url,
+                                          MYSQL.name: args.mysql_url}
     from rdsiam_emulator.regions import region_problem
 
     problem = region_problem(args.region)
@@ -68,13 +70,13 @@ def run(args: argparse.Namespace) -> int:
             Emulator(Path(tmp), clock=clock) as emulator, mock_aws(), aws_clock(clock):
         for engine in engines:
             print(f"\n=== {engine} ===")
-            backend = start_backend(BackendSpec(engine=engine, provider=args.backend,  # type: ignore[arg-type]
+            backend = start_backend(BackendSpec(engine=engine, provider=args.backend,
                                                   external_admin_url=urls[engine]),
                                     audience="cli")
             try:
                 print(f"backend: {backend.flavour} {backend.version} via {backend.provider}")
                 instance = emulator.start_instance(
-                    InstanceConfig(instance_id=f"demo-{engine}", engine=engine,  # type: ignore[arg-type]
+                    InstanceConfig(instance_id=f"demo-{engine}", engine=engine,
                                    region=args.region), backend)
                 _demo_instance(instance, clock)
             finally:
@@ -122,50 +124,34 @@ def _demo_instance(instance: EmulatedInstance, clock: OffsetClock) -> None:
     clock.reset()
 
 
+def _target(instance: EmulatedInstance, user: str, password: str) -> ConnectTarget:
+    return ConnectTarget(host=instance.host, hostaddr="127.0.0.1", port=instance.port, user=user,
+                         password=password, dbname=instance.backend.dbname,
+                         ca_bundle=str(instance.ca_bundle))
+
+
 def _create_db_user(instance: EmulatedInstance, name: str) -> None:
     backend = instance.backend
-    if instance.engine == "postgres":
-        import psycopg
-
-        with psycopg.connect(host=instance.host, port=instance.port, user=backend.master_user,
-                             password=backend.master_password, dbname=backend.dbname,
-                             sslmode="verify-full", sslrootcert=str(instance.ca_bundle),
-                             autocommit=True) as conn:
-            conn.execute(f'CREATE USER "{name}"')
-            conn.execute(f'GRANT rds_iam TO "{name}"')
-        print(f'master ran: CREATE USER "{name}"; GRANT rds_iam TO "{name}"')
-        return
-    import pymysql
-
-    conn = pymysql.connect(host=instance.host, port=instance.port, user=backend.master_user,
-                           password=backend.master_password, ssl={"ca": str(instance.ca_bundle)},
-                           autocommit=True)
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE USER '{name}'@'%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'")
-    conn.close()
-    print(f"master ran: CREATE USER '{name}'@'%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'")
+    statements = instance.engine_info.iam_user_ddl(name, backend.dbname)
+    conn = instance.engine_info.connect(
+        _target(instance, backend.master_user, backend.master_password), autocommit=True)
+    try:
+        cur = conn.cursor()
+        for statement in statements:
+            cur.execute(statement)
+    finally:
+        conn.close()
+    print("master ran: " + "; ".join(statements))
 
 
 def _login(instance: EmulatedInstance, user: str, token: str) -> str:
-    if instance.engine == "postgres":
-        import psycopg
-
-        with psycopg.connect(host=instance.host, port=instance.port, user=user, password=token,
-                             dbname=instance.backend.dbname, sslmode="verify-full",
-                             sslrootcert=str(instance.ca_bundle)) as conn:
-            row = conn.execute("select current_user, version()").fetchone()
-            assert row is not None
-            return f"{row[0]} ({str(row[1]).split(' on ')[0]})"
-    import pymysql
-
-    conn = pymysql.connect(host=instance.host, port=instance.port, user=user, password=token,
-                           ssl={"ca": str(instance.ca_bundle)})
+    conn = instance.engine_info.connect(_target(instance, user, token))
     try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT CURRENT_USER(), VERSION()")
-            row = cur.fetchone()
-            assert row is not None
-            return f"{row[0]} ({row[1]})"
+        cur = conn.cursor()
+        cur.execute("SELECT CURRENT_USER, VERSION()")
+        row = cur.fetchone()
+        assert row is not None
+        return f"{row[0]} ({str(row[1]).split(' on ')[0]})"
     finally:
         conn.close()
 

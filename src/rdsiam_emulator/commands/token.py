@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from rdsiam_emulator.clock import SystemClock
 from rdsiam_emulator.credentials import CredentialLookup, StaticCredentials
 from rdsiam_emulator.endpoint_spec import Endpoint
+from rdsiam_emulator.engines import ENGINE_NAMES
 from rdsiam_emulator.explain import (
     FAIL,
     PASS,
@@ -113,7 +114,7 @@ def register(sub: Any) -> None:
     explain.add_argument("--session-token", help="for temporary (ASIA…) credentials")
     explain.add_argument("--max-skew", type=float, default=300.0, metavar="SECONDS",
                          help="tolerated future clock skew (default 300)")
-    explain.add_argument("--engine", choices=("postgres", "mysql"),
+    explain.add_argument("--engine", choices=ENGINE_NAMES,
                          help="show only this engine's client error")
     explain.add_argument("--json", action="store_true", help="print the explanation as JSON")
     for hook in _load_hooks():

@@ -38,11 +38,9 @@ import ssl
 from dataclasses import dataclass, field, replace
 
 from rdsiam_emulator.authenticator import ClientInfo, IamAuthenticator
-from rdsiam_emulator.endpoint.mysql_admin import (
-    DEFAULT_CATALOG_MAX_AGE,
-    AdminConnection,
-    BackendAddress,
-)
+from rdsiam_emulator.backends.mysql_catalog import CatalogVersion
+from rdsiam_emulator.endpoint.backend import BackendAddress, EndpointSettings
+from rdsiam_emulator.endpoint.mysql_admin import DEFAULT_CATALOG_MAX_AGE, AdminClient
 from rdsiam_emulator.endpoint.mysql_intercept import (
     CATALOG_HINT,
     DERIVED_LOGIN_HINT,
@@ -52,18 +50,21 @@ from rdsiam_emulator.endpoint.mysql_intercept import (
 )
 from rdsiam_emulator.endpoint.mysql_relay import (
     FIRST_PACKET_MAX,
+    NOT_SUPPORTED_AUTH_MODE,
     BackendSide,
     ClientSide,
     cleartext_password,
     drive_own_login,
     next_client_auth,
     read_packet,
+    refusal_packet,
     relay_login_outcome,
     sock_send,
 )
 from rdsiam_emulator.endpoint.relay import ConnectionClosed, RelayConnection
 from rdsiam_emulator.endpoint.tracking import TrackedEndpoint
 from rdsiam_emulator.events import TEXT_CAP, clip
+from rdsiam_emulator.login import AskToken, LogIn, LoginFacts, LoginStep, Refuse, RelayPassword
 from rdsiam_emulator.protocols.mysql.constants import CLEAR_PASSWORD, Capability, ErrorCode
 from rdsiam_emulator.protocols.mysql.framing import CommandFramer
 from rdsiam_emulator.protocols.mysql.handshake import (
@@ -87,8 +88,8 @@ from rdsiam_emulator.protocols.mysql.packets import (
     ProtocolError,
     encode_packet,
 )
+from rdsiam_emulator.protocols.need_data import NEED_DATA
 from rdsiam_emulator.reasons import Reason
-from rdsiam_emulator.secrets import derived_password
 
 __all__ = ["BackendAddress", "IamAuthenticator", "MysqlEndpoint", "MysqlEndpointSettings"]
 
@@ -101,11 +102,10 @@ ER_BAD_DB = 1049
 
 
 @dataclass
-class MysqlEndpointSettings:
-    listen_host: str = "127.0.0.1"
-    listen_port: int = 0
+class MysqlEndpointSettings(EndpointSettings):
+    """A MySQL endpoint's settings (times in seconds)."""
+
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
-    backend_timeout: float = 10.0
     catalog_max_age: float = DEFAULT_CATALOG_MAX_AGE
     """How stale the cached IAM-user catalog may get for writers outside this process."""
     max_pending_logins: int = 1000
@@ -136,15 +136,20 @@ class MysqlEndpoint(TrackedEndpoint):
         instance_secret: bytes,
         tls_context: ssl.SSLContext | None,
         settings: MysqlEndpointSettings | None = None,
+        catalog_version: CatalogVersion | None = None,
     ) -> None:
+        """``catalog_version``: the backend handle's (``MysqlHandle.catalog_version``), so that
+        its catalog writes are seen by the next login; None: only this endpoint's own writes
+        are (others once the cache is ``catalog_max_age`` old)."""
         super().__init__()
         self.backend = backend
         self.authenticator = authenticator
         self._secret = instance_secret
         self._tls = tls_context  # EmulatorCA contexts send no session tickets, like the servers
         self.settings = settings or MysqlEndpointSettings()
-        self.admin = AdminConnection(backend, timeout=self.settings.backend_timeout,
-                                     catalog_max_age=self.settings.catalog_max_age)
+        self.admin = AdminClient(backend, timeout=self.settings.backend_timeout,
+                                 catalog_max_age=self.settings.catalog_max_age,
+                                 catalog_version=catalog_version)
         self._interceptor = CommandInterceptor(self, instance_secret)
         self._sock: socket.socket | None = None
         self._accept_task: asyncio.Task[None] | None = None
@@ -272,8 +277,7 @@ class MysqlEndpoint(TrackedEndpoint):
         """Record that the backend could not be reached (the client gets ERROR 1053)."""
         self.authenticator.reject(
             db_user=user, client=client, reason=Reason.BACKEND_UNAVAILABLE, method=method,
-            detail=f"cannot reach the backend at {self.backend.unix_socket or self.backend.host}"
-                   f"{'' if self.backend.unix_socket else f':{self.backend.port}'}; the client "
+            detail=f"cannot reach the backend at {self.backend.describe()}; the client "
                    "was answered 1053 Server shutdown in progress",
             hint="the real MySQL/MariaDB server is down or unreachable: start it (or wait for "
                  "its restart) and retry")
@@ -347,8 +351,9 @@ class MysqlEndpoint(TrackedEndpoint):
         front = FrontendHandshake(greeting)
         await sock_send(sock, front.start())
         try:
-            events = front.receive_data(await read_packet(sock))
-            if events and isinstance(events[0], SslRequested):
+            front.receive_data(await read_packet(sock))
+            said = front.next_event()  # one whole packet was read: an event
+            if isinstance(said, SslRequested):
                 if self._tls is None:
                     raise ProtocolError("TLS is not configured on this endpoint")
                 self._raw.discard(sock)  # the transport takes over (and closes it on failure)
@@ -358,15 +363,14 @@ class MysqlEndpoint(TrackedEndpoint):
                     lambda: tls_side, sock, ssl=self._tls,
                     ssl_handshake_timeout=self.settings.handshake_timeout)
                 front.tls_started()
-                events = []
-                while not events:
-                    events = front.receive_data(await tls_side.read())
+                while (said := front.next_event()) is NEED_DATA:
+                    front.receive_data(await tls_side.read())
             else:
                 plain_side = ClientSide()
                 legs.set_client(plain_side, self._conns)
                 await loop.connect_accepted_socket(lambda: plain_side, sock)
             self._raw.discard(sock)  # the transport owns the socket now
-            hello = events[0]
+            hello = said
             if not isinstance(hello, ClientHello):
                 raise ProtocolError("expected a handshake response")
             assert legs.client is not None
@@ -410,7 +414,7 @@ class MysqlEndpoint(TrackedEndpoint):
         user = response.user_text
         info = self._client_info(client, addr, hello)
         try:
-            iam = self.authenticator.iam_enabled and await self.admin.is_iam_user(user)
+            iam_user = await self.admin.is_iam_user(user)
         except Exception as exc:
             self.authenticator.reject(
                 db_user=user, client=info, reason=Reason.INTERNAL_ERROR,
@@ -418,7 +422,13 @@ class MysqlEndpoint(TrackedEndpoint):
                 hint=CATALOG_HINT)
             client.write(front.fail(access_denied(user, addr[0])))
             return None
-        if not iam:
+        sent = (response.auth_response if response.auth_plugin == CLEAR_PASSWORD else None)
+        step = LoginStep(self.authenticator, LoginFacts(
+            db_user=user, client=info, iam_user=iam_user, sent_token=sent,
+            can_ask_token=bool(response.capabilities & Capability.PLUGIN_AUTH),
+        ), secret=self._secret)
+        command = step.start()
+        if isinstance(command, RelayPassword):
             if opened is None:
                 if not await self._preauth.acquire(addr[0], self.settings.preauth_wait):
                     self._refuse_overload(info, self._preauth.full(addr[0]), user, "password")
@@ -429,47 +439,28 @@ class MysqlEndpoint(TrackedEndpoint):
                 if opened is None:
                     return None
             backend, bgreet = opened
-            ok = await self._password_login(client, backend, front, bgreet, hello, info)
+            ok = await self._password_login(client, backend, front, bgreet, hello, info,
+                                            step.relays_iam_user)
             return (backend, bgreet) if ok else None
-        # Engine-stage refusals come before the client is asked for its token.
-        if self.authenticator.transport_rejection(info) is not None:
-            self.authenticator.reject(
-                db_user=user, client=info, reason=Reason.TLS_REQUIRED,
-                detail="IAM logins are accepted over TLS only",
-                hint="connect with TLS (ssl_mode=REQUIRED / ssl=true / --ssl)")
-            client.write(front.fail(access_denied(user, addr[0])))
+        if isinstance(command, AskToken):
+            client.write(front.request_cleartext())
+            try:
+                command = step.receive_token(await next_client_auth(client, front))
+            except ConnectionClosed:
+                # libmysqlclient without the cleartext plugin enabled hangs up on the switch
+                # (its error 2059 stays on the client side).
+                step.client_left()
+                return None
+        if isinstance(command, Refuse):
+            client.write(front.fail(refusal_packet(command.reason, user, addr[0])))
             return None
-        if not response.capabilities & Capability.PLUGIN_AUTH:
-            self.authenticator.reject(
-                db_user=user, client=info, reason=Reason.CLEARTEXT_PLUGIN_UNSUPPORTED,
-                detail="the client cannot switch to mysql_clear_password (no CLIENT_PLUGIN_AUTH)",
-                hint=CLEARTEXT_HINT)
-            client.write(front.fail(ErrPacket(
-                ErrorCode.ER_NOT_SUPPORTED_AUTH_MODE, "08004",
-                "Client does not support authentication protocol requested by server; "
-                "consider upgrading MySQL client")))
-            return None
-        try:
-            token = await self._ask_token(client, front, response)
-        except ConnectionClosed:
-            # libmysqlclient without the cleartext plugin enabled hangs up on the switch (its
-            # error 2059 stays on the client side).
-            self.authenticator.reject(
-                db_user=user, client=info, reason=Reason.CLEARTEXT_PLUGIN_UNSUPPORTED,
-                detail="the client hung up when asked for its token with mysql_clear_password",
-                hint=CLEARTEXT_HINT)
-            return None
-        decision = self.authenticator.authenticate_iam(
-            db_user=user, token=token.decode("utf-8", "replace"), client=info)
-        if not decision.ok:
-            client.write(front.fail(access_denied(user, addr[0])))
-            return None
+        assert isinstance(command, LogIn)
         if opened is None:
             opened = await self._open_deferred(legs, front, info, user, "iam")
             if opened is None:
                 return None
         backend, bgreet = opened
-        password = derived_password(self._secret, user)
+        password = command.password
         login = BackendLogin.for_handshake(bgreet, response, password=password.encode())
         result = await drive_own_login(backend, login)
         if isinstance(result, LoginFailed) and result.error.code == ErrorCode.ER_ACCESS_DENIED:
@@ -528,18 +519,9 @@ class MysqlEndpoint(TrackedEndpoint):
         login = BackendLogin.for_handshake(first, response, password=password.encode())
         return backend, first, await drive_own_login(backend, login)
 
-    async def _ask_token(self, client: ClientSide, front: FrontendHandshake,
-                         response: HandshakeResponse | None) -> bytes:
-        if response is not None and response.auth_plugin == CLEAR_PASSWORD:
-            data = response.auth_response
-        else:
-            client.write(front.request_cleartext())
-            data = await next_client_auth(client, front)
-        return data[:-1] if data.endswith(b"\0") else data
-
     async def _password_login(
         self, client: ClientSide, backend: BackendSide, front: FrontendHandshake,
-        bgreet: Greeting, hello: ClientHello, info: ClientInfo,
+        bgreet: Greeting, hello: ClientHello, info: ClientInfo, relays_iam_user: bool,
     ) -> bool:
         response = hello.response
         user = response.user_text
@@ -555,10 +537,7 @@ class MysqlEndpoint(TrackedEndpoint):
                            "eager_backend_logins clients were logging in",
                     hint="use a client with plugin authentication (MySQL 5.5+ / MariaDB client "
                          "libraries), or raise the endpoint's eager_backend_logins")
-                client.write(front.fail(ErrPacket(
-                    ErrorCode.ER_NOT_SUPPORTED_AUTH_MODE, "08004",
-                    "Client does not support authentication protocol requested by server; "
-                    "consider upgrading MySQL client")))
+                client.write(front.fail(NOT_SUPPORTED_AUTH_MODE))
                 return False
             plugin = response.auth_plugin or bgreet.auth_plugin or "mysql_native_password"
             client.write(front.send_auth(auth_switch_request(plugin, bgreet.nonce + b"\0")))
@@ -572,9 +551,9 @@ class MysqlEndpoint(TrackedEndpoint):
             self._refuse_overload(info, "the backend answered 1040 Too many connections", user,
                                   "password")
         elif not outcome.ok:
-            await record_password_refusal(self.authenticator, self.admin, user=user, info=info,
-                                          via="login", error_code=outcome.error_code,
-                                          cleartext=cleartext)
+            record_password_refusal(self.authenticator, user=user, info=info, via="login",
+                                    error_code=outcome.error_code, cleartext=cleartext,
+                                    iam_user=relays_iam_user)
         else:
             self.authenticator.record_password_login(
                 db_user=user, client=info, ok=True,
@@ -609,11 +588,6 @@ def _protocol_message(exc: ProtocolError) -> str:
         return ("Client does not support authentication protocol requested by server; "
                 "consider upgrading MariaDB client")
     return "Bad handshake"
-
-
-CLEARTEXT_HINT = ("enable the client's cleartext plugin: enable_cleartext_plugin=True "
-                  "(mysql-connector), --enable-cleartext-plugin (mysql CLI) or "
-                  "LIBMYSQL_ENABLE_CLEARTEXT_PLUGIN=1 (libmysqlclient)")
 
 
 @dataclass(eq=False)

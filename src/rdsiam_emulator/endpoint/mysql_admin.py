@@ -5,9 +5,9 @@ The catalog (``rdsiam_catalog.iam_users``) records which accounts were created o
 ``IDENTIFIED WITH AWSAuthenticationPlugin``: the backend itself only knows them as password users
 (with the emulator's derived password). Every login needs the answer, so the endpoint keeps the
 catalog's user names in memory (``CatalogCache``) rather than paying a round trip to the server
-per login: writes in this process (the endpoint's own DDL rewriting, the backend handle) bump a
-per-server generation (``catalog_generations``) and are seen by the very next login; writes from
-other processes are seen once the cached copy is ``catalog_max_age`` seconds old.
+per login: writes by the endpoint (its own DDL rewriting) and by the backend handle bump the
+handle's ``CatalogVersion`` (``backends.mysql_catalog``) and are seen by the very next login;
+writes from elsewhere are seen once the cached copy is ``catalog_max_age`` seconds old.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
+from rdsiam_emulator.backends.mysql_catalog import CatalogVersion
 from rdsiam_emulator.backends.mysql_handle import CATALOG as CATALOG_TABLE
 from rdsiam_emulator.backends.mysql_handle import CATALOG_DDL
-from rdsiam_emulator.catalog_generations import backend_key, catalog_changed, catalog_generation
+from rdsiam_emulator.endpoint.backend import BackendAddress, BackendUnreachable
 from rdsiam_emulator.protocols.mysql.constants import Capability
 from rdsiam_emulator.protocols.mysql.ddl import Account, set_password_sql
 from rdsiam_emulator.protocols.mysql.handshake import (
@@ -31,30 +31,13 @@ from rdsiam_emulator.protocols.mysql.handshake import (
 from rdsiam_emulator.protocols.mysql.messages import Greeting, HandshakeResponse
 from rdsiam_emulator.protocols.mysql.packets import Packet, PacketDecoder, encode_packet
 from rdsiam_emulator.protocols.mysql.results import QueryError, TextResult
+from rdsiam_emulator.protocols.need_data import NeedData
 
 ADMIN_CAPABILITIES = (
     Capability.LONG_PASSWORD | Capability.LONG_FLAG | Capability.PROTOCOL_41
     | Capability.TRANSACTIONS | Capability.SECURE_CONNECTION | Capability.MULTI_RESULTS
     | Capability.PLUGIN_AUTH | Capability.PLUGIN_AUTH_LENENC_CLIENT_DATA
 )
-
-
-class BackendUnavailable(Exception):
-    """The backend could not be reached or refused the admin login."""
-
-
-@dataclass(frozen=True, slots=True)
-class BackendAddress:
-    host: str
-    port: int
-    admin_user: str
-    admin_password: str = field(repr=False)
-    unix_socket: str | None = None
-    """The server's private socket, when it has one (local servers): client sessions and the
-    admin connection go there (a local server normally has no TCP at all; also cheaper per
-    packet than loopback TCP). The
-    server then reports ``USER()`` as ``user@localhost``; account matching is unchanged for the
-    ``'user'@'%'`` accounts RDS users create."""
 
 
 def hexlit(text: str) -> str:
@@ -74,8 +57,8 @@ def user_key(user: str) -> str:
 class CatalogCache:
     """The catalog's user names, valid for one generation and at most ``max_age`` seconds."""
 
-    def __init__(self, key: str, max_age: float) -> None:
-        self.key = key
+    def __init__(self, version: CatalogVersion, max_age: float) -> None:
+        self.version = version
         self.max_age = max_age
         self.users: frozenset[str] | None = None
         self._generation = -1
@@ -85,7 +68,7 @@ class CatalogCache:
 
     def lookup(self, user: str, now: float) -> bool | None:
         """The answer, or None when the copy must be reloaded first."""
-        if (self.users is None or self._generation != catalog_generation(self.key)
+        if (self.users is None or self._generation != self.version.value
                 or now - self._loaded_at > self.max_age):
             return None
         return user_key(user) in self.users
@@ -99,18 +82,23 @@ class CatalogCache:
         return self.users
 
 
-class AdminConnection:
-    """One serialised admin session; reconnects once on failure."""
+class AdminClient:
+    """The MySQL endpoint's own admin client: one serialised session, reconnected once on
+    failure; answers "is this an IAM user?" from the cached catalog. ``timeout``: seconds to
+    connect and for each query. Raises ``BackendUnreachable``; ``QueryError`` for a statement
+    the server refused."""
 
     def __init__(self, address: BackendAddress, *, timeout: float = 10.0,
-                 catalog_max_age: float = DEFAULT_CATALOG_MAX_AGE) -> None:
+                 catalog_max_age: float = DEFAULT_CATALOG_MAX_AGE,
+                 catalog_version: CatalogVersion | None = None) -> None:
         self.address = address
         self.timeout = timeout
         self._lock = asyncio.Lock()
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._catalog_ready = False
-        self.catalog = CatalogCache(backend_key(address.host, address.port), catalog_max_age)
+        # the backend handle's counter when given (its writes are seen at once), else our own
+        self.catalog = CatalogCache(catalog_version or CatalogVersion(), catalog_max_age)
         self._catalog_load = asyncio.Lock()
         self._mariadb: bool | None = None
 
@@ -132,7 +120,7 @@ class AdminConnection:
                 except (OSError, ConnectionError, asyncio.IncompleteReadError, TimeoutError) as exc:
                     await self.close()
                     if attempt == 2:
-                        raise BackendUnavailable(f"admin query failed: {exc!r}") from exc
+                        raise BackendUnreachable(f"admin query failed: {exc!r}") from exc
         raise AssertionError("unreachable")
 
     async def execute(self, sql: str) -> TextResult:
@@ -156,7 +144,7 @@ class AdminConnection:
         async with self._catalog_load:  # concurrent logins share one reload
             answer = self.catalog.lookup(user, loop.time())
             if answer is None:
-                generation = catalog_generation(self.catalog.key)
+                generation = self.catalog.version.value
                 await self.ensure_catalog()
                 result = await self.execute(f"SELECT DISTINCT `user` FROM {CATALOG_TABLE}")
                 users = self.catalog.store(((row[0] or b"").decode("utf-8", "replace")
@@ -188,7 +176,7 @@ class AdminConnection:
                     f"DELETE FROM {CATALOG_TABLE} WHERE `user` = {hexlit(account.user)} "
                     f"AND `host` = {hexlit(account.host)}")
         finally:  # even a failed write may have changed the table
-            catalog_changed(self.catalog.key)
+            self.catalog.version.changed()
 
     async def set_password(self, account: Account, password: str) -> None:
         """On MariaDB only the password's stored hash is sent: no SQL text (process list, logs)
@@ -241,17 +229,19 @@ class AdminConnection:
                                            password=addr.admin_password.encode())
         writer.write(login.start())
         while True:
-            data = await reader.read(65536)
-            if not data:
-                raise ConnectionError("backend closed during the admin login")
-            for event in login.receive_data(data):
-                if isinstance(event, SendBackend):
-                    writer.write(event.data)
-                elif isinstance(event, LoginSucceeded):
-                    return
-                elif isinstance(event, LoginFailed):
-                    await self.close()
-                    raise BackendUnavailable("admin login refused: " + event.error.render())
+            event = login.next_event()
+            if isinstance(event, NeedData):
+                data = await reader.read(65536)
+                if not data:
+                    raise ConnectionError("backend closed during the admin login")
+                login.receive_data(data)
+            elif isinstance(event, SendBackend):
+                writer.write(event.data)
+            elif isinstance(event, LoginSucceeded):
+                return
+            elif isinstance(event, LoginFailed):
+                await self.close()
+                raise BackendUnreachable("admin login refused: " + event.error.render())
 
     async def _query(self, sql: str) -> TextResult:
         assert self._reader is not None and self._writer is not None

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from rdsiam_emulator.authenticator import ClientInfo, IamAuthenticator
-from rdsiam_emulator.endpoint.mysql_admin import AdminConnection
+from rdsiam_emulator.endpoint.mysql_admin import AdminClient
 from rdsiam_emulator.endpoint.mysql_relay import (
     NOT_IAM_USER_HINT,
     BackendSide,
@@ -23,9 +23,11 @@ from rdsiam_emulator.endpoint.mysql_relay import (
     drive_own_login,
     looks_like_token,
     next_client_auth,
+    refusal_packet,
     relay_login_outcome,
 )
 from rdsiam_emulator.events import TEXT_CAP, clip
+from rdsiam_emulator.login import AskToken, LogIn, LoginFacts, LoginStep, Refuse, RelayPassword
 from rdsiam_emulator.protocols.mysql import ddl
 from rdsiam_emulator.protocols.mysql.constants import CLEAR_PASSWORD, Capability, ErrorCode
 from rdsiam_emulator.protocols.mysql.framing import Intercept
@@ -72,7 +74,7 @@ class InterceptorHost(Protocol):
     """The endpoint, read on every command (its authenticator may be replaced at run time)."""
 
     authenticator: IamAuthenticator
-    admin: AdminConnection
+    admin: AdminClient
 
 
 @dataclass
@@ -255,14 +257,14 @@ class CommandInterceptor:
         return True
 
     async def _change_user(self, s: Session, item: Intercept) -> bool:
+        """Carry out the login step's commands for one COM_CHANGE_USER (``login.LoginStep``)."""
         change = ChangeUser.parse(item.packet.payload, s.capabilities)
         user = change.user.decode("utf-8", "replace")
         info = replace(s.info, database=change.database.decode("utf-8", "replace") or None)
         front = FrontendHandshake.for_change_user(s.greeting, item.packet.seq)
         front.tls = s.info.tls
         try:
-            iam = (self._host.authenticator.iam_enabled
-                   and await self._host.admin.is_iam_user(user))
+            iam_user = await self._host.admin.is_iam_user(user)
         except Exception as exc:
             self._host.authenticator.reject(
                 db_user=user, client=info, reason=Reason.INTERNAL_ERROR,
@@ -270,45 +272,22 @@ class CommandInterceptor:
                 hint=CATALOG_HINT)
             s.client.write(front.fail(access_denied(user, s.info.address)))
             return False
-        if not iam:
-            login = BackendLogin.for_change_user(
-                s.greeting.nonce, change, s.capabilities, password=None,
-                default_plugin=s.greeting.auth_plugin, client_tls=s.info.tls)
-            outcome = await relay_login_outcome(s.client, s.backend, front, login, user,
-                                                s.info.address, bool(change.auth_response),
-                                                tap=True)
-            if outcome.ok:
-                self._host.authenticator.record_password_login(
-                    db_user=user, client=info, ok=True, detail="COM_CHANGE_USER relayed")
-            else:
-                await record_password_refusal(
-                    self._host.authenticator, self._host.admin, user=user, info=info,
-                    via="COM_CHANGE_USER",
-                    error_code=outcome.error_code,
-                    cleartext=cleartext_password(change.auth_plugin, change.auth_response))
-            s.client.write(outcome.final)
-            return outcome.ok
-        if self._host.authenticator.transport_rejection(info) is not None:
-            self._host.authenticator.reject(
-                db_user=user, client=info, reason=Reason.TLS_REQUIRED,
-                detail="COM_CHANGE_USER to an IAM user on a connection without TLS",
-                hint="connect with TLS (ssl_mode=REQUIRED / ssl=true / --ssl)")
-            s.client.write(front.fail(access_denied(user, s.info.address)))
-            return False
-        if change.auth_plugin == CLEAR_PASSWORD:
-            token = change.auth_response
-        else:
+        sent = change.auth_response if change.auth_plugin == CLEAR_PASSWORD else None
+        step = LoginStep(self._host.authenticator, LoginFacts(
+            db_user=user, client=info, iam_user=iam_user, via="COM_CHANGE_USER: ",
+            sent_token=sent), secret=self._secret)
+        command = step.start()
+        if isinstance(command, RelayPassword):
+            return await self._relay_change_user(s, change, front, info, step.relays_iam_user)
+        if isinstance(command, AskToken):
             s.client.write(front.request_cleartext())
-            token = await next_client_auth(s.client, front, held=True)
-        token = token[:-1] if token.endswith(b"\0") else token
-        decision = self._host.authenticator.authenticate_iam(
-            db_user=user, token=token.decode("utf-8", "replace"), client=info)
-        if not decision.ok:
-            s.client.write(front.fail(access_denied(user, s.info.address)))
+            command = step.receive_token(await next_client_auth(s.client, front, held=True))
+        if isinstance(command, Refuse):
+            s.client.write(front.fail(refusal_packet(command.reason, user, s.info.address)))
             return False
+        assert isinstance(command, LogIn)
         login = BackendLogin.for_change_user(
-            s.greeting.nonce, change, s.capabilities,
-            password=derived_password(self._secret, user).encode(),
+            s.greeting.nonce, change, s.capabilities, password=command.password.encode(),
             default_plugin=s.greeting.auth_plugin)
         result = await drive_own_login(s.backend, login, tap=True)
         if isinstance(result, LoginSucceeded):
@@ -321,6 +300,28 @@ class CommandInterceptor:
             hint=DERIVED_LOGIN_HINT)
         s.client.write(front.fail(access_denied(user, s.info.address)))
         return False
+
+    async def _relay_change_user(self, s: Session, change: ChangeUser,
+                                 front: FrontendHandshake, info: ClientInfo,
+                                 relays_iam_user: bool) -> bool:
+        """A password COM_CHANGE_USER: the server decides; its verdict is the one event."""
+        user = change.user.decode("utf-8", "replace")
+        login = BackendLogin.for_change_user(
+            s.greeting.nonce, change, s.capabilities, password=None,
+            default_plugin=s.greeting.auth_plugin, client_tls=s.info.tls)
+        outcome = await relay_login_outcome(s.client, s.backend, front, login, user,
+                                            s.info.address, bool(change.auth_response),
+                                            tap=True)
+        if outcome.ok:
+            self._host.authenticator.record_password_login(
+                db_user=user, client=info, ok=True, detail="COM_CHANGE_USER relayed")
+        else:
+            record_password_refusal(
+                self._host.authenticator, user=user, info=info, via="COM_CHANGE_USER",
+                error_code=outcome.error_code, iam_user=relays_iam_user,
+                cleartext=cleartext_password(change.auth_plugin, change.auth_response))
+        s.client.write(outcome.final)
+        return outcome.ok
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -337,24 +338,16 @@ _REFUSED_HINTS = {
 }
 
 
-async def _is_iam_user(admin: AdminConnection, user: str) -> bool:
-    """Catalog lookup after a failure only (it may cost a read); a failing one answers False."""
-    try:
-        return await admin.is_iam_user(user)
-    except Exception as exc:
-        log.warning("mysql endpoint: catalog lookup failed: %s", clip(repr(exc), TEXT_CAP))
-        return False
-
-
-async def record_password_refusal(
-    auth: IamAuthenticator, admin: AdminConnection, *, user: str, info: ClientInfo, via: str,
-    error_code: int | None, cleartext: str | None,
+def record_password_refusal(
+    auth: IamAuthenticator, *, user: str, info: ClientInfo, via: str,
+    error_code: int | None, cleartext: str | None, iam_user: bool,
 ) -> None:
     """Record a relayed password login the server refused (not for lack of room: the caller
-    records 1040). With IAM off an IAM user's login is relayed too: ``iam_disabled``. A
-    scrambled password cannot be looked at, so only a cleartext one that parses as a token is
-    ``not_iam_user``; other 1045s are ``password_mismatch``."""
-    if not auth.iam_enabled and await _is_iam_user(admin, user):
+    records 1040). ``iam_user``: an IAM user's login relayed because IAM is off
+    (``LoginStep.relays_iam_user``): ``iam_disabled``. A scrambled password cannot be looked
+    at, so only a cleartext one that parses as a token is ``not_iam_user``; other 1045s are
+    ``password_mismatch``."""
+    if iam_user:
         auth.reject(db_user=user, client=info, reason=Reason.IAM_DISABLED,
                     detail=f"{via}: IAM database authentication is disabled on this instance, "
                            "so the IAM user's login went to the server as a password login",

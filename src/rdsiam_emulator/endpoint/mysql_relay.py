@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -27,11 +27,26 @@ from rdsiam_emulator.protocols.mysql.handshake import (
     NotifyClient,
     SendBackend,
 )
-from rdsiam_emulator.protocols.mysql.messages import access_denied
+from rdsiam_emulator.protocols.mysql.messages import ErrPacket, access_denied
 from rdsiam_emulator.protocols.mysql.packets import ProtocolError
+from rdsiam_emulator.protocols.need_data import NeedData
+from rdsiam_emulator.reasons import Reason
 from rdsiam_emulator.tokens import TokenFormatError, parse_token
 
 FIRST_PACKET_MAX = 64 * 1024
+NOT_SUPPORTED_AUTH_MODE = ErrPacket(
+    ErrorCode.ER_NOT_SUPPORTED_AUTH_MODE, "08004",
+    "Client does not support authentication protocol requested by server; "
+    "consider upgrading MySQL client")
+"""The server's answer to a client that cannot take the authentication method it needs."""
+
+
+def refusal_packet(reason: Reason, user: str, address: str) -> ErrPacket:
+    """What MySQL on RDS answers for a login-step refusal: 1045, or 1251 when the client
+    cannot send a cleartext password."""
+    if reason is Reason.CLEARTEXT_PLUGIN_UNSUPPORTED:
+        return NOT_SUPPORTED_AUTH_MODE
+    return access_denied(user, address)
 CLIENT_AUTH_TIMEOUT = 10.0
 """How long a client may take to answer an auth switch inside COM_CHANGE_USER."""
 
@@ -202,12 +217,10 @@ async def read_packet(sock: socket.socket) -> bytes:
 
 async def next_client_auth(client: ClientSide, front: FrontendHandshake, *,
                             held: bool = False) -> bytes:
-    while True:
-        data = await (client.read_held() if held else client.read())
-        for event in front.receive_data(data):
-            if isinstance(event, AuthData):
-                return event.payload
-        # partial packet: keep reading
+    """The client's next auth packet (its answer to an auth switch / more-data request)."""
+    while not isinstance(event := front.next_event(), AuthData):
+        front.receive_data(await (client.read_held() if held else client.read()))
+    return event.payload
 
 
 async def backend_read(backend: BackendSide, tap: bool) -> bytes:
@@ -216,16 +229,29 @@ async def backend_read(backend: BackendSide, tap: bool) -> bytes:
 
 async def drive_own_login(backend: BackendSide, login: BackendLogin, *, tap: bool = False
                            ) -> LoginSucceeded | LoginFailed:
+    """Log in to the backend with the endpoint's own credentials (``login`` has the password);
+    raises ``ProtocolError`` if the server asks for something only the client could answer."""
+    return await _exchange(backend, login, tap=tap, ask_client=None)
+
+
+async def _exchange(backend: BackendSide, login: BackendLogin, *, tap: bool,
+                    ask_client: Callable[[NotifyClient | ForwardToClient], Awaitable[None]] | None,
+                    ) -> LoginSucceeded | LoginFailed:
+    """Drive ``login`` with the backend until it ends; what the server asks of the client goes
+    to ``ask_client`` (None: nothing may be asked)."""
     backend.write(login.start())
     while True:
-        data = await backend_read(backend, tap)
-        for event in login.receive_data(data):
-            if isinstance(event, SendBackend):
-                backend.write(event.data)
-            elif isinstance(event, LoginSucceeded | LoginFailed):
-                return event
-            else:
-                raise ProtocolError("backend asked the client something in an own login")
+        event = login.next_event()
+        if isinstance(event, NeedData):
+            login.receive_data(await backend_read(backend, tap))
+        elif isinstance(event, SendBackend):
+            backend.write(event.data)
+        elif isinstance(event, LoginSucceeded | LoginFailed):
+            return event
+        elif ask_client is None:
+            raise ProtocolError("backend asked the client something in an own login")
+        else:
+            await ask_client(event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,44 +265,29 @@ class RelayOutcome:
     error_code: int | None
 
 
-async def relay_login(
-    client: ClientSide, backend: BackendSide, front: FrontendHandshake, login: BackendLogin,
-    user: str, client_ip: str, used_password: bool, *, tap: bool = False,
-) -> tuple[bool, bytes]:
-    """Relay a password exchange; returns the outcome and the final packet (not yet sent)."""
-    outcome = await relay_login_outcome(client, backend, front, login, user, client_ip,
-                                        used_password, tap=tap)
-    return outcome.ok, outcome.final
-
-
 async def relay_login_outcome(
     client: ClientSide, backend: BackendSide, front: FrontendHandshake, login: BackendLogin,
     user: str, client_ip: str, used_password: bool, *, tap: bool = False,
 ) -> RelayOutcome:
-    """``relay_login`` that also tells the backend's error code (1040 is overload, not a bad
-    password)."""
-    backend.write(login.start())
-    while True:
-        data = await backend_read(backend, tap)
-        for event in login.receive_data(data):
-            if isinstance(event, SendBackend):
-                backend.write(event.data)
-            elif isinstance(event, NotifyClient):
-                client.write(front.notify(event.payload))
-            elif isinstance(event, ForwardToClient):
-                client.write(front.send_auth(event.payload))
-                answer = await next_client_auth(client, front, held=tap)
-                for follow in login.from_client(answer):
-                    if isinstance(follow, SendBackend):
-                        backend.write(follow.data)
-            elif isinstance(event, LoginSucceeded):
-                return RelayOutcome(True, front.succeed(event.ok_payload), None)
-            else:
-                err = event.error
-                code = err.code
-                if code == ErrorCode.ER_ACCESS_DENIED:
-                    err = access_denied(user, client_ip, using_password=used_password)
-                return RelayOutcome(False, front.fail(err), code)
+    """Relay the client's own authentication exchange (``login`` has no password) and return
+    how it ended; the final packet is not sent yet. The backend's error code is kept (1040 is
+    overload, not a bad password); its 1045 is reworded for the client as RDS words it."""
+
+    async def ask(event: NotifyClient | ForwardToClient) -> None:
+        if isinstance(event, NotifyClient):
+            client.write(front.notify(event.payload))
+            return
+        client.write(front.send_auth(event.payload))
+        login.from_client(await next_client_auth(client, front, held=tap))
+
+    result = await _exchange(backend, login, tap=tap, ask_client=ask)
+    if isinstance(result, LoginSucceeded):
+        return RelayOutcome(True, front.succeed(result.ok_payload), None)
+    err = result.error
+    code = err.code
+    if code == ErrorCode.ER_ACCESS_DENIED:
+        err = access_denied(user, client_ip, using_password=used_password)
+    return RelayOutcome(False, front.fail(err), code)
 
 
 def cleartext_password(plugin: str | None, auth_response: bytes) -> str | None:

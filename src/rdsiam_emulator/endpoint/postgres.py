@@ -21,16 +21,18 @@ import contextlib
 import logging
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass
 
 from rdsiam_emulator.authenticator import ClientInfo, IamAuthenticator
+from rdsiam_emulator.endpoint.backend import BackendAddress, BackendUnreachable, EndpointSettings
+from rdsiam_emulator.endpoint.postgres_admin import AdminClient, log_in, open_backend
 from rdsiam_emulator.endpoint.relay import ConnectionClosed, RelayConnection
 from rdsiam_emulator.endpoint.tracking import TrackedEndpoint
 from rdsiam_emulator.events import TEXT_CAP, clip
+from rdsiam_emulator.login import AskToken, LogIn, LoginFacts, LoginStep, Refuse, RelayPassword
 from rdsiam_emulator.protocols.postgres import codec
 from rdsiam_emulator.protocols.postgres.backend import BackendLogin, LoginFailed, LoginSucceeded
-from rdsiam_emulator.protocols.postgres.codec import ProtocolViolation
+from rdsiam_emulator.protocols.postgres.codec import ProtocolError
 from rdsiam_emulator.protocols.postgres.frontend import (
     NEED_DATA,
     CancelRequested,
@@ -41,19 +43,12 @@ from rdsiam_emulator.protocols.postgres.frontend import (
     StartupReceived,
 )
 from rdsiam_emulator.protocols.postgres.query import (
-    QueryResult,
-    SimpleQuery,
-    query_message,
     quote_ident,
-    quote_literal,
 )
-from rdsiam_emulator.protocols.postgres.scram import scram_verifier
 from rdsiam_emulator.reasons import Reason
-from rdsiam_emulator.secrets import derived_password
 
 log = logging.getLogger(__name__)
 
-IAM_ROLE = "rds_iam"
 DEFAULT_HANDSHAKE_TIMEOUT = 60.0
 """PostgreSQL's default authentication_timeout."""
 TOO_MANY_CONNECTIONS = "53300"
@@ -63,185 +58,11 @@ UNAVAILABLE_MESSAGE = "the database system is not accepting connections"
 
 
 
-@dataclass(frozen=True)
-class BackendTarget:
-    """The real server behind the endpoint and the emulator's hidden admin account on it."""
-
-    host: str
-    port: int
-    admin_user: str
-    admin_password: str = field(repr=False)
-    admin_database: str = "postgres"
-    unix_socket: str | None = None
-    """The server's private socket directory (as a handle's ``unix_socket`` and libpq's ``host``
-    give it), when it has one (local servers): client sessions go there instead of loopback TCP,
-    which costs the endpoint and the server less per message and per new session. The admin
-    session goes there too (the socket's admin rule is ``peer``, mapped from this OS user): a
-    local server normally has no TCP at all (docs/backends.md)."""
-
-    def socket_path(self) -> str | None:
-        if self.unix_socket is None:
-            return None
-        return f"{self.unix_socket}/.s.PGSQL.{self.port}"
-
-    @classmethod
-    def from_handle(cls, handle: _HandleLike) -> BackendTarget:
-        """From a ``backends.PostgresHandle`` (or anything with the same five attributes),
-        including its private socket when it has one."""
-        return cls(handle.host, handle.port, handle.admin_user, handle.admin_password,
-                   unix_socket=handle.unix_socket)
-
-
-class _HandleLike(Protocol):
-    host: str
-    port: int
-    admin_user: str
-    admin_password: str
-    unix_socket: str | None
-
-
-class BackendUnavailableError(Exception):
-    """The real server cannot be reached or refused the admin login."""
-
-
-async def _open_backend(target: BackendTarget, timeout: float) -> RelayConnection:
-    loop = asyncio.get_running_loop()
-    path = target.socket_path()
-    where = path or f"{target.host}:{target.port}"
-    try:
-        async with asyncio.timeout(timeout):
-            if path is not None:
-                _, proto = await loop.create_unix_connection(RelayConnection, path)
-            else:
-                _, proto = await loop.create_connection(RelayConnection, target.host,
-                                                        target.port)
-    except (OSError, TimeoutError) as exc:
-        raise BackendUnavailableError(f"cannot reach {where}: {exc}") from exc
-    return proto
-
-
-async def _login(conn: RelayConnection, login: BackendLogin) -> LoginSucceeded | LoginFailed:
-    conn.write(login.data_to_send())
-    while True:
-        try:
-            data = await conn.read()
-        except ConnectionClosed:
-            return LoginFailed({"S": "FATAL", "V": "FATAL", "C": "08006",
-                                "M": "the server closed the connection during login"})
-        result = login.receive_data(data)
-        out = login.data_to_send()
-        if out:
-            conn.write(out)
-        if result is not None:
-            conn.unread(login.take_rest())
-            return result
-
-
-class AdminSession:
-    """One long-lived admin connection per endpoint, reconnected on failure, one query at a time."""
-
-    def __init__(self, target: BackendTarget, *, timeout: float = 10.0) -> None:
-        self._target = target
-        self._timeout = timeout
-        self._conn: RelayConnection | None = None
-        self._lock = asyncio.Lock()
-        self.server_version = ""
-
-    @property
-    def server_major(self) -> int:
-        head = self.server_version.split(".")[0].split(" ")[0]
-        return int(head) if head.isdigit() else 0
-
-    async def query(self, sql: str) -> QueryResult:
-        async with self._lock:
-            for attempt in (1, 2):
-                try:
-                    conn = await self._connection()
-                    async with asyncio.timeout(self._timeout):
-                        return await self._run(conn, sql)
-                except (ConnectionClosed, OSError, TimeoutError, ProtocolViolation) as exc:
-                    self._drop()
-                    if attempt == 2:
-                        raise BackendUnavailableError(f"admin query failed: {exc}") from exc
-            raise AssertionError("unreachable")
-
-    async def _run(self, conn: RelayConnection, sql: str) -> QueryResult:
-        conn.write(query_message(sql))
-        collector = SimpleQuery()
-        while True:
-            result = collector.receive_data(await conn.read())
-            if result is not None:
-                return result
-
-    async def _connection(self) -> RelayConnection:
-        if self._conn is not None and self._conn.transport is not None \
-                and not self._conn.transport.is_closing():
-            return self._conn
-        conn = await _open_backend(self._target, self._timeout)
-        login = BackendLogin(user=self._target.admin_user, database=self._target.admin_database,
-                             password=self._target.admin_password,
-                             params={"application_name": "rdsiam-emulator"})
-        async with asyncio.timeout(self._timeout):
-            result = await _login(conn, login)
-        if isinstance(result, LoginFailed):
-            conn.close()
-            raise BackendUnavailableError(f"admin login failed: {result.message}")
-        self.server_version = result.parameters.get("server_version", "")
-        self._conn = conn
-        return conn
-
-    def _drop(self) -> None:
-        if self._conn is not None:
-            self._conn.abort()
-        self._conn = None
-
-    async def iam_member(self, user: str) -> bool:
-        """Whether ``user`` is (directly or through other roles) a member of ``rds_iam``.
-
-        Not ``pg_has_role``: it answers true for superusers whatever their memberships.
-        """
-        sql = (
-            "WITH RECURSIVE m(roleid) AS ("  # noqa: S608 - values are quote_literal()ed
-            " SELECT a.roleid FROM pg_auth_members a JOIN pg_roles r ON a.member = r.oid"
-            f" WHERE r.rolname = {quote_literal(user)}"
-            " UNION SELECT a.roleid FROM pg_auth_members a JOIN m ON a.member = m.roleid)"
-            " SELECT EXISTS (SELECT 1 FROM m JOIN pg_roles g ON g.oid = m.roleid"
-            f" WHERE g.rolname = {quote_literal(IAM_ROLE)})"
-        )
-        result = await self.query(sql)
-        if result.error is not None:
-            raise BackendUnavailableError(f"membership query failed: {result.error.get('M')}")
-        return bool(result.rows) and result.rows[0][0] == "t"
-
-    async def has_password(self, user: str) -> bool | None:
-        """Whether role ``user`` has a password (None: no such role). Reads pg_authid, which
-        only a superuser (the admin) can."""
-        result = await self.query(
-            "SELECT rolpassword IS NOT NULL FROM pg_authid"  # noqa: S608 - quote_literal()ed
-            f" WHERE rolname = {quote_literal(user)}")
-        if result.error is not None:
-            raise BackendUnavailableError(f"password query failed: {result.error.get('M')}")
-        return None if not result.rows else result.rows[0][0] == "t"
-
-    async def set_password(self, user: str, password: str) -> None:
-        """Store the SCRAM verifier of ``password`` (the plaintext never reaches the server)."""
-        verifier = scram_verifier(password)
-        result = await self.query(
-            f"ALTER ROLE {quote_ident(user)} PASSWORD {quote_literal(verifier)}")
-        if result.error is not None:
-            message = result.error.get("M")
-            raise BackendUnavailableError(f"cannot set the backend password: {message}")
-
-    async def close(self) -> None:
-        self._drop()
-
-
 @dataclass
-class EndpointSettings:
-    listen_host: str = "127.0.0.1"
-    listen_port: int = 0
+class PostgresEndpointSettings(EndpointSettings):
+    """A PostgreSQL endpoint's settings (times in seconds)."""
+
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
-    backend_timeout: float = 10.0
     force_ssl: bool = False
     """rds.force_ssl: refuse password logins without TLS too (RDS's default from PostgreSQL 16)."""
 
@@ -252,19 +73,19 @@ class PostgresEndpoint(TrackedEndpoint):
     def __init__(
         self,
         *,
-        backend: BackendTarget,
+        backend: BackendAddress,
         authenticator: IamAuthenticator,
         instance_secret: bytes,
         tls_context: ssl.SSLContext | None,
-        settings: EndpointSettings | None = None,
+        settings: PostgresEndpointSettings | None = None,
     ) -> None:
         super().__init__()
         self.backend = backend
         self.authenticator = authenticator
         self._secret = instance_secret
         self._tls = tls_context
-        self.settings = settings or EndpointSettings()
-        self.admin = AdminSession(backend, timeout=self.settings.backend_timeout)
+        self.settings = settings or PostgresEndpointSettings()
+        self.admin = AdminClient(backend, timeout=self.settings.backend_timeout)
         self._server: asyncio.Server | None = None
 
     # ------------------------------------------------------------------------------ lifecycle
@@ -309,9 +130,9 @@ class PostgresEndpoint(TrackedEndpoint):
     async def _open_leg(self, client: _ClientConnection) -> RelayConnection:
         """A backend connection owned by ``client``: tracked, and aborted with the client.
 
-        Raises BackendUnavailableError; ConnectionClosed if the client already left.
+        Raises BackendUnreachable; ConnectionClosed if the client already left.
         """
-        leg = await _open_backend(self.backend, self.settings.backend_timeout)
+        leg = await open_backend(self.backend, self.settings.backend_timeout)
         if client.gone:
             leg.abort()
             raise ConnectionClosed("the client left while the backend was being reached")
@@ -373,7 +194,7 @@ class PostgresEndpoint(TrackedEndpoint):
                     return await self._authenticate(client, hs, event)
                 else:  # PasswordReceived outside the IAM exchange cannot happen here
                     return None
-        except ProtocolViolation as exc:
+        except ProtocolError as exc:
             if exc.report:
                 client.write(codec.fatal(exc.sqlstate, exc.message))
             return None
@@ -402,78 +223,55 @@ class PostgresEndpoint(TrackedEndpoint):
 
     async def _authenticate(self, client: _ClientConnection, hs: FrontendHandshake,
                             startup: StartupReceived) -> RelayConnection | None:
+        """Carry out the login step's commands for one start-up (``login.LoginStep``)."""
         info = self._client_info(client, hs.tls, startup.database)
         user = startup.user
         try:
-            member = await self.admin.iam_member(user)
-        except BackendUnavailableError as exc:
+            member = await self.admin.is_iam_user(user)
+        except BackendUnreachable as exc:
             log.warning("postgres endpoint: backend unavailable: %s", clip(str(exc), TEXT_CAP))
             self._record_unavailable(user, info, str(exc))
             client.write(hs.fail(UNAVAILABLE, UNAVAILABLE_MESSAGE))
             return None
         replication = startup.params.get("replication")
-        if user == self.backend.admin_user:
-            # RDS's rdsadmin: no pg_hba.conf line lets it in from outside.
-            self.authenticator.reject(
-                db_user=user, client=info, reason=Reason.RESERVED_USER, method="password",
-                detail="the emulator's own admin account (RDS's rdsadmin) has no pg_hba.conf "
-                       "line for clients of the endpoint",
-                hint="log in as the master user or an application user; this account is the "
-                     "endpoint's own")
-            client.write(self._hba_reject(info, user, startup.database, replication))
+        step = LoginStep(self.authenticator, LoginFacts(
+            db_user=user, client=info, iam_user=member, replication=replication,
+            reserved_user=user == self.backend.admin_user, force_ssl=self.settings.force_ssl,
+        ), secret=self._secret)
+        command = step.start()
+        if isinstance(command, RelayPassword):
+            return await self._password_login(client, hs, startup, info)
+        if isinstance(command, AskToken):
+            client.write(hs.negotiate_protocol_version(startup) + hs.request_cleartext_password())
+            while (event := hs.next_event()) is NEED_DATA:
+                hs.receive_data(await client.read())
+            if not isinstance(event, PasswordReceived):
+                return None
+            command = step.receive_token(event.password)
+        if isinstance(command, Refuse):
+            client.write(self._refusal(command.reason, info, startup))
             return None
-        if replication is not None and member:
-            self.authenticator.reject(
-                db_user=user, client=info, reason=Reason.REPLICATION_NOT_ALLOWED,
-                detail=f"replication={replication}: pg_hba.conf has no pam line for "
-                       "replication connections",
-                hint="IAM users cannot open replication connections; use a password user "
-                     "with the REPLICATION attribute")
-            client.write(self._hba_reject(info, user, startup.database, replication))
-            return None
-        if member:
-            return await self._iam_login(client, hs, startup, info)
-        if self.settings.force_ssl and not hs.tls:
-            self.authenticator.reject(
-                db_user=user, client=info, reason=Reason.TLS_REQUIRED, method="password",
-                detail="rds.force_ssl is on: pg_hba.conf accepts TLS connections only",
-                hint="connect with sslmode=require (or stricter)")
-            client.write(self._hba_reject(info, user, startup.database))
-            return None
-        return await self._password_login(client, hs, startup, info)
+        return await self._iam_login(client, hs, startup, info, command)
+
+    def _refusal(self, reason: Reason, info: ClientInfo, startup: StartupReceived) -> bytes:
+        """What PostgreSQL on RDS sends for a refusal of the login step."""
+        if reason in _HBA_REASONS:
+            replication = (startup.params.get("replication")
+                           if reason is not Reason.TLS_REQUIRED else None)
+            return self._hba_reject(info, startup.user, startup.database, replication)
+        return codec.fatal("28000", f'PAM authentication failed for user "{startup.user}"',
+                           routine="auth_failed")
 
     async def _iam_login(self, client: _ClientConnection, hs: FrontendHandshake,
-                         startup: StartupReceived, info: ClientInfo) -> RelayConnection | None:
-        user = startup.user
-        refused = self.authenticator.transport_rejection(info)
-        if refused is not None:
-            self.authenticator.reject(
-                db_user=user, client=info, reason=refused,
-                detail="IAM logins are accepted over TLS only (pg_hba.conf: hostssl ... pam)",
-                hint="connect with sslmode=require or stricter")
-            client.write(self._hba_reject(info, user, startup.database))
-            return None
-        client.write(hs.negotiate_protocol_version(startup) + hs.request_cleartext_password())
-        while True:
-            event = hs.next_event()
-            if event is NEED_DATA:
-                hs.receive_data(await client.read())
-                continue
-            break
-        if not isinstance(event, PasswordReceived):
-            return None
-        decision = self.authenticator.authenticate_iam(db_user=user, token=event.password,
-                                                       client=info)
-        if not decision.ok:
-            client.write(hs.fail("28000", f'PAM authentication failed for user "{user}"',
-                                 routine="auth_failed"))
-            return None
-        pipelined = hs.hand_over()
-        backend, result = await self._backend_login(client, user, startup)
+                         startup: StartupReceived, info: ClientInfo,
+                         login: LogIn) -> RelayConnection | None:
+        """Log in to the server as the IAM user (``LogIn``) and link the client to it."""
+        pipelined = hs.take_rest()
+        backend, result = await self._backend_login(client, login, startup)
         if isinstance(result, LoginFailed):
             if backend is not None:
                 backend.close()
-            self._record_backend_failure(user, info, "iam", result)
+            self._record_backend_failure(login.user, info, "iam", result)
             client.write(codec.error_response(result.fields))
             return None
         assert backend is not None
@@ -482,12 +280,12 @@ class PostgresEndpoint(TrackedEndpoint):
         client.link(backend)
         return backend
 
-    async def _password_state(self, user: str) -> bool | BackendUnavailableError | None:
+    async def _password_state(self, user: str) -> bool | BackendUnreachable | None:
         """Whether role ``user`` has a password (None: no such role; the error if the admin
         session cannot tell)."""
         try:
             return await self.admin.has_password(user)
-        except BackendUnavailableError as exc:
+        except BackendUnreachable as exc:
             log.warning("postgres endpoint: %s", clip(str(exc), TEXT_CAP))
             return exc
 
@@ -557,29 +355,29 @@ class PostgresEndpoint(TrackedEndpoint):
             hint="fewer concurrent sessions (a pool), or raise the server's max_connections")
 
     async def _backend_login(
-        self, client: _ClientConnection, user: str, startup: StartupReceived
+        self, client: _ClientConnection, login: LogIn, startup: StartupReceived
     ) -> tuple[RelayConnection | None, LoginSucceeded | LoginFailed]:
-        password = derived_password(self._secret, user)
+        user, password = login.user, login.password
         params = {k: v for k, v in startup.params.items()
                   if k not in ("user", "database") and not k.startswith("_pq_.")}
         backend: RelayConnection | None = None
         for attempt in (1, 2):
             try:
                 backend = await self._open_leg(client)
-            except BackendUnavailableError as exc:
+            except BackendUnreachable as exc:
                 log.warning("postgres endpoint: %s", clip(str(exc), TEXT_CAP))
                 return None, LoginFailed({"S": "FATAL", "V": "FATAL", "C": UNAVAILABLE,
                                           "M": UNAVAILABLE_MESSAGE})
-            login = BackendLogin(user=user, database=startup.database, password=password,
-                                 params=params)
-            result = await _login(backend, login)
+            machine = BackendLogin(user=user, database=startup.database, password=password,
+                                   params=params)
+            result = await log_in(backend, machine)
             if isinstance(result, LoginSucceeded):
                 return backend, result
             backend.close()
             if attempt == 1 and result.sqlstate == "28P01":
                 try:
                     await self.admin.set_password(user, password)
-                except BackendUnavailableError as exc:
+                except BackendUnreachable as exc:
                     log.warning("postgres endpoint: %s", clip(str(exc), TEXT_CAP))
                     return None, result
                 continue
@@ -592,11 +390,11 @@ class PostgresEndpoint(TrackedEndpoint):
         user = startup.user
         try:
             backend = await self._open_leg(client)
-        except BackendUnavailableError as exc:
+        except BackendUnreachable as exc:
             self._record_unavailable(user, info, str(exc), "password")
             client.write(hs.fail(UNAVAILABLE, UNAVAILABLE_MESSAGE))
             return None
-        pipelined = hs.hand_over()
+        pipelined = hs.take_rest()
         backend.write(startup.raw)
         from_backend = codec.MessageReader(8 * 1024 * 1024)
         from_client = codec.MessageReader()
@@ -619,7 +417,7 @@ class PostgresEndpoint(TrackedEndpoint):
                     return None
                 if msg.type == b"Z":
                     if not authenticated:
-                        raise ProtocolViolation("ReadyForQuery before authentication")
+                        raise ProtocolError("ReadyForQuery before authentication")
                     client.unread(from_client.take_rest())
                     backend.unread(from_backend.take_rest())
                     client.link(backend)
@@ -643,8 +441,8 @@ class PostgresEndpoint(TrackedEndpoint):
     async def _forward_cancel(self, event: CancelRequested) -> None:
         """Pass a CancelRequest to the backend; the server itself checks pid and key."""
         try:
-            conn = await _open_backend(self.backend, self.settings.backend_timeout)
-        except BackendUnavailableError:
+            conn = await open_backend(self.backend, self.settings.backend_timeout)
+        except BackendUnreachable:
             return
         conn.write(codec.cancel_request(event.pid, event.key))
         with contextlib.suppress(ConnectionClosed, TimeoutError):
@@ -652,6 +450,10 @@ class PostgresEndpoint(TrackedEndpoint):
                 await conn.read()  # the server closes without answering
         conn.close()
 
+
+_HBA_REASONS = frozenset({Reason.TLS_REQUIRED, Reason.RESERVED_USER,
+                          Reason.REPLICATION_NOT_ALLOWED})
+"""Refusals PostgreSQL makes by its pg_hba.conf (no line matches) rather than by PAM."""
 
 BACKEND_HINTS = {
     "3D000": "connect to a database that exists (CREATE DATABASE, or dbname=...)",

@@ -17,8 +17,8 @@ from rdsiam_emulator.authenticator import Authenticator
 from rdsiam_emulator.backends.local_mysql import start_local_mysql
 from rdsiam_emulator.backends.spec import BackendSpec
 from rdsiam_emulator.credentials import StaticCredentials
+from rdsiam_emulator.endpoint.backend import BackendAddress
 from rdsiam_emulator.endpoint.mysql import MysqlEndpoint
-from rdsiam_emulator.endpoint.mysql_admin import BackendAddress
 from rdsiam_emulator.endpoint_spec import Endpoint
 from rdsiam_emulator.events import EventLog
 from rdsiam_emulator.tls import EmulatorCA
@@ -107,6 +107,7 @@ def _make_env(mariadb, emulator_ca, *, iam_enabled: bool = True,
         instance_secret=b"s" * 32,
         tls_context=cert.server_context(),
         settings=settings,
+        catalog_version=mariadb.catalog_version if backend_port is None else None,
     )
     loop.run(endpoint.start())
     endpoint.authenticator = Authenticator(

@@ -11,6 +11,7 @@ link is plain TCP: the cleartext the client sends is re-sent RSA-encrypted).
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, replace
 from enum import Enum, auto
 
@@ -41,6 +42,7 @@ from rdsiam_emulator.protocols.mysql.packets import (
     ProtocolError,
     encode_packet,
 )
+from rdsiam_emulator.protocols.need_data import NEED_DATA, NeedData
 
 HANDSHAKE_MAX_PAYLOAD = 256 * 1024
 """No legitimate handshake packet comes near this (tokens are ~2 KB, attributes at most 64 KB)."""
@@ -93,6 +95,7 @@ class FrontendHandshake:
         self.state = FrontState.START
         self.tls = False
         self._decoder = PacketDecoder(max_payload)
+        self._packets: deque[Packet] = deque()
         self._seq = 0
         self.response: HandshakeResponse | None = None
 
@@ -134,13 +137,20 @@ class FrontendHandshake:
         return self._send(err.build())
 
     # incoming ---------------------------------------------------------------------------------
-    def receive_data(self, data: bytes) -> list[FrontEvent]:
-        events: list[FrontEvent] = []
-        for packet in self._decoder.feed(data):
-            events.append(self._on_packet(packet))
-        if self.state is FrontState.AWAIT_TLS and self._decoder.buffered:
+    def receive_data(self, data: bytes) -> None:
+        """Client bytes in; read what they say with ``next_event``. Raises ``ProtocolError``
+        for a packet over the size limit."""
+        self._packets.extend(self._decoder.feed(data))
+
+    def next_event(self) -> FrontEvent | NeedData:
+        """The next event, or ``NEED_DATA``. Raises ``ProtocolError`` for a packet out of
+        order or sequence, and for bytes sent after an SSLRequest before TLS started."""
+        if not self._packets:
+            return NEED_DATA
+        event = self._on_packet(self._packets.popleft())
+        if self.state is FrontState.AWAIT_TLS and (self._packets or self._decoder.buffered):
             raise ProtocolError("bytes after SSLRequest before the TLS handshake")
-        return events
+        return event
 
     def _on_packet(self, packet: Packet) -> FrontEvent:
         if packet.seq != self._seq:
@@ -260,6 +270,8 @@ class BackendLogin:
         self._first = first_packet
         self._seq = first_seq
         self._decoder = PacketDecoder(max_payload)
+        self._packets: deque[Packet] = deque()
+        self._events: deque[BackEvent] = deque()
         self._pending_cleartext: bytes | None = None
 
     @classmethod
@@ -314,30 +326,39 @@ class BackendLogin:
         self.state = BackState.AUTHENTICATING
         return self._send(self._first)
 
-    def receive_data(self, data: bytes) -> list[BackEvent]:
-        events: list[BackEvent] = []
-        for packet in self._decoder.feed(data):
+    def receive_data(self, data: bytes) -> None:
+        """Backend bytes in; read what to do with ``next_event``."""
+        self._packets.extend(self._decoder.feed(data))
+
+    def next_event(self) -> BackEvent | NeedData:
+        """The next event, or ``NEED_DATA``. Raises ``ProtocolError`` for packets out of
+        sequence or order, and for anything the backend sends after the login result."""
+        while not self._events:
+            if not self._packets:
+                return NEED_DATA
             if self.state in (BackState.DONE, BackState.FAILED):
                 raise ProtocolError("backend sent data after the login result")
-            events.extend(self._on_packet(packet))
-        return events
+            self._events.extend(self._on_packet(self._packets.popleft()))
+        event = self._events.popleft()
+        if isinstance(event, LoginSucceeded | LoginFailed) and (self._packets or self._events):
+            raise ProtocolError("backend sent data after the login result")
+        return event
 
-    def leftover(self) -> bytes:
-        """Bytes the backend sent after the login result (normally none)."""
-        return self._decoder.take_buffer()
-
-    def from_client(self, payload: bytes) -> list[BackEvent]:
-        """Relay mode: the client's answer to a forwarded challenge."""
+    def from_client(self, payload: bytes) -> None:
+        """Relay mode: the client's answer to a forwarded challenge; what goes to the backend
+        comes out of ``next_event`` (``SendBackend``). Raises ``ProtocolError`` when nothing
+        was asked."""
         if self.state is BackState.EXPECT_CLIENT_CLEARTEXT and payload != bytes(
             [SHA2_REQUEST_PUBLIC_KEY]
         ):
             self._pending_cleartext = payload[:-1] if payload.endswith(b"\0") else payload
             self.state = BackState.AWAIT_PUBLIC_KEY
-            return [SendBackend(self._send(bytes([SHA2_REQUEST_PUBLIC_KEY])))]
+            self._events.append(SendBackend(self._send(bytes([SHA2_REQUEST_PUBLIC_KEY]))))
+            return
         if self.state not in (BackState.WAIT_CLIENT, BackState.EXPECT_CLIENT_CLEARTEXT):
             raise ProtocolError("client sent auth data nobody asked for", code=1156)
         self.state = BackState.AUTHENTICATING
-        return [SendBackend(self._send(payload))]
+        self._events.append(SendBackend(self._send(payload)))
 
     # ------------------------------------------------------------------------------------------
     def _on_packet(self, packet: Packet) -> list[BackEvent]:

@@ -10,7 +10,7 @@ from rdsiam_emulator.protocols.postgres.codec import (
     GSSENC_REQUEST_CODE,
     PROTOCOL_3_0,
     SSL_REQUEST_CODE,
-    ProtocolViolation,
+    ProtocolError,
 )
 from rdsiam_emulator.protocols.postgres.frontend import (
     CancelRequested,
@@ -33,7 +33,7 @@ __all__ = [
     "LoginFailed",
     "LoginSucceeded",
     "PasswordReceived",
-    "ProtocolViolation",
+    "ProtocolError",
     "SSLRequested",
     "StartupReceived",
 ]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from scramp import ScramClient, ScramException
 
 from rdsiam_emulator.protocols.postgres import codec
-from rdsiam_emulator.protocols.postgres.codec import ProtocolViolation
+from rdsiam_emulator.protocols.postgres.codec import ProtocolError
 from rdsiam_emulator.protocols.postgres.scram import MECHANISM
 
 MAX_BACKEND_MESSAGE = 1024 * 1024
@@ -117,7 +117,7 @@ class BackendLogin:
                 if msg is None:
                     break
                 self._handle(msg)
-        except (ProtocolViolation, ScramException) as exc:
+        except (ProtocolError, ScramException) as exc:
             self.result = LoginFailed(_local_error(f"backend login failed: {exc}"))
         return self.result
 
@@ -137,7 +137,7 @@ class BackendLogin:
                 return
             if msg.type == b"v":  # NegotiateProtocolVersion: we only ask for 3.0 plain
                 return
-            raise ProtocolViolation(f"unexpected message {msg.type!r} during authentication")
+            raise ProtocolError(f"unexpected message {msg.type!r} during authentication")
         self._greeting += codec.typed(msg.type, msg.body)
         if msg.type == b"S":
             parts = codec.split_cstrings(msg.body)
@@ -160,12 +160,12 @@ class BackendLogin:
         elif code == codec.AUTH_MD5:
             salt = body[4:8]
             if len(salt) != 4:
-                raise ProtocolViolation("MD5 request without a 4-byte salt")
+                raise ProtocolError("MD5 request without a 4-byte salt")
             self._out += codec.password_message(md5_password(self._password, self.user, salt))
         elif code == codec.AUTH_SASL:
             mechanisms = [m for m in codec.split_cstrings(body[4:]) if m]
             if MECHANISM not in mechanisms:
-                raise ProtocolViolation(f"no supported SASL mechanism in {mechanisms}")
+                raise ProtocolError(f"no supported SASL mechanism in {mechanisms}")
             # PostgreSQL ignores the SCRAM user name (the StartupMessage names the role); libpq
             # sends an empty one, which scramp refuses, and a role name might fail SASLprep.
             self._scram = ScramClient([MECHANISM], _SCRAM_USER, self._password,
@@ -174,23 +174,23 @@ class BackendLogin:
             self._out += codec.sasl_initial_response(MECHANISM, first)
         elif code == codec.AUTH_SASL_CONTINUE:
             if self._scram is None:
-                raise ProtocolViolation("SASLContinue without SASL")
+                raise ProtocolError("SASLContinue without SASL")
             self._scram.set_server_first(_sasl_text(body[4:], "server-first-message"))
             final = str(self._scram.get_client_final()).encode("utf-8")
             self._out += codec.sasl_response(final)
         elif code == codec.AUTH_SASL_FINAL:
             if self._scram is None:
-                raise ProtocolViolation("SASLFinal without SASL")
+                raise ProtocolError("SASLFinal without SASL")
             self._scram.set_server_final(_sasl_text(body[4:], "server-final-message"))
         else:
-            raise ProtocolViolation(f"unsupported authentication request {code}")
+            raise ProtocolError(f"unsupported authentication request {code}")
 
 
 def _sasl_text(data: bytes, what: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ProtocolViolation(f"{what} is not UTF-8") from exc
+        raise ProtocolError(f"{what} is not UTF-8") from exc
 
 
 def _local_error(message: str) -> dict[str, str]:

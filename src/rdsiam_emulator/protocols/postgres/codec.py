@@ -35,7 +35,7 @@ _U32 = struct.Struct("!I")
 _TYPED_HEADER = struct.Struct("!ci")
 
 
-class ProtocolViolation(Exception):
+class ProtocolError(Exception):
     """Invalid bytes from the peer; ``sqlstate`` is what a server would report."""
 
     def __init__(self, message: str, sqlstate: str = "08P01", *, report: bool = True) -> None:
@@ -83,14 +83,14 @@ class StartupReader(_Buffered):
     def next_packet(self) -> bytes | None:
         """The next start-up packet's body (protocol word onwards), or None until it is complete.
 
-        Raises ``ProtocolViolation`` (``report=False``: a server closes without answering) for a
+        Raises ``ProtocolError`` (``report=False``: a server closes without answering) for a
         length below 8 or above the reader's maximum (bytes).
         """
         if len(self._buf) < 4:
             return None
         (length,) = _I32.unpack_from(self._buf, 0)
         if length < 8 or length > self._max:
-            raise ProtocolViolation("invalid length of startup packet", report=False)
+            raise ProtocolError("invalid length of startup packet", report=False)
         if len(self._buf) < length:
             return None
         body = bytes(self._buf[4:length])
@@ -106,14 +106,14 @@ class MessageReader(_Buffered):
 
     def next_message(self) -> Message | None:
         """The next complete typed message, or None until it is complete. Raises
-        ``ProtocolViolation`` when the length word is below 4 or above the reader's maximum
+        ``ProtocolError`` when the length word is below 4 or above the reader's maximum
         (bytes).
         """
         if len(self._buf) < 5:
             return None
         mtype, length = _TYPED_HEADER.unpack_from(self._buf, 0)
         if length < 4 or length > self._max:
-            raise ProtocolViolation(f"invalid message length {length} for message type {mtype!r}")
+            raise ProtocolError(f"invalid message length {length} for message type {mtype!r}")
         total = length + 1
         if len(self._buf) < total:
             return None
@@ -257,11 +257,11 @@ def fatal(sqlstate: str, message: str, *, routine: str | None = None,
 def split_cstrings(data: bytes) -> list[str]:
     """Split NUL-terminated strings; the data must end with a NUL."""
     if not data.endswith(b"\0"):
-        raise ProtocolViolation("missing string terminator")
+        raise ProtocolError("missing string terminator")
     try:
         return [p.decode("utf-8") for p in data[:-1].split(b"\0")]
     except UnicodeDecodeError as exc:
-        raise ProtocolViolation("invalid UTF-8 in message", "22021") from exc
+        raise ProtocolError("invalid UTF-8 in message", "22021") from exc
 
 
 def parse_fields(body: bytes) -> dict[str, str]:
@@ -272,27 +272,27 @@ def parse_fields(body: bytes) -> dict[str, str]:
         code = chr(body[pos])
         end = body.find(b"\0", pos + 1)
         if end < 0:
-            raise ProtocolViolation("unterminated error field")
+            raise ProtocolError("unterminated error field")
         fields[code] = body[pos + 1 : end].decode("utf-8", "replace")
         pos = end + 1
     return fields
 
 
 def parse_int32(body: bytes, offset: int = 0) -> int:
-    """The signed big-endian 32-bit integer at ``offset``; raises ``ProtocolViolation`` if ``body``
+    """The signed big-endian 32-bit integer at ``offset``; raises ``ProtocolError`` if ``body``
     is too short.
     """
     if len(body) < offset + 4:
-        raise ProtocolViolation("message too short")
+        raise ProtocolError("message too short")
     return int(_I32.unpack_from(body, offset)[0])
 
 
 def parse_uint32(body: bytes, offset: int = 0) -> int:
-    """The unsigned big-endian 32-bit integer at ``offset``; raises ``ProtocolViolation`` if
+    """The unsigned big-endian 32-bit integer at ``offset``; raises ``ProtocolError`` if
     ``body`` is too short.
     """
     if len(body) < offset + 4:
-        raise ProtocolViolation("message too short")
+        raise ProtocolError("message too short")
     return int(_U32.unpack_from(body, offset)[0])
 
 
@@ -300,10 +300,10 @@ def parse_startup_params(body: bytes) -> dict[str, str]:
     """The name/value pairs of a StartupMessage body after the protocol word."""
     data = body[4:]
     if not data.endswith(b"\0"):
-        raise ProtocolViolation("invalid startup packet layout: expected terminator as last byte")
+        raise ProtocolError("invalid startup packet layout: expected terminator as last byte")
     parts = split_cstrings(data[:-1]) if len(data) > 1 else []
     if len(parts) % 2:
-        raise ProtocolViolation("invalid startup packet layout: expected terminator as last byte")
+        raise ProtocolError("invalid startup packet layout: expected terminator as last byte")
     params: dict[str, str] = {}
     for i in range(0, len(parts), 2):
         params[parts[i]] = parts[i + 1]

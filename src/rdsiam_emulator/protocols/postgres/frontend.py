@@ -10,17 +10,12 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from rdsiam_emulator.protocols.need_data import NEED_DATA
+from rdsiam_emulator.protocols.need_data import NeedData as _NeedData
 from rdsiam_emulator.protocols.postgres import codec
-from rdsiam_emulator.protocols.postgres.codec import ProtocolViolation
+from rdsiam_emulator.protocols.postgres.codec import ProtocolError
 
-
-class _NeedData:
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-
-NEED_DATA = _NeedData()
-"""Returned by ``next_event`` when more bytes are needed."""
+__all__ = ["NEED_DATA"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +92,7 @@ class FrontendHandshake:
             self._messages.feed(data)
 
     def next_event(self) -> Event | _NeedData:
-        """The next event, or NEED_DATA. Raises ProtocolViolation on invalid input."""
+        """The next event, or NEED_DATA. Raises ProtocolError on invalid input."""
         if self.state == State.STARTUP:
             return self._next_startup()
         if self.state == State.AWAIT_PASSWORD:
@@ -106,21 +101,21 @@ class FrontendHandshake:
                 return NEED_DATA
             if msg.type != b"p":
                 self.state = State.DONE
-                raise ProtocolViolation(
+                raise ProtocolError(
                     f"expected password response, got message type {msg.type[0]}"
                 )
             self.state = State.AUTHENTICATING
             data = msg.body[:-1] if msg.body.endswith(b"\0") else msg.body
             if b"\0" in data:
                 self.state = State.DONE
-                raise ProtocolViolation("invalid password packet size")
+                raise ProtocolError("invalid password packet size")
             return PasswordReceived(data.decode("utf-8", "replace"))
         return NEED_DATA
 
     def _next_startup(self) -> Event | _NeedData:
         try:
             body = self._startup.next_packet()
-        except ProtocolViolation:
+        except ProtocolError:
             self.state = State.DONE
             raise
         if body is None:
@@ -129,7 +124,7 @@ class FrontendHandshake:
         if code == codec.SSL_REQUEST_CODE and len(body) == 4:
             if self._ssl_asked or self.tls:
                 self.state = State.DONE
-                raise ProtocolViolation("unsupported frontend protocol 1234.5679: server "
+                raise ProtocolError("unsupported frontend protocol 1234.5679: server "
                                         "supports 3.0 to 3.0", "0A000")
             self._ssl_asked = True
             self.state = State.SSL_PENDING
@@ -137,7 +132,7 @@ class FrontendHandshake:
         if code == codec.GSSENC_REQUEST_CODE and len(body) == 4:
             if self._gss_asked or self.tls:
                 self.state = State.DONE
-                raise ProtocolViolation("unsupported frontend protocol 1234.5680: server "
+                raise ProtocolError("unsupported frontend protocol 1234.5680: server "
                                         "supports 3.0 to 3.0", "0A000")
             self._gss_asked = True
             self.state = State.GSS_PENDING
@@ -148,7 +143,7 @@ class FrontendHandshake:
         major, minor = code >> 16, code & 0xFFFF
         if major != 3:
             self.state = State.DONE
-            raise ProtocolViolation(
+            raise ProtocolError(
                 f"unsupported frontend protocol {major}.{minor}: server supports 3.0 to 3.0",
                 "0A000",
             )
@@ -156,7 +151,7 @@ class FrontendHandshake:
         user = params.get("user", "")
         if not user:
             self.state = State.DONE
-            raise ProtocolViolation("no PostgreSQL user name specified in startup packet", "28000")
+            raise ProtocolError("no PostgreSQL user name specified in startup packet", "28000")
         database = params.get("database") or user
         self.state = State.AUTHENTICATING
         # Anything already buffered belongs to the typed-message phase (pipelined clients).
@@ -171,7 +166,7 @@ class FrontendHandshake:
         self._expect(State.SSL_PENDING)
         if self._startup.buffered:
             self.state = State.DONE
-            raise ProtocolViolation("received unencrypted data after SSL request")
+            raise ProtocolError("received unencrypted data after SSL request")
         self.state = State.STARTUP
         return b"S"
 
@@ -219,7 +214,7 @@ class FrontendHandshake:
         self.state = State.DONE
         return codec.fatal(sqlstate, message, routine=routine)
 
-    def hand_over(self) -> bytes:
+    def take_rest(self) -> bytes:
         """Leave the handshake (relay starts); returns client bytes already buffered."""
         self.state = State.DONE
         return self._messages.take_rest() + self._startup.take_rest()

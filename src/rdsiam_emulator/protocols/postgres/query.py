@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rdsiam_emulator.protocols.postgres import codec
-from rdsiam_emulator.protocols.postgres.codec import ProtocolViolation
+from rdsiam_emulator.protocols.postgres.codec import ProtocolError
 
 MAX_RESULT_MESSAGE = 1024 * 1024
 
@@ -52,7 +52,7 @@ class SimpleQuery:
 
     def receive_data(self, data: bytes) -> QueryResult | None:
         """Feed server bytes; returns the result at ReadyForQuery, else None. Raises
-        ``ProtocolViolation`` for a malformed message.
+        ``ProtocolError`` for a malformed message.
         """
         self._reader.feed(data)
         while True:
@@ -71,7 +71,7 @@ class SimpleQuery:
 
 def _data_row(body: bytes) -> list[str | None]:
     if len(body) < 2:
-        raise ProtocolViolation("short DataRow")
+        raise ProtocolError("short DataRow")
     count = int.from_bytes(body[:2], "big")
     pos = 2
     values: list[str | None] = []

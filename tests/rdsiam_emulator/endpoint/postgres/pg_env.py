@@ -24,7 +24,8 @@ from rdsiam_emulator.authenticator import Authenticator
 from rdsiam_emulator.backends import ADMIN_USER, BackendSpec, PostgresHandle, start_local
 from rdsiam_emulator.clock import SystemClock
 from rdsiam_emulator.credentials import StaticCredentials
-from rdsiam_emulator.endpoint.postgres import BackendTarget, EndpointSettings, PostgresEndpoint
+from rdsiam_emulator.endpoint.backend import BackendAddress
+from rdsiam_emulator.endpoint.postgres import PostgresEndpoint, PostgresEndpointSettings
 from rdsiam_emulator.endpoint_spec import Endpoint
 from rdsiam_emulator.events import EventLog
 from rdsiam_emulator.secrets import new_instance_secret
@@ -153,14 +154,14 @@ class RunningEndpoint:
 
 
 def make_endpoint(server: PgServer, ca: EmulatorCA, loop: LoopThread,
-                  settings: EndpointSettings | None = None,
+                  settings: PostgresEndpointSettings | None = None,
                   backend_port: int | None = None) -> RunningEndpoint:
     events = EventLog()
     cert = ca.server_certificate(endpoint_names([RDS_HOST]))
-    target = BackendTarget.from_handle(server.handle)
+    target = BackendAddress.from_handle(server.handle)
     if backend_port is not None:
         # a dead loopback port (the server itself has no TCP)
-        target = BackendTarget("127.0.0.1", backend_port, ADMIN_USER, server.admin_password)
+        target = BackendAddress("127.0.0.1", backend_port, ADMIN_USER, server.admin_password)
 
     async def start() -> tuple[PostgresEndpoint, Authenticator]:
         placeholder: Any = None

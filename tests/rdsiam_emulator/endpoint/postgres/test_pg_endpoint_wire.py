@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from pg_env import RDS_HOST, close_and_check, make_endpoint
 
-from rdsiam_emulator.endpoint.postgres import EndpointSettings
+from rdsiam_emulator.endpoint.postgres import PostgresEndpointSettings
 from rdsiam_emulator.protocols.postgres import codec
 from rdsiam_emulator.reasons import Reason
 
@@ -196,7 +196,8 @@ def test_client_vanishing_mid_handshake_leaks_nothing(endpoint) -> None:
 
 
 def test_handshake_timeout(pg_server, ca, loop_thread) -> None:
-    running = make_endpoint(pg_server, ca, loop_thread, EndpointSettings(handshake_timeout=0.5))
+    running = make_endpoint(pg_server, ca, loop_thread,
+                            PostgresEndpointSettings(handshake_timeout=0.5))
     try:
         with _connect(running.port) as sock:
             sock.sendall(codec.ssl_request())
@@ -255,7 +256,7 @@ def test_cancel_request_reaches_the_backend_session(endpoint) -> None:
 
 def test_password_user_without_tls_is_allowed_unless_force_ssl(pg_server, ca,
                                                                loop_thread) -> None:
-    running = make_endpoint(pg_server, ca, loop_thread, EndpointSettings(force_ssl=True))
+    running = make_endpoint(pg_server, ca, loop_thread, PostgresEndpointSettings(force_ssl=True))
     try:
         user, password = running.password_user()
         with pytest.raises(psycopg.OperationalError) as err:

@@ -13,7 +13,7 @@ import pytest
 from pg_env import RunningEndpoint, close_and_check, make_endpoint
 from test_pg_robustness import _fds, _limited_user, _wait_clean, _warm_up, backend_sessions
 
-from rdsiam_emulator.endpoint.postgres import EndpointSettings
+from rdsiam_emulator.endpoint.postgres import PostgresEndpointSettings
 from rdsiam_emulator.events import AuthEvent
 from rdsiam_emulator.reasons import Reason
 
@@ -150,7 +150,7 @@ def test_every_failure_path_records_one_reason_and_releases_everything(endpoint)
 
 
 def test_force_ssl_refusal_of_a_password_user_has_a_hint(pg_server, ca, loop_thread) -> None:
-    running = make_endpoint(pg_server, ca, loop_thread, EndpointSettings(force_ssl=True))
+    running = make_endpoint(pg_server, ca, loop_thread, PostgresEndpointSettings(force_ssl=True))
     try:
         user, password = running.password_user()
         message, event = _refused(running, running.conninfo(user, password, sslmode="disable"))

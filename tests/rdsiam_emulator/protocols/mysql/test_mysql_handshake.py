@@ -29,6 +29,7 @@ from rdsiam_emulator.protocols.mysql.messages import (
     ok_packet,
 )
 from rdsiam_emulator.protocols.mysql.packets import PacketDecoder, ProtocolError, encode_packet
+from rdsiam_emulator.protocols.need_data import NEED_DATA
 
 NONCE = b"0123456789abcdefghij"
 CAPS = (C.PROTOCOL_41 | C.SECURE_CONNECTION | C.PLUGIN_AUTH | C.PLUGIN_AUTH_LENENC_CLIENT_DATA
@@ -51,19 +52,28 @@ def packets(data: bytes):
     return PacketDecoder().feed(data)
 
 
+def feed(machine, data: bytes = b""):
+    """h11's pull style: bytes in, then every event until NEED_DATA."""
+    machine.receive_data(data)
+    events = []
+    while (event := machine.next_event()) is not NEED_DATA:
+        events.append(event)
+    return events
+
+
 def test_frontend_tls_then_cleartext_switch():
     front = FrontendHandshake(mysql8_greeting())
     greeting = packets(front.start())[0]
     assert greeting.seq == 0 and Greeting.parse(greeting.payload).nonce == NONCE
     ssl_req = HandshakeResponse(int(CAPS), 1 << 24, 255, b"\0" * 23, is_ssl_request=True)
-    (ev,) = front.receive_data(encode_packet(1, ssl_req.build()))
+    (ev,) = feed(front, encode_packet(1, ssl_req.build()))
     assert isinstance(ev, SslRequested)
     front.tls_started()
-    (ev,) = front.receive_data(encode_packet(2, client_response().build()))
+    (ev,) = feed(front, encode_packet(2, client_response().build()))
     assert isinstance(ev, ClientHello) and ev.tls and ev.response.user == b"app_user"
     switch = packets(front.request_cleartext())[0]
     assert switch.seq == 3 and switch.payload == b"\xfemysql_clear_password\0"
-    (ev,) = front.receive_data(encode_packet(4, b"token\0"))
+    (ev,) = feed(front, encode_packet(4, b"token\0"))
     assert isinstance(ev, AuthData) and ev.payload == b"token\0"
     err = packets(front.fail(ErrPacket(1045, "28000", "x")))[0]
     assert err.seq == 5
@@ -73,20 +83,20 @@ def test_frontend_rejects_wrong_sequence_and_bytes_after_ssl_request():
     front = FrontendHandshake(mysql8_greeting())
     front.start()
     with pytest.raises(ProtocolError) as info:
-        front.receive_data(encode_packet(3, client_response().build()))
+        feed(front, encode_packet(3, client_response().build()))
     assert info.value.code == 1156
     front = FrontendHandshake(mysql8_greeting())
     front.start()
     ssl_req = HandshakeResponse(int(CAPS), 1 << 24, 255, b"\0" * 23, is_ssl_request=True)
     with pytest.raises(ProtocolError):
-        front.receive_data(encode_packet(1, ssl_req.build()) + b"\x16\x03\x01")
+        feed(front, encode_packet(1, ssl_req.build()) + b"\x16\x03\x01")
 
 
 def test_frontend_ssl_flag_without_tls_is_refused():
     front = FrontendHandshake(mysql8_greeting())
     front.start()
     with pytest.raises(ProtocolError):
-        front.receive_data(encode_packet(1, client_response().build()))
+        feed(front, encode_packet(1, client_response().build()))
 
 
 def _server_expected_sha2(password: bytes, nonce: bytes, answer: bytes) -> bool:
@@ -105,8 +115,8 @@ def test_backend_own_login_mysql8_fast_auth():
     assert first.seq == 1 and not sent.capabilities & C.SSL
     assert sent.auth_plugin == "caching_sha2_password" and sent.database == b"app"
     assert _server_expected_sha2(b"derived", NONCE, sent.auth_response)
-    assert login.receive_data(encode_packet(2, b"\x01\x03")) == []
-    (ev,) = login.receive_data(encode_packet(3, ok_packet()))
+    assert feed(login, encode_packet(2, b"\x01\x03")) == []
+    (ev,) = feed(login, encode_packet(3, ok_packet()))
     assert isinstance(ev, LoginSucceeded)
 
 
@@ -116,14 +126,14 @@ def test_backend_own_login_mysql8_full_auth_with_rsa():
                                         serialization.PublicFormat.SubjectPublicKeyInfo)
     login = BackendLogin.for_handshake(mysql8_greeting(), client_response(), password=b"derived")
     login.start()
-    (ev,) = login.receive_data(encode_packet(2, b"\x01\x04"))  # perform full authentication
+    (ev,) = feed(login, encode_packet(2, b"\x01\x04"))  # perform full authentication
     assert isinstance(ev, SendBackend) and packets(ev.data)[0].payload == b"\x02"
-    (ev,) = login.receive_data(encode_packet(4, b"\x01" + pem))
+    (ev,) = feed(login, encode_packet(4, b"\x01" + pem))
     blob = packets(ev.data)[0].payload
     plain = key.decrypt(blob, padding.OAEP(mgf=padding.MGF1(hashes.SHA1()),
                                            algorithm=hashes.SHA1(), label=None))
     assert bytes(b ^ NONCE[i % 20] for i, b in enumerate(plain)) == b"derived\0"
-    (ev,) = login.receive_data(encode_packet(6, ok_packet()))
+    (ev,) = feed(login, encode_packet(6, ok_packet()))
     assert isinstance(ev, LoginSucceeded)
 
 
@@ -131,11 +141,11 @@ def test_backend_own_login_switch_to_native_and_failure():
     login = BackendLogin.for_handshake(mysql8_greeting(), client_response(), password=b"pw")
     login.start()
     new_nonce = b"N" * 20
-    (ev,) = login.receive_data(
+    (ev,) = feed(login,
         encode_packet(2, auth_switch_request("mysql_native_password", new_nonce + b"\0")))
     from rdsiam_emulator.protocols.mysql.scramble import native_password
     assert packets(ev.data)[0].payload == native_password(b"pw", new_nonce)
-    (ev,) = login.receive_data(encode_packet(4, ErrPacket(1045, "28000", "denied").build()))
+    (ev,) = feed(login, encode_packet(4, ErrPacket(1045, "28000", "denied").build()))
     assert isinstance(ev, LoginFailed) and ev.error.code == 1045
 
 
@@ -148,11 +158,12 @@ def test_backend_relay_reroutes_cleartext_full_auth_to_rsa():
                                        password=None, client_tls=True)
     first = HandshakeResponse.parse(packets(login.start())[0].payload)
     assert first.auth_response == b"s" * 32  # relayed unchanged
-    (ev,) = login.receive_data(encode_packet(2, b"\x01\x04"))
+    (ev,) = feed(login, encode_packet(2, b"\x01\x04"))
     assert isinstance(ev, ForwardToClient)
-    (ev,) = login.from_client(b"master-pw\0")
+    login.from_client(b"master-pw\0")
+    (ev,) = feed(login)
     assert packets(ev.data)[0].payload == b"\x02"
-    (ev,) = login.receive_data(encode_packet(4, b"\x01" + pem))
+    (ev,) = feed(login, encode_packet(4, b"\x01" + pem))
     plain = key.decrypt(packets(ev.data)[0].payload, padding.OAEP(
         mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None))
     assert bytes(b ^ NONCE[i % 20] for i, b in enumerate(plain)) == b"master-pw\0"
@@ -162,9 +173,9 @@ def test_backend_relay_fast_auth_notifies_client():
     login = BackendLogin.for_handshake(mysql8_greeting(), client_response(auth_response=b"s" * 32),
                                        password=None, client_tls=True)
     login.start()
-    (ev,) = login.receive_data(encode_packet(2, b"\x01\x03"))
+    (ev,) = feed(login, encode_packet(2, b"\x01\x03"))
     assert isinstance(ev, NotifyClient)
-    (ev,) = login.receive_data(encode_packet(3, ok_packet()))
+    (ev,) = feed(login, encode_packet(3, ok_packet()))
     assert isinstance(ev, LoginSucceeded)
 
 
@@ -172,4 +183,21 @@ def test_backend_wrong_sequence_rejected():
     login = BackendLogin.for_handshake(mysql8_greeting(), client_response(), password=b"x")
     login.start()
     with pytest.raises(ProtocolError):
-        login.receive_data(encode_packet(5, ok_packet()))
+        feed(login, encode_packet(5, ok_packet()))
+
+
+def test_machines_pull_events_and_need_data_for_a_partial_packet():
+    front = FrontendHandshake(mysql8_greeting())
+    front.start()
+    ssl_req = encode_packet(1, HandshakeResponse(int(CAPS), 1 << 24, 255, b"\0" * 23,
+                                                 is_ssl_request=True).build())
+    front.receive_data(ssl_req[:5])
+    assert front.next_event() is NEED_DATA
+    (ev,) = feed(front, ssl_req[5:])
+    assert isinstance(ev, SslRequested)
+    login = BackendLogin.for_handshake(mysql8_greeting(), client_response(), password=b"x")
+    login.start()
+    assert login.next_event() is NEED_DATA
+    login.receive_data(encode_packet(2, ok_packet()) + encode_packet(3, ok_packet()))
+    with pytest.raises(ProtocolError, match="after the login result"):
+        login.next_event()

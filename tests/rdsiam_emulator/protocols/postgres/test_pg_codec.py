@@ -7,7 +7,7 @@ import struct
 import pytest
 
 from rdsiam_emulator.protocols.postgres import codec
-from rdsiam_emulator.protocols.postgres.codec import ProtocolViolation
+from rdsiam_emulator.protocols.postgres.codec import ProtocolError
 
 # --------------------------------------------------------------------------------- codec
 
@@ -49,7 +49,7 @@ def test_message_reader_splits_coalesced_and_partial_input() -> None:
 def test_message_reader_rejects_bad_lengths(length: int) -> None:
     reader = codec.MessageReader()
     reader.feed(b"p" + struct.pack("!i", length))
-    with pytest.raises(ProtocolViolation):
+    with pytest.raises(ProtocolError):
         reader.next_message()
 
 
@@ -57,5 +57,5 @@ def test_message_reader_rejects_bad_lengths(length: int) -> None:
 def test_startup_reader_rejects_bad_lengths(length: int) -> None:
     reader = codec.StartupReader()
     reader.feed(struct.pack("!i", length) + b"\x00" * 8)
-    with pytest.raises(ProtocolViolation, match="invalid length of startup packet"):
+    with pytest.raises(ProtocolError, match="invalid length of startup packet"):
         reader.next_packet()

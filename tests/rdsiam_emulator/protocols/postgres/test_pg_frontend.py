@@ -8,7 +8,7 @@ import struct
 import pytest
 
 from rdsiam_emulator.protocols.postgres import codec
-from rdsiam_emulator.protocols.postgres.codec import ProtocolViolation
+from rdsiam_emulator.protocols.postgres.codec import ProtocolError
 from rdsiam_emulator.protocols.postgres.frontend import (
     NEED_DATA,
     CancelRequested,
@@ -65,7 +65,7 @@ def test_frontend_rejects_plaintext_buffered_after_ssl_request() -> None:
     hs = FrontendHandshake()
     hs.receive_data(codec.ssl_request() + codec.startup_message({"user": "x"}))
     assert isinstance(hs.next_event(), SSLRequested)
-    with pytest.raises(ProtocolViolation, match="unencrypted data after SSL request"):
+    with pytest.raises(ProtocolError, match="unencrypted data after SSL request"):
         hs.accept_ssl()
 
 
@@ -76,7 +76,7 @@ def test_frontend_second_ssl_request_is_a_violation() -> None:
     hs.accept_ssl()
     hs.tls_established()
     hs.receive_data(codec.ssl_request())
-    with pytest.raises(ProtocolViolation):
+    with pytest.raises(ProtocolError):
         hs.next_event()
 
 
@@ -90,7 +90,7 @@ def test_frontend_cancel_request() -> None:
 def test_frontend_unsupported_protocol_version() -> None:
     hs = FrontendHandshake()
     hs.receive_data(codec.startup_message({"user": "x"}, protocol=2 << 16))
-    with pytest.raises(ProtocolViolation) as err:
+    with pytest.raises(ProtocolError) as err:
         hs.next_event()
     assert err.value.sqlstate == "0A000"
     assert "2.0" in err.value.message
@@ -99,7 +99,7 @@ def test_frontend_unsupported_protocol_version() -> None:
 def test_frontend_missing_user() -> None:
     hs = FrontendHandshake()
     hs.receive_data(codec.startup_message({"database": "x"}))
-    with pytest.raises(ProtocolViolation, match="no PostgreSQL user name") as err:
+    with pytest.raises(ProtocolError, match="no PostgreSQL user name") as err:
         hs.next_event()
     assert err.value.sqlstate == "28000"
 
@@ -110,7 +110,7 @@ def test_frontend_wrong_message_instead_of_password() -> None:
     hs.next_event()
     hs.request_cleartext_password()
     hs.receive_data(codec.typed(b"Q", b"select 1\x00"))
-    with pytest.raises(ProtocolViolation, match="expected password response"):
+    with pytest.raises(ProtocolError, match="expected password response"):
         hs.next_event()
 
 
@@ -120,7 +120,7 @@ def test_frontend_oversized_password_message() -> None:
     hs.next_event()
     hs.request_cleartext_password()
     hs.receive_data(b"p" + struct.pack("!i", 10_000_000))
-    with pytest.raises(ProtocolViolation, match="invalid message length"):
+    with pytest.raises(ProtocolError, match="invalid message length"):
         hs.next_event()
 
 
@@ -206,7 +206,7 @@ def test_frontend_second_gssenc_request_is_a_violation() -> None:
     hs.next_event()
     hs.refuse_gssenc()
     hs.receive_data(codec.gssenc_request())
-    with pytest.raises(ProtocolViolation, match=r"1234\.5680") as err:
+    with pytest.raises(ProtocolError, match=r"1234\.5680") as err:
         hs.next_event()
     assert err.value.sqlstate == "0A000"
     assert hs.state == State.DONE
@@ -219,7 +219,7 @@ def test_frontend_gssenc_after_tls_is_a_violation() -> None:
     hs.accept_ssl()
     hs.tls_established()
     hs.receive_data(codec.gssenc_request())
-    with pytest.raises(ProtocolViolation, match=r"1234\.5680"):
+    with pytest.raises(ProtocolError, match=r"1234\.5680"):
         hs.next_event()
 
 
@@ -227,7 +227,7 @@ def test_frontend_cancel_code_with_wrong_length_is_an_unknown_protocol() -> None
     hs = FrontendHandshake()
     body = struct.pack("!iII", codec.CANCEL_REQUEST_CODE, 1, 2) + b"xxxx"  # 4 bytes too many
     hs.receive_data(struct.pack("!i", len(body) + 4) + body)
-    with pytest.raises(ProtocolViolation, match=r"1234\.5678") as err:
+    with pytest.raises(ProtocolError, match=r"1234\.5678") as err:
         hs.next_event()
     assert err.value.sqlstate == "0A000"
 
@@ -241,14 +241,14 @@ def test_frontend_malformed_startup_parameters(body: bytes) -> None:
     hs = FrontendHandshake()
     payload = struct.pack("!i", codec.PROTOCOL_3_0) + body
     hs.receive_data(struct.pack("!i", len(payload) + 4) + payload)
-    with pytest.raises(ProtocolViolation):
+    with pytest.raises(ProtocolError):
         hs.next_event()
 
 
 def test_frontend_garbled_startup_length_is_not_reported_to_the_client() -> None:
     hs = FrontendHandshake()
     hs.receive_data(b"GET / HTTP/1.1\r\n")  # a stray HTTP client: length 0x47455420
-    with pytest.raises(ProtocolViolation) as err:
+    with pytest.raises(ProtocolError) as err:
         hs.next_event()
     assert err.value.report is False
     assert hs.state == State.DONE
@@ -260,7 +260,7 @@ def test_frontend_password_with_embedded_nul_is_a_violation() -> None:
     hs.next_event()
     hs.request_cleartext_password()
     hs.receive_data(codec.typed(b"p", b"to\x00ken\x00"))
-    with pytest.raises(ProtocolViolation, match="invalid password packet size"):
+    with pytest.raises(ProtocolError, match="invalid password packet size"):
         hs.next_event()
     assert hs.state == State.DONE
 
@@ -321,7 +321,7 @@ def test_frontend_smaller_auth_message_limit_is_enforced() -> None:
     hs.next_event()
     hs.request_cleartext_password()
     hs.receive_data(codec.password_message("x" * 100))
-    with pytest.raises(ProtocolViolation, match="invalid message length"):
+    with pytest.raises(ProtocolError, match="invalid message length"):
         hs.next_event()
 
 
