@@ -186,7 +186,7 @@ def run_check(args: argparse.Namespace) -> int:
         org_skipped = (ORG_UNKNOWN,)
     if args.scp_file:
         try:
-            source = WithScp(source, _scp_levels(args.scp_file), org_skipped, org)
+            source = WithScp(source, scp_levels(args.scp_file), org_skipped, org)
         except OSError as exc:
             return _fail(str(exc))
     elif isinstance(source, StaticPolicySource):
@@ -207,7 +207,7 @@ def run_check(args: argparse.Namespace) -> int:
     return 0 if check.decision.allowed else 1
 
 
-def _scp_levels(specs: list[str]) -> tuple[ScpLevel, ...]:
+def scp_levels(specs: list[str]) -> tuple[ScpLevel, ...]:
     """``--scp-file a.json,b.json --scp-file c.json`` → two levels, named by position."""
     levels: list[ScpLevel] = []
     for index, spec in enumerate(specs):

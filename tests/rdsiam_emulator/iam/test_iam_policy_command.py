@@ -750,3 +750,69 @@ def test_cli_parts_have_one_state_in_text_and_json(
                         rid, "--region", REGION, "--policy-file", str(allow_all))
     assert code == 0 and "skipped:" not in out and "not everything" not in out, out
     assert "  scp:      (not governed: the account is in no organization)" in out.splitlines()
+
+
+def test_token_explain_pass_says_what_was_not_evaluated(moto_url: str) -> None:
+    """A PASS whose IAM decision skipped a part says so in the result (text) and in JSON
+    ``not_evaluated``, per check and overall; the verdict and exit status stay PASS/0."""
+    from rdsiam_emulator.explain import PASS, explain_token, render_text
+    from rdsiam_emulator.iam.explain_hook import ApiKeyLookup
+
+    rid, key = setup_state(moto_url)
+    iam = client(moto_url, "iam")
+    iam.put_user_policy(UserName="alice", PolicyName="all", PolicyDocument=policy("*"))
+    db = client(moto_url, "rds").describe_db_instances()["DBInstances"][0]
+    host, port = db["Endpoint"]["Address"], db["Endpoint"]["Port"]
+    token = client(moto_url, "rds", key).generate_db_auth_token(
+        DBHostname=host, Port=port, DBUsername="app")
+    explanation = explain_token(
+        token, now=SystemClock().now(), db_user="app",
+        endpoint=Endpoint(host, port, REGION, account_id=ACCT, resource_id=rid),
+        credentials=ApiKeyLookup(iam, client(moto_url, "sts"), key["SecretAccessKey"], None),
+        authorizer=IamAuthorizer(IamApiPolicySource(iam)),
+    )
+    assert explanation.verdict == PASS
+    assert explanation.not_evaluated == [IamApiPolicySource.SCP_SKIPPED]
+    data = explanation.to_dict()
+    assert data["not_evaluated"] == [IamApiPolicySource.SCP_SKIPPED]
+    assert _authorization(data)["not_evaluated"] == [IamApiPolicySource.SCP_SKIPPED]
+    text = render_text(explanation).splitlines()
+    assert any(line.startswith("result: PASS (") and line.endswith(
+        "; parts of the IAM decision not evaluated)") for line in text), text
+    assert (f"  skipped: {IamApiPolicySource.SCP_SKIPPED} (not evaluated: AWS may decide "
+            "otherwise)") in text
+
+
+def test_token_explain_takes_global_keys_and_scp_files(
+    moto_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """token explain evaluates policies, so it has policy check's --global-keys and --scp-file:
+    a date-window Allow fails under 'none'; an SCP file's Deny wins; an unreadable file is a
+    usage error (exit 2)."""
+    _rid, key = setup_state(moto_url)
+    client(moto_url, "iam").put_user_policy(
+        UserName="alice", PolicyName="window", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Action": "rds-db:connect", "Resource": "*",
+                "Condition": {"DateGreaterThan": {"aws:CurrentTime": "2001-01-01T00:00:00Z"}}}]}))
+    db = client(moto_url, "rds").describe_db_instances()["DBInstances"][0]
+    host, port = db["Endpoint"]["Address"], db["Endpoint"]["Port"]
+    token = client(moto_url, "rds", key).generate_db_auth_token(
+        DBHostname=host, Port=port, DBUsername="app")
+    args = [token, "--endpoint", f"{host}:{port}", "--region", REGION, "--db-user", "app",
+            "--secret-access-key", key["SecretAccessKey"], "--iam-endpoint-url", moto_url]
+    code, data = _explain(capsys, *args)
+    assert code == 0 and _authorization(data)["status"] == "pass", data
+    code, data = _explain(capsys, *args, "--global-keys", "none")
+    line = _authorization(data)
+    assert code == 1 and line["reason"] == "not_authorized"
+    assert "aws:CurrentTime is absent" in line["hint"]
+    deny = tmp_path / "deny.json"
+    deny.write_text(_deny_doc())
+    code, data = _explain(capsys, *args, "--scp-file", str(deny))
+    line = _authorization(data)
+    assert code == 1 and line["reason"] == "explicit_deny"
+    assert f"SCP '{deny}' (file) attached to level 1 of 1" in line["detail"]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["token", "explain", *args, "--scp-file", str(tmp_path / "missing.json")])
+    assert exit_info.value.code == 2 and "missing.json" in capsys.readouterr().err
