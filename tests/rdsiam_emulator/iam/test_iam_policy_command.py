@@ -511,6 +511,26 @@ def test_allow_event_names_what_was_not_evaluated(moto_url: str) -> None:
     assert decision.ok
     assert events.all()[-1].detail == (
         f"token accepted; not evaluated: {IamApiPolicySource.SCP_SKIPPED}")
+    # the field, its JSON and the pytest report section carry the parts one by one
+    event = events.all()[-1]
+    assert event.not_evaluated == (IamApiPolicySource.SCP_SKIPPED,)
+    assert json.loads(event.to_json())["not_evaluated"] == [IamApiPolicySource.SCP_SKIPPED]
+    assert event.summary().endswith(
+        f"ALLOW iam app@mydb as {event.principal_arn} (not evaluated: "
+        f"{IamApiPolicySource.SCP_SKIPPED})")
+    from pytest_rdsiam.plugin_state import EVENT_SOURCES
+    from pytest_rdsiam.report import events_section
+
+    class Item:  # stand-in for a pytest item; the instance only needs events_since
+        stash = pytest.Stash()
+
+    class Instance:
+        events_since = staticmethod(events.since)
+
+    Item.stash[EVENT_SOURCES] = [(Instance(), 0)]  # type: ignore[list-item]
+    section = events_section(Item())  # type: ignore[arg-type]
+    assert section is not None
+    assert f"    not evaluated: {IamApiPolicySource.SCP_SKIPPED}" in section.splitlines()
 
 
 def test_cli_scp_file_keeps_org_membership_from_the_server(
