@@ -7,8 +7,11 @@ Two ways to get the IAM state, because a CLI process cannot see another process'
   documents instead of the principal's IAM policies. ``--scp-file`` adds service control policies
   (one option per level root → OUs → account) with either source; ``--global-keys none`` selects
   the stricter reading of the request context. The database is ``--resource-id``, or
-  ``--instance`` looked up through ``--endpoint-url`` when one is given (the only API call then).
-Exit status: 0 allowed, 1 denied, 2 usage or lookup error.
+  ``--instance`` looked up through ``--endpoint-url`` when one is given. With both sources the
+  files replace the identity (and session) policies only: the boundary (unless
+  ``--boundary-file``), tags, organization and SCPs still come from the server.
+Exit status: 0 allowed, 1 denied, 2 usage or lookup error (also ``--context`` keys a login's
+context cannot have, and a second ``--boundary-file``).
 """
 
 from __future__ import annotations
