@@ -159,12 +159,14 @@ def rds_iam_db_factory(_rds_iam_scope: _TestScope) -> Callable[..., RdsIamDb]:
     """Make further instances: ``rds_iam_db_factory(engine="mysql", iam_enabled=False,
     region="eu-west-1", instance_id="orders", naming="loopback", future_skew=10, ...)`` (every
     name in ``FACTORY_ARGUMENTS``; ``TypeError`` for others). Each gets its own endpoint and
-    resource id on the engine's shared backend; all are closed after the test.
+    resource id on the engine's shared backend; all are closed after the test. moto (and the
+    test's account and clock) is active from set-up, before the first call.
 
     ``future_skew`` is in seconds. ``ValueError`` for an unknown engine and for values the
     command-line options would refuse too (an unknown region, a negative or infinite skew).
     """
     pool = _rds_iam_scope.pool
+    _rds_iam_scope.start()  # a test may create IAM users or an organization before any instance
 
     def factory(engine: EngineName = POSTGRES.name, **overrides: Any) -> RdsIamDb:
         if engine not in ENGINES:

@@ -26,6 +26,7 @@ def events_section(item: pytest.Item) -> str | None:
             lines.append(event.summary())
             if event.principal_arn and not event.ok:
                 lines.append(f"    principal: {event.principal_arn}")
+            lines.extend(f"    not evaluated: {part}" for part in event.not_evaluated)
     if not sources:
         return None
     return "\n".join(lines) if lines else "(no login attempts reached the emulator)"

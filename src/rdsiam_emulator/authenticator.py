@@ -162,19 +162,21 @@ class Authenticator:
                                     "reuse tokens within their lifetime or pool connections",
                                     result.principal_arn, result.access_key_id)
         if result.ok:
-            return self._decide(db_user, client, None, result.detail + self._skipped(), None,
-                                result.principal_arn, result.access_key_id)
+            parts = self._skipped()
+            suffix = "; not evaluated: " + "; ".join(parts) if parts else ""
+            return self._decide(db_user, client, None, result.detail + suffix, None,
+                                result.principal_arn, result.access_key_id, not_evaluated=parts)
         hint = result.hint
         if not hint and result.reason is not None:
             hint = VERIFIER_HINTS.get(result.reason)
         return self._decide(db_user, client, result.reason, result.detail, hint,
                             result.principal_arn, result.access_key_id)
 
-    def _skipped(self) -> str:
+    def _skipped(self) -> tuple[str, ...]:
         """Parts of an allow the IAM authorizer could not evaluate: the event names them."""
         last = getattr(self.authorizer, "last_skipped", None)
         parts: tuple[str, ...] = last() if callable(last) else ()
-        return "; not evaluated: " + "; ".join(parts) if parts else ""
+        return parts
 
     def reject(
         self, *, db_user: str, client: ClientInfo, reason: Reason, detail: str,
@@ -197,7 +199,7 @@ class Authenticator:
     def _decide(
         self, db_user: str, client: ClientInfo, reason: Reason | None, detail: str,
         hint: str | None, principal_arn: str | None, access_key_id: str | None,
-        *, method: str = "iam",
+        *, method: str = "iam", not_evaluated: tuple[str, ...] = (),
     ) -> LoginDecision:
         event = self.events.record(AuthEvent(
             time=self.clock.now(), instance_id=self.instance_id, engine=self.engine,
@@ -205,6 +207,7 @@ class Authenticator:
             reason=reason, detail=detail, hint=hint, principal_arn=principal_arn,
             access_key_id=access_key_id, client_address=client.address,
             client_port=client.port, database=client.database, tls=client.tls,
+            not_evaluated=not_evaluated,
         ))
         return LoginDecision(reason is None, reason, detail, hint, principal_arn, event)
 

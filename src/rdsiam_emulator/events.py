@@ -62,6 +62,9 @@ class AuthEvent:
     database: str | None = None
     tls: bool = False
     seq: int = field(default=0, compare=False)
+    not_evaluated: tuple[str, ...] = ()
+    """Parts of the IAM decision that could not be evaluated (``PrincipalPolicies.skipped``): an
+    ``allow`` with any is not a full answer, AWS may decide otherwise."""
 
     def __post_init__(self) -> None:
         # Client input is unbounded (a 100,000-character user name is a valid wire message);
@@ -71,6 +74,9 @@ class AuthEvent:
             value = getattr(self, name)
             if isinstance(value, str) and len(value) > limit:
                 object.__setattr__(self, name, clip(value, limit))
+        if any(len(part) > TEXT_CAP for part in self.not_evaluated):
+            object.__setattr__(self, "not_evaluated",
+                               tuple(clip(part, TEXT_CAP) for part in self.not_evaluated))
 
     @property
     def ok(self) -> bool:
@@ -95,6 +101,7 @@ class AuthEvent:
         data["time"] = self.time.isoformat()
         data["reason"] = None if self.reason is None else str(self.reason)
         data["rds_error_code"] = self.rds_error_code
+        data["not_evaluated"] = list(self.not_evaluated)
         return data
 
     def to_json(self) -> str:
@@ -134,7 +141,9 @@ class AuthEvent:
         who = f"{self.db_user}@{self.instance_id}"
         if self.ok:
             via = f" as {self.principal_arn}" if self.principal_arn else ""
-            return f"{self.time:%H:%M:%S} ALLOW {self.method} {who}{via}"
+            skipped = (f" (not evaluated: {'; '.join(self.not_evaluated)})"
+                       if self.not_evaluated else "")
+            return f"{self.time:%H:%M:%S} ALLOW {self.method} {who}{via}{skipped}"
         text = f"{self.time:%H:%M:%S} DENY  {self.method} {who}: {self.reason} "
         text += f"[{self.rds_error_code or 'engine'}] {self.detail}"
         if self.hint:

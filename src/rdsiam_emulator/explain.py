@@ -73,6 +73,8 @@ class CheckLine:
     detail: str
     reason: Reason | None = None
     hint: str | None = None
+    not_evaluated: tuple[str, ...] = ()
+    """Parts of the IAM decision a passing authorization check could not evaluate."""
 
     @property
     def rds_error_code(self) -> str | None:
@@ -83,6 +85,7 @@ class CheckLine:
             "name": self.name, "stage": self.stage, "status": self.status, "detail": self.detail,
             "reason": None if self.reason is None else self.reason.value,
             "rds_error_code": self.rds_error_code, "hint": self.hint,
+            "not_evaluated": list(self.not_evaluated),
         }
 
 
@@ -137,6 +140,11 @@ class Explanation:
         return PASS if self.signature_verified else UNVERIFIED
 
     @property
+    def not_evaluated(self) -> list[str]:
+        """Parts of the IAM decision that were skipped although the check passed."""
+        return [part for line in self.checks for part in line.not_evaluated]
+
+    @property
     def skipped(self) -> list[CheckLine]:
         return [line for line in self.checks if line.status == "skip"]
 
@@ -175,6 +183,7 @@ class Explanation:
             "string_to_sign": self.string_to_sign,
             "checks": [line.to_dict() for line in self.checks],
             "notes": list(self.notes),
+            "not_evaluated": self.not_evaluated,
             "reason": None if first is None or first.reason is None else first.reason.value,
             "rds_error_code": None if first is None else first.rds_error_code,
         }
@@ -239,8 +248,12 @@ def explain_token(
             lines.append(CheckLine(outcome.name, outcome.stage, "fail", rej.detail, rej.reason,
                                    rej.hint))
         else:
-            lines.append(CheckLine(outcome.name, outcome.stage, "pass",
-                                   _pass_detail(outcome.name, ctx)))
+            parts = _not_evaluated(outcome.name, ctx)
+            detail = _pass_detail(outcome.name, ctx)
+            if parts:
+                detail += "; not evaluated: " + "; ".join(parts)
+            lines.append(CheckLine(outcome.name, outcome.stage, "pass", detail,
+                                   not_evaluated=parts))
 
     forms = signed_host_forms(parsed)
     matched = ctx.matched_signed_host
@@ -346,18 +359,19 @@ def _pass_detail(name: str, ctx: CheckContext) -> str:
     if name == "signature":
         return f"matches, with Host {ctx.matched_signed_host!r} signed"
     if name == "rds-db:connect authorization":
-        return "allowed" + _skipped_suffix(ctx)
+        return "allowed"
     return "ok"
 
 
-def _skipped_suffix(ctx: CheckContext) -> str:
+def _not_evaluated(name: str, ctx: CheckContext) -> tuple[str, ...]:
     """What the IAM authorizer could not evaluate: an allow must not hide it."""
     skipped = getattr(ctx.authorizer, "skipped_parts", None)
-    if skipped is None or ctx.credential is None or ctx.endpoint is None or ctx.now is None:
-        return ""
+    if (name != "rds-db:connect authorization" or skipped is None or ctx.credential is None
+            or ctx.endpoint is None or ctx.now is None):
+        return ()
     parts: tuple[str, ...] = skipped(credential=ctx.credential, endpoint=ctx.endpoint,
                                      db_user=ctx.db_user or ctx.token.db_user, now=ctx.now)
-    return "; not evaluated: " + "; ".join(parts) if parts else ""
+    return parts
 
 
 def _redact_canonical(canonical: str, parsed: ParsedToken) -> str:
@@ -429,7 +443,9 @@ def render_text(explanation: Explanation, *, engine: str | None = None) -> str:
     for note in e.notes:
         out.append(f"note: {note}")
     if first is None:
-        out.append(f"result: {e.verdict} ({ran} checks passed, {skipped} skipped)")
+        out.append(f"result: {e.verdict} ({ran} checks passed, {skipped} skipped"
+                   + ("; parts of the IAM decision not evaluated" if e.not_evaluated else "")
+                   + ")")
         if e.verdict == UNVERIFIED:
             sig = next((line for line in e.checks if line.name == SIGNATURE_CHECK), None)
             how = sig.detail if sig is not None else "needs " + INPUT_HINTS["credentials"]
@@ -438,6 +454,8 @@ def render_text(explanation: Explanation, *, engine: str | None = None) -> str:
             out.append("  to verify it: " + how.replace("needs ", "pass ", 1))
         elif skipped:
             out.append("  not checked: " + ", ".join(line.name for line in e.skipped))
+        for part in e.not_evaluated:  # the verdict stands, but AWS may decide otherwise
+            out.append(f"  skipped: {part} (not evaluated: AWS may decide otherwise)")
     else:
         assert first.reason is not None
         out.append(f"result: FAIL ({len(e.failures)} of {ran} checks failed, {skipped} skipped); "

@@ -7,8 +7,11 @@ Two ways to get the IAM state, because a CLI process cannot see another process'
   documents instead of the principal's IAM policies. ``--scp-file`` adds service control policies
   (one option per level root → OUs → account) with either source; ``--global-keys none`` selects
   the stricter reading of the request context. The database is ``--resource-id``, or
-  ``--instance`` looked up through ``--endpoint-url`` when one is given (the only API call then).
-Exit status: 0 allowed, 1 denied, 2 usage or lookup error.
+  ``--instance`` looked up through ``--endpoint-url`` when one is given. With both sources the
+  files replace the identity (and session) policies only: the boundary (unless
+  ``--boundary-file``), tags, organization and SCPs still come from the server.
+Exit status: 0 allowed, 1 denied, 2 usage or lookup error (also ``--context`` keys a login's
+context cannot have, and a second ``--boundary-file``).
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ from rdsiam_emulator.iam.principals import (
     PrincipalArnError,
     PrincipalPolicies,
     principal_from_arn,
+    skipped_part,
 )
-from rdsiam_emulator.iam.request_context import GLOBAL_KEYS_MODES
+from rdsiam_emulator.iam.request_context import GLOBAL_KEYS_MODES, UNSUPPORTED_KEYS, GlobalKeys
 
 
 def register(sub: Any) -> None:
@@ -68,7 +72,9 @@ def register(sub: Any) -> None:
     check.add_argument("--session-policy-file", action="append", default=None, type=Path,
                        help="session policy document (as passed to AssumeRole); repeatable")
     check.add_argument("--boundary-file", action="append", default=None, type=Path,
-                       help="permissions boundary document; repeatable")
+                       help="permissions boundary document (at most one: a principal has at "
+                            "most one boundary); with --endpoint-url it replaces the boundary "
+                            "read from IAM")
     check.add_argument("--scp-file", action="append", default=None, metavar="FILE[,FILE…]",
                        help="service control policies of one level of the path root → OUs → "
                             "account (comma-separated files attached at the same level); "
@@ -83,7 +89,9 @@ def register(sub: Any) -> None:
                             "the six RDS does not supply) or 'none' (the older RDS guide's "
                             "reading: no global condition keys)")
     check.add_argument("--context", action="append", default=[], metavar="KEY=VALUE",
-                       help="extra request-context value, e.g. aws:PrincipalTag/team=db")
+                       help="extra request-context value, e.g. aws:PrincipalTag/team=db; a key "
+                            "the context cannot have (the six RDS does not supply, or any aws: "
+                            "key under --global-keys none) is refused (exit 2)")
     check.add_argument("--json", action="store_true", help="print the decision as JSON")
     check.set_defaults(func=run_check)
     parser.set_defaults(func=lambda _args: (parser.print_help(sys.stderr), 2)[1])
@@ -134,6 +142,18 @@ def run_check(args: argparse.Namespace) -> int:
     if not args.policy_file and not endpoint_url:
         return _fail("no IAM policies: pass --endpoint-url (or AWS_ENDPOINT_URL, a moto server) "
                      "or --policy-file")
+    if args.boundary_file and len(args.boundary_file) > 1:
+        return _fail(f"--boundary-file given {len(args.boundary_file)} times: a principal has at "
+                     "most one permissions boundary (one managed policy); pass one file")
+    extra: dict[str, str] = {}
+    for item in args.context:
+        key, sep, value = item.partition("=")
+        if not sep:
+            return _fail(f"--context expects KEY=VALUE, got {item!r}")
+        refused = context_key_refusal(key, args.global_keys)
+        if refused:
+            return _fail(f"--context {key}: {refused}")
+        extra[key] = value
     org: OrgMembership | None = None
     if args.org_path:
         parts = args.org_path.strip("/").split("/")
@@ -150,15 +170,19 @@ def run_check(args: argparse.Namespace) -> int:
             )
         except OSError as exc:
             return _fail(str(exc))
-    if endpoint_url and (needs_lookup or not args.policy_file):
+    if endpoint_url:
         iam, rds = _clients(endpoint_url, region, principal.account_id, account)
-        if not args.policy_file:
-            source = IamApiPolicySource(
-                # membership is read even when --scp-file supplies the SCPs: the org keys
-                # (aws:PrincipalOrgID/…Paths) do not depend on where the SCPs come from
-                iam, report_scp_skipped=not args.scp_file,
-                organizations_for_account=_organizations(endpoint_url, region),
-            )
+        server = IamApiPolicySource(
+            # membership is read even when --scp-file supplies the SCPs: the org keys
+            # (aws:PrincipalOrgID/…Paths) do not depend on where the SCPs come from
+            iam, report_scp_skipped=not args.scp_file,
+            organizations_for_account=_organizations(endpoint_url, region),
+        )
+        # files replace the identity (and session/boundary) policies only: the server still
+        # knows the principal's boundary, tags, organization and SCPs
+        source = server if not args.policy_file else FilesOverServer(
+            source, server, boundary_given=bool(args.boundary_file),
+            session_given=bool(args.session_policy_file))
         if needs_lookup:
             try:
                 resource_id = _resource_id(rds, args.instance)
@@ -170,7 +194,7 @@ def run_check(args: argparse.Namespace) -> int:
         org_skipped = (ORG_UNKNOWN,)
     if args.scp_file:
         try:
-            source = WithScp(source, _scp_levels(args.scp_file), org_skipped, org)
+            source = WithScp(source, scp_levels(args.scp_file), org_skipped, org)
         except OSError as exc:
             return _fail(str(exc))
     elif isinstance(source, StaticPolicySource):
@@ -179,12 +203,6 @@ def run_check(args: argparse.Namespace) -> int:
             *org_skipped), org)
     assert resource_id is not None
     resource = f"arn:aws:rds-db:{region}:{account}:dbuser:{resource_id}/{args.db_user}"
-    extra: dict[str, str] = {}
-    for item in args.context:
-        key, sep, value = item.partition("=")
-        if not sep:
-            return _fail(f"--context expects KEY=VALUE, got {item!r}")
-        extra[key] = value
     check = check_principal(
         principal, resource, source=source, region=region, now=SystemClock().now(),
         hints=HintInputs(args.instance, resource_id, args.db_user, region, account),
@@ -197,7 +215,7 @@ def run_check(args: argparse.Namespace) -> int:
     return 0 if check.decision.allowed else 1
 
 
-def _scp_levels(specs: list[str]) -> tuple[ScpLevel, ...]:
+def scp_levels(specs: list[str]) -> tuple[ScpLevel, ...]:
     """``--scp-file a.json,b.json --scp-file c.json`` → two levels, named by position."""
     levels: list[ScpLevel] = []
     for index, spec in enumerate(specs):
@@ -213,6 +231,41 @@ def _scp_levels(specs: list[str]) -> tuple[ScpLevel, ...]:
 ORG_UNKNOWN = ("organization membership (aws:PrincipalOrgID, aws:PrincipalOrgPaths): unknown "
                "offline, so conditions on them are evaluated as if the keys were absent; pass "
                "--org-path or --endpoint-url")
+
+
+def context_key_refusal(key: str, global_keys: GlobalKeys) -> str | None:
+    """Why ``--context KEY=…`` cannot be honoured (it would be dropped), or None."""
+    if key.lower() in UNSUPPORTED_KEYS:
+        return ("RDS does not supply this key to rds-db:connect, so a login's request context "
+                "never has it (conditions on it behave as on an absent key)")
+    if global_keys == "none" and key.lower().startswith("aws:"):
+        return ("under --global-keys none the request context has no aws: keys; drop it or use "
+                "--global-keys documented")
+    return None
+
+
+class FilesOverServer:
+    """``--policy-file`` with ``--endpoint-url``: identity (and session) policies from the files;
+    the boundary (unless ``--boundary-file``), tags, organization and SCPs from the server."""
+
+    def __init__(self, files: PolicySource, server: PolicySource, *, boundary_given: bool,
+                 session_given: bool) -> None:
+        self._files, self._server = files, server
+        self._boundary_given, self._session_given = boundary_given, session_given
+
+    def policies_for(self, principal: Principal) -> PrincipalPolicies:
+        """The files' identity/session policies merged with the server's other parts."""
+        files = self._files.policies_for(principal)
+        found = self._server.policies_for(principal)
+        skipped = tuple(
+            part for part in found.skipped
+            if not (self._boundary_given and skipped_part(part) == "boundary")
+            and not (self._session_given and skipped_part(part) == "session"))
+        return replace(
+            found, identity=files.identity, session=files.session,
+            boundary=files.boundary if self._boundary_given else found.boundary,
+            boundary_unread=None if self._boundary_given else found.boundary_unread,
+            skipped=skipped)
 
 
 class WithScp:

@@ -96,7 +96,7 @@ class IamApiPolicySource:
             try:
                 role = iam.get_role(RoleName=name)["Role"]
             except Exception as exc:
-                return PrincipalPolicies((), notes=(f"role {name} could not be read ({exc})",))
+                return self._unread(principal, f"role {name} could not be read ({exc})")
             for pname in _pages(iam, "list_role_policies", "PolicyNames", RoleName=name):
                 text = iam.get_role_policy(RoleName=name, PolicyName=pname)["PolicyDocument"]
                 identity.append(PolicyRef(f"inline policy {pname!r} of role {name}", _doc(text)))
@@ -124,7 +124,7 @@ class IamApiPolicySource:
             try:
                 user = iam.get_user(UserName=name)["User"]
             except Exception as exc:
-                return PrincipalPolicies((), notes=(f"user {name} could not be read ({exc})",))
+                return self._unread(principal, f"user {name} could not be read ({exc})")
             user_id = user_id or user.get("UserId")
             for pname in _pages(iam, "list_user_policies", "PolicyNames", UserName=name):
                 text = iam.get_user_policy(UserName=name, PolicyName=pname)["PolicyDocument"]
@@ -155,18 +155,7 @@ class IamApiPolicySource:
             else:
                 boundary_skipped = self._boundary_unrecorded(iam, name)
             tags.extend((t["Key"], t["Value"]) for t in iam.list_user_tags(UserName=name)["Tags"])
-        org: OrgView | None = None
-        skipped: tuple[str, ...] = (self.SCP_SKIPPED,) if self._report_scp else ()
-        if self._orgs is not None:
-            try:
-                org = read_organization(self._orgs, principal.account_id)
-                skipped = ()
-            except Exception as exc:  # report, never guess: an unread SCP may deny on AWS
-                if self._report_scp:
-                    skipped = (f"service control policies: the Organizations API failed ({exc})",)
-                else:  # SCPs come from elsewhere, but the org keys are still unknown
-                    skipped = ("organization membership (aws:PrincipalOrgID, "
-                               f"aws:PrincipalOrgPaths): the Organizations API failed ({exc})",)
+        org, skipped = self._organization(principal)
         return PrincipalPolicies(
             tuple(identity), None, boundary, tuple(tags), user_id,
             tuple(notes) + (org.notes if org is not None else ()),
@@ -174,6 +163,30 @@ class IamApiPolicySource:
             org=None if org is None else org.membership, skipped=skipped + boundary_skipped,
             boundary_unread=unread,
         )
+
+    def _organization(self, principal: Principal) -> tuple[OrgView | None, tuple[str, ...]]:
+        """The caller's organization and SCPs, and what could not be read of them."""
+        if self._orgs is None:
+            return None, (self.SCP_SKIPPED,) if self._report_scp else ()
+        try:
+            return read_organization(self._orgs, principal.account_id), ()
+        except Exception as exc:  # report, never guess: an unread SCP may deny on AWS
+            if self._report_scp:
+                return None, (f"service control policies: the Organizations API failed ({exc})",)
+            # SCPs come from elsewhere, but the org keys are still unknown
+            return None, ("organization membership (aws:PrincipalOrgID, "
+                          f"aws:PrincipalOrgPaths): the Organizations API failed ({exc})",)
+
+    def _unread(self, principal: Principal, note: str) -> PrincipalPolicies:
+        """The principal cannot be read: no identity policies, but the organization still is (an
+        identity given as files, ``policy check --policy-file``, is then still judged by them)."""
+        org, skipped = self._organization(principal)
+        return PrincipalPolicies(
+            (), notes=(note,) + (org.notes if org is not None else ()),
+            scp=None if org is None else org.scp,
+            org=None if org is None else org.membership,
+            skipped=(*skipped, f"permissions boundary of {principal.arn}: the principal could "
+                               "not be read, so neither could its boundary"))
 
     PROBE_BOUNDARY = "rdsiam:probe:not-a-policy-arn"
 

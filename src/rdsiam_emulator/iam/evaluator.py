@@ -293,7 +293,8 @@ def _statement_near_miss(
 ) -> NearMiss | None:
     stmt = sref.statement
     if not _conditions_hold(stmt, request.context, doc.variables_enabled):
-        return _absent_key_miss(sref, doc, request, hints)
+        return (_absent_key_miss(sref, doc, request, hints)
+                or _present_key_miss(sref, doc, request))
     resource = request.resource
     # 1. rds:connect / rds:* instead of rds-db:connect
     if not _action_matches(stmt, request.action) and request.action.lower().startswith("rds-db:"):
@@ -441,3 +442,26 @@ def _absent_key_miss(
         f"absent: {why}. On an absent key plain operators fail, …IfExists and negated "
         "operators hold, Null: true matches",
     )
+
+
+def _present_key_miss(sref: StatementRef, doc: PolicyDocument, request: Request) -> NearMiss | None:
+    """An Allow that matches the action and resource but fails a condition on a key that IS in
+    the context (e.g. a ``DateLessThan`` window on ``aws:CurrentTime`` that has passed): name the
+    clause, the request's value and the policy's."""
+    stmt = sref.statement
+    if not (_action_matches(stmt, request.action)
+            and _resource_matches(stmt, request.resource, request.context, doc.variables_enabled)):
+        return None
+    for c in stmt.conditions:
+        values = request.context.get(c.key.lower())
+        if values is None or clause_holds(c.operator, c.key, c.values, request.context,
+                                          variables=doc.variables_enabled):
+            continue
+        have = ", ".join(repr(v) for v in values)
+        want = ", ".join(repr(v) for v in c.values)
+        return NearMiss(
+            "condition", sref,
+            f"{sref.label} would allow it, but its condition {c.operator} on {c.key} fails: the "
+            f"request context has {c.key} = {have}, the policy requires {c.operator} {want}",
+        )
+    return None

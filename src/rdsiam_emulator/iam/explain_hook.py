@@ -18,16 +18,29 @@ import argparse
 import os
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+from rdsiam_emulator.commands.policy import WithScp, scp_levels
 from rdsiam_emulator.commands.token import ExplainInputs
 from rdsiam_emulator.credentials import ResolvedCredential
 from rdsiam_emulator.endpoint_spec import Endpoint
 from rdsiam_emulator.iam.api_source import IamApiPolicySource, principal_for_access_key
 from rdsiam_emulator.iam.authorizer import IamAuthorizer
-from rdsiam_emulator.iam.principals import MotoCredential
+from rdsiam_emulator.iam.principals import MotoCredential, PolicySource
+from rdsiam_emulator.iam.request_context import GLOBAL_KEYS_MODES
 from rdsiam_emulator.reasons import Rejection
 from rdsiam_emulator.tokens import ParsedToken
+
+
+def _readable_files(spec: str) -> str:
+    """argparse type for ``--scp-file``: every comma-separated file must be readable (exit 2)."""
+    for path in (p for p in spec.split(",") if p):
+        try:
+            Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+    return spec
 
 
 def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +53,14 @@ def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--instance", help="DB instance identifier (for its DbiResourceId)")
     group.add_argument("--resource-id", help="the dbuser ARN's resource id (db-…, cluster-…)")
     group.add_argument("--account", help="the database's account id")
+    group.add_argument("--global-keys", choices=GLOBAL_KEYS_MODES, default="documented",
+                       help="request context of the policy check: 'documented' (default) or "
+                            "'none' (no global condition keys), as in policy check")
+    group.add_argument("--scp-file", action="append", default=None, metavar="FILE[,FILE…]",
+                       type=_readable_files,
+                       help="service control policies of one level root → OUs → account "
+                            "(repeat per level, root first), evaluated instead of reading them "
+                            "through the Organizations API, as in policy check")
 
 
 class ApiKeyLookup:
@@ -165,9 +186,13 @@ def explain_inputs(args: argparse.Namespace, endpoint: Endpoint | None) -> Expla
         resource_id = db["DbiResourceId"]
         instance_id = instance_id or db.get("DBInstanceIdentifier")
         account = account or str(db.get("DBInstanceArn", "")).split(":")[4] or None
-    source = IamApiPolicySource(
+    source: PolicySource = IamApiPolicySource(
         iam, client_for_account=lambda acct: _client(url, "iam", region, acct),
         organizations_for_account=lambda acct: _client(url, "organizations", region, acct),
+        report_scp_skipped=not args.scp_file,
     )
-    authorizer = _BoundAuthorizer(IamAuthorizer(source), account, resource_id, instance_id)
+    if args.scp_file:
+        source = WithScp(source, scp_levels(args.scp_file))
+    authorizer = _BoundAuthorizer(IamAuthorizer(source, global_keys=args.global_keys), account,
+                                  resource_id, instance_id)
     return ExplainInputs(credentials=credentials, authorizer=authorizer)

@@ -14,7 +14,7 @@ from rdsiam_emulator.credentials import ResolvedCredential
 from rdsiam_emulator.endpoint_spec import Endpoint
 from rdsiam_emulator.iam.authorizer import IamAuthorizer, PolicyCheck, rejection_for
 from rdsiam_emulator.iam.evaluator import PolicyRef
-from rdsiam_emulator.iam.principals import PrincipalPolicies
+from rdsiam_emulator.iam.principals import PrincipalPolicies, skipped_part
 from rdsiam_emulator.reasons import Rejection
 
 
@@ -30,6 +30,9 @@ def format_check(check: PolicyCheck) -> list[str]:
     """Indented lines, stable enough to read in a terminal or a test report."""
     d, p, pol = check.decision, check.principal, check.policies
     verdict = "ALLOW" if d.allowed else f"DENY ({d.outcome})"
+    states = part_states(pol)
+    if pol.skipped:
+        verdict += " (not everything was evaluated: see skipped)"
     lines = [
         f"principal:  {p.arn} ({p.type}, from {p.source})",
         f"action:     {d.request.action if d.request else 'rds-db:connect'}",
@@ -42,11 +45,12 @@ def format_check(check: PolicyCheck) -> list[str]:
     lines += [
         "policies:",
         f"  identity: {_names(pol.identity)}",
-        f"  session:  {_names(pol.session)}",
-        f"  boundary: {_names(pol.boundary)}",
-        f"  scp:      {_scp_names(pol)}",
-        f"context:    global keys {check.global_keys!r}"
-        + (f"; organization {pol.org.org_id} ({pol.org.path})" if pol.org else ""),
+        f"  session:  {_state_text(states['session'], _names(pol.session))}",
+        f"  boundary: {_state_text(states['boundary'], _names(pol.boundary))}",
+        f"  scp:      {_state_text(states['scp'], _scp_names(pol))}",
+        f"context:    global keys {check.global_keys!r}; organization "
+        + _state_text(states["organization"],
+                      f"{pol.org.org_id} ({pol.org.path})" if pol.org else ""),
     ]
     for ref, message in d.malformed:
         lines.append(f"malformed:  {ref.label}: {message}")
@@ -90,6 +94,7 @@ def check_to_json(check: PolicyCheck) -> dict[str, Any]:
         "policies": _layers(check.policies),
         "notes": list(check.policies.notes),
         "skipped": list(check.policies.skipped),
+        "parts": part_states(check.policies),
         "global_keys": check.global_keys,
         "organization": None if check.policies.org is None else {
             "id": check.policies.org.org_id, "path": check.policies.org.path,
@@ -113,11 +118,61 @@ def _layers(pol: PrincipalPolicies) -> Mapping[str, list[str] | None]:
 
 def _scp_names(pol: PrincipalPolicies) -> str:
     if pol.scp is None:
-        return "(none: the account is not governed by SCPs)"
+        return ""
     return " → ".join(
         f"{level.target} [{', '.join(_scp_name(r) for r in level.policies) or 'nothing'}]"
         for level in pol.scp
     )
+
+
+PartState = dict[str, str | None]
+
+_NOT_GOVERNED = "not_governed"
+
+
+def part_states(pol: PrincipalPolicies) -> dict[str, PartState]:
+    """One state per part of the decision, the same in text and JSON:
+    ``{"session"|"boundary"|"scp"|"organization": {"state": S, "why": str | None}}`` with S one of
+    ``evaluated`` (policies read and used), ``none`` (the principal has no such layer; for
+    ``organization``: in none), ``not_governed`` (SCPs only: they do not restrict this account,
+    ``why`` says why) and ``not_evaluated`` (unknown: ``why`` is the ``skipped`` entry)."""
+    skipped: dict[str, str] = {}
+    for text in pol.skipped:
+        skipped.setdefault(skipped_part(text), text)
+
+    def state(part: str, present: bool, absent: str, why_absent: str | None) -> PartState:
+        if part in skipped:
+            return {"state": "not_evaluated", "why": skipped[part]}
+        if present:
+            return {"state": "evaluated", "why": None}
+        return {"state": absent, "why": why_absent}
+
+    scp_why = next((n for n in pol.notes if "SCP" in n), None) or (
+        "the account is in no organization" if pol.org is None
+        else "SCPs do not apply to this account")
+    boundary_why = (f"the boundary {pol.boundary_unread} could not be read: it allows nothing"
+                    if pol.boundary_unread else None)
+    boundary = state("boundary", pol.boundary is not None, "none", None)
+    if boundary["state"] == "evaluated" and boundary_why:
+        boundary["why"] = boundary_why
+    return {
+        "session": state("session", pol.session is not None, "none", None),
+        "boundary": boundary,
+        "scp": state("scp", pol.scp is not None, _NOT_GOVERNED, scp_why),
+        "organization": state("organization", pol.org is not None, "none",
+                              "the account is in no organization"),
+    }
+
+
+def _state_text(part: PartState, names: str) -> str:
+    """``evaluated`` shows the policies; every other state says itself and why."""
+    if part["state"] == "evaluated":
+        return names + (f" ({part['why']})" if part["why"] else "")
+    label = {"none": "(none", _NOT_GOVERNED: "(not governed",
+             "not_evaluated": "(not evaluated"}[part["state"] or "none"]
+    if part["state"] == "none" and not part["why"]:
+        return f"{label}: this layer does not apply)"
+    return f"{label}: {part['why']})"
 
 
 def authorization_lines(

@@ -142,3 +142,25 @@ class PolicySource(Protocol):
         """Every policy that applies to ``principal``; what cannot be read is reported in the
         result's ``notes``/``skipped`` rather than raised.
         """
+
+
+SkippedPart = Literal["scp", "organization", "boundary", "session", "other"]
+
+_SKIPPED_PREFIXES: tuple[tuple[str, SkippedPart], ...] = (
+    ("service control policies", "scp"),
+    ("organization membership", "organization"),
+    ("user permissions boundary", "boundary"),
+    ("permissions boundary", "boundary"),
+    ("session policies", "session"),
+    ("the session's policyarns", "session"),
+)
+
+
+def skipped_part(text: str) -> SkippedPart:
+    """Which part of the decision a ``PrincipalPolicies.skipped`` entry is about (each source
+    words its entries starting with the part's name)."""
+    lower = text.lower()
+    for prefix, part in _SKIPPED_PREFIXES:
+        if lower.startswith(prefix):
+            return part
+    return "other"

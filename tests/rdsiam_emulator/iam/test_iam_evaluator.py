@@ -22,6 +22,7 @@ from rdsiam_emulator.iam.principals import (
     PrincipalPolicies,
     principal_from_arn,
 )
+from rdsiam_emulator.iam.request_context import GlobalKeys
 from rdsiam_emulator.reasons import Reason
 from rdsiam_emulator.tokens import parse_token
 
@@ -135,6 +136,31 @@ def test_no_near_miss_when_conditions_fail_or_nothing_is_close() -> None:
     cond = {"StringEquals": {"aws:RequestedRegion": "nowhere"}}
     assert not evaluate([pol(allow(arn("mydb"), Condition=cond))], REQ, hints=HINTS).near_misses
     assert not evaluate([pol(allow(arn(user="bob")))], REQ, hints=HINTS).near_misses
+
+
+def test_condition_on_a_present_key_is_a_near_miss() -> None:
+    """An Allow that fails only on a condition whose key is in the context (an aws:CurrentTime
+    window that has ended) is named with the key, the operator and both values, and is the hint
+    instead of the generic "attach a policy" (newcomer trial, issue #18)."""
+    window = allow(Sid="Window", Condition={"DateLessThan": {
+        "aws:CurrentTime": "2026-01-01T00:00:00Z"}})
+    check = check_principal(principal(), arn(), source=StaticPolicySource((pol(window),)),
+                            region="us-east-1", now=NOW, hints=HINTS)
+    assert check.decision.outcome == "not_authorized"
+    [miss] = check.decision.near_misses
+    assert miss.kind == "condition"
+    assert miss.message == (
+        "Sid 'Window' of p would allow it, but its condition DateLessThan on aws:CurrentTime "
+        "fails: the request context has aws:CurrentTime = '2026-06-01T12:00:00Z', the policy "
+        "requires DateLessThan '2026-01-01T00:00:00Z'")
+    rejection = check.rejection()
+    assert rejection is not None and rejection.hint == miss.message
+    assert check_to_json(check)["near_misses"] == [{"kind": "condition", "message": miss.message}]
+    # a statement for another resource is not close, whatever its condition says
+    other = allow(arn(user="bob"), Condition={"DateLessThan": {
+        "aws:CurrentTime": "2026-01-01T00:00:00Z"}})
+    assert not check_principal(principal(), arn(), source=StaticPolicySource((pol(other),)),
+                               region="us-east-1", now=NOW, hints=HINTS).decision.near_misses
 
 
 def principal(**kw: Any) -> Principal:
@@ -296,3 +322,19 @@ def test_authorization_lines_for_token_explain() -> None:
     plain = ResolvedCredential("AKIAEXAMPLE", "secret")
     lines = authorization_lines(auth, credential=plain, endpoint=endpoint, db_user="app", now=NOW)
     assert lines[0].startswith("no policy decision (not_authorized)")
+
+
+def test_policy_variables_do_not_resolve_under_global_keys_none() -> None:
+    """docs/iam.md: variables are filled from the request context (IAM's policy variables page),
+    so under the stricter reading ${aws:username} has no value and its Resource matches nothing;
+    a default still applies."""
+    user = principal(type="User", arn=f"arn:aws:iam::{ACCT}:user/app", user_name="app")
+    by_name = StaticPolicySource((pol(allow(arn(user="${aws:username}"))),))
+    modes: tuple[tuple[GlobalKeys, bool], ...] = (("documented", True), ("none", False))
+    for mode, allowed in modes:
+        check = check_principal(user, arn(), source=by_name, region="us-east-1", now=NOW,
+                                hints=HINTS, global_keys=mode)
+        assert check.decision.allowed is allowed, mode
+    with_default = StaticPolicySource((pol(allow(arn(user="${aws:username, 'app'}"))),))
+    assert check_principal(user, arn(), source=with_default, region="us-east-1", now=NOW,
+                           global_keys="none").decision.allowed

@@ -136,7 +136,7 @@ def test_cli_policy_files_and_usage_errors(tmp_path: Path,
                         "--session-policy-file", str(session))
     assert code == 1 and "session policies do not" in out
     code, out = run_cli(capsys, *principal, "--resource-id", "db-X", "--policy-file", str(doc),
-                        "--context", "aws:SourceIp=10.0.0.1", "--json")
+                        "--context", "team=db", "--json")
     assert code == 0
     code, err = run_err(capsys, *principal, "--resource-id", "db-X")
     assert code == 2 and err.startswith("no IAM policies: pass --endpoint-url")
@@ -511,6 +511,26 @@ def test_allow_event_names_what_was_not_evaluated(moto_url: str) -> None:
     assert decision.ok
     assert events.all()[-1].detail == (
         f"token accepted; not evaluated: {IamApiPolicySource.SCP_SKIPPED}")
+    # the field, its JSON and the pytest report section carry the parts one by one
+    event = events.all()[-1]
+    assert event.not_evaluated == (IamApiPolicySource.SCP_SKIPPED,)
+    assert json.loads(event.to_json())["not_evaluated"] == [IamApiPolicySource.SCP_SKIPPED]
+    assert event.summary().endswith(
+        f"ALLOW iam app@mydb as {event.principal_arn} (not evaluated: "
+        f"{IamApiPolicySource.SCP_SKIPPED})")
+    from pytest_rdsiam.plugin_state import EVENT_SOURCES
+    from pytest_rdsiam.report import events_section
+
+    class Item:  # stand-in for a pytest item; the instance only needs events_since
+        stash = pytest.Stash()
+
+    class Instance:
+        events_since = staticmethod(events.since)
+
+    Item.stash[EVENT_SOURCES] = [(Instance(), 0)]  # type: ignore[list-item]
+    section = events_section(Item())  # type: ignore[arg-type]
+    assert section is not None
+    assert f"    not evaluated: {IamApiPolicySource.SCP_SKIPPED}" in section.splitlines()
 
 
 def test_cli_scp_file_keeps_org_membership_from_the_server(
@@ -645,3 +665,174 @@ def test_cli_assumed_role_session_policies_are_not_evaluated(
         data = json.loads(out)
         assert code == 0, out
         assert any(s.startswith("session policies of") for s in data["skipped"]) is flagged, out
+
+
+def test_cli_refuses_context_it_would_drop_and_a_second_boundary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--context with a key a login's context cannot have (the six RDS does not supply; any aws:
+    key under --global-keys none) is refused, not silently dropped; a principal has at most one
+    permissions boundary, so a second --boundary-file is refused (exit 2)."""
+    doc = tmp_path / "p.json"
+    doc.write_text(policy("*"))
+    base = ["--principal", f"arn:aws:iam::{ACCT}:user/alice", "--db-user", "app",
+            "--resource-id", "db-X", "--policy-file", str(doc)]
+    code, err = run_err(capsys, *base, "--context", "aws:SourceIp=10.0.0.1")
+    assert code == 2 and err.startswith("--context aws:SourceIp: RDS does not supply this key")
+    code, err = run_err(capsys, *base, "--global-keys", "none", "--context",
+                        "aws:PrincipalTag/team=db")
+    assert code == 2 and "under --global-keys none the request context has no aws: keys" in err
+    code, out = run_cli(capsys, *base, "--global-keys", "none", "--context", "rds-db:x=1")
+    assert code == 0, out
+    code, out = run_cli(capsys, *base, "--context", "aws:PrincipalTag/team=db")
+    assert code == 0, out
+    code, err = run_err(capsys, *base, "--boundary-file", str(doc), "--boundary-file", str(doc))
+    assert code == 2 and err.startswith("--boundary-file given 2 times: a principal has at most "
+                                        "one permissions boundary")
+
+
+def _org_with_member(url: str) -> tuple[Any, str, str, str]:
+    """An organization with SCPs enabled, OU 'Prod' and a member account in it."""
+    org = client(url, "organizations")
+    org.create_organization(FeatureSet="ALL")
+    root = org.list_roots()["Roots"][0]["Id"]
+    org.enable_policy_type(RootId=root, PolicyType="SERVICE_CONTROL_POLICY")
+    ou = org.create_organizational_unit(ParentId=root, Name="Prod")["OrganizationalUnit"]["Id"]
+    member = org.create_account(AccountName="app", Email="app@example.com")[
+        "CreateAccountStatus"]["AccountId"]
+    org.move_account(AccountId=member, SourceParentId=root, DestinationParentId=ou)
+    return org, root, ou, member
+
+
+def test_cli_policy_file_with_server_reads_scps_and_boundary(
+    moto_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--policy-file replaces only the identity policies: with --endpoint-url the principal's
+    SCPs (Organizations API) and its user boundary (IAM) are still read and evaluated, and a
+    --boundary-file replaces the server's boundary (newcomer trial, issue #18)."""
+    org, _root, ou, member = _org_with_member(moto_url)
+    iam = client(moto_url, "iam")
+    iam.meta.events.register("before-sign.*.*", _member_header(member))
+    fence = iam.create_policy(PolicyName="fence", PolicyDocument=policy(
+        "arn:aws:s3:::nothing"))["Policy"]["Arn"]
+    iam.create_user(UserName="bob", PermissionsBoundary=fence)
+    allow_all = tmp_path / "all.json"
+    allow_all.write_text(policy("*"))
+    base = ["--endpoint-url", moto_url, "--principal", f"arn:aws:iam::{member}:user/bob",
+            "--db-user", "app", "--resource-id", "db-X", "--region", REGION,
+            "--policy-file", str(allow_all), "--json"]
+    code, out = run_cli(capsys, *base)
+    data = json.loads(out)
+    assert code == 1 and data["outcome"] == "not_authorized", out
+    assert "permissions boundary does not" in data["detail"]
+    assert data["policies"]["boundary"] == [f"managed policy 'fence' ({fence})"]
+    assert data["skipped"] == [] and len(data["policies"]["scp"]) == 3
+    assert data["parts"]["scp"] == {"state": "evaluated", "why": None}
+    code, out = run_cli(capsys, *base, "--boundary-file", str(allow_all))
+    assert code == 0 and json.loads(out)["policies"]["boundary"] == [f"file {allow_all}"], out
+    deny = org.create_policy(Name="no-db", Description="x", Type="SERVICE_CONTROL_POLICY",
+                             Content=_deny_doc())["Policy"]["PolicySummary"]["Id"]
+    org.attach_policy(PolicyId=deny, TargetId=ou)
+    code, out = run_cli(capsys, *base, "--boundary-file", str(allow_all))
+    data = json.loads(out)
+    assert code == 1 and data["outcome"] == "explicit_deny"
+    assert f"SCP 'no-db' ({deny}) attached to OU 'Prod' ({ou})" in data["detail"]
+
+
+def test_cli_parts_have_one_state_in_text_and_json(
+    moto_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Each part (session, boundary, scp, organization) has one state — evaluated, none,
+    not governed or not evaluated with why — and the text line and JSON agree with skipped."""
+    allow_all = tmp_path / "all.json"
+    allow_all.write_text(policy("*"))
+    offline = ["--principal", f"arn:aws:iam::{ACCT}:user/alice", "--db-user", "app",
+               "--resource-id", "db-X", "--policy-file", str(allow_all)]
+    code, out = run_cli(capsys, *offline)
+    assert code == 0
+    lines = out.splitlines()
+    assert "decision:   ALLOW (not everything was evaluated: see skipped)" in lines
+    assert ("  scp:      (not evaluated: service control policies: none given (--scp-file); an "
+            "SCP may still deny on AWS)") in lines
+    assert any(line.startswith("context:    global keys 'documented'; organization (not "
+                               "evaluated: organization membership") for line in lines), out
+    assert "(none: the account is not governed by SCPs)" not in out
+    data = json.loads(run_cli(capsys, *offline, "--json")[1])
+    assert data["parts"]["scp"]["state"] == "not_evaluated"
+    assert data["parts"]["scp"]["why"] == data["skipped"][0]
+    assert data["parts"]["organization"]["state"] == "not_evaluated"
+    assert data["parts"]["boundary"] == {"state": "none", "why": None}
+    assert data["parts"]["session"] == {"state": "none", "why": None}
+    # a server whose account is in no organization: SCPs are known not to govern it
+    rid, _ = setup_state(moto_url)
+    code, out = run_cli(capsys, "--endpoint-url", moto_url, "--principal",
+                        f"arn:aws:iam::{ACCT}:user/alice", "--db-user", "app", "--resource-id",
+                        rid, "--region", REGION, "--policy-file", str(allow_all))
+    assert code == 0 and "skipped:" not in out and "not everything" not in out, out
+    assert "  scp:      (not governed: the account is in no organization)" in out.splitlines()
+
+
+def test_token_explain_pass_says_what_was_not_evaluated(moto_url: str) -> None:
+    """A PASS whose IAM decision skipped a part says so in the result (text) and in JSON
+    ``not_evaluated``, per check and overall; the verdict and exit status stay PASS/0."""
+    from rdsiam_emulator.explain import PASS, explain_token, render_text
+    from rdsiam_emulator.iam.explain_hook import ApiKeyLookup
+
+    rid, key = setup_state(moto_url)
+    iam = client(moto_url, "iam")
+    iam.put_user_policy(UserName="alice", PolicyName="all", PolicyDocument=policy("*"))
+    db = client(moto_url, "rds").describe_db_instances()["DBInstances"][0]
+    host, port = db["Endpoint"]["Address"], db["Endpoint"]["Port"]
+    token = client(moto_url, "rds", key).generate_db_auth_token(
+        DBHostname=host, Port=port, DBUsername="app")
+    explanation = explain_token(
+        token, now=SystemClock().now(), db_user="app",
+        endpoint=Endpoint(host, port, REGION, account_id=ACCT, resource_id=rid),
+        credentials=ApiKeyLookup(iam, client(moto_url, "sts"), key["SecretAccessKey"], None),
+        authorizer=IamAuthorizer(IamApiPolicySource(iam)),
+    )
+    assert explanation.verdict == PASS
+    assert explanation.not_evaluated == [IamApiPolicySource.SCP_SKIPPED]
+    data = explanation.to_dict()
+    assert data["not_evaluated"] == [IamApiPolicySource.SCP_SKIPPED]
+    assert _authorization(data)["not_evaluated"] == [IamApiPolicySource.SCP_SKIPPED]
+    text = render_text(explanation).splitlines()
+    assert any(line.startswith("result: PASS (") and line.endswith(
+        "; parts of the IAM decision not evaluated)") for line in text), text
+    assert (f"  skipped: {IamApiPolicySource.SCP_SKIPPED} (not evaluated: AWS may decide "
+            "otherwise)") in text
+
+
+def test_token_explain_takes_global_keys_and_scp_files(
+    moto_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """token explain evaluates policies, so it has policy check's --global-keys and --scp-file:
+    a date-window Allow fails under 'none'; an SCP file's Deny wins; an unreadable file is a
+    usage error (exit 2)."""
+    _rid, key = setup_state(moto_url)
+    client(moto_url, "iam").put_user_policy(
+        UserName="alice", PolicyName="window", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Action": "rds-db:connect", "Resource": "*",
+                "Condition": {"DateGreaterThan": {"aws:CurrentTime": "2001-01-01T00:00:00Z"}}}]}))
+    db = client(moto_url, "rds").describe_db_instances()["DBInstances"][0]
+    host, port = db["Endpoint"]["Address"], db["Endpoint"]["Port"]
+    token = client(moto_url, "rds", key).generate_db_auth_token(
+        DBHostname=host, Port=port, DBUsername="app")
+    args = [token, "--endpoint", f"{host}:{port}", "--region", REGION, "--db-user", "app",
+            "--secret-access-key", key["SecretAccessKey"], "--iam-endpoint-url", moto_url]
+    code, data = _explain(capsys, *args)
+    assert code == 0 and _authorization(data)["status"] == "pass", data
+    code, data = _explain(capsys, *args, "--global-keys", "none")
+    line = _authorization(data)
+    assert code == 1 and line["reason"] == "not_authorized"
+    assert "aws:CurrentTime is absent" in line["hint"]
+    deny = tmp_path / "deny.json"
+    deny.write_text(_deny_doc())
+    code, data = _explain(capsys, *args, "--scp-file", str(deny))
+    line = _authorization(data)
+    assert code == 1 and line["reason"] == "explicit_deny"
+    assert f"SCP '{deny}' (file) attached to level 1 of 1" in line["detail"]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["token", "explain", *args, "--scp-file", str(tmp_path / "missing.json")])
+    assert exit_info.value.code == 2 and "missing.json" in capsys.readouterr().err

@@ -129,7 +129,7 @@ def test_frontend_hand_over_returns_pipelined_bytes() -> None:
     query = codec.typed(b"Q", b"select 1\x00")
     hs.receive_data(codec.startup_message({"user": "x"}) + query)
     assert isinstance(hs.next_event(), StartupReceived)
-    assert hs.hand_over() == query
+    assert hs.take_rest() == query
 
 
 
