@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "rdsiam_emulator.commands.demo",
     "rdsiam_emulator.commands.policy",
+    "rdsiam_emulator.commands.serve",
     "rdsiam_emulator.commands.token",
 )
 """Add a module here to add a subcommand."""

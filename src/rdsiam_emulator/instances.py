@@ -180,6 +180,13 @@ def _resolvable(host: str, aliases: tuple[str, ...], naming: Naming) -> list[str
     return names
 
 
+def _connect_address(listen_host: str) -> str:
+    """Where this process reaches an endpoint listening on ``listen_host`` (e.g. 127.0.0.2)."""
+    if listen_host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming the wildcard, not binding
+        return "::1" if ":" in listen_host else "127.0.0.1"
+    return listen_host
+
+
 class Emulator:
     """Hosts endpoints for any number of instances in one background event loop."""
 
@@ -264,7 +271,7 @@ class Emulator:
             account_id=config.account_id, resource_id=resource_id,
             instance_id=config.instance_id)
         for name in _resolvable(host, aliases, config.naming):
-            resolver.register(name)
+            resolver.register(name, _connect_address(config.listen_host))
         instance = EmulatedInstance(
             config=config, backend=backend, host=host, port=server.port,
             resource_id=resource_id, ca_bundle=self.ca.bundle_path,

@@ -115,3 +115,10 @@ def set_iam_enabled(account_id: str, region: str, instance_id: str, enabled: boo
     rds_backends[account_id][region].databases[instance_id].enable_iam_database_authentication = (
         enabled
     )
+
+
+def set_endpoint(db: Any, address: str, port: int) -> None:
+    """Make moto's ``db`` (a ``DBInstance``) report the emulator's endpoint ``address:port``."""
+    install()
+    db.__dict__[_ADDRESS_ATTR] = address
+    db.port = port

@@ -1,0 +1,137 @@
+"""``rdsiam-emulator serve``: the standalone emulator (docs/server.md).
+
+Order matters for "nothing starts half-way": the config is read and checked, then every port is
+bound or checked, and only then do backends start. SIGTERM/SIGINT stop endpoints, then backends,
+and exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from rdsiam_emulator.cli import EXIT_ENVIRONMENT, EXIT_USAGE
+
+EXIT_OK = 0
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "serve", help="run the emulator as a server (AWS APIs on one HTTP port + endpoints)",
+        description="Start the instances of a TOML config (real PostgreSQL / MySQL / MariaDB "
+        "servers behind emulated RDS endpoints with IAM authentication) and one HTTP port with "
+        "the IAM, STS and RDS APIs (moto) and /_rdsiam/ (health, events, CA bundle, instances). "
+        "Runs until SIGTERM or SIGINT. See docs/server.md.",
+    )
+    parser.add_argument("--config", metavar="FILE",
+                        help="TOML config (default: $RDSIAM_CONFIG; none: no instances, only the "
+                        "HTTP port)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rdsiam_emulator.server.config import ConfigError, load
+    from rdsiam_emulator.server.env import CONFIG_VAR
+
+    began = time.perf_counter()
+    path_text = args.config or os.environ.get(CONFIG_VAR) or None
+    try:
+        config = load(Path(path_text) if path_text else None, os.environ)
+    except ConfigError as exc:
+        sys.stderr.write(f"rdsiam-emulator serve: bad config: {exc}\n")
+        return EXIT_USAGE
+    problem = _listen_problem(config)
+    if problem is not None:
+        sys.stderr.write(f"rdsiam-emulator serve: bad config: {problem}\n")
+        return EXIT_USAGE
+    # one account: requests with any credentials land in the configured account's state
+    os.environ["MOTO_ACCOUNT_ID"] = config.server.account_id
+    os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    # werkzeug logs every request to stderr; our stdout lines are what matters
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    stop = threading.Event()
+    _install_signals(stop)
+    return _serve(config, stop, began)
+
+
+def _listen_problem(config: Any) -> str | None:
+    from rdsiam_emulator.server.runtime import check_listen
+
+    for i, inst in enumerate(config.instances):
+        if inst.listen_port:
+            why = check_listen(inst.listen_host, inst.listen_port)
+            if why:
+                return f"instances[{i}].listen: {why}"
+    return None
+
+
+def _install_signals(stop: threading.Event) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    # installed before any backend starts, so backends' own exit hooks leave SIGTERM to us
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _serve(config: Any, stop: threading.Event, began: float) -> int:
+    from rdsiam_emulator.backends.errors import BackendError
+    from rdsiam_emulator.server.http import App, HttpServer
+    from rdsiam_emulator.server.iam_seed import apply_seed
+    from rdsiam_emulator.server.runtime import Runtime
+
+    temp = None
+    state_dir = config.server.state_dir
+    if state_dir is None:
+        temp = tempfile.mkdtemp(prefix="rdsiam-serve-")
+        state_dir = Path(temp)
+    runtime = Runtime(config, state_dir, sys.stdout)
+    http: HttpServer | None = None
+    try:
+        try:
+            http = HttpServer(App(runtime), config.server.host, config.server.port)
+        except OSError as exc:
+            sys.stderr.write(f"rdsiam-emulator serve: bad config: server.port: cannot listen on "
+                             f"{config.server.host}:{config.server.port}: "
+                             f"{exc.strerror or exc}\n")
+            return EXIT_USAGE
+        http.start()
+        api = f"http://{_client_host(config.server.host)}:{http.port}"
+        runtime.say(f"rdsiam-emulator serve: AWS APIs (IAM, STS, RDS) and /_rdsiam/ on {api} "
+                    f"(region {config.server.region}, account {config.server.account_id})")
+        apply_seed(config, api)
+        try:
+            runtime.start_configured()
+        except (BackendError, OSError, RuntimeError) as exc:
+            sys.stderr.write(f"rdsiam-emulator serve: could not start: {exc}\n")
+            return EXIT_ENVIRONMENT
+        lines = runtime.hosts_lines()
+        if lines:
+            runtime.say("\n".join(["/etc/hosts lines for the RDS-style names:", *lines]))
+        runtime.say(f"ready in {time.perf_counter() - began:.1f} s: {api}/_rdsiam/health")
+        stop.wait()
+        runtime.say("shutting down")
+        return EXIT_OK
+    finally:
+        if http is not None:
+            http.stop()
+        runtime.close()
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def _client_host(host: str) -> str:
+    from rdsiam_emulator.server.runtime import connect_address
+
+    address = connect_address(host)
+    return f"[{address}]" if ":" in address else address

@@ -1,0 +1,134 @@
+"""RDS API calls with real effects: moto keeps the record, this module starts and stops what the
+record describes.
+
+``CreateDBInstance`` (postgres, mysql, mariadb) starts a backend and endpoint (moto shows
+``creating`` until it accepts logins, then ``available`` with the real address, port and
+version); ``DeleteDBInstance`` stops them; ``ModifyDBInstance`` with
+``EnableIAMDatabaseAuthentication`` switches the endpoint. Other calls go to moto untouched.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qs
+from xml.sax.saxutils import escape
+
+from rdsiam_emulator import moto_rds
+from rdsiam_emulator.server.runtime import Runtime, Slot, short_version
+
+log = logging.getLogger(__name__)
+
+REAL_ENGINES = ("postgres", "mysql", "mariadb")
+_SCOPE = re.compile(r"Credential=[^/,]+/\d{8}/([a-z0-9-]+)/rds/aws4_request")
+_ACTIONS = {"CreateDBInstance", "DeleteDBInstance", "ModifyDBInstance"}
+_BODY_LIMIT = 1 << 20
+"""Bytes of an RDS request body we read to find its action (real ones are a few KB)."""
+
+
+class RdsHooks:
+    """Wraps calls to moto's WSGI app; see the module docstring."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def call(self, moto: Callable[..., Iterable[bytes]], environ: dict[str, Any],
+             start_response: Any) -> Iterable[bytes]:
+        scope = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        length_text = environ.get("CONTENT_LENGTH") or "0"
+        if scope is None or environ.get("REQUEST_METHOD") != "POST" or not length_text.isdigit() \
+                or int(length_text) > _BODY_LIMIT:
+            return moto(environ, start_response)
+        body = environ["wsgi.input"].read(int(length_text))
+        environ["wsgi.input"] = io.BytesIO(body)
+        params = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+        action = params.get("Action", "")
+        if action not in _ACTIONS:
+            return moto(environ, start_response)
+        region = scope.group(1)
+        ident = params.get("DBInstanceIdentifier", "")
+        if action == "CreateDBInstance":
+            engine = params.get("Engine", "").lower()
+            if engine not in REAL_ENGINES:
+                return _rds_error(start_response, "InvalidParameterValue",
+                                  f"Engine {engine or '(none)'} is not run by the emulator: "
+                                  f"use one of {', '.join(REAL_ENGINES)}")
+        if action == "ModifyDBInstance" and "NewDBInstanceIdentifier" in params:
+            return _rds_error(start_response, "InvalidParameterCombination",
+                              "renaming an instance is not supported by the emulator")
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured["status"], captured["headers"] = status, headers
+            return lambda data: None
+
+        chunks = moto(environ, capture)
+        try:
+            data = b"".join(chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        if captured.get("status", "").startswith("200"):
+            data = self._after(action, ident, region, params, data)
+        headers = [(k, v) for k, v in captured.get("headers", [])
+                   if k.lower() != "content-length"]
+        headers.append(("Content-Length", str(len(data))))
+        start_response(captured.get("status", "500 Internal Server Error"), headers)
+        return [data]
+
+    def _after(self, action: str, ident: str, region: str, params: dict[str, str],
+               data: bytes) -> bytes:
+        """What a successful call does to real servers; returns the (possibly edited) body."""
+        if action == "DeleteDBInstance":
+            self.runtime.delete(ident)
+            return data
+        db = _moto_db(self.runtime.config.server.account_id, region, ident)
+        if db is None:
+            return data
+        if action == "ModifyDBInstance":
+            if "EnableIAMDatabaseAuthentication" in params:
+                self.runtime.set_iam_enabled(ident, bool(db.enable_iam_database_authentication))
+            return data
+        # CreateDBInstance: moto says available at once; RDS (and we) say creating until it is
+        db.status = "creating"
+
+        def ready(slot: Slot) -> None:
+            if slot.instance is None:
+                db.status = "failed"
+                return
+            moto_rds.set_endpoint(db, slot.instance.host, slot.instance.port)
+            db.engine_version = short_version(slot.instance.backend.version)
+            db.status = "available"
+
+        try:
+            self.runtime.create_from_api(
+                ident, db.engine, region, bool(db.enable_iam_database_authentication), ready,
+                resource_id=db.dbi_resource_id, master_username=params.get("MasterUsername"),
+                master_password=params.get("MasterUserPassword"),
+                dbname=params.get("DBName") or "app")
+        except ValueError as exc:
+            log.warning("create_db_instance %s: %s", ident, exc)
+            db.status = "failed"
+        return data.replace(b"<DBInstanceStatus>available</DBInstanceStatus>",
+                            b"<DBInstanceStatus>creating</DBInstanceStatus>", 1)
+
+
+def _moto_db(account_id: str, region: str, ident: str) -> Any:
+    from moto.rds.models import rds_backends
+
+    return rds_backends[account_id][region].databases.get(ident)
+
+
+def _rds_error(start_response: Any, code: str, message: str) -> list[bytes]:
+    """An RDS query-protocol error, as botocore parses it (HTTP 400, Sender)."""
+    body = ('<ErrorResponse xmlns="http://rds.amazonaws.com/doc/2014-10-31/"><Error>'
+            f"<Type>Sender</Type><Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
+            f"</Error><RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>").encode()
+    start_response("400 Bad Request", [("Content-Type", "text/xml"),
+                                       ("Content-Length", str(len(body)))])
+    return [body]

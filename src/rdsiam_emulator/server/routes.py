@@ -1,0 +1,94 @@
+"""The emulator's own HTTP paths under ``/_rdsiam/``: one table, one function per path.
+
+Add a path by adding an entry to ``ROUTES`` (exact path → handler). A handler takes the werkzeug
+request and the ``Runtime`` and returns a werkzeug response. JSON shapes are in docs/server.md.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from werkzeug.wrappers import Request, Response
+
+from rdsiam_emulator.events import AuthEvent
+from rdsiam_emulator.server.runtime import Runtime
+
+Handler = Callable[[Request, Runtime], Response]
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    return Response(json.dumps(data, indent=1, sort_keys=True) + "\n", status=status,
+                    mimetype="application/json", headers={"Cache-Control": "no-store"})
+
+
+def error(status: int, message: str) -> Response:
+    return json_response({"error": message}, status)
+
+
+def health(request: Request, runtime: Runtime) -> Response:
+    """200 when every backend and endpoint is ready, else 503; both with the states."""
+    ready = runtime.ready()
+    body = {"status": "ready" if ready else "starting",
+            "instances": {s.spec.identifier: s.state for s in runtime.slots()}}
+    return json_response(body, 200 if ready else 503)
+
+
+def events(request: Request, runtime: Runtime) -> Response:
+    """Auth events, oldest first (newest last), filtered by ``instance``, ``db_user``,
+    ``outcome`` (allow|deny) and ``since`` (a cursor from an earlier answer, or an ISO 8601
+    time); ``limit`` keeps the newest N."""
+    args = request.args
+    since = args.get("since", "")
+    cursor, after = 0, None
+    if since.isdigit():
+        cursor = int(since)
+    elif since:
+        try:
+            after = datetime.fromisoformat(since.replace("Z", "+00:00"))
+        except ValueError:
+            return error(400, "since: expected a cursor (integer) or an ISO 8601 time")
+        if after.tzinfo is None:
+            return error(400, "since: the time needs a UTC offset (e.g. 2026-01-01T00:00:00Z)")
+    outcome = args.get("outcome")
+    if outcome is not None and outcome not in ("allow", "deny"):
+        return error(400, "outcome: expected allow or deny")
+    limit_text = args.get("limit", "")
+    if limit_text and not limit_text.isdigit():
+        return error(400, "limit: expected a positive integer")
+    cursor_now = runtime.events.mark()
+    found: list[AuthEvent] = runtime.events.since(cursor, instance_id=args.get("instance"))
+    if after is not None:
+        found = [e for e in found if e.time > after]
+    if "db_user" in args:
+        found = [e for e in found if e.db_user == args["db_user"]]
+    if outcome is not None:
+        found = [e for e in found if e.outcome == outcome]
+    if limit_text:
+        found = found[-int(limit_text):] if int(limit_text) else []
+    return json_response({"cursor": cursor_now, "events": [e.to_dict() for e in found]})
+
+
+def ca_pem(request: Request, runtime: Runtime) -> Response:
+    """The CA bundle every endpoint certificate chains to (PEM)."""
+    return Response(runtime.emulator.ca_bundle.read_bytes(), mimetype="application/x-pem-file",
+                    headers={"Content-Disposition": 'inline; filename="rdsiam-ca.pem"'})
+
+
+def instances(request: Request, runtime: Runtime) -> Response:
+    """Every instance the server knows, in any state, with what a client needs."""
+    return json_response({"instances": runtime.describe(),
+                          "region": runtime.config.server.region,
+                          "account_id": runtime.config.server.account_id,
+                          "ca_path": "/_rdsiam/ca.pem"})
+
+
+ROUTES: dict[str, Handler] = {
+    "/_rdsiam/health": health,
+    "/_rdsiam/events": events,
+    "/_rdsiam/ca.pem": ca_pem,
+    "/_rdsiam/instances": instances,
+}
+"""path → handler; ``/_rdsiam/`` itself is the status page (not routed here yet)."""

@@ -1,0 +1,363 @@
+"""What ``serve`` runs: real backends and endpoints through ``instances.Emulator``, their moto
+records, and the lines it prints.
+
+One ``Runtime`` per process. Instances come from the config (started by ``start_configured``) or
+from ``create_db_instance`` (``create_from_api``, in a thread; moto shows ``creating`` until the
+endpoint is up). Every method is thread-safe: the HTTP server calls in from its request threads.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from rdsiam_emulator.backends import BackendHandle, BackendSpec, start_backend
+from rdsiam_emulator.events import AuthEvent, EventLog
+from rdsiam_emulator.instances import EmulatedInstance, Emulator, InstanceConfig
+from rdsiam_emulator.server.config import ENGINE_PORTS, WILDCARDS, Config, InstanceSpec
+
+log = logging.getLogger(__name__)
+
+STATES = ("creating", "available", "failed", "deleting")
+"""An instance's ``state`` as ``/_rdsiam/instances`` reports it (RDS's status words)."""
+
+
+@dataclass
+class Slot:
+    """One instance the server knows about, whatever its state."""
+
+    spec: InstanceSpec
+    region: str
+    state: str = "creating"
+    instance: EmulatedInstance | None = None
+    backend: BackendHandle | None = None
+    error: str | None = None
+    from_api: bool = False
+
+
+class Runtime:
+    """Backends, endpoints and their moto records for one ``serve`` process."""
+
+    def __init__(self, config: Config, state_dir: Path, out: TextIO) -> None:
+        self.config = config
+        self.out = out
+        self._out_lock = threading.Lock()
+        self.events = EventLog()
+        self.emulator = Emulator(state_dir, events=self.events)
+        self.dns_label = config.server.dns_label or self.emulator.dns_label
+        self._slots: dict[str, Slot] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        self._threads: list[threading.Thread] = []
+        self.events.subscribe(self._print_event)
+
+    # -- output -----------------------------------------------------------------------------------
+    def say(self, line: str) -> None:
+        """One progress line on stdout (flushed: compose and tests read it live)."""
+        with self._out_lock:
+            self.out.write(line + "\n")
+            self.out.flush()
+
+    def _print_event(self, event: AuthEvent) -> None:
+        # the event holds no secrets (see events.py); the RDS line is what RDS's log would show
+        self.say(json.dumps({"auth_event": event.to_dict()}, sort_keys=True))
+        rds_line = event.rds_log_line()
+        if rds_line is not None:
+            self.say(f"{event.time.isoformat()} iam-db-auth-error {event.instance_id}: {rds_line}")
+
+    # -- reading ----------------------------------------------------------------------------------
+    def slots(self) -> list[Slot]:
+        with self._lock:
+            return list(self._slots.values())
+
+    def get(self, identifier: str) -> Slot | None:
+        with self._lock:
+            return self._slots.get(identifier)
+
+    def ready(self) -> bool:
+        """Every known backend and endpoint is up (and there is nothing half-made)."""
+        return all(slot.state == "available" for slot in self.slots())
+
+    def host_name(self, identifier: str, region: str) -> str:
+        return f"{identifier}.{self.dns_label}.{region}.rds.amazonaws.com"
+
+    def hosts_lines(self, slots: list[Slot] | None = None) -> list[str]:
+        """``/etc/hosts`` lines that make the RDS-style names (and name aliases) resolve."""
+        lines = []
+        for slot in slots if slots is not None else self.slots():
+            if slot.instance is None:
+                continue
+            names = [slot.instance.host, *(a for a in slot.spec.aliases if not _is_ip(a))]
+            lines.append(f"{connect_address(slot.spec.listen_host)} {' '.join(names)}")
+        return lines
+
+    # -- starting ---------------------------------------------------------------------------------
+    def start_configured(self) -> None:
+        """Start every configured instance (in parallel); raises the first failure after
+        stopping whatever did start."""
+        slots = [Slot(spec=spec, region=self.config.server.region)
+                 for spec in self.config.instances]
+        with self._lock:
+            for slot in slots:
+                self._slots[slot.spec.identifier] = slot
+        if not slots:
+            return
+        with ThreadPoolExecutor(max_workers=len(slots), thread_name_prefix="rdsiam-start") as pool:
+            results = list(pool.map(self._start_slot_catching, slots))
+        failures = [exc for exc in results if exc is not None]
+        if failures:
+            raise failures[0]
+
+    def _start_slot_catching(self, slot: Slot) -> BaseException | None:
+        try:
+            self._start_slot(slot, register=True)
+        except BaseException as exc:  # reported by the caller; keep starting the others
+            slot.state, slot.error = "failed", f"{type(exc).__name__}: {exc}"
+            return exc
+        return None
+
+    def _start_slot(self, slot: Slot, *, register: bool, resource_id: str | None = None) -> None:
+        spec = slot.spec
+        began = time.perf_counter()
+        backend = start_backend(BackendSpec(
+            engine=spec.engine, provider=spec.backend, version=spec.version, dbname=spec.dbname,
+            master_username=spec.master_username, master_password=spec.master_password,
+            external_admin_url=spec.url), audience="cli")
+        slot.backend = backend
+        if self._closed:
+            backend.stop()
+            raise RuntimeError("the server is shutting down")
+        instance = self.emulator.start_instance(InstanceConfig(
+            instance_id=spec.identifier, engine=spec.engine, region=slot.region,
+            account_id=self.config.server.account_id, iam_enabled=spec.iam_enabled,
+            dns_label=self.dns_label, listen_host=spec.listen_host,
+            listen_port=spec.listen_port, aliases=spec.aliases, resource_id=resource_id,
+        ), backend)
+        slot.instance = instance
+        if register:
+            instance.register_in_moto().engine_version = short_version(backend.version)
+        for user in spec.iam_db_users:
+            create_iam_db_user(instance, user)
+        slot.state = "available"
+        version = short_version(backend.version)
+        self.say(f"{instance.rds_engine} {version} for '{spec.identifier}': ready in "
+                 f"{time.perf_counter() - began:.1f} s at {instance.host}:{instance.port} "
+                 f"(listening on {spec.listen_host}:{instance.port})")
+
+    # -- the RDS API's effects --------------------------------------------------------------------
+    def create_from_api(self, identifier: str, engine: str, region: str, iam_enabled: bool,
+                        on_ready: Callable[[Slot], None], *,
+                        resource_id: str | None = None, master_username: str | None = None,
+                        master_password: str | None = None, dbname: str = "app") -> Slot:
+        """Start a backend and endpoint for an instance moto has just created; returns at once.
+
+        ``engine``: the RDS engine (postgres, mysql, mariadb). ``on_ready`` runs (in the starting
+        thread) once the endpoint accepts logins, or after a failure (``slot.state``).
+        """
+        kind = "postgres" if engine == "postgres" else "mysql"
+        host, port = self._create_listen(kind)
+        slot = Slot(spec=InstanceSpec(identifier=identifier, engine=kind,  # type: ignore[arg-type]
+                                      listen_host=host, listen_port=port,
+                                      iam_enabled=iam_enabled, dbname=dbname,
+                                      master_username=master_username,
+                                      master_password=master_password),
+                    region=region, from_api=True)
+        with self._lock:
+            old = self._slots.get(identifier)
+            if old is not None and old.state != "failed":
+                raise ValueError(f"instance {identifier!r} already exists")
+            self._slots[identifier] = slot
+
+        def run() -> None:
+            try:
+                self._start_slot(slot, register=False, resource_id=resource_id)
+                self.say("\n".join(["/etc/hosts:", *self.hosts_lines([slot])]))
+            except BaseException as exc:
+                slot.state, slot.error = "failed", f"{type(exc).__name__}: {exc}"
+                self.say(f"{engine} for '{identifier}': FAILED: {slot.error}")
+            on_ready(slot)
+
+        thread = threading.Thread(target=run, name=f"rdsiam-create-{identifier}", daemon=True)
+        with self._lock:
+            self._threads.append(thread)
+        thread.start()
+        return slot
+
+    def _create_listen(self, engine: str) -> tuple[str, int]:
+        """Where a new API-made instance listens: the engine's standard port on the next free
+        127.0.0.x (or on ``server.create_listen_host``)."""
+        port = ENGINE_PORTS[engine]
+        wanted = self.config.server.create_listen_host
+        if wanted != "loopback":
+            return wanted, port if _can_bind(wanted, port) else 0
+        with self._lock:
+            used = {(s.spec.listen_host, s.spec.listen_port) for s in self._slots.values()}
+        for last in range(2, 255):
+            host = f"127.0.0.{last}"
+            if (host, port) not in used and _can_bind(host, port):
+                return host, port
+        return "127.0.0.1", 0
+
+    def delete(self, identifier: str) -> bool:
+        """Stop the instance's endpoint and backend (and forget it); False if unknown."""
+        with self._lock:
+            slot = self._slots.pop(identifier, None)
+        if slot is None:
+            return False
+        slot.state = "deleting"
+        _stop_slot(slot)
+        self.say(f"'{identifier}': deleted (endpoint and backend stopped)")
+        return True
+
+    def set_iam_enabled(self, identifier: str, enabled: bool) -> None:
+        slot = self.get(identifier)
+        if slot is not None and slot.instance is not None:
+            slot.instance.set_iam_enabled(enabled)
+            slot.spec = _replace_iam(slot.spec, enabled)
+            self.say(f"'{identifier}': IAM database authentication "
+                     f"{'enabled' if enabled else 'disabled'}")
+
+    # -- views ------------------------------------------------------------------------------------
+    def describe(self) -> list[dict[str, Any]]:
+        """The ``/_rdsiam/instances`` entries (docs/server.md has the shape)."""
+        out = []
+        for slot in self.slots():
+            inst = slot.instance
+            out.append({
+                "id": slot.spec.identifier,
+                "engine": inst.rds_engine if inst else slot.spec.engine,
+                "version": short_version(inst.backend.version) if inst else None,
+                "host": inst.host if inst else self.host_name(slot.spec.identifier, slot.region),
+                "address": connect_address(slot.spec.listen_host),
+                "listen": f"{slot.spec.listen_host}:{inst.port if inst else slot.spec.listen_port}",
+                "port": inst.port if inst else None,
+                "region": slot.region,
+                "account_id": self.config.server.account_id,
+                "resource_id": inst.resource_id if inst else None,
+                "iam_enabled": inst.iam_enabled if inst else slot.spec.iam_enabled,
+                "aliases": list(slot.spec.aliases),
+                "dbname": slot.spec.dbname,
+                "master_username": inst.backend.master_user if inst else None,
+                "iam_db_users": list(slot.spec.iam_db_users),
+                "state": slot.state,
+                "error": slot.error,
+                "created_by": "api" if slot.from_api else "config",
+                "backend_pid": inst.backend.server_pid if inst else None,
+            })
+        return out
+
+    # -- stopping ---------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop every endpoint, then every backend; waits for instances still being created."""
+        self._closed = True
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(timeout=5)
+        with self._lock:
+            slots = list(self._slots.values())
+            self._slots.clear()
+        for slot in slots:
+            _stop_slot(slot)
+        self.emulator.close()
+
+
+def _stop_slot(slot: Slot) -> None:
+    try:
+        if slot.instance is not None:
+            slot.instance.close()
+    finally:
+        if slot.backend is not None:
+            slot.backend.stop()
+
+
+def short_version(version: str) -> str:
+    """``10.11.19`` of ``10.11.19-MariaDB-0+deb12u1``; ``15.18`` of ``15.18 (Debian ...)``."""
+    return version.split(" ", 1)[0].split("-", 1)[0]
+
+
+def _replace_iam(spec: InstanceSpec, enabled: bool) -> InstanceSpec:
+    from dataclasses import replace
+
+    return replace(spec, iam_enabled=enabled)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def connect_address(listen_host: str) -> str:
+    """The address a client on this host uses for an endpoint listening on ``listen_host``."""
+    if listen_host in WILDCARDS:
+        return "::1" if ":" in listen_host else "127.0.0.1"
+    return listen_host
+
+
+def _can_bind(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # as asyncio's listeners do, so a port in TIME_WAIT is not reported busy
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def check_listen(host: str, port: int) -> str | None:
+    """Why an endpoint cannot listen on ``host:port`` (None: it can)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return None
+
+
+def create_iam_db_user(instance: EmulatedInstance, name: str) -> None:
+    """Create ``name`` as RDS documents it, as the master user through the endpoint (so the
+    MySQL endpoint's DDL handling records it like any client's). Idempotent."""
+    backend = instance.backend
+    address = connect_address(instance.config.listen_host)
+    if instance.engine == "postgres":
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(host=instance.host, hostaddr=address, port=instance.port,
+                             user=backend.master_user, password=backend.master_password,
+                             dbname=backend.dbname, sslmode="verify-full",
+                             sslrootcert=str(instance.ca_bundle), autocommit=True,
+                             connect_timeout=30) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
+            if not exists:
+                conn.execute(sql.SQL("CREATE USER {}").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("GRANT rds_iam TO {}").format(sql.Identifier(name)))
+        return
+    import pymysql
+
+    conn = pymysql.connect(host=instance.host, port=instance.port, user=backend.master_user,
+                           password=backend.master_password, ssl={"ca": str(instance.ca_bundle)},
+                           autocommit=True, connect_timeout=30)
+    try:
+        with conn.cursor() as cur:
+            # name is checked by config (letters, digits, _ and $), so quoting it is enough
+            cur.execute(f"CREATE USER IF NOT EXISTS '{name}'@'%' "
+                        "IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'")
+    finally:
+        conn.close()
