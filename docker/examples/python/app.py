@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import time
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -117,14 +118,14 @@ def main() -> int:
             say("connected", instance=db["DBInstanceIdentifier"], host=host, port=port, who=who)
             failures += 1 if DENIED else 0
     if DENIED:
-        events = json.loads(get("/_rdsiam/events"))
-        events = events.get("events", events) if isinstance(events, dict) else events
-        mine = [e for e in events if json.dumps(e).find(app_session.get_credentials().access_key) >= 0
-                or e.get("db_user") == DB_USER and e.get("outcome") not in (None, "ok", "success")]
-        for event in mine[-len(dbs):]:
-            say("emulator-event", reason=event.get("reason"), detail=event.get("detail"),
-                hint=event.get("hint"))
-        failures += 0 if mine else 1
+        key_id = app_session.get_credentials().access_key
+        query = urllib.parse.urlencode({"db_user": DB_USER, "outcome": "deny"})
+        events = json.loads(get(f"/_rdsiam/events?{query}"))["events"]
+        mine = [e for e in events if e.get("access_key_id") == key_id]
+        for event in mine:
+            say("emulator-event", instance=event["instance_id"], reason=event["reason"],
+                rds_error_code=event["rds_error_code"], detail=event["detail"], hint=event["hint"])
+        failures += 0 if len(mine) >= len(dbs) else 1
     return 1 if failures else 0
 
 
