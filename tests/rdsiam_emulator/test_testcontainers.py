@@ -17,7 +17,8 @@ from image_engine import image_engine  # noqa: F401 - session fixture
 from rdsiam_emulator.server.config import ConfigError
 from rdsiam_emulator.testcontainers import RdsIamEmulatorContainer
 
-pytestmark = [pytest.mark.containers, pytest.mark.slow]
+# a cold machine builds the images inside the first test's set-up (scripts/bootstrap prebuilds them)
+pytestmark = [pytest.mark.containers, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 
 @pytest.fixture
