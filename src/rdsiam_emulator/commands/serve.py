@@ -18,9 +18,12 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rdsiam_emulator.cli import EXIT_ENVIRONMENT, EXIT_USAGE
+
+if TYPE_CHECKING:
+    from rdsiam_emulator.server.config import Config
 
 EXIT_OK = 0
 
@@ -64,9 +67,12 @@ def run(args: argparse.Namespace) -> int:
     return _serve(config, stop, began)
 
 
-def _listen_problem(config: Any) -> str | None:
+def _listen_problem(config: Config) -> str | None:
     from rdsiam_emulator.server.runtime import check_listen
 
+    why = check_listen(config.server.host, config.server.port)
+    if why:
+        return f"server.port: {why}"
     for i, inst in enumerate(config.instances):
         if inst.listen_port:
             why = check_listen(inst.listen_host, inst.listen_port)
@@ -84,11 +90,12 @@ def _install_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def _serve(config: Any, stop: threading.Event, began: float) -> int:
+def _serve(config: Config, stop: threading.Event, began: float) -> int:
     from rdsiam_emulator.backends.errors import BackendError
+    from rdsiam_emulator.server.config import ConfigError
     from rdsiam_emulator.server.http import App, HttpServer
     from rdsiam_emulator.server.iam_seed import apply_seed
-    from rdsiam_emulator.server.runtime import Runtime
+    from rdsiam_emulator.server.runtime import Runtime, StartError
 
     temp = None
     state_dir = config.server.state_dir
@@ -99,22 +106,30 @@ def _serve(config: Any, stop: threading.Event, began: float) -> int:
     http: HttpServer | None = None
     try:
         try:
-            http = HttpServer(App(runtime), config.server.host, config.server.port)
-        except OSError as exc:
+            app = App(runtime)
+            http = HttpServer(app, config.server.host, config.server.port)
+        except (OSError, SystemExit):  # werkzeug exits when the port was taken since the check
             sys.stderr.write(f"rdsiam-emulator serve: bad config: server.port: cannot listen on "
-                             f"{config.server.host}:{config.server.port}: "
-                             f"{exc.strerror or exc}\n")
+                             f"{config.server.host}:{config.server.port}\n")
             return EXIT_USAGE
         http.start()
         api = f"http://{_client_host(config.server.host)}:{http.port}"
         runtime.say(f"rdsiam-emulator serve: AWS APIs (IAM, STS, RDS) and /_rdsiam/ on {api} "
                     f"(region {config.server.region}, account {config.server.account_id})")
-        apply_seed(config, api)
+        runtime.begin()  # backends boot while moto is imported
+        app.moto()
+        runtime.open()
+        try:
+            apply_seed(config, api)
+        except ConfigError as exc:
+            sys.stderr.write(f"rdsiam-emulator serve: bad config: {exc}\n")
+            return EXIT_USAGE
         try:
             runtime.start_configured()
-        except (BackendError, OSError, RuntimeError) as exc:
+        except (BackendError, StartError) as exc:
             sys.stderr.write(f"rdsiam-emulator serve: could not start: {exc}\n")
             return EXIT_ENVIRONMENT
+        runtime.started = True
         lines = runtime.hosts_lines()
         if lines:
             runtime.say("\n".join(["/etc/hosts lines for the RDS-style names:", *lines]))

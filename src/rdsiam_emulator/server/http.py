@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request
 
 from rdsiam_emulator.server import rds_api
@@ -26,11 +26,23 @@ class App:
     """The WSGI application of the HTTP port."""
 
     def __init__(self, runtime: Runtime) -> None:
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-
         self.runtime = runtime
-        self.moto = DomainDispatcherApplication(create_backend_app)
         self.rds = rds_api.RdsHooks(runtime)
+        self._moto: Any = None
+        self._moto_lock = threading.Lock()
+
+    def moto(self) -> Any:
+        """moto's dispatcher, built on first use (importing it takes seconds: ``serve`` calls
+        this while backends boot, with /_rdsiam/health already answering 503)."""
+        with self._moto_lock:
+            if self._moto is None:
+                from moto.moto_server.werkzeug_app import (
+                    DomainDispatcherApplication,
+                    create_backend_app,
+                )
+
+                self._moto = DomainDispatcherApplication(create_backend_app)
+            return self._moto
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -44,17 +56,16 @@ class App:
             else:
                 response = handler(request, self.runtime)
             return response(environ, start_response)
-        return self.rds.call(self.moto, environ, start_response)
+        return self.rds.call(self.moto(), environ, start_response)
 
 
 class HttpServer:
     """A threaded werkzeug server for ``App`` on its own thread; ``bind`` raises ``OSError``."""
 
     def __init__(self, app: App, host: str, port: int) -> None:
-        from moto.moto_server.werkzeug_app import MotoRequestHandler
-
+        # werkzeug's handler: moto's own only keeps underscores in S3 metadata header names
         self._server: BaseWSGIServer = make_server(host, port, app, threaded=True,
-                                                   request_handler=MotoRequestHandler)
+                                                   request_handler=WSGIRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         name="rdsiam-http", daemon=True)
 

@@ -10,14 +10,24 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rdsiam_emulator.server.config import Config, IamPrincipal
+from rdsiam_emulator.server.config import Config, ConfigError, IamPrincipal
 
 
 def apply_seed(config: Config, api_url: str) -> None:
     """Create everything in ``config.iam`` through the IAM API at ``api_url``.
 
-    Raises botocore's ``ClientError`` if moto refuses something (e.g. a malformed policy).
+    Raises ``ConfigError`` naming the entry if IAM refuses it (e.g. a malformed policy).
     """
+    from botocore.exceptions import ClientError
+
+    where = ["iam"]  # the entry being created, for the message
+    try:
+        _apply(config, api_url, where)
+    except ClientError as exc:
+        raise ConfigError(where[0], str(exc)) from None
+
+
+def _apply(config: Config, api_url: str, where: list[str]) -> None:
     seed = config.iam
     if not (seed.policies or seed.groups or seed.users or seed.roles):
         return
@@ -26,21 +36,25 @@ def apply_seed(config: Config, api_url: str) -> None:
     iam = boto3.client("iam", region_name=config.server.region, endpoint_url=api_url,
                        aws_access_key_id="seed", aws_secret_access_key="seed")
     account = config.server.account_id
-    arns: dict[str, str] = {
-        p.name: str(iam.create_policy(PolicyName=p.name, PolicyDocument=p.document)
-                    ["Policy"]["Arn"]) for p in seed.policies}
+    arns: dict[str, str] = {}
+    for i, pol in enumerate(seed.policies):
+        where[0] = f"iam.policies[{i}]"
+        arns[pol.name] = str(iam.create_policy(PolicyName=pol.name, PolicyDocument=pol.document)
+                             ["Policy"]["Arn"])
 
     def arn(ref: str) -> str:
         return arns.get(ref, ref)
 
-    for group in seed.groups:
+    for i, group in enumerate(seed.groups):
+        where[0] = f"iam.groups[{i}]"
         iam.create_group(GroupName=group.name)
         for ref in group.policies:
             iam.attach_group_policy(GroupName=group.name, PolicyArn=arn(ref))
         for pol in group.inline_policies:
             iam.put_group_policy(GroupName=group.name, PolicyName=pol.name,
                                  PolicyDocument=pol.document)
-    for user in seed.users:
+    for i, user in enumerate(seed.users):
+        where[0] = f"iam.users[{i}]"
         iam.create_user(UserName=user.name)
         _attach(iam, "user", user, arn)
         for group_name in user.groups:
@@ -48,7 +62,8 @@ def apply_seed(config: Config, api_url: str) -> None:
         for key in user.access_keys:
             made = iam.create_access_key(UserName=user.name)["AccessKey"]
             _fix_key(account, made["AccessKeyId"], key.access_key_id, key.secret_access_key)
-    for role in seed.roles:
+    for i, role in enumerate(seed.roles):
+        where[0] = f"iam.roles[{i}]"
         trust = role.trust_policy or json.dumps({"Version": "2012-10-17", "Statement": [{
             "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
             "Action": "sts:AssumeRole"}]})

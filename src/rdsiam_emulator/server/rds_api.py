@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 REAL_ENGINES = ("postgres", "mysql", "mariadb")
 _SCOPE = re.compile(r"Credential=[^/,]+/\d{8}/([a-z0-9-]+)/rds/aws4_request")
 _ACTIONS = {"CreateDBInstance", "DeleteDBInstance", "ModifyDBInstance"}
+MARIADB_PLACEHOLDER_VERSION = "11.4.3"
 _BODY_LIMIT = 1 << 20
 """Bytes of an RDS request body we read to find its action (real ones are a few KB)."""
 
@@ -57,6 +58,11 @@ class RdsHooks:
                 return _rds_error(start_response, "InvalidParameterValue",
                                   f"Engine {engine or '(none)'} is not run by the emulator: "
                                   f"use one of {', '.join(REAL_ENGINES)}")
+            if engine == "mariadb" and "EngineVersion" not in params:
+                # moto has no default MariaDB version; the real one replaces it when ready
+                body += b"&EngineVersion=" + MARIADB_PLACEHOLDER_VERSION.encode()
+                environ["wsgi.input"] = io.BytesIO(body)
+                environ["CONTENT_LENGTH"] = str(len(body))
         if action == "ModifyDBInstance" and "NewDBInstanceIdentifier" in params:
             return _rds_error(start_response, "InvalidParameterCombination",
                               "renaming an instance is not supported by the emulator")

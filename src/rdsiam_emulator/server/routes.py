@@ -73,7 +73,11 @@ def events(request: Request, runtime: Runtime) -> Response:
 
 def ca_pem(request: Request, runtime: Runtime) -> Response:
     """The CA bundle every endpoint certificate chains to (PEM)."""
-    return Response(runtime.emulator.ca_bundle.read_bytes(), mimetype="application/x-pem-file",
+    try:
+        bundle = runtime.emulator.ca_bundle
+    except RuntimeError as exc:
+        return error(503, str(exc))
+    return Response(bundle.read_bytes(), mimetype="application/x-pem-file",
                     headers={"Content-Disposition": 'inline; filename="rdsiam-ca.pem"'})
 
 

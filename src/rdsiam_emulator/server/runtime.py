@@ -1,9 +1,11 @@
 """What ``serve`` runs: real backends and endpoints through ``instances.Emulator``, their moto
 records, and the lines it prints.
 
-One ``Runtime`` per process. Instances come from the config (started by ``start_configured``) or
-from ``create_db_instance`` (``create_from_api``, in a thread; moto shows ``creating`` until the
-endpoint is up). Every method is thread-safe: the HTTP server calls in from its request threads.
+One ``Runtime`` per process. Start-up overlaps the slow parts: ``begin`` boots the configured
+backends in threads while ``open`` imports moto and builds the ``Emulator``; ``start_configured``
+then puts endpoints in front of them. Instances also come from ``create_db_instance``
+(``create_from_api``, in a thread; moto shows ``creating`` until the endpoint is up). Every
+method is thread-safe: the HTTP server calls in from its request threads.
 """
 
 from __future__ import annotations
@@ -11,24 +13,32 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import secrets
 import socket
+import string
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rdsiam_emulator.backends import BackendHandle, BackendSpec, start_backend
 from rdsiam_emulator.events import AuthEvent, EventLog
-from rdsiam_emulator.instances import EmulatedInstance, Emulator, InstanceConfig
 from rdsiam_emulator.server.config import ENGINE_PORTS, WILDCARDS, Config, InstanceSpec
+
+if TYPE_CHECKING:  # importing instances imports moto (seconds): done in Runtime.open
+    from rdsiam_emulator.instances import EmulatedInstance, Emulator
 
 log = logging.getLogger(__name__)
 
 STATES = ("creating", "available", "failed", "deleting")
-"""An instance's ``state`` as ``/_rdsiam/instances`` reports it (RDS's status words)."""
+"""The values of ``Slot.state`` (RDS's status words), as ``/_rdsiam/instances`` reports them."""
+
+
+class StartError(RuntimeError):
+    """A configured instance could not be started (the message names it and says why)."""
 
 
 @dataclass
@@ -42,6 +52,9 @@ class Slot:
     backend: BackendHandle | None = None
     error: str | None = None
     from_api: bool = False
+    boot_seconds: float | None = None
+    """How long its backend took to start (for the progress line)."""
+    booting: Future[BackendHandle] | None = None
 
 
 class Runtime:
@@ -50,15 +63,43 @@ class Runtime:
     def __init__(self, config: Config, state_dir: Path, out: TextIO) -> None:
         self.config = config
         self.out = out
+        self.state_dir = state_dir
         self._out_lock = threading.Lock()
         self.events = EventLog()
-        self.emulator = Emulator(state_dir, events=self.events)
-        self.dns_label = config.server.dns_label or self.emulator.dns_label
-        self._slots: dict[str, Slot] = {}
+        self._emulator: Emulator | None = None
+        self.dns_label = config.server.dns_label or _new_dns_label()
+        # configured instances are known (and "creating") from the start: health is 503 until
+        # they all run, never 200 for a moment before they are registered
+        self._slots: dict[str, Slot] = {
+            spec.identifier: Slot(spec=spec, region=config.server.region)
+            for spec in config.instances}
         self._lock = threading.Lock()
         self._closed = False
+        self.started = False
+        """Set by ``serve`` once start-up (seed, configured instances) is complete."""
         self._threads: list[threading.Thread] = []
+        self._pool = ThreadPoolExecutor(max_workers=max(1, len(config.instances)),
+                                        thread_name_prefix="rdsiam-backend")
         self.events.subscribe(self._print_event)
+
+    @property
+    def emulator(self) -> Emulator:
+        """The endpoints' host; raises ``RuntimeError`` before ``open``."""
+        if self._emulator is None:
+            raise RuntimeError("the server is still starting")
+        return self._emulator
+
+    def begin(self) -> None:
+        """Start booting every configured backend in the background (no endpoints yet)."""
+        for slot in self.slots():
+            if not slot.from_api and slot.booting is None:
+                slot.booting = self._pool.submit(self._boot, slot)
+
+    def open(self) -> None:
+        """Build the ``Emulator`` (imports moto: the slow part of start-up)."""
+        from rdsiam_emulator.instances import Emulator
+
+        self._emulator = Emulator(self.state_dir, events=self.events)
 
     # -- output -----------------------------------------------------------------------------------
     def say(self, line: str) -> None:
@@ -85,7 +126,7 @@ class Runtime:
 
     def ready(self) -> bool:
         """Every known backend and endpoint is up (and there is nothing half-made)."""
-        return all(slot.state == "available" for slot in self.slots())
+        return self.started and all(slot.state == "available" for slot in self.slots())
 
     def host_name(self, identifier: str, region: str) -> str:
         return f"{identifier}.{self.dns_label}.{region}.rds.amazonaws.com"
@@ -102,20 +143,18 @@ class Runtime:
 
     # -- starting ---------------------------------------------------------------------------------
     def start_configured(self) -> None:
-        """Start every configured instance (in parallel); raises the first failure after
-        stopping whatever did start."""
-        slots = [Slot(spec=spec, region=self.config.server.region)
-                 for spec in self.config.instances]
+        """Put endpoints in front of the configured backends (call ``open`` first); raises
+        ``StartError`` for the first that failed (``close`` stops whatever did start)."""
+        self.begin()
         with self._lock:
-            for slot in slots:
-                self._slots[slot.spec.identifier] = slot
+            slots = [s for s in self._slots.values() if not s.from_api]
         if not slots:
             return
         with ThreadPoolExecutor(max_workers=len(slots), thread_name_prefix="rdsiam-start") as pool:
             results = list(pool.map(self._start_slot_catching, slots))
-        failures = [exc for exc in results if exc is not None]
-        if failures:
-            raise failures[0]
+        for slot, exc in zip(slots, results, strict=True):
+            if exc is not None:
+                raise StartError(f"instance '{slot.spec.identifier}': {slot.error}") from exc
 
     def _start_slot_catching(self, slot: Slot) -> BaseException | None:
         try:
@@ -125,15 +164,23 @@ class Runtime:
             return exc
         return None
 
-    def _start_slot(self, slot: Slot, *, register: bool, resource_id: str | None = None) -> None:
-        spec = slot.spec
-        began = time.perf_counter()
-        backend = start_backend(BackendSpec(
+    @staticmethod
+    def _boot(slot: Slot) -> BackendHandle:
+        spec, began = slot.spec, time.perf_counter()
+        handle = start_backend(BackendSpec(
             engine=spec.engine, provider=spec.backend, version=spec.version, dbname=spec.dbname,
             master_username=spec.master_username, master_password=spec.master_password,
             external_admin_url=spec.url), audience="cli")
+        slot.boot_seconds = time.perf_counter() - began
+        return handle
+
+    def _start_slot(self, slot: Slot, *, register: bool, resource_id: str | None = None) -> None:
+        from rdsiam_emulator.instances import InstanceConfig
+
+        spec = slot.spec
+        backend = slot.booting.result() if slot.booting is not None else self._boot(slot)
         slot.backend = backend
-        if self._closed:
+        if self._closed:  # close() may have passed this slot already: stop what we started
             backend.stop()
             raise RuntimeError("the server is shutting down")
         instance = self.emulator.start_instance(InstanceConfig(
@@ -150,7 +197,7 @@ class Runtime:
         slot.state = "available"
         version = short_version(backend.version)
         self.say(f"{instance.rds_engine} {version} for '{spec.identifier}': ready in "
-                 f"{time.perf_counter() - began:.1f} s at {instance.host}:{instance.port} "
+                 f"{slot.boot_seconds or 0:.1f} s; endpoint {instance.host}:{instance.port} "
                  f"(listening on {spec.listen_host}:{instance.port})")
 
     # -- the RDS API's effects --------------------------------------------------------------------
@@ -257,7 +304,7 @@ class Runtime:
 
     # -- stopping ---------------------------------------------------------------------------------
     def close(self) -> None:
-        """Stop every endpoint, then every backend; waits for instances still being created."""
+        """Stop every endpoint, then every backend (also those still booting: waits for them)."""
         self._closed = True
         with self._lock:
             threads = list(self._threads)
@@ -267,8 +314,15 @@ class Runtime:
             slots = list(self._slots.values())
             self._slots.clear()
         for slot in slots:
+            if slot.backend is None and slot.booting is not None:
+                try:
+                    slot.backend = slot.booting.result()
+                except Exception:  # it never started: nothing to stop
+                    log.debug("backend of %s did not start", slot.spec.identifier)
             _stop_slot(slot)
-        self.emulator.close()
+        self._pool.shutdown(wait=True)
+        if self._emulator is not None:
+            self._emulator.close()
 
 
 def _stop_slot(slot: Slot) -> None:
@@ -278,6 +332,14 @@ def _stop_slot(slot: Slot) -> None:
     finally:
         if slot.backend is not None:
             slot.backend.stop()
+
+
+_DNS_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def _new_dns_label() -> str:
+    """Like RDS's account/region label: ``c`` + 11 lower-case alphanumerics."""
+    return "c" + "".join(secrets.choice(_DNS_ALPHABET) for _ in range(11))
 
 
 def short_version(version: str) -> str:

@@ -66,6 +66,9 @@ class Serve:
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self.url = ""
+        self.ca = tmp / "ca.pem"
+        """Where tests keep the CA bundle fetched from /_rdsiam/ca.pem."""
+        self.health_seen: list[int] = []
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -100,6 +103,7 @@ class Serve:
             if not seen or seen[-1] != status:
                 seen.append(status)
             if status == 200:
+                self.health_seen = seen
                 return seen
             assert self.proc.poll() is None, (self.output(), self.stderr_path.read_text())
             time.sleep(0.05)
@@ -137,6 +141,9 @@ class Serve:
                 self.proc.stdout.close()
         return code
 
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
 
 def process_gone(pid: int) -> bool:
     """True when ``pid`` no longer exists (or is a zombie nobody can use)."""
@@ -153,3 +160,27 @@ def events(serve: Serve, **filters: str) -> list[dict[str, Any]]:
 
 def dumps(obj: Any) -> str:
     return json.dumps(obj)
+
+
+def hosts_lines(serve: Serve) -> list[str]:
+    """The ``/etc/hosts`` lines the server printed at startup."""
+    out = serve.lines
+    start = out.index("/etc/hosts lines for the RDS-style names:") + 1
+    lines = []
+    for line in out[start:]:
+        if not line.startswith("127."):
+            break
+        lines.append(line)
+    return lines
+
+
+def run_with_hosts(hosts: list[str], argv: list[str], tmp: Path, env: dict[str, str],
+                   cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` in a private mount namespace whose ``/etc/hosts`` holds ``hosts`` (and
+    localhost): C resolvers and node see the RDS-style names as the docs tell users to set up,
+    while the machine's real /etc/hosts is untouched. Needs root (unshare), as CI has."""
+    hosts_file = tmp / "hosts"
+    hosts_file.write_text("127.0.0.1 localhost\n" + "\n".join(hosts) + "\n")
+    script = 'mount --bind "$0" /etc/hosts && exec "$@"'
+    return subprocess.run(["unshare", "--mount", "sh", "-c", script, str(hosts_file), *argv],
+                          capture_output=True, text=True, timeout=60, env=env, cwd=cwd)

@@ -12,8 +12,13 @@ name is verified, the address dialled); PyMySQL resolves the name through
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import socket
 import ssl
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -30,7 +35,11 @@ from serve_proc import (
     events,
     free_loopback,
     free_port,
+    hosts_lines,
+    process_gone,
+    run_with_hosts,
 )
+from test_serve_docs import documented_instance_fields
 
 from rdsiam_emulator import resolver
 
@@ -72,6 +81,10 @@ document = '{CONNECT_APP_USER}'
 name = "apps"
 policies = ["connect-app-user"]
 
+[[iam.roles]]
+name = "reader"
+inline_policies = {{ connect = '{CONNECT_APP_USER}' }}
+
 [[iam.users]]
 name = "app"
 groups = ["apps"]
@@ -79,13 +92,13 @@ access_keys = [{{ access_key_id = "{APP_KEY}", secret_access_key = "{APP_SECRET}
 """
     serve = Serve(config, tmp)
     try:
-        serve.health_seen = serve.wait_ready(port)  # type: ignore[attr-defined]
-        serve.ca = tmp / "ca.pem"  # type: ignore[attr-defined]
-        serve.ca.write_bytes(serve.get("/_rdsiam/ca.pem").content)  # type: ignore[attr-defined]
+        serve.wait_ready(port)
+        serve.ca.write_bytes(serve.get("/_rdsiam/ca.pem").content)
         yield serve
     finally:
         code = serve.stop()
-        assert code == 0, serve.stderr_path.read_text()
+        assert code == 0, serve.stderr()
+        assert serve.stderr() == ""  # no warning, no traceback, no request log
 
 
 def token(serve: Serve, host: str, port: int, user: str, key: str = APP_KEY,
@@ -98,7 +111,7 @@ def pg_login(serve: Serve, inst: dict[str, Any], user: str, password: str,
              host: str | None = None) -> str:
     with psycopg.connect(host=host or inst["host"], hostaddr=inst["address"], port=inst["port"],
                          user=user, password=password, dbname="app", sslmode="verify-full",
-                         sslrootcert=str(serve.ca), connect_timeout=20) as conn:  # type: ignore[attr-defined]
+                         sslrootcert=str(serve.ca), connect_timeout=20) as conn:
         row = conn.execute("SELECT current_user").fetchone()
     assert row is not None
     return str(row[0])
@@ -108,7 +121,7 @@ def my_login(serve: Serve, inst: dict[str, Any], user: str, password: str) -> st
     resolver.register(inst["host"], inst["address"])
     try:
         conn = pymysql.connect(host=inst["host"], port=inst["port"], user=user,
-                               password=password, ssl={"ca": str(serve.ca)},  # type: ignore[attr-defined]
+                               password=password, ssl={"ca": str(serve.ca)},
                                connect_timeout=20)
         try:
             with conn.cursor() as cur:
@@ -133,7 +146,8 @@ def test_progress_lines_and_hosts_lines(server: Serve) -> None:
 
 
 def test_health_ca_and_instances(server: Serve) -> None:
-    assert server.health_seen[-1] == 200  # type: ignore[attr-defined]
+    # at start-up: not listening (0), then 503 while the backends start, then 200 for good
+    assert server.health_seen == [0, 503, 200]
     health = server.get("/_rdsiam/health")
     assert health.status_code == 200
     assert health.json() == {"status": "ready",
@@ -149,6 +163,7 @@ def test_health_ca_and_instances(server: Serve) -> None:
     assert orders["iam_enabled"] is True and orders["aliases"] == ["orders-db"]
     assert orders["state"] == "available" and orders["resource_id"].startswith("db-")
     assert server.get("/_rdsiam/nope").status_code == 404
+    assert set(orders) == documented_instance_fields()  # docs/server.md shows every field
 
 
 def test_describe_db_instances(server: Serve) -> None:
@@ -202,3 +217,158 @@ def test_denied_login_on_events_and_stdout(server: Serve) -> None:
                         timeout=10).status_code == 400
 
 
+
+
+def test_alias_accepted_undeclared_cname_is_host_mismatch(server: Serve) -> None:
+    orders = server.instance("orders")
+    assert pg_login(server, orders, "app_user", token(server, "orders-db", 5432, "app_user"),
+                    host="orders-db") == "app_user"
+    cursor = server.json("/_rdsiam/events")["cursor"]
+    cname = "db.internal.example.com"
+    with pytest.raises(psycopg.OperationalError, match="PAM authentication failed"):
+        # the certificate does not name the CNAME (as on RDS): TLS without name check
+        psycopg.connect(host=cname, hostaddr=orders["address"], port=5432, user="app_user",
+                        password=token(server, cname, 5432, "app_user"), dbname="app",
+                        sslmode="require", connect_timeout=20).close()
+    [denied] = events(server, since=str(cursor), outcome="deny")
+    assert denied["reason"] == "host_mismatch" and cname in denied["detail"]
+
+
+def test_modify_iam_authentication_takes_effect(server: Serve) -> None:
+    rds, shop = server.client("rds"), server.instance("shop")
+    cursor = server.json("/_rdsiam/events")["cursor"]
+    rds.modify_db_instance(DBInstanceIdentifier="shop", ApplyImmediately=True,
+                           EnableIAMDatabaseAuthentication=False)
+    try:
+        [desc] = rds.describe_db_instances(DBInstanceIdentifier="shop")["DBInstances"]
+        assert desc["IAMDatabaseAuthenticationEnabled"] is False
+        assert server.instance("shop")["iam_enabled"] is False
+        with pytest.raises(pymysql.err.OperationalError, match="Access denied"):
+            my_login(server, shop, "app_user", token(server, shop["host"], 3306, "app_user"))
+        [denied] = events(server, since=str(cursor), outcome="deny")
+        assert denied["reason"] == "iam_disabled"
+    finally:
+        rds.modify_db_instance(DBInstanceIdentifier="shop", ApplyImmediately=True,
+                               EnableIAMDatabaseAuthentication=True)
+    assert server.instance("shop")["iam_enabled"] is True
+    assert my_login(server, shop, "app_user",
+                    token(server, shop["host"], 3306, "app_user")) == "app_user@%"
+
+
+@pytest.mark.slow
+def test_create_and_delete_db_instance_are_real(server: Serve) -> None:
+    rds = server.client("rds")
+    created = rds.create_db_instance(
+        DBInstanceIdentifier="inventory", Engine="mariadb", DBInstanceClass="db.t4g.micro",
+        AllocatedStorage=20, MasterUsername="admin", MasterUserPassword="master-pass-1234",
+        EnableIAMDatabaseAuthentication=True)["DBInstance"]
+    assert created["DBInstanceStatus"] == "creating"
+    health = server.get("/_rdsiam/health")
+    assert health.status_code == 503 and health.json()["instances"]["inventory"] == "creating"
+    rds.get_waiter("db_instance_available").wait(
+        DBInstanceIdentifier="inventory", WaiterConfig={"Delay": 1, "MaxAttempts": 90})
+    assert server.get("/_rdsiam/health").status_code == 200
+    [desc] = rds.describe_db_instances(DBInstanceIdentifier="inventory")["DBInstances"]
+    inst = server.instance("inventory")
+    assert desc["Endpoint"]["Address"] == inst["host"] == (
+        f"inventory.{DNS_LABEL}.{REGION}.rds.amazonaws.com")
+    assert desc["Endpoint"]["Port"] == inst["port"] == 3306
+    assert inst["address"].startswith("127.0.0.") and inst["created_by"] == "api"
+    assert desc["DbiResourceId"] == inst["resource_id"] == created["DbiResourceId"]
+    assert desc["EngineVersion"] == inst["version"] and desc["Engine"] == "mariadb"
+    assert server.wait_line(f"{inst['address']} {inst['host']}", timeout=10)
+    # as an IaC script would: the master creates the IAM user, the app logs in with a token
+    resolver.register(inst["host"], inst["address"])
+    try:
+        conn = pymysql.connect(host=inst["host"], port=3306, user="admin",
+                               password="master-pass-1234", ssl={"ca": str(server.ca)},
+                               autocommit=True, connect_timeout=20)
+        with conn.cursor() as cur:
+            cur.execute("CREATE USER 'app_user'@'%' IDENTIFIED WITH AWSAuthenticationPlugin "
+                        "AS 'RDS'")
+        conn.close()
+    finally:
+        resolver.unregister(inst["host"])
+    assert my_login(server, inst, "app_user",
+                    token(server, inst["host"], 3306, "app_user")) == "app_user@%"
+    pid = inst["backend_pid"]
+    assert isinstance(pid, int) and not process_gone(pid)
+    deleted = rds.delete_db_instance(DBInstanceIdentifier="inventory", SkipFinalSnapshot=True)
+    assert deleted["DBInstance"]["DBInstanceIdentifier"] == "inventory"
+    assert "inventory" not in {i["id"] for i in server.json("/_rdsiam/instances")["instances"]}
+    assert process_gone(pid)
+    with socket.socket() as sock:
+        assert sock.connect_ex((inst["address"], 3306)) != 0
+    with pytest.raises(rds.exceptions.DBInstanceNotFoundFault):
+        rds.describe_db_instances(DBInstanceIdentifier="inventory")
+
+
+def test_create_db_instance_refuses_engines_it_cannot_run(server: Serve) -> None:
+    rds = server.client("rds")
+    with pytest.raises(rds.exceptions.ClientError, match="use one of postgres, mysql, mariadb"):
+        rds.create_db_instance(DBInstanceIdentifier="legacy", Engine="oracle-ee",
+                               DBInstanceClass="db.m5.large", AllocatedStorage=20,
+                               MasterUsername="admin", MasterUserPassword="master-pass-1234")
+    assert "legacy" not in {d["DBInstanceIdentifier"]
+                            for d in rds.describe_db_instances()["DBInstances"]}
+
+
+def test_seeded_role_assumed_logs_in(server: Serve) -> None:
+    sts = server.client("sts", APP_KEY, APP_SECRET)
+    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/reader",
+                            RoleSessionName="ci")["Credentials"]
+    import boto3
+
+    rds = boto3.client("rds", region_name=REGION, endpoint_url=server.url,
+                       aws_access_key_id=creds["AccessKeyId"],
+                       aws_secret_access_key=creds["SecretAccessKey"],
+                       aws_session_token=creds["SessionToken"])
+    orders = server.instance("orders")
+    tok = rds.generate_db_auth_token(DBHostname=orders["host"], Port=5432, DBUsername="app_user")
+    assert pg_login(server, orders, "app_user", tok) == "app_user"
+    [allowed] = events(server, db_user="app_user", outcome="allow", limit="1")
+    assert allowed["principal_arn"].startswith(f"arn:aws:sts::{ACCOUNT}:assumed-role/reader/")
+
+
+NODE_DIR = Path(__file__).resolve().parents[2] / "node"
+
+
+@pytest.mark.node
+def test_node_pg_and_mysql2_by_rds_name(server: Serve, tmp_path: Path) -> None:
+    orders, shop = server.instance("orders"), server.instance("shop")
+    base = {"PATH": os.environ["PATH"], "DBUSER": "app_user", "CA": str(server.ca),
+            "REGION": REGION, "AWS_ACCESS_KEY_ID": APP_KEY, "AWS_SECRET_ACCESS_KEY": APP_SECRET}
+    # node pg: dials ADDRESS, verifies and signs for HOST (servername)
+    pg = subprocess.run(["node", str(NODE_DIR / "pg_iam.mjs")], capture_output=True, text=True,
+                        timeout=60, cwd=NODE_DIR,
+                        env=dict(base, HOST=orders["host"], ADDRESS=orders["address"],
+                                 PORT="5432"))
+    assert pg.returncode == 0, pg.stderr
+    assert json.loads(pg.stdout) == {"ok": True, "user": "app_user"}
+    # mysql2 resolves HOST itself: the printed /etc/hosts lines make it resolve
+    my = run_with_hosts(hosts_lines(server), ["node", str(NODE_DIR / "mysql2_iam.mjs")],
+                        tmp_path, dict(base, HOST=shop["host"], PORT="3306"), cwd=NODE_DIR)
+    assert my.returncode == 0, my.stderr
+    assert json.loads(my.stdout) == {"ok": True, "user": "app_user@%"}
+
+
+def test_psql_and_mysql_cli_by_rds_name(server: Serve, tmp_path: Path) -> None:
+    orders, shop = server.instance("orders"), server.instance("shop")
+    pg_token = token(server, orders["host"], 5432, "app_user")
+    psql = subprocess.run(
+        ["psql", f"host={orders['host']} hostaddr={orders['address']} port=5432 user=app_user "
+         f"dbname=app sslmode=verify-full sslrootcert={server.ca}",
+         "-X", "-tAc", "SELECT current_user"],
+        capture_output=True, text=True, timeout=60,
+        env={"PATH": os.environ["PATH"], "PGPASSWORD": pg_token})
+    assert psql.returncode == 0, psql.stderr
+    assert psql.stdout.strip() == "app_user"
+    mysql = shutil.which("mysql") or "mariadb"
+    my_token = token(server, shop["host"], 3306, "app_user")
+    cli = run_with_hosts(hosts_lines(server), [
+        mysql, "--no-defaults", "-h", shop["host"], "-P", "3306", "-u", "app_user",
+        f"--password={my_token}", "--ssl", f"--ssl-ca={server.ca}",
+        "--ssl-verify-server-cert", "-N", "-B",
+        "-e", "SELECT CURRENT_USER()"], tmp_path, {"PATH": os.environ["PATH"]})
+    assert cli.returncode == 0, cli.stderr
+    assert cli.stdout.strip() == "app_user@%"
