@@ -11,6 +11,7 @@ import boto3
 import psycopg
 import pymysql
 import pytest
+from testcontainers.core.config import testcontainers_config
 from testcontainers.core.exceptions import ContainerStartException
 
 from image_engine import image_engine  # noqa: F401 - session fixture
@@ -26,6 +27,10 @@ def engine(image_engine: dict[str, str],  # noqa: F811
            monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     for key, value in image_engine.items():
         monkeypatch.setenv(key, value)
+    # testcontainers reads TESTCONTAINERS_RYUK_DISABLED once per process and caches it: an earlier
+    # test in this worker may have read it unset (Ryuk's image does not exist here)
+    monkeypatch.setattr(testcontainers_config, "ryuk_disabled",
+                        image_engine["TESTCONTAINERS_RYUK_DISABLED"] == "true")
     return image_engine
 
 
