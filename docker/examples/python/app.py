@@ -13,9 +13,11 @@ Exit status 0 when the outcome is the expected one, 1 otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -34,11 +36,11 @@ DENIED = os.environ.get("EXPECT_DENIED") == "1"
 
 
 def say(event: str, **fields: Any) -> None:
-    print(json.dumps({"app": APP, "event": event, **fields}), flush=True)
+    print(json.dumps({"app": APP, "event": event, **fields}), flush=True)  # noqa: T201
 
 
 def get(path: str) -> bytes:
-    with urllib.request.urlopen(API + path, timeout=5) as resp:
+    with urllib.request.urlopen(API + path, timeout=5) as resp:  # noqa: S310 - http(s) from env
         return bytes(resp.read())
 
 
@@ -50,23 +52,23 @@ def wait_healthy(deadline_s: float = 180.0) -> None:
             return
         except OSError as exc:  # 503 (HTTPError) and refused connections alike
             if time.monotonic() > end:
-                raise SystemExit(f"{APP}: the emulator was not healthy in {deadline_s:.0f} s: {exc}")
+                raise SystemExit(f"{APP}: the emulator was not healthy in {deadline_s:.0f} s: "
+                                 f"{exc}") from None
             time.sleep(1)
 
 
 def iam_user_keys(account: str, resources: list[str]) -> dict[str, str]:
     iam = boto3.client("iam", region_name=REGION)
-    try:
-        iam.create_user(UserName=APP)
-    except iam.exceptions.EntityAlreadyExistsException:
-        pass
+    with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
+        iam.create_user(UserName=APP)  # a re-run reuses the user
     policy = {
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Action": "rds-db:connect", "Resource": resources}],
     }
     iam.put_user_policy(UserName=APP, PolicyName="db-connect", PolicyDocument=json.dumps(policy))
     key = iam.create_access_key(UserName=APP)["AccessKey"]
-    return {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
+    return {"aws_access_key_id": key["AccessKeyId"],
+            "aws_secret_access_key": key["SecretAccessKey"]}
 
 
 def connect(db: dict[str, Any], token: str, ca: str) -> str:
@@ -91,9 +93,9 @@ def connect(db: dict[str, Any], token: str, ca: str) -> str:
 
 def main() -> int:
     wait_healthy()
-    ca = "/tmp/rds-ca.pem"
-    with open(ca, "wb") as fh:
+    with tempfile.NamedTemporaryFile(suffix=".pem", delete=False) as fh:
         fh.write(get("/_rdsiam/ca.pem"))
+    ca = fh.name
     rds = boto3.client("rds", region_name=REGION)
     dbs = [rds.describe_db_instances(DBInstanceIdentifier=i)["DBInstances"][0] for i in INSTANCES]
     account = boto3.client("sts", region_name=REGION).get_caller_identity()["Account"]
