@@ -80,6 +80,11 @@ class EngineSettings:
 
 @dataclass(frozen=True, slots=True)
 class Option:
+    """One plugin setting as it appears on the command line and in the ini file.
+
+    ``kind`` is ``"str"``, ``"bool"``, ``"float"`` or ``"choice"`` (then ``choices`` lists the
+    accepted values); ``help`` is the text ``--help`` shows.
+    """
     name: str
     """The PluginSettings field."""
     help: str
@@ -88,10 +93,12 @@ class Option:
 
     @property
     def flag(self) -> str:
+        """The command-line flag, e.g. ``--rdsiam-postgres-image`` for ``postgres_image``."""
         return "--rdsiam-" + self.name.replace("_", "-")
 
     @property
     def ini(self) -> str:
+        """The ini key, e.g. ``rdsiam_postgres_image`` for ``postgres_image``."""
         return "rdsiam_" + self.name
 
 
@@ -126,6 +133,11 @@ _DEFAULT_IMAGES = {f"{e.name}_image": e.default_image for e in ENGINES.values()}
 
 
 def add_options(parser: pytest.Parser) -> None:
+    """Register ``--rdsiam-emulator`` and one flag plus one ini key per entry of ``OPTIONS``.
+
+    Flags default to None so that an unset flag falls back to the ini value; ``--help`` shows the
+    effective default. Called from the plugin's ``pytest_addoption`` hook.
+    """
     group = parser.getgroup("rdsiam-emulator", "RDS IAM authentication emulator")
     # same forms as the other on/off options, so the command line can switch off what the ini
     # switched on (--rdsiam-emulator=false)

@@ -113,6 +113,7 @@ class BackendPool:
             + f": {_HOW_TO_HONOUR[info]}; or drop the option to use this server.")
 
     def stop_all(self) -> None:
+        """Stop every backend started so far and forget them; a later ``get`` starts a new one."""
         with self._lock:
             handles, self._handles = list(self._handles.values()), {}
         for handle in handles:
@@ -163,9 +164,14 @@ class InstancePool:
         return self.emulator.start_instance(config, self.backends.get(config.engine))
 
     def next_id(self, engine: EngineName) -> str:
+        """A fresh instance id, ``rdsiam-<engine>-<n>``, n counting from 1 (thread-safe)."""
         with self._lock:
             self._counter += 1
             return f"rdsiam-{engine}-{self._counter}"
 
     def close(self) -> None:
+        """Close every instance's endpoint and the emulator's event loop (``Emulator.close``).
+
+        The backends belong to the ``BackendPool`` and are not stopped here.
+        """
         self.emulator.close()

@@ -52,6 +52,7 @@ class LoginDecision:
 
     @property
     def rds_error_code(self) -> str | None:
+        """The RDS error code of ``reason`` (docs/reason-codes.md); None if allowed."""
         return None if self.reason is None else REASONS[self.reason].rds_error_code
 
 
@@ -62,19 +63,24 @@ class IamAuthenticator(Protocol):
     iam_enabled: bool
     engine: EngineName
 
-    def is_iam_login(self, iam_user: bool) -> bool: ...
+    def is_iam_login(self, iam_user: bool) -> bool:
+        """Whether a login by a user marked as IAM is an IAM login (see ``Authenticator``)."""
 
     def transport_rejection(self, client: ClientInfo, *, iam: bool = True,
-                            force_ssl: bool = False) -> Reason | None: ...
+                            force_ssl: bool = False) -> Reason | None:
+        """The reason to refuse the login because of its transport (plain TCP), or None."""
 
     def authenticate_iam(self, *, db_user: str, token: str,
-                         client: ClientInfo) -> LoginDecision: ...
+                         client: ClientInfo) -> LoginDecision:
+        """Verify ``token`` for ``db_user`` and record the event; must not raise for bad input."""
 
     def reject(self, *, db_user: str, client: ClientInfo, reason: Reason, detail: str,
-               hint: str | None = None, method: str = "iam") -> LoginDecision: ...
+               hint: str | None = None, method: str = "iam") -> LoginDecision:
+        """Record a refusal the front-end decided (``reason``) and return the decision."""
 
     def record_password_login(self, *, db_user: str, client: ClientInfo, ok: bool,
-                              detail: str) -> AuthEvent: ...
+                              detail: str) -> AuthEvent:
+        """Record the outcome of a password login relayed to the real server."""
 
 
 class Authenticator:

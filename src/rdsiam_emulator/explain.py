@@ -78,9 +78,11 @@ class CheckLine:
 
     @property
     def rds_error_code(self) -> str | None:
+        """The RDS error code of ``reason`` (docs/reason-codes.md); None for a pass or a skip."""
         return None if self.reason is None else REASONS[self.reason].rds_error_code
 
     def to_dict(self) -> dict[str, Any]:
+        """This line as a JSON-ready dict, with ``reason`` as its value and ``rds_error_code``."""
         return {
             "name": self.name, "stage": self.stage, "status": self.status, "detail": self.detail,
             "reason": None if self.reason is None else self.reason.value,
@@ -146,10 +148,12 @@ class Explanation:
 
     @property
     def skipped(self) -> list[CheckLine]:
+        """The checks that did not run (an input was missing), in check order."""
         return [line for line in self.checks if line.status == "skip"]
 
     @property
     def failures(self) -> list[CheckLine]:
+        """The checks that failed, in check order (RDS reports only the first)."""
         return [line for line in self.checks if line.status == "fail"]
 
     @property
@@ -159,6 +163,9 @@ class Explanation:
         return failures[0] if failures else None
 
     def to_dict(self) -> dict[str, Any]:
+        """The explanation as a JSON-ready dict (``token explain --json``): times as UTC strings
+        ``YYYY-MM-DDTHH:MM:SSZ``; ``reason``/``rds_error_code`` are the first failure's.
+        """
         first = self.first_failure
         return {
             "verdict": self.verdict,
