@@ -87,6 +87,9 @@ class InstanceConfig:
         return engine_named(self.engine)
 
     def host_name(self, dns_label: str) -> str:
+        """The endpoint host name: ``localhost`` for ``naming="loopback"``, else the RDS form
+        ``<instance_id>.<dns_label>.<region>.rds.amazonaws.com``.
+        """
         if self.naming == "loopback":
             return "localhost"
         return f"{self.instance_id}.{dns_label}.{self.region}.rds.amazonaws.com"
@@ -110,6 +113,7 @@ class EmulatedInstance:
 
     @property
     def instance_id(self) -> str:
+        """The DB instance identifier (``InstanceConfig.instance_id``)."""
         return self.config.instance_id
 
     @property
@@ -124,18 +128,22 @@ class EmulatedInstance:
 
     @property
     def region(self) -> str:
+        """The AWS region of the instance (tokens must be scoped to it)."""
         return self.config.region
 
     @property
     def account_id(self) -> str:
+        """The 12-digit AWS account id that owns the instance (in its ``rds-db`` ARNs)."""
         return self.config.account_id
 
     @property
     def endpoint(self) -> Endpoint:
+        """What tokens are checked against: host names, port, region, account and resource id."""
         return self.authenticator.endpoint
 
     @property
     def iam_enabled(self) -> bool:
+        """Whether the endpoint currently accepts IAM logins (see ``set_iam_enabled``)."""
         return self.authenticator.iam_enabled
 
     @property
@@ -183,9 +191,17 @@ class EmulatedInstance:
         ))
 
     def events_since(self, cursor: int = 0) -> list[AuthEvent]:
+        """This instance's auth events after ``cursor`` (an ``EventLog.mark()``), oldest first.
+
+        Only events the shared log still holds are returned (it keeps the last ``maxlen``).
+        """
         return self.events.since(cursor, instance_id=self.instance_id)
 
     def close(self) -> None:
+        """Stop this instance's endpoint and forget its host names; idempotent.
+
+        The backend keeps running (it belongs to the caller).
+        """
         if self._closed:
             return
         self._closed = True
@@ -250,10 +266,12 @@ class Emulator:
 
     @property
     def ca_bundle(self) -> Path:
+        """The PEM file with the emulator's CA certificate, which clients verify endpoints with."""
         return self.ca.bundle_path
 
     @property
     def instances(self) -> tuple[EmulatedInstance, ...]:
+        """A snapshot of the instances started and not yet closed, in start order."""
         with self._lock:
             return tuple(self._instances)
 

@@ -22,6 +22,7 @@ from rdsiam_emulator.instances import EmulatedInstance, Emulator, InstanceConfig
 
 
 def register(sub: Any) -> None:
+    """Add the ``demo`` subcommand to ``sub`` (an argparse sub-parsers object); it runs ``run``."""
     parser = sub.add_parser(
         "demo", help="start the emulator and connect with real IAM tokens",
         description="Start a real server per engine, put an emulated RDS endpoint with IAM "
@@ -48,6 +49,16 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the demo for each engine in ``args.engine`` (default: all) and print each step.
+
+    Per engine: start a backend, an emulated instance registered in moto, an IAM user with an
+    ``rds-db:connect`` policy, a boto3 token, a login over verified TLS; then the clock moves 16
+    minutes on and the same token is tried again (RDS tokens live 15 minutes). Returns 0 once the
+    steps ran; a failing step raises (backend, boto3 or driver exceptions propagate). Bad
+    ``--region`` or a missing ``--*-url`` with ``--backend external`` exit through
+    ``parser.error`` (status 2). Note: an expired token that is accepted is only printed, not
+    turned into a non-zero status.
+    """
     from moto import mock_aws
 
     from rdsiam_emulator.aws_clock import aws_clock
