@@ -52,6 +52,7 @@ HANDSHAKE_MAX_PAYLOAD = 256 * 1024
 
 
 class FrontState(Enum):
+    """Where ``FrontendHandshake`` is in the login; ``DECIDING`` waits for the glue's answer."""
     START = auto()
     AWAIT_FIRST = auto()
     AWAIT_TLS = auto()
@@ -107,6 +108,9 @@ class FrontendHandshake:
         return self._send(self.greeting.build())
 
     def tls_started(self) -> None:
+        """Record that the TLS handshake after an ``SslRequested`` finished; the client's
+        HandshakeResponse comes next. Raises ``RuntimeError`` in any other state.
+        """
         self._expect(FrontState.AWAIT_TLS)
         self.tls = True
         self.state = FrontState.AWAIT_RESPONSE
@@ -127,6 +131,10 @@ class FrontendHandshake:
         return self._send(payload)
 
     def succeed(self, ok_payload: bytes) -> bytes:
+        """The final OK packet (``ok_payload``) with the right sequence id; the login is done.
+
+        Raises ``RuntimeError`` unless the machine is ``DECIDING``.
+        """
         self._expect(FrontState.DECIDING)
         self.state = FrontState.DONE
         return self._send(ok_payload)
@@ -200,6 +208,9 @@ class FrontendHandshake:
 
 
 class BackState(Enum):
+    """Where ``BackendLogin`` is; ``WAIT_CLIENT``/``EXPECT_CLIENT_CLEARTEXT``: relay mode waits for
+    the client's answer (``from_client``).
+    """
     READY = auto()
     AUTHENTICATING = auto()
     AWAIT_PUBLIC_KEY = auto()
@@ -211,6 +222,7 @@ class BackState(Enum):
 
 @dataclass(frozen=True, slots=True)
 class SendBackend:
+    """Bytes (a whole framed packet) to write to the backend."""
     data: bytes
 
 
@@ -230,11 +242,13 @@ class NotifyClient:
 
 @dataclass(frozen=True, slots=True)
 class LoginSucceeded:
+    """The backend's OK payload: the login succeeded (no further events)."""
     ok_payload: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class LoginFailed:
+    """The backend refused the login: its parsed ERR packet and the raw payload (to relay as is)."""
     error: ErrPacket
     payload: bytes
 
@@ -312,6 +326,11 @@ class BackendLogin:
         default_plugin: str,
         client_tls: bool = False,
     ) -> BackendLogin:
+        """Log in again on an open backend connection with COM_CHANGE_USER (sequence id 0).
+
+        ``change`` is rebuilt for ``capabilities``; with ``password`` set the auth response is
+        recomputed for ``default_plugin`` against ``nonce``.
+        """
         plugin = change.auth_plugin or default_plugin
         if password is not None:
             plugin = default_plugin
@@ -321,6 +340,7 @@ class BackendLogin:
                    password=password, client_tls=client_tls)
 
     def start(self) -> bytes:
+        """The first packet to send to the backend; raises ``RuntimeError`` if already started."""
         if self.state is not BackState.READY:
             raise RuntimeError("BackendLogin already started")
         self.state = BackState.AUTHENTICATING
