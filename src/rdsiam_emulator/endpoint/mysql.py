@@ -163,6 +163,9 @@ class MysqlEndpoint(TrackedEndpoint):
 
     # ------------------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
+        """Bind and listen on ``settings.listen_host``/``listen_port``, set ``port`` (the bound one)
+        and start accepting. Raises ``OSError`` when the address cannot be bound.
+        """
         infos = socket.getaddrinfo(self.settings.listen_host, self.settings.listen_port,
                                    type=socket.SOCK_STREAM)
         family, _, _, _, addr = infos[0]
@@ -176,6 +179,7 @@ class MysqlEndpoint(TrackedEndpoint):
         self._accept_task = asyncio.get_running_loop().create_task(self._accept_loop())
 
     async def close(self) -> None:
+        """Stop accepting, abort every connection and task, and close the admin session."""
         if self._accept_task is not None:
             self._accept_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -103,6 +103,7 @@ class AdminClient:
         self._mariadb: bool | None = None
 
     async def close(self) -> None:
+        """Close the admin session, if open; the next query reconnects."""
         writer, self._writer, self._reader = self._writer, None, None
         if writer is not None:
             writer.close()
@@ -110,6 +111,11 @@ class AdminClient:
                 await writer.wait_closed()
 
     async def query(self, sql: str) -> TextResult:
+        """Run ``sql`` (one text-protocol query) and return the whole response.
+
+        An ERR answer is returned in ``TextResult.error``, not raised. Raises ``BackendUnreachable``
+        when connecting, logging in or the query fails twice (one reconnect) or times out.
+        """
         async with self._lock:
             for attempt in (1, 2):
                 try:
@@ -124,6 +130,7 @@ class AdminClient:
         raise AssertionError("unreachable")
 
     async def execute(self, sql: str) -> TextResult:
+        """Like ``query``, but raises ``QueryError`` when the server answers with ERR."""
         result = await self.query(sql)
         if result.error is not None:
             raise QueryError(result.error)
@@ -131,12 +138,20 @@ class AdminClient:
 
     # catalog ------------------------------------------------------------------------------------
     async def ensure_catalog(self) -> None:
+        """Create the IAM-user catalog if missing (once per client).
+
+        Raises as ``execute``.
+        """
         if not self._catalog_ready:
             for statement in CATALOG_DDL:
                 await self.execute(statement)
             self._catalog_ready = True
 
     async def is_iam_user(self, user: str) -> bool:
+        """Whether ``user`` has an account in the IAM-user catalog (trailing spaces ignored, as the
+        column compares). Served from the cache while it is current; else reloads it (one
+        reload shared by concurrent callers). Raises as ``execute``.
+        """
         loop = asyncio.get_running_loop()
         answer = self.catalog.lookup(user, loop.time())
         if answer is not None:
@@ -155,6 +170,10 @@ class AdminClient:
         return answer
 
     async def existing_accounts(self, accounts: Iterable[Account]) -> set[Account]:
+        """The subset of ``accounts`` (user@host) that exist in ``mysql.user``.
+
+        Raises as ``execute``.
+        """
         found: set[Account] = set()
         for acc in accounts:
             result = await self.execute(
@@ -165,6 +184,9 @@ class AdminClient:
         return found
 
     async def set_iam(self, account: Account, iam: bool) -> None:
+        """Add ``account`` to the IAM-user catalog (``iam`` True) or remove it, and bump the catalog
+        version so the next login reloads, even when the write failed. Raises as ``execute``.
+        """
         await self.ensure_catalog()
         try:
             if iam:
@@ -197,6 +219,10 @@ class AdminClient:
                 await self.set_password(Account(user, host.decode("utf-8")), password)
 
     async def is_iam_account(self, account: Account) -> bool:
+        """Whether this exact user@host ``account`` is in the IAM-user catalog (no cache).
+
+        Raises as ``execute``.
+        """
         await self.ensure_catalog()
         result = await self.execute(
             f"SELECT 1 FROM {CATALOG_TABLE} WHERE `user` = {hexlit(account.user)} "

@@ -97,6 +97,11 @@ class CommandInterceptor:
         self._secret = instance_secret
 
     async def handle(self, s: Session, item: Intercept) -> None:
+        """Run one intercepted command of session ``s`` (COM_CHANGE_USER or user DDL) on the
+        diverted backend, then resume relaying.
+
+        When it fails (logged, not raised) or the command ends the session, both sides are closed.
+        """
         try:
             s.backend.diverted = True
             if item.packet.payload[0] == 0x11:

@@ -62,6 +62,7 @@ class BackendSide(RelayConnection):
     runs a command itself (rewritten DDL, COM_CHANGE_USER)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """asyncio callback: keep the transport (see ``accept_transport``)."""
         accept_transport(self, transport)
 
     def __init__(self) -> None:
@@ -71,6 +72,9 @@ class BackendSide(RelayConnection):
         self._tap_waiter: asyncio.Future[None] | None = None
 
     def data_received(self, data: bytes) -> None:
+        """asyncio callback: while diverted, keep the backend's bytes for ``read_tap``; else
+        relay or buffer them as ``RelayConnection`` does.
+        """
         if not self.diverted:
             peer = self._peer
             if peer is not None and peer.transport is not None:  # relaying: the hot path
@@ -83,6 +87,9 @@ class BackendSide(RelayConnection):
             self._tap_waiter.set_result(None)
 
     async def read_tap(self) -> bytes:
+        """The bytes the backend sent while diverted (waiting for at least one byte, with no
+        timeout: a DDL may wait on a lock). Raises ``ConnectionClosed`` once the backend is gone.
+        """
         while not self._tap:
             if self.transport is None or self.transport.is_closing():
                 raise ConnectionClosed("backend closed")
@@ -96,11 +103,13 @@ class BackendSide(RelayConnection):
         return data
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """asyncio callback: wake a pending ``read_tap``, then close as ``RelayConnection`` does."""
         if self._tap_waiter is not None and not self._tap_waiter.done():
             self._tap_waiter.set_result(None)
         super().connection_lost(exc)
 
     def undivert(self) -> bytes:
+        """Stop diverting; returns the tapped bytes not yet read (for the client)."""
         self.diverted = False
         rest = bytes(self._tap)
         self._tap.clear()
@@ -111,6 +120,7 @@ class ClientSide(RelayConnection):
     """The client connection; once linked, its bytes go through a ``CommandFramer``."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """asyncio callback: keep the transport (see ``accept_transport``)."""
         accept_transport(self, transport)
 
     def __init__(self) -> None:
@@ -122,6 +132,9 @@ class ClientSide(RelayConnection):
         self._held_waiter: asyncio.Future[None] | None = None
 
     def data_received(self, data: bytes) -> None:
+        """asyncio callback: before linking, buffer as ``RelayConnection`` does; once linked, pass
+        ordinary commands to the backend and stop at an intercepted one (its rest is held).
+        """
         framer, backend = self.framer, self.backend
         if framer is None or backend is None:
             super().data_received(data)
@@ -154,6 +167,11 @@ class ClientSide(RelayConnection):
                 backend.transport.write(item)
 
     async def read_held(self) -> bytes:
+        """The client bytes held while a command is intercepted (at least one byte).
+
+        Raises ``ConnectionClosed`` if the client is gone, ``TimeoutError`` when nothing comes
+        within ``CLIENT_AUTH_TIMEOUT`` seconds.
+        """
         while not self.held:
             if self.transport is None or self.transport.is_closing():
                 raise ConnectionClosed("client closed")
@@ -186,6 +204,7 @@ class ClientSide(RelayConnection):
 
 
 async def sock_send(sock: socket.socket, data: bytes) -> None:
+    """Send all of ``data`` on the non-blocking socket ``sock``; raises ``OSError`` on failure."""
     await asyncio.get_running_loop().sock_sendall(sock, data)
 
 
@@ -224,6 +243,10 @@ async def next_client_auth(client: ClientSide, front: FrontendHandshake, *,
 
 
 async def backend_read(backend: BackendSide, tap: bool) -> bytes:
+    """The backend's next bytes: from the tap when ``tap`` (diverted), else the handshake buffer.
+
+    Raises ``ConnectionClosed`` when the backend is gone.
+    """
     return await (backend.read_tap() if tap else backend.read())
 
 

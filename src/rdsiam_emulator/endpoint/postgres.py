@@ -91,6 +91,10 @@ class PostgresEndpoint(TrackedEndpoint):
     # ------------------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        """Listen on ``settings.listen_host``/``listen_port`` and set ``port`` (the bound one).
+
+        Raises ``OSError`` when the address cannot be bound.
+        """
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             self._make_connection, self.settings.listen_host, self.settings.listen_port,
@@ -99,6 +103,7 @@ class PostgresEndpoint(TrackedEndpoint):
         self.port = int(sock.getsockname()[1])
 
     async def close(self) -> None:
+        """Stop listening, abort every connection and task, and close the admin session."""
         if self._server is not None:
             self._server.close()
         await self._release_all()

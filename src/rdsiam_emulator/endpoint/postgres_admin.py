@@ -85,6 +85,9 @@ class AdminClient:
 
     @property
     def server_major(self) -> int:
+        """The server's major version from its ``server_version`` (e.g. 15 for ``15.4``); 0 before
+        the first admin login or when the value does not start with a number.
+        """
         head = self.server_version.split(".")[0].split(" ")[0]
         return int(head) if head.isdigit() else 0
 

@@ -46,9 +46,14 @@ class RelayConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses but have the same API.
+        """asyncio callback: keep the transport (uvloop's has the ``asyncio.Transport`` API)."""
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        """asyncio callback: forward ``data`` to the peer once linked, else buffer it for ``read``.
+
+        Before linking, reading pauses while over ``HANDSHAKE_BUFFER_LIMIT`` bytes are buffered.
+        """
         peer = self._peer
         if peer is not None and peer.transport is not None:
             peer.transport.write(data)
@@ -59,6 +64,9 @@ class RelayConnection(asyncio.Protocol):
         self._wake()
 
     def eof_received(self) -> bool | None:
+        """asyncio callback: the other end finished sending; wakes ``read`` and closes the peer
+        after flushing. Returns False, so asyncio closes this side too.
+        """
         self._eof = True
         self._wake()
         peer = self._peer
@@ -67,6 +75,9 @@ class RelayConnection(asyncio.Protocol):
         return False  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """asyncio callback: the connection is gone (``exc`` None for a clean close); resolves
+        ``closed`` and closes the peer.
+        """
         self._eof = True
         self._wake()
         if not self.closed.done():
@@ -76,11 +87,13 @@ class RelayConnection(asyncio.Protocol):
             peer.transport.close()
 
     def pause_writing(self) -> None:
+        """asyncio callback: our write buffer is over its high-water mark; pause the peer."""
         peer = self._peer
         if peer is not None:
             peer._pause_reading()
 
     def resume_writing(self) -> None:
+        """asyncio callback: our write buffer drained; resume reading the peer."""
         peer = self._peer
         if peer is not None:
             peer._resume_reading()
@@ -103,6 +116,7 @@ class RelayConnection(asyncio.Protocol):
         return data
 
     def write(self, data: bytes) -> None:
+        """Send ``data`` (buffered by the transport); silently dropped once closing or closed."""
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
@@ -122,13 +136,18 @@ class RelayConnection(asyncio.Protocol):
         self.transport = new
 
     def extra(self, name: str) -> Any:
+        """The transport's ``get_extra_info(name)`` (e.g. ``"peername"``, ``"ssl_object"``); None
+        before the connection is made or when the transport has no such item.
+        """
         return None if self.transport is None else self.transport.get_extra_info(name)
 
     def close(self) -> None:
+        """Close the transport after flushing its buffer; no-op before the connection is made."""
         if self.transport is not None:
             self.transport.close()
 
     def abort(self) -> None:
+        """Close the transport at once, dropping its buffer; no-op before the connection is made."""
         if self.transport is not None:
             self.transport.abort()
 
@@ -136,6 +155,7 @@ class RelayConnection(asyncio.Protocol):
 
     @property
     def linked(self) -> bool:
+        """True once ``link`` paired this side with a peer (relay mode)."""
         return self._peer is not None
 
     def link(self, peer: RelayConnection) -> None:
@@ -153,6 +173,7 @@ class RelayConnection(asyncio.Protocol):
                 other.transport.close()
 
     async def wait_closed(self) -> None:
+        """Wait until the connection is lost (``closed`` resolves)."""
         await self.closed
 
     # ---------------------------------------------------------------------- internals

@@ -40,10 +40,12 @@ class TrackedEndpoint(abc.ABC):
 
     @property
     def active_connections(self) -> int:
+        """Connections the endpoint tracks now: client and backend sides, handshake or relay."""
         return len(self._conns)
 
     @property
     def active_tasks(self) -> int:
+        """Tasks the endpoint spawned (client sessions and their helpers) not yet ended."""
         return len(self._tasks)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
