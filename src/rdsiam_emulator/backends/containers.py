@@ -102,11 +102,21 @@ def engine_available() -> bool:
 
 
 def reuse_key(spec: BackendSpec, image: str) -> str:
+    """The label value that identifies a reusable container: 20 hex digits of a SHA-256 over the
+    engine, ``image``, database name and master user (equal specs share a container).
+    """
     raw = "\x00".join([spec.engine, image, spec.dbname, spec.master_user, "v1"])
     return hashlib.sha256(raw.encode()).hexdigest()[:20]
 
 
 def start_container(spec: BackendSpec) -> BackendHandle:
+    """Run ``spec``'s server in a Docker-API container published on 127.0.0.1 (a random host port)
+    and return its bootstrapped handle; with ``spec.reuse`` a matching labelled container is reused
+    and ``stop`` leaves it running.
+
+    Raises ``BackendUnavailable`` when no engine is reachable or the ``docker`` extra is missing;
+    ``BackendError`` when the container does not start or its server does not become ready.
+    """
     client = _docker_client()
     try:
         from testcontainers.core.container import DockerContainer

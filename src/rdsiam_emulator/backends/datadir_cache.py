@@ -19,6 +19,7 @@ from .procs import cache_dir
 
 
 def cache_key(*parts: str) -> str:
+    """A 16-hex-digit SHA-256 of ``parts``: the cache key of a golden directory."""
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
 
 

@@ -44,6 +44,12 @@ def parse_admin_url(url: str, engine: str) -> dict[str, Any]:
 
 
 def start_external(spec: BackendSpec) -> BackendHandle:
+    """Attach to the existing server named by ``spec.external_admin_url`` and bootstrap it.
+
+    Its existing roles/users are kept (``reset_users`` removes only what came later); ``stop``
+    closes our admin connection and leaves the server running. Raises ``ValueError`` for a
+    malformed URL, ``BackendError`` when the server cannot be reached or bootstrapped.
+    """
     assert spec.external_admin_url is not None  # checked by BackendSpec
     url = parse_admin_url(spec.external_admin_url, spec.engine)
     common: dict[str, Any] = {

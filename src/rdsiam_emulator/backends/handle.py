@@ -79,6 +79,7 @@ class BackendHandle(ABC):
 
     # -- lifecycle -------------------------------------------------------------------------------
     def stop(self) -> None:
+        """Close the admin connection and run the provider's ``stopper``; idempotent."""
         with self._stop_lock:
             stopper, self._stopper = self._stopper, None
         if stopper is None:
@@ -93,6 +94,7 @@ class BackendHandle(ABC):
 
     @property
     def stopped(self) -> bool:
+        """True once ``stop`` ran."""
         return self._stopper is None
 
     @property
@@ -171,6 +173,9 @@ class BackendHandle(ABC):
         return self._dsn(self.admin_user, self.admin_password, dbname)
 
     def master_dsn(self, dbname: str | None = None) -> dict[str, Any]:
+        """Connection keywords for the master user (psycopg / PyMySQL spelling per engine); the
+        database is ``dbname`` or the configured one.
+        """
         return self._dsn(self.master_user, self.master_password, dbname)
 
     @abstractmethod

@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 
 
 class Stoppable(Protocol):
-    def stop(self) -> None: ...
+    """Anything with an idempotent ``stop()`` (a ``BackendHandle``)."""
+    def stop(self) -> None:
+        """Stop the resource (``stop_all`` calls it at exit and logs its errors)."""
 
 
 _lock = threading.Lock()
@@ -40,6 +42,7 @@ def register(item: Stoppable) -> None:
 
 
 def unregister(item: Stoppable) -> None:
+    """Forget ``item`` (it was stopped); unknown items are ignored."""
     with _lock:
         _strong.pop(id(item), None)
         _live.pop(id(item), None)
@@ -57,6 +60,7 @@ def stop_all() -> None:
 
 
 def live_count() -> int:
+    """How many items are registered and not yet unregistered."""
     with _lock:
         return len(_strong)
 

@@ -103,6 +103,13 @@ def _server_version(server: Path) -> str:
 
 
 def start_local_mysql(spec: BackendSpec) -> BackendHandle:
+    """Start a private MariaDB/MySQL server from this machine's binaries and return its handle.
+
+    Runs as an unprivileged account (see ``run_as``) on a copy of a cached prepared data
+    directory; without ``spec.listen_tcp`` it listens on a unix socket only. Only
+    ``root@localhost`` (the socket) remains as a root account. Raises ``BackendUnavailable``
+    when no server binary is found, ``BackendError`` when it does not start or bootstrap.
+    """
     server, flavour = find_server()
     who = run_as()
     golden = _golden(server, flavour, who)

@@ -114,6 +114,14 @@ def _binary_version(bindir: Path) -> str:
 
 
 def start_local_postgres(spec: BackendSpec) -> BackendHandle:
+    """Start a private PostgreSQL server (version ``spec.version`` if given) from this machine's
+    binaries and return its handle.
+
+    Runs as an unprivileged account (see ``run_as``) on a copy of a cached prepared data
+    directory; without ``spec.listen_tcp`` it listens on a unix socket only. Raises
+    ``BackendUnavailable`` when no binaries are found, ``BackendError`` when the server does not
+    start or bootstrap.
+    """
     bindir = find_bindir(spec.version)
     who = run_as()
     golden = _golden(bindir, who)

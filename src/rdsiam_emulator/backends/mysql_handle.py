@@ -52,10 +52,16 @@ SYSTEM_SCHEMAS = frozenset(
 
 
 def quote_ident(name: str) -> str:
+    """``name`` as a MySQL backquoted identifier (embedded backquotes doubled)."""
     return "`" + name.replace("`", "``") + "`"
 
 
 class MysqlHandle(BackendHandle):
+    """A MySQL or MariaDB server (``flavour`` says which, read at bootstrap).
+
+    IAM users are recorded in the catalog table ``CATALOG`` because the server itself knows
+    them only as password users; admin SQL runs over PyMySQL and raises ``BackendError``.
+    """
     engine = MYSQL.name
 
     def __init__(
@@ -106,6 +112,11 @@ class MysqlHandle(BackendHandle):
     def admin_execute(
         self, sql: str, params: Sequence[Any] | None = None, *, dbname: str | None = None
     ) -> list[Row]:
+        """Run ``sql`` (PyMySQL ``%s`` parameters) as the admin and return its rows.
+
+        Without ``dbname`` on the shared session (reconnected once if it died), else on a new
+        connection to ``dbname``. Raises ``BackendError`` for connection or SQL failures.
+        """
         if dbname:
             conn = self._connect(
                 **self.address_kwargs(),
@@ -137,6 +148,9 @@ class MysqlHandle(BackendHandle):
 
     # -- bootstrap -----------------------------------------------------------------------------
     def bootstrap(self) -> None:
+        """Create the admin and master accounts (``'%'`` hosts), drop anonymous accounts, create the
+        configured database and the IAM-user catalog. Raises ``BackendError``.
+        """
         conn = self._connect(**self._bootstrap_connect)
         try:
             self.version = str(_run(conn, "SELECT VERSION()")[0][0])
@@ -186,6 +200,10 @@ class MysqlHandle(BackendHandle):
         return name
 
     def drop_database(self, name: str) -> None:
+        """Kill the sessions using ``name``, then drop it if it exists.
+
+        Raises ``ValueError`` for a system schema, ``BackendError`` when the drop fails.
+        """
         if name in SYSTEM_SCHEMAS:
             raise ValueError(f"refusing to drop system schema {name!r}")
         for (pid,) in self.admin_execute(
@@ -196,6 +214,11 @@ class MysqlHandle(BackendHandle):
         self.admin_execute(f"DROP DATABASE IF EXISTS {quote_ident(name)}")
 
     def reset_users(self) -> list[str]:
+        """Drop every account and role created after bootstrap (killing their sessions), empty the
+        IAM-user catalog and restore the master's grants and password if they changed.
+
+        Returns the dropped accounts as ``user@host``. Raises ``BackendError``.
+        """
         role_col = "is_role" if self.flavour == "mariadb" else "'N'"
         rows = self.admin_execute(f"SELECT user, host, {role_col} FROM mysql.user")  # noqa: S608
         extra = [
@@ -237,6 +260,7 @@ class MysqlHandle(BackendHandle):
 
     # -- the IAM-user catalog --------------------------------------------------------------------
     def is_iam_user(self, db_user: str) -> bool:
+        """Whether the catalog lists ``db_user`` for any host. Raises ``BackendError``."""
         return bool(
             self.admin_execute(
                 f"SELECT 1 FROM {CATALOG} WHERE user = %s LIMIT 1",  # noqa: S608
@@ -245,12 +269,20 @@ class MysqlHandle(BackendHandle):
         )
 
     def record_iam_user(self, db_user: str, host: str = "%") -> None:
+        """Mark ``db_user``@``host`` as an IAM user in the catalog (no-op if already there).
+
+        Endpoints reload their cached catalog before their next login. Raises ``BackendError``.
+        """
         self._write_catalog(
             f"INSERT IGNORE INTO {CATALOG} (user, host) VALUES (%s, %s)",  # noqa: S608
             [db_user, host],
         )
 
     def forget_iam_user(self, db_user: str, host: str = "%") -> None:
+        """Remove ``db_user``@``host`` from the catalog; endpoints reload before their next login.
+
+        Raises ``BackendError``.
+        """
         self._write_catalog(
             f"DELETE FROM {CATALOG} WHERE user = %s AND host = %s",  # noqa: S608
             [db_user, host],

@@ -7,6 +7,7 @@ import socket
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that was free when asked (bound to 0, then released)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
@@ -14,6 +15,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def port_accepts(host: str, port: int, timeout: float = 0.2) -> bool:
+    """Whether a TCP connection to ``host``:``port`` succeeds within ``timeout`` seconds."""
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return True

@@ -39,6 +39,7 @@ PgConn = psycopg.Connection[tuple[Any, ...]]
 
 
 class PostgresHandle(BackendHandle):
+    """A PostgreSQL server; admin SQL runs over psycopg as the superuser ``rdsadmin``."""
     engine = POSTGRES.name
 
     def __init__(
@@ -96,6 +97,13 @@ class PostgresHandle(BackendHandle):
         *,
         dbname: str | None = None,
     ) -> list[Row]:
+        """Run ``sql_text`` (a string with ``%s`` parameters, or a ``psycopg.sql`` composition) as
+        the admin and return its rows.
+
+        Without ``dbname`` (or with ``postgres``) on the shared session, reconnected once if the
+        session was terminated; else on a new connection to ``dbname``. Raises ``BackendError``; on
+        the ``dbname`` path a ``psycopg.OperationalError`` passes through unchanged.
+        """
         query: Any = sql_text
         if dbname is not None and dbname != ADMIN_DB:
             with self._connect_admin(dbname) as conn:
@@ -118,6 +126,11 @@ class PostgresHandle(BackendHandle):
 
     # -- bootstrap -----------------------------------------------------------------------------
     def bootstrap(self) -> None:
+        """Create or update ``rdsadmin``, the roles ``rds_iam`` and ``rds_superuser``, the master
+        user and its grants, the configured database and the template (both owned by the master).
+
+        Raises ``BackendError`` when the server cannot be reached or a statement fails.
+        """
         try:
             first = psycopg.connect(**self._bootstrap_connect, autocommit=True, connect_timeout=10)
         except psycopg.Error as exc:
@@ -197,6 +210,9 @@ class PostgresHandle(BackendHandle):
 
     # -- isolation -----------------------------------------------------------------------------
     def create_database(self, name: str, template: str | None = None) -> str:
+        """Create ``name`` from ``template`` (default: the bootstrap template), owned by the master;
+        ``STRATEGY FILE_COPY`` from PostgreSQL 15 on. Returns ``name``. Raises ``BackendError``.
+        """
         stmt = sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
             sql.Identifier(name),
             sql.Identifier(template or self.template_name),
@@ -208,11 +224,18 @@ class PostgresHandle(BackendHandle):
         return name
 
     def drop_database(self, name: str) -> None:
+        """Drop ``name`` if it exists, terminating its sessions (``WITH (FORCE)``)."""
         self.admin_execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
 
     def reset_users(self) -> list[str]:
+        """Drop every role created after bootstrap (terminating its sessions, dropping what it owns
+        in every database), then restore the master's attributes, password and memberships if
+        they changed.
+
+        Returns the dropped role names. Raises ``BackendError``.
+        """
         rows = self.admin_execute(
             "SELECT oid, rolname FROM pg_roles WHERE rolname NOT LIKE 'pg\\_%%' "
             "AND rolname <> ALL(%s) ORDER BY rolname",
@@ -291,6 +314,9 @@ class PostgresHandle(BackendHandle):
                 self.admin_execute(stmt)
 
     def is_iam_user(self, db_user: str) -> bool:
+        """Whether ``db_user`` is a non-superuser role that can use ``rds_iam``: MEMBER before
+        PostgreSQL 16, USAGE or SET from 16 on (see the module docstring). Raises ``BackendError``.
+        """
         privilege = (
             "'MEMBER'"
             if self._version_num < 160000

@@ -38,6 +38,12 @@ class RunAs:
 
 
 def run_as() -> RunAs:
+    """The account servers run as: ourselves when not root; as root, ``$RDSIAM_BACKEND_USER``
+    (default ``nobody``) through ``setpriv``.
+
+    Raises ``BackendUnavailable`` when that account does not exist, is root, or setpriv is
+    missing.
+    """
     if os.geteuid() != 0:
         return RunAs(os.geteuid(), os.getegid(), pwd.getpwuid(os.geteuid()).pw_name, ())
     name = os.environ.get(BACKEND_USER_ENV, "nobody")
@@ -175,9 +181,13 @@ class ServerProcess:
 
     @property
     def alive(self) -> bool:
+        """Whether the main server process is still running (not reaped)."""
         return self._proc.poll() is None
 
     def stop(self) -> None:
+        """Send ``stop_signal``; SIGKILL the server's session if it has not exited within 10 s, and
+        any processes left in it.
+        """
         with self._lock:
             terminate(self._proc, sig=self._stop_signal)
             kill_session(self._proc.pid)

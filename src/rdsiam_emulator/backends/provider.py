@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def start_local(spec: BackendSpec) -> BackendHandle:
+    """``start_local_postgres`` or ``start_local_mysql`` by engine (raises as they do)."""
     return start_local_postgres(spec) if spec.engine_info is POSTGRES else start_local_mysql(spec)
 
 

@@ -98,4 +98,5 @@ class BackendSpec:
         return default
 
     def with_provider(self, provider: ProviderName) -> BackendSpec:
+        """A copy of this spec with ``provider`` replaced."""
         return replace(self, provider=provider)
