@@ -53,11 +53,12 @@ def run(args: argparse.Namespace) -> int:
 
     Per engine: start a backend, an emulated instance registered in moto, an IAM user with an
     ``rds-db:connect`` policy, a boto3 token, a login over verified TLS; then the clock moves 16
-    minutes on and the same token is tried again (RDS tokens live 15 minutes). Returns 0 once the
-    steps ran; a failing step raises (backend, boto3 or driver exceptions propagate). Bad
-    ``--region`` or a missing ``--*-url`` with ``--backend external`` exit through
-    ``parser.error`` (status 2). Note: an expired token that is accepted is only printed, not
-    turned into a non-zero status.
+    minutes on and the same token is tried again (RDS tokens live 15 minutes:
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.IAMDBAuth.Connecting.html).
+    Returns 0 once the steps ran; a failing step raises (backend, boto3 or driver exceptions
+    propagate). Bad ``--region`` or a missing ``--*-url`` with ``--backend external`` exit
+    through ``parser.error`` (status 2). Note: an expired token that is accepted is only
+    printed, not turned into a non-zero status.
     """
     from moto import mock_aws
 
