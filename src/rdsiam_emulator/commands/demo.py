@@ -19,6 +19,7 @@ from rdsiam_emulator.backends.spec import PROVIDERS
 from rdsiam_emulator.clock import OffsetClock
 from rdsiam_emulator.engines import ENGINE_NAMES, MYSQL, POSTGRES, ConnectTarget, EngineName
 from rdsiam_emulator.instances import EmulatedInstance, Emulator, InstanceConfig
+from rdsiam_emulator.reasons import Reason
 
 
 def register(sub: Any) -> None:
@@ -57,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
     https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.IAMDBAuth.Connecting.html).
     Returns 0 once the steps ran; a failing step raises (backend, boto3 or driver exceptions
     propagate). Bad ``--region`` or a missing ``--*-url`` with ``--backend external`` exit
-    through ``parser.error`` (status 2). Note: an expired token that is accepted is only
-    printed, not turned into a non-zero status.
+    through ``parser.error`` (status 2); 1 when a step did not behave as RDS would (e.g. an
+    expired token was accepted).
     """
     from moto import mock_aws
 
@@ -78,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         if missing:
             args.parser.error(f"--backend external needs {' and '.join(missing)}")
     clock = OffsetClock()
+    worked = True
     with tempfile.TemporaryDirectory(prefix="rdsiam-demo-") as tmp, \
             Emulator(Path(tmp), clock=clock) as emulator, mock_aws(), aws_clock(clock):
         for engine in engines:
@@ -90,13 +92,13 @@ def run(args: argparse.Namespace) -> int:
                 instance = emulator.start_instance(
                     InstanceConfig(instance_id=f"demo-{engine}", engine=engine,
                                    region=args.region), backend)
-                _demo_instance(instance, clock)
+                worked = _demo_instance(instance, clock) and worked
             finally:
                 backend.stop()
-    return 0
+    return 0 if worked else 1
 
 
-def _demo_instance(instance: EmulatedInstance, clock: OffsetClock) -> None:
+def _demo_instance(instance: EmulatedInstance, clock: OffsetClock) -> bool:
     import boto3
 
     instance.register_in_moto()
@@ -125,15 +127,20 @@ def _demo_instance(instance: EmulatedInstance, clock: OffsetClock) -> None:
     print(f"connected with an IAM token over verified TLS as {who}")
 
     clock.advance(minutes=16)
+    refused = False
     try:
         _login(instance, "app_user", token)
         print("UNEXPECTED: an expired token was accepted")
     except Exception as exc:
+        refused = True
         print(f"16 minutes later the same token is refused; the client sees: {_first_line(exc)}")
     event = instance.events_since()[-1]
     print(f"the emulator records: {event.reason} [{event.rds_error_code}] {event.detail}")
     print(f"  hint: {event.hint}")
     clock.reset()
+    if refused and event.reason is not Reason.EXPIRED:
+        print(f"UNEXPECTED: the refusal's reason is {event.reason}, not {Reason.EXPIRED}")
+    return refused and event.reason is Reason.EXPIRED
 
 
 def _target(instance: EmulatedInstance, user: str, password: str) -> ConnectTarget:

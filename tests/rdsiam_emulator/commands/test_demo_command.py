@@ -38,3 +38,17 @@ def test_demo_on_an_external_server():
         assert "the emulator records: expired [ExpiredToken]" in proc.stdout
     finally:
         server.stop()
+
+
+def test_demo_fails_when_an_expired_token_is_accepted(monkeypatch, capsys):
+    """Fault injection: the clock no longer moves, so the 'expired' token is still valid and
+    is accepted; the demo must say so and exit non-zero (it promises exit 0 only when every step
+    worked)."""
+    from rdsiam_emulator import cli
+    from rdsiam_emulator.clock import OffsetClock
+
+    monkeypatch.setattr(OffsetClock, "advance", lambda self, **_: None)
+    code = cli.main(["demo", "--backend", "local", "--engine", "postgres"])
+    out = capsys.readouterr().out
+    assert "UNEXPECTED: an expired token was accepted" in out
+    assert code == 1
