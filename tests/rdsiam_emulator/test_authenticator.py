@@ -4,13 +4,13 @@ import boto3
 import pytest
 from freezegun import freeze_time
 
-from rdsiam_emulator.authenticator import Authenticator, ClientInfo
+from rdsiam_emulator.auth.authenticator import Authenticator, ClientInfo
+from rdsiam_emulator.auth.credentials import StaticCredentials
+from rdsiam_emulator.auth.endpoint_spec import Endpoint
+from rdsiam_emulator.auth.throttle import Throttle, ThrottleLimits
 from rdsiam_emulator.clock import ManualClock
-from rdsiam_emulator.credentials import StaticCredentials
-from rdsiam_emulator.endpoint_spec import Endpoint
 from rdsiam_emulator.events import EventLog
 from rdsiam_emulator.reasons import Reason, Rejection
-from rdsiam_emulator.throttle import Throttle, ThrottleLimits
 
 HOST = "mydb.c0abcdefgh.us-east-1.rds.amazonaws.com"
 SIGNED_AT = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)

@@ -4,9 +4,9 @@ import boto3
 from freezegun import freeze_time
 from moto import mock_aws
 
-from rdsiam_emulator.aws_clock import aws_clock
+from rdsiam_emulator.auth.tokens import parse_token
+from rdsiam_emulator.aws.clock import aws_clock
 from rdsiam_emulator.clock import ManualClock, OffsetClock, SystemClock
-from rdsiam_emulator.tokens import parse_token
 
 HOST = "db.c0abcdefgh.us-east-1.rds.amazonaws.com"
 

@@ -6,9 +6,14 @@ import asyncio
 
 import pytest
 
-from rdsiam_emulator import event_loops
-from rdsiam_emulator.event_loops import LOOP_ENV, loop_name, new_event_loop, resolve_loop_name
-from rdsiam_emulator.loop_thread import LoopThread
+from rdsiam_emulator.endpoint import event_loops
+from rdsiam_emulator.endpoint.event_loops import (
+    LOOP_ENV,
+    loop_name,
+    new_event_loop,
+    resolve_loop_name,
+)
+from rdsiam_emulator.endpoint.loop_thread import LoopThread
 
 
 @pytest.fixture(autouse=True)

@@ -7,13 +7,13 @@ from datetime import datetime, timedelta
 import pytest
 from tokenkit import AT, HOST, PORT, TEMP, build_token, endpoint, get_param, lookup
 
-from rdsiam_emulator import sigv4
-from rdsiam_emulator.credentials import ResolvedCredential, StaticCredentials
-from rdsiam_emulator.endpoint_spec import Endpoint
-from rdsiam_emulator.explain import FORMAT_CHECK, explain_token, render_text
+from rdsiam_emulator.auth import sigv4
+from rdsiam_emulator.auth.credentials import ResolvedCredential, StaticCredentials
+from rdsiam_emulator.auth.endpoint_spec import Endpoint
+from rdsiam_emulator.auth.explain import FORMAT_CHECK, explain_token, render_text
+from rdsiam_emulator.auth.tokens import ParsedToken
+from rdsiam_emulator.auth.verifier import CHECKS, verify_token
 from rdsiam_emulator.reasons import Reason, Rejection
-from rdsiam_emulator.tokens import ParsedToken
-from rdsiam_emulator.verifier import CHECKS, verify_token
 
 NOW = AT + timedelta(seconds=30)
 

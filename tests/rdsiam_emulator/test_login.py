@@ -10,13 +10,10 @@ import boto3
 import pytest
 from freezegun import freeze_time
 
-from rdsiam_emulator.authenticator import Authenticator, ClientInfo
-from rdsiam_emulator.clock import ManualClock
-from rdsiam_emulator.credentials import StaticCredentials
-from rdsiam_emulator.endpoint_spec import Endpoint
-from rdsiam_emulator.engines import engine as engine_named
-from rdsiam_emulator.events import EventLog
-from rdsiam_emulator.login import (
+from rdsiam_emulator.auth.authenticator import Authenticator, ClientInfo
+from rdsiam_emulator.auth.credentials import StaticCredentials
+from rdsiam_emulator.auth.endpoint_spec import Endpoint
+from rdsiam_emulator.auth.login import (
     AskToken,
     LogIn,
     LoginFacts,
@@ -25,6 +22,9 @@ from rdsiam_emulator.login import (
     Refuse,
     RelayPassword,
 )
+from rdsiam_emulator.clock import ManualClock
+from rdsiam_emulator.engines import engine as engine_named
+from rdsiam_emulator.events import EventLog
 from rdsiam_emulator.reasons import Reason
 from rdsiam_emulator.secrets import derived_password
 

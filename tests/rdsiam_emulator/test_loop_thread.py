@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from rdsiam_emulator.loop_thread import LoopThread
+from rdsiam_emulator.endpoint.loop_thread import LoopThread
 
 
 def test_runs_coroutines_on_another_thread_and_returns_results():

@@ -4,7 +4,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from rdsiam_emulator.moto_rds import RdsRegistration, register, set_iam_enabled
+from rdsiam_emulator.aws.rds import RdsRegistration, register, set_iam_enabled
 
 
 def _reg(**kw):

@@ -29,10 +29,15 @@ from tokenkit import (
     lookup,
 )
 
+from rdsiam_emulator.auth.tokens import (
+    TokenFormatError,
+    decode_component,
+    parse_token,
+    percent_decode,
+)
+from rdsiam_emulator.auth.verifier import CheckContext, VerifyResult, run_checks, verify_token
 from rdsiam_emulator.iam.principals import MotoCredential
 from rdsiam_emulator.reasons import Reason
-from rdsiam_emulator.tokens import TokenFormatError, decode_component, parse_token, percent_decode
-from rdsiam_emulator.verifier import CheckContext, VerifyResult, run_checks, verify_token
 
 NOW = AT + timedelta(seconds=30)
 EP = endpoint()
@@ -175,7 +180,7 @@ def test_decode_component_agrees_with_the_general_way(raw: str) -> None:
         with pytest.raises(TokenFormatError):
             decode_component(raw)
         return
-    from rdsiam_emulator.sigv4 import uri_encode
+    from rdsiam_emulator.auth.sigv4 import uri_encode
 
     assert decode_component(raw) == (expected, uri_encode(expected))
 
@@ -203,7 +208,7 @@ def test_any_db_user_and_session_token_round_trip(user: str, session: str) -> No
 @given(st.sampled_from(FORMS), st.data())
 def test_fast_query_parse_equals_the_general_one(form: str, data: st.DataObject) -> None:
     """Whenever the C-level query parse answers, it answers exactly like the item-by-item one."""
-    from rdsiam_emulator.tokens import _parse_query, _parse_query_fast
+    from rdsiam_emulator.auth.tokens import _parse_query, _parse_query_fast
 
     token = GENUINE[form]
     for _ in range(data.draw(st.integers(0, 3))):
@@ -218,7 +223,7 @@ def test_fast_query_parse_equals_the_general_one(form: str, data: st.DataObject)
 
 
 def test_fast_query_parse_is_taken_for_sdk_tokens() -> None:
-    from rdsiam_emulator.tokens import _parse_query_fast
+    from rdsiam_emulator.auth.tokens import _parse_query_fast
 
     for form, token in GENUINE.items():
         assert _parse_query_fast(token.partition("?")[2]) is not None, form
@@ -252,7 +257,7 @@ def same_as_general(
 ) -> VerifyResult:
     """verify_token and the general path alone give identical results, field by field, with
     each of ``AUTHORIZERS`` (the full decision); returns the result without an authorizer."""
-    from rdsiam_emulator.verifier import DEFAULT_SETTINGS, _verify_general
+    from rdsiam_emulator.auth.verifier import DEFAULT_SETTINGS, _verify_general
 
     creds = iam_lookup() if creds is None else creds
     ep = iam_endpoint() if ep is None else ep
@@ -281,8 +286,8 @@ def same_as_general(
 
 
 def test_fast_path_is_taken_for_sdk_layouts() -> None:
-    from rdsiam_emulator.tokens import CANONICAL_SDK_TOKEN
-    from rdsiam_emulator.verifier import _LazyTokenResult
+    from rdsiam_emulator.auth.tokens import CANONICAL_SDK_TOKEN
+    from rdsiam_emulator.auth.verifier import _LazyTokenResult
 
     for (form, user, _akid), token in SDK_GENUINE.items():
         assert CANONICAL_SDK_TOKEN.match(token) is not None, form
@@ -329,7 +334,7 @@ def test_fast_path_time_boundaries_to_the_microsecond(
 def test_fast_path_equals_general_path_on_credential_failures(
     key: tuple[str, str, str], case: str,
 ) -> None:
-    from rdsiam_emulator.credentials import StaticCredentials
+    from rdsiam_emulator.auth.credentials import StaticCredentials
 
     principal = TEMP if key[2] == TEMP.access_key_id else ALICE
     overrides: dict[str, object] = {
@@ -373,7 +378,7 @@ def test_lookup_that_raises_is_reported_like_the_general_path() -> None:
     ("elsewhere.example.com", 5432),
 ])
 def test_fast_path_host_binding_equals_general(host: str, port: int) -> None:
-    from rdsiam_emulator.tokens import CANONICAL_SDK_TOKEN
+    from rdsiam_emulator.auth.tokens import CANONICAL_SDK_TOKEN
 
     ep = iam_endpoint(aliases=("Reader.Example.COM.", "127.0.0.1:6000"))
     token = build_token(principal=TEMP, host=host, port=port, db_user="app_user")

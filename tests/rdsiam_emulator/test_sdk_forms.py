@@ -42,18 +42,18 @@ from tokenkit import (
     lookup,
 )
 
-from rdsiam_emulator.clock import SystemClock
-from rdsiam_emulator.credentials import StaticCredentials
-from rdsiam_emulator.endpoint_spec import Endpoint
-from rdsiam_emulator.reasons import Reason
-from rdsiam_emulator.tokens import parse_token
-from rdsiam_emulator.verifier import (
+from rdsiam_emulator.auth.credentials import StaticCredentials
+from rdsiam_emulator.auth.endpoint_spec import Endpoint
+from rdsiam_emulator.auth.tokens import parse_token
+from rdsiam_emulator.auth.verifier import (
     CheckContext,
     VerifierSettings,
     VerifyResult,
     run_checks,
     verify_token,
 )
+from rdsiam_emulator.clock import SystemClock
+from rdsiam_emulator.reasons import Reason
 
 NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 NOW = AT + timedelta(seconds=20)
@@ -301,7 +301,7 @@ def test_every_sdk_form_goes_through_the_authorizer(form: str, port: int | None)
     """Whichever path a layout takes (the SDK-layout fast path, or the general path for Java's
     DBUser-first order, port-less and other hand-built forms), IAM decides: a deny-all policy
     refuses, an allow for this user accepts, an allow for another user refuses."""
-    from rdsiam_emulator.tokens import CANONICAL_SDK_TOKEN
+    from rdsiam_emulator.auth.tokens import CANONICAL_SDK_TOKEN
 
     user = "app_user"
     ep = iam_endpoint(port=443 if port is None else port)

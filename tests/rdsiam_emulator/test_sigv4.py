@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rdsiam_emulator import sigv4
+from rdsiam_emulator.auth import sigv4
 
 
 def test_signing_key_matches_the_aws_documentation_example() -> None:
@@ -119,7 +119,7 @@ def test_presign_matches_botocore_query_signer() -> None:
                        expires=900).add_auth(request)
     prepared = request.prepare()
     query = prepared.url.split("?", 1)[1]
-    from rdsiam_emulator.tokens import parse_token
+    from rdsiam_emulator.auth.tokens import parse_token
 
     token = parse_token(f"{host}/?{query}")
     ours = sigv4.presign(host_text=host, params=token.params, secret="secret/key",

@@ -1,4 +1,4 @@
-from rdsiam_emulator.throttle import Throttle, ThrottleLimits
+from rdsiam_emulator.auth.throttle import Throttle, ThrottleLimits
 
 
 class FakeMonotonic:

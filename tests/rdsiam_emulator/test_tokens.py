@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from tokenkit import AT, HOST, PORT, TEMP, build_token, get_param, replace_param
 
-from rdsiam_emulator import sigv4
-from rdsiam_emulator.reasons import Reason
-from rdsiam_emulator.tokens import (
+from rdsiam_emulator.auth import sigv4
+from rdsiam_emulator.auth.tokens import (
     MAX_TOKEN_LENGTH,
     ParsedToken,
     TokenFormatError,
@@ -20,6 +19,7 @@ from rdsiam_emulator.tokens import (
     redact_value,
     split_host_port,
 )
+from rdsiam_emulator.reasons import Reason
 
 
 def test_fields_of_a_temporary_token() -> None:

@@ -21,11 +21,10 @@ from tokenkit import (
     replace_param,
 )
 
-from rdsiam_emulator.credentials import ResolvedCredential, StaticCredentials
-from rdsiam_emulator.endpoint_spec import Endpoint
-from rdsiam_emulator.reasons import REASONS, Reason, Rejection
-from rdsiam_emulator.tokens import ParsedToken
-from rdsiam_emulator.verifier import (
+from rdsiam_emulator.auth.credentials import ResolvedCredential, StaticCredentials
+from rdsiam_emulator.auth.endpoint_spec import Endpoint
+from rdsiam_emulator.auth.tokens import ParsedToken
+from rdsiam_emulator.auth.verifier import (
     CHECKS,
     CheckContext,
     VerifierSettings,
@@ -33,6 +32,7 @@ from rdsiam_emulator.verifier import (
     run_checks,
     verify_token,
 )
+from rdsiam_emulator.reasons import REASONS, Reason, Rejection
 
 NOW = AT + timedelta(seconds=30)
 
@@ -617,7 +617,7 @@ def test_credential_checks_in_order_inactive_before_expired_before_session() -> 
 
 
 def test_run_checks_reports_every_check() -> None:
-    from rdsiam_emulator.tokens import parse_token
+    from rdsiam_emulator.auth.tokens import parse_token
 
     token = parse_token(build_token(region="eu-west-1", port=3306))
     ctx = CheckContext(token, endpoint(), "app_user", lookup(), NOW)
@@ -636,7 +636,7 @@ def test_run_checks_reports_every_check() -> None:
 
 
 def test_run_checks_skips_without_inputs() -> None:
-    from rdsiam_emulator.tokens import parse_token
+    from rdsiam_emulator.auth.tokens import parse_token
 
     ctx = CheckContext(parse_token(build_token()), None, None, None, None)
     outcomes = {o.name: o for o in run_checks(ctx, stop_at_first=False)}

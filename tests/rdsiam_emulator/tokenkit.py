@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from rdsiam_emulator import sigv4
-from rdsiam_emulator.credentials import ResolvedCredential, StaticCredentials
-from rdsiam_emulator.endpoint_spec import Endpoint
+from rdsiam_emulator.auth import sigv4
+from rdsiam_emulator.auth.credentials import ResolvedCredential, StaticCredentials
+from rdsiam_emulator.auth.endpoint_spec import Endpoint
 from rdsiam_emulator.iam.api_source import StaticPolicySource
 from rdsiam_emulator.iam.authorizer import IamAuthorizer
 from rdsiam_emulator.iam.evaluator import PolicyRef

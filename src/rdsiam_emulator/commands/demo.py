@@ -50,7 +50,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from moto import mock_aws
 
-    from rdsiam_emulator.aws_clock import aws_clock
+    from rdsiam_emulator.aws.clock import aws_clock
     from rdsiam_emulator.backends import BackendSpec, start_backend
 
     engines: list[EngineName] = args.engine or list(ENGINE_NAMES)

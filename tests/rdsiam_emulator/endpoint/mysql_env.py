@@ -13,13 +13,13 @@ from pathlib import Path
 import boto3
 import pytest
 
-from rdsiam_emulator.authenticator import Authenticator
+from rdsiam_emulator.auth.authenticator import Authenticator
+from rdsiam_emulator.auth.credentials import StaticCredentials
+from rdsiam_emulator.auth.endpoint_spec import Endpoint
 from rdsiam_emulator.backends.local_mysql import start_local_mysql
 from rdsiam_emulator.backends.spec import BackendSpec
-from rdsiam_emulator.credentials import StaticCredentials
 from rdsiam_emulator.endpoint.backend import BackendAddress
 from rdsiam_emulator.endpoint.mysql import MysqlEndpoint
-from rdsiam_emulator.endpoint_spec import Endpoint
 from rdsiam_emulator.events import EventLog
 from rdsiam_emulator.tls import EmulatorCA
 

@@ -13,8 +13,8 @@ import pytest
 from mysql_env import REGION, MyEnv, _make_env, emulator_ca, mariadb  # noqa: F401
 from test_mysql_endpoint import connect, make_iam_user
 
-from rdsiam_emulator.authenticator import Authenticator
-from rdsiam_emulator.endpoint_spec import Endpoint
+from rdsiam_emulator.auth.authenticator import Authenticator
+from rdsiam_emulator.auth.endpoint_spec import Endpoint
 from rdsiam_emulator.reasons import Reason
 
 
@@ -22,7 +22,7 @@ from rdsiam_emulator.reasons import Reason
 def moto_env(mariadb, emulator_ca, monkeypatch):
     from moto import mock_aws
 
-    from rdsiam_emulator.iam import moto_patches
+    from rdsiam_emulator.aws import patches as moto_patches
 
     monkeypatch.delenv("MOTO_ACCOUNT_ID", raising=False)
     moto_patches.install()
@@ -31,7 +31,8 @@ def moto_env(mariadb, emulator_ca, monkeypatch):
 
 
 def use_account(env: MyEnv, account: str, global_keys: str = "documented") -> Endpoint:
-    from rdsiam_emulator.iam import IamAuthorizer, MotoCredentials
+    from rdsiam_emulator.aws import MotoCredentials
+    from rdsiam_emulator.iam import IamAuthorizer
 
     old = env.endpoint.authenticator.endpoint
     spec = Endpoint(old.host, old.port, REGION, aliases=old.aliases, account_id=account,

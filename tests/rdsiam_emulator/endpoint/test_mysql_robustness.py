@@ -138,8 +138,9 @@ def moto_env(mariadb, emulator_ca):
 
 
 def test_iam_policy_from_moto_decides(moto_env):
-    from rdsiam_emulator.authenticator import Authenticator
-    from rdsiam_emulator.iam import IamAuthorizer, MotoCredentials
+    from rdsiam_emulator.auth.authenticator import Authenticator
+    from rdsiam_emulator.aws import MotoCredentials
+    from rdsiam_emulator.iam import IamAuthorizer
 
     env = moto_env
     endpoint_spec = env.endpoint.authenticator.endpoint

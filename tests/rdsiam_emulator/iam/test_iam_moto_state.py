@@ -14,13 +14,15 @@ import botocore.session
 import pytest
 from moto import mock_aws
 
-from rdsiam_emulator.aws_clock import aws_clock
+from rdsiam_emulator.auth.endpoint_spec import Endpoint
+from rdsiam_emulator.auth.verifier import verify_token
+from rdsiam_emulator.aws import MotoCredentials
+from rdsiam_emulator.aws import patches as moto_patches
+from rdsiam_emulator.aws.clock import aws_clock
 from rdsiam_emulator.clock import ManualClock, SystemClock
-from rdsiam_emulator.endpoint_spec import Endpoint
-from rdsiam_emulator.iam import IamAuthorizer, MotoCredentials, moto_patches
+from rdsiam_emulator.iam import IamAuthorizer
 from rdsiam_emulator.iam.principals import MotoCredential
 from rdsiam_emulator.reasons import Reason
-from rdsiam_emulator.verifier import verify_token
 
 REGION = "us-east-1"
 ACCT = "123456789012"
@@ -223,7 +225,7 @@ def test_lookups_from_another_thread_while_state_changes(aws: None) -> None:
 
 def test_explain_token_library_route_for_a_role_session(aws: None) -> None:
     """In the process holding the moto state, explain_token gets the full IAM step."""
-    from rdsiam_emulator.explain import explain_token
+    from rdsiam_emulator.auth.explain import explain_token
 
     key = make_user()
     iam = client("iam")
@@ -296,8 +298,8 @@ def test_user_created_before_the_patches_reports_its_boundary_unknown(
     boundary; the decision must say the boundary was not evaluated, not silently allow."""
     from moto.iam.responses import IamResponse
 
+    from rdsiam_emulator.aws.iam_state import MotoPolicySource
     from rdsiam_emulator.iam.authorizer import check_principal
-    from rdsiam_emulator.iam.moto_state import MotoPolicySource
     from rdsiam_emulator.iam.principals import principal_from_arn
 
     iam = client("iam")
@@ -331,8 +333,8 @@ def test_disabling_the_scp_type_detaches_every_scp(
 ) -> None:
     """Trial #18 (repro_disable_reenable.py): AWS detaches every SCP when the type is disabled;
     re-enabled, every entity has only FullAWSAccess (Organizations guide, disable-policy-type)."""
+    from rdsiam_emulator.aws.iam_state import MotoPolicySource
     from rdsiam_emulator.iam.authorizer import check_principal
-    from rdsiam_emulator.iam.moto_state import MotoPolicySource
     from rdsiam_emulator.iam.principals import principal_from_arn
 
     org = client("organizations")
@@ -380,8 +382,8 @@ def test_aws_managed_boundary_unknown_to_moto_names_the_setting(
 ) -> None:
     """Trial #18 (t_bnd.py): an AWS-managed boundary moto has not loaded denies (it cannot be
     read), and the refusal says so and names MOTO_IAM_LOAD_MANAGED_POLICIES=true."""
+    from rdsiam_emulator.aws.iam_state import MotoPolicySource
     from rdsiam_emulator.iam.authorizer import check_principal, rejection_for
-    from rdsiam_emulator.iam.moto_state import MotoPolicySource
     from rdsiam_emulator.iam.principals import principal_from_arn
 
     monkeypatch.delenv("MOTO_IAM_LOAD_MANAGED_POLICIES", raising=False)

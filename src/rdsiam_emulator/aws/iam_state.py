@@ -3,7 +3,7 @@
 moto keeps IAM per account and partition (``iam_backends[account]["aws"]``) and STS sessions per
 account (``sts_backends[account][partition].assumed_roles``). The endpoint reads this from its own
 thread while tests change it, so every read copies (``list(...)``) and retries once if moto changed
-a dict underneath; nothing here writes to moto (``moto_patches`` records at issue time instead).
+a dict underneath; nothing here writes to moto (``patches`` records at issue time instead).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from rdsiam_emulator.iam import moto_patches
+from rdsiam_emulator.aws import patches as moto_patches
 from rdsiam_emulator.iam.evaluator import Layer, PolicyRef
 from rdsiam_emulator.iam.organizations import moto_org_for
 from rdsiam_emulator.iam.principals import MotoCredential, Principal, PrincipalPolicies

@@ -16,11 +16,10 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Protocol
 
-from rdsiam_emulator import sigv4
-from rdsiam_emulator.credentials import CredentialLookup, ResolvedCredential
-from rdsiam_emulator.endpoint_spec import Endpoint
-from rdsiam_emulator.reasons import REASONS, Reason, Rejection
-from rdsiam_emulator.tokens import (
+from rdsiam_emulator.auth import sigv4
+from rdsiam_emulator.auth.credentials import CredentialLookup, ResolvedCredential
+from rdsiam_emulator.auth.endpoint_spec import Endpoint
+from rdsiam_emulator.auth.tokens import (
     CANONICAL_SDK_TOKEN,
     MAX_TOKEN_LENGTH,
     ParsedToken,
@@ -28,6 +27,7 @@ from rdsiam_emulator.tokens import (
     parse_sdk_layout,
     parse_token,
 )
+from rdsiam_emulator.reasons import REASONS, Reason, Rejection
 
 MAX_EXPIRES = 900
 

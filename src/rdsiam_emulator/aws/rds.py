@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from rdsiam_emulator.iam import moto_patches
+from rdsiam_emulator.aws import patches as moto_patches
 
 _lock = threading.Lock()
 _ADDRESS_ATTR = "_rdsiam_address"

@@ -11,20 +11,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from rdsiam_emulator.clock import Clock, SystemClock
-from rdsiam_emulator.credentials import CredentialLookup
-from rdsiam_emulator.endpoint_spec import Endpoint
-from rdsiam_emulator.engines import EngineName
-from rdsiam_emulator.engines import engine as engine_named
-from rdsiam_emulator.events import ALLOW, DENY, AuthEvent, EventLog
-from rdsiam_emulator.reasons import REASONS, Reason
-from rdsiam_emulator.throttle import Throttle
-from rdsiam_emulator.verifier import (
+from rdsiam_emulator.auth.credentials import CredentialLookup
+from rdsiam_emulator.auth.endpoint_spec import Endpoint
+from rdsiam_emulator.auth.throttle import Throttle
+from rdsiam_emulator.auth.verifier import (
     DEFAULT_SETTINGS,
     Authorizer,
     VerifierSettings,
     verify_token,
 )
+from rdsiam_emulator.clock import Clock, SystemClock
+from rdsiam_emulator.engines import EngineName
+from rdsiam_emulator.engines import engine as engine_named
+from rdsiam_emulator.events import ALLOW, DENY, AuthEvent, EventLog
+from rdsiam_emulator.reasons import REASONS, Reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from functools import lru_cache
 
+from rdsiam_emulator.auth.sigv4 import is_unreserved, uri_encode
 from rdsiam_emulator.reasons import Reason
-from rdsiam_emulator.sigv4 import is_unreserved, uri_encode
 
 MAX_TOKEN_LENGTH = 64 * 1024
 """Far above any real token (1-2 KB, more with a long session token); bounds parsing work."""

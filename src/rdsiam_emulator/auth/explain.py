@@ -18,12 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rdsiam_emulator import sigv4
-from rdsiam_emulator.credentials import CredentialLookup
-from rdsiam_emulator.endpoint_spec import Endpoint
-from rdsiam_emulator.engines import ENGINES
-from rdsiam_emulator.reasons import REASONS, Reason, Rejection
-from rdsiam_emulator.tokens import (
+from rdsiam_emulator.auth import sigv4
+from rdsiam_emulator.auth.credentials import CredentialLookup
+from rdsiam_emulator.auth.endpoint_spec import Endpoint
+from rdsiam_emulator.auth.tokens import (
     SECURITY_TOKEN,
     ParsedToken,
     TokenFormatError,
@@ -31,7 +29,7 @@ from rdsiam_emulator.tokens import (
     redact_token,
     redact_value,
 )
-from rdsiam_emulator.verifier import (
+from rdsiam_emulator.auth.verifier import (
     CHECKS,
     DEFAULT_SETTINGS,
     Authorizer,
@@ -40,6 +38,8 @@ from rdsiam_emulator.verifier import (
     run_checks,
     signed_host_forms,
 )
+from rdsiam_emulator.engines import ENGINES
+from rdsiam_emulator.reasons import REASONS, Reason, Rejection
 
 FORMAT_CHECK = "token format"
 SIGNATURE_CHECK = "signature"

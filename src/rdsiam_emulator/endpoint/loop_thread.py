@@ -12,7 +12,7 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from rdsiam_emulator.event_loops import new_event_loop
+from rdsiam_emulator.endpoint.event_loops import new_event_loop
 
 T = TypeVar("T")
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rdsiam_emulator.authenticator import ClientInfo, IamAuthenticator, LoginDecision
+from rdsiam_emulator.auth.authenticator import ClientInfo, IamAuthenticator, LoginDecision
 from rdsiam_emulator.engines import Engine
 from rdsiam_emulator.engines import engine as engine_named
 from rdsiam_emulator.reasons import Reason

@@ -20,14 +20,14 @@ import sys
 from datetime import datetime
 from typing import Any
 
+from rdsiam_emulator.auth.credentials import ResolvedCredential
+from rdsiam_emulator.auth.endpoint_spec import Endpoint
+from rdsiam_emulator.auth.tokens import ParsedToken
 from rdsiam_emulator.commands.token import ExplainInputs
-from rdsiam_emulator.credentials import ResolvedCredential
-from rdsiam_emulator.endpoint_spec import Endpoint
 from rdsiam_emulator.iam.api_source import IamApiPolicySource, principal_for_access_key
 from rdsiam_emulator.iam.authorizer import IamAuthorizer
 from rdsiam_emulator.iam.principals import MotoCredential
 from rdsiam_emulator.reasons import Rejection
-from rdsiam_emulator.tokens import ParsedToken
 
 
 def add_explain_arguments(parser: argparse.ArgumentParser) -> None:

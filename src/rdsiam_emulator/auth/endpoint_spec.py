@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rdsiam_emulator.tokens import split_host_port
+from rdsiam_emulator.auth.tokens import split_host_port
 
 
 @dataclass(frozen=True, slots=True)
