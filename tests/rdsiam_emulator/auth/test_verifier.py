@@ -6,6 +6,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pytest
+
+from rdsiam_emulator.auth.credentials import ResolvedCredential, StaticCredentials
+from rdsiam_emulator.auth.endpoint_spec import Endpoint
+from rdsiam_emulator.auth.tokens import ParsedToken
+from rdsiam_emulator.auth.verifier import (
+    CHECKS,
+    CheckContext,
+    VerifierSettings,
+    VerifyResult,
+    run_checks,
+    verify_token,
+)
+from rdsiam_emulator.reasons import REASONS, Reason, Rejection
 from tokenkit import (
     ALICE,
     AT,
@@ -20,19 +33,6 @@ from tokenkit import (
     lookup,
     replace_param,
 )
-
-from rdsiam_emulator.auth.credentials import ResolvedCredential, StaticCredentials
-from rdsiam_emulator.auth.endpoint_spec import Endpoint
-from rdsiam_emulator.auth.tokens import ParsedToken
-from rdsiam_emulator.auth.verifier import (
-    CHECKS,
-    CheckContext,
-    VerifierSettings,
-    VerifyResult,
-    run_checks,
-    verify_token,
-)
-from rdsiam_emulator.reasons import REASONS, Reason, Rejection
 
 NOW = AT + timedelta(seconds=30)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from tokenkit import AT, HOST, PORT, TEMP, build_token, endpoint, get_param, lookup
 
 from rdsiam_emulator.auth import sigv4
 from rdsiam_emulator.auth.credentials import ResolvedCredential, StaticCredentials
@@ -14,6 +13,7 @@ from rdsiam_emulator.auth.explain import FORMAT_CHECK, explain_token, render_tex
 from rdsiam_emulator.auth.tokens import ParsedToken
 from rdsiam_emulator.auth.verifier import CHECKS, verify_token
 from rdsiam_emulator.reasons import Reason, Rejection
+from tokenkit import AT, HOST, PORT, TEMP, build_token, endpoint, get_param, lookup
 
 NOW = AT + timedelta(seconds=30)
 

@@ -10,7 +10,6 @@ import sys
 from datetime import datetime
 
 import pytest
-from tokenkit import HOST, PORT, TEMP, build_token, get_param, replace_param
 
 from rdsiam_emulator.auth.credentials import ResolvedCredential
 from rdsiam_emulator.auth.endpoint_spec import Endpoint
@@ -19,6 +18,7 @@ from rdsiam_emulator.auth.tokens import ParsedToken
 from rdsiam_emulator.cli import COMMAND_MODULES, main
 from rdsiam_emulator.commands import token as token_cmd
 from rdsiam_emulator.reasons import Reason, Rejection
+from tokenkit import HOST, PORT, TEMP, build_token, get_param, replace_param
 
 TOKEN = build_token(principal=TEMP)
 GOOD = ["--at", "2024-05-01T12:00:30Z", "--endpoint", f"{HOST}:{PORT}", "--region", "us-east-1",

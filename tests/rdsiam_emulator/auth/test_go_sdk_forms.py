@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from tokenkit import ALICE, HOST, REGION, TEMP, Principal, build_token, endpoint, get_param, lookup
 
 from native_clients import GoClient, go_client  # noqa: F401
 from rdsiam_emulator.auth.verifier import verify_token
+from tokenkit import ALICE, HOST, REGION, TEMP, Principal, build_token, endpoint, get_param, lookup
 
 CASES = [
     pytest.param(ALICE, HOST, 5432, "app_user", id="static-5432"),

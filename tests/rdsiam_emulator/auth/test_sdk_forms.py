@@ -22,6 +22,19 @@ from typing import Any
 import boto3
 import pytest
 from freezegun import freeze_time
+
+from rdsiam_emulator.auth.credentials import StaticCredentials
+from rdsiam_emulator.auth.endpoint_spec import Endpoint
+from rdsiam_emulator.auth.tokens import parse_token
+from rdsiam_emulator.auth.verifier import (
+    CheckContext,
+    VerifierSettings,
+    VerifyResult,
+    run_checks,
+    verify_token,
+)
+from rdsiam_emulator.clock import SystemClock
+from rdsiam_emulator.reasons import Reason
 from tokenkit import (
     ALICE,
     ALLOW_ALL,
@@ -41,19 +54,6 @@ from tokenkit import (
     iam_lookup,
     lookup,
 )
-
-from rdsiam_emulator.auth.credentials import StaticCredentials
-from rdsiam_emulator.auth.endpoint_spec import Endpoint
-from rdsiam_emulator.auth.tokens import parse_token
-from rdsiam_emulator.auth.verifier import (
-    CheckContext,
-    VerifierSettings,
-    VerifyResult,
-    run_checks,
-    verify_token,
-)
-from rdsiam_emulator.clock import SystemClock
-from rdsiam_emulator.reasons import Reason
 
 NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 NOW = AT + timedelta(seconds=20)

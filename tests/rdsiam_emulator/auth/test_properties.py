@@ -12,6 +12,16 @@ from datetime import timedelta
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+
+from rdsiam_emulator.auth.tokens import (
+    TokenFormatError,
+    decode_component,
+    parse_token,
+    percent_decode,
+)
+from rdsiam_emulator.auth.verifier import CheckContext, VerifyResult, run_checks, verify_token
+from rdsiam_emulator.iam.principals import MotoCredential
+from rdsiam_emulator.reasons import Reason
 from tokenkit import (
     ALICE,
     ALLOW_ALL,
@@ -28,16 +38,6 @@ from tokenkit import (
     iam_lookup,
     lookup,
 )
-
-from rdsiam_emulator.auth.tokens import (
-    TokenFormatError,
-    decode_component,
-    parse_token,
-    percent_decode,
-)
-from rdsiam_emulator.auth.verifier import CheckContext, VerifyResult, run_checks, verify_token
-from rdsiam_emulator.iam.principals import MotoCredential
-from rdsiam_emulator.reasons import Reason
 
 NOW = AT + timedelta(seconds=30)
 EP = endpoint()

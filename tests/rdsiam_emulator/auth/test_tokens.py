@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from tokenkit import AT, HOST, PORT, TEMP, build_token, get_param, replace_param
 
 from rdsiam_emulator.auth import sigv4
 from rdsiam_emulator.auth.tokens import (
@@ -20,6 +19,7 @@ from rdsiam_emulator.auth.tokens import (
     split_host_port,
 )
 from rdsiam_emulator.reasons import Reason
+from tokenkit import AT, HOST, PORT, TEMP, build_token, get_param, replace_param
 
 
 def test_fields_of_a_temporary_token() -> None:
