@@ -55,7 +55,7 @@ from tokenkit import (
     lookup,
 )
 
-NODE_DIR = Path(__file__).resolve().parents[1] / "node"
+NODE_DIR = Path(__file__).resolve().parents[2] / "node"
 NOW = AT + timedelta(seconds=20)
 
 ODD_USERS = [

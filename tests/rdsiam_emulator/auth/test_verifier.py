@@ -651,7 +651,7 @@ def test_run_checks_skips_without_inputs() -> None:
 def test_every_reason_code_is_documented() -> None:
     from pathlib import Path
 
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "reason-codes.md").read_text()
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "reason-codes.md").read_text()
     rows = {line.split("|")[1].strip().strip("`"): line for line in doc.splitlines()
             if line.startswith("| `")}
     for reason, info in REASONS.items():

@@ -198,7 +198,7 @@ def test_mysqlclient(myenv):
     conn.close()
 
 
-NODE_DIR = Path(__file__).resolve().parents[2] / "node"
+NODE_DIR = Path(__file__).resolve().parents[3] / "node"
 
 
 @pytest.mark.node
