@@ -58,6 +58,17 @@ INPUT_HINTS: dict[str, str] = {
 }
 """What to pass to get a skipped check to run, by the input it lacked."""
 
+@dataclass(frozen=True, slots=True)
+class ExplainInputs:
+    """What an input provider (a ``token explain`` hook, a caller) adds to an explanation: a
+    credential lookup and/or an ``Authorizer`` (None = not supplied).
+    """
+
+    credentials: CredentialLookup | None = None
+    authorizer: Authorizer | None = None
+    unused_secret = False
+
+
 CLIENT_MESSAGES: dict[str, str] = {e.name: e.iam_refusal_text for e in ENGINES.values()}
 """What a client sees for every token rejection, by engine name: RDS never tells it why
 (``Engine.iam_refusal_text``)."""
@@ -239,8 +250,7 @@ def explain_token(
             lines.append(CheckLine(outcome.name, outcome.stage, "fail", rej.detail, rej.reason,
                                    rej.hint))
         else:
-            lines.append(CheckLine(outcome.name, outcome.stage, "pass",
-                                   _pass_detail(outcome.name, ctx)))
+            lines.append(CheckLine(outcome.name, outcome.stage, "pass", outcome.detail))
 
     forms = signed_host_forms(parsed)
     matched = ctx.matched_signed_host
@@ -315,51 +325,6 @@ def _skip_detail(name: str, detail: str, ctx: CheckContext) -> str:
     return "needs " + "; ".join(hints)
 
 
-def _pass_detail(name: str, ctx: CheckContext) -> str:
-    token = ctx.token
-    if name == "credential scope region":
-        return f"scope region {token.region} is the instance's region"
-    if name == "credential scope date":
-        return f"scope date {token.credential.date} is the date of X-Amz-Date"
-    if name == "X-Amz-Expires within 0..900":
-        return f"X-Amz-Expires={token.expires}"
-    if name == "not dated in the future" and ctx.now is not None:
-        ahead = token.signed_at - ctx.now
-        if ahead > timedelta(0):
-            return f"dated {_seconds(ahead)} ahead, within the allowed skew"
-        return f"signed {_seconds(-ahead)} before the check time"
-    if name == "not expired" and ctx.now is not None:
-        left = token.signed_at + timedelta(seconds=token.expires) - ctx.now
-        return f"valid for another {_seconds(left)}"
-    if name == "host binding" and ctx.endpoint is not None:
-        return f"{token.host_text} names the endpoint {ctx.endpoint.address}"
-    if name == "DBUser equals the login user":
-        return f"DBUser {token.db_user!r}"
-    if name == "access key" and ctx.credential is not None:
-        cred = ctx.credential
-        kind = "temporary" if cred.is_temporary else "long-term"
-        who = f" of {cred.principal_arn}" if cred.principal_arn else ""
-        text = f"{token.access_key_id}: active {kind} key{who}"
-        if cred.is_temporary:
-            text += ", session token matches"
-        return text
-    if name == "signature":
-        return f"matches, with Host {ctx.matched_signed_host!r} signed"
-    if name == "rds-db:connect authorization":
-        return "allowed" + _skipped_suffix(ctx)
-    return "ok"
-
-
-def _skipped_suffix(ctx: CheckContext) -> str:
-    """What the IAM authorizer could not evaluate: an allow must not hide it."""
-    skipped = getattr(ctx.authorizer, "skipped_parts", None)
-    if skipped is None or ctx.credential is None or ctx.endpoint is None or ctx.now is None:
-        return ""
-    parts: tuple[str, ...] = skipped(credential=ctx.credential, endpoint=ctx.endpoint,
-                                     db_user=ctx.db_user or ctx.token.db_user, now=ctx.now)
-    return "; not evaluated: " + "; ".join(parts) if parts else ""
-
-
 def _redact_canonical(canonical: str, parsed: ParsedToken) -> str:
     """Hide the session token inside the canonical query (its hash in the string to sign stays)."""
     if parsed.security_token is None:
@@ -374,13 +339,6 @@ def _redact_canonical(canonical: str, parsed: ParsedToken) -> str:
 
 def _iso(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _seconds(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    if abs(seconds) < 120:
-        return f"{seconds} s"
-    return f"{seconds // 60} min {seconds % 60} s"
 
 
 def render_text(explanation: Explanation, *, engine: str | None = None) -> str:

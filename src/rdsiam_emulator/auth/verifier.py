@@ -118,25 +118,28 @@ class CheckContext:
 
 
 CheckFn = Callable[[CheckContext], Rejection | None]
+PassFn = Callable[[CheckContext], str]
 
 
 @dataclass(frozen=True, slots=True)
 class Check:
     """One named check of the fixed order: its ``stage`` (``format``, ``scope``, ``time``,
     ``binding``, ``credentials``, ``signature``, ``authorization``), the ``CheckContext`` fields
-    it ``needs`` (it is skipped when one is None) and the function that returns a ``Rejection``
-    or None.
+    it ``needs`` (it is skipped when one is None), the function that returns a ``Rejection``
+    or None, and ``passed``: the one-line verdict ``token explain`` shows when it passes.
     """
     name: str
     stage: str
     needs: tuple[str, ...]
     run: CheckFn
+    passed: PassFn
 
 
 @dataclass(frozen=True, slots=True)
 class CheckOutcome:
-    """What one check did in ``run_checks``: ``status`` is ``"pass"``, ``"fail"`` (then
-    ``rejection`` is set) or ``"skip"`` (an input was missing; ``detail`` names it).
+    """What one check did in ``run_checks``: ``status`` is ``"pass"`` (``detail`` is the check's
+    ``passed`` verdict), ``"fail"`` (then ``rejection`` is set) or ``"skip"`` (an input was
+    missing; ``detail`` names it).
     """
     name: str
     stage: str
@@ -353,18 +356,73 @@ def _check_authorization(ctx: CheckContext) -> Rejection | None:
     )
 
 
+def _seconds(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if abs(seconds) < 120:
+        return f"{seconds} s"
+    return f"{seconds // 60} min {seconds % 60} s"
+
+
+def _passed_not_future(ctx: CheckContext) -> str:
+    if ctx.now is None:  # not reached: the check needs ``now``
+        return "ok"
+    ahead = ctx.token.signed_at - ctx.now
+    if ahead > timedelta(0):
+        return f"dated {_seconds(ahead)} ahead, within the allowed skew"
+    return f"signed {_seconds(-ahead)} before the check time"
+
+
+def _passed_not_expired(ctx: CheckContext) -> str:
+    if ctx.now is None:
+        return "ok"
+    left = ctx.token.signed_at + timedelta(seconds=ctx.token.expires) - ctx.now
+    return f"valid for another {_seconds(left)}"
+
+
+def _passed_host(ctx: CheckContext) -> str:
+    if ctx.endpoint is None:
+        return "ok"
+    return f"{ctx.token.host_text} names the endpoint {ctx.endpoint.address}"
+
+
+def _passed_credentials(ctx: CheckContext) -> str:
+    cred = ctx.credential
+    if cred is None:
+        return "ok"
+    kind = "temporary" if cred.is_temporary else "long-term"
+    who = f" of {cred.principal_arn}" if cred.principal_arn else ""
+    text = f"{ctx.token.access_key_id}: active {kind} key{who}"
+    return text + ", session token matches" if cred.is_temporary else text
+
+
+def _passed_authorization(ctx: CheckContext) -> str:
+    """An allow must not hide what the IAM authorizer could not evaluate."""
+    skipped = getattr(ctx.authorizer, "skipped_parts", None)
+    if skipped is None or ctx.credential is None or ctx.endpoint is None or ctx.now is None:
+        return "allowed"
+    parts: tuple[str, ...] = skipped(credential=ctx.credential, endpoint=ctx.endpoint,
+                                     db_user=ctx.db_user or ctx.token.db_user, now=ctx.now)
+    return "allowed; not evaluated: " + "; ".join(parts) if parts else "allowed"
+
+
 CHECKS: tuple[Check, ...] = (
-    Check("credential scope region", "scope", ("endpoint",), _check_region),
-    Check("credential scope date", "scope", (), _check_scope_date),
-    Check("X-Amz-Expires within 0..900", "time", (), _check_expires_range),
-    Check("not dated in the future", "time", ("now",), _check_not_future),
-    Check("not expired", "time", ("now",), _check_not_expired),
-    Check("host binding", "binding", ("endpoint",), _check_host),
-    Check("DBUser equals the login user", "binding", ("db_user",), _check_db_user),
-    Check("access key", "credentials", ("credentials",), _check_credentials),
-    Check("signature", "signature", ("credential",), _check_signature),
+    Check("credential scope region", "scope", ("endpoint",), _check_region,
+          lambda c: f"scope region {c.token.region} is the instance's region"),
+    Check("credential scope date", "scope", (), _check_scope_date,
+          lambda c: f"scope date {c.token.credential.date} is the date of X-Amz-Date"),
+    Check("X-Amz-Expires within 0..900", "time", (), _check_expires_range,
+          lambda c: f"X-Amz-Expires={c.token.expires}"),
+    Check("not dated in the future", "time", ("now",), _check_not_future, _passed_not_future),
+    Check("not expired", "time", ("now",), _check_not_expired, _passed_not_expired),
+    Check("host binding", "binding", ("endpoint",), _check_host, _passed_host),
+    Check("DBUser equals the login user", "binding", ("db_user",), _check_db_user,
+          lambda c: f"DBUser {c.token.db_user!r}"),
+    Check("access key", "credentials", ("credentials",), _check_credentials, _passed_credentials),
+    Check("signature", "signature", ("credential",), _check_signature,
+          lambda c: f"matches, with Host {c.matched_signed_host!r} signed"),
     Check("rds-db:connect authorization", "authorization",
-          ("authorizer", "credential", "endpoint", "now", "db_user"), _check_authorization),
+          ("authorizer", "credential", "endpoint", "now", "db_user"), _check_authorization,
+          _passed_authorization),
 )
 
 
@@ -384,7 +442,7 @@ def run_checks(ctx: CheckContext, *, stop_at_first: bool) -> Iterator[CheckOutco
         except Exception as exc:  # a bug in a lookup or authorizer must not crash the endpoint
             rejection = Rejection(Reason.INTERNAL_ERROR, f"{check.name} raised {exc!r}")
         if rejection is None:
-            yield CheckOutcome(check.name, check.stage, "pass", "ok")
+            yield CheckOutcome(check.name, check.stage, "pass", check.passed(ctx))
             continue
         yield CheckOutcome(check.name, check.stage, "fail", rejection.detail, rejection)
         if stop_at_first:

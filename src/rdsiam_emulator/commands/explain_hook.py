@@ -22,8 +22,8 @@ from typing import Any
 
 from rdsiam_emulator.auth.credentials import ResolvedCredential
 from rdsiam_emulator.auth.endpoint_spec import Endpoint
+from rdsiam_emulator.auth.explain import ExplainInputs
 from rdsiam_emulator.auth.tokens import ParsedToken
-from rdsiam_emulator.commands.token import ExplainInputs
 from rdsiam_emulator.iam.api_source import IamApiPolicySource, principal_for_access_key
 from rdsiam_emulator.iam.authorizer import IamAuthorizer
 from rdsiam_emulator.iam.principals import MotoCredential

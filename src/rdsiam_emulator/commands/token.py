@@ -18,7 +18,6 @@ import importlib
 import json
 import math
 import sys
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -28,6 +27,7 @@ from rdsiam_emulator.auth.explain import (
     FAIL,
     PASS,
     UNVERIFIED,
+    ExplainInputs,
     explain_token,
     region_from_host,
     render_text,
@@ -36,15 +36,6 @@ from rdsiam_emulator.auth.tokens import TokenFormatError, parse_token, split_hos
 from rdsiam_emulator.auth.verifier import Authorizer, VerifierSettings
 from rdsiam_emulator.clock import SystemClock
 from rdsiam_emulator.engines import ENGINE_NAMES
-
-
-@dataclass(frozen=True, slots=True)
-class ExplainInputs:
-    """What a hook contributes to an explanation."""
-
-    credentials: CredentialLookup | None = None
-    authorizer: Authorizer | None = None
-    unused_secret = False
 
 
 class ExplainHook(Protocol):

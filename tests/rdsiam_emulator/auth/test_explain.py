@@ -184,3 +184,48 @@ def test_client_message_names_the_login_user() -> None:
     e = explain_token(build_token(db_user="app_user"), now=NOW, db_user="App_User")
     assert e.login_user == "App_User"
     assert 'PAM authentication failed for user "App_User"' in render_text(e)
+
+
+def test_each_check_brings_its_own_pass_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
+    """explain shows ``Check.passed``, not a table keyed by check names: renaming every check keeps
+    each verdict (a name-keyed table would fall back to "ok")."""
+    import dataclasses
+
+    from rdsiam_emulator.auth import verifier
+
+    renamed = tuple(dataclasses.replace(c, name=f"{c.name} (renamed)") for c in verifier.CHECKS)
+    monkeypatch.setattr(verifier, "CHECKS", renamed)
+    e = explain_token(build_token(principal=TEMP), now=NOW, endpoint=endpoint(),
+                      db_user="app_user", credentials=lookup(TEMP),
+                      authorizer=TableAuthorizer({"app_user"}))
+    details = {line.name: line.detail for line in e.checks}
+    assert [line.status for line in e.checks] == ["pass"] * len(e.checks)
+    assert "ok" not in details.values()
+    assert details["signature (renamed)"] == f"matches, with Host {HOST + ':' + str(PORT)!r} signed"
+    assert details["DBUser equals the login user (renamed)"] == "DBUser 'app_user'"
+    assert details["rds-db:connect authorization (renamed)"] == "allowed"
+    assert details["not expired (renamed)"].startswith("valid for another ")
+
+
+def test_the_domain_never_imports_the_cli() -> None:
+    """Only ``cli`` and ``commands/`` may import ``rdsiam_emulator.cli``/``.commands``."""
+    import ast
+    from pathlib import Path
+
+    import rdsiam_emulator
+
+    root = Path(rdsiam_emulator.__file__).parent
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel == "cli.py" or rel.startswith("commands/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if isinstance(node, ast.ImportFrom) and node.module == "rdsiam_emulator":
+                names = [f"rdsiam_emulator.{a.name}" for a in node.names]
+            offenders += [f"{rel}: {n}" for n in names
+                          if n.startswith(("rdsiam_emulator.cli", "rdsiam_emulator.commands"))]
+    assert len(list(root.rglob("*.py"))) > 50  # the scan saw the package
+    assert offenders == []
