@@ -122,16 +122,26 @@ class PreparedKey:
         return outer.hexdigest()
 
 
+def credential_scope(scope_date: str, region: str, service: str) -> str:
+    """``<yyyymmdd>/<region>/<service>/aws4_request``."""
+    return f"{scope_date}/{region}/{service}/aws4_request"
+
+
+def signature_of_query(
+    key: PreparedKey, amz_date: str, scope: str, signed_host: str, query: str
+) -> str:
+    """The signature of a presigned request whose canonical ``query`` is already built:
+    ``canonical_request`` → ``string_to_sign`` → ``key.sign`` (64 lower-case hex characters)."""
+    return key.sign(string_to_sign(amz_date, scope, canonical_request(signed_host, query)))
+
+
 def presigned_signature(
     key: PreparedKey, amz_date: str, scope: str, signed_host: str,
     encoded: Iterable[tuple[str, str]],
 ) -> str:
-    """The signature for canonically encoded query pairs, in one step (the verifier's hot path):
-    ``canonical_query_encoded`` → ``canonical_request`` → ``string_to_sign`` → ``key.sign``."""
-    query = "&".join([f"{k}={v}" for k, v in sorted(encoded) if k != "X-Amz-Signature"])
-    canonical = f"{_CANONICAL_REQUEST_HEAD}{query}\nhost:{signed_host}{_CANONICAL_REQUEST_TAIL}"
-    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-    return key.sign(f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{digest}")
+    """The signature for canonically encoded query pairs (the verifier's general path):
+    ``canonical_query_encoded`` → ``signature_of_query``."""
+    return signature_of_query(key, amz_date, scope, signed_host, canonical_query_encoded(encoded))
 
 
 @lru_cache(maxsize=4096)

@@ -7,20 +7,15 @@ would report; ``run_checks`` (used by ``token explain``) runs every check it has
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
+from datetime import datetime, timedelta
 from typing import Protocol
 
-from rdsiam_emulator.auth import sigv4
+from rdsiam_emulator.auth import fast_path, sigv4
 from rdsiam_emulator.auth.credentials import CredentialLookup, ResolvedCredential
 from rdsiam_emulator.auth.endpoint_spec import Endpoint
 from rdsiam_emulator.auth.tokens import (
-    CANONICAL_SDK_TOKEN,
     MAX_TOKEN_LENGTH,
     ParsedToken,
     TokenFormatError,
@@ -511,11 +506,11 @@ def verify_token(
     if token.__class__ is str and len(token) <= MAX_TOKEN_LENGTH:
         match = _SDK_TOKEN_MATCH(token)
         if match is not None:
-            fast = _verify_sdk_layout(
-                match, token, endpoint, db_user, credentials, now, settings, authorizer
-            )
-            if fast is not None:
-                return fast
+            groups = match.groups()
+            if _passes_before_lookup(groups, endpoint, db_user, now, settings):
+                return _verify_sdk_layout(
+                    groups, token, endpoint, db_user, credentials, now, settings, authorizer
+                )
     return _verify_general(token, endpoint, db_user, credentials, now, settings, authorizer)
 
 
@@ -613,46 +608,13 @@ def _accepted(parsed: ParsedToken, cred: ResolvedCredential) -> VerifyResult:
     return result
 
 
-_SDK_TOKEN_MATCH = CANONICAL_SDK_TOKEN.match
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-_EPOCH_ORDINAL = _EPOCH.toordinal()
-_SECURITY_TOKEN_ITEM = "&X-Amz-Security-Token="
-_SIGNED_HEADERS_ITEM = "&X-Amz-SignedHeaders=host"
-_CANONICAL_HEAD = "GET\n/\n"
-_CANONICAL_TAIL = "\n\nhost\n" + sigv4.EMPTY_SHA256
-_sha256 = hashlib.sha256
-_compare = hmac.compare_digest
-_prepared_key = sigv4.prepared_signing_key
-
-
-@lru_cache(maxsize=256)
-def _day_start(day: str) -> int | None:
-    """Epoch seconds of ``yyyymmdd`` 00:00 UTC, None when it is not a date (cached per day)."""
-    try:
-        ordinal = date(int(day[:4]), int(day[4:6]), int(day[6:])).toordinal()
-    except ValueError:
-        return None
-    return (ordinal - _EPOCH_ORDINAL) * 86400
-
-
-@lru_cache(maxsize=64)
-def _microseconds(delta: timedelta) -> int:
-    """A setting's timedelta as whole microseconds (cached: settings are few and immutable)."""
-    return delta // _MICROSECOND
-
-
-@lru_cache(maxsize=1024)
-def _encoded_session_token(session_token: str) -> str | None:
-    """A credential's session token as SigV4 encodes it (cached per credential, like its key)."""
-    try:
-        return sigv4.uri_encode(session_token)
-    except UnicodeError:
-        return None
+_SDK_TOKEN_MATCH = fast_path.SDK_TOKEN_MATCH
+_passes_before_lookup = fast_path.passes_before_lookup
+_key_and_signature_pass = fast_path.key_and_signature_pass
 
 
 def _verify_sdk_layout(
-    match: re.Match[str],
+    groups: fast_path.SdkGroups,
     token: str,
     endpoint: Endpoint,
     db_user: str,
@@ -660,78 +622,22 @@ def _verify_sdk_layout(
     now: datetime,
     settings: VerifierSettings,
     authorizer: Authorizer | None,
-) -> VerifyResult | None:
-    """Accept a token in an SDK's layout, or return None / defer to the general path.
-
-    Returns a result only when the token passes every check (or the key lookup raises, reported
-    as the general path reports it): each test below implies the general path's test passes too,
-    so everything else goes there and gets its explained verdict.
-    """
-    (host_port, head, user, akid, day, region, hms, expires_text, headers1, session,
-     headers2, signature, headers3) = match.groups()
-    if (
-        (headers1 is None) + (headers2 is None) + (headers3 is None) != 2
-        or region != endpoint.region
-        or not endpoint.accepts_host_port(host_port.lower())
-    ):
-        return None
-    if user != db_user:  # DBUser with escapes: canonical exactly when it encodes db_user
-        if "%" not in user or user != _encoded_or_none(db_user):
-            return None
-    elif "%" in user:  # a '%' in db_user itself would have been written %25
-        return None
-    expires = int(expires_text)
-    day_start = _day_start(day)
-    if day_start is None or not 0 <= expires <= settings.max_expires:
-        return None
-    hours, rest = divmod(int(hms), 10000)
-    minutes, seconds = divmod(rest, 100)
-    if hours > 23 or minutes > 59 or seconds > 59:
-        return None
-    # integer microseconds: the same comparisons as the datetime ones, exactly
-    signed_us = (day_start + hours * 3600 + minutes * 60 + seconds) * 1_000_000
-    now_us = (now - _EPOCH) // _MICROSECOND
-    if (
-        signed_us - now_us > _microseconds(settings.max_future_skew)
-        or now_us > signed_us + expires * 1_000_000
-    ):
-        return None
-
+) -> VerifyResult:
+    """A token in an SDK's layout that passed ``fast_path.passes_before_lookup``: look its key up
+    once, accept it if ``fast_path.key_and_signature_pass``, else explain it with that key."""
+    akid = groups[3]
     try:
         cred = credentials.lookup(akid)
     except Exception as exc:
         return _lazy_result(token, akid, None, False, Reason.INTERNAL_ERROR,
                             f"access key raised {exc!r}")
-    if cred is None or not cred.active or (cred.expires_at is not None and now > cred.expires_at):
+    if not _key_and_signature_pass(groups, cred, now):
         return _explained(token, endpoint, db_user, akid, cred, now, settings, authorizer)
-    expected_session = cred.session_token
-    if expected_session is None:
-        if session is not None:
-            return _explained(token, endpoint, db_user, akid, cred, now, settings, authorizer)
-        query = head + _SIGNED_HEADERS_ITEM
-    else:
-        encoded_session = _encoded_session_token(expected_session)
-        if (
-            session is None
-            or encoded_session is None
-            or not session.isascii()  # (compare_digest takes ASCII text only)
-            or not _compare(encoded_session, session)
-        ):
-            return _explained(token, endpoint, db_user, akid, cred, now, settings, authorizer)
-        query = head + _SECURITY_TOKEN_ITEM + session + _SIGNED_HEADERS_ITEM
-    key = _prepared_key(cred.secret_access_key, day, region, "rds-db")
-    digest = _sha256(
-        f"{_CANONICAL_HEAD}{query}\nhost:{host_port}{_CANONICAL_TAIL}".encode()
-    ).hexdigest()
-    expected = key.sign(
-        f"AWS4-HMAC-SHA256\n{day}T{hms}Z\n{day}/{region}/rds-db/aws4_request\n{digest}"
-    )
-    if not _compare(expected, signature):
-        return _explained(token, endpoint, db_user, akid, cred, now, settings, authorizer)
+    assert cred is not None
     if authorizer is not None:
         parsed = parse_token(token)
         ctx = CheckContext(parsed, endpoint, db_user, _Resolved(akid, cred), now, settings,
-                           authorizer, cred, host_port)
+                           authorizer, cred, groups[0])
         return _authorized(ctx, parsed, cred)
     return _lazy_result(token, akid, cred, True, None, "token accepted", db_user)
 
@@ -744,13 +650,6 @@ def _explained(
     return _verify_general(
         token, endpoint, db_user, _Resolved(akid, cred), now, settings, authorizer
     )
-
-
-def _encoded_or_none(text: str) -> str | None:
-    try:
-        return sigv4.uri_encode(text)
-    except UnicodeError:
-        return None
 
 
 class _LazyTokenResult(VerifyResult):

@@ -155,3 +155,23 @@ def test_presigned_signature_equals_the_step_by_step_way() -> None:
     assert step_by_step == sigv4.presign(host_text="h:1", params=params, secret="s",
                                          amz_date="20240501T120000Z", scope_date="20240501",
                                          region="us-east-1")
+
+
+def test_only_sigv4_spells_the_canonical_strings() -> None:
+    """The verifier's fast path once kept its own copy of the canonical request and string to
+    sign; every one is now built by ``sigv4``."""
+    import ast
+    from pathlib import Path
+
+    import rdsiam_emulator
+
+    markers = ("AWS4-HMAC-SHA256\n", "GET\n/\n", "\n\nhost\n")
+    root = Path(rdsiam_emulator.__file__).parent
+    spelled = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and any(
+                    m in node.value for m in markers):
+                spelled.append(path.relative_to(root).as_posix())
+    assert "auth/sigv4.py" in spelled  # the scan finds the one true spelling
+    assert set(spelled) == {"auth/sigv4.py"}
