@@ -21,10 +21,10 @@ from typing import Any
 import botocore.session
 from moto import mock_aws
 
-from rdsiam_emulator.endpoint_spec import Endpoint
+from rdsiam_emulator.auth.endpoint_spec import Endpoint
+from rdsiam_emulator.auth.tokens import parse_token
+from rdsiam_emulator.auth.verifier import verify_token
 from rdsiam_emulator.iam import IamAuthorizer, MotoCredentials
-from rdsiam_emulator.tokens import parse_token
-from rdsiam_emulator.verifier import verify_token
 
 ACCT, REGION = "123456789012", "us-east-1"
 _BOTO = botocore.session.get_session()

@@ -87,11 +87,11 @@ def start_mariadb(work: Path, cert: Path, key: Path, ca: Path) -> tuple[subproce
 
 def serve(backend_port: int, ca_dir: str, queue: mp.Queue, loop: str = "uvloop",
           backend_socket: str | None = None, profile: str | None = None) -> None:
-    from rdsiam_emulator.authenticator import Authenticator
-    from rdsiam_emulator.credentials import StaticCredentials
+    from rdsiam_emulator.auth.authenticator import Authenticator
+    from rdsiam_emulator.auth.credentials import StaticCredentials
+    from rdsiam_emulator.auth.endpoint_spec import Endpoint
     from rdsiam_emulator.endpoint.backend import BackendAddress
     from rdsiam_emulator.endpoint.mysql import MysqlEndpoint
-    from rdsiam_emulator.endpoint_spec import Endpoint
     from rdsiam_emulator.events import EventLog
     from rdsiam_emulator.tls import EmulatorCA
 
@@ -109,7 +109,7 @@ def serve(backend_port: int, ca_dir: str, queue: mp.Queue, loop: str = "uvloop",
         queue.put(ep.port)
         await asyncio.Event().wait()
 
-    if loop == "uvloop":  # what the product runs on when uvloop is installed (event_loops.py)
+    if loop == "uvloop":  # the product's loop when uvloop is installed (endpoint/event_loops.py)
         import uvloop
 
         uvloop.install()

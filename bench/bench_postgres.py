@@ -37,7 +37,7 @@ import boto3
 import psycopg
 
 from rdsiam_emulator.backends import BackendSpec, PostgresHandle, start_local
-from rdsiam_emulator.event_loops import resolve_loop_name
+from rdsiam_emulator.endpoint.event_loops import resolve_loop_name
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 RDS_HOST = "bench.c9akciq32example.us-east-1.rds.amazonaws.com"
@@ -52,11 +52,11 @@ IAM_USER = "bench_iam"
 
 def serve(args: argparse.Namespace) -> None:
     """Child process: run the endpoint until stdin closes; prints the port first."""
-    from rdsiam_emulator.authenticator import Authenticator
-    from rdsiam_emulator.credentials import StaticCredentials
+    from rdsiam_emulator.auth.authenticator import Authenticator
+    from rdsiam_emulator.auth.credentials import StaticCredentials
+    from rdsiam_emulator.auth.endpoint_spec import Endpoint
     from rdsiam_emulator.endpoint.backend import BackendAddress
     from rdsiam_emulator.endpoint.postgres import PostgresEndpoint
-    from rdsiam_emulator.endpoint_spec import Endpoint
     from rdsiam_emulator.events import EventLog
     from rdsiam_emulator.tls import EmulatorCA, endpoint_names
 

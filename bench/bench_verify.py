@@ -24,10 +24,10 @@ from urllib.parse import parse_qsl, quote
 
 import botocore.session
 
+from rdsiam_emulator.auth.credentials import StaticCredentials
+from rdsiam_emulator.auth.endpoint_spec import Endpoint
+from rdsiam_emulator.auth.verifier import verify_token
 from rdsiam_emulator.clock import SystemClock
-from rdsiam_emulator.credentials import StaticCredentials
-from rdsiam_emulator.endpoint_spec import Endpoint
-from rdsiam_emulator.verifier import verify_token
 
 HOST = "bench-db.cabcdefghijk.eu-west-1.rds.amazonaws.com"
 PORT = 5432

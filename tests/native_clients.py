@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from rdsiam_emulator import sigv4
+from rdsiam_emulator.auth import sigv4
 
 TESTS = Path(__file__).resolve().parent
 GOPATH_SYSTEM = Path("/usr/share/gocode")

@@ -35,7 +35,8 @@ from typing import Any
 
 import pytest
 
-from rdsiam_emulator import events, tokens, verifier
+from rdsiam_emulator import events
+from rdsiam_emulator.auth import tokens, verifier
 from rdsiam_emulator.reasons import REASONS, Reason, Rejection
 
 ENV = "RDSIAM_REASON_COVERAGE"
@@ -45,7 +46,7 @@ _SHOWN = 20
 _LIBRARY = ("rdsiam_emulator", "pytest_rdsiam")
 _PASS_THROUGH = frozenset(("reject", "_decide", "record", "record_password_login"))
 """Functions that hand on a reason chosen by their caller (Authenticator, EventLog)."""
-_PASS_THROUGH_MODULES = frozenset(("rdsiam_emulator.authenticator", "rdsiam_emulator.events"))
+_PASS_THROUGH_MODULES = frozenset(("rdsiam_emulator.auth.authenticator", "rdsiam_emulator.events"))
 
 _produced: set[Reason] = set()
 _unexplained: set[str] = set()

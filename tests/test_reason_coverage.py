@@ -16,7 +16,7 @@ CONFTEST = 'pytest_plugins = ["reason_coverage"]\n'
 LIBRARY_REASONS = '''
 import pytest
 from tokenkit import build_token, replace_param
-from rdsiam_emulator.tokens import TokenFormatError, parse_token
+from rdsiam_emulator.auth.tokens import TokenFormatError, parse_token
 
 def test_malformed():
     with pytest.raises(TokenFormatError):
@@ -28,9 +28,9 @@ def test_algorithm():
 '''
 
 MADE_UP_REASONS = '''
-from rdsiam_emulator.authenticator import Authenticator, ClientInfo
-from rdsiam_emulator.credentials import StaticCredentials
-from rdsiam_emulator.endpoint_spec import Endpoint
+from rdsiam_emulator.auth.authenticator import Authenticator, ClientInfo
+from rdsiam_emulator.auth.credentials import StaticCredentials
+from rdsiam_emulator.auth.endpoint_spec import Endpoint
 from rdsiam_emulator.events import EventLog
 from rdsiam_emulator.reasons import Reason, Rejection
 
@@ -46,9 +46,9 @@ def test_made_up_by_the_test():
 
 
 UNEXPLAINED = '''
-from rdsiam_emulator.authenticator import Authenticator, ClientInfo
-from rdsiam_emulator.credentials import StaticCredentials
-from rdsiam_emulator.endpoint_spec import Endpoint
+from rdsiam_emulator.auth.authenticator import Authenticator, ClientInfo
+from rdsiam_emulator.auth.credentials import StaticCredentials
+from rdsiam_emulator.auth.endpoint_spec import Endpoint
 from rdsiam_emulator.events import EventLog
 from rdsiam_emulator.reasons import Reason
 

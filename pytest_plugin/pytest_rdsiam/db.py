@@ -173,7 +173,7 @@ class RdsIamDb:
     def generate_token(self, db_user: str, session: boto3.Session) -> str:
         """An IAM auth token for ``db_user`` signed with ``session``'s credentials, as the
         application would make it (botocore's ``generate_db_auth_token``), dated by the test
-        clock (``aws_clock`` hooks botocore's signing time in this process) and valid for 900
+        clock (``aws.clock`` hooks botocore's signing time in this process) and valid for 900
         seconds.
         """
         return str(session.client("rds", region_name=self.region).generate_db_auth_token(

@@ -18,10 +18,10 @@ from moto import mock_aws
 from pytest_rdsiam.db import RdsIamDb, TestClock, moto_account
 from pytest_rdsiam.plugin_state import EVENT_SOURCES, require_active
 from pytest_rdsiam.pool import BackendPool, InstancePool
-from rdsiam_emulator.aws_clock import aws_clock
+from rdsiam_emulator.aws.clock import aws_clock
+from rdsiam_emulator.aws.rds import no_default_amis
 from rdsiam_emulator.engines import ENGINE_NAMES, POSTGRES, EngineName
 from rdsiam_emulator.instances import EmulatedInstance, InstanceConfig
-from rdsiam_emulator.moto_rds import no_default_amis
 from rdsiam_emulator.regions import region_problem
 
 ENGINES = ENGINE_NAMES

@@ -18,25 +18,26 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from rdsiam_emulator import moto_rds, resolver
-from rdsiam_emulator.authenticator import Authenticator
+from rdsiam_emulator import resolver
+from rdsiam_emulator.auth.authenticator import Authenticator
+from rdsiam_emulator.auth.credentials import CredentialLookup
+from rdsiam_emulator.auth.endpoint_spec import Endpoint
+from rdsiam_emulator.auth.throttle import Throttle
+from rdsiam_emulator.auth.verifier import Authorizer, VerifierSettings
+from rdsiam_emulator.aws import rds as moto_rds
+from rdsiam_emulator.aws.patches import new_dbi_resource_id
 from rdsiam_emulator.backends import BackendHandle, MysqlHandle
 from rdsiam_emulator.clock import Clock, SystemClock
-from rdsiam_emulator.credentials import CredentialLookup
 from rdsiam_emulator.endpoint.backend import BackendAddress
+from rdsiam_emulator.endpoint.event_loops import LoopName, loop_name
+from rdsiam_emulator.endpoint.loop_thread import LoopThread
 from rdsiam_emulator.endpoint.mysql import MysqlEndpoint, MysqlEndpointSettings
 from rdsiam_emulator.endpoint.postgres import PostgresEndpoint, PostgresEndpointSettings
-from rdsiam_emulator.endpoint_spec import Endpoint
 from rdsiam_emulator.engines import MYSQL, POSTGRES, Engine, EngineName
 from rdsiam_emulator.engines import engine as engine_named
-from rdsiam_emulator.event_loops import LoopName, loop_name
 from rdsiam_emulator.events import AuthEvent, EventLog
-from rdsiam_emulator.iam.moto_patches import new_dbi_resource_id
-from rdsiam_emulator.loop_thread import LoopThread
 from rdsiam_emulator.secrets import new_instance_secret
-from rdsiam_emulator.throttle import Throttle
 from rdsiam_emulator.tls import EmulatorCA, endpoint_names
-from rdsiam_emulator.verifier import Authorizer, VerifierSettings
 
 Naming = Literal["rds", "loopback"]
 _ENDPOINT_KINDS: dict[Engine, tuple[Any, Any]] = {
@@ -241,9 +242,9 @@ class Emulator:
         event_loop: str | None = None,
     ) -> None:
         """``event_loop``: ``auto`` (uvloop when installed), ``uvloop`` or ``asyncio``; unset
-        means $RDSIAM_EVENT_LOOP, then ``auto`` (see ``event_loops``)."""
+        means $RDSIAM_EVENT_LOOP, then ``auto`` (see ``endpoint.event_loops``)."""
+        from rdsiam_emulator.aws.iam_state import MotoCredentials
         from rdsiam_emulator.iam.authorizer import IamAuthorizer
-        from rdsiam_emulator.iam.moto_state import MotoCredentials
 
         self.state_dir = Path(state_dir)
         self.clock: Clock = clock if clock is not None else SystemClock()

@@ -2,10 +2,10 @@
 
 import pytest
 
+from rdsiam_emulator.auth.explain import CLIENT_MESSAGES
 from rdsiam_emulator.backends.external import parse_admin_url
 from rdsiam_emulator.backends.spec import BackendSpec
 from rdsiam_emulator.engines import ENGINE_NAMES, ENGINES, MYSQL, POSTGRES, ConnectTarget, engine
-from rdsiam_emulator.explain import CLIENT_MESSAGES
 
 TARGET = ConnectTarget(host="db.example", hostaddr="127.0.0.1", port=4321, user="u",
                        password="p", dbname="d", ca_bundle="/ca.pem")

@@ -4,8 +4,8 @@ Bootstrap mirrors RDS: roles ``rds_iam`` and ``rds_superuser``; the master user 
 rds_superuser with CREATEROLE CREATEDB (not SUPERUSER) and owns the configured database; the hidden
 superuser ``rdsadmin`` is the emulator's own account. PostgreSQL 16 no longer lets CREATEROLE alone
 grant existing roles, so there the master holds ADMIN OPTION on rds_iam with INHERIT FALSE, SET
-FALSE — which is why "IAM-enabled" means USAGE or SET on rds_iam, not bare membership (see
-is_iam_user).
+FALSE — which is why that grant is not membership for "IAM-enabled" (see
+protocols/postgres/query.is_iam_user_sql).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 
 from rdsiam_emulator.engines import POSTGRES
+from rdsiam_emulator.protocols.postgres.query import is_iam_user_sql
 
 from .errors import BackendError
 from .handle import BackendHandle, Row
@@ -314,19 +315,8 @@ class PostgresHandle(BackendHandle):
                 self.admin_execute(stmt)
 
     def is_iam_user(self, db_user: str) -> bool:
-        """Whether ``db_user`` is a non-superuser role that can use ``rds_iam``: MEMBER before
-        PostgreSQL 16, USAGE or SET from 16 on (see the module docstring). Raises ``BackendError``.
-        """
-        privilege = (
-            "'MEMBER'"
-            if self._version_num < 160000
-            else "'USAGE') OR pg_has_role(r.oid, 'rds_iam', 'SET'"
-        )
-        rows = self.admin_execute(
-            f"SELECT pg_has_role(r.oid, 'rds_iam', {privilege}) FROM pg_roles r "  # noqa: S608
-            "WHERE r.rolname = %s AND NOT r.rolsuper",
-            [db_user],
-        )
+        """Whether ``db_user`` is an IAM user: the endpoint's rule (``is_iam_user_sql``)."""
+        rows = self.admin_execute(is_iam_user_sql(db_user))
         return bool(rows and rows[0][0])
 
 

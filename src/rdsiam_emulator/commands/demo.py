@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     """
     from moto import mock_aws
 
-    from rdsiam_emulator.aws_clock import aws_clock
+    from rdsiam_emulator.aws.clock import aws_clock
     from rdsiam_emulator.backends import BackendSpec, start_backend
 
     engines: list[EngineName] = args.engine or list(ENGINE_NAMES)

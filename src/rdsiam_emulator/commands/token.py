@@ -1,6 +1,6 @@
 """``rdsiam-emulator token explain``: why would RDS accept or reject this token?
 
-Thin argparse glue over ``rdsiam_emulator.explain``. Exit status: 0 PASS (no check failed and
+Thin argparse glue over ``rdsiam_emulator.auth.explain``. Exit status: 0 PASS (no check failed and
 the signature was verified), 1 FAIL (a check failed), 2 usage error, 3 UNVERIFIED (no check
 failed but the signature was not checked).
 
@@ -18,38 +18,29 @@ import importlib
 import json
 import math
 import sys
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from rdsiam_emulator.clock import SystemClock
-from rdsiam_emulator.credentials import CredentialLookup, StaticCredentials
-from rdsiam_emulator.endpoint_spec import Endpoint
-from rdsiam_emulator.engines import ENGINE_NAMES
-from rdsiam_emulator.explain import (
+from rdsiam_emulator.auth.credentials import CredentialLookup, StaticCredentials
+from rdsiam_emulator.auth.endpoint_spec import Endpoint
+from rdsiam_emulator.auth.explain import (
     FAIL,
     PASS,
     UNVERIFIED,
+    ExplainInputs,
     explain_token,
     region_from_host,
     render_text,
 )
-from rdsiam_emulator.tokens import TokenFormatError, parse_token, split_host_port
-from rdsiam_emulator.verifier import Authorizer, VerifierSettings
-
-
-@dataclass(frozen=True, slots=True)
-class ExplainInputs:
-    """What a hook contributes to an explanation."""
-
-    credentials: CredentialLookup | None = None
-    authorizer: Authorizer | None = None
-    unused_secret = False
+from rdsiam_emulator.auth.tokens import TokenFormatError, parse_token, split_host_port
+from rdsiam_emulator.auth.verifier import Authorizer, VerifierSettings
+from rdsiam_emulator.clock import SystemClock
+from rdsiam_emulator.engines import ENGINE_NAMES
 
 
 class ExplainHook(Protocol):
-    """A provider of extra ``token explain`` inputs (e.g. ``iam.explain_hook``: credentials and an
-    authorizer read from a moto server); modules with both functions qualify.
+    """A provider of extra ``token explain`` inputs (e.g. ``commands.explain_hook``: credentials and
+    an authorizer read from a moto server); modules with both functions qualify.
     """
     def add_explain_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add the hook's options to the ``token explain`` parser."""
@@ -62,7 +53,7 @@ class ExplainHook(Protocol):
         """
 
 
-EXPLAIN_HOOK_MODULES: tuple[str, ...] = ("rdsiam_emulator.iam.explain_hook",)
+EXPLAIN_HOOK_MODULES: tuple[str, ...] = ("rdsiam_emulator.commands.explain_hook",)
 """Optional modules providing ``add_explain_arguments`` / ``explain_inputs`` (absent = skipped)."""
 
 _HOOKS: list[ExplainHook] = []

@@ -37,7 +37,8 @@ import socket
 import ssl
 from dataclasses import dataclass, field, replace
 
-from rdsiam_emulator.authenticator import ClientInfo, IamAuthenticator
+from rdsiam_emulator.auth.authenticator import ClientInfo, IamAuthenticator
+from rdsiam_emulator.auth.login import AskToken, LogIn, LoginFacts, LoginStep, Refuse, RelayPassword
 from rdsiam_emulator.backends.mysql_catalog import CatalogVersion
 from rdsiam_emulator.endpoint.backend import BackendAddress, EndpointSettings
 from rdsiam_emulator.endpoint.mysql_admin import DEFAULT_CATALOG_MAX_AGE, AdminClient
@@ -64,7 +65,6 @@ from rdsiam_emulator.endpoint.mysql_relay import (
 from rdsiam_emulator.endpoint.relay import ConnectionClosed, RelayConnection
 from rdsiam_emulator.endpoint.tracking import TrackedEndpoint
 from rdsiam_emulator.events import TEXT_CAP, clip
-from rdsiam_emulator.login import AskToken, LogIn, LoginFacts, LoginStep, Refuse, RelayPassword
 from rdsiam_emulator.protocols.mysql.constants import CLEAR_PASSWORD, Capability, ErrorCode
 from rdsiam_emulator.protocols.mysql.framing import CommandFramer
 from rdsiam_emulator.protocols.mysql.handshake import (

@@ -13,7 +13,8 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from rdsiam_emulator.authenticator import ClientInfo, IamAuthenticator
+from rdsiam_emulator.auth.authenticator import ClientInfo, IamAuthenticator
+from rdsiam_emulator.auth.login import AskToken, LogIn, LoginFacts, LoginStep, Refuse, RelayPassword
 from rdsiam_emulator.endpoint.mysql_admin import AdminClient
 from rdsiam_emulator.endpoint.mysql_relay import (
     NOT_IAM_USER_HINT,
@@ -27,7 +28,6 @@ from rdsiam_emulator.endpoint.mysql_relay import (
     relay_login_outcome,
 )
 from rdsiam_emulator.events import TEXT_CAP, clip
-from rdsiam_emulator.login import AskToken, LogIn, LoginFacts, LoginStep, Refuse, RelayPassword
 from rdsiam_emulator.protocols.mysql import ddl
 from rdsiam_emulator.protocols.mysql.constants import CLEAR_PASSWORD, Capability, ErrorCode
 from rdsiam_emulator.protocols.mysql.framing import Intercept

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
 
+from rdsiam_emulator.auth.tokens import TokenFormatError, parse_token
 from rdsiam_emulator.endpoint.relay import ConnectionClosed, RelayConnection
 from rdsiam_emulator.protocols.mysql.constants import CLEAR_PASSWORD, ErrorCode
 from rdsiam_emulator.protocols.mysql.framing import CommandFramer, Intercept
@@ -31,7 +32,6 @@ from rdsiam_emulator.protocols.mysql.messages import ErrPacket, access_denied
 from rdsiam_emulator.protocols.mysql.packets import ProtocolError
 from rdsiam_emulator.protocols.need_data import NeedData
 from rdsiam_emulator.reasons import Reason
-from rdsiam_emulator.tokens import TokenFormatError, parse_token
 
 FIRST_PACKET_MAX = 64 * 1024
 NOT_SUPPORTED_AUTH_MODE = ErrPacket(

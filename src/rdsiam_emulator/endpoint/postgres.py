@@ -23,13 +23,13 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rdsiam_emulator.authenticator import ClientInfo, IamAuthenticator
+from rdsiam_emulator.auth.authenticator import ClientInfo, IamAuthenticator
+from rdsiam_emulator.auth.login import AskToken, LogIn, LoginFacts, LoginStep, Refuse, RelayPassword
 from rdsiam_emulator.endpoint.backend import BackendAddress, BackendUnreachable, EndpointSettings
 from rdsiam_emulator.endpoint.postgres_admin import AdminClient, log_in, open_backend
 from rdsiam_emulator.endpoint.relay import ConnectionClosed, RelayConnection
 from rdsiam_emulator.endpoint.tracking import TrackedEndpoint
 from rdsiam_emulator.events import TEXT_CAP, clip
-from rdsiam_emulator.login import AskToken, LogIn, LoginFacts, LoginStep, Refuse, RelayPassword
 from rdsiam_emulator.protocols.postgres import codec
 from rdsiam_emulator.protocols.postgres.backend import BackendLogin, LoginFailed, LoginSucceeded
 from rdsiam_emulator.protocols.postgres.codec import ProtocolError

@@ -17,13 +17,13 @@ from rdsiam_emulator.protocols.postgres.codec import ProtocolError
 from rdsiam_emulator.protocols.postgres.query import (
     QueryResult,
     SimpleQuery,
+    is_iam_user_sql,
     query_message,
     quote_ident,
     quote_literal,
 )
 from rdsiam_emulator.protocols.postgres.scram import scram_verifier
 
-IAM_ROLE = "rds_iam"
 ADMIN_DATABASE = POSTGRES.admin_database or "postgres"
 
 
@@ -136,18 +136,9 @@ class AdminClient:
         self._conn = None
 
     async def is_iam_user(self, user: str) -> bool:
-        """Whether ``user`` is (directly or through other roles) a member of ``rds_iam``.
-
-        Not ``pg_has_role``: it answers true for superusers whatever their memberships.
-        """
-        sql = (
-            "WITH RECURSIVE m(roleid) AS ("  # noqa: S608 - values are quote_literal()ed
-            " SELECT a.roleid FROM pg_auth_members a JOIN pg_roles r ON a.member = r.oid"
-            f" WHERE r.rolname = {quote_literal(user)}"
-            " UNION SELECT a.roleid FROM pg_auth_members a JOIN m ON a.member = m.roleid)"
-            " SELECT EXISTS (SELECT 1 FROM m JOIN pg_roles g ON g.oid = m.roleid"
-            f" WHERE g.rolname = {quote_literal(IAM_ROLE)})"
-        )
+        """Whether ``user`` is an IAM user (``query.is_iam_user_sql``: the rule both the endpoint
+        and the backend handle use). Raises ``BackendUnreachable``."""
+        sql = is_iam_user_sql(user)
         result = await self.query(sql)
         if result.error is not None:
             raise BackendUnreachable(f"membership query failed: {result.error.get('M')}")

@@ -75,7 +75,7 @@ class PrincipalAccess:
 def moto_principals() -> list[Principal]:
     """Every IAM user and role in moto's in-process state, users first, sorted by ARN. Roles
     come as a session of the role (``principal_from_arn``), keeping the role's path."""
-    from rdsiam_emulator.iam.moto_state import _iam_backends, _retry
+    from rdsiam_emulator.aws.iam_state import _iam_backends, _retry
 
     def read() -> list[Principal]:
         users: list[Principal] = []

@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from rdsiam_emulator.credentials import ResolvedCredential
-from rdsiam_emulator.endpoint_spec import Endpoint
+from rdsiam_emulator.auth.credentials import ResolvedCredential
+from rdsiam_emulator.auth.endpoint_spec import Endpoint
+from rdsiam_emulator.auth.tokens import ParsedToken
 from rdsiam_emulator.iam.evaluator import (
     Decision,
     HintInputs,
@@ -32,7 +33,6 @@ from rdsiam_emulator.iam.principals import (
 )
 from rdsiam_emulator.iam.request_context import UNSUPPORTED_KEYS, GlobalKeys, build_context
 from rdsiam_emulator.reasons import Reason, Rejection
-from rdsiam_emulator.tokens import ParsedToken
 
 CONNECT = "rds-db:connect"
 
@@ -239,7 +239,7 @@ class IamAuthorizer:
         """``global_keys``: ``documented`` (the context RDS documents) or ``none`` (the older
         guide's reading: no global condition keys at all); see ``request_context``."""
         if source is None:
-            from rdsiam_emulator.iam.moto_state import MotoPolicySource
+            from rdsiam_emulator.aws.iam_state import MotoPolicySource
 
             source = MotoPolicySource()
         self._source = source

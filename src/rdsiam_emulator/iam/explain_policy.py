@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from rdsiam_emulator.credentials import ResolvedCredential
-from rdsiam_emulator.endpoint_spec import Endpoint
+from rdsiam_emulator.auth.credentials import ResolvedCredential
+from rdsiam_emulator.auth.endpoint_spec import Endpoint
 from rdsiam_emulator.iam.authorizer import IamAuthorizer, PolicyCheck, rejection_for
 from rdsiam_emulator.iam.evaluator import PolicyRef
 from rdsiam_emulator.iam.principals import PrincipalPolicies, skipped_part

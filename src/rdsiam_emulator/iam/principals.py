@@ -1,6 +1,6 @@
 """Who signed a token, as IAM sees the caller: the principal and what its session adds.
 
-The same value comes from moto's in-process state (``moto_state``), from the IAM API of a moto
+The same value comes from moto's in-process state (``aws.iam_state``), from the IAM API of a moto
 server (``api_source``) or from an ARN given on the command line, so the evaluator never touches
 moto.
 """
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from rdsiam_emulator.credentials import ResolvedCredential
+from rdsiam_emulator.auth.credentials import ResolvedCredential
 
 if TYPE_CHECKING:
     from rdsiam_emulator.iam.evaluator import PolicyRef as PolicyRefLike

@@ -60,7 +60,7 @@ KEYS: tuple[ContextKey, ...] = (
     ContextKey("aws:EpochTime", True, "the emulator clock at the login (seconds)", _KEYS_DOC),
     ContextKey("aws:RequestedRegion", True, "the instance's region", _KEYS_DOC),
     ContextKey("aws:SecureTransport", True, "true: IAM logins are TLS-only", _KEYS_DOC),
-    ContextKey("aws:TokenIssueTime", True, "STS sessions (recorded by moto_patches)", _KEYS_DOC),
+    ContextKey("aws:TokenIssueTime", True, "STS sessions (recorded by aws.patches)", _KEYS_DOC),
     ContextKey("aws:MultiFactorAuthPresent", True, "STS sessions; absent for long-term keys",
                _KEYS_DOC + "#condition-keys-multifactorauthpresent"),
     ContextKey("aws:ViaAWSService", True, "false", _KEYS_DOC),

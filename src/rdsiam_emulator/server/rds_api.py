@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
-from rdsiam_emulator import moto_rds
+from rdsiam_emulator.aws import rds as moto_rds
 from rdsiam_emulator.server.runtime import Runtime, Slot, short_version
 
 log = logging.getLogger(__name__)

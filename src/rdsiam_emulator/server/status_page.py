@@ -95,8 +95,8 @@ def status_document(
     as they are. A failure to read IAM state is reported in ``principals_error``, not raised: the
     instances and events stay visible.
     """
+    from rdsiam_emulator.aws.iam_state import MotoPolicySource
     from rdsiam_emulator.iam.access import AccessTarget, connect_access
-    from rdsiam_emulator.iam.moto_state import MotoPolicySource
 
     configured = db_users or {}
     rows: list[dict[str, Any]] = []

@@ -12,7 +12,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from rdsiam_emulator.iam import MotoPolicySource, moto_patches
+from rdsiam_emulator.aws import MotoPolicySource
+from rdsiam_emulator.aws import patches as moto_patches
 from rdsiam_emulator.iam.access import ANY_USER, AccessTarget, connect_access, moto_principals
 
 REGION = "us-east-1"

@@ -20,10 +20,12 @@ import botocore.session
 import pytest
 from moto import mock_aws
 
+from rdsiam_emulator.auth.endpoint_spec import Endpoint
+from rdsiam_emulator.auth.verifier import VerifyResult, verify_token
+from rdsiam_emulator.aws import MotoCredentials
+from rdsiam_emulator.aws import patches as moto_patches
 from rdsiam_emulator.clock import SystemClock
-from rdsiam_emulator.endpoint_spec import Endpoint
-from rdsiam_emulator.iam import IamAuthorizer, MotoCredentials, moto_patches
-from rdsiam_emulator.verifier import VerifyResult, verify_token
+from rdsiam_emulator.iam import IamAuthorizer
 
 ACCT = "123456789012"
 OTHER = "210987654321"

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rdsiam_emulator.credentials import ResolvedCredential
-from rdsiam_emulator.endpoint_spec import Endpoint
+from rdsiam_emulator.auth.credentials import ResolvedCredential
+from rdsiam_emulator.auth.endpoint_spec import Endpoint
+from rdsiam_emulator.auth.tokens import parse_token
 from rdsiam_emulator.iam.api_source import StaticPolicySource
 from rdsiam_emulator.iam.authorizer import IamAuthorizer, build_context, check_principal
 from rdsiam_emulator.iam.conditions import OPERATORS
@@ -24,7 +25,6 @@ from rdsiam_emulator.iam.principals import (
 )
 from rdsiam_emulator.iam.request_context import GlobalKeys
 from rdsiam_emulator.reasons import Reason
-from rdsiam_emulator.tokens import parse_token
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 ACCT = "123456789012"

@@ -17,15 +17,17 @@ import requests
 from moto.server import ThreadedMotoServer
 
 from rdsiam_emulator import cli
+from rdsiam_emulator.auth.endpoint_spec import Endpoint
+from rdsiam_emulator.auth.verifier import verify_token
+from rdsiam_emulator.aws import MotoCredentials
+from rdsiam_emulator.aws import patches as moto_patches
+from rdsiam_emulator.aws.iam_state import MotoPolicySource
 from rdsiam_emulator.clock import SystemClock
-from rdsiam_emulator.endpoint_spec import Endpoint
-from rdsiam_emulator.iam import IamAuthorizer, MotoCredentials, moto_patches
+from rdsiam_emulator.iam import IamAuthorizer
 from rdsiam_emulator.iam.api_source import IamApiPolicySource
 from rdsiam_emulator.iam.authorizer import check_principal
 from rdsiam_emulator.iam.explain_policy import format_check
-from rdsiam_emulator.iam.moto_state import MotoPolicySource
 from rdsiam_emulator.iam.principals import principal_from_arn
-from rdsiam_emulator.verifier import verify_token
 
 ACCT = "123456789012"
 REGION = "us-east-1"
@@ -464,8 +466,8 @@ def test_cli_api_source_with_scp_file_is_not_skipped(
 def test_token_explain_allow_names_what_was_not_evaluated(moto_url: str) -> None:
     """An allow must not hide a skipped part: with a policy source that cannot read SCPs, the
     authorization line of token explain says 'not evaluated: service control policies …'."""
-    from rdsiam_emulator.explain import explain_token
-    from rdsiam_emulator.iam.explain_hook import ApiKeyLookup
+    from rdsiam_emulator.auth.explain import explain_token
+    from rdsiam_emulator.commands.explain_hook import ApiKeyLookup
 
     rid, key = setup_state(moto_url)
     iam = client(moto_url, "iam")
@@ -488,9 +490,9 @@ def test_token_explain_allow_names_what_was_not_evaluated(moto_url: str) -> None
 def test_allow_event_names_what_was_not_evaluated(moto_url: str) -> None:
     """The auth event of an allowed login carries the skipped parts of the decision (here: SCPs,
     with an IAM-API policy source built without an Organizations client)."""
-    from rdsiam_emulator.authenticator import Authenticator, ClientInfo
+    from rdsiam_emulator.auth.authenticator import Authenticator, ClientInfo
+    from rdsiam_emulator.commands.explain_hook import ApiKeyLookup
     from rdsiam_emulator.events import EventLog
-    from rdsiam_emulator.iam.explain_hook import ApiKeyLookup
 
     rid, key = setup_state(moto_url)
     iam = client(moto_url, "iam")
@@ -775,8 +777,8 @@ def test_cli_parts_have_one_state_in_text_and_json(
 def test_token_explain_pass_says_what_was_not_evaluated(moto_url: str) -> None:
     """A PASS whose IAM decision skipped a part says so in the result (text) and in JSON
     ``not_evaluated``, per check and overall; the verdict and exit status stay PASS/0."""
-    from rdsiam_emulator.explain import PASS, explain_token, render_text
-    from rdsiam_emulator.iam.explain_hook import ApiKeyLookup
+    from rdsiam_emulator.auth.explain import PASS, explain_token, render_text
+    from rdsiam_emulator.commands.explain_hook import ApiKeyLookup
 
     rid, key = setup_state(moto_url)
     iam = client(moto_url, "iam")

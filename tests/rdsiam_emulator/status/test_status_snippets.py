@@ -19,8 +19,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from rdsiam_emulator.aws import patches as moto_patches
 from rdsiam_emulator.backends import BackendSpec, start_local
-from rdsiam_emulator.iam import moto_patches
 from rdsiam_emulator.instances import EmulatedInstance, Emulator, InstanceConfig
 from rdsiam_emulator.snippets import (
     Snippet,

@@ -21,6 +21,29 @@ def quote_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def is_iam_user_sql(user: str) -> str:
+    """The one "is this an IAM user?" rule, as a query answering one boolean row.
+
+    As on RDS: a role is an IAM user when it is a member of ``rds_iam``, directly or through other
+    roles (superuser or not: membership decides, as it does for the RDS master user). Not
+    ``pg_has_role`` (true for every superuser). A PostgreSQL 16+ grant with INHERIT FALSE and SET
+    FALSE (the master's ADMIN OPTION, to administer ``rds_iam``) is not membership; the options
+    are read through ``to_jsonb`` so the same text runs on 15, which has no such columns.
+    Raises ``ValueError`` for a NUL in ``user``.
+    """
+    grant = ("COALESCE((to_jsonb(a) ->> 'inherit_option')::bool"
+             " OR (to_jsonb(a) ->> 'set_option')::bool, true)")
+    return (
+        "WITH RECURSIVE m(roleid) AS ("  # noqa: S608 - the value is quote_literal()ed
+        " SELECT a.roleid FROM pg_auth_members a JOIN pg_roles r ON a.member = r.oid"
+        f" WHERE r.rolname = {quote_literal(user)} AND {grant}"
+        " UNION SELECT a.roleid FROM pg_auth_members a JOIN m ON a.member = m.roleid"
+        f" WHERE {grant})"
+        " SELECT EXISTS (SELECT 1 FROM m JOIN pg_roles g ON g.oid = m.roleid"
+        " WHERE g.rolname = 'rds_iam')"
+    )
+
+
 def quote_ident(text: str) -> str:
     """``text`` as a double-quoted SQL identifier (quotes doubled). Raises ``ValueError`` on NUL."""
     if "\0" in text:

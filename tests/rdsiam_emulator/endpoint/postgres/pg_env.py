@@ -20,13 +20,13 @@ import boto3
 import psycopg
 import pytest
 
-from rdsiam_emulator.authenticator import Authenticator
+from rdsiam_emulator.auth.authenticator import Authenticator
+from rdsiam_emulator.auth.credentials import StaticCredentials
+from rdsiam_emulator.auth.endpoint_spec import Endpoint
 from rdsiam_emulator.backends import ADMIN_USER, BackendSpec, PostgresHandle, start_local
 from rdsiam_emulator.clock import SystemClock
-from rdsiam_emulator.credentials import StaticCredentials
 from rdsiam_emulator.endpoint.backend import BackendAddress
 from rdsiam_emulator.endpoint.postgres import PostgresEndpoint, PostgresEndpointSettings
-from rdsiam_emulator.endpoint_spec import Endpoint
 from rdsiam_emulator.events import EventLog
 from rdsiam_emulator.secrets import new_instance_secret
 from rdsiam_emulator.tls import EmulatorCA, endpoint_names

@@ -11,8 +11,8 @@ import psycopg
 import pytest
 from pg_env import RDS_HOST, REGION
 
-from rdsiam_emulator.authenticator import Authenticator
-from rdsiam_emulator.endpoint_spec import Endpoint
+from rdsiam_emulator.auth.authenticator import Authenticator
+from rdsiam_emulator.auth.endpoint_spec import Endpoint
 from rdsiam_emulator.reasons import Reason
 
 
@@ -20,7 +20,7 @@ from rdsiam_emulator.reasons import Reason
 def moto_iam(endpoint, monkeypatch):
     from moto import mock_aws
 
-    from rdsiam_emulator.iam import moto_patches
+    from rdsiam_emulator.aws import patches as moto_patches
 
     monkeypatch.delenv("MOTO_ACCOUNT_ID", raising=False)
     moto_patches.install()
@@ -29,7 +29,8 @@ def moto_iam(endpoint, monkeypatch):
 
 
 def use_account(endpoint, account: str, global_keys: str = "documented") -> Endpoint:
-    from rdsiam_emulator.iam import IamAuthorizer, MotoCredentials
+    from rdsiam_emulator.aws import MotoCredentials
+    from rdsiam_emulator.iam import IamAuthorizer
 
     spec = Endpoint(RDS_HOST, endpoint.port, REGION, aliases=("localhost", "127.0.0.1"),
                     account_id=account, resource_id="db-ABCDEFGHIJKLMNOPQRSTUVWXY0",

@@ -9,8 +9,8 @@ import psycopg
 import pytest
 from pg_env import RDS_HOST, REGION
 
-from rdsiam_emulator.authenticator import Authenticator
-from rdsiam_emulator.endpoint_spec import Endpoint
+from rdsiam_emulator.auth.authenticator import Authenticator
+from rdsiam_emulator.auth.endpoint_spec import Endpoint
 from rdsiam_emulator.reasons import Reason
 
 
@@ -18,7 +18,8 @@ from rdsiam_emulator.reasons import Reason
 def moto_endpoint(endpoint):
     from moto import mock_aws
 
-    from rdsiam_emulator.iam import IamAuthorizer, MotoCredentials
+    from rdsiam_emulator.aws import MotoCredentials
+    from rdsiam_emulator.iam import IamAuthorizer
 
     with mock_aws():
         spec = Endpoint(RDS_HOST, endpoint.port, REGION, aliases=("localhost", "127.0.0.1"),

@@ -1,0 +1,130 @@
+"""Registering an emulated instance in moto's RDS, so ``describe_db_instances`` tells the truth.
+
+Apps look up their database the way they do on AWS: ``describe_db_instances`` for the endpoint
+address, port, ``DbiResourceId`` and ``IAMDatabaseAuthenticationEnabled``. moto generates a fixed
+``<id>.aaaaaaaaaa.<region>.rds.amazonaws.com`` address as a read-only property; one small,
+idempotent patch lets an instance carry the emulator's real endpoint name (others keep moto's).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from rdsiam_emulator.aws import patches as moto_patches
+
+_lock = threading.Lock()
+_ADDRESS_ATTR = "_rdsiam_address"
+_VERSIONS = {"postgres": "16.4", "mysql": "8.0.39", "mariadb": "11.4.3"}
+"""The engine version moto reports when the backend's is unknown, by RDS engine name."""
+
+
+@dataclass(frozen=True, slots=True)
+class RdsRegistration:
+    """What moto should report for one emulated instance."""
+
+    instance_id: str
+    engine: str
+    """``postgres``, ``mysql`` or ``mariadb`` (the RDS engine name)."""
+    region: str
+    account_id: str
+    address: str
+    port: int
+    resource_id: str
+    master_username: str
+    dbname: str
+    iam_enabled: bool = True
+    engine_version: str | None = None
+
+
+def install() -> None:
+    """Patch moto's ``DBInstance.address`` to honour a per-instance override (idempotent)."""
+    moto_patches.install()
+    from moto.rds.models import DBInstance
+
+    with _lock:
+        current = DBInstance.__dict__.get("address")
+        if isinstance(current, property) and getattr(current.fget, "_rdsiam", False):
+            return
+        original = current
+
+        def address(self: Any) -> str:
+            override = self.__dict__.get(_ADDRESS_ATTR)
+            if override is not None:
+                return str(override)
+            assert isinstance(original, property) and original.fget is not None
+            return str(original.fget(self))
+
+        address._rdsiam = True  # type: ignore[attr-defined]
+        setattr(DBInstance, "address", property(address))  # noqa: B010 - replacing moto's property
+
+
+def register(reg: RdsRegistration) -> Any:
+    """Create (or replace) the instance in the current moto RDS state and return moto's object."""
+    install()
+    from moto.rds.models import rds_backends
+
+    backend = rds_backends[reg.account_id][reg.region]
+    if reg.instance_id in backend.databases:
+        backend.delete_db_instance(reg.instance_id, None)
+    engine, default_version = reg.engine, _VERSIONS.get(reg.engine)
+    with no_default_amis():
+        db = _create(backend, reg, engine, default_version)
+    db.dbi_resource_id = reg.resource_id
+    db.__dict__[_ADDRESS_ATTR] = reg.address
+    return db
+
+
+@contextmanager
+def no_default_amis() -> Iterator[None]:
+    """moto builds the EC2 backend for a new DB instance and loads ~1300 default AMIs (~0.5 s);
+    registering an instance in every test must not pay that. An explicit setting wins."""
+    if "MOTO_EC2_LOAD_DEFAULT_AMIS" in os.environ:
+        yield
+        return
+    os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
+    try:
+        yield
+    finally:
+        os.environ.pop("MOTO_EC2_LOAD_DEFAULT_AMIS", None)
+
+
+def _create(backend: Any, reg: RdsRegistration, engine: str, version: str | None) -> Any:
+    return backend.create_db_instance({
+        "db_instance_identifier": reg.instance_id,
+        "engine": engine,
+        "engine_version": reg.engine_version or version,
+        "db_instance_class": "db.t4g.micro",
+        "allocated_storage": 20,
+        "port": reg.port,
+        "master_username": reg.master_username,
+        "master_user_password": "x" * 16,  # never used: the real password lives in the backend
+        "db_name": reg.dbname,
+        "enable_iam_database_authentication": reg.iam_enabled,
+        "storage_type": "gp3",
+    })
+
+
+def set_endpoint(db: Any, address: str, port: int) -> None:
+    """Make moto's ``db`` (a ``DBInstance``) report the emulator's endpoint ``address:port``."""
+    install()
+    db.__dict__[_ADDRESS_ATTR] = address
+    db.port = port
+def set_iam_enabled(account_id: str, region: str, instance_id: str, enabled: bool, *,
+                    missing_ok: bool = False) -> None:
+    """Set what moto reports as ``IAMDatabaseAuthenticationEnabled`` for the instance.
+
+    Raises KeyError when the current moto state has no such instance, unless ``missing_ok``.
+    """
+    from moto.rds.models import rds_backends
+
+    databases = rds_backends[account_id][region].databases
+    if instance_id not in databases:
+        if missing_ok:
+            return
+        raise KeyError(instance_id)
+    databases[instance_id].enable_iam_database_authentication = enabled
