@@ -154,7 +154,14 @@ def load(path: Path | None, environ: Mapping[str, str]) -> Config:
             raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from None
         except UnicodeDecodeError:
             raise ConfigError("--config", f"{path} is not UTF-8 text") from None
-    return parse(env.apply(data, environ))
+    try:
+        return parse(env.apply(data, environ))
+    except ConfigError as exc:
+        var = env.variable_for(exc.key, environ)
+        if var is None:
+            raise
+        # the user typed the variable, not the file key: name what they can find
+        raise ConfigError(var, exc.problem) from None
 
 
 def parse(data: Mapping[str, Any]) -> Config:
@@ -208,7 +215,11 @@ def _server(raw: Mapping[str, Any]) -> ServerConfig:
         raise ConfigError("server.state_dir", "must be a string (a directory path)")
     create = _str(raw, "server", "create_listen_host", "loopback")
     if create != "loopback":
-        _address(create, "server.create_listen_host")
+        try:
+            ipaddress.ip_address(create)
+        except ValueError:
+            raise ConfigError("server.create_listen_host", f"must be an IP address or "
+                              f"\"loopback\", got {create!r}") from None
     return ServerConfig(port=port, host=host, region=region, account_id=account,
                         dns_label=label, state_dir=Path(state) if state else None,
                         create_listen_host=create)
