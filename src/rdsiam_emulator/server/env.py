@@ -20,6 +20,7 @@ OVERRIDES: dict[str, tuple[str, type]] = {
     "RDSIAM_DNS_LABEL": ("dns_label", str),
     "RDSIAM_STATE_DIR": ("state_dir", str),
     "RDSIAM_CREATE_LISTEN_HOST": ("create_listen_host", str),
+    "RDSIAM_MAX_INSTANCES": ("max_instances", int),
 }
 """variable → (``[server]`` key, type). An empty variable counts as unset."""
 

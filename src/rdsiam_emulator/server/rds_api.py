@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -31,6 +32,9 @@ _DB_INSTANCE = re.compile(rb"<DBInstance>.*?</DBInstance>", re.DOTALL)
 _ENDPOINT = re.compile(rb"<Endpoint>.*?</Endpoint>", re.DOTALL)
 _CREATING = b"<DBInstanceStatus>creating</DBInstanceStatus>"
 MARIADB_PLACEHOLDER_VERSION = "11.4.3"
+MAX_CREATING = 2
+"""API-created instances starting at once; a further ``CreateDBInstance`` is refused with
+``Throttling`` (each start is a real server: initdb or mariadb-install-db, seconds of CPU)."""
 _BODY_LIMIT = 1 << 20
 """Bytes of an RDS request body we read to find its action (real ones are a few KB)."""
 
@@ -40,6 +44,9 @@ class RdsHooks:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self._create_lock = threading.Lock()
+        """Held from the quota check until the instance is a slot (two creates cannot both
+        take the last place)."""
 
     def call(self, moto: Callable[..., Iterable[bytes]], environ: dict[str, Any],
              start_response: Any) -> Iterable[bytes]:
@@ -57,6 +64,35 @@ class RdsHooks:
             return moto(environ, start_response)
         region = scope.group(1)
         ident = params.get("DBInstanceIdentifier", "")
+        if action == "CreateDBInstance":
+            with self._create_lock:
+                refusal = self._create_refusal(ident)
+                if refusal is not None:
+                    return _rds_error(start_response, *refusal)
+                return self._pass(moto, environ, start_response, body, action, ident, region,
+                                  params)
+        return self._pass(moto, environ, start_response, body, action, ident, region, params)
+
+    def _create_refusal(self, ident: str) -> tuple[str, str] | None:
+        """``(RDS error code, message)`` when a create must be refused for quota or load."""
+        slots = [s for s in self.runtime.slots() if s.spec.identifier != ident
+                 or s.state != "failed"]  # a failed slot of the same name is replaced
+        limit = self.runtime.config.server.max_instances
+        if len(slots) >= limit:
+            return ("InstanceQuotaExceeded",
+                    f"the account has {len(slots)} DB instances, its quota is {limit} "
+                    "(server.max_instances, RDS's default 40): delete one first")
+        starting = sum(1 for s in slots if s.from_api and s.state == "creating")
+        if starting >= MAX_CREATING:
+            return ("Throttling",
+                    f"{starting} instances are being created (the emulator starts at most "
+                    f"{MAX_CREATING} at once): retry when one is available")
+        return None
+
+    def _pass(self, moto: Callable[..., Iterable[bytes]], environ: dict[str, Any],
+              start_response: Any, body: bytes, action: str, ident: str, region: str,
+              params: dict[str, str]) -> Iterable[bytes]:
+        """Call moto for an RDS action we act on, then apply its effects."""
         if action == "CreateDBInstance":
             engine = params.get("Engine", "").lower()
             if engine not in REAL_ENGINES:
