@@ -53,6 +53,8 @@ CASES = [
     ('[server]\nstate_dir = "/etc/passwd"\n',
      "server.state_dir: /etc/passwd exists and is not a directory"),
     ('[server]\nstate_dir = "/proc/nope"\n', "server.state_dir: cannot create /proc/nope: "),
+    # an existing directory it may not write (PermissionError when the CA is written)
+    ('[server]\nstate_dir = "/proc/1"\n', "server.state_dir: /proc/1 is not writable"),
     ('[server]\ncreate_listen_host = "foo"\n',
      'server.create_listen_host: must be an IP address or "loopback", got \'foo\''),
     # engine = "mysql" runs the installed server (MariaDB here): a version it is not is an error
