@@ -235,6 +235,10 @@ def test_alias_accepted_undeclared_cname_is_host_mismatch(server: Serve) -> None
                         sslmode="require", connect_timeout=20).close()
     [denied] = events(server, since=str(cursor), outcome="deny")
     assert denied["reason"] == "host_mismatch" and cname in denied["detail"]
+    # RDS's own advice first, then how the emulator declares a further name (issue #14)
+    assert denied["hint"].startswith("sign for the instance endpoint"), denied["hint"]
+    assert "RDS does not accept custom DNS names" in denied["hint"]
+    assert "aliases = [...] in [[instances]]" in denied["hint"]
 
 
 def test_modify_iam_authentication_takes_effect(server: Serve) -> None:
