@@ -181,7 +181,8 @@ def _mysql_cli(t: SnippetTarget) -> Snippet:
         _ca_comment(t, "#")
         + f'TOKEN="$({_aws_token(t)})"\n'
         + "# MariaDB's client (Debian's mysql); MySQL 8's client takes --ssl-mode=VERIFY_IDENTITY\n"
-        + "# instead of --ssl-verify-server-cert\n"
+        + "# instead of --ssl-verify-server-cert. MariaDB's client calls\n"
+        + "# --enable-cleartext-plugin obsolete (a warning only); MySQL's client needs it\n"
         + f"mysql --host={_sh(t.host)} --port={t.port} --user={_sh(t.db_user)} "
         + f'--password="$TOKEN" --ssl-ca={_sh(t.ca_path)} --ssl-verify-server-cert '
         + f"--enable-cleartext-plugin{db}\n"

@@ -8,6 +8,7 @@ writes to a socket: what the client sees is the front-end's business (RDS's gene
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -36,6 +37,9 @@ class ClientInfo:
     tls: bool = False
     sni: str | None = None
     database: str | None = None
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +79,10 @@ class IamAuthenticator(Protocol):
         """Verify ``token`` for ``db_user`` and record the event; must not raise for bad input."""
 
     def reject(self, *, db_user: str, client: ClientInfo, reason: Reason, detail: str,
-               hint: str | None = None, method: str = "iam") -> LoginDecision:
-        """Record a refusal the front-end decided (``reason``) and return the decision."""
+               hint: str | None = None, method: str = "iam",
+               caller: LoginDecision | None = None) -> LoginDecision:
+        """Record a refusal the front-end decided (``reason``) and return the decision; ``caller``
+        (the login's earlier allow) lends its principal and access key to the event."""
 
     def record_password_login(self, *, db_user: str, client: ClientInfo, ok: bool,
                               detail: str) -> AuthEvent:
@@ -175,8 +181,24 @@ class Authenticator:
         hint = result.hint
         if not hint and result.reason is not None:
             hint = VERIFIER_HINTS.get(result.reason)
-        return self._decide(db_user, client, result.reason, result.detail, hint,
-                            result.principal_arn, result.access_key_id)
+        detail, principal = result.detail, result.principal_arn
+        if principal is None and result.access_key_id:
+            principal = self._key_owner(result.access_key_id)
+            if principal is not None:  # refused before the signature check: say so
+                detail += "; principal_arn is the access key's owner (signature not checked)"
+        return self._decide(db_user, client, result.reason, detail, hint, principal,
+                            result.access_key_id)
+
+    def _key_owner(self, access_key_id: str) -> str | None:
+        """Who owns ``access_key_id`` in the IAM state, for the event only: a refusal decided
+        before the key was used (expiry, host, DB user) still names its caller. Never an input
+        to a decision."""
+        try:
+            found = self.credentials.lookup(access_key_id)
+        except Exception:  # the event is still recorded, without the name
+            log.debug("credential lookup for an event failed", exc_info=True)
+            return None
+        return None if found is None else found.principal_arn
 
     def _skipped(self) -> tuple[str, ...]:
         """Parts of an allow the IAM authorizer could not evaluate: the event names them."""
@@ -186,10 +208,16 @@ class Authenticator:
 
     def reject(
         self, *, db_user: str, client: ClientInfo, reason: Reason, detail: str,
-        hint: str | None = None, method: str = "iam",
+        hint: str | None = None, method: str = "iam", caller: LoginDecision | None = None,
     ) -> LoginDecision:
-        """Record an engine-level rejection decided by the front-end (TLS, not an IAM user...)."""
-        return self._decide(db_user, client, reason, detail, hint, None, None, method=method)
+        """Record an engine-level rejection decided by the front-end (TLS, not an IAM user...).
+
+        ``caller``: the allow this refusal follows (the server refused the session after IAM
+        accepted the token): its principal and access key go on this event too."""
+        arn = akid = None
+        if caller is not None:
+            arn, akid = caller.event.principal_arn, caller.event.access_key_id
+        return self._decide(db_user, client, reason, detail, hint, arn, akid, method=method)
 
     def record_password_login(
         self, *, db_user: str, client: ClientInfo, ok: bool, detail: str

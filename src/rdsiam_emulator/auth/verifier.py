@@ -232,7 +232,9 @@ def _check_host(ctx: CheckContext) -> Rejection | None:
         f"the token was signed for {token.host}:{port}, not for this endpoint "
         f"({endpoint.address})",
         f"sign for the instance endpoint {endpoint.host!r} exactly; RDS does not accept custom DNS "
-        "names (CNAME/Route 53) or IP addresses in tokens",
+        "names (CNAME/Route 53) or IP addresses in tokens; in the emulator, a further name is "
+        "declared in the instance's aliases (serve: aliases = [...] in [[instances]]; "
+        "library: InstanceConfig(aliases=...))",
     )
 
 

@@ -35,12 +35,26 @@ def register(sub: Any) -> None:
         description="Start the instances of a TOML config (real PostgreSQL / MySQL / MariaDB "
         "servers behind emulated RDS endpoints with IAM authentication) and one HTTP port with "
         "the IAM, STS and RDS APIs (moto) and /_rdsiam/ (health, events, CA bundle, instances). "
-        "Runs until SIGTERM or SIGINT. See docs/server.md.",
+        "Runs until SIGTERM or SIGINT.",
+        epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", metavar="FILE",
                         help="TOML config (default: $RDSIAM_CONFIG; none: no instances, only the "
                         "HTTP port)")
     parser.set_defaults(func=run)
+
+
+def _epilog() -> str:
+    from rdsiam_emulator.server.env import CONFIG_VAR, OVERRIDES
+
+    lines = [f"environment (overrides [server] keys): {CONFIG_VAR} (the config file)"]
+    lines += [f"  {var:<27} server.{key}" for var, (key, _) in OVERRIDES.items()]
+    # a pip-installed copy has no docs/ folder: say where the reference is
+    lines += ["", "HTTP paths: /_rdsiam/ (status page), /_rdsiam/health, /_rdsiam/events, "
+              "/_rdsiam/ca.pem, /_rdsiam/instances; everything else: IAM, STS, RDS (moto).",
+              "Every config key is described in docs/server.md of the rdsiam-emulator source "
+              "(the sdist, or the project's repository)."]
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"rdsiam-emulator serve: bad config: {exc}\n")
         return EXIT_USAGE
-    problem = _listen_problem(config)
+    problem = (_state_dir_problem(config.server.state_dir) or _version_problem(config)
+               or _listen_problem(config))
     if problem is not None:
         sys.stderr.write(f"rdsiam-emulator serve: bad config: {problem}\n")
         return EXIT_USAGE
@@ -70,6 +85,35 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     _install_signals(stop)
     return _serve(config, stop, began)
+
+
+def _state_dir_problem(path: Path | None) -> str | None:
+    """Why ``state_dir`` cannot hold the CA (None: it can; created when missing)."""
+    if path is None:
+        return None
+    from rdsiam_emulator.server.env import variable_for
+
+    key = variable_for("server.state_dir", os.environ) or "server.state_dir"
+    if path.exists() and not path.is_dir():
+        return f"{key}: {path} exists and is not a directory"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"{key}: cannot create {path}: {exc.strerror or exc}"
+    if not os.access(path, os.W_OK | os.X_OK):
+        return f"{key}: {path} is not writable"
+    return None
+
+
+def _version_problem(config: Config) -> str | None:
+    from rdsiam_emulator.server.runtime import version_problem
+
+    for i, inst in enumerate(config.instances):
+        if inst.version is not None and inst.backend == "local":
+            why = version_problem(inst.engine, inst.version)
+            if why:
+                return f"instances[{i}].version: {why}"
+    return None
 
 
 def _listen_problem(config: Config) -> str | None:
@@ -107,7 +151,7 @@ def _serve(config: Config, stop: threading.Event, began: float) -> int:
     if state_dir is None:
         temp = tempfile.mkdtemp(prefix="rdsiam-serve-")
         state_dir = Path(temp)
-    runtime = Runtime(config, state_dir, sys.stdout)
+    runtime = Runtime(config, state_dir, sys.stdout, stop=stop)
     http: HttpServer | None = None
     try:
         try:
@@ -122,18 +166,26 @@ def _serve(config: Config, stop: threading.Event, began: float) -> int:
         runtime.say(f"rdsiam-emulator serve: AWS APIs (IAM, STS, RDS) and /_rdsiam/ on {api} "
                     f"(region {config.server.region}, account {config.server.account_id})")
         runtime.begin()  # backends boot while moto is imported
-        app.moto()
-        runtime.open()
-        try:
-            apply_seed(config, api)
-        except ConfigError as exc:
-            sys.stderr.write(f"rdsiam-emulator serve: bad config: {exc}\n")
-            return EXIT_USAGE
-        try:
-            runtime.start_configured()
-        except (BackendError, StartError) as exc:
-            sys.stderr.write(f"rdsiam-emulator serve: could not start: {exc}\n")
-            return EXIT_ENVIRONMENT
+        # a signal during start-up abandons the rest of it (checked between the steps; the
+        # backends still booting are waited for and stopped by runtime.close)
+        steps = (app.moto, runtime.open, lambda: apply_seed(config, api),
+                 runtime.start_configured)
+        for step in steps:
+            if stop.is_set():
+                break
+            try:
+                step()
+            except ConfigError as exc:
+                sys.stderr.write(f"rdsiam-emulator serve: bad config: {exc}\n")
+                return EXIT_USAGE
+            except (BackendError, StartError) as exc:
+                if stop.is_set():  # aborted by the signal, not a failure
+                    break
+                sys.stderr.write(f"rdsiam-emulator serve: could not start: {exc}\n")
+                return EXIT_ENVIRONMENT
+        if stop.is_set():
+            runtime.say("shutting down (signal during start-up)")
+            return EXIT_OK
         runtime.started = True
         lines = runtime.hosts_lines()
         if lines:

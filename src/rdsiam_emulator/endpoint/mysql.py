@@ -37,7 +37,7 @@ import socket
 import ssl
 from dataclasses import dataclass, field, replace
 
-from rdsiam_emulator.auth.authenticator import ClientInfo, IamAuthenticator
+from rdsiam_emulator.auth.authenticator import ClientInfo, IamAuthenticator, LoginDecision
 from rdsiam_emulator.auth.login import AskToken, LogIn, LoginFacts, LoginStep, Refuse, RelayPassword
 from rdsiam_emulator.backends.mysql_catalog import CatalogVersion
 from rdsiam_emulator.endpoint.backend import BackendAddress, EndpointSettings
@@ -287,13 +287,13 @@ class MysqlEndpoint(TrackedEndpoint):
                  "its restart) and retry")
 
     def _refuse_overload(self, client: ClientInfo, detail: str, user: str,
-                         method: str) -> None:
+                         method: str, caller: LoginDecision | None = None) -> None:
         """Record a refusal for lack of room (the client gets ERROR 1040); ``user`` is empty
         and ``method`` "unknown" when the client was refused before it could name one;
         otherwise ``method`` is what the login is ("iam" / "password")."""
         self.authenticator.reject(
             db_user=user, client=client, reason=Reason.TOO_MANY_CONNECTIONS, detail=detail,
-            method=method,
+            method=method, caller=caller,
             hint="close idle connections or pool them; raise max_connections (or the "
                  "endpoint's max_pending_logins) if the load is expected")
 
@@ -482,14 +482,14 @@ class MysqlEndpoint(TrackedEndpoint):
             return backend, bgreet
         if result.error.code == ErrorCode.ER_CON_COUNT_ERROR:
             self._refuse_overload(info, "the backend answered " + result.error.render(), user,
-                                  "iam")
+                                  "iam", command.decision)
             client.write(front.fail(result.error))
             return None
         if result.error.code != ErrorCode.ER_ACCESS_DENIED:
             # Not about the password (1044 no access to the database, 1049 unknown database,
             # ...): the server's own answer, as RDS passes it on once IAM accepted the token.
             self.authenticator.reject(
-                db_user=user, client=info, reason=Reason.BACKEND_REFUSED,
+                db_user=user, client=info, reason=Reason.BACKEND_REFUSED, caller=command.decision,
                 detail="IAM accepted the token; the database refused the session: "
                        + result.error.render(),
                 hint=_backend_refused_hint(result.error.code))
@@ -498,7 +498,7 @@ class MysqlEndpoint(TrackedEndpoint):
         log.warning("mysql endpoint: backend refused the derived login of %r: %s", clip(user),
                     clip(result.error.render(), TEXT_CAP))
         self.authenticator.reject(
-            db_user=user, client=info, reason=Reason.INTERNAL_ERROR,
+            db_user=user, client=info, reason=Reason.INTERNAL_ERROR, caller=command.decision,
             detail="the backend refused the derived-password login: " + result.error.render(),
             hint=DERIVED_LOGIN_HINT)
         client.write(front.fail(access_denied(user, addr[0])))

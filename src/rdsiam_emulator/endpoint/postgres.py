@@ -23,7 +23,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rdsiam_emulator.auth.authenticator import ClientInfo, IamAuthenticator
+from rdsiam_emulator.auth.authenticator import ClientInfo, IamAuthenticator, LoginDecision
 from rdsiam_emulator.auth.login import AskToken, LogIn, LoginFacts, LoginStep, Refuse, RelayPassword
 from rdsiam_emulator.endpoint.backend import BackendAddress, BackendUnreachable, EndpointSettings
 from rdsiam_emulator.endpoint.postgres_admin import AdminClient, log_in, open_backend
@@ -276,7 +276,7 @@ class PostgresEndpoint(TrackedEndpoint):
         if isinstance(result, LoginFailed):
             if backend is not None:
                 backend.close()
-            self._record_backend_failure(login.user, info, "iam", result)
+            self._record_backend_failure(login.user, info, "iam", result, login.decision)
             client.write(codec.error_response(result.fields))
             return None
         assert backend is not None
@@ -325,37 +325,41 @@ class PostgresEndpoint(TrackedEndpoint):
                      f"{grant} (then it logs in with tokens only)")
 
     def _record_unavailable(self, user: str, info: ClientInfo, why: str,
-                            method: str = "iam") -> None:
+                            method: str = "iam", caller: LoginDecision | None = None) -> None:
         self.authenticator.reject(
             db_user=user, client=info, reason=Reason.BACKEND_UNAVAILABLE, method=method,
+            caller=caller,
             detail=f"the client was answered {UNAVAILABLE}: {why}",
             hint="the real PostgreSQL server is down or unreachable: start it (or wait for its "
                  "restart) and retry")
 
     def _record_backend_failure(self, user: str, info: ClientInfo, method: str,
-                                result: LoginFailed) -> None:
-        """The server refused a session the endpoint opened (its error goes to the client)."""
+                                result: LoginFailed, caller: LoginDecision | None = None) -> None:
+        """The server refused a session the endpoint opened (its error goes to the client).
+        ``caller``: the IAM allow it follows (its caller fields go on the event)."""
         if result.sqlstate == TOO_MANY_CONNECTIONS:
-            self._record_capacity(user, info, method, result)
+            self._record_capacity(user, info, method, result, caller)
         elif result.sqlstate == UNAVAILABLE:
-            self._record_unavailable(user, info, result.message, method)
+            self._record_unavailable(user, info, result.message, method, caller)
         else:
-            self._record_backend_refused(user, info, method, result)
+            self._record_backend_refused(user, info, method, result, caller)
 
     def _record_backend_refused(self, user: str, info: ClientInfo, method: str,
-                                result: LoginFailed) -> None:
+                                result: LoginFailed, caller: LoginDecision | None = None) -> None:
         hint = BACKEND_HINTS.get(result.sqlstate,
                                  "the server's own error (in the detail) reached the client "
                                  "unchanged; fix what it names")
         self.authenticator.reject(
             db_user=user, client=info, reason=Reason.BACKEND_REFUSED, method=method,
+            caller=caller,
             detail=f"the server refused the session: {result.sqlstate} {result.message}",
             hint=hint)
 
     def _record_capacity(self, user: str, info: ClientInfo, method: str,
-                         result: LoginFailed) -> None:
+                         result: LoginFailed, caller: LoginDecision | None = None) -> None:
         self.authenticator.reject(
             db_user=user, client=info, reason=Reason.TOO_MANY_CONNECTIONS, method=method,
+            caller=caller,
             detail=f"the backend refused for capacity: {result.sqlstate} {result.message}",
             hint="fewer concurrent sessions (a pool), or raise the server's max_connections")
 

@@ -19,6 +19,8 @@ from typing import Any, Literal
 from rdsiam_emulator.regions import region_problem
 
 DEFAULT_PORT = 4566
+DEFAULT_MAX_INSTANCES = 40
+"""RDS's default quota of DB instances per account and region."""
 WILDCARDS = frozenset({"0.0.0.0", "::"})  # noqa: S104 - names them, binds nothing
 """Listen addresses meaning "every interface"."""
 ENGINE_PORTS = {"postgres": 5432, "mysql": 3306}
@@ -58,6 +60,9 @@ class ServerConfig:
     create_listen_host: str = "loopback"
     """Where instances made by ``create_db_instance`` listen: ``loopback`` (the next free
     127.0.0.x, engine's standard port) or an address (engine's standard port)."""
+    max_instances: int = DEFAULT_MAX_INSTANCES
+    """DB instances the account may have in this server (configured + API-created), as RDS's
+    default quota; ``create_db_instance`` beyond it fails with ``InstanceQuotaExceeded``."""
 
 
 @dataclass(frozen=True)
@@ -154,7 +159,14 @@ def load(path: Path | None, environ: Mapping[str, str]) -> Config:
             raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from None
         except UnicodeDecodeError:
             raise ConfigError("--config", f"{path} is not UTF-8 text") from None
-    return parse(env.apply(data, environ))
+    try:
+        return parse(env.apply(data, environ))
+    except ConfigError as exc:
+        var = env.variable_for(exc.key, environ)
+        if var is None:
+            raise
+        # the user typed the variable, not the file key: name what they can find
+        raise ConfigError(var, exc.problem) from None
 
 
 def parse(data: Mapping[str, Any]) -> Config:
@@ -165,6 +177,9 @@ def parse(data: Mapping[str, Any]) -> Config:
     if not isinstance(raw_instances, list):
         raise ConfigError("instances", "must be an array of tables ([[instances]])")
     instances = tuple(_instance(i, raw) for i, raw in enumerate(raw_instances))
+    if len(instances) > server.max_instances:
+        raise ConfigError("instances", f"{len(instances)} instances are more than "
+                          f"server.max_instances ({server.max_instances}, RDS's quota)")
     seen: dict[str, int] = {}
     listens: dict[tuple[str, int], int] = {}
     for i, inst in enumerate(instances):
@@ -189,7 +204,7 @@ def parse(data: Mapping[str, Any]) -> Config:
 # -- pieces --------------------------------------------------------------------------------------
 def _server(raw: Mapping[str, Any]) -> ServerConfig:
     _only(raw, "server", {"port", "host", "region", "account_id", "dns_label", "state_dir",
-                          "create_listen_host"})
+                          "create_listen_host", "max_instances"})
     port = _int(raw, "server", "port", DEFAULT_PORT, 1, 65535)
     host = _address(_str(raw, "server", "host", "127.0.0.1"), "server.host")
     region = _str(raw, "server", "region", "us-east-1")
@@ -208,10 +223,15 @@ def _server(raw: Mapping[str, Any]) -> ServerConfig:
         raise ConfigError("server.state_dir", "must be a string (a directory path)")
     create = _str(raw, "server", "create_listen_host", "loopback")
     if create != "loopback":
-        _address(create, "server.create_listen_host")
+        try:
+            ipaddress.ip_address(create)
+        except ValueError:
+            raise ConfigError("server.create_listen_host", f"must be an IP address or "
+                              f"\"loopback\", got {create!r}") from None
+    max_instances = _int(raw, "server", "max_instances", DEFAULT_MAX_INSTANCES, 1, 1000)
     return ServerConfig(port=port, host=host, region=region, account_id=account,
                         dns_label=label, state_dir=Path(state) if state else None,
-                        create_listen_host=create)
+                        create_listen_host=create, max_instances=max_instances)
 
 
 def _instance(i: int, raw: Any) -> InstanceSpec:

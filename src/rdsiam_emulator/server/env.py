@@ -20,6 +20,7 @@ OVERRIDES: dict[str, tuple[str, type]] = {
     "RDSIAM_DNS_LABEL": ("dns_label", str),
     "RDSIAM_STATE_DIR": ("state_dir", str),
     "RDSIAM_CREATE_LISTEN_HOST": ("create_listen_host", str),
+    "RDSIAM_MAX_INSTANCES": ("max_instances", int),
 }
 """variable → (``[server]`` key, type). An empty variable counts as unset."""
 
@@ -41,10 +42,20 @@ def apply(data: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]
         if not text:
             continue
         if kind is int:
-            if not text.isdigit():
-                raise ConfigError(var, f"must be an integer, got {text!r}")
-            server[key] = int(text)
+            try:  # a sign is fine here: the range check (naming the variable) follows
+                server[key] = int(text)
+            except ValueError:
+                raise ConfigError(var, f"must be an integer, got {text!r}") from None
         else:
             server[key] = text
     out["server"] = server
     return out
+
+
+def variable_for(key: str, environ: Mapping[str, str]) -> str | None:
+    """The variable that set config key ``key`` (``server.port`` → ``RDSIAM_PORT``), or None
+    when the value came from the file (or the default)."""
+    for var, (name, _) in OVERRIDES.items():
+        if key == f"server.{name}" and environ.get(var, "").strip():
+            return var
+    return None

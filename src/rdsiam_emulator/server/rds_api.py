@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -19,14 +20,21 @@ from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
 from rdsiam_emulator.aws import rds as moto_rds
-from rdsiam_emulator.server.runtime import Runtime, Slot, short_version
+from rdsiam_emulator.server.runtime import Runtime, Slot, installed_server
+from rdsiam_emulator.versions import short_version
 
 log = logging.getLogger(__name__)
 
 REAL_ENGINES = ("postgres", "mysql", "mariadb")
 _SCOPE = re.compile(r"Credential=[^/,]+/\d{8}/([a-z0-9-]+)/rds/aws4_request")
-_ACTIONS = {"CreateDBInstance", "DeleteDBInstance", "ModifyDBInstance"}
+_ACTIONS = {"CreateDBInstance", "DeleteDBInstance", "ModifyDBInstance", "DescribeDBInstances"}
+_DB_INSTANCE = re.compile(rb"<DBInstance>.*?</DBInstance>", re.DOTALL)
+_ENDPOINT = re.compile(rb"<Endpoint>.*?</Endpoint>", re.DOTALL)
+_CREATING = b"<DBInstanceStatus>creating</DBInstanceStatus>"
 MARIADB_PLACEHOLDER_VERSION = "11.4.3"
+MAX_CREATING = 2
+"""API-created instances starting at once; a further ``CreateDBInstance`` is refused with
+``Throttling`` (each start is a real server: initdb or mariadb-install-db, seconds of CPU)."""
 _BODY_LIMIT = 1 << 20
 """Bytes of an RDS request body we read to find its action (real ones are a few KB)."""
 
@@ -36,6 +44,9 @@ class RdsHooks:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self._create_lock = threading.Lock()
+        """Held from the quota check until the instance is a slot (two creates cannot both
+        take the last place)."""
 
     def call(self, moto: Callable[..., Iterable[bytes]], environ: dict[str, Any],
              start_response: Any) -> Iterable[bytes]:
@@ -53,6 +64,35 @@ class RdsHooks:
             return moto(environ, start_response)
         region = scope.group(1)
         ident = params.get("DBInstanceIdentifier", "")
+        if action == "CreateDBInstance":
+            with self._create_lock:
+                refusal = self._create_refusal(ident)
+                if refusal is not None:
+                    return _rds_error(start_response, *refusal)
+                return self._pass(moto, environ, start_response, body, action, ident, region,
+                                  params)
+        return self._pass(moto, environ, start_response, body, action, ident, region, params)
+
+    def _create_refusal(self, ident: str) -> tuple[str, str] | None:
+        """``(RDS error code, message)`` when a create must be refused for quota or load."""
+        slots = [s for s in self.runtime.slots() if s.spec.identifier != ident
+                 or s.state != "failed"]  # a failed slot of the same name is replaced
+        limit = self.runtime.config.server.max_instances
+        if len(slots) >= limit:
+            return ("InstanceQuotaExceeded",
+                    f"the account has {len(slots)} DB instances, its quota is {limit} "
+                    "(server.max_instances, RDS's default 40): delete one first")
+        starting = sum(1 for s in slots if s.from_api and s.state == "creating")
+        if starting >= MAX_CREATING:
+            return ("Throttling",
+                    f"{starting} instances are being created (the emulator starts at most "
+                    f"{MAX_CREATING} at once): retry when one is available")
+        return None
+
+    def _pass(self, moto: Callable[..., Iterable[bytes]], environ: dict[str, Any],
+              start_response: Any, body: bytes, action: str, ident: str, region: str,
+              params: dict[str, str]) -> Iterable[bytes]:
+        """Call moto for an RDS action we act on, then apply its effects."""
         if action == "CreateDBInstance":
             engine = params.get("Engine", "").lower()
             if engine not in REAL_ENGINES:
@@ -94,6 +134,8 @@ class RdsHooks:
         if action == "DeleteDBInstance":
             self.runtime.delete(ident)
             return data
+        if action == "DescribeDBInstances":
+            return _without_creating_endpoints(data)
         db = _moto_db(self.runtime.config.server.account_id, region, ident)
         if db is None:
             return data
@@ -103,12 +145,19 @@ class RdsHooks:
             return data
         # CreateDBInstance: moto says available at once; RDS (and we) say creating until it is
         db.status = "creating"
+        dbname = params.get("DBName") or "app"
+        db.db_name = dbname  # the database the backend gets, as /_rdsiam/instances says
+        kind = "postgres" if db.engine == "postgres" else "mysql"
+        runs = installed_server(kind)
+        if runs is not None:  # report the server that will run, from the start
+            db.engine, db.engine_version = runs
 
         def ready(slot: Slot) -> None:
             if slot.instance is None:
                 db.status = "failed"
                 return
             moto_rds.set_endpoint(db, slot.instance.host, slot.instance.port)
+            db.engine = slot.instance.rds_engine
             db.engine_version = short_version(slot.instance.backend.version)
             db.status = "available"
 
@@ -117,12 +166,31 @@ class RdsHooks:
                 ident, db.engine, region, bool(db.enable_iam_database_authentication), ready,
                 resource_id=db.dbi_resource_id, master_username=params.get("MasterUsername"),
                 master_password=params.get("MasterUserPassword"),
-                dbname=params.get("DBName") or "app")
+                dbname=dbname)
         except ValueError as exc:
             log.warning("create_db_instance %s: %s", ident, exc)
             db.status = "failed"
-        return data.replace(b"<DBInstanceStatus>available</DBInstanceStatus>",
-                            b"<DBInstanceStatus>creating</DBInstanceStatus>", 1)
+        # the answer moto rendered before the edits above: the same edits on its XML
+        data = data.replace(b"<DBInstanceStatus>available</DBInstanceStatus>", _CREATING, 1)
+        data = re.sub(rb"<Engine>[^<]*</Engine>", b"<Engine>" + escape(db.engine).encode()
+                      + b"</Engine>", data, count=1)
+        data = re.sub(rb"<EngineVersion>[^<]*</EngineVersion>", b"<EngineVersion>"
+                      + escape(str(db.engine_version)).encode() + b"</EngineVersion>", data,
+                      count=1)
+        if b"<DBName>" not in data:
+            data = data.replace(_CREATING, _CREATING + b"<DBName>" + escape(dbname).encode()
+                                + b"</DBName>", 1)
+        return _without_creating_endpoints(data)
+
+
+def _without_creating_endpoints(data: bytes) -> bytes:
+    """Drop ``Endpoint`` from instances still ``creating``: RDS has no address for them yet
+    (moto would show a placeholder name)."""
+    def strip(match: re.Match[bytes]) -> bytes:
+        block = match.group(0)
+        return _ENDPOINT.sub(b"", block, count=1) if _CREATING in block else block
+
+    return _DB_INSTANCE.sub(strip, data)
 
 
 def _moto_db(account_id: str, region: str, ident: str) -> Any:

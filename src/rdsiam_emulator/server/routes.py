@@ -39,12 +39,21 @@ def health(request: Request, runtime: Runtime) -> Response:
     return json_response(body, 200 if ready else 503)
 
 
+EVENT_PARAMS = frozenset({"instance", "db_user", "outcome", "since", "limit"})
+"""The query parameters of ``/_rdsiam/events``; any other is a 400 (a typo is never ignored)."""
+
+
 def events(request: Request, runtime: Runtime) -> Response:
     """Auth events, oldest first (newest last), filtered by ``instance``, ``db_user``,
     ``outcome`` (allow|deny) and ``since`` (a cursor from an earlier answer, or an ISO 8601
     time); ``limit`` keeps the newest N."""
     args = request.args
-    since = args.get("since", "")
+    unknown = sorted(set(args) - EVENT_PARAMS)
+    if unknown:
+        return error(400, f"unknown query parameter {unknown[0]!r} (known: "
+                     f"{', '.join(sorted(EVENT_PARAMS))})")
+    # an unencoded "+" of a UTC offset arrives as a space, which no ISO time contains
+    since = args.get("since", "").replace(" ", "+")
     cursor, after = 0, None
     if since.isdigit():
         cursor = int(since)
@@ -59,8 +68,8 @@ def events(request: Request, runtime: Runtime) -> Response:
     if outcome is not None and outcome not in ("allow", "deny"):
         return error(400, "outcome: expected allow or deny")
     limit_text = args.get("limit", "")
-    if limit_text and not limit_text.isdigit():
-        return error(400, "limit: expected a positive integer")
+    if limit_text and (not limit_text.isdigit() or int(limit_text) == 0):
+        return error(400, f"limit: expected a positive integer, got {limit_text!r}")
     cursor_now = runtime.events.mark()
     found: list[AuthEvent] = runtime.events.since(cursor, instance_id=args.get("instance"))
     if after is not None:
@@ -70,7 +79,7 @@ def events(request: Request, runtime: Runtime) -> Response:
     if outcome is not None:
         found = [e for e in found if e.outcome == outcome]
     if limit_text:
-        found = found[-int(limit_text):] if int(limit_text) else []
+        found = found[-int(limit_text):]
     return json_response({"cursor": cursor_now, "events": [e.to_dict() for e in found]})
 
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import re
 import secrets
 import socket
 import string
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from rdsiam_emulator.backends import BackendHandle, BackendSpec, start_backend
 from rdsiam_emulator.events import AuthEvent, EventLog
 from rdsiam_emulator.server.config import ENGINE_PORTS, WILDCARDS, Config, InstanceSpec
+from rdsiam_emulator.versions import short_version
 
 if TYPE_CHECKING:  # importing instances imports moto (seconds): done in Runtime.open
     from rdsiam_emulator.instances import EmulatedInstance, Emulator
@@ -60,8 +63,11 @@ class Slot:
 class Runtime:
     """Backends, endpoints and their moto records for one ``serve`` process."""
 
-    def __init__(self, config: Config, state_dir: Path, out: TextIO) -> None:
+    def __init__(self, config: Config, state_dir: Path, out: TextIO,
+                 stop: threading.Event | None = None) -> None:
         self.config = config
+        self.stop = stop if stop is not None else threading.Event()
+        """Set by a signal: instances not yet started are not started."""
         self.out = out
         self.state_dir = state_dir
         self._out_lock = threading.Lock()
@@ -163,7 +169,7 @@ class Runtime:
         try:
             self._start_slot(slot, register=True)
         except BaseException as exc:  # reported by the caller; keep starting the others
-            slot.state, slot.error = "failed", f"{type(exc).__name__}: {exc}"
+            slot.state, slot.error = "failed", one_line(exc)
             return exc
         return None
 
@@ -186,6 +192,8 @@ class Runtime:
         if self._closed:  # close() may have passed this slot already: stop what we started
             backend.stop()
             raise RuntimeError("the server is shutting down")
+        if self.stop.is_set():  # close() stops slot.backend
+            raise StartError("the server is shutting down")
         instance = self.emulator.start_instance(InstanceConfig(
             instance_id=spec.identifier, engine=spec.engine, region=slot.region,
             account_id=self.config.server.account_id, iam_enabled=spec.iam_enabled,
@@ -197,6 +205,8 @@ class Runtime:
             instance.register_in_moto().engine_version = short_version(backend.version)
         for user in spec.iam_db_users:
             create_iam_db_user(instance, user)
+        if self.stop.is_set():  # no "ready" line after the signal
+            raise StartError("the server is shutting down")
         slot.state = "available"
         version = short_version(backend.version)
         self.say(f"{instance.rds_engine} {version} for '{spec.identifier}': ready in "
@@ -232,7 +242,7 @@ class Runtime:
                 self._start_slot(slot, register=False, resource_id=resource_id)
                 self.say("\n".join(["/etc/hosts:", *self.hosts_lines([slot])]))
             except BaseException as exc:
-                slot.state, slot.error = "failed", f"{type(exc).__name__}: {exc}"
+                slot.state, slot.error = "failed", one_line(exc)
                 self.say(f"{engine} for '{identifier}': FAILED: {slot.error}")
             on_ready(slot)
 
@@ -346,9 +356,47 @@ def _new_dns_label() -> str:
     return "c" + "".join(secrets.choice(_DNS_ALPHABET) for _ in range(11))
 
 
-def short_version(version: str) -> str:
-    """``10.11.19`` of ``10.11.19-MariaDB-0+deb12u1``; ``15.18`` of ``15.18 (Debian ...)``."""
-    return version.split(" ", 1)[0].split("-", 1)[0]
+_HANDLE_REPR = re.compile(r"<\w+Handle [^<>]*?via (\S+?)>|<\w+Handle[^<>]*>")
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: message`` on one line: libpq's multi-line errors collapsed, and a backend
+    handle's repr (``<PostgresHandle … via external:db:5432>``) shown as its address."""
+    text = _HANDLE_REPR.sub(lambda m: m.group(1) or "the server", str(exc))
+    return f"{type(exc).__name__}: {' '.join(text.split())}"
+
+
+def installed_server(engine: str, version: str | None = None) -> tuple[str, str] | None:
+    """``(RDS engine name, short version)`` of the local server an instance of ``engine``
+    (``postgres`` | ``mysql``) would run, e.g. ``("mariadb", "10.11.19")``; None when no server
+    binary is found (starting it then fails with its own message)."""
+    from rdsiam_emulator.backends.errors import BackendError
+
+    try:
+        if engine == "postgres":
+            from rdsiam_emulator.backends import local_postgres
+
+            bindir = local_postgres.find_bindir(version)
+            return "postgres", short_version(local_postgres._binary_version(bindir))
+        from rdsiam_emulator.backends import local_mysql
+
+        path, flavour = local_mysql.find_server()
+        return flavour, short_version(local_mysql._server_version(path))
+    except (BackendError, OSError, subprocess.CalledProcessError):
+        return None
+
+
+def version_problem(engine: str, wanted: str) -> str | None:
+    """Why a local ``engine`` instance cannot run version ``wanted`` (None: what runs is that
+    version, or no server is installed at all)."""
+    found = installed_server(engine, wanted)
+    if found is None:
+        return None
+    flavour, version = found
+    if version == wanted or version.startswith(wanted + "."):
+        return None
+    return (f"{wanted!r} is not what runs: this machine's {engine} server is {flavour} "
+            f"{version}; leave version out or set it to {'.'.join(version.split('.')[:2])!r}")
 
 
 def _replace_iam(spec: InstanceSpec, enabled: bool) -> InstanceSpec:
@@ -397,33 +445,27 @@ def check_listen(host: str, port: int) -> str | None:
 
 
 def create_iam_db_user(instance: EmulatedInstance, name: str) -> None:
-    """Create ``name`` as RDS documents it, as the master user through the endpoint (so the
-    MySQL endpoint's DDL handling records it like any client's). Idempotent."""
+    """Create ``name`` as RDS documents it and grant it what a master user would, through the
+    backend's admin session (not the endpoint: the emulator's own set-up is no auth event).
+    Idempotent.
+
+    PostgreSQL: ``CREATE USER``, ``GRANT rds_iam`` (CONNECT and USAGE on ``public`` come from
+    PUBLIC). MySQL: the account, ``ALL PRIVILEGES ON <dbname>.*``, and its entry in the IAM-user
+    catalog (what the endpoint records for ``IDENTIFIED WITH AWSAuthenticationPlugin``); its
+    backend password is a throw-away that the endpoint replaces with the derived one at the
+    first IAM login. Raises ``backends.BackendError`` when the server refuses.
+    """
+    from rdsiam_emulator.backends.mysql_handle import MysqlHandle, quote_ident
+
     backend = instance.backend
-    address = connect_address(instance.config.listen_host)
-    if instance.engine == "postgres":
-        import psycopg
-        from psycopg import sql
-
-        with psycopg.connect(host=instance.host, hostaddr=address, port=instance.port,
-                             user=backend.master_user, password=backend.master_password,
-                             dbname=backend.dbname, sslmode="verify-full",
-                             sslrootcert=str(instance.ca_bundle), autocommit=True,
-                             connect_timeout=30) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
-            if not exists:
-                conn.execute(sql.SQL("CREATE USER {}").format(sql.Identifier(name)))
-            conn.execute(sql.SQL("GRANT rds_iam TO {}").format(sql.Identifier(name)))
+    if isinstance(backend, MysqlHandle):
+        backend.admin_execute("CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s",
+                              [name, secrets.token_urlsafe(24)])
+        backend.admin_execute(f"GRANT ALL PRIVILEGES ON {quote_ident(backend.dbname)}.* "
+                              "TO %s@'%%'", [name])
+        backend.record_iam_user(name)
         return
-    import pymysql
-
-    conn = pymysql.connect(host=instance.host, port=instance.port, user=backend.master_user,
-                           password=backend.master_password, ssl={"ca": str(instance.ca_bundle)},
-                           autocommit=True, connect_timeout=30)
-    try:
-        with conn.cursor() as cur:
-            # name is checked by config (letters, digits, _ and $), so quoting it is enough
-            cur.execute(f"CREATE USER IF NOT EXISTS '{name}'@'%' "
-                        "IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'")
-    finally:
-        conn.close()
+    ident = '"' + name.replace('"', '""') + '"'
+    if not backend.admin_execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [name]):
+        backend.admin_execute(f"CREATE USER {ident}")
+    backend.admin_execute(f"GRANT rds_iam TO {ident}")

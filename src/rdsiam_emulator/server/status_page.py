@@ -20,6 +20,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from rdsiam_emulator.snippets import hosts_line, snippets_for, target_for
+from rdsiam_emulator.versions import short_version
 
 if TYPE_CHECKING:
     from werkzeug.wrappers import Request, Response
@@ -109,7 +110,7 @@ def status_document(
             "id": instance.instance_id,
             "state": "available",
             "engine": instance.rds_engine,
-            "engine_version": instance.backend.version or None,
+            "engine_version": short_version(instance.backend.version) or None,
             "host": instance.host,
             "port": instance.port,
             "address": first.address,

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import ssl
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,7 @@ port = {port}
 region = "{REGION}"
 account_id = "{ACCOUNT}"
 dns_label = "{DNS_LABEL}"
+max_instances = 3
 
 [[instances]]
 identifier = "orders"
@@ -232,6 +235,10 @@ def test_alias_accepted_undeclared_cname_is_host_mismatch(server: Serve) -> None
                         sslmode="require", connect_timeout=20).close()
     [denied] = events(server, since=str(cursor), outcome="deny")
     assert denied["reason"] == "host_mismatch" and cname in denied["detail"]
+    # RDS's own advice first, then how the emulator declares a further name (issue #14)
+    assert denied["hint"].startswith("sign for the instance endpoint"), denied["hint"]
+    assert "RDS does not accept custom DNS names" in denied["hint"]
+    assert "aliases = [...] in [[instances]]" in denied["hint"]
 
 
 def test_modify_iam_authentication_takes_effect(server: Serve) -> None:
@@ -259,10 +266,22 @@ def test_modify_iam_authentication_takes_effect(server: Serve) -> None:
 def test_create_and_delete_db_instance_are_real(server: Serve) -> None:
     rds = server.client("rds")
     created = rds.create_db_instance(
-        DBInstanceIdentifier="inventory", Engine="mariadb", DBInstanceClass="db.t4g.micro",
+        DBInstanceIdentifier="inventory", Engine="mysql", DBInstanceClass="db.t4g.micro",
         AllocatedStorage=20, MasterUsername="admin", MasterUserPassword="master-pass-1234",
         EnableIAMDatabaseAuthentication=True)["DBInstance"]
     assert created["DBInstanceStatus"] == "creating"
+    # issue #14: no placeholder address while creating (RDS gives no Endpoint then); the engine
+    # is the server that runs (as for the configured mysql instance), DBName the real one
+    assert "Endpoint" not in created, created.get("Endpoint")
+    assert created["Engine"] == "mariadb" and created["DBName"] == "app"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", created["EngineVersion"])
+    [creating] = rds.describe_db_instances(DBInstanceIdentifier="inventory")["DBInstances"]
+    assert creating["DBInstanceStatus"] != "creating" or "Endpoint" not in creating
+    # the fixture's max_instances is 3: orders, shop, inventory fill it (no server is started)
+    with pytest.raises(rds.exceptions.ClientError, match="InstanceQuotaExceeded"):
+        rds.create_db_instance(DBInstanceIdentifier="extra", Engine="postgres",
+                               DBInstanceClass="db.t4g.micro", AllocatedStorage=20,
+                               MasterUsername="admin", MasterUserPassword="master-pass-1234")
     health = server.get("/_rdsiam/health")
     assert health.status_code == 503 and health.json()["instances"]["inventory"] == "creating"
     rds.get_waiter("db_instance_available").wait(
@@ -276,6 +295,7 @@ def test_create_and_delete_db_instance_are_real(server: Serve) -> None:
     assert inst["address"].startswith("127.0.0.") and inst["created_by"] == "api"
     assert desc["DbiResourceId"] == inst["resource_id"] == created["DbiResourceId"]
     assert desc["EngineVersion"] == inst["version"] and desc["Engine"] == "mariadb"
+    assert desc["DBName"] == inst["dbname"] == "app"
     assert server.wait_line(f"{inst['address']} {inst['host']}", timeout=10)
     # as an IaC script would: the master creates the IAM user, the app logs in with a token
     resolver.register(inst["host"], inst["address"])
@@ -372,3 +392,118 @@ def test_psql_and_mysql_cli_by_rds_name(server: Serve, tmp_path: Path) -> None:
         "-e", "SELECT CURRENT_USER()"], tmp_path, {"PATH": os.environ["PATH"]})
     assert cli.returncode == 0, cli.stderr
     assert cli.stdout.strip() == "app_user@%"
+
+
+def _status_snippets(server: Serve, ident: str, user: str) -> dict[str, str]:
+    [row] = [r for r in server.json("/_rdsiam/status.json")["instances"] if r["id"] == ident]
+    return {s["title"]: s["code"] for s in row["snippets"][user]}
+
+
+def test_status_page_snippets_work_for_configured_users(server: Serve, tmp_path: Path) -> None:
+    """Issue #14: a configured MySQL iam_db_user had no rights on the instance's database, so
+    the status page's snippets (which name it) failed with 1044. Run them as they are shown."""
+    env = {"PATH": os.environ["PATH"], "AWS_ACCESS_KEY_ID": APP_KEY,
+           "AWS_SECRET_ACCESS_KEY": APP_SECRET}
+    for ident, title, query in (
+            ("shop", "Python (boto3 + PyMySQL)", "CREATE TABLE t14 (id INT); "
+             "INSERT INTO t14 VALUES (1); SELECT COUNT(*) FROM t14"),
+            # PostgreSQL 15: CONNECT and USAGE on public, as for a new user on RDS (CREATE in
+            # public needs a GRANT there too)
+            ("orders", "Python (boto3 + psycopg)",
+             "SELECT COUNT(*) FROM pg_tables WHERE schemaname = 'public' AND 1 = 0; "
+             "SELECT 1")):
+        code = _status_snippets(server, ident, "app_user")[title]
+        assert "database='app'" in code or "dbname='app'" in code, code
+        # the snippet as shown, then work in the database as a newly created user would
+        script = tmp_path / f"{ident}.py"
+        statements = [s.strip() for s in query.split(";")]
+        if "pymysql" in code:
+            extra = ("conn = pymysql.connect(host=HOST, port=PORT, user=USER, password=token, "
+                     "database='app', ssl_ca=CA_BUNDLE, ssl_verify_cert=True, "
+                     "ssl_verify_identity=True, autocommit=True)\n"
+                     "with conn, conn.cursor() as cur:\n"
+                     + "".join(f"    cur.execute({s!r})\n" for s in statements)
+                     + "    print(cur.fetchone()[0])\n")
+        else:
+            address = server.instance(ident)["address"]
+            extra = (f"with psycopg.connect(host=HOST, hostaddr={address!r}, port=PORT, "
+                     " user=USER, password=token, dbname='app', "
+                     "sslmode='verify-full', sslrootcert=CA_BUNDLE, autocommit=True) as c2:\n"
+                     + "".join(f"    cur = c2.execute({s!r})\n" for s in statements)
+                     + "    print(cur.fetchone()[0])\n")
+        script.write_text(code + extra)
+        run = run_with_hosts(hosts_lines(server), [sys.executable, str(script)], tmp_path, env)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.split() == ["app_user@%" if ident == "shop" else "app_user", "1"]
+
+
+def test_set_up_is_no_auth_event(server: Serve) -> None:
+    """Issue #14: creating iam_db_users is the emulator's own work, not a login."""
+    ready = next(i for i, line in enumerate(server.lines) if line.startswith("ready in"))
+    assert not [line for line in server.lines[:ready] if '"auth_event"' in line]
+    first = events(server, limit="1000")
+    assert not [e for e in first if e["db_user"] == "postgres"]  # no test logs in as master
+
+
+def test_events_query_errors(server: Serve) -> None:
+    """Issue #14: unknown parameters and limit=0 are 400s; an unencoded "+" is read as one."""
+    bad = server.get("/_rdsiam/events", instanse="orders")
+    assert bad.status_code == 400 and "'instanse'" in bad.json()["error"]
+    assert "known: db_user, instance, limit, outcome, since" in bad.json()["error"]
+    zero = server.get("/_rdsiam/events", limit="0")
+    assert zero.status_code == 400 and "positive integer" in zero.json()["error"]
+    # as typed in a shell: the "+" of the offset arrives as a space
+    raw = requests.get(f"{server.url}/_rdsiam/events?since=2000-01-01T00:00:00+00:00",
+                       timeout=10)
+    assert raw.status_code == 200, raw.text
+    assert raw.json()["events"] == events(server, since="2000-01-01T00:00:00+00:00")
+
+
+def test_refusals_name_the_key_owner_and_backend_refusals_keep_the_caller(
+        server: Serve) -> None:
+    """Issue #14: host_mismatch/expired/db_user_mismatch name the key's owner (a lookup, the
+    detail says the signature was not checked); a backend refusal after an allow keeps the
+    caller's fields, on both engines."""
+    orders, shop = server.instance("orders"), server.instance("shop")
+    app_arn = f"arn:aws:iam::{ACCOUNT}:user/app"
+    cursor = server.json("/_rdsiam/events")["cursor"]
+    with pytest.raises(psycopg.OperationalError):
+        pg_login(server, orders, "app_user", token(server, orders["host"], 5432, "other_user"))
+    [mismatch] = events(server, since=str(cursor), outcome="deny")
+    assert mismatch["reason"] == "db_user_mismatch"
+    assert mismatch["principal_arn"] == app_arn and mismatch["access_key_id"] == APP_KEY
+    assert "signature not checked" in mismatch["detail"]
+    # IAM accepts the token; the database refuses (no such database): the deny keeps the caller
+    for inst, port in ((orders, 5432), (shop, 3306)):
+        cursor = server.json("/_rdsiam/events")["cursor"]
+        tok = token(server, inst["host"], port, "app_user")
+        if port == 5432:
+            with pytest.raises(psycopg.OperationalError):
+                psycopg.connect(host=inst["host"], hostaddr=inst["address"], port=port,
+                                user="app_user", password=tok, dbname="nosuchdb",
+                                sslmode="verify-full", sslrootcert=str(server.ca),
+                                connect_timeout=20).close()
+        else:
+            resolver.register(inst["host"], inst["address"])
+            try:
+                with pytest.raises(pymysql.err.OperationalError):
+                    pymysql.connect(host=inst["host"], port=port, user="app_user", password=tok,
+                                    database="nosuchdb", ssl={"ca": str(server.ca)},
+                                    connect_timeout=20).close()
+            finally:
+                resolver.unregister(inst["host"])
+        found = events(server, since=str(cursor), instance=inst["id"])
+        [denied] = [e for e in found if e["outcome"] == "deny"]
+        assert denied["reason"] == "backend_refused", found
+        assert denied["principal_arn"] == app_arn and denied["access_key_id"] == APP_KEY
+
+
+def test_describe_reports_what_runs(server: Serve) -> None:
+    """Issue #14: engine and version in one form; the configured MySQL instance is mariadb."""
+    [desc] = server.client("rds").describe_db_instances(DBInstanceIdentifier="shop")[
+        "DBInstances"]
+    shop = server.instance("shop")
+    assert desc["Engine"] == "mariadb" and desc["EngineVersion"] == shop["version"]
+    assert re.fullmatch(r"\d+\.\d+\.\d+", desc["EngineVersion"])
+    [row] = [r for r in server.json("/_rdsiam/status.json")["instances"] if r["id"] == "shop"]
+    assert row["engine_version"] == desc["EngineVersion"] and row["engine"] == "mariadb"

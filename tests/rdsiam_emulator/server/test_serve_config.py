@@ -50,6 +50,16 @@ CASES = [
      'secret_access_key = "long-enough" }]\n',
      "iam.users[0].access_keys[0].access_key_id: must be 16-128 upper-case"),
     ("[server\nport = 1\n", "--config: "),
+    ('[server]\nstate_dir = "/etc/passwd"\n',
+     "server.state_dir: /etc/passwd exists and is not a directory"),
+    ('[server]\nstate_dir = "/proc/nope"\n', "server.state_dir: cannot create /proc/nope: "),
+    # an existing directory it may not write (PermissionError when the CA is written)
+    ('[server]\nstate_dir = "/proc/1"\n', "server.state_dir: /proc/1 is not writable"),
+    ('[server]\ncreate_listen_host = "foo"\n',
+     'server.create_listen_host: must be an IP address or "loopback", got \'foo\''),
+    # engine = "mysql" runs the installed server (MariaDB here): a version it is not is an error
+    ('[[instances]]\nidentifier = "shop"\nengine = "mysql"\nversion = "5.1"\n',
+     "instances[0].version: '5.1' is not what runs: this machine's mysql server is "),
 ]
 
 
@@ -83,9 +93,36 @@ def test_environment_overrides_and_their_errors(tmp_path: Path, monkeypatch: pyt
     assert cli.main(["serve"]) == 2
     assert capsys.readouterr().err == (
         "rdsiam-emulator serve: bad config: RDSIAM_PORT: must be an integer, got '45x'\n")
-    monkeypatch.setenv("RDSIAM_PORT", "0")
-    assert cli.main(["serve"]) == 2
-    assert "server.port: must be between 1 and 65535, got 0" in capsys.readouterr().err
+    # every error of a value that came from a variable names the variable, not the file key
+    for var, value, problem in (
+            ("RDSIAM_PORT", "0", "must be between 1 and 65535, got 0"),
+            ("RDSIAM_PORT", "-5", "must be between 1 and 65535, got -5"),
+            ("RDSIAM_REGION", "xx-1", ""),
+            ("RDSIAM_ACCOUNT_ID", "12", "must be 12 digits"),
+            ("RDSIAM_HOST", "localhost", "'localhost' is not an IP address"),
+            ("RDSIAM_DNS_LABEL", "Upper", "must be lower-case letters and digits"),
+            ("RDSIAM_CREATE_LISTEN_HOST", "foo",
+             'must be an IP address or "loopback", got \'foo\''),
+            ("RDSIAM_STATE_DIR", "/proc/nope", "cannot create /proc/nope: ")):
+        monkeypatch.setenv("RDSIAM_PORT", "6000")
+        monkeypatch.setenv(var, value)
+        assert cli.main(["serve"]) == 2, var
+        err = capsys.readouterr().err
+        assert err.startswith(f"rdsiam-emulator serve: bad config: {var}: {problem}"), err
+        assert err.count("\n") == 1 and "server." not in err, err
+        monkeypatch.delenv(var)
+
+
+def test_help_needs_no_docs_folder(capsys: pytest.CaptureFixture[str]) -> None:
+    """A pip-installed user has no docs/ folder: the help itself lists the variables."""
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["serve", "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert "See docs/server.md." not in out
+    for var in ("RDSIAM_CONFIG", "RDSIAM_PORT", "RDSIAM_STATE_DIR", "RDSIAM_CREATE_LISTEN_HOST"):
+        assert var in out
+    assert "/_rdsiam/health" in out and "docs/server.md of the rdsiam-emulator source" in out
 
 
 def _serve(config: str, tmp: Path) -> subprocess.CompletedProcess[str]:
@@ -135,3 +172,6 @@ def test_backend_that_cannot_start_exits_4_with_one_message(tmp_path: Path) -> N
                                   "BackendError: "), done.stderr
     assert "Connection refused" in done.stderr and "Traceback" not in done.stderr
     assert "ready in" not in done.stdout
+    # one line: libpq's multi-line message collapsed, no internal object repr
+    assert done.stderr.count("\n") == 1 and "Handle" not in done.stderr, done.stderr
+    assert f"127.0.0.1:{closed}" in done.stderr

@@ -18,7 +18,12 @@ def _blocks(lang: str) -> list[str]:
 
 
 def test_example_config_is_valid_and_uses_every_table() -> None:
-    parsed = config.parse(tomllib.loads(_blocks("toml")[0]))
+    runnable, compose = _blocks("toml")[:2]
+    # the first example runs anywhere: no external backend in it (issue #14)
+    assert [i.identifier for i in config.parse(tomllib.loads(runnable)).instances] == [
+        "orders", "shop"]
+    assert "external" not in runnable
+    parsed = config.parse(tomllib.loads(runnable + compose))
     assert [i.identifier for i in parsed.instances] == ["orders", "shop", "billing"]
     assert parsed.instances[2].backend == "external" and parsed.instances[0].aliases == (
         "orders-db",)

@@ -108,3 +108,36 @@ def test_sigint_exits_0(tmp_path: Path) -> None:
         serve.stop(signal.SIGKILL)
         raise
     assert serve.stop(signal.SIGINT, timeout=10) == 0
+
+
+def test_sigterm_during_start_up_aborts_it(tmp_path: Path) -> None:
+    """Issue #14: a signal while the backends boot and moto loads stops start-up: no ``ready``
+    line after it, exit 0, no server process left."""
+    port = free_port()
+    serve = Serve(CONFIG.replace("PORT", str(port)), tmp_path)
+    seen: set[int] = set()
+    try:
+        serve.wait_line("rdsiam-emulator serve: AWS APIs", timeout=60)
+        # the backends boot in the background from here: wait for the first of them
+        deadline = time.monotonic() + 30
+        while not seen and time.monotonic() < deadline:
+            seen |= descendants(serve.proc.pid)
+            time.sleep(0.02)
+        assert seen, serve.output()
+        assert not any(line.startswith("ready in") for line in serve.lines), serve.output()
+    except BaseException:
+        serve.stop(signal.SIGKILL)
+        raise
+    began = time.monotonic()
+    serve.proc.send_signal(signal.SIGTERM)
+    while serve.proc.poll() is None and time.monotonic() - began < 20:
+        seen |= descendants(serve.proc.pid)
+        time.sleep(0.05)
+    code = serve.stop(signal.SIGTERM, timeout=1)
+    took = time.monotonic() - began
+    assert code == 0, serve.stderr()
+    assert took < 20, took
+    assert not any(line.startswith("ready in") for line in serve.lines), serve.output()
+    assert "shutting down" in serve.output()
+    left = [pid for pid in seen if not process_gone(pid)]
+    assert left == [], f"still running after shutdown: {left}"
