@@ -142,6 +142,10 @@ class Config:
     iam: IamSeed = field(default_factory=IamSeed)
 
 
+MAX_CONFIG_BYTES = 1024 * 1024
+"""A config file larger than this (1 MiB) is refused."""
+
+
 def load(path: Path | None, environ: Mapping[str, str]) -> Config:
     """Read ``path`` (None: no file, defaults only), apply the environment overrides, validate.
 
@@ -152,7 +156,13 @@ def load(path: Path | None, environ: Mapping[str, str]) -> Config:
     data: dict[str, Any] = {}
     if path is not None:
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            with path.open("rb") as fh:  # bounded: /dev/zero or a huge file is refused, not read
+                raw = fh.read(MAX_CONFIG_BYTES + 1)
+            if len(raw) > MAX_CONFIG_BYTES:
+                raise ConfigError("--config", f"{path} is larger than {MAX_CONFIG_BYTES} bytes")
+            data = tomllib.loads(raw.decode("utf-8"))
+        except RecursionError:
+            raise ConfigError("--config", f"{path} nests tables or arrays too deeply") from None
         except OSError as exc:
             raise ConfigError("--config", f"cannot read {path}: {exc.strerror or exc}") from None
         except tomllib.TOMLDecodeError as exc:
@@ -247,6 +257,9 @@ def _instance(i: int, raw: Any) -> InstanceSpec:
     if not _IDENTIFIER.match(ident):
         raise ConfigError(f"{key}.identifier", f"{ident!r} is not an RDS DB instance identifier "
                           "(a letter, then up to 62 letters, digits or single hyphens)")
+    if ident != ident.lower():  # RDS stores identifiers in lower case: ORDERS is orders
+        raise ConfigError(f"{key}.identifier", f"{ident!r}: RDS stores DB instance identifiers "
+                          f"in lower case; write {ident.lower()!r}")
     engine = _str(raw, key, "engine", "postgres")
     if engine == "mariadb":
         engine = "mysql"
@@ -406,7 +419,7 @@ def _iam_name(raw: Mapping[str, Any], key: str) -> str:
 
 def _listen(value: str, key: str) -> tuple[str, int]:
     host, sep, port_text = value.rpartition(":")
-    if not sep or not port_text.isdigit():
+    if not sep or not (port_text.isascii() and port_text.isdigit()):
         raise ConfigError(key, f'must be "address:port" (e.g. "127.0.0.2:5432"), got {value!r}')
     port = int(port_text)
     if not 0 <= port <= 65535:

@@ -43,6 +43,8 @@ def apply(data: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]
             continue
         if kind is int:
             try:  # a sign is fine here: the range check (naming the variable) follows
+                if not text.lstrip("+-").isascii():  # int() takes "１４５６６" too
+                    raise ValueError(text)
                 server[key] = int(text)
             except ValueError:
                 raise ConfigError(var, f"must be an integer, got {text!r}") from None

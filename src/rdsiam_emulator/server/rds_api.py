@@ -63,7 +63,8 @@ class RdsHooks:
         if action not in _ACTIONS:
             return moto(environ, start_response)
         region = scope.group(1)
-        ident = params.get("DBInstanceIdentifier", "")
+        # RDS (and moto) store identifiers in lower case: "ORDERS" names the instance "orders"
+        ident = params.get("DBInstanceIdentifier", "").lower()
         if action == "CreateDBInstance":
             with self._create_lock:
                 refusal = self._create_refusal(ident)
@@ -153,6 +154,8 @@ class RdsHooks:
             db.engine, db.engine_version = runs
 
         def ready(slot: Slot) -> None:
+            if slot.deleted:  # moto has already forgotten it
+                return
             if slot.instance is None:
                 db.status = "failed"
                 return

@@ -43,6 +43,11 @@ EVENT_PARAMS = frozenset({"instance", "db_user", "outcome", "since", "limit"})
 """The query parameters of ``/_rdsiam/events``; any other is a 400 (a typo is never ignored)."""
 
 
+def _is_count(text: str) -> bool:
+    """ASCII digits only (``str.isdigit`` also takes "²", which ``int`` refuses), at most 18."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
 def events(request: Request, runtime: Runtime) -> Response:
     """Auth events, oldest first (newest last), filtered by ``instance``, ``db_user``,
     ``outcome`` (allow|deny) and ``since`` (a cursor from an earlier answer, or an ISO 8601
@@ -55,7 +60,7 @@ def events(request: Request, runtime: Runtime) -> Response:
     # an unencoded "+" of a UTC offset arrives as a space, which no ISO time contains
     since = args.get("since", "").replace(" ", "+")
     cursor, after = 0, None
-    if since.isdigit():
+    if _is_count(since):
         cursor = int(since)
     elif since:
         try:
@@ -68,7 +73,7 @@ def events(request: Request, runtime: Runtime) -> Response:
     if outcome is not None and outcome not in ("allow", "deny"):
         return error(400, "outcome: expected allow or deny")
     limit_text = args.get("limit", "")
-    if limit_text and (not limit_text.isdigit() or int(limit_text) == 0):
+    if limit_text and (not _is_count(limit_text) or int(limit_text) == 0):
         return error(400, f"limit: expected a positive integer, got {limit_text!r}")
     cursor_now = runtime.events.mark()
     found: list[AuthEvent] = runtime.events.since(cursor, instance_id=args.get("instance"))

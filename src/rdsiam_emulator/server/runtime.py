@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -58,6 +58,10 @@ class Slot:
     boot_seconds: float | None = None
     """How long its backend took to start (for the progress line)."""
     booting: Future[BackendHandle] | None = None
+    deleted: bool = False
+    """Set by ``delete``: a start still in progress stops what it made instead of going on."""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    """Guards ``deleted`` against the starting thread's ``backend``/``instance``."""
 
 
 class Runtime:
@@ -188,7 +192,12 @@ class Runtime:
 
         spec = slot.spec
         backend = slot.booting.result() if slot.booting is not None else self._boot(slot)
-        slot.backend = backend
+        with slot.lock:
+            slot.backend = backend
+            deleted = slot.deleted
+        if deleted:  # delete_db_instance while creating: nothing of it may stay running
+            backend.stop()
+            raise StartError("deleted while it was being created")
         if self._closed:  # close() may have passed this slot already: stop what we started
             backend.stop()
             raise RuntimeError("the server is shutting down")
@@ -200,7 +209,12 @@ class Runtime:
             dns_label=self.dns_label, listen_host=spec.listen_host,
             listen_port=spec.listen_port, aliases=spec.aliases, resource_id=resource_id,
         ), backend)
-        slot.instance = instance
+        with slot.lock:
+            slot.instance = instance
+            deleted = slot.deleted
+        if deleted:
+            _stop_slot(slot)
+            raise StartError("deleted while it was being created")
         if register:
             instance.register_in_moto().engine_version = short_version(backend.version)
         for user in spec.iam_db_users:
@@ -274,6 +288,8 @@ class Runtime:
         if slot is None:
             return False
         slot.state = "deleting"
+        with slot.lock:  # a start in progress sees this and stops what it makes later
+            slot.deleted = True
         _stop_slot(slot)
         self.say(f"'{identifier}': deleted (endpoint and backend stopped)")
         return True

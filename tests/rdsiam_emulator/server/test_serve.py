@@ -19,6 +19,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from serve_proc import (
     run_with_hosts,
 )
 from test_serve_docs import documented_instance_fields
+from test_serve_shutdown import descendants
 
 from rdsiam_emulator import resolver
 
@@ -507,3 +509,48 @@ def test_describe_reports_what_runs(server: Serve) -> None:
     assert re.fullmatch(r"\d+\.\d+\.\d+", desc["EngineVersion"])
     [row] = [r for r in server.json("/_rdsiam/status.json")["instances"] if r["id"] == "shop"]
     assert row["engine_version"] == desc["EngineVersion"] and row["engine"] == "mariadb"
+
+
+def test_events_counts_are_ascii_digits(server: Serve) -> None:
+    """Break-it #14: "²" passes str.isdigit() but not int(); 5000 digits exceed int()'s limit.
+    Both are a JSON 400, not a 500 with a traceback."""
+    for name in ("since", "limit"):
+        for value in ("\u00b2", "9" * 5000):
+            bad = server.get("/_rdsiam/events", **{name: value})
+            assert bad.status_code == 400, (name, value[:5], bad.text[:200])
+            assert "error" in bad.json()
+    assert server.get("/_rdsiam/health").status_code == 200
+
+
+def test_upper_case_identifiers_name_the_same_instance(server: Serve) -> None:
+    """Break-it #14: RDS and moto store identifiers in lower case; "SHOP" must act on "shop"
+    (before, moto switched IAM off while the endpoint kept it on)."""
+    rds, shop = server.client("rds"), server.instance("shop")
+    rds.modify_db_instance(DBInstanceIdentifier="SHOP", ApplyImmediately=True,
+                           EnableIAMDatabaseAuthentication=False)
+    try:
+        assert server.instance("shop")["iam_enabled"] is False
+        with pytest.raises(pymysql.err.OperationalError, match="Access denied"):
+            my_login(server, shop, "app_user", token(server, shop["host"], 3306, "app_user"))
+    finally:
+        rds.modify_db_instance(DBInstanceIdentifier="Shop", ApplyImmediately=True,
+                               EnableIAMDatabaseAuthentication=True)
+    assert server.instance("shop")["iam_enabled"] is True
+
+
+@pytest.mark.slow
+def test_delete_while_creating_leaves_nothing_running(server: Serve) -> None:
+    """Break-it #14: a delete that arrives while the backend is still starting must not leave
+    a running, invisible instance behind (the start stops what it made)."""
+    rds = server.client("rds")
+    before = descendants(server.proc.pid)
+    rds.create_db_instance(
+        DBInstanceIdentifier="race1", Engine="postgres", DBInstanceClass="db.t4g.micro",
+        AllocatedStorage=20, MasterUsername="admin", MasterUserPassword="master-pass-1234",
+        EnableIAMDatabaseAuthentication=True)
+    rds.delete_db_instance(DBInstanceIdentifier="race1", SkipFinalSnapshot=True)
+    assert server.wait_line("deleted while it was being created", timeout=120)
+    time.sleep(1)  # the starting thread stops its backend right after saying so
+    assert "race1" not in {i["id"] for i in server.json("/_rdsiam/instances")["instances"]}
+    left = descendants(server.proc.pid) - before
+    assert not left, f"processes of the deleted instance still run: {sorted(left)}"

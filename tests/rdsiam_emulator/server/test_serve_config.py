@@ -13,7 +13,7 @@ import pytest
 from serve_proc import free_loopback, free_port
 
 from rdsiam_emulator import cli
-from rdsiam_emulator.server.config import DEFAULT_PORT, load
+from rdsiam_emulator.server.config import DEFAULT_PORT, ConfigError, load
 
 GOOD_INSTANCE = '[[instances]]\nidentifier = "orders"\nengine = "postgres"\n'
 POLICY = '{"Version": "2012-10-17", "Statement": []}'
@@ -60,6 +60,13 @@ CASES = [
     # engine = "mysql" runs the installed server (MariaDB here): a version it is not is an error
     ('[[instances]]\nidentifier = "shop"\nengine = "mysql"\nversion = "5.1"\n',
      "instances[0].version: '5.1' is not what runs: this machine's mysql server is "),
+    # break-it #14: RDS stores identifiers in lower case, so ORDERS and orders are one instance
+    ('[[instances]]\nidentifier = "ORDERS"\n',
+     "instances[0].identifier: 'ORDERS': RDS stores DB instance identifiers in lower case"),
+    # break-it #14: deep nesting is one message, not a RecursionError traceback
+    ("x = " + "[" * 5000 + "]" * 5000 + "\n", "--config: "),
+    # break-it #14: a config file is bounded (/dev/zero would be read forever)
+    ("# " + "x" * (1024 * 1024) + "\n", "--config: "),
 ]
 
 
@@ -73,6 +80,12 @@ def test_bad_config_exits_2_naming_the_key(toml: str, message: str, tmp_path: Pa
     assert out == ""
     assert err.count("\n") == 1, err
     assert err.startswith(f"rdsiam-emulator serve: bad config: {message}"), err
+
+
+def test_full_width_digits_in_an_override_are_refused(tmp_path: Path) -> None:
+    """Break-it #14: ``int("１４５６６")`` is 14566; an environment override takes ASCII only."""
+    with pytest.raises(ConfigError, match="RDSIAM_PORT: must be an integer"):
+        load(None, {"RDSIAM_PORT": "\uff11\uff14\uff15\uff16\uff16"})
 
 
 def test_environment_overrides_and_their_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
