@@ -53,8 +53,14 @@ def engine_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, s
 
 @pytest.fixture
 def engine(engine_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    from testcontainers.core.config import testcontainers_config
+
     for key, value in engine_env.items():
         monkeypatch.setenv(key, value)
+    # testcontainers reads TESTCONTAINERS_RYUK_DISABLED once per process: another test in this
+    # worker may have imported it before the variable was set (Ryuk's image does not exist here)
+    monkeypatch.setattr(testcontainers_config, "ryuk_disabled",
+                        engine_env.get("TESTCONTAINERS_RYUK_DISABLED") == "true")
     return engine_env
 
 
