@@ -40,6 +40,8 @@ from rdsiam_emulator.server import config as server_config
 
 try:
     from testcontainers.core.container import DockerContainer
+
+    from docker import errors as docker_errors
 except ImportError as exc:  # pragma: no cover - depends on the extra being installed
     raise ImportError(
         "rdsiam_emulator.testcontainers needs testcontainers: "
@@ -103,7 +105,13 @@ class RdsIamEmulatorContainer(DockerContainer):
                  account_id: str = "123456789012", dns_label: str = "c0testcontainer",
                  iam_toml: str = "", startup_timeout: float = STARTUP_TIMEOUT,
                  **kwargs: Any) -> None:
-        super().__init__(image or os.environ.get(IMAGE_ENV) or DEFAULT_IMAGE, **kwargs)
+        try:  # docker-py asks the engine for its version right here
+            super().__init__(image or os.environ.get(IMAGE_ENV) or DEFAULT_IMAGE, **kwargs)
+        except docker_errors.DockerException as exc:
+            raise EmulatorStartError(
+                "no Docker-API engine reachable (DOCKER_HOST="
+                f"{os.environ.get('DOCKER_HOST', 'unset')}): {exc}. Start Docker, or Podman's API "
+                "service and export what it prints (docs/container.md)") from None
         self.region = region
         self.account_id = account_id
         self.dns_label = dns_label
@@ -172,7 +180,13 @@ class RdsIamEmulatorContainer(DockerContainer):
         ports[f"{API_PORT}/tcp"] = ("127.0.0.1",)  # loopback only
         for port in self._ports.values():
             ports[f"{port}/tcp"] = ("127.0.0.1", port)
-        super().start()
+        try:
+            super().start()
+        except docker_errors.ImageNotFound:
+            self._cleanup_tmp()
+            raise EmulatorStartError(
+                f"image {self.image!r} not found: build it (scripts/emulator-image build tags "
+                f"localhost/rdsiam-emulator:dev) and pass image= or set {IMAGE_ENV}") from None
         try:
             self._wait_healthy()
             self._endpoints = self._read_endpoints(connect_host)
@@ -193,6 +207,9 @@ class RdsIamEmulatorContainer(DockerContainer):
             except Exception:  # noqa: S110 - already gone; removal below reports real trouble
                 pass
         super().stop(force=force, delete_volume=delete_volume)
+        self._cleanup_tmp()
+
+    def _cleanup_tmp(self) -> None:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -130,3 +131,29 @@ def test_compose_stack_apps_log_in_with_iam_tokens(stack: tuple[Stack, str]) -> 
                            capture_output=True, text=True, env=compose.env, check=True)
     assert state.stdout.strip() == "0"  # not 137: SIGTERM ended it, no SIGKILL after the grace
     print(f"compose: up → every app done {elapsed:.1f} s; SIGTERM stop {stop_s:.1f} s")
+
+
+_PACKAGE_DIGEST = """
+import hashlib, pathlib, rdsiam_emulator
+root = pathlib.Path(rdsiam_emulator.__file__).parent
+digest = hashlib.sha256()
+for path in sorted(root.rglob("*.py")):
+    digest.update(str(path.relative_to(root)).encode() + b"\\0" + path.read_bytes())
+print(digest.hexdigest())
+"""
+
+
+def test_the_image_carries_this_trees_package(image_engine: dict[str, str]) -> None:  # noqa: F811
+    """The image's installed package is this tree's, file for file (a RUN whose input is a bind
+    mount is reused from the layer cache when only the mounted wheel changed: the image then
+    shipped an older emulator than the tree it was built from)."""
+    env = {**os.environ, **image_engine}
+    inside = subprocess.run(
+        ["podman", "run", "--rm", "--entrypoint", "python3", image_engine["RDSIAM_EMULATOR_IMAGE"],
+         "-c", _PACKAGE_DIGEST], capture_output=True, text=True, timeout=120, env=env, check=False)
+    assert inside.returncode == 0, inside.stderr[-2000:]
+    here = subprocess.run(  # this tree's package (the venv's editable install of src/)
+        [sys.executable, "-c", _PACKAGE_DIGEST.replace(
+            "rdsiam_emulator.__file__", repr(str(ROOT / "src/rdsiam_emulator/__init__.py")))],
+        capture_output=True, text=True, timeout=60, check=True)
+    assert inside.stdout.split()[-1] == here.stdout.strip()

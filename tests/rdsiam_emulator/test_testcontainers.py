@@ -16,7 +16,7 @@ from testcontainers.core.exceptions import ContainerStartException
 
 from image_engine import image_engine  # noqa: F401 - session fixture
 from rdsiam_emulator.server.config import ConfigError
-from rdsiam_emulator.testcontainers import RdsIamEmulatorContainer
+from rdsiam_emulator.testcontainers import EmulatorStartError, RdsIamEmulatorContainer
 
 # a cold machine builds the images inside the first test's set-up (scripts/bootstrap prebuilds them)
 pytestmark = [pytest.mark.containers, pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -110,3 +110,20 @@ def test_bad_configuration_fails_before_any_container(engine: dict[str, str]) ->
         emu.start()
     with pytest.raises(ContainerStartException):  # no container was created
         emu.get_wrapped_container()
+
+
+def test_no_engine_is_one_clear_error(tmp_path, monkeypatch):
+    """Container trial #14: without an engine, docker-py's "Error while fetching server API
+    version" traceback became one error naming DOCKER_HOST and what to start."""
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/none.sock")
+    with pytest.raises(EmulatorStartError, match=r"no Docker-API engine reachable \(DOCKER_HOST="
+                       r"unix://.*none\.sock\).*docs/container\.md"):
+        RdsIamEmulatorContainer()
+
+
+def test_missing_image_names_how_to_build_it(engine: dict[str, str]) -> None:
+    """Container trial #14: a missing image was docker-py's ImageNotFound; now it says how to
+    build it and how to name it."""
+    emu = RdsIamEmulatorContainer(image="localhost/rdsiam-emulator:no-such-tag")
+    with pytest.raises(EmulatorStartError, match=r"no-such-tag.*scripts/emulator-image build"):
+        emu.start()
