@@ -54,7 +54,8 @@ class ServerConfig:
     region: str = "us-east-1"
     account_id: str = "123456789012"
     dns_label: str | None = None
-    """The ``cXXXXXXXXXXX`` part of RDS-style names; None: random per start."""
+    """The account/region label of RDS-style names (``c`` + 11 lower-case letters or digits, e.g.
+    ``c1rdsiamdemo1``); None: a random one per start."""
     state_dir: Path | None = None
     """Where CA and server data live; None: a temporary directory removed at exit."""
     create_listen_host: str = "loopback"

@@ -16,7 +16,6 @@ import logging
 import re
 import secrets
 import socket
-import string
 import subprocess
 import threading
 import time
@@ -77,7 +76,9 @@ class Runtime:
         self._out_lock = threading.Lock()
         self.events = EventLog()
         self._emulator: Emulator | None = None
-        self.dns_label = config.server.dns_label or _new_dns_label()
+        from rdsiam_emulator.instances import new_dns_label  # no moto: cheap here
+
+        self.dns_label = config.server.dns_label or new_dns_label()
         # configured instances are known (and "creating") from the start: health is 503 until
         # they all run, never 200 for a moment before they are registered
         self._slots: dict[str, Slot] = {
@@ -362,14 +363,6 @@ def _stop_slot(slot: Slot) -> None:
     finally:
         if slot.backend is not None:
             slot.backend.stop()
-
-
-_DNS_ALPHABET = string.ascii_lowercase + string.digits
-
-
-def _new_dns_label() -> str:
-    """Like RDS's account/region label: ``c`` + 11 lower-case alphanumerics."""
-    return "c" + "".join(secrets.choice(_DNS_ALPHABET) for _ in range(11))
 
 
 _HANDLE_REPR = re.compile(r"<\w+Handle [^<>]*?via (\S+?)>|<\w+Handle[^<>]*>")
