@@ -83,6 +83,21 @@ def app_lines(logs: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
 
 
+def diagnose(compose: Stack, api: str, logs: dict[str, str]) -> str:
+    """Everything needed to tell a failed app run apart: the apps' lines, the emulator's log and
+    the events it recorded (with reasons and hints)."""
+    parts = [f"--- {app} ---\n{text}" for app, text in logs.items()]
+    emulator = subprocess.run(["podman", "logs", compose.container("emulator")],
+                              capture_output=True, text=True, env=compose.env, check=False)
+    parts.append(f"--- emulator ---\n{(emulator.stdout + emulator.stderr)[-6000:]}")
+    try:
+        with urllib.request.urlopen(f"{api}/_rdsiam/events", timeout=10) as resp:
+            parts.append(f"--- events ---\n{resp.read().decode()[-6000:]}")
+    except OSError as exc:
+        parts.append(f"--- events unreadable: {exc}")
+    return "\n".join(parts)
+
+
 def test_compose_stack_apps_log_in_with_iam_tokens(stack: tuple[Stack, str]) -> None:
     compose, api = stack
     started = time.monotonic()
@@ -91,7 +106,7 @@ def test_compose_stack_apps_log_in_with_iam_tokens(stack: tuple[Stack, str]) -> 
     elapsed = time.monotonic() - started
     logs = {app: subprocess.run(["podman", "logs", compose.container(app)], capture_output=True,
                                 text=True, env=compose.env, check=True).stdout for app in APPS}
-    assert codes == dict.fromkeys(APPS, 0), logs
+    assert codes == dict.fromkeys(APPS, 0), diagnose(compose, api, logs)
 
     for app in ("app-python", "app-node"):
         connected = {e["instance"]: e for e in app_lines(logs[app]) if e["event"] == "connected"}

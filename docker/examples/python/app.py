@@ -106,7 +106,7 @@ def main() -> int:
     ]
     app_session = boto3.Session(region_name=REGION, **iam_user_keys(account, resources))
     failures = 0
-    for db in dbs:
+    for db, resource in zip(dbs, resources, strict=True):
         host, port = db["Endpoint"]["Address"], db["Endpoint"]["Port"]
         token = app_session.client("rds").generate_db_auth_token(
             DBHostname=host, Port=port, DBUsername=DB_USER)
@@ -114,7 +114,7 @@ def main() -> int:
             who = connect(db, token, ca)
         except (psycopg.OperationalError, pymysql.err.OperationalError) as exc:
             say("refused", instance=db["DBInstanceIdentifier"], host=host, port=port,
-                error=str(exc).strip().splitlines()[-1])
+                error=str(exc).strip().splitlines()[-1], policy_resource=resource)
             failures += 0 if DENIED else 1
         else:
             say("connected", instance=db["DBInstanceIdentifier"], host=host, port=port, who=who)
