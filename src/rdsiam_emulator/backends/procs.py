@@ -242,14 +242,106 @@ TMPDIR_ENV = "RDSIAM_BACKEND_TMPDIR"
 SHM = "/dev/shm"  # noqa: S108 - a private mkdtemp inside it, mode 0700
 
 
+OWNER_FILE = "rdsiam-owner"
+"""In each work directory: ``"<pid> <start time in clock ticks>"`` of the process that made it."""
+UNOWNED_GRACE_S = 3600.0
+"""A work directory without an owner file (made before owners were recorded) is swept only when
+no server runs in it and it is older than this (seconds)."""
+
+
 def private_workdir(prefix: str) -> Path:
     """A fresh 0700 directory for one server's data, socket and log.
 
     Why /dev/shm by default: the data is thrown away at stop, and copying the prepared data
     directory to memory takes milliseconds where a busy disk can take a second. Set
     ``$RDSIAM_BACKEND_TMPDIR`` to put it elsewhere.
+
+    First sweeps directories of the same prefix left by processes that died without stopping
+    their servers (SIGKILL, an OOM kill, a crashed test worker): in /dev/shm each holds ~50 MB
+    of RAM until reboot (see :func:`sweep_orphans`).
     """
     base = os.environ.get(TMPDIR_ENV)
     if not base and os.path.isdir(SHM) and os.access(SHM, os.W_OK | os.X_OK):
         base = SHM
-    return Path(tempfile.mkdtemp(prefix=prefix, dir=base or None))
+    parent = Path(base) if base else Path(tempfile.gettempdir())
+    sweep_orphans(parent, prefix)
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=str(parent)))
+    (work / OWNER_FILE).write_text(_process_identity(os.getpid()) or "")
+    return work
+
+
+def _process_identity(pid: int) -> str | None:
+    """``"<pid> <start time>"`` of a live process, or None: the start time tells a reused pid
+    apart from the process that wrote it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # field 22 (starttime), counted after the ")" that ends the command name
+    return f"{pid} {stat.rsplit(')', 1)[1].split()[19]}"
+
+
+def _owner_alive(work: Path, now: float) -> bool:
+    try:
+        recorded = (work / OWNER_FILE).read_text().strip()
+    except FileNotFoundError:
+        try:
+            return now - work.stat().st_mtime < UNOWNED_GRACE_S
+        except OSError:
+            return True
+    except OSError:
+        return True  # unreadable: not ours to judge
+    if not recorded:
+        return True
+    return _process_identity(int(recorded.split()[0])) == recorded
+
+
+def _servers_in(work: Path) -> list[int]:
+    """Pids of processes whose command line names ``work`` (its server, orphaned)."""
+    needle = os.fsencode(str(work) + "/")
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = Path(entry.path, "cmdline").read_bytes()
+        except OSError:
+            continue
+        if needle in cmdline.replace(b"\0", b" ") + b"/":
+            found.append(int(entry.name))
+    return found
+
+
+def sweep_orphans(parent: Path, prefix: str) -> list[Path]:
+    """Remove ``parent/prefix*`` work directories whose owner process is gone, after SIGKILLing
+    any server still running in one (it is orphaned: nothing will stop it, and its data is
+    throw-away). Directories of live owners, and unowned ones younger than
+    ``UNOWNED_GRACE_S``, are left alone; unowned ones with a live server too. Returns the
+    directories removed. Never raises for a directory it cannot inspect or remove.
+    """
+    removed: list[Path] = []
+    now = time.time()  # file ages only (st_mtime is wall-clock); no logic clock involved
+    try:
+        candidates = [Path(e.path) for e in os.scandir(parent)
+                      if e.name.startswith(prefix) and e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return removed
+    for work in candidates:
+        if _owner_alive(work, now):
+            continue
+        servers = _servers_in(work)
+        if servers and not (work / OWNER_FILE).exists():
+            continue  # unowned and running: maybe another tool's; leave it
+        for pid in servers:
+            try:
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+            except OSError:
+                continue
+        for pid in servers:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and _process_identity(pid) is not None:
+                time.sleep(0.02)
+        shutil.rmtree(work, ignore_errors=True)
+        if not work.exists():
+            removed.append(work)
+    return removed
