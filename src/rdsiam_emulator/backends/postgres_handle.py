@@ -5,7 +5,7 @@ rds_superuser with CREATEROLE CREATEDB (not SUPERUSER) and owns the configured d
 superuser ``rdsadmin`` is the emulator's own account. PostgreSQL 16 no longer lets CREATEROLE alone
 grant existing roles, so there the master holds ADMIN OPTION on rds_iam with INHERIT FALSE, SET
 FALSE — which is why that grant is not membership for "IAM-enabled" (see
-protocols/postgres/query.is_iam_user_sql).
+protocols/postgres/query.is_iam_user_sql, asked through endpoint/postgres_admin.AdminClient).
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from rdsiam_emulator.endpoint.backend import BackendAddress, BackendUnreachable
+from rdsiam_emulator.endpoint.loop_thread import run_blocking
+from rdsiam_emulator.endpoint.postgres_admin import AdminClient
 from rdsiam_emulator.engines import POSTGRES
-from rdsiam_emulator.protocols.postgres.query import is_iam_user_sql
 
 from .errors import BackendError
 from .handle import BackendHandle, Row
@@ -315,9 +317,24 @@ class PostgresHandle(BackendHandle):
                 self.admin_execute(stmt)
 
     def is_iam_user(self, db_user: str) -> bool:
-        """Whether ``db_user`` is an IAM user: the endpoint's rule (``is_iam_user_sql``)."""
-        rows = self.admin_execute(is_iam_user_sql(db_user))
-        return bool(rows and rows[0][0])
+        """Whether ``db_user`` is an IAM user (a member of ``rds_iam``): the endpoint's own answer,
+        asked through the engine's one admin client (``endpoint.postgres_admin.AdminClient``) on
+        a session of its own. Names compare exactly, as at login.
+
+        Raises ``BackendError`` when the server cannot be reached or refuses the query.
+        """
+
+        async def ask() -> bool:
+            admin = AdminClient(BackendAddress.from_handle(self))
+            try:
+                return await admin.is_iam_user(db_user)
+            finally:
+                await admin.close()
+
+        try:
+            return run_blocking(ask)
+        except BackendUnreachable as exc:
+            raise BackendError(f"IAM-user query on {self!r} failed: {exc}") from exc
 
 
 _MASTER_ATTRS = (
