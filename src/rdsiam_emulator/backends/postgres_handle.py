@@ -104,13 +104,12 @@ class PostgresHandle(BackendHandle):
         the admin and return its rows.
 
         Without ``dbname`` (or with ``postgres``) on the shared session, reconnected once if the
-        session was terminated; else on a new connection to ``dbname``. Raises ``BackendError``; on
-        the ``dbname`` path a ``psycopg.OperationalError`` passes through unchanged.
+        session was terminated; else on a new connection to ``dbname``. Raises ``BackendError``
+        for every failure (connecting, the session lost, the statement refused).
         """
         query: Any = sql_text
         if dbname is not None and dbname != ADMIN_DB:
-            with self._connect_admin(dbname) as conn:
-                return _run(conn, query, params)
+            return self._run_in(dbname, [query], params)
         with self._admin_lock:
             conn = self.admin_connection()
             try:
@@ -120,6 +119,20 @@ class PostgresHandle(BackendHandle):
                     raise BackendError(f"admin SQL failed: {exc}") from exc
                 conn.close()  # a terminated session: reconnect once
                 return _run(self.admin_connection(), query, params)
+
+    def _run_in(
+        self, dbname: str, queries: Sequence[Any], params: Sequence[Any] | None = None
+    ) -> list[Row]:
+        """``queries`` in order on one new admin connection to ``dbname``; the last one's rows.
+        Every failure is a ``BackendError``."""
+        rows: list[Row] = []
+        with self._connect_admin(dbname) as conn:
+            try:
+                for query in queries:
+                    rows = _run(conn, query, params)
+            except psycopg.OperationalError as exc:  # no shared session to reconnect here
+                raise BackendError(f"admin SQL in database {dbname!r} failed: {exc}") from exc
+        return rows
 
     def _close_admin(self) -> None:
         with self._admin_lock:
@@ -264,9 +277,7 @@ class PostgresHandle(BackendHandle):
             # trips "could not find tuple for default ACL" (seen on PostgreSQL 15)
             drops = [sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(n)) for n in names]
             for (db,) in dbs:
-                with self._connect_admin(str(db)) as conn:
-                    for stmt in drops:
-                        _run(conn, stmt)
+                self._run_in(str(db), drops)
             for stmt in drops:
                 self.admin_execute(stmt)
             # what DROP OWNED leaves: databases (shared objects) they own go to the master
