@@ -16,12 +16,11 @@ from typing import Any
 import pymysql
 
 from rdsiam_emulator.endpoint.backend import BackendAddress, BackendUnreachable
-from rdsiam_emulator.endpoint.loop_thread import run_blocking
 from rdsiam_emulator.engines import MYSQL
 from rdsiam_emulator.protocols.mysql.results import QueryError
 
 from .errors import BackendError
-from .handle import BackendHandle, Row
+from .handle import AdminClientLike, BackendHandle, Row
 from .mysql_catalog import CATALOG, CATALOG_DDL, CATALOG_SCHEMA, CatalogVersion
 from .spec import ADMIN_USER
 
@@ -250,29 +249,16 @@ class MysqlHandle(BackendHandle):
             self.admin_execute(f"KILL {pid:d}")
 
     # -- the IAM-user catalog --------------------------------------------------------------------
-    def is_iam_user(self, db_user: str) -> bool:
-        """Whether the catalog lists ``db_user`` (exactly, trailing spaces included, as the server
-        matches a login name) for any host: the endpoint's own answer, asked through the engine's
-        one admin client (``endpoint.mysql_admin.AdminClient``) on a session of its own.
+    _admin_client_errors = (BackendUnreachable, QueryError)
 
-        Raises ``BackendError`` when the server cannot be reached or refuses the query.
-        """
+    def _admin_client(self) -> AdminClientLike:
+        """``is_iam_user`` (listed in the catalog, any host) asks the endpoint's admin client,
+        which compares names exactly (trailing spaces count), as the server matches a login."""
         # imported here: the client imports this package's catalog module, whose package
         # __init__ imports this module
         from rdsiam_emulator.endpoint.mysql_admin import AdminClient
 
-        async def ask() -> bool:
-            admin = AdminClient(BackendAddress.from_handle(self),
-                                catalog_version=self.catalog_version)
-            try:
-                return await admin.is_iam_user(db_user)
-            finally:
-                await admin.close()
-
-        try:
-            return run_blocking(ask)
-        except (BackendUnreachable, QueryError) as exc:
-            raise BackendError(f"IAM-user catalog query on {self!r} failed: {exc}") from exc
+        return AdminClient(BackendAddress.from_handle(self), catalog_version=self.catalog_version)
 
     def record_iam_user(self, db_user: str, host: str = "%") -> None:
         """Mark ``db_user``@``host`` as an IAM user in the catalog (no-op if already there).

@@ -16,8 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from rdsiam_emulator.endpoint.backend import BackendAddress, BackendUnreachable
-from rdsiam_emulator.endpoint.loop_thread import run_blocking
+from rdsiam_emulator.endpoint.backend import BackendAddress
 from rdsiam_emulator.endpoint.postgres_admin import AdminClient
 from rdsiam_emulator.engines import POSTGRES
 
@@ -327,25 +326,9 @@ class PostgresHandle(BackendHandle):
             for stmt in self._master_grants():
                 self.admin_execute(stmt)
 
-    def is_iam_user(self, db_user: str) -> bool:
-        """Whether ``db_user`` is an IAM user (a member of ``rds_iam``): the endpoint's own answer,
-        asked through the engine's one admin client (``endpoint.postgres_admin.AdminClient``) on
-        a session of its own. Names compare exactly, as at login.
-
-        Raises ``BackendError`` when the server cannot be reached or refuses the query.
-        """
-
-        async def ask() -> bool:
-            admin = AdminClient(BackendAddress.from_handle(self))
-            try:
-                return await admin.is_iam_user(db_user)
-            finally:
-                await admin.close()
-
-        try:
-            return run_blocking(ask)
-        except BackendUnreachable as exc:
-            raise BackendError(f"IAM-user query on {self!r} failed: {exc}") from exc
+    def _admin_client(self) -> AdminClient:
+        """``is_iam_user`` (a member of ``rds_iam``) asks the endpoint's admin client."""
+        return AdminClient(BackendAddress.from_handle(self))
 
 
 _MASTER_ATTRS = (

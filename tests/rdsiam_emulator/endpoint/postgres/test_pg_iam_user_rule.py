@@ -14,6 +14,18 @@ from rdsiam_emulator.endpoint.backend import BackendAddress
 from rdsiam_emulator.endpoint.postgres_admin import AdminClient
 
 
+def endpoint_answers(pg_server: PgServer, names: list[str]) -> dict[str, bool]:
+    """What an endpoint's admin client (its own session, as an endpoint has) answers."""
+    async def ask() -> dict[str, bool]:
+        admin = AdminClient(BackendAddress.from_handle(pg_server.handle), timeout=10)
+        try:
+            return {name: await admin.is_iam_user(name) for name in names}
+        finally:
+            await admin.close()
+
+    return asyncio.run(ask())
+
+
 def test_handle_and_endpoint_agree_on_who_is_an_iam_user(pg_server: PgServer) -> None:
     tag = uuid.uuid4().hex[:8]
     direct, indirect, plain, group = (f"{n}_{tag}" for n in ("direct", "indirect", "plain", "grp"))
@@ -31,15 +43,8 @@ def test_handle_and_endpoint_agree_on_who_is_an_iam_user(pg_server: PgServer) ->
                 su_plain: False,  # pg_has_role would say True for any superuser
                 f"missing_{tag}": False, "it's \"odd\"": False}
 
-    async def endpoint_answers() -> dict[str, bool]:
-        admin = AdminClient(BackendAddress.from_handle(pg_server.handle), timeout=10)
-        try:
-            return {user: await admin.is_iam_user(user) for user in expected}
-        finally:
-            await admin.close()
-
     handle = {user: pg_server.handle.is_iam_user(user) for user in expected}
-    endpoint = asyncio.run(endpoint_answers())
+    endpoint = endpoint_answers(pg_server, list(expected))
     assert handle == expected
     assert endpoint == expected
 
@@ -80,17 +85,9 @@ def test_handle_endpoint_and_server_login_agree_on_tricky_names(pg_server: PgSer
         assert at_login[f"tsp_{tag}"] is None and at_login[f"tsq_{tag} "] is None
         assert at_login[f"caps_{tag}"] is None
         assert sum(expected.values()) == len(iam)
-
-        async def endpoint_answers() -> dict[str, bool]:
-            admin = AdminClient(BackendAddress.from_handle(pg_server.handle), timeout=10)
-            try:
-                return {p: await admin.is_iam_user(p) for p in probes}
-            finally:
-                await admin.close()
-
         from_handle = {p: pg_server.handle.is_iam_user(p) for p in probes}
         assert from_handle == expected
-        assert asyncio.run(endpoint_answers()) == expected
+        assert endpoint_answers(pg_server, probes) == expected
     finally:
         with psycopg.connect(pg_server.admin_conninfo(), autocommit=True) as conn:
             for name in [*iam, plain]:
