@@ -8,7 +8,9 @@ from __future__ import annotations
 import uuid
 
 import pymysql
+import pytest
 from mysql_env import MyEnv, emulator_ca, mariadb, myenv  # noqa: F401
+from test_mysql_endpoint import connect, make_iam_user, scalar
 
 PASSWORD = "pw-Tricky-1"
 
@@ -61,3 +63,17 @@ def test_handle_endpoint_and_server_login_agree_on_tricky_names(myenv: MyEnv) ->
         for name in [*iam, plain]:
             handle.forget_iam_user(name)  # type: ignore[attr-defined]
             handle.admin_execute("DROP USER IF EXISTS %s@'%%'", [name])  # type: ignore[attr-defined]
+
+
+def test_a_login_name_with_trailing_spaces_is_not_the_iam_user(myenv: MyEnv) -> None:
+    """Through the endpoint: 'u  ' is a password login the server refuses (it has no such
+    account), not an IAM login of 'u'; 'u' itself still logs in with its token."""
+    user = make_iam_user(myenv)
+    with pytest.raises(pymysql.err.OperationalError) as refused:
+        connect(myenv, user + "  ", myenv.token(user + "  "))
+    assert refused.value.args[0] == 1045
+    event = myenv.events.all()[-1]
+    assert (event.db_user, event.method, event.outcome) == (user + "  ", "password", "deny")
+    with connect(myenv, user, myenv.token(user)) as conn:
+        assert scalar(conn, "SELECT CURRENT_USER()") == f"{user}@%"
+    assert myenv.events.all()[-1].method == "iam"
