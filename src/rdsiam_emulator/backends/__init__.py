@@ -11,7 +11,8 @@ See docs/backends.md.
 
 from .errors import BackendError, BackendUnavailable
 from .handle import BackendHandle
-from .mysql_handle import CATALOG_SCHEMA, CATALOG_TABLE, MysqlHandle
+from .mysql_catalog import CATALOG_SCHEMA, CATALOG_TABLE
+from .mysql_handle import MysqlHandle
 from .postgres_handle import PostgresHandle
 from .provider import start_backend, start_local
 from .spec import ADMIN_USER, BackendSpec, Engine, Flavour, ProviderName

@@ -12,7 +12,9 @@ import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
+
+from rdsiam_emulator.endpoint.loop_thread import run_blocking
 
 from . import lifecycle
 from .errors import BackendError
@@ -23,6 +25,16 @@ _SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 _counter = itertools.count(1)
 
 Row = tuple[Any, ...]
+
+
+class AdminClientLike(Protocol):
+    """What the handles need of an engine's admin client (``endpoint/*_admin.AdminClient``)."""
+
+    async def is_iam_user(self, user: str) -> bool:
+        """The engine's one answer to "is this an IAM user?"."""
+
+    async def close(self) -> None:
+        """Close the client's session."""
 
 
 def check_identifier(name: str) -> str:
@@ -157,9 +169,32 @@ class BackendHandle(ABC):
         """Drop every non-bootstrap role/user (and what it owns/was granted); restore the bootstrap
         accounts' passwords and memberships. Returns the dropped names."""
 
-    @abstractmethod
     def is_iam_user(self, db_user: str) -> bool:
-        """Is ``db_user`` IAM-enabled (PostgreSQL: granted rds_iam; MySQL: in the catalog)?"""
+        """Is ``db_user`` IAM-enabled (PostgreSQL: a member of rds_iam; MySQL: in the catalog)?
+
+        The endpoint's own answer: asked through the engine's one admin client on a session of
+        its own (``_admin_client``). Names compare exactly, as the server matches a login name.
+        Raises ``BackendError`` when the server cannot be reached or refuses the query.
+        """
+
+        async def ask() -> bool:
+            admin = self._admin_client()
+            try:
+                return await admin.is_iam_user(db_user)
+            finally:
+                await admin.close()
+
+        try:
+            return run_blocking(ask)
+        except self._admin_client_errors as exc:
+            raise BackendError(f"IAM-user query on {self!r} failed: {exc}") from exc
+
+    _admin_client_errors: tuple[type[Exception], ...] = (ConnectionError,)
+    """What the engine's admin client raises for an unreachable server or a refused query."""
+
+    @abstractmethod
+    def _admin_client(self) -> AdminClientLike:
+        """A new admin client of this engine for this server (the endpoint's class)."""
 
     def fresh_database(self, prefix: str = "t") -> str:
         """A new, uniquely named database for one test (unique across processes and xdist

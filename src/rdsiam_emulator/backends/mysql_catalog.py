@@ -1,4 +1,10 @@
-"""The change counter of one MySQL server's IAM-user catalog, owned by its backend handle.
+"""One MySQL server's IAM-user catalog: its table, and the change counter its backend handle owns.
+
+The table (``CATALOG``) records the accounts the MySQL endpoint created or altered with
+``IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'`` (the server itself only sees a derived
+password). Its ``user`` column is utf8mb4_bin, which is PAD SPACE: SQL comparisons ignore trailing
+spaces there, the server's login does not, so "is this an IAM user?" compares the names it reads
+in Python (``endpoint.mysql_admin.AdminClient.is_iam_user``).
 
 The MySQL endpoints keep the catalog's user names in memory instead of asking the server on every
 login (``endpoint/mysql_admin.CatalogCache``). Whoever writes the catalog through this handle or
@@ -10,6 +16,20 @@ Writers elsewhere (other processes, other handles) are caught by the cache's max
 from __future__ import annotations
 
 import threading
+
+CATALOG_SCHEMA = "rdsiam_catalog"
+CATALOG_TABLE = "iam_users"
+CATALOG_DDL = (
+    f"CREATE DATABASE IF NOT EXISTS `{CATALOG_SCHEMA}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+    f"CREATE TABLE IF NOT EXISTS `{CATALOG_SCHEMA}`.`{CATALOG_TABLE}` ("
+    " `user` VARCHAR(128) NOT NULL,"
+    " `host` VARCHAR(255) NOT NULL,"
+    " `created_at` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),"
+    " PRIMARY KEY (`user`, `host`)"
+    ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+)
+"""Creates the catalog if missing (the handle's bootstrap and the endpoint's admin client)."""
+CATALOG = f"`{CATALOG_SCHEMA}`.`{CATALOG_TABLE}`"
 
 
 class CatalogVersion:

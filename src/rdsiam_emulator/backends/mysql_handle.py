@@ -15,25 +15,15 @@ from typing import Any
 
 import pymysql
 
+from rdsiam_emulator.endpoint.backend import BackendAddress, BackendUnreachable
 from rdsiam_emulator.engines import MYSQL
+from rdsiam_emulator.protocols.mysql.results import QueryError
 
 from .errors import BackendError
-from .handle import BackendHandle, Row
-from .mysql_catalog import CatalogVersion
+from .handle import AdminClientLike, BackendHandle, Row
+from .mysql_catalog import CATALOG, CATALOG_DDL, CATALOG_SCHEMA, CatalogVersion
 from .spec import ADMIN_USER
 
-CATALOG_SCHEMA = "rdsiam_catalog"
-CATALOG_TABLE = "iam_users"
-CATALOG_DDL = (
-    f"CREATE DATABASE IF NOT EXISTS `{CATALOG_SCHEMA}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
-    f"CREATE TABLE IF NOT EXISTS `{CATALOG_SCHEMA}`.`{CATALOG_TABLE}` ("
-    " `user` VARCHAR(128) NOT NULL,"
-    " `host` VARCHAR(255) NOT NULL,"
-    " `created_at` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),"
-    " PRIMARY KEY (`user`, `host`)"
-    ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
-)
-CATALOG = f"`{CATALOG_SCHEMA}`.`{CATALOG_TABLE}`"
 #: Accounts that belong to the server itself (any host); never dropped by reset_users.
 SYSTEM_ACCOUNTS = frozenset(
     {
@@ -259,14 +249,16 @@ class MysqlHandle(BackendHandle):
             self.admin_execute(f"KILL {pid:d}")
 
     # -- the IAM-user catalog --------------------------------------------------------------------
-    def is_iam_user(self, db_user: str) -> bool:
-        """Whether the catalog lists ``db_user`` for any host. Raises ``BackendError``."""
-        return bool(
-            self.admin_execute(
-                f"SELECT 1 FROM {CATALOG} WHERE user = %s LIMIT 1",  # noqa: S608
-                [db_user],
-            )
-        )
+    _admin_client_errors = (BackendUnreachable, QueryError)
+
+    def _admin_client(self) -> AdminClientLike:
+        """``is_iam_user`` (listed in the catalog, any host) asks the endpoint's admin client,
+        which compares names exactly (trailing spaces count), as the server matches a login."""
+        # imported here: the client imports this package's catalog module, whose package
+        # __init__ imports this module
+        from rdsiam_emulator.endpoint.mysql_admin import AdminClient
+
+        return AdminClient(BackendAddress.from_handle(self), catalog_version=self.catalog_version)
 
     def record_iam_user(self, db_user: str, host: str = "%") -> None:
         """Mark ``db_user``@``host`` as an IAM user in the catalog (no-op if already there).

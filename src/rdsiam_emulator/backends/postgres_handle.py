@@ -5,7 +5,7 @@ rds_superuser with CREATEROLE CREATEDB (not SUPERUSER) and owns the configured d
 superuser ``rdsadmin`` is the emulator's own account. PostgreSQL 16 no longer lets CREATEROLE alone
 grant existing roles, so there the master holds ADMIN OPTION on rds_iam with INHERIT FALSE, SET
 FALSE — which is why that grant is not membership for "IAM-enabled" (see
-protocols/postgres/query.is_iam_user_sql).
+protocols/postgres/query.is_iam_user_sql, asked through endpoint/postgres_admin.AdminClient).
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from rdsiam_emulator.endpoint.backend import BackendAddress
+from rdsiam_emulator.endpoint.postgres_admin import AdminClient
 from rdsiam_emulator.engines import POSTGRES
-from rdsiam_emulator.protocols.postgres.query import is_iam_user_sql
 
 from .errors import BackendError
 from .handle import BackendHandle, Row
@@ -102,13 +103,12 @@ class PostgresHandle(BackendHandle):
         the admin and return its rows.
 
         Without ``dbname`` (or with ``postgres``) on the shared session, reconnected once if the
-        session was terminated; else on a new connection to ``dbname``. Raises ``BackendError``; on
-        the ``dbname`` path a ``psycopg.OperationalError`` passes through unchanged.
+        session was terminated; else on a new connection to ``dbname``. Raises ``BackendError``
+        for every failure (connecting, the session lost, the statement refused).
         """
         query: Any = sql_text
         if dbname is not None and dbname != ADMIN_DB:
-            with self._connect_admin(dbname) as conn:
-                return _run(conn, query, params)
+            return self._run_in(dbname, [query], params)
         with self._admin_lock:
             conn = self.admin_connection()
             try:
@@ -118,6 +118,20 @@ class PostgresHandle(BackendHandle):
                     raise BackendError(f"admin SQL failed: {exc}") from exc
                 conn.close()  # a terminated session: reconnect once
                 return _run(self.admin_connection(), query, params)
+
+    def _run_in(
+        self, dbname: str, queries: Sequence[Any], params: Sequence[Any] | None = None
+    ) -> list[Row]:
+        """``queries`` in order on one new admin connection to ``dbname``; the last one's rows.
+        Every failure is a ``BackendError``."""
+        rows: list[Row] = []
+        with self._connect_admin(dbname) as conn:
+            try:
+                for query in queries:
+                    rows = _run(conn, query, params)
+            except psycopg.OperationalError as exc:  # no shared session to reconnect here
+                raise BackendError(f"admin SQL in database {dbname!r} failed: {exc}") from exc
+        return rows
 
     def _close_admin(self) -> None:
         with self._admin_lock:
@@ -262,9 +276,7 @@ class PostgresHandle(BackendHandle):
             # trips "could not find tuple for default ACL" (seen on PostgreSQL 15)
             drops = [sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(n)) for n in names]
             for (db,) in dbs:
-                with self._connect_admin(str(db)) as conn:
-                    for stmt in drops:
-                        _run(conn, stmt)
+                self._run_in(str(db), drops)
             for stmt in drops:
                 self.admin_execute(stmt)
             # what DROP OWNED leaves: databases (shared objects) they own go to the master
@@ -314,10 +326,9 @@ class PostgresHandle(BackendHandle):
             for stmt in self._master_grants():
                 self.admin_execute(stmt)
 
-    def is_iam_user(self, db_user: str) -> bool:
-        """Whether ``db_user`` is an IAM user: the endpoint's rule (``is_iam_user_sql``)."""
-        rows = self.admin_execute(is_iam_user_sql(db_user))
-        return bool(rows and rows[0][0])
+    def _admin_client(self) -> AdminClient:
+        """``is_iam_user`` (a member of ``rds_iam``) asks the endpoint's admin client."""
+        return AdminClient(BackendAddress.from_handle(self))
 
 
 _MASTER_ATTRS = (

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from rdsiam_emulator.endpoint.event_loops import new_event_loop
@@ -77,3 +78,19 @@ class LoopThread:
             self._thread.join(timeout)
             if not self._thread.is_alive():
                 self._loop.close()
+
+
+def run_blocking(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run the coroutine ``make()`` to completion from synchronous code and return its result
+    (re-raising its exception), on a new asyncio loop that is closed afterwards.
+
+    For synchronous callers of async clients (the backend handles ask the engine's admin client).
+    Called where a loop already runs in this thread (``asyncio.run`` refuses that), it runs on a
+    short-lived helper thread instead. Timeouts are the coroutine's own.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    with ThreadPoolExecutor(1, thread_name_prefix="rdsiam-blocking") as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()

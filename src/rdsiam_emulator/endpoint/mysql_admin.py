@@ -1,5 +1,6 @@
 # ruff: noqa: S608 - every value is spliced in as a hex literal (hexlit), never as quoted text
-"""The endpoint's own admin connection to the MySQL/MariaDB backend, and the IAM user catalog.
+"""The MySQL engine's one admin client (the endpoint's, and the backend handle's for "is this an
+IAM user?"), and the endpoint's cached copy of the IAM user catalog.
 
 The catalog (``rdsiam_catalog.iam_users``) records which accounts were created or altered with
 ``IDENTIFIED WITH AWSAuthenticationPlugin``: the backend itself only knows them as password users
@@ -16,9 +17,8 @@ import asyncio
 import contextlib
 from collections.abc import Iterable
 
-from rdsiam_emulator.backends.mysql_catalog import CatalogVersion
-from rdsiam_emulator.backends.mysql_handle import CATALOG as CATALOG_TABLE
-from rdsiam_emulator.backends.mysql_handle import CATALOG_DDL
+from rdsiam_emulator.backends.mysql_catalog import CATALOG as CATALOG_TABLE
+from rdsiam_emulator.backends.mysql_catalog import CATALOG_DDL, CatalogVersion
 from rdsiam_emulator.endpoint.backend import BackendAddress, BackendUnreachable
 from rdsiam_emulator.protocols.mysql.constants import Capability
 from rdsiam_emulator.protocols.mysql.ddl import Account, set_password_sql
@@ -49,11 +49,6 @@ DEFAULT_CATALOG_MAX_AGE = 1.0
 """Seconds a cached catalog may serve logins before it is reloaded (writers in other processes)."""
 
 
-def user_key(user: str) -> str:
-    """How the catalog's utf8mb4_bin (PAD SPACE) column compares names: trailing spaces ignored."""
-    return user.rstrip(" ")
-
-
 class CatalogCache:
     """The catalog's user names, valid for one generation and at most ``max_age`` seconds."""
 
@@ -71,11 +66,15 @@ class CatalogCache:
         if (self.users is None or self._generation != self.version.value
                 or now - self._loaded_at > self.max_age):
             return None
-        return user_key(user) in self.users
+        return user in self.users
 
     def store(self, names: Iterable[str], generation: int, now: float) -> frozenset[str]:
-        """``generation`` as read *before* the query, so a write during it forces a reload."""
-        self.users = frozenset(user_key(n) for n in names)
+        """``generation`` as read *before* the query, so a write during it forces a reload.
+
+        Names are kept exactly as stored: the server matches a login name exactly (trailing
+        spaces and case count), though the catalog column's PAD SPACE collation would not.
+        """
+        self.users = frozenset(names)
         self._generation = generation
         self._loaded_at = now
         self.loads += 1
@@ -148,9 +147,11 @@ class AdminClient:
             self._catalog_ready = True
 
     async def is_iam_user(self, user: str) -> bool:
-        """Whether ``user`` has an account in the IAM-user catalog (trailing spaces ignored, as the
-        column compares). Served from the cache while it is current; else reloads it (one
-        reload shared by concurrent callers). Raises as ``execute``.
+        """Whether ``user`` has an account in the IAM-user catalog: the engine's one answer (the
+        backend handle asks it too). Names compare exactly (trailing spaces, case, every code
+        point), as the server compares a login name with its accounts. Served from the cache
+        while it is current; else reloads it (one reload shared by concurrent callers). Raises
+        as ``execute``.
         """
         loop = asyncio.get_running_loop()
         answer = self.catalog.lookup(user, loop.time())
@@ -161,12 +162,13 @@ class AdminClient:
             if answer is None:
                 generation = self.catalog.version.value
                 await self.ensure_catalog()
-                result = await self.execute(f"SELECT DISTINCT `user` FROM {CATALOG_TABLE}")
+                # no DISTINCT: under the column's PAD SPACE it would fold 'u' and 'u '
+                result = await self.execute(f"SELECT `user` FROM {CATALOG_TABLE}")
                 users = self.catalog.store(((row[0] or b"").decode("utf-8", "replace")
                                             for row in result.rows), generation, loop.time())
                 # What was just read answers this login even if a write landed meanwhile
                 # (that write only makes the *next* login reload).
-                answer = user_key(user) in users
+                answer = user in users
         return answer
 
     async def existing_accounts(self, accounts: Iterable[Account]) -> set[Account]:

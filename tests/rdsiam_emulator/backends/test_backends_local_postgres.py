@@ -9,7 +9,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from rdsiam_emulator.backends import ADMIN_USER, BackendSpec, PostgresHandle, start_backend
+from rdsiam_emulator.backends import (
+    ADMIN_USER,
+    BackendError,
+    BackendSpec,
+    PostgresHandle,
+    start_backend,
+)
 
 
 def connect(
@@ -130,3 +136,16 @@ def test_start_and_stop_leave_nothing_behind_and_tcp_is_opt_in() -> None:
     assert handle.stopped
     assert not work.exists()
     assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+
+
+def test_admin_execute_in_another_database_raises_backend_error_for_a_lost_session(
+        pg: PostgresHandle) -> None:
+    db = pg.fresh_database()
+    try:
+        with pytest.raises(BackendError, match=f"admin SQL in database '{db}' failed: .*terminat"):
+            pg.admin_execute("SELECT pg_terminate_backend(pg_backend_pid())", dbname=db)
+        with pytest.raises(BackendError, match="canceling statement due to statement timeout"):
+            pg.admin_execute("SET statement_timeout = 10; SELECT pg_sleep(5)", dbname=db)
+        assert pg.admin_execute("SELECT current_database()", dbname=db) == [(db,)]
+    finally:
+        pg.drop_database(db)

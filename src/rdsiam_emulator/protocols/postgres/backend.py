@@ -4,8 +4,9 @@ Used for IAM users after the token was verified: the endpoint logs in as that DB
 derived password (SCRAM-SHA-256, MD5 or cleartext — whatever the server asks for) and collects the
 server's greeting (ParameterStatus, BackendKeyData, notices, ReadyForQuery) as raw bytes, to pass
 on to the client unchanged. Channel binding (SCRAM-SHA-256-PLUS) is never used: the backend hop is
-plain TCP on loopback. The SCRAM exchange is ``scramp.ScramClient`` (RFC 5802 / RFC 7677); it
-costs one PBKDF2 (the server's iteration count, 4096 by default) per login.
+plain TCP on loopback. The SCRAM exchange is ``scramp.ScramClient`` (RFC 5802 / RFC 7677); its
+PBKDF2 (the server's iteration count, 4096 by default) is computed once per (password, salt,
+iteration count) and then taken from ``scram.SALTED_PASSWORDS``.
 """
 
 from __future__ import annotations
@@ -14,11 +15,16 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from scramp import ScramClient, ScramException
+from scramp import ScramException
 
 from rdsiam_emulator.protocols.postgres import codec
 from rdsiam_emulator.protocols.postgres.codec import ProtocolError
-from rdsiam_emulator.protocols.postgres.scram import MECHANISM
+from rdsiam_emulator.protocols.postgres.scram import (
+    MECHANISM,
+    SALTED_PASSWORDS,
+    CachingScramClient,
+    SaltedPasswordCache,
+)
 
 MAX_BACKEND_MESSAGE = 1024 * 1024
 _SCRAM_USER = "*"
@@ -67,7 +73,9 @@ class BackendLogin:
     """Drives one login; feed server bytes, send ``data_to_send()``, stop at the first event.
 
     ``params`` are further StartupMessage parameters (``user``/``database`` in it are ignored);
-    ``scram_nonce`` fixes the SCRAM client nonce (tests only; default: random). Server input never
+    ``scram_nonce`` fixes the SCRAM client nonce (tests only; default: random);
+    ``salted_passwords`` is the SCRAM SaltedPassword cache (default: the process-wide
+    ``scram.SALTED_PASSWORDS``; None: PBKDF2 on every login). Server input never
     makes it raise: a malformed or unexpected message, or a SCRAM failure (wrong server signature,
     foreign nonce, iteration count above 10,000,000), ends in ``LoginFailed`` with SQLSTATE 08P01.
     """
@@ -80,6 +88,7 @@ class BackendLogin:
         password: str,
         params: Mapping[str, str] | None = None,
         scram_nonce: str | None = None,
+        salted_passwords: SaltedPasswordCache | None = SALTED_PASSWORDS,
     ) -> None:
         self.user = user
         self._password = password
@@ -89,8 +98,9 @@ class BackendLogin:
                 startup[name] = value
         self._out = bytearray(codec.startup_message(startup))
         self._reader = codec.MessageReader(MAX_BACKEND_MESSAGE)
-        self._scram: ScramClient | None = None
+        self._scram: CachingScramClient | None = None
         self._scram_nonce = scram_nonce
+        self._salted_passwords = salted_passwords
         self._authenticated = False
         self._greeting = bytearray()
         self._parameters: dict[str, str] = {}
@@ -168,15 +178,16 @@ class BackendLogin:
                 raise ProtocolError(f"no supported SASL mechanism in {mechanisms}")
             # PostgreSQL ignores the SCRAM user name (the StartupMessage names the role); libpq
             # sends an empty one, which scramp refuses, and a role name might fail SASLprep.
-            self._scram = ScramClient([MECHANISM], _SCRAM_USER, self._password,
-                                      c_nonce=self._scram_nonce)
+            self._scram = CachingScramClient([MECHANISM], _SCRAM_USER, self._password,
+                                             c_nonce=self._scram_nonce,
+                                             cache=self._salted_passwords)
             first = str(self._scram.get_client_first()).encode("utf-8")
             self._out += codec.sasl_initial_response(MECHANISM, first)
         elif code == codec.AUTH_SASL_CONTINUE:
             if self._scram is None:
                 raise ProtocolError("SASLContinue without SASL")
             self._scram.set_server_first(_sasl_text(body[4:], "server-first-message"))
-            final = str(self._scram.get_client_final()).encode("utf-8")
+            final = self._scram.get_client_final().encode("utf-8")
             self._out += codec.sasl_response(final)
         elif code == codec.AUTH_SASL_FINAL:
             if self._scram is None:

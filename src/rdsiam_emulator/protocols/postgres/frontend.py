@@ -68,7 +68,8 @@ class State(enum.Enum):
     AUTHENTICATING = "authenticating"
     AWAIT_PASSWORD = "await_password"
     DONE = "done"
-    """Start-up finished (handed over, cancel received, or failed): nothing more to parse."""
+    """Start-up finished (handed over, cancel received, or failed): nothing more to parse. After
+    a failure, ``FrontendHandshake.error`` holds the ``ProtocolError``."""
 
 
 class FrontendHandshake:
@@ -81,6 +82,8 @@ class FrontendHandshake:
         self._messages = codec.MessageReader(max_auth_message)
         self._ssl_asked = False
         self._gss_asked = False
+        self.error: ProtocolError | None = None
+        """The input error that ended the handshake (state DONE), if one did."""
 
     # -------------------------------------------------------------------------------- input
 
@@ -92,7 +95,24 @@ class FrontendHandshake:
             self._messages.feed(data)
 
     def next_event(self) -> Event | _NeedData:
-        """The next event, or NEED_DATA. Raises ProtocolError on invalid input."""
+        """The next event, or NEED_DATA.
+
+        Raises ProtocolError on invalid input; the machine is then DONE with ``error`` set, and
+        every later call raises that same error (a broken start-up is never parsed further).
+        """
+        if self.error is not None:
+            raise self.error
+        try:
+            return self._next_event()
+        except ProtocolError as exc:
+            self._failed(exc)
+            raise
+
+    def _failed(self, exc: ProtocolError) -> None:
+        self.state = State.DONE
+        self.error = exc
+
+    def _next_event(self) -> Event | _NeedData:
         if self.state == State.STARTUP:
             return self._next_startup()
         if self.state == State.AWAIT_PASSWORD:
@@ -100,30 +120,23 @@ class FrontendHandshake:
             if msg is None:
                 return NEED_DATA
             if msg.type != b"p":
-                self.state = State.DONE
                 raise ProtocolError(
                     f"expected password response, got message type {msg.type[0]}"
                 )
-            self.state = State.AUTHENTICATING
             data = msg.body[:-1] if msg.body.endswith(b"\0") else msg.body
             if b"\0" in data:
-                self.state = State.DONE
                 raise ProtocolError("invalid password packet size")
+            self.state = State.AUTHENTICATING
             return PasswordReceived(data.decode("utf-8", "replace"))
         return NEED_DATA
 
     def _next_startup(self) -> Event | _NeedData:
-        try:
-            body = self._startup.next_packet()
-        except ProtocolError:
-            self.state = State.DONE
-            raise
+        body = self._startup.next_packet()
         if body is None:
             return NEED_DATA
         code = codec.parse_int32(body)
         if code == codec.SSL_REQUEST_CODE and len(body) == 4:
             if self._ssl_asked or self.tls:
-                self.state = State.DONE
                 raise ProtocolError("unsupported frontend protocol 1234.5679: server "
                                         "supports 3.0 to 3.0", "0A000")
             self._ssl_asked = True
@@ -131,7 +144,6 @@ class FrontendHandshake:
             return SSLRequested()
         if code == codec.GSSENC_REQUEST_CODE and len(body) == 4:
             if self._gss_asked or self.tls:
-                self.state = State.DONE
                 raise ProtocolError("unsupported frontend protocol 1234.5680: server "
                                         "supports 3.0 to 3.0", "0A000")
             self._gss_asked = True
@@ -142,7 +154,6 @@ class FrontendHandshake:
             return CancelRequested(codec.parse_uint32(body, 4), codec.parse_uint32(body, 8))
         major, minor = code >> 16, code & 0xFFFF
         if major != 3:
-            self.state = State.DONE
             raise ProtocolError(
                 f"unsupported frontend protocol {major}.{minor}: server supports 3.0 to 3.0",
                 "0A000",
@@ -150,7 +161,6 @@ class FrontendHandshake:
         params = codec.parse_startup_params(body)
         user = params.get("user", "")
         if not user:
-            self.state = State.DONE
             raise ProtocolError("no PostgreSQL user name specified in startup packet", "28000")
         database = params.get("database") or user
         self.state = State.AUTHENTICATING
@@ -165,8 +175,9 @@ class FrontendHandshake:
         """Answer ``S``. Plaintext buffered after an SSLRequest is an attack (CVE-2021-23214)."""
         self._expect(State.SSL_PENDING)
         if self._startup.buffered:
-            self.state = State.DONE
-            raise ProtocolError("received unencrypted data after SSL request")
+            error = ProtocolError("received unencrypted data after SSL request")
+            self._failed(error)
+            raise error
         self.state = State.STARTUP
         return b"S"
 

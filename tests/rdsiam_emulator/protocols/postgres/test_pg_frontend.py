@@ -241,8 +241,16 @@ def test_frontend_malformed_startup_parameters(body: bytes) -> None:
     hs = FrontendHandshake()
     payload = struct.pack("!i", codec.PROTOCOL_3_0) + body
     hs.receive_data(struct.pack("!i", len(payload) + 4) + payload)
-    with pytest.raises(ProtocolError):
+    with pytest.raises(ProtocolError) as first:
         hs.next_event()
+    assert hs.state is State.DONE and hs.error is first.value
+    # the broken machine parses nothing more, not even a well-formed start-up after it
+    hs.receive_data(codec.startup_message({"user": "bob"}))
+    with pytest.raises(ProtocolError) as again:
+        hs.next_event()
+    assert again.value is first.value
+    with pytest.raises(RuntimeError):
+        hs.request_cleartext_password()
 
 
 def test_frontend_garbled_startup_length_is_not_reported_to_the_client() -> None:
@@ -329,3 +337,18 @@ def test_frontend_cancel_request_event_and_nothing_after() -> None:
     hs = FrontendHandshake()
     hs.receive_data(codec.cancel_request(1, 2) + codec.startup_message({"user": "u"}))
     assert _events(hs) == [CancelRequested(1, 2)]
+
+
+def test_malformed_password_message_ends_the_machine_for_good() -> None:
+    hs = FrontendHandshake()
+    hs.receive_data(codec.startup_message({"user": "bob"}))
+    assert isinstance(hs.next_event(), StartupReceived)
+    hs.request_cleartext_password()
+    hs.receive_data(b"p" + struct.pack("!I", 2))  # a length below 4
+    with pytest.raises(ProtocolError, match="invalid message length") as first:
+        hs.next_event()
+    assert hs.state is State.DONE and hs.error is first.value
+    hs.receive_data(codec.password_message("token"))
+    with pytest.raises(ProtocolError) as again:
+        hs.next_event()
+    assert again.value is first.value

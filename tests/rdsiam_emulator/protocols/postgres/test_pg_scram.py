@@ -13,7 +13,11 @@ from scramp import ScramException
 
 from rdsiam_emulator.protocols.postgres import codec
 from rdsiam_emulator.protocols.postgres.backend import BackendLogin, LoginFailed, LoginSucceeded
-from rdsiam_emulator.protocols.postgres.scram import scram_verifier
+from rdsiam_emulator.protocols.postgres.scram import (
+    SALTED_PASSWORDS,
+    SaltedPasswordCache,
+    scram_verifier,
+)
 
 CLIENT_NONCE = "rOprNGfwEbeRWgbNEkqO"  # RFC 7677 section 3
 SERVER_NONCE = CLIENT_NONCE + "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
@@ -170,3 +174,86 @@ def test_verifier_default_salt_is_random_16_bytes() -> None:
 def test_verifier_rejects_weak_parameters(kwargs: dict[str, object], words: str) -> None:
     with pytest.raises(ScramException, match=words):
         scram_verifier("pw", **kwargs)  # type: ignore[arg-type]
+
+
+class _Pbkdf2Counter:
+    """Counts scramp's PBKDF2 runs (its ``Hi`` calls ``scramp.utils.pbkdf2_hmac_hashlib``)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import scramp.utils
+
+        self.calls = 0
+        real = scramp.utils.pbkdf2_hmac_hashlib
+
+        def counting(*args: object) -> bytes:
+            self.calls += 1
+            return real(*args)  # type: ignore[no-any-return]
+
+        monkeypatch.setattr(scramp.utils, "pbkdf2_hmac_hashlib", counting)
+
+
+def _scram_login(password: str, salt: bytes, iterations: int,
+                 cache: SaltedPasswordCache | None) -> None:
+    """One whole SCRAM login against a scripted server; asserts the proof is RFC 5802's."""
+    login = BackendLogin(user="app_user", database="db", password=password,
+                         scram_nonce=CLIENT_NONCE, salted_passwords=cache)
+    login.data_to_send()
+    login.receive_data(codec.auth_sasl(["SCRAM-SHA-256"]))
+    sent = login.data_to_send()
+    bare = sent[sent.index(b"n,,") + 3:]
+    server_first = (f"r={SERVER_NONCE},s={base64.b64encode(salt).decode()},"
+                    f"i={iterations}").encode()
+    final = _client_final(login, server_first)
+    without_proof, _, proof_b64 = final.rpartition(b",p=")
+    proof, server_sig = _expected(password, bare, server_first, without_proof, salt, iterations)
+    assert base64.b64decode(proof_b64) == proof
+    assert login.receive_data(codec.authentication(
+        codec.AUTH_SASL_FINAL, b"v=" + base64.b64encode(server_sig))) is None
+    assert isinstance(login.receive_data(codec.auth_ok() + codec.ready_for_query()),
+                      LoginSucceeded)
+
+
+def test_second_login_with_same_password_salt_and_count_runs_no_pbkdf2(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    pbkdf2 = _Pbkdf2Counter(monkeypatch)
+    cache = SaltedPasswordCache(maxsize=8)
+    _scram_login("pencil", SALT, 4096, cache)
+    assert (pbkdf2.calls, cache.computed, cache.hits) == (1, 1, 0)
+    _scram_login("pencil", SALT, 4096, cache)
+    assert (pbkdf2.calls, cache.computed, cache.hits) == (1, 1, 1)
+    # a new salt (ALTER ROLE), another password, another count: each computed once, correctly
+    _scram_login("pencil", b"another-salt-16b", 4096, cache)
+    _scram_login("pencil2", SALT, 4096, cache)
+    _scram_login("pencil", SALT, 4097, cache)
+    assert (pbkdf2.calls, cache.computed, len(cache)) == (4, 4, 4)
+    _scram_login("pencil", SALT, 4096, cache)
+    assert pbkdf2.calls == 4
+    # no cache: every login derives
+    _scram_login("pencil", SALT, 4096, None)
+    _scram_login("pencil", SALT, 4096, None)
+    assert pbkdf2.calls == 6
+
+
+def test_salted_password_cache_is_bounded_keyed_by_hash_and_scoped_to_logins(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    pbkdf2 = _Pbkdf2Counter(monkeypatch)
+    cache = SaltedPasswordCache(maxsize=2)
+    for password in ("first-pw", "second-pw", "first-pw", "third-pw"):
+        _scram_login(password, SALT, 4096, cache)
+    assert len(cache) == 2 and cache.computed == 3 and cache.hits == 1
+    _scram_login("second-pw", SALT, 4096, cache)  # the least recently used was dropped
+    assert cache.computed == 4
+    assert all(len(key) == 32 and b"pw" not in key for key in cache._entries)
+    assert "pw" not in repr(cache)
+    # scramp's other users (here the verifier) are not cached
+    before = pbkdf2.calls
+    scram_verifier("first-pw", salt=SALT)
+    scram_verifier("first-pw", salt=SALT)
+    assert pbkdf2.calls == before + 2
+    with pytest.raises(ValueError, match="maxsize"):
+        SaltedPasswordCache(maxsize=0)
+
+
+def test_the_process_wide_cache_is_the_default() -> None:
+    login = BackendLogin(user="u", database="db", password="p")
+    assert login._salted_passwords is SALTED_PASSWORDS
