@@ -96,7 +96,11 @@ class FrontendHandshake:
         if self.state == State.STARTUP:
             return self._next_startup()
         if self.state == State.AWAIT_PASSWORD:
-            msg = self._messages.next_message()
+            try:
+                msg = self._messages.next_message()
+            except ProtocolError:
+                self.state = State.DONE
+                raise
             if msg is None:
                 return NEED_DATA
             if msg.type != b"p":
@@ -147,7 +151,11 @@ class FrontendHandshake:
                 f"unsupported frontend protocol {major}.{minor}: server supports 3.0 to 3.0",
                 "0A000",
             )
-        params = codec.parse_startup_params(body)
+        try:
+            params = codec.parse_startup_params(body)
+        except ProtocolError:
+            self.state = State.DONE  # a malformed start-up packet ends the handshake too
+            raise
         user = params.get("user", "")
         if not user:
             self.state = State.DONE

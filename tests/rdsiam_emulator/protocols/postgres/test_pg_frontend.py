@@ -122,6 +122,7 @@ def test_frontend_oversized_password_message() -> None:
     hs.receive_data(b"p" + struct.pack("!i", 10_000_000))
     with pytest.raises(ProtocolError, match="invalid message length"):
         hs.next_event()
+    assert hs.state == State.DONE  # (fuzz/checks.check_pg_frontend's rule: errors end it)
 
 
 def test_frontend_hand_over_returns_pipelined_bytes() -> None:
@@ -243,6 +244,8 @@ def test_frontend_malformed_startup_parameters(body: bytes) -> None:
     hs.receive_data(struct.pack("!i", len(payload) + 4) + payload)
     with pytest.raises(ProtocolError):
         hs.next_event()
+    # found by fuzzing (fuzz/regressions/pg_handshake/): the machine stayed in STARTUP
+    assert hs.state == State.DONE
 
 
 def test_frontend_garbled_startup_length_is_not_reported_to_the_client() -> None:
