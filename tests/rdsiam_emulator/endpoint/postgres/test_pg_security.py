@@ -45,3 +45,18 @@ def test_iam_user_cannot_log_in_with_a_password(endpoint) -> None:
     with pytest.raises(psycopg.OperationalError, match="PAM authentication failed"):
         psycopg.connect(endpoint.conninfo(user, "known-password"))
     assert endpoint.events.all()[-1].reason is Reason.MALFORMED_TOKEN
+
+
+def test_iam_logins_need_tls_unless_explicitly_relaxed(endpoint) -> None:
+    user = endpoint.iam_user()
+    with pytest.raises(psycopg.OperationalError, match="pg_hba.conf rejects connection"):
+        psycopg.connect(endpoint.conninfo(user, endpoint.token(user), sslmode="disable"))
+    assert endpoint.events.all()[-1].reason is Reason.TLS_REQUIRED
+    endpoint.authenticator.require_tls = False  # the plugin's --rdsiam-require-tls=false
+    try:
+        with psycopg.connect(endpoint.conninfo(user, endpoint.token(user),
+                                               sslmode="disable")) as conn:
+            assert not conn.pgconn.ssl_in_use
+            assert conn.execute("select current_user").fetchone() == (user,)
+    finally:
+        endpoint.authenticator.require_tls = True
