@@ -7,8 +7,13 @@ so tests can move time, e.g. to expire a 15-minute token without waiting 15 minu
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+
+_clock_gettime_ns = getattr(time, "clock_gettime_ns", None)
+_CLOCK_REALTIME: int = getattr(time, "CLOCK_REALTIME", 0)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Clock(Protocol):
@@ -19,11 +24,20 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """The real time. The only place in the package that reads the system clock."""
+    """The real time. The only place in the package that reads the system clock.
+
+    It reads ``CLOCK_REALTIME`` directly, which freezegun does not patch: an application that
+    freezes its own time (in the same process, as under the pytest plugin) does not stop the
+    emulator's clock, as it would not stop RDS's.
+    """
 
     def now(self) -> datetime:
         """The system's current time, aware, in UTC."""
-        return datetime.now(UTC)
+        if _clock_gettime_ns is None:  # (no clock_gettime on Windows)
+            return datetime.now(UTC)
+        ns = _clock_gettime_ns(_CLOCK_REALTIME)
+        return _EPOCH + timedelta(seconds=ns // 1_000_000_000, microseconds=ns % 1_000_000_000
+                                  // 1000)
 
 
 class ManualClock:

@@ -423,6 +423,13 @@ def parse_token(token: str) -> ParsedToken:
         raise TokenFormatError(
             Reason.MALFORMED_TOKEN, f"the password is {len(token)} characters, too long for a token"
         )
+    if not token.isascii():
+        try:  # a str from argv/environ may carry lone surrogates (surrogateescape)
+            token.encode("utf-8")
+        except UnicodeEncodeError:
+            raise TokenFormatError(
+                Reason.MALFORMED_TOKEN, "the password is not valid Unicode text (lone surrogates)"
+            ) from None
     if token[:8].lower().startswith(("https://", "http://")):
         raise TokenFormatError(
             Reason.MALFORMED_TOKEN,

@@ -3,8 +3,9 @@
 The pytest ``clock`` fixture advances time for the validator; tokens and temporary credentials
 minted inside the test process must age with it, or "advance 16 minutes" would expire nothing that
 boto3 signs afterwards. Only these module-level time hooks are replaced, for the duration of the
-context: the event loop's monotonic time and the rest of the process are untouched, and a test's
-own freezegun keeps working (``SystemClock`` reads ``datetime.now``, which freezegun patches).
+context: the event loop's monotonic time and the rest of the process are untouched. A test's own
+freezegun does not move these clocks (``SystemClock`` reads ``CLOCK_REALTIME``, which freezegun does
+not patch): inside the context botocore signs at the emulator's time, as the emulator is RDS.
 """
 
 from __future__ import annotations

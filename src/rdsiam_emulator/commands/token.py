@@ -221,10 +221,16 @@ def run_explain(args: argparse.Namespace) -> int:
         explanation.notes.append("--secret-access-key was not used: the token names no readable "
                                  "access key id (pass --access-key-id to check a signature anyway)")
     if args.json:
-        print(json.dumps(explanation.to_dict(), indent=2, ensure_ascii=False))
+        print(_writable(json.dumps(explanation.to_dict(), indent=2, ensure_ascii=False)))
     else:
-        sys.stdout.write(render_text(explanation, engine=args.engine))
+        sys.stdout.write(_writable(render_text(explanation, engine=args.engine)))
     return EXIT_CODES[explanation.verdict]
+
+
+def _writable(text: str) -> str:
+    """``text`` with lone surrogates (undecodable argv/stdin bytes) as ``\\udcff`` escapes, so
+    writing it to a UTF-8 stream cannot fail."""
+    return text if text.isascii() else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 EXIT_CODES = {PASS: 0, FAIL: 1, UNVERIFIED: 3}

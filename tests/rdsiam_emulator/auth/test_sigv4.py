@@ -175,3 +175,47 @@ def test_only_sigv4_spells_the_canonical_strings() -> None:
                 spelled.append(path.relative_to(root).as_posix())
     assert "auth/sigv4.py" in spelled  # the scan finds the one true spelling
     assert set(spelled) == {"auth/sigv4.py"}
+
+
+# ------------------------------------------------------------------- constant-time comparison
+
+
+@pytest.mark.parametrize("form", ["botocore", "js_v3"], ids=["fast path", "ordered checks"])
+def test_every_signature_decision_goes_through_compare_digest(
+    form: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Constant-time comparison, proven by behaviour: with ``hmac.compare_digest`` answering
+    "different" for everything, a genuine token must be refused (any ``==`` on a signature would
+    still accept it), and with it answering truthfully the token passes and the spy saw its
+    signature. ``botocore`` tokens take the SDK-layout fast path, ``js_v3`` (sorted parameters)
+    the ordered checks."""
+    import hmac
+
+    from rdsiam_emulator.auth import fast_path
+    from rdsiam_emulator.auth.verifier import verify_token
+    from rdsiam_emulator.reasons import Reason
+    from tokenkit import ALICE, AT, build_token, endpoint, get_param, lookup
+
+    token = build_token(principal=ALICE, form=form)  # no session token: only the signature
+    signature = get_param(token, "X-Amz-Signature")
+    real = hmac.compare_digest
+    seen: list[tuple[object, object]] = []
+
+    def spy(a: str | bytes, b: str | bytes) -> bool:
+        seen.append((a, b))
+        return real(a, b)
+
+    def verify() -> bool:
+        return verify_token(token, endpoint=endpoint(), db_user="app_user",
+                            credentials=lookup(), now=AT).ok
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    monkeypatch.setattr(fast_path, "compare_digest", spy)
+    assert verify()
+    assert any(signature in (a, b) for a, b in seen), seen
+
+    monkeypatch.setattr(hmac, "compare_digest", lambda a, b: False)
+    monkeypatch.setattr(fast_path, "compare_digest", lambda a, b: False)
+    result = verify_token(token, endpoint=endpoint(), db_user="app_user", credentials=lookup(),
+                          now=AT)
+    assert (result.ok, result.reason) == (False, Reason.SIGNATURE_MISMATCH)

@@ -160,6 +160,18 @@ def test_token_length_limit() -> None:
         parse_token(padded + "a")
 
 
+@pytest.mark.parametrize("where", ["DBUser", "X-Amz-Security-Token", "host"])
+def test_lone_surrogates_are_malformed_not_a_crash(where: str) -> None:
+    """Fuzzing found it (fuzz/checks.check_token): a str from argv or the environment carries
+    undecodable bytes as lone surrogates, and encoding them for SigV4 raised UnicodeEncodeError
+    out of parse_token/verify_token (``token explain`` printed a traceback)."""
+    token = build_token(principal=TEMP)
+    token = "\udcff" + token if where == "host" else replace_param(token, where, "a\udcffb")
+    with pytest.raises(TokenFormatError, match="lone surrogates") as info:
+        parse_token(token)
+    assert info.value.reason is Reason.MALFORMED_TOKEN
+
+
 def test_errors_carry_reason_detail_and_hint() -> None:
     with pytest.raises(TokenFormatError) as info:
         parse_token("https://" + build_token())

@@ -94,7 +94,7 @@ def test_server_runs_unprivileged(my: MysqlHandle) -> None:
     assert uid != 0 or os.geteuid() != 0
 
 
-def test_start_and_stop_leave_nothing_behind_and_tcp_is_opt_in() -> None:
+def test_start_and_stop_leave_nothing_behind_and_tcp_is_opt_in(my: MysqlHandle) -> None:
     handle = start_backend(
         BackendSpec(
             "mysql",
@@ -107,6 +107,8 @@ def test_start_and_stop_leave_nothing_behind_and_tcp_is_opt_in() -> None:
     )
     assert isinstance(handle, MysqlHandle)
     assert handle.tcp and handle.address_kwargs() == {"host": "127.0.0.1", "port": handle.port}
+    # credentials are random per server (docs/security.md): the session's shared one differs
+    assert handle.admin_password != my.admin_password and len(handle.admin_password) >= 24
     work = Path(handle.unix_socket or "").parent
     pid = int((work / "mysqld.pid").read_text())
     with connect(handle, "boss", "pw-boss", "shop") as conn, conn.cursor() as cur:

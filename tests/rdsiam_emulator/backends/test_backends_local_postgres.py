@@ -112,12 +112,14 @@ def test_master_can_make_an_iam_user(pg: PostgresHandle) -> None:
     assert not pg.is_iam_user("nobody-by-that-name")
 
 
-def test_start_and_stop_leave_nothing_behind_and_tcp_is_opt_in() -> None:
+def test_start_and_stop_leave_nothing_behind_and_tcp_is_opt_in(pg: PostgresHandle) -> None:
     handle = start_backend(
         BackendSpec("postgres", provider="local", master_password="s3cret-master",
                     listen_tcp=True)
     )
     assert isinstance(handle, PostgresHandle)
+    # credentials are random per server (docs/security.md): the session's shared one differs
+    assert handle.admin_password != pg.admin_password and len(handle.admin_password) >= 24
     assert handle.tcp and handle.host == "127.0.0.1"
     work = Path(handle.unix_socket or "").parent
     pid = int((work / "data" / "postmaster.pid").read_text().split()[0])

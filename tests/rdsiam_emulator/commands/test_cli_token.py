@@ -182,6 +182,15 @@ def test_malformed_token_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
     assert "not-a-token" not in out
 
 
+def test_undecodable_argv_bytes_are_a_malformed_token(capsys: pytest.CaptureFixture[str]) -> None:
+    """argv bytes that are not UTF-8 reach Python as lone surrogates (found by fuzzing: the
+    command died with a UnicodeEncodeError traceback)."""
+    code, out, err = run([TOKEN.replace("DBUser=", "DBUser=\udcff"), "--at",
+                          "2024-05-01T12:00:30Z"], capsys)
+    assert code == 1 and "reason malformed_token, RDS error InvalidToken" in out
+    assert "Traceback" not in err
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

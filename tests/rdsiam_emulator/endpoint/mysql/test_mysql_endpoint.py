@@ -62,6 +62,18 @@ def test_wrong_master_password_gets_1045_with_client_ip(myenv):
     assert last.method == "password" and not last.ok
 
 
+def test_master_user_cannot_log_in_with_a_token(myenv):
+    """The master is a password user (as on RDS until it is made an IAM user): a valid token
+    for it is just a wrong password."""
+    name = myenv.master[0]
+    with pytest.raises(pymysql.err.OperationalError) as info:
+        connect(myenv, name, myenv.token(name))
+    assert info.value.args[0] == 1045
+    assert myenv.events.all()[-1].reason is Reason.PASSWORD_MISMATCH
+    with master(myenv) as conn:
+        assert scalar(conn, "SELECT 1") == 1
+
+
 def test_rds_ddl_creates_iam_user_that_logs_in_with_a_token(myenv):
     user = make_iam_user(myenv)
     with connect(myenv, user, myenv.token(user), database="app") as conn:

@@ -122,6 +122,7 @@ def test_frontend_oversized_password_message() -> None:
     hs.receive_data(b"p" + struct.pack("!i", 10_000_000))
     with pytest.raises(ProtocolError, match="invalid message length"):
         hs.next_event()
+    assert hs.state == State.DONE  # (fuzz/checks.check_pg_frontend's rule: errors end it)
 
 
 def test_frontend_hand_over_returns_pipelined_bytes() -> None:
@@ -243,6 +244,7 @@ def test_frontend_malformed_startup_parameters(body: bytes) -> None:
     hs.receive_data(struct.pack("!i", len(payload) + 4) + payload)
     with pytest.raises(ProtocolError) as first:
         hs.next_event()
+    # also found by fuzzing (fuzz/regressions/pg_handshake/)
     assert hs.state is State.DONE and hs.error is first.value
     # the broken machine parses nothing more, not even a well-formed start-up after it
     hs.receive_data(codec.startup_message({"user": "bob"}))
