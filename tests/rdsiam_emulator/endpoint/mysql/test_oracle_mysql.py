@@ -5,8 +5,10 @@ the wire, mysql_native_password's absence, the greeting, the RDS DDL and SHOW CR
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
+import subprocess
 from collections.abc import Iterator
 
 import pymysql
@@ -247,3 +249,37 @@ def test_iam_user_with_require_ssl_logs_in(engine, request):
     master_sql(env, f"CREATE USER '{user}'@'%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' "
                     "REQUIRE SSL")
     assert current_user(env, user, env.token(user)) == f"{user}@%"
+
+
+def _mysql_cli(env: MyEnv, podman_env: dict[str, str], user: str, password: str,
+               *options: str) -> subprocess.CompletedProcess[str]:
+    """Oracle's `mysql` client (from the stand-in image: it needs unstable's libc) on the host's
+    network, verifying the endpoint's certificate with the emulator CA."""
+    cmd = ["podman", "run", "--rm", "--network=host", "-v", f"{env.ca_file}:/ca.pem:ro",
+           podman_env["RDSIAM_ORACLE_MYSQL_IMAGE"], "mysql", "-h", "127.0.0.1",
+           "-P", str(env.port), "-u", user, f"--password={password}",
+           "--ssl-mode=VERIFY_IDENTITY", "--ssl-ca=/ca.pem", *options,
+           "-N", "-B", "-e", "SELECT CURRENT_USER()"]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False,
+                          env={**os.environ, **podman_env})
+
+
+def test_oracle_mysql_cli(omenv, podman_env):
+    """libmysqlclient sends a token only with --enable-cleartext-plugin (RDS's instructions);
+    without it the client refuses the switch itself, and a bad token gets RDS's 1045 line."""
+    user = unique("cli")
+    master_sql(omenv, f"CREATE USER '{user}'@'%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'")
+    token = omenv.token(user, host="127.0.0.1")
+    refused = _mysql_cli(omenv, podman_env, user, token)
+    assert refused.returncode == 1
+    assert ("Authentication plugin 'mysql_clear_password' cannot be loaded: plugin not enabled"
+            in refused.stderr)
+    assert omenv.events.all()[-1].reason is Reason.CLEARTEXT_PLUGIN_UNSUPPORTED
+    ok = _mysql_cli(omenv, podman_env, user, token, "--enable-cleartext-plugin")
+    assert (ok.returncode, ok.stdout) == (0, f"{user}@%\n"), ok.stderr
+    bad = _mysql_cli(omenv, podman_env, user, omenv.token(user, host="127.0.0.1",
+                                                          secret="x" * 40),
+                     "--enable-cleartext-plugin")
+    assert bad.returncode == 1
+    assert (f"ERROR 1045 (28000): Access denied for user '{user}'@'127.0.0.1' "
+            "(using password: YES)") in bad.stderr
