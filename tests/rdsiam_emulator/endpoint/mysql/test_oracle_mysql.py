@@ -283,3 +283,37 @@ def test_oracle_mysql_cli(omenv, podman_env):
     assert bad.returncode == 1
     assert (f"ERROR 1045 (28000): Access denied for user '{user}'@'127.0.0.1' "
             "(using password: YES)") in bad.stderr
+
+
+PLUGIN_TEST = """
+import pymysql
+import pytest
+
+@pytest.mark.parametrize("rds_iam_db", ["mysql"], indirect=True)
+def test_mysql(rds_iam_db):
+    rds_iam_db.create_iam_db_user("app_user")
+    token = rds_iam_db.generate_token("app_user", rds_iam_db.iam_session("app_user"))
+    with pymysql.connect(**rds_iam_db.connect_kwargs("app_user", token)) as conn:
+        with conn.cursor() as cur:
+            cur.execute("SELECT VERSION(), CURRENT_USER()")
+            print("SERVER", *cur.fetchone())
+        with conn.cursor() as cur:
+            cur.execute("SHOW CREATE USER CURRENT_USER()")
+            print("SHOWN", cur.fetchone()[0])
+"""
+
+
+def test_plugin_mysql_flavour_mysql_runs_oracle_mysql(pytester, podman_env):
+    """--rdsiam-mysql-flavour mysql with the container backend: the fixture's server is Oracle
+    MySQL (the stand-in image from $RDSIAM_ORACLE_MYSQL_IMAGE, while $RDSIAM_MYSQL_IMAGE names
+    the MariaDB one), and an IAM login through it works."""
+    assert "mariadb" in podman_env["RDSIAM_MYSQL_IMAGE"]
+    pytester.makepyfile(PLUGIN_TEST)
+    result = pytester.runpytest("-s", "-p", "no:xdist", "-p", "no:randomly", "--rdsiam-emulator",
+                                "--rdsiam-backend", "docker", "--rdsiam-mysql-flavour", "mysql")
+    result.assert_outcomes(passed=1)
+    [line] = [out.split("SERVER ", 1)[1] for out in result.outlines if "SERVER " in out]
+    version, user = line.split()
+    assert "mariadb" not in version.lower() and user == "app_user@%"
+    result.stdout.fnmatch_lines(["*SHOWN CREATE USER `app_user`@`%` IDENTIFIED WITH "
+                                 "'AWSAuthenticationPlugin' AS 'RDS' REQUIRE NONE *"])
