@@ -1,6 +1,6 @@
 """Login machines with scripted peers. The MySQL 8 server side (caching_sha2_password fast and
-full authentication with RSA) is computed here from the protocol definition with a self-made key,
-since no MySQL 8 server runs on this machine."""
+full authentication with RSA) is computed here from the protocol definition with a self-made key;
+the same exchanges against a real Oracle MySQL are in endpoint/mysql/test_oracle_mysql.py."""
 
 import hashlib
 
