@@ -18,7 +18,7 @@ import pytest
 from pytest_rdsiam.options import PluginSettings
 from rdsiam_emulator.backends import BackendError, BackendHandle, BackendSpec, start_backend
 from rdsiam_emulator.clock import OffsetClock
-from rdsiam_emulator.engines import MYSQL, POSTGRES, EngineName
+from rdsiam_emulator.engines import MYSQL, POSTGRES, EngineName, flavour_of_version, mysql_flavour
 from rdsiam_emulator.engines import engine as engine_named
 from rdsiam_emulator.events import EventLog
 from rdsiam_emulator.instances import EmulatedInstance, Emulator, InstanceConfig
@@ -68,11 +68,11 @@ class BackendPool:
             raise pytest.UsageError(
                 f"--rdsiam-backend external needs --rdsiam-{engine}-url (ini rdsiam_{engine}_url):"
                 f" the admin URL of your {engine} server, e.g. {_URL_EXAMPLE[info]}")
-        image = own.image
-        if info is MYSQL and s.mysql_flavour == "mariadb" and image is None:
-            image = "mariadb"
-        return BackendSpec(engine=info.name, provider=s.backend, image=image,
-                           version=own.version, external_admin_url=own.url, reuse=s.reuse)
+        flavour = (mysql_flavour(s.mysql_flavour)
+                   if info is MYSQL and s.mysql_flavour != "auto" else None)
+        return BackendSpec(engine=info.name, provider=s.backend, image=own.image,
+                           version=own.version, external_admin_url=own.url, reuse=s.reuse,
+                           flavour=flavour)
 
     def get(self, engine: EngineName) -> BackendHandle:
         """The running backend of ``engine``, started (and checked against the settings) on
@@ -96,17 +96,16 @@ class BackendPool:
         s = self._settings
         info = engine_named(engine)
         wanted_version = s.for_engine(info).version
-        flavour_asked = info is MYSQL and s.mysql_flavour != "auto"
+        wanted = (mysql_flavour(s.mysql_flavour)
+                  if info is MYSQL and s.mysql_flavour != "auto" else None)
         asked: list[str] = []
-        if flavour_asked and s.mysql_flavour != handle.flavour:
-            asked.append(f"--rdsiam-mysql-flavour {s.mysql_flavour}")
+        if wanted is not None and flavour_of_version(handle.version) is not wanted:
+            asked.append(f"--rdsiam-mysql-flavour {wanted}")
         if wanted_version and not version_matches(wanted_version, handle.version):
             asked.append(f"--rdsiam-{engine}-version {wanted_version}")
         if not asked:
             return
-        kind = info.label
-        if flavour_asked:
-            kind = {"mysql": "MySQL", "mariadb": "MariaDB"}[s.mysql_flavour]
+        kind = info.label if wanted is None else wanted.label
         raise BackendError(
             f"{' and '.join(asked)} cannot be honoured: the {handle.provider} backend runs "
             f"{handle.flavour} {handle.version}. To get {kind} {wanted_version or ''}".rstrip()

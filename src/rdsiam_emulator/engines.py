@@ -158,3 +158,51 @@ def engine(name: str | Engine) -> Engine:
         if known.name == name:
             return known
     raise ValueError(f"engine must be one of {ENGINE_NAMES}, not {name!r}")
+
+
+MysqlServerName = Literal["mysql", "mariadb"]
+"""How users name a server product of the ``mysql`` engine (``--rdsiam-mysql-flavour``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerFlavour:
+    """A server product behind the ``mysql`` engine: Oracle MySQL or MariaDB. Frozen and
+    hashable; compare flavours with ``is`` (``ORACLE_MYSQL``, ``MARIADB``)."""
+
+    name: MysqlServerName
+    label: str
+    """How people write it (``MySQL``, ``MariaDB``)."""
+    default_image: str
+    """The official container image used when nothing else is configured."""
+    image_env: str
+    """Environment variable that overrides ``default_image`` when this flavour is asked for."""
+
+    def __str__(self) -> str:
+        return self.name
+
+
+ORACLE_MYSQL = ServerFlavour(name="mysql", label="MySQL", default_image="mysql:8.4",
+                             image_env="RDSIAM_ORACLE_MYSQL_IMAGE")
+MARIADB = ServerFlavour(name="mariadb", label="MariaDB", default_image="mariadb:11",
+                        image_env="RDSIAM_MARIADB_IMAGE")
+MYSQL_FLAVOURS: dict[MysqlServerName, ServerFlavour] = {
+    ORACLE_MYSQL.name: ORACLE_MYSQL, MARIADB.name: MARIADB}
+
+
+def mysql_flavour(name: str | ServerFlavour) -> ServerFlavour:
+    """The flavour called ``name`` (a ``ServerFlavour`` is returned as is).
+
+    Raises ValueError for a name that is not ``mysql`` or ``mariadb``.
+    """
+    if isinstance(name, ServerFlavour):
+        return name
+    for known in MYSQL_FLAVOURS.values():
+        if known.name == name:
+            return known
+    raise ValueError(f"MySQL flavour must be one of {tuple(MYSQL_FLAVOURS)}, not {name!r}")
+
+
+def flavour_of_version(version: str) -> ServerFlavour:
+    """The flavour a server's ``VERSION()`` (or ``--version`` output) names: MariaDB says so
+    (``10.11.6-MariaDB-0+deb12u1``), Oracle MySQL does not (``9.7.4-2``, ``8.4.3``)."""
+    return MARIADB if "mariadb" in version.lower() else ORACLE_MYSQL

@@ -1,6 +1,7 @@
 import pytest
 
 from pytest_rdsiam.options import PluginSettings
+from rdsiam_emulator.engines import MARIADB, ORACLE_MYSQL
 
 PROBE = """
 from pytest_rdsiam.plugin import settings_of
@@ -86,6 +87,13 @@ def test_backend_specs_follow_the_settings():
     assert pg.resolved_image({}) == "postgres:15"
     my = pool.spec_for("mysql")
     assert my.resolved_image({}) == "mariadb:11"
+    assert my.flavour is MARIADB
+    oracle = BackendPool(PluginSettings(mysql_flavour="mysql")).spec_for("mysql")
+    assert oracle.flavour is ORACLE_MYSQL
+    assert oracle.resolved_image({}) == "mysql:8.4"
+    assert oracle.resolved_image({"RDSIAM_ORACLE_MYSQL_IMAGE": "o:1",
+                                  "RDSIAM_MYSQL_IMAGE": "m:1"}) == "o:1"
+    assert BackendPool(PluginSettings()).spec_for("mysql").flavour is None
     custom = BackendPool(PluginSettings(mysql_image="mysql:8.4")).spec_for("mysql")
     assert custom.resolved_image({}) == "mysql:8.4"
 

@@ -16,7 +16,7 @@ from typing import Any
 import pymysql
 
 from rdsiam_emulator.endpoint.backend import BackendAddress, BackendUnreachable
-from rdsiam_emulator.engines import MYSQL
+from rdsiam_emulator.engines import MYSQL, flavour_of_version
 from rdsiam_emulator.protocols.mysql.results import QueryError
 
 from .errors import BackendError
@@ -144,7 +144,7 @@ class MysqlHandle(BackendHandle):
         conn = self._connect(**self._bootstrap_connect)
         try:
             self.version = str(_run(conn, "SELECT VERSION()")[0][0])
-            self.flavour = "mariadb" if "mariadb" in self.version.lower() else "mysql"
+            self.flavour = flavour_of_version(self.version).name
             if self._keep_existing_users:
                 self._protected |= {
                     (str(u), str(h)) for u, h in _run(conn, "SELECT user, host FROM mysql.user")

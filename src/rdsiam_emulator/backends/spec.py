@@ -10,7 +10,13 @@ import os
 from dataclasses import dataclass, replace
 from typing import Literal, get_args
 
-from rdsiam_emulator.engines import ENGINE_NAMES, MYSQL, EngineName
+from rdsiam_emulator.engines import (
+    ENGINE_NAMES,
+    MARIADB,
+    MYSQL,
+    EngineName,
+    ServerFlavour,
+)
 from rdsiam_emulator.engines import Engine as EngineInfo
 from rdsiam_emulator.engines import engine as engine_named
 
@@ -24,8 +30,8 @@ ENGINES: tuple[Engine, ...] = ENGINE_NAMES
 PROVIDERS: tuple[ProviderName, ...] = get_args(ProviderName)
 
 #: The image for ``mysql`` when the user selects MariaDB (``image="mariadb"`` is a shorthand).
-MARIADB_IMAGE = "mariadb:11"
-MARIADB_IMAGE_ENV = "RDSIAM_MARIADB_IMAGE"
+MARIADB_IMAGE = MARIADB.default_image
+MARIADB_IMAGE_ENV = MARIADB.image_env
 
 ADMIN_USER = "rdsadmin"
 """The hidden superuser the emulator itself uses; never handed to clients."""
@@ -42,6 +48,10 @@ class BackendSpec:
     the tag
     of the official image. ``master_password`` None: a random one per start (read it from the
     handle).
+    ``flavour`` (``mysql`` engine only; ``engines.ORACLE_MYSQL`` / ``engines.MARIADB``, None: no
+    preference) picks the image when ``image`` is unset (``$<flavour.image_env>``, else the
+    flavour's official image); the local provider runs whichever server binary it finds (the
+    handle's ``flavour`` says which; the pytest plugin refuses a mismatch).
     ``reuse`` keeps a container running after the process ends and finds it again next time by
     label. ``listen_tcp`` (local servers only): also listen on 127.0.0.1:<port> with password
     authentication. Off by default: then the server is reachable only through its private unix
@@ -59,6 +69,7 @@ class BackendSpec:
     external_admin_url: str | None = None
     reuse: bool = False
     listen_tcp: bool = False
+    flavour: ServerFlavour | None = None
 
     def __post_init__(self) -> None:
         engine_named(self.engine)  # ValueError for an unknown name
@@ -69,6 +80,8 @@ class BackendSpec:
         for name, value in (("dbname", self.dbname), ("master_username", self.master_user)):
             if not value or len(value) > 63 or "\x00" in value:
                 raise ValueError(f"{name} must be 1-63 characters without NUL")
+        if self.flavour is not None and self.engine_info is not MYSQL:
+            raise ValueError(f"flavour {self.flavour} is for the mysql engine, not {self.engine}")
         if self.master_user == ADMIN_USER:
             raise ValueError(f"{ADMIN_USER!r} is reserved for the emulator")
 
@@ -89,10 +102,11 @@ class BackendSpec:
             return env.get(MARIADB_IMAGE_ENV) or MARIADB_IMAGE
         if self.image:
             return self.image
-        override = env.get(self.engine_info.image_env)
+        wanted = self.flavour or self.engine_info
+        override = env.get(wanted.image_env)
         if override:
             return override
-        default = self.engine_info.default_image
+        default = wanted.default_image
         if self.version:
             return f"{default.split(':', 1)[0]}:{self.version}"
         return default

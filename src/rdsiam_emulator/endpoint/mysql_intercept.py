@@ -28,7 +28,7 @@ from rdsiam_emulator.endpoint.mysql_relay import (
     relay_login_outcome,
 )
 from rdsiam_emulator.events import TEXT_CAP, clip
-from rdsiam_emulator.protocols.mysql import ddl
+from rdsiam_emulator.protocols.mysql import ddl, show_create
 from rdsiam_emulator.protocols.mysql.constants import CLEAR_PASSWORD, Capability, ErrorCode
 from rdsiam_emulator.protocols.mysql.framing import Intercept
 from rdsiam_emulator.protocols.mysql.handshake import (
@@ -37,7 +37,12 @@ from rdsiam_emulator.protocols.mysql.handshake import (
     LoginSucceeded,
 )
 from rdsiam_emulator.protocols.mysql.messages import ChangeUser, ErrPacket, Greeting, access_denied
-from rdsiam_emulator.protocols.mysql.packets import Packet, PacketDecoder, encode_packet
+from rdsiam_emulator.protocols.mysql.packets import (
+    Packet,
+    PacketDecoder,
+    encode_packet,
+    lenenc_bytes,
+)
 from rdsiam_emulator.protocols.mysql.results import DdlOutcomes, QueryError
 from rdsiam_emulator.reasons import Reason
 from rdsiam_emulator.secrets import derived_password
@@ -136,6 +141,8 @@ class CommandInterceptor:
         inspection = ddl.inspect(text, lambda _account: ddl.placeholder_clause(mariadb))
         if not inspection.user_ddl:
             s.backend.write(item.raw)
+            if show_create.is_show_create_user(text):
+                return await self._show_create_user(s, mariadb)
             return await self._forward_response(s, None)
         if inspection.uses_iam_plugin and not self._host.authenticator.iam_enabled:
             s.client.write(encode_packet(1, ErrPacket(
@@ -184,6 +191,29 @@ class CommandInterceptor:
                 reply = b"".join(encode_packet(p.seq, p.payload) for p in packets[:-1])
                 reply += encode_packet(packets[-1].seq, error.build()) + decoder.take_buffer()
         s.client.write(reply)
+        return True
+
+    async def _show_create_user(self, s: Session, mariadb: bool) -> bool:
+        """Relay the answer to ``SHOW CREATE USER`` with each IAM account's authentication
+        clause as RDS prints it (``show_create.rds_form``) instead of the derived password's."""
+        decoder = PacketDecoder(1 << 30)
+        reader = show_create.ResultSetReader(bool(s.capabilities & Capability.DEPRECATE_EOF))
+        while not reader.done:
+            for packet in decoder.feed(await s.backend.read_tap()):
+                if reader.feed(packet):
+                    break
+        for index in reader.rows:
+            packet = reader.packets[index]
+            text = show_create.single_text_value(packet.payload)
+            account = show_create.account_in(text or b"")
+            if text is None or account is None:
+                continue
+            if not await self._host.admin.is_iam_account(account):
+                continue
+            shown = show_create.rds_form(text, mariadb=mariadb)
+            if shown is not None:
+                reader.packets[index] = Packet(packet.seq, lenenc_bytes(shown))
+        s.client.write(reader.encode() + decoder.take_buffer())
         return True
 
     async def _error_for_original(

@@ -27,6 +27,7 @@ from rdsiam_emulator.protocols.mysql.constants import (
     SHA2_PERFORM_FULL_AUTH,
     SHA2_REQUEST_PUBLIC_KEY,
     Capability,
+    ErrorCode,
 )
 from rdsiam_emulator.protocols.mysql.messages import (
     AuthSwitch,
@@ -394,7 +395,16 @@ class BackendLogin:
             if head != AUTH_MORE_DATA_HEADER:
                 return self._result(payload)
             secret = self._secret()
-            encrypted = scramble.rsa_encrypt_password(secret, self.nonce, payload[1:])
+            try:
+                encrypted = scramble.rsa_encrypt_password(secret, self.nonce, payload[1:])
+            except scramble.PasswordTooLongForRsa:
+                # what the server would answer a wrong password (a libmysqlclient client on a
+                # plain link refuses such a password itself); an IAM token sent to a password
+                # user lands here
+                self.state = BackState.FAILED
+                error = ErrPacket(ErrorCode.ER_ACCESS_DENIED, "28000",
+                                  "Access denied (password too long for the RSA exchange)")
+                return [LoginFailed(error, error.build())]
             self.state = BackState.AUTHENTICATING
             return [SendBackend(self._send(encrypted))]
         if head in (OK_HEADER, ERR_HEADER):

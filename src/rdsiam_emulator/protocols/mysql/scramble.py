@@ -48,13 +48,26 @@ def xor_with_nonce(password: bytes, nonce: bytes) -> bytes:
     return bytes(byte ^ nonce[i % len(nonce)] for i, byte in enumerate(plain))
 
 
+class PasswordTooLongForRsa(ValueError):
+    """The password (plus its NUL) exceeds what RSA-OAEP carries with the server's key (the key's
+    size in bytes less 42: 214 bytes for MySQL's 2048-bit key); an IAM token always does."""
+
+
 def rsa_encrypt_password(password: bytes, nonce: bytes, public_key_pem: bytes) -> bytes:
-    """Encrypt for caching_sha2_password / sha256_password full authentication."""
+    """Encrypt for caching_sha2_password / sha256_password full authentication.
+
+    Raises ``PasswordTooLongForRsa`` when the password does not fit the key, ``ValueError``
+    when the key is not an RSA key.
+    """
     key = serialization.load_pem_public_key(public_key_pem)
     if not isinstance(key, rsa.RSAPublicKey):
         raise ValueError("the server's public key is not an RSA key")
+    plain = xor_with_nonce(password, nonce[:20])
+    if len(plain) > key.key_size // 8 - 42:
+        raise PasswordTooLongForRsa(
+            f"a {len(password)}-byte password does not fit RSA-OAEP with a {key.key_size}-bit key")
     return key.encrypt(
-        xor_with_nonce(password, nonce[:20]),
+        plain,
         padding.OAEP(
             mgf=padding.MGF1(algorithm=hashes.SHA1()),  # noqa: S303 - MySQL uses SHA-1 OAEP
             algorithm=hashes.SHA1(),  # noqa: S303

@@ -1,6 +1,6 @@
 """Login machines with scripted peers. The MySQL 8 server side (caching_sha2_password fast and
-full authentication with RSA) is computed here from the protocol definition with a self-made key,
-since no MySQL 8 server runs on this machine."""
+full authentication with RSA) is computed here from the protocol definition with a self-made key;
+the same exchanges against a real Oracle MySQL are in endpoint/mysql/test_oracle_mysql.py."""
 
 import hashlib
 
@@ -167,6 +167,41 @@ def test_backend_relay_reroutes_cleartext_full_auth_to_rsa():
     plain = key.decrypt(packets(ev.data)[0].payload, padding.OAEP(
         mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None))
     assert bytes(b ^ NONCE[i % 20] for i, b in enumerate(plain)) == b"master-pw\0"
+
+
+def test_backend_relay_password_too_long_for_rsa_is_a_refusal():
+    """An IAM token (over 1 KB) sent in clear to a password user's full authentication does not
+    fit RSA-OAEP with the server's 2048-bit key: a 1045 login failure, not a crash (seen on
+    Oracle MySQL 9: the relayed login used to end with the connection lost)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    login = BackendLogin.for_handshake(mysql8_greeting(), client_response(auth_response=b"s" * 32),
+                                       password=None, client_tls=True)
+    login.start()
+    feed(login, encode_packet(2, b"\x01\x04"))
+    login.from_client(b"t" * 214 + b"\0")  # 214 bytes + NUL: one more than 2048-bit OAEP takes
+    feed(login)
+    (ev,) = feed(login, encode_packet(4, b"\x01" + pem))
+    assert isinstance(ev, LoginFailed) and ev.error.code == 1045
+    assert ev.error.sqlstate == "28000"
+
+
+def test_backend_relay_password_that_fits_rsa_at_the_limit():
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                        serialization.PublicFormat.SubjectPublicKeyInfo)
+    login = BackendLogin.for_handshake(mysql8_greeting(), client_response(auth_response=b"s" * 32),
+                                       password=None, client_tls=True)
+    login.start()
+    feed(login, encode_packet(2, b"\x01\x04"))
+    login.from_client(b"t" * 213 + b"\0")
+    feed(login)
+    (ev,) = feed(login, encode_packet(4, b"\x01" + pem))
+    assert isinstance(ev, SendBackend)
+    plain = key.decrypt(packets(ev.data)[0].payload, padding.OAEP(
+        mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None))
+    assert bytes(b ^ NONCE[i % 20] for i, b in enumerate(plain)) == b"t" * 213 + b"\0"
 
 
 def test_backend_relay_fast_auth_notifies_client():
