@@ -40,7 +40,7 @@ from rdsiam_emulator.secrets import new_instance_secret
 from rdsiam_emulator.tls import EmulatorCA, endpoint_names
 
 if TYPE_CHECKING:
-    from rdsiam_emulator.proxies import EmulatedProxy, ProxyConfig
+    from rdsiam_emulator.proxies import EmulatedProxy, ProxyConfig, ProxyTarget
 
 Naming = Literal["rds", "loopback"]
 _ENDPOINT_KINDS: dict[Engine, tuple[Any, Any]] = {
@@ -347,7 +347,7 @@ class Emulator:
                 return proxy
         raise KeyError(name)
 
-    def start_proxy(self, config: ProxyConfig, target: EmulatedInstance) -> EmulatedProxy:
+    def start_proxy(self, config: ProxyConfig, target: ProxyTarget) -> EmulatedProxy:
         """Start an RDS Proxy in front of ``target`` (``proxies.start_proxy``)."""
         from rdsiam_emulator.proxies import start_proxy
 

@@ -19,7 +19,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rdsiam_emulator import resolver
 from rdsiam_emulator.auth.authenticator import Authenticator
@@ -41,11 +42,59 @@ from rdsiam_emulator.events import AuthEvent, EventLog
 from rdsiam_emulator.tls import endpoint_names
 
 if TYPE_CHECKING:
-    from rdsiam_emulator.instances import EmulatedInstance, Emulator
+    from rdsiam_emulator.backends import BackendHandle
+    from rdsiam_emulator.engines import Engine
+    from rdsiam_emulator.instances import Emulator
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 ENGINE_FAMILIES: dict[EngineName, str] = {"postgres": "POSTGRESQL", "mysql": "MYSQL"}
 """The proxy ``EngineFamily`` of each engine."""
+
+
+class ProxyTarget(Protocol):
+    """What a proxy needs from what it fronts. ``ProxyTarget`` is one; an Aurora cluster
+    plugs in by offering the same (its writer's ``backend``, its ``cluster-…`` ``endpoint``,
+    one ``secret`` for all members; docs/rds-proxy.md, "Cluster targets")."""
+
+    @property
+    def engine(self) -> EngineName:
+        """``postgres`` or ``mysql``."""
+
+    @property
+    def engine_info(self) -> Engine:
+        """The engine object."""
+
+    @property
+    def region(self) -> str:
+        """The target's region."""
+
+    @property
+    def account_id(self) -> str:
+        """The target's account."""
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """Its resource id (``db-…``/``cluster-…``) is the end-to-end IAM resource."""
+
+    @property
+    def iam_enabled(self) -> bool:
+        """IAM database authentication on the target (end-to-end IAM needs it)."""
+
+    @property
+    def secret(self) -> bytes:
+        """The secret its IAM users' derived backend passwords come from."""
+
+    @property
+    def backend(self) -> BackendHandle:
+        """The real server the proxy's sessions go to (a cluster's writer)."""
+
+    @property
+    def authenticator(self) -> Authenticator:
+        """Its authenticator: the proxy reuses its authorizer and verifier settings."""
+
+    @property
+    def ca_bundle(self) -> Path:
+        """The emulator's CA bundle."""
 
 
 def new_proxy_resource_id() -> str:
@@ -84,7 +133,7 @@ class EmulatedProxy:
     """A running proxy; ``close()`` stops its endpoint (the target and its backend stay)."""
 
     config: ProxyConfig
-    target: EmulatedInstance
+    target: ProxyTarget
     host: str
     port: int
     resource_id: str
@@ -111,7 +160,7 @@ class EmulatedProxy:
         return self.target.account_id
 
     @property
-    def ca_bundle(self) -> Any:
+    def ca_bundle(self) -> Path:
         """The emulator's CA bundle (the proxy's certificate is signed by it)."""
         return self.target.ca_bundle
 
@@ -167,7 +216,7 @@ def _unavailable(reason: str, description: str) -> dict[str, str]:
     return {"State": "UNAVAILABLE", "Reason": reason, "Description": description}
 
 
-def _try_login(target: EmulatedInstance, creds: SecretCredentials) -> tuple[str, str] | None:
+def _try_login(target: ProxyTarget, creds: SecretCredentials) -> tuple[str, str] | None:
     """Log in to the target's real server as the secret says; None when it worked, else
     (health reason, description). No password in the description."""
     import importlib
@@ -191,7 +240,7 @@ def _try_login(target: EmulatedInstance, creds: SecretCredentials) -> tuple[str,
 
 
 def start_proxy(emulator: Emulator, config: ProxyConfig,
-                target: EmulatedInstance) -> EmulatedProxy:
+                target: ProxyTarget) -> EmulatedProxy:
     """Start ``config``'s proxy in front of ``target`` (an instance of ``emulator``) and return
     it. Raises ``ValueError`` for an invalid ``Auth``/``DefaultAuthScheme``, ``OSError`` when the
     address cannot be bound."""
@@ -203,7 +252,8 @@ def start_proxy(emulator: Emulator, config: ProxyConfig,
         default_auth_scheme=config.default_auth_scheme, role_arn=config.role_arn,
         require_tls=config.require_tls, target=target.endpoint,
         read_secret=moto_proxies.MotoSecrets(account, region),
-        check_role=moto_proxies.moto_role_check(region, target.config.global_keys),
+        check_role=moto_proxies.moto_role_check(
+            region, getattr(getattr(target, "config", None), "global_keys", "documented")),
         target_iam_enabled=lambda: target.iam_enabled,
     )
     target_auth = target.authenticator
@@ -276,7 +326,7 @@ def auto_start(emulator: Emulator) -> Iterator[list[EmulatedProxy]]:
 
     def on_targets(moto_proxy: Any, targets: list[Any]) -> None:
         for target in targets:
-            instance = next((i for i in emulator.instances
+            instance: ProxyTarget | None = next((i for i in emulator.instances
                              if i.instance_id == target.rds_resource_id
                              and i.account_id == moto_proxy.account_id
                              and i.region == moto_proxy.region), None)
