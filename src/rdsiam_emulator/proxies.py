@@ -16,9 +16,9 @@ from __future__ import annotations
 import secrets
 import string
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -148,6 +148,12 @@ class EmulatedProxy:
     def name(self) -> str:
         """The proxy name (``DBProxyName``)."""
         return self.config.name
+
+    @property
+    def target_id(self) -> str:
+        """The target's identifier (``DBInstanceIdentifier``; a cluster's, later)."""
+        return str(getattr(self.target, "instance_id", None)
+                   or getattr(self.target, "cluster_id", ""))
 
     @property
     def region(self) -> str:
@@ -315,12 +321,19 @@ def config_from_moto(moto_proxy: Any) -> ProxyConfig:
     )
 
 
+Placement = Callable[[str, EngineName], tuple[str, int]]
+"""(proxy name, engine) → (listen host, listen port; 0 for a free one)."""
+
+
 @contextmanager
-def auto_start(emulator: Emulator) -> Iterator[list[EmulatedProxy]]:
+def auto_start(emulator: Emulator, *, placement: Placement | None = None,
+               on_start: Callable[[EmulatedProxy], None] | None = None,
+               ) -> Iterator[list[EmulatedProxy]]:
     """While active, ``register_db_proxy_targets`` (boto3 against this process's moto) naming an
     instance of ``emulator`` starts the proxy in front of it, and ``delete_db_proxy`` stops it.
     Yields the list of proxies started so far; they are closed on exit. A target that is not an
-    emulated instance stays moto's (health ``UNAVAILABLE``/``UNREACHABLE``)."""
+    emulated instance stays moto's (health ``UNAVAILABLE``/``UNREACHABLE``). ``placement``
+    says where each listens (None: a free port on 127.0.0.1); ``on_start`` is told of each."""
     started: list[EmulatedProxy] = []
     lock = threading.Lock()
 
@@ -332,8 +345,14 @@ def auto_start(emulator: Emulator) -> Iterator[list[EmulatedProxy]]:
                              and i.region == moto_proxy.region), None)
             if instance is None:
                 continue
-            proxy = start_proxy(emulator, config_from_moto(moto_proxy), instance)
+            config = config_from_moto(moto_proxy)
+            if placement is not None:
+                host, port = placement(config.name, instance.engine)
+                config = replace(config, listen_host=host, listen_port=port)
+            proxy = start_proxy(emulator, config, instance)
             moto_proxies.set_health(target, proxy.target_health)
+            if on_start is not None:
+                on_start(proxy)
             with lock:
                 started.append(proxy)
 
