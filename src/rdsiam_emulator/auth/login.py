@@ -187,6 +187,13 @@ class LoginStep:
                        "use TLS",
                 hint=self._engine.tls_hint + " (the proxy requires TLS for every login)")
         via = f"{f.via}proxy {door.name!r}: "
+        if f.reserved_user:  # the endpoint's own account, whatever a secret says
+            return self._refuse(
+                Reason.RESERVED_USER, method="unknown",
+                detail=f"{via}the emulator's own admin account (RDS's rdsadmin) cannot log in "
+                       "through a proxy",
+                hint="log in as the master user or an application user; this account is the "
+                     "endpoint's own")
         if door.end_to_end:
             refused = self._end_to_end_target(door, via)
             if refused is not None:
@@ -211,7 +218,7 @@ class LoginStep:
         """End-to-end IAM logs in to the database with IAM: the target and the DB user must
         be IAM-enabled there (checked before the token: no later step could succeed)."""
         f = self.facts
-        if f.reserved_user or not f.iam_user:
+        if not f.iam_user:
             return self._refuse(
                 Reason.NOT_IAM_USER,
                 detail=f"{via}end-to-end IAM logs in to the database with IAM, and "

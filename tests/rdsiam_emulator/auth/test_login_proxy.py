@@ -105,7 +105,8 @@ def test_disabled_secret_relays_the_password_login_even_without_tls():
     ({"db_user": "nobody"}, Reason.PROXY_NO_CREDENTIALS),
     ({"client": PLAIN}, Reason.TLS_REQUIRED),
     ({"scheme": "IAM_AUTH", "iam_user": False}, Reason.NOT_IAM_USER),
-    ({"scheme": "IAM_AUTH", "iam_user": True, "reserved_user": True}, Reason.NOT_IAM_USER),
+    ({"scheme": "IAM_AUTH", "iam_user": True, "reserved_user": True}, Reason.RESERVED_USER),
+    ({"db_user": "pwuser", "reserved_user": True}, Reason.RESERVED_USER),
     ({"scheme": "IAM_AUTH", "iam_user": True, "target_iam": False}, Reason.IAM_DISABLED),
     ({"engine": "mysql", "can_ask_token": False}, Reason.CLEARTEXT_PLUGIN_UNSUPPORTED),
 ])
