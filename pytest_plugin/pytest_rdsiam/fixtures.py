@@ -18,10 +18,12 @@ from moto import mock_aws
 from pytest_rdsiam.db import RdsIamDb, TestClock, moto_account
 from pytest_rdsiam.plugin_state import EVENT_SOURCES, require_active
 from pytest_rdsiam.pool import BackendPool, InstancePool
+from pytest_rdsiam.proxy import ProxyFactory
 from rdsiam_emulator.aws.clock import aws_clock
 from rdsiam_emulator.aws.rds import no_default_amis
 from rdsiam_emulator.engines import ENGINE_NAMES, POSTGRES, EngineName
 from rdsiam_emulator.instances import EmulatedInstance, InstanceConfig
+from rdsiam_emulator.proxies import auto_start
 from rdsiam_emulator.regions import region_problem
 
 ENGINES = ENGINE_NAMES
@@ -109,6 +111,8 @@ class _TestScope:
         # account, not moto's default 123456789012
         self.stack.enter_context(moto_account(self.pool.settings.account_id))
         self.stack.enter_context(aws_clock(self.pool.clock))
+        # register_db_proxy_targets naming an instance of the emulator starts a real proxy
+        self.stack.enter_context(auto_start(self.pool.emulator))
 
     def open_db(self, instance: EmulatedInstance, *, owned: bool) -> RdsIamDb:
         self.start()
@@ -182,3 +186,12 @@ def rds_iam_db_factory(_rds_iam_scope: _TestScope) -> Callable[..., RdsIamDb]:
         return _rds_iam_scope.open_db(pool.new_instance(config), owned=True)
 
     return factory
+
+
+@pytest.fixture
+def rds_iam_proxy_factory(request: pytest.FixtureRequest,
+                          _rds_iam_scope: _TestScope) -> ProxyFactory:
+    """RDS Proxies in front of a test's instances: ``rds_iam_proxy_factory(rds_iam_db,
+    secrets={"app": "pw"}, iam_auth="REQUIRED")`` (see ``ProxyFactory``); ``.get(name)`` for a
+    proxy the test created with its own boto3 calls. Stopped after the test."""
+    return ProxyFactory(request, _rds_iam_scope.pool.emulator, _rds_iam_scope.start)

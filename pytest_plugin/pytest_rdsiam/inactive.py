@@ -21,6 +21,7 @@ FIXTURE_SCOPES: dict[str, str] = {
     "_rds_iam_scope": "function",
     "rds_iam_db": "function",
     "rds_iam_db_factory": "function",
+    "rds_iam_proxy_factory": "function",
 }
 """Every fixture of ``pytest_rdsiam.fixtures`` and its scope (a test keeps the two in step)."""
 

@@ -10,10 +10,11 @@ from pytest_rdsiam.options import PluginSettings
 
 if TYPE_CHECKING:  # the instances module pulls in the endpoints: not at plugin load
     from rdsiam_emulator.instances import EmulatedInstance
+    from rdsiam_emulator.proxies import EmulatedProxy
 
 SETTINGS_KEY = pytest.StashKey[PluginSettings]()
-EVENT_SOURCES = pytest.StashKey[list[tuple["EmulatedInstance", int]]]()
-"""Per test item: which instances it used and the event cursor at the start."""
+EVENT_SOURCES = pytest.StashKey[list[tuple["EmulatedInstance | EmulatedProxy", int]]]()
+"""Per test item: which instances (and RDS Proxies) it used and the event cursor at the start."""
 
 NOT_ACTIVE_REASON = (
     "the RDS IAM emulator is not active: run pytest with --rdsiam-emulator "

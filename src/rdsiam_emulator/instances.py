@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from rdsiam_emulator import resolver
 from rdsiam_emulator.auth.authenticator import Authenticator
@@ -38,6 +38,9 @@ from rdsiam_emulator.engines import engine as engine_named
 from rdsiam_emulator.events import AuthEvent, EventLog
 from rdsiam_emulator.secrets import new_instance_secret
 from rdsiam_emulator.tls import EmulatorCA, endpoint_names
+
+if TYPE_CHECKING:
+    from rdsiam_emulator.proxies import EmulatedProxy, ProxyConfig, ProxyTarget
 
 Naming = Literal["rds", "loopback"]
 _ENDPOINT_KINDS: dict[Engine, tuple[Any, Any]] = {
@@ -181,6 +184,13 @@ class EmulatedInstance:
         """
         self.backend.restart()
 
+    @property
+    def secret(self) -> bytes:
+        """The per-instance secret its IAM users' backend passwords derive from (a proxy in
+        front of the instance logs IAM users in with the same ones)."""
+        secret: bytes = self.server._secret
+        return secret
+
     def register_in_moto(self) -> Any:
         """Create this instance in the current moto RDS state (call inside ``mock_aws``)."""
         return moto_rds.register(moto_rds.RdsRegistration(
@@ -257,6 +267,7 @@ class Emulator:
         self.dns_label = new_dns_label()
         self._loop = LoopThread(loop=event_loop)
         self._instances: list[EmulatedInstance] = []
+        self._proxies: list[EmulatedProxy] = []
         self._lock = threading.Lock()
         moto_rds.install()
 
@@ -323,6 +334,39 @@ class Emulator:
             self._instances.append(instance)
         return instance
 
+    @property
+    def proxies(self) -> tuple[EmulatedProxy, ...]:
+        """A snapshot of the RDS Proxies started and not yet closed, in start order."""
+        with self._lock:
+            return tuple(self._proxies)
+
+    def proxy(self, name: str) -> EmulatedProxy:
+        """The running proxy called ``name``; KeyError if there is none."""
+        for proxy in self.proxies:
+            if proxy.name == name:
+                return proxy
+        raise KeyError(name)
+
+    def start_proxy(self, config: ProxyConfig, target: ProxyTarget) -> EmulatedProxy:
+        """Start an RDS Proxy in front of ``target`` (``proxies.start_proxy``)."""
+        from rdsiam_emulator.proxies import start_proxy
+
+        return start_proxy(self, config, target)
+
+    def _add_proxy(self, proxy: EmulatedProxy) -> None:
+        with self._lock:
+            self._proxies.append(proxy)
+
+    def _forget_proxy(self, proxy: EmulatedProxy) -> None:
+        with self._lock:
+            if proxy in self._proxies:
+                self._proxies.remove(proxy)
+        try:
+            if self._loop.running:
+                self._loop.run(proxy.server.close())
+        finally:
+            resolver.unregister(proxy.host)
+
     def _forget(self, instance: EmulatedInstance) -> None:
         with self._lock:
             if instance in self._instances:
@@ -337,6 +381,8 @@ class Emulator:
 
     def close(self) -> None:
         """Stop every endpoint and the event loop; backends are the caller's to stop."""
+        for proxy in self.proxies:
+            proxy.close()
         for instance in self.instances:
             instance.close()
         self._loop.stop()

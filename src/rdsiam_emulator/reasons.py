@@ -46,6 +46,10 @@ class Reason(StrEnum):
     BACKEND_UNAVAILABLE = "backend_unavailable"
     BACKEND_REFUSED = "backend_refused"
     AUTH_SWITCH_UNSUPPORTED = "auth_switch_unsupported"
+    PROXY_TLS_REQUIRED = "proxy_tls_required"
+    PROXY_NO_CREDENTIALS = "proxy_no_credentials"
+    PROXY_ROLE_NOT_AUTHORIZED = "proxy_role_not_authorized"
+    PROXY_SECRET_REFUSED = "proxy_secret_refused"
 
 
 INVALID_TOKEN = "InvalidToken"
@@ -139,6 +143,15 @@ REASONS: dict[Reason, ReasonInfo] = {
         _info(Reason.AUTH_SWITCH_UNSUPPORTED, None, None, "engine",
               "MySQL: a password client without CLIENT_PLUGIN_AUTH got the endpoint's own greeting"
               " and cannot be asked again with the backend's"),
+        _info(Reason.PROXY_TLS_REQUIRED, None, None, "engine",
+              "RDS Proxy with RequireTLS: the client connected without TLS"),
+        _info(Reason.PROXY_NO_CREDENTIALS, None, None, "engine",
+              "RDS Proxy: no secret of the proxy has this DB user's username"),
+        _info(Reason.PROXY_ROLE_NOT_AUTHORIZED, NOT_AUTHORIZED, 403, "authorization",
+              "RDS Proxy end-to-end IAM: the proxy's role may not rds-db:connect to the database"
+              " as this user"),
+        _info(Reason.PROXY_SECRET_REFUSED, None, None, "engine",
+              "RDS Proxy: the database refused the username/password of the proxy's secret"),
     )
 }
 

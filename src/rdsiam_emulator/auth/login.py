@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rdsiam_emulator.auth.authenticator import ClientInfo, IamAuthenticator, LoginDecision
+from rdsiam_emulator.auth.proxy import ProxyDoor, SecretCredentials
 from rdsiam_emulator.engines import Engine
 from rdsiam_emulator.engines import engine as engine_named
 from rdsiam_emulator.reasons import Reason
@@ -85,6 +86,9 @@ class LogIn:
     user: str
     password: str = field(repr=False)
     decision: LoginDecision
+    repair: bool = True
+    """The password is the endpoint's derived one, which it may set on the server when the
+    server refuses it; False for a proxy secret's password (a refusal is the secret's fault)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,10 +111,14 @@ class LoginStep:
     """
 
     def __init__(self, authenticator: IamAuthenticator, facts: LoginFacts, *,
-                 secret: bytes) -> None:
+                 secret: bytes, door: ProxyDoor | None = None) -> None:
+        """``door``: the login comes through an RDS Proxy (``auth.proxy``), whose rules replace
+        the instance's; None for an instance endpoint."""
         self.facts = facts
         self._auth = authenticator
         self._secret = secret
+        self._door = door
+        self._proxy_login: SecretCredentials | None = None
         self._engine: Engine = engine_named(authenticator.engine)
         self._state = "new"
 
@@ -123,6 +131,8 @@ class LoginStep:
     def start(self) -> Command:
         """The first command. Raises ``LoginStepError`` if called twice."""
         self._advance("new", "started")
+        if self._door is not None:
+            return self._start_proxy(self._door)
         f = self.facts
         if f.reserved_user:
             return self._refuse(
@@ -151,6 +161,10 @@ class LoginStep:
         if refused is not None:
             return self._refuse(refused, detail=f"{f.via}IAM logins are accepted over TLS only",
                                 hint=self._engine.tls_hint)
+        return self._ask()
+
+    def _ask(self) -> Command:
+        f = self.facts
         if not f.can_ask_token:
             return self._refuse(
                 Reason.CLEARTEXT_PLUGIN_UNSUPPORTED,
@@ -162,6 +176,64 @@ class LoginStep:
             return self.receive_token(f.sent_token)
         return AskToken()
 
+    def _start_proxy(self, door: ProxyDoor) -> Command:
+        """The proxy's order: RequireTLS, then the DB user's rule (end-to-end IAM, or its
+        secret's IAMAuth), then TLS for IAM, then the token."""
+        f = self.facts
+        if door.require_tls and not f.client.tls:
+            return self._refuse(
+                Reason.PROXY_TLS_REQUIRED, method="unknown",
+                detail=f"{f.via}the proxy {door.name!r} has RequireTLS and the client did not "
+                       "use TLS",
+                hint=self._engine.tls_hint + " (the proxy requires TLS for every login)")
+        via = f"{f.via}proxy {door.name!r}: "
+        if f.reserved_user:  # the endpoint's own account, whatever a secret says
+            return self._refuse(
+                Reason.RESERVED_USER, method="unknown",
+                detail=f"{via}the emulator's own admin account (RDS's rdsadmin) cannot log in "
+                       "through a proxy",
+                hint="log in as the master user or an application user; this account is the "
+                     "endpoint's own")
+        if door.end_to_end:
+            refused = self._end_to_end_target(door, via)
+            if refused is not None:
+                return refused
+        else:
+            found = door.secret_for(f.db_user)
+            if not isinstance(found, tuple):
+                return self._refuse(found.reason, detail=via + found.detail, hint=found.hint,
+                                    method="unknown")
+            entry, creds = found
+            if entry.iam_auth == "DISABLED":
+                self._state = "done"
+                return RelayPassword()
+            self._proxy_login = creds
+        if not f.client.tls:
+            return self._refuse(Reason.TLS_REQUIRED,
+                                detail=f"{via}IAM authentication is allowed only with TLS",
+                                hint=self._engine.tls_hint)
+        return self._ask()
+
+    def _end_to_end_target(self, door: ProxyDoor, via: str) -> Refuse | None:
+        """End-to-end IAM logs in to the database with IAM: the target and the DB user must
+        be IAM-enabled there (checked before the token: no later step could succeed)."""
+        f = self.facts
+        if not f.iam_user:
+            return self._refuse(
+                Reason.NOT_IAM_USER,
+                detail=f"{via}end-to-end IAM logs in to the database with IAM, and "
+                       f"{f.db_user!r} is not an IAM user there",
+                hint="make it an IAM user on the database (PostgreSQL: GRANT rds_iam TO the "
+                     "user; MySQL: IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS')")
+        if not door.target_iam_enabled():
+            return self._refuse(
+                Reason.IAM_DISABLED,
+                detail=f"{via}end-to-end IAM needs IAM database authentication on the target, "
+                       "and it is disabled",
+                hint="enable IAM database authentication on the target instance "
+                     "(modify-db-instance --enable-iam-database-authentication)")
+        return None
+
     def receive_token(self, token: bytes | str) -> Refuse | LogIn:
         """The client's answer to ``AskToken`` (a trailing NUL, as MySQL clients send it, is
         not part of the token). Raises ``LoginStepError`` if no token was asked for."""
@@ -172,6 +244,9 @@ class LoginStep:
         decision = self._auth.authenticate_iam(db_user=f.db_user, token=token, client=f.client)
         if not decision.ok:
             return Refuse(decision)
+        if self._proxy_login is not None:
+            creds = self._proxy_login
+            return LogIn(creds.username, creds.password, decision, repair=False)
         return LogIn(f.db_user, derived_password(self._secret, f.db_user), decision)
 
     def client_left(self) -> Refuse:

@@ -227,6 +227,14 @@ def _check_host(ctx: CheckContext) -> Rejection | None:
             f"the token was signed for port {port}; the endpoint listens on {endpoint.port}",
             f"generate the token with Port={endpoint.port}",
         )
+    if (endpoint.resource_id or "").startswith("prx-"):  # an RDS Proxy's endpoint
+        return Rejection(
+            Reason.HOST_MISMATCH,
+            f"the token was signed for {token.host}:{port}, not for this proxy endpoint "
+            f"({endpoint.address})",
+            f"sign for the proxy endpoint {endpoint.host!r} and port {endpoint.port} exactly, "
+            "not for the database's endpoint: a proxy accepts tokens for its own name only",
+        )
     return Rejection(
         Reason.HOST_MISMATCH,
         f"the token was signed for {token.host}:{port}, not for this endpoint "

@@ -213,5 +213,10 @@ class BackendHandle(ABC):
         """
         return self._dsn(self.master_user, self.master_password, dbname)
 
+    def dsn(self, user: str, password: str, dbname: str | None = None) -> dict[str, Any]:
+        """Connection keywords for ``user`` with ``password`` (psycopg / PyMySQL spelling per
+        engine), straight to the server (not through an endpoint)."""
+        return self._dsn(user, password, dbname)
+
     @abstractmethod
     def _dsn(self, user: str, password: str, dbname: str | None) -> dict[str, Any]: ...

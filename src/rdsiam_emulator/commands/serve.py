@@ -51,7 +51,8 @@ def _epilog() -> str:
     lines += [f"  {var:<27} server.{key}" for var, (key, _) in OVERRIDES.items()]
     # a pip-installed copy has no docs/ folder: say where the reference is
     lines += ["", "HTTP paths: /_rdsiam/ (status page), /_rdsiam/health, /_rdsiam/events, "
-              "/_rdsiam/ca.pem, /_rdsiam/instances; everything else: IAM, STS, RDS (moto).",
+              "/_rdsiam/ca.pem, /_rdsiam/instances, /_rdsiam/proxies; everything else: IAM, "
+              "STS, RDS (moto).",
               "Every config key is described in docs/server.md of the rdsiam-emulator source "
               "(the sdist, or the project's repository)."]
     return "\n".join(lines)
@@ -144,6 +145,7 @@ def _serve(config: Config, stop: threading.Event, began: float) -> int:
     from rdsiam_emulator.server.config import ConfigError
     from rdsiam_emulator.server.http import App, HttpServer
     from rdsiam_emulator.server.iam_seed import apply_seed
+    from rdsiam_emulator.server.proxy_config import create_proxies
     from rdsiam_emulator.server.runtime import Runtime, StartError
 
     temp = None
@@ -169,7 +171,7 @@ def _serve(config: Config, stop: threading.Event, began: float) -> int:
         # a signal during start-up abandons the rest of it (checked between the steps; the
         # backends still booting are waited for and stopped by runtime.close)
         steps = (app.moto, runtime.open, lambda: apply_seed(config, api),
-                 runtime.start_configured)
+                 runtime.start_configured, lambda: create_proxies(config, api))
         for step in steps:
             if stop.is_set():
                 break

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field, replace
 
 from rdsiam_emulator.auth.authenticator import ClientInfo, IamAuthenticator, LoginDecision
 from rdsiam_emulator.auth.login import AskToken, LogIn, LoginFacts, LoginStep, Refuse, RelayPassword
+from rdsiam_emulator.auth.proxy import ProxyDoor
 from rdsiam_emulator.backends.mysql_catalog import CatalogVersion
 from rdsiam_emulator.endpoint.backend import BackendAddress, EndpointSettings
 from rdsiam_emulator.endpoint.mysql_admin import DEFAULT_CATALOG_MAX_AGE, AdminClient
@@ -137,11 +138,15 @@ class MysqlEndpoint(TrackedEndpoint):
         tls_context: ssl.SSLContext | None,
         settings: MysqlEndpointSettings | None = None,
         catalog_version: CatalogVersion | None = None,
+        door: ProxyDoor | None = None,
     ) -> None:
         """``catalog_version``: the backend handle's (``MysqlHandle.catalog_version``), so that
         its catalog writes are seen by the next login; None: only this endpoint's own writes
-        are (others once the cache is ``catalog_max_age`` old)."""
+        are (others once the cache is ``catalog_max_age`` old). ``door``: this endpoint is an
+        RDS Proxy's (its rules and wire texts, ``auth.proxy``); ``instance_secret`` is then the
+        target instance's."""
         super().__init__()
+        self.door = door
         self.backend = backend
         self.authenticator = authenticator
         self._secret = instance_secret
@@ -430,7 +435,7 @@ class MysqlEndpoint(TrackedEndpoint):
         step = LoginStep(self.authenticator, LoginFacts(
             db_user=user, client=info, iam_user=iam_user, sent_token=sent,
             can_ask_token=bool(response.capabilities & Capability.PLUGIN_AUTH),
-        ), secret=self._secret)
+        ), secret=self._secret, door=self.door)
         command = step.start()
         if isinstance(command, RelayPassword):
             if opened is None:
@@ -456,7 +461,7 @@ class MysqlEndpoint(TrackedEndpoint):
                 step.client_left()
                 return None
         if isinstance(command, Refuse):
-            client.write(front.fail(refusal_packet(command.reason, user, addr[0])))
+            client.write(front.fail(refusal_packet(command.reason, user, addr[0], self.door)))
             return None
         assert isinstance(command, LogIn)
         if opened is None:
@@ -467,6 +472,19 @@ class MysqlEndpoint(TrackedEndpoint):
         password = command.password
         login = BackendLogin.for_handshake(bgreet, response, password=password.encode())
         result = await drive_own_login(backend, login)
+        if (isinstance(result, LoginFailed) and result.error.code == ErrorCode.ER_ACCESS_DENIED
+                and not command.repair):
+            # a proxy secret the database refuses: the proxy's error, not the server's
+            self.authenticator.reject(
+                db_user=user, client=info, reason=Reason.PROXY_SECRET_REFUSED,
+                caller=command.decision,
+                detail="the database refused the proxy secret's credentials: "
+                       + result.error.render(),
+                hint="put the database user's current password in the proxy's secret "
+                     "(describe_db_proxy_targets shows AUTH_FAILURE until then)")
+            client.write(front.fail(refusal_packet(Reason.PROXY_SECRET_REFUSED, user, addr[0],
+                                                   self.door)))
+            return None
         if isinstance(result, LoginFailed) and result.error.code == ErrorCode.ER_ACCESS_DENIED:
             # The backend's password is not the derived one (a new instance secret with a reused
             # backend, or an ALTER USER that bypassed the endpoint): repair it once and retry on

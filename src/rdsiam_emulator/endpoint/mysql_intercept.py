@@ -15,6 +15,7 @@ from typing import Protocol
 
 from rdsiam_emulator.auth.authenticator import ClientInfo, IamAuthenticator
 from rdsiam_emulator.auth.login import AskToken, LogIn, LoginFacts, LoginStep, Refuse, RelayPassword
+from rdsiam_emulator.auth.proxy import ProxyDoor
 from rdsiam_emulator.endpoint.mysql_admin import AdminClient
 from rdsiam_emulator.endpoint.mysql_relay import (
     NOT_IAM_USER_HINT,
@@ -80,6 +81,8 @@ class InterceptorHost(Protocol):
 
     authenticator: IamAuthenticator
     admin: AdminClient
+    door: ProxyDoor | None
+    """An RDS Proxy's rules (``auth.proxy``), or None for an instance endpoint."""
 
 
 @dataclass
@@ -310,7 +313,7 @@ class CommandInterceptor:
         sent = change.auth_response if change.auth_plugin == CLEAR_PASSWORD else None
         step = LoginStep(self._host.authenticator, LoginFacts(
             db_user=user, client=info, iam_user=iam_user, via="COM_CHANGE_USER: ",
-            sent_token=sent), secret=self._secret)
+            sent_token=sent), secret=self._secret, door=self._host.door)
         command = step.start()
         if isinstance(command, RelayPassword):
             return await self._relay_change_user(s, change, front, info, step.relays_iam_user)
@@ -318,7 +321,8 @@ class CommandInterceptor:
             s.client.write(front.request_cleartext())
             command = step.receive_token(await next_client_auth(s.client, front, held=True))
         if isinstance(command, Refuse):
-            s.client.write(front.fail(refusal_packet(command.reason, user, s.info.address)))
+            s.client.write(front.fail(refusal_packet(command.reason, user, s.info.address,
+                                                     self._host.door)))
             return False
         assert isinstance(command, LogIn)
         login = BackendLogin.for_change_user(

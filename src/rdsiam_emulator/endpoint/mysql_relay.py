@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
 
+from rdsiam_emulator.auth.proxy import ProxyDoor
 from rdsiam_emulator.auth.tokens import TokenFormatError, parse_token
 from rdsiam_emulator.endpoint.relay import ConnectionClosed, RelayConnection
 from rdsiam_emulator.protocols.mysql.constants import CLEAR_PASSWORD, ErrorCode
@@ -41,9 +42,13 @@ NOT_SUPPORTED_AUTH_MODE = ErrPacket(
 """The server's answer to a client that cannot take the authentication method it needs."""
 
 
-def refusal_packet(reason: Reason, user: str, address: str) -> ErrPacket:
+def refusal_packet(reason: Reason, user: str, address: str,
+                   door: ProxyDoor | None = None) -> ErrPacket:
     """What MySQL on RDS answers for a login-step refusal: 1045, or 1251 when the client
-    cannot send a cleartext password."""
+    cannot send a cleartext password; through an RDS Proxy (``door``), the proxy's own."""
+    wire = door.wire(reason, user) if door is not None else None
+    if wire is not None:
+        return ErrPacket(wire.code, wire.sqlstate, wire.message)
     if reason is Reason.CLEARTEXT_PLUGIN_UNSUPPORTED:
         return NOT_SUPPORTED_AUTH_MODE
     return access_denied(user, address)

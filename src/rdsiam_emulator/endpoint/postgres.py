@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from rdsiam_emulator.auth.authenticator import ClientInfo, IamAuthenticator, LoginDecision
 from rdsiam_emulator.auth.login import AskToken, LogIn, LoginFacts, LoginStep, Refuse, RelayPassword
+from rdsiam_emulator.auth.proxy import ProxyDoor
 from rdsiam_emulator.endpoint.backend import BackendAddress, BackendUnreachable, EndpointSettings
 from rdsiam_emulator.endpoint.postgres_admin import AdminClient, log_in, open_backend
 from rdsiam_emulator.endpoint.relay import ConnectionClosed, RelayConnection
@@ -78,8 +79,12 @@ class PostgresEndpoint(TrackedEndpoint):
         instance_secret: bytes,
         tls_context: ssl.SSLContext | None,
         settings: PostgresEndpointSettings | None = None,
+        door: ProxyDoor | None = None,
     ) -> None:
+        """``door``: this endpoint is an RDS Proxy's (its rules and wire texts, ``auth.proxy``);
+        ``instance_secret`` is then the target instance's."""
         super().__init__()
+        self.door = door
         self.backend = backend
         self.authenticator = authenticator
         self._secret = instance_secret
@@ -242,7 +247,7 @@ class PostgresEndpoint(TrackedEndpoint):
         step = LoginStep(self.authenticator, LoginFacts(
             db_user=user, client=info, iam_user=member, replication=replication,
             reserved_user=user == self.backend.admin_user, force_ssl=self.settings.force_ssl,
-        ), secret=self._secret)
+        ), secret=self._secret, door=self.door)
         command = step.start()
         if isinstance(command, RelayPassword):
             return await self._password_login(client, hs, startup, info)
@@ -259,7 +264,11 @@ class PostgresEndpoint(TrackedEndpoint):
         return await self._iam_login(client, hs, startup, info, command)
 
     def _refusal(self, reason: Reason, info: ClientInfo, startup: StartupReceived) -> bytes:
-        """What PostgreSQL on RDS sends for a refusal of the login step."""
+        """What PostgreSQL on RDS (or the RDS Proxy in front of it) sends for a refusal of the
+        login step."""
+        wire = self.door.wire(reason, startup.user) if self.door is not None else None
+        if wire is not None:
+            return codec.fatal(wire.sqlstate, wire.message)
         if reason in _HBA_REASONS:
             replication = (startup.params.get("replication")
                            if reason is not Reason.TLS_REQUIRED else None)
@@ -276,6 +285,17 @@ class PostgresEndpoint(TrackedEndpoint):
         if isinstance(result, LoginFailed):
             if backend is not None:
                 backend.close()
+            if not login.repair and result.sqlstate in ("28P01", "28000"):
+                # a proxy secret the database refuses: the proxy's error, not the server's
+                self.authenticator.reject(
+                    db_user=login.user, client=info, reason=Reason.PROXY_SECRET_REFUSED,
+                    caller=login.decision,
+                    detail=f"the database refused the proxy secret's credentials: "
+                           f"{result.sqlstate} {result.message}",
+                    hint="put the database user's current password in the proxy's secret "
+                         "(describe_db_proxy_targets shows AUTH_FAILURE until then)")
+                client.write(self._refusal(Reason.PROXY_SECRET_REFUSED, info, startup))
+                return None
             self._record_backend_failure(login.user, info, "iam", result, login.decision)
             client.write(codec.error_response(result.fields))
             return None
@@ -383,7 +403,7 @@ class PostgresEndpoint(TrackedEndpoint):
             if isinstance(result, LoginSucceeded):
                 return backend, result
             backend.close()
-            if attempt == 1 and result.sqlstate == "28P01":
+            if attempt == 1 and result.sqlstate == "28P01" and login.repair:
                 try:
                     await self.admin.set_password(user, password)
                 except BackendUnreachable as exc:

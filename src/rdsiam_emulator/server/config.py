@@ -14,7 +14,10 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from rdsiam_emulator.server.proxy_config import ProxySpec
 
 from rdsiam_emulator.regions import region_problem
 
@@ -141,6 +144,8 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     instances: tuple[InstanceSpec, ...] = ()
     iam: IamSeed = field(default_factory=IamSeed)
+    proxies: tuple[ProxySpec, ...] = ()
+    """``[[proxies]]``: ``proxy_config.ProxySpec`` entries (RDS Proxies made at start-up)."""
 
 
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -182,7 +187,7 @@ def load(path: Path | None, environ: Mapping[str, str]) -> Config:
 
 def parse(data: Mapping[str, Any]) -> Config:
     """Validate parsed TOML. Raises ``ConfigError``."""
-    _only(data, "", {"server", "instances", "iam"})
+    _only(data, "", {"server", "instances", "iam", "proxies"})
     server = _server(_table(data, "server"))
     raw_instances = data.get("instances", [])
     if not isinstance(raw_instances, list):
@@ -209,7 +214,10 @@ def parse(data: Mapping[str, Any]) -> Config:
                                                 or server.host in WILDCARDS
                                                 or inst.listen_host == server.host):
             raise ConfigError(f"instances[{i}].listen", f"port {server.port} is the HTTP port")
-    return Config(server=server, instances=instances, iam=_iam(_table(data, "iam")))
+    from rdsiam_emulator.server.proxy_config import parse_proxies
+
+    return Config(server=server, instances=instances, iam=_iam(_table(data, "iam")),
+                  proxies=parse_proxies(data, instances))
 
 
 # -- pieces --------------------------------------------------------------------------------------

@@ -106,11 +106,18 @@ def instances(request: Request, runtime: Runtime) -> Response:
                           "ca_path": "/_rdsiam/ca.pem"})
 
 
+def proxies(request: Request, runtime: Runtime) -> Response:
+    """Every running RDS Proxy (configured or API-made), with what a client needs."""
+    return json_response({"proxies": runtime.describe_proxies(),
+                          "ca_path": "/_rdsiam/ca.pem"})
+
+
 ROUTES: dict[str, Handler] = {
     "/_rdsiam/health": health,
     "/_rdsiam/events": events,
     "/_rdsiam/ca.pem": ca_pem,
     "/_rdsiam/instances": instances,
+    "/_rdsiam/proxies": proxies,
     **STATUS_PAGE_ROUTES,  # /_rdsiam/ (the status page), its assets and status.json
 }
 """path → handler."""

@@ -32,6 +32,7 @@ from rdsiam_emulator.versions import short_version
 
 if TYPE_CHECKING:  # importing instances imports moto (seconds): done in Runtime.open
     from rdsiam_emulator.instances import EmulatedInstance, Emulator
+    from rdsiam_emulator.proxies import EmulatedProxy
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,28 @@ class Runtime:
         from rdsiam_emulator.instances import Emulator
 
         self._emulator = Emulator(self.state_dir, events=self.events)
+        self._start_proxies_on_register()
+
+    def _start_proxies_on_register(self) -> None:
+        """``register_db_proxy_targets`` (API or ``[[proxies]]``) starts a real proxy."""
+        from rdsiam_emulator.proxies import auto_start
+
+        self._proxy_starter = auto_start(self.emulator, placement=self._proxy_listen,
+                                         on_start=self._proxy_started)
+        self._proxy_starter.__enter__()
+
+    def _proxy_listen(self, name: str, engine: str) -> tuple[str, int]:
+        """Where a proxy listens: its ``[[proxies]]`` ``listen``, else (API-made) as an
+        API-made instance of its engine."""
+        for spec in self.config.proxies:
+            if spec.name == name:
+                return spec.listen_host, spec.listen_port
+        return self._create_listen(engine)
+
+    def _proxy_started(self, proxy: EmulatedProxy) -> None:
+        self.say(f"RDS Proxy '{proxy.name}' for '{proxy.target_id}': endpoint "
+                 f"{proxy.host}:{proxy.port} (listening on {proxy.config.listen_host}:"
+                 f"{proxy.port})")
 
     # -- output -----------------------------------------------------------------------------------
     def say(self, line: str) -> None:
@@ -153,6 +176,9 @@ class Runtime:
                 continue
             names = [slot.instance.host, *(a for a in slot.spec.aliases if not _is_ip(a))]
             lines.append(f"{connect_address(slot.spec.listen_host)} {' '.join(names)}")
+        if slots is None and self._emulator is not None:
+            lines.extend(f"{connect_address(p.config.listen_host)} {p.host}"
+                         for p in self._emulator.proxies)
         return lines
 
     # -- starting ---------------------------------------------------------------------------------
@@ -333,10 +359,29 @@ class Runtime:
             })
         return out
 
+    def describe_proxies(self) -> list[dict[str, Any]]:
+        """The ``/_rdsiam/proxies`` entries (docs/server.md has the shape)."""
+        if self._emulator is None:
+            return []
+        return [{
+            "name": p.name, "target": p.target_id, "host": p.host,
+            "address": connect_address(p.config.listen_host),
+            "listen": f"{p.config.listen_host}:{p.port}", "port": p.port,
+            "resource_id": p.resource_id, "arn": p.arn, "engine_family":
+                "POSTGRESQL" if p.door.engine == "postgres" else "MYSQL",
+            "require_tls": p.door.require_tls,
+            "default_auth_scheme": p.door.default_auth_scheme,
+            "created_by": "config" if any(s.name == p.name for s in self.config.proxies)
+            else "api",
+        } for p in self._emulator.proxies]
+
     # -- stopping ---------------------------------------------------------------------------------
     def close(self) -> None:
         """Stop every endpoint, then every backend (also those still booting: waits for them)."""
         self._closed = True
+        starter = getattr(self, "_proxy_starter", None)
+        if starter is not None:
+            starter.__exit__(None, None, None)
         with self._lock:
             threads = list(self._threads)
         for thread in threads:

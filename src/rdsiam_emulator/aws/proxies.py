@@ -1,0 +1,260 @@
+"""RDS Proxy in moto: what ``create_db_proxy`` and friends report, and the hooks that give a
+proxy real effects.
+
+moto (5.2) stores proxies (``DBProxy``) and their targets but differs from RDS where clients
+notice (docs/rds-proxy.md): its endpoint is ``<name>.db-proxy-<id>…`` (RDS:
+``<name>.proxy-<id>.<region>.rds.amazonaws.com``), it drops ``DefaultAuthScheme``, needs ``Auth``
+(optional in RDS since end-to-end IAM), echoes ``Auth`` entries without their defaults, accepts
+any ``IAMAuth``, registers unknown instances, leaves an instance target's endpoint and port empty
+and reports every target ``AVAILABLE``. The wrappers here fix those, idempotently, and call the
+listeners ``proxies.auto_start`` registers (the front door starts when a target is registered).
+Target health comes from a function the started proxy puts on moto's target
+(``set_health``): it logs in with each secret for real.
+
+Also the readers the proxy's door uses: ``MotoSecrets`` (Secrets Manager values) and
+``moto_role_check`` (the proxy role's ``rds-db:connect`` decision by our policy evaluator).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Literal
+
+from rdsiam_emulator.auth.proxy import (
+    AUTH_SCHEMES,
+    IAM_AUTH_MODES,
+    RoleCheck,
+    SecretCredentials,
+)
+from rdsiam_emulator.reasons import Reason, Rejection
+
+_lock = threading.Lock()
+_MARK = "_rdsiam_proxy_patch"
+_HEALTH_ATTR = "_rdsiam_health"
+TargetListener = Callable[[Any, list[Any]], None]
+"""Called with moto's ``DBProxy`` and the ``DBProxyTarget`` objects just registered (inside
+moto's call: an exception becomes the API's error)."""
+DeleteListener = Callable[[Any], None]
+"""Called with moto's ``DBProxy`` when it is deleted."""
+_AUTH_FIELDS = ("Description", "UserName", "AuthScheme", "SecretArn", "IAMAuth",
+                "ClientPasswordAuthType")
+"""``UserAuthConfig`` members (moto's parsed params iterate in snake case)."""
+_target_listeners: list[TargetListener] = []
+_delete_listeners: list[DeleteListener] = []
+
+
+def proxy_host(name: str, label: str, region: str) -> str:
+    """RDS's default proxy endpoint: ``<name>.proxy-<label>.<region>.rds.amazonaws.com``."""
+    return f"{name}.proxy-{label}.{region}.rds.amazonaws.com"
+
+
+def add_listeners(on_targets: TargetListener, on_delete: DeleteListener) -> None:
+    """Call ``on_targets`` after every ``register_db_proxy_targets`` and ``on_delete`` after
+    every ``delete_db_proxy`` (until ``remove_listeners``)."""
+    install()
+    with _lock:
+        _target_listeners.append(on_targets)
+        _delete_listeners.append(on_delete)
+
+
+def remove_listeners(on_targets: TargetListener, on_delete: DeleteListener) -> None:
+    """Undo ``add_listeners`` (missing ones are ignored)."""
+    with _lock:
+        if on_targets in _target_listeners:
+            _target_listeners.remove(on_targets)
+        if on_delete in _delete_listeners:
+            _delete_listeners.remove(on_delete)
+
+
+def set_health(target: Any, health: Callable[[], dict[str, str]]) -> None:
+    """Make moto's ``DBProxyTarget`` report ``health()`` as its ``TargetHealth``."""
+    install()
+    target.__dict__[_HEALTH_ATTR] = health
+
+
+def auth_defaults(entry: dict[str, Any]) -> dict[str, Any]:
+    """An ``Auth`` entry as RDS reports it: ``AuthScheme`` SECRETS and ``IAMAuth`` DISABLED when
+    not given. Raises moto's ``InvalidParameterValue`` for an ``IAMAuth`` other than
+    REQUIRED/DISABLED (``ENABLED`` is for SQL Server proxies)."""
+    from moto.rds.exceptions import InvalidParameterValue
+
+    out = {"AuthScheme": "SECRETS", "IAMAuth": "DISABLED", **entry}
+    if out["IAMAuth"] not in IAM_AUTH_MODES:
+        raise InvalidParameterValue(
+            f"IAMAuth {out['IAMAuth']!r} is not valid for this engine family; use one of "
+            f"{', '.join(IAM_AUTH_MODES)}")
+    return out
+
+
+def install() -> None:
+    """Apply the wrappers to moto's RDS proxy code (idempotent, per moto class)."""
+    from moto.rds.models import DBProxyTarget, RDSBackend
+    from moto.rds.responses import RDSResponse
+
+    with _lock:
+        if getattr(RDSResponse.create_db_proxy, _MARK, False):
+            return
+        _wrap_create(RDSResponse)
+        _wrap_register(RDSBackend)
+        _wrap_delete(RDSBackend)
+        _wrap_health(DBProxyTarget)
+
+
+def _marked(fn: Any) -> Any:
+    setattr(fn, _MARK, True)
+    return fn
+
+
+def _wrap_create(response_cls: Any) -> None:
+    from moto.rds.exceptions import InvalidParameterValue
+
+    original = response_cls.create_db_proxy
+
+    def create_db_proxy(self: Any) -> Any:
+        params = self.params
+        scheme = params.get("DefaultAuthScheme") or "NONE"
+        if scheme not in AUTH_SCHEMES:
+            raise InvalidParameterValue(
+                f"DefaultAuthScheme {scheme!r} is not valid; use one of {', '.join(AUTH_SCHEMES)}")
+        if not params.get("Auth") and scheme != "IAM_AUTH":
+            raise InvalidParameterValue(
+                "Auth is required unless DefaultAuthScheme is IAM_AUTH (end-to-end IAM)")
+        params["Auth"] = [auth_defaults({k: a[k] for k in _AUTH_FIELDS if k in a})
+                          for a in params.get("Auth") or []]
+        result = original(self)
+        proxy = self.backend.db_proxies[params["DBProxyName"]]
+        proxy.default_auth_scheme = scheme
+        proxy.endpoint = proxy_host(proxy.db_proxy_name, proxy.url_identifier, proxy.region)
+        return result
+
+    response_cls.create_db_proxy = _marked(create_db_proxy)
+
+
+def _wrap_register(backend_cls: Any) -> None:
+    from moto.rds.exceptions import (
+        DBInstanceNotFoundError,
+        DBProxyNotFoundFault,
+        InvalidParameterCombination,
+    )
+
+    original = backend_cls.register_db_proxy_targets
+
+    def register_db_proxy_targets(self: Any, db_proxy_name: str, target_group_name: str,
+                                  db_cluster_identifiers: list[str],
+                                  db_instance_identifiers: list[str]) -> Any:
+        if db_proxy_name not in self.db_proxies:
+            raise DBProxyNotFoundFault(db_proxy_name)
+        for instance_id in db_instance_identifiers:
+            if instance_id not in self.databases:
+                raise DBInstanceNotFoundError(instance_id)
+        group = self.db_proxies[db_proxy_name].proxy_target_groups[
+            target_group_name or "default"]
+        if len(group.targets) + len(db_cluster_identifiers) + len(db_instance_identifiers) > 1:
+            raise InvalidParameterCombination(
+                "a proxy's target group has one DB instance or one DB cluster")
+        targets = original(self, db_proxy_name, target_group_name, db_cluster_identifiers,
+                           db_instance_identifiers)
+        for target in targets:
+            if target.type == "RDS_INSTANCE":
+                db = self.databases[target.rds_resource_id]
+                target.endpoint = db.address
+                target.port = db.port
+                target.target_arn = db.arn
+                target.role = "READ_WRITE"
+        with _lock:
+            listeners = list(_target_listeners)
+        for listener in listeners:
+            listener(self.db_proxies[db_proxy_name], targets)
+        return targets
+
+    backend_cls.register_db_proxy_targets = _marked(register_db_proxy_targets)
+
+
+def _wrap_delete(backend_cls: Any) -> None:
+    from moto.rds.exceptions import DBProxyNotFoundFault
+
+    original = backend_cls.delete_db_proxy
+
+    def delete_db_proxy(self: Any, proxy_name: str) -> Any:
+        if proxy_name not in self.db_proxies:
+            raise DBProxyNotFoundFault(proxy_name)
+        proxy = original(self, proxy_name)
+        with _lock:
+            listeners = list(_delete_listeners)
+        for listener in listeners:
+            listener(proxy)
+        return proxy
+
+    backend_cls.delete_db_proxy = _marked(delete_db_proxy)
+
+
+def _wrap_health(target_cls: Any) -> None:
+    original = target_cls.__dict__["target_health"]
+
+    def target_health(self: Any) -> dict[str, str]:
+        health = self.__dict__.get(_HEALTH_ATTR)
+        if health is not None:
+            return dict(health())
+        if self.type == "RDS_INSTANCE":  # not an emulated instance: nothing answers there
+            return {"State": "UNAVAILABLE", "Reason": "UNREACHABLE",
+                    "Description": "no emulated instance serves this target"}
+        assert isinstance(original, property) and original.fget is not None
+        return dict(original.fget(self))
+
+    target_cls.target_health = property(target_health)
+
+
+class MotoSecrets:
+    """``auth.proxy.SecretReader`` over moto's in-process Secrets Manager state: the secret's
+    ``SecretString`` must be JSON with string ``username`` and ``password``."""
+
+    def __init__(self, account_id: str, region: str) -> None:
+        self.account_id = account_id
+        self.region = region
+
+    def __call__(self, secret_arn: str) -> SecretCredentials:
+        """The credentials in ``secret_arn``; ``LookupError`` (a sentence, no secret value)
+        when it is missing, deleted or not of that shape."""
+        from moto.secretsmanager.models import secretsmanager_backends
+
+        parts = secret_arn.split(":")
+        account = parts[4] if len(parts) > 6 and parts[4] else self.account_id
+        region = parts[3] if len(parts) > 6 and parts[3] else self.region
+        backend: Any = secretsmanager_backends[account][region]  # moto's stubs want str ids
+        try:
+            value = backend.get_secret_value(secret_arn, None, None)
+        except Exception as exc:
+            raise LookupError(f"Secrets Manager cannot read it ({type(exc).__name__})") from exc
+        try:
+            data = json.loads(value.get("SecretString") or "")
+        except ValueError:
+            data = None
+        if not (isinstance(data, dict) and isinstance(data.get("username"), str)
+                and isinstance(data.get("password"), str)):
+            raise LookupError('its SecretString is not JSON {"username": ..., "password": ...}')
+        return SecretCredentials(data["username"], data["password"])
+
+
+def moto_role_check(region: str, global_keys: str = "documented") -> RoleCheck:
+    """``auth.proxy.RoleCheck`` by our policy evaluator over moto's IAM state: a session of the
+    role must be allowed ``rds-db:connect`` on the resource."""
+    from rdsiam_emulator.aws.iam_state import MotoPolicySource
+    from rdsiam_emulator.iam.authorizer import check_principal
+    from rdsiam_emulator.iam.principals import PrincipalArnError, principal_from_arn
+
+    source = MotoPolicySource()
+    mode: Literal["documented", "none"] = "none" if global_keys == "none" else "documented"
+
+    def check(role_arn: str, resource: str, now: datetime) -> Rejection | None:
+        try:
+            principal = principal_from_arn(role_arn)
+        except PrincipalArnError as exc:
+            return Rejection(Reason.NOT_AUTHORIZED, str(exc),
+                             "give the proxy an IAM role ARN (RoleArn)")
+        return check_principal(principal, resource, source=source, region=region, now=now,
+                               global_keys=mode).rejection()
+
+    return check

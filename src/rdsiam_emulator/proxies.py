@@ -1,0 +1,373 @@
+"""Emulated RDS Proxies: a front door (``auth.proxy.ProxyDoor``) on its own endpoint, in front
+of an emulated instance's real backend.
+
+``start_proxy(emulator, config, target)`` (or ``Emulator.start_proxy``) listens on a new port
+with its own name (``<name>.proxy-<label>.<region>.rds.amazonaws.com``), certificate and resource
+id (``prx-…``), and reaches the target's backend exactly as the target's endpoint does: every
+client connection is its own backend session (no pooling or multiplexing). ``auto_start``
+starts one whenever ``register_db_proxy_targets`` names an emulated instance in moto.
+
+Cluster targets are not here yet: a ``ProxyTarget`` is what a proxy needs from one (see
+docs/rds-proxy.md, "Cluster targets").
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from rdsiam_emulator import resolver
+from rdsiam_emulator.auth.authenticator import Authenticator
+from rdsiam_emulator.auth.endpoint_spec import Endpoint
+from rdsiam_emulator.auth.proxy import (
+    AuthScheme,
+    ProxyAuth,
+    ProxyAuthorizer,
+    ProxyDoor,
+    SecretCredentials,
+)
+from rdsiam_emulator.auth.throttle import Throttle
+from rdsiam_emulator.aws import proxies as moto_proxies
+from rdsiam_emulator.endpoint.backend import BackendAddress
+from rdsiam_emulator.endpoint.mysql import MysqlEndpoint, MysqlEndpointSettings
+from rdsiam_emulator.endpoint.postgres import PostgresEndpoint, PostgresEndpointSettings
+from rdsiam_emulator.engines import POSTGRES, EngineName
+from rdsiam_emulator.events import AuthEvent, EventLog
+from rdsiam_emulator.tls import endpoint_names
+
+if TYPE_CHECKING:
+    from rdsiam_emulator.backends import BackendHandle
+    from rdsiam_emulator.engines import Engine
+    from rdsiam_emulator.instances import Emulator
+
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+ENGINE_FAMILIES: dict[EngineName, str] = {"postgres": "POSTGRESQL", "mysql": "MYSQL"}
+"""The proxy ``EngineFamily`` of each engine."""
+
+
+class ProxyTarget(Protocol):
+    """What a proxy needs from what it fronts. ``ProxyTarget`` is one; an Aurora cluster
+    plugs in by offering the same (its writer's ``backend``, its ``cluster-…`` ``endpoint``,
+    one ``secret`` for all members; docs/rds-proxy.md, "Cluster targets")."""
+
+    @property
+    def engine(self) -> EngineName:
+        """``postgres`` or ``mysql``."""
+
+    @property
+    def engine_info(self) -> Engine:
+        """The engine object."""
+
+    @property
+    def region(self) -> str:
+        """The target's region."""
+
+    @property
+    def account_id(self) -> str:
+        """The target's account."""
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """Its resource id (``db-…``/``cluster-…``) is the end-to-end IAM resource."""
+
+    @property
+    def iam_enabled(self) -> bool:
+        """IAM database authentication on the target (end-to-end IAM needs it)."""
+
+    @property
+    def secret(self) -> bytes:
+        """The secret its IAM users' derived backend passwords come from."""
+
+    @property
+    def backend(self) -> BackendHandle:
+        """The real server the proxy's sessions go to (a cluster's writer)."""
+
+    @property
+    def authenticator(self) -> Authenticator:
+        """Its authenticator: the proxy reuses its authorizer and verifier settings."""
+
+    @property
+    def ca_bundle(self) -> Path:
+        """The emulator's CA bundle."""
+
+
+def new_proxy_resource_id() -> str:
+    """A proxy resource id as RDS makes them: ``prx-`` and 17 lower-case alphanumerics."""
+    return "prx-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(17))
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """One RDS Proxy as ``create_db_proxy`` describes it (the fields RDS has, in our spelling).
+
+    ``auth``: its ``Auth`` entries (secret ARN + ``IAMAuth``); ``default_auth_scheme``
+    ``NONE`` (secrets) or ``IAM_AUTH`` (end-to-end IAM: the ``role_arn`` role logs in to the
+    database). ``require_tls`` is RDS's ``RequireTLS`` (default off, as in RDS).
+    ``resource_id`` None: a new ``prx-…``; ``dns_label`` None: the emulator's.
+    """
+
+    name: str
+    auth: tuple[ProxyAuth, ...] = ()
+    default_auth_scheme: AuthScheme = "NONE"
+    role_arn: str = ""
+    require_tls: bool = False
+    resource_id: str | None = None
+    dns_label: str | None = None
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 0
+    throttling: bool = True
+
+    def host_name(self, dns_label: str, region: str) -> str:
+        """``<name>.proxy-<dns_label>.<region>.rds.amazonaws.com``."""
+        return moto_proxies.proxy_host(self.name, dns_label, region)
+
+
+@dataclass
+class EmulatedProxy:
+    """A running proxy; ``close()`` stops its endpoint (the target and its backend stay)."""
+
+    config: ProxyConfig
+    target: ProxyTarget
+    host: str
+    port: int
+    resource_id: str
+    door: ProxyDoor
+    authenticator: Authenticator
+    server: PostgresEndpoint | MysqlEndpoint
+    events: EventLog
+    _emulator: Emulator = field(repr=False)
+    _closed: bool = field(default=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        """The proxy name (``DBProxyName``)."""
+        return self.config.name
+
+    @property
+    def target_id(self) -> str:
+        """The target's identifier (``DBInstanceIdentifier``; a cluster's, later)."""
+        return str(getattr(self.target, "instance_id", None)
+                   or getattr(self.target, "cluster_id", ""))
+
+    @property
+    def region(self) -> str:
+        """The target's region (tokens are scoped to it)."""
+        return self.target.region
+
+    @property
+    def account_id(self) -> str:
+        """The target's account."""
+        return self.target.account_id
+
+    @property
+    def ca_bundle(self) -> Path:
+        """The emulator's CA bundle (the proxy's certificate is signed by it)."""
+        return self.target.ca_bundle
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """What client tokens are checked against: the proxy's name, port and ``prx-`` id."""
+        return self.authenticator.endpoint
+
+    @property
+    def arn(self) -> str:
+        """``arn:aws:rds:<region>:<account>:db-proxy:prx-…``."""
+        return f"arn:aws:rds:{self.region}:{self.account_id}:db-proxy:{self.resource_id}"
+
+    def db_user_arn(self, db_user: str) -> str:
+        """``arn:aws:rds-db:<region>:<account>:dbuser:prx-…/<db_user>``: what a client's policy
+        must allow (the proxy's resource, not the database's)."""
+        return f"arn:aws:rds-db:{self.region}:{self.account_id}:dbuser:{self.resource_id}/{db_user}"
+
+    def target_health(self) -> dict[str, str]:
+        """``TargetHealth`` as ``describe_db_proxy_targets`` reports it, checked now: each
+        secret's credentials are tried against the real database (``AUTH_FAILURE`` when one is
+        refused or unreadable); end-to-end IAM needs IAM enabled on the target."""
+        if self.door.end_to_end:
+            if not self.target.iam_enabled:
+                return _unavailable("AUTH_FAILURE", "IAM database authentication is disabled on "
+                                    "the target (end-to-end IAM needs it)")
+            return {"State": "AVAILABLE"}
+        if not self.door.auth:
+            return _unavailable("AUTH_FAILURE", "Proxy does not have any registered credentials")
+        for entry in self.door.auth:
+            try:
+                creds = self.door.read_secret(entry.secret_arn)
+            except LookupError as exc:
+                return _unavailable("AUTH_FAILURE", f"secret {entry.secret_arn}: {exc}")
+            problem = _try_login(self.target, creds)
+            if problem is not None:
+                return _unavailable(*problem)
+        return {"State": "AVAILABLE"}
+
+    def events_since(self, cursor: int = 0) -> list[AuthEvent]:
+        """This proxy's auth events (``instance_id`` is the proxy name) after ``cursor``."""
+        return self.events.since(cursor, instance_id=self.name)
+
+    def close(self) -> None:
+        """Stop the proxy's endpoint and forget its name; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._emulator._forget_proxy(self)
+
+
+def _unavailable(reason: str, description: str) -> dict[str, str]:
+    return {"State": "UNAVAILABLE", "Reason": reason, "Description": description}
+
+
+def _try_login(target: ProxyTarget, creds: SecretCredentials) -> tuple[str, str] | None:
+    """Log in to the target's real server as the secret says; None when it worked, else
+    (health reason, description). No password in the description."""
+    import importlib
+
+    engine = target.engine_info
+    dsn = target.backend.dsn(creds.username, creds.password)
+    module = importlib.import_module(engine.driver)
+    try:
+        module.connect(**dsn, connect_timeout=5).close()
+    except Exception as exc:
+        text = str(exc)
+        sqlstate = getattr(exc, "sqlstate", None)
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        if sqlstate in ("28P01", "28000") or code == 1045 \
+                or "password authentication failed" in text:
+            return ("AUTH_FAILURE", f"the database refused the credentials of the secret for "
+                                    f"user {creds.username!r}")
+        return ("CONNECTION_FAILED", f"cannot log in as {creds.username!r}: "
+                                     f"{type(exc).__name__}")
+    return None
+
+
+def start_proxy(emulator: Emulator, config: ProxyConfig,
+                target: ProxyTarget) -> EmulatedProxy:
+    """Start ``config``'s proxy in front of ``target`` (an instance of ``emulator``) and return
+    it. Raises ``ValueError`` for an invalid ``Auth``/``DefaultAuthScheme``, ``OSError`` when the
+    address cannot be bound."""
+    region, account = target.region, target.account_id
+    host = config.host_name(config.dns_label or emulator.dns_label, region)
+    resource_id = config.resource_id or new_proxy_resource_id()
+    door = ProxyDoor(
+        name=config.name, engine=target.engine, auth=config.auth,
+        default_auth_scheme=config.default_auth_scheme, role_arn=config.role_arn,
+        require_tls=config.require_tls, target=target.endpoint,
+        read_secret=moto_proxies.MotoSecrets(account, region),
+        check_role=moto_proxies.moto_role_check(
+            region, getattr(getattr(target, "config", None), "global_keys", "documented")),
+        target_iam_enabled=lambda: target.iam_enabled,
+    )
+    target_auth = target.authenticator
+    authenticator = Authenticator(
+        instance_id=config.name, engine=target.engine,
+        endpoint=Endpoint(host=host, port=0, region=region, account_id=account,
+                          resource_id=resource_id, instance_id=config.name),
+        credentials=emulator.credentials, events=emulator.events,
+        authorizer=ProxyAuthorizer(target_auth.authorizer, door), clock=emulator.clock,
+        settings=target_auth.settings, iam_enabled=True, require_tls=True,
+        throttle=Throttle() if config.throttling else None,
+    )
+    tls = emulator.ca.server_certificate(endpoint_names([host])).server_context()
+    backend = target.backend
+    server: PostgresEndpoint | MysqlEndpoint
+    if target.engine_info is POSTGRES:
+        server = PostgresEndpoint(
+            backend=BackendAddress.from_handle(backend), authenticator=authenticator,
+            instance_secret=target.secret, tls_context=tls, door=door,
+            settings=PostgresEndpointSettings(listen_host=config.listen_host,
+                                              listen_port=config.listen_port))
+    else:
+        server = MysqlEndpoint(
+            backend=BackendAddress.from_handle(backend), authenticator=authenticator,
+            instance_secret=target.secret, tls_context=tls, door=door,
+            settings=MysqlEndpointSettings(listen_host=config.listen_host,
+                                           listen_port=config.listen_port),
+            catalog_version=getattr(backend, "catalog_version", None))
+    emulator._loop.run(server.start())
+    authenticator.endpoint = Endpoint(host=host, port=server.port, region=region,
+                                      account_id=account, resource_id=resource_id,
+                                      instance_id=config.name)
+    resolver.register(host, _connect_address(config.listen_host))
+    proxy = EmulatedProxy(config=config, target=target, host=host, port=server.port,
+                          resource_id=resource_id, door=door, authenticator=authenticator,
+                          server=server, events=emulator.events, _emulator=emulator)
+    emulator._add_proxy(proxy)
+    return proxy
+
+
+def _connect_address(listen_host: str) -> str:
+    if listen_host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming the wildcard, not binding
+        return "::1" if ":" in listen_host else "127.0.0.1"
+    return listen_host
+
+
+def config_from_moto(moto_proxy: Any) -> ProxyConfig:
+    """The ``ProxyConfig`` of moto's ``DBProxy`` (after ``aws.proxies`` fixed it): its name,
+    ``Auth``, scheme, role, ``RequireTLS``, ``prx-`` id and endpoint label."""
+    auth = tuple(ProxyAuth(secret_arn=str(a.get("SecretArn", "")),
+                           iam_auth=a.get("IAMAuth", "DISABLED"),
+                           description=str(a.get("Description", "")))
+                 for a in moto_proxy.auth)
+    return ProxyConfig(
+        name=moto_proxy.db_proxy_name, auth=auth,
+        default_auth_scheme=getattr(moto_proxy, "default_auth_scheme", "NONE"),
+        role_arn=moto_proxy.role_arn or "", require_tls=bool(moto_proxy.require_tls),
+        resource_id=moto_proxy.unique_id, dns_label=moto_proxy.url_identifier,
+    )
+
+
+Placement = Callable[[str, EngineName], tuple[str, int]]
+"""(proxy name, engine) → (listen host, listen port; 0 for a free one)."""
+
+
+@contextmanager
+def auto_start(emulator: Emulator, *, placement: Placement | None = None,
+               on_start: Callable[[EmulatedProxy], None] | None = None,
+               ) -> Iterator[list[EmulatedProxy]]:
+    """While active, ``register_db_proxy_targets`` (boto3 against this process's moto) naming an
+    instance of ``emulator`` starts the proxy in front of it, and ``delete_db_proxy`` stops it.
+    Yields the list of proxies started so far; they are closed on exit. A target that is not an
+    emulated instance stays moto's (health ``UNAVAILABLE``/``UNREACHABLE``). ``placement``
+    says where each listens (None: a free port on 127.0.0.1); ``on_start`` is told of each."""
+    started: list[EmulatedProxy] = []
+    lock = threading.Lock()
+
+    def on_targets(moto_proxy: Any, targets: list[Any]) -> None:
+        for target in targets:
+            instance: ProxyTarget | None = next((i for i in emulator.instances
+                             if i.instance_id == target.rds_resource_id
+                             and i.account_id == moto_proxy.account_id
+                             and i.region == moto_proxy.region), None)
+            if instance is None:
+                continue
+            config = config_from_moto(moto_proxy)
+            if placement is not None:
+                host, port = placement(config.name, instance.engine)
+                config = replace(config, listen_host=host, listen_port=port)
+            proxy = start_proxy(emulator, config, instance)
+            moto_proxies.set_health(target, proxy.target_health)
+            if on_start is not None:
+                on_start(proxy)
+            with lock:
+                started.append(proxy)
+
+    def on_delete(moto_proxy: Any) -> None:
+        with lock:
+            gone = [p for p in started if p.resource_id == moto_proxy.unique_id]
+        for proxy in gone:
+            proxy.close()
+
+    moto_proxies.add_listeners(on_targets, on_delete)
+    try:
+        yield started
+    finally:
+        moto_proxies.remove_listeners(on_targets, on_delete)
+        with lock:
+            proxies = list(started)
+        for proxy in proxies:
+            proxy.close()
