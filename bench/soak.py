@@ -1,7 +1,8 @@
 """Load and soak (issue #16): sustained new IAM connections, many idle sessions, throttling.
 
     uv run --frozen python bench/soak.py [--engines postgres,mysql] [--seconds 60] [--idle 1000]
-        [--throttle-seconds 5] [--out docs/benchmarks/soak.json]
+        [--throttle-seconds 5] [--out docs/benchmarks/soak.json] [--phases soak,idle,throttle]
+        [--merge]
 
 Per engine, against a local server (the backends package's; PostgreSQL with TLS and TCP for the
 direct baseline) and the endpoint in a child process (so clients do not share its CPU):
@@ -19,9 +20,13 @@ direct baseline) and the endpoint in a child process (so clients do not share it
    process), then all closed: the endpoint's RSS and fds before, with all open and after, and its
    task/connection registry (``active_tasks``/``active_connections``) after.
 4. Throttling at the real rate (a second endpoint process with RDS's limits on): clients in 4
-   processes open connections as fast as they can, each with a token of its own (distinct
-   tokens, one IAM identity), for --throttle-seconds; then 60 clients, each signed by its own
-   identity, all at once. Refusals are counted by their wire text and by the endpoint's reason.
+   processes (psycopg / PyMySQL) open connections as fast as they can, each with a token of its
+   own (distinct tokens, one IAM identity), for --throttle-seconds; then 60 such clients, each
+   signed by its own identity. Python drivers cannot open 200 connections a second on a loaded
+   2-core machine, so then hand-driven TLS clients are held at the token request and send their
+   tokens at the same moment: 300 distinct tokens of one identity, 60 identities, and one token
+   250 times (that endpoint's handshake timeout is 120 s so the first-held clients wait for the
+   last). Refusals are counted by their wire text and by the endpoint's reason.
 
 Writes one JSON document (machine, versions, load average, every figure and the per-second
 samples) to --out; prints a summary.
@@ -36,6 +41,8 @@ import multiprocessing as mp
 import os
 import platform
 import re
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -76,8 +83,8 @@ def serve(args: argparse.Namespace) -> None:
     from rdsiam_emulator.auth.throttle import Throttle
     from rdsiam_emulator.endpoint.backend import BackendAddress
     from rdsiam_emulator.endpoint.event_loops import resolve_loop_name
-    from rdsiam_emulator.endpoint.mysql import MysqlEndpoint
-    from rdsiam_emulator.endpoint.postgres import PostgresEndpoint
+    from rdsiam_emulator.endpoint.mysql import MysqlEndpoint, MysqlEndpointSettings
+    from rdsiam_emulator.endpoint.postgres import PostgresEndpoint, PostgresEndpointSettings
     from rdsiam_emulator.events import EventLog
     from rdsiam_emulator.tls import EmulatorCA, endpoint_names
 
@@ -100,8 +107,12 @@ def serve(args: argparse.Namespace) -> None:
         target = BackendAddress("127.0.0.1", args.backend_port, args.admin_user,
                                 args.admin_password, unix_socket=args.backend_socket)
         cls: Any = PostgresEndpoint if args.engine == "postgres" else MysqlEndpoint
+        settings_cls: Any = (PostgresEndpointSettings if args.engine == "postgres"
+                             else MysqlEndpointSettings)
+        # held clients wait for all the others to be ready: more than MySQL's 10 s default
+        settings = settings_cls(handshake_timeout=120.0) if args.throttle else None
         ep = cls(backend=target, authenticator=None, instance_secret=b"soak-secret" * 3,
-                 tls_context=cert.server_context())
+                 tls_context=cert.server_context(), settings=settings)
         await ep.start()
         ep.authenticator = Authenticator(
             instance_id="soak", engine=args.engine,
@@ -269,6 +280,98 @@ def burst_worker(engine: str, port: int, ca: str, tokens: list[str],
     out.put((dict(results), time.monotonic() - started))
 
 
+def held_client(engine: str, port: int, ca: Path) -> ssl.SSLSocket:
+    """A TLS client that named the IAM user and was asked for its token, driven by hand so that
+    hundreds can send their tokens at the same moment."""
+    from rdsiam_emulator.protocols.mysql.constants import Capability as Cap
+    from rdsiam_emulator.protocols.mysql.messages import HandshakeResponse
+    from rdsiam_emulator.protocols.mysql.packets import PacketDecoder, encode_packet
+    from rdsiam_emulator.protocols.postgres import codec
+
+    raw = socket.create_connection(("127.0.0.1", port), timeout=60)
+    context = ssl.create_default_context(cafile=str(ca))
+    if engine == "postgres":
+        raw.sendall(codec.ssl_request())
+        assert raw.recv(1) == b"S"
+        tls = context.wrap_socket(raw, server_hostname=PG_HOST)
+        tls.sendall(codec.startup_message({"user": IAM_USER, "database": "app"}))
+        reader = codec.MessageReader()
+        while reader.next_message() is None:
+            reader.feed(tls.recv(65536))
+        return tls
+    decoder = PacketDecoder()
+    while not decoder.feed(raw.recv(65536)):
+        pass
+    caps = int(Cap.PROTOCOL_41 | Cap.SECURE_CONNECTION | Cap.PLUGIN_AUTH | Cap.SSL)
+    raw.sendall(encode_packet(1, HandshakeResponse(caps, 1 << 24, 45, b"\0" * 23,
+                                                   is_ssl_request=True).build()))
+    tls = context.wrap_socket(raw, server_hostname=MY_HOST)
+    tls.sendall(encode_packet(2, HandshakeResponse(
+        caps, 1 << 24, 45, b"\0" * 23, user=IAM_USER.encode(), auth_response=b"\1" * 20,
+        auth_plugin="mysql_native_password").build()))
+    decoder = PacketDecoder()
+    while not decoder.feed(tls.recv(65536)):
+        pass
+    return tls
+
+
+def held_answer(engine: str, tls: ssl.SSLSocket) -> str:
+    """"ok" or the refusal as on the wire."""
+    from rdsiam_emulator.protocols.mysql.messages import ErrPacket
+    from rdsiam_emulator.protocols.mysql.packets import PacketDecoder
+    from rdsiam_emulator.protocols.postgres import codec
+
+    if engine == "postgres":
+        reader = codec.MessageReader(10_000_000)
+        while True:
+            msg = reader.next_message()
+            if msg is None:
+                data = tls.recv(65536)
+                if not data:
+                    return "closed"
+                reader.feed(data)
+            elif msg.type == b"E":
+                f = codec.parse_fields(msg.body)
+                return f"{f['S']} {f['C']} {f['M']}"
+            elif msg.type == b"Z":
+                return "ok"
+    decoder = PacketDecoder()
+    while True:
+        data = tls.recv(65536)
+        if not data:
+            return "closed"
+        packets = decoder.feed(data)
+        if packets:
+            payload = packets[0].payload
+            if payload[0] == 0:
+                return "ok"
+            err = ErrPacket.parse(payload)
+            return f"{err.code} {err.message}"
+
+
+def held_burst(engine: str, child: Child, ca: Path, tokens: list[str]) -> dict[str, Any]:
+    """All clients held at the token request, then every token sent at once."""
+    from rdsiam_emulator.protocols.mysql.packets import encode_packet
+    from rdsiam_emulator.protocols.postgres import codec
+
+    clients = [held_client(engine, child.port, ca) for _ in tokens]
+    before = child.stats()["events"]
+    started = time.monotonic()
+    for tls, tok in zip(clients, tokens, strict=True):
+        tls.sendall(codec.password_message(tok) if engine == "postgres"
+                    else encode_packet(4, tok.encode() + b"\0"))
+    sent = time.monotonic() - started
+    outcomes = Counter(held_answer(engine, tls) for tls in clients)
+    answered = time.monotonic() - started
+    for tls in clients:
+        tls.close()
+    after = child.stats()["events"]
+    return {"clients": len(tokens), "tokens_sent_in_s": round(sent, 3),
+            "all_answered_in_s": round(answered, 2), "outcomes": dict(outcomes),
+            "event_reasons": {k: after.get(k, 0) - before.get(k, 0) for k in after
+                              if after.get(k, 0) - before.get(k, 0)}}
+
+
 def throttle_run(engine: str, ca_dir: Path, handle: Any, ca: Path,
                  seconds: int) -> dict[str, Any]:
     child = Child(engine, ca_dir, handle, throttle=True)
@@ -318,7 +421,16 @@ def throttle_run(engine: str, ca_dir: Path, handle: Any, ca: Path,
                        "outcomes": dict(outcomes2),
                        "event_reasons": {k: after.get(k, 0) - before.get(k, 0) for k in after
                                          if after.get(k, 0) - before.get(k, 0)}}
-        return {"distinct_tokens": tokens_phase, "distinct_identities": ident_phase}
+        time.sleep(1.5)
+        held_tokens = held_burst(engine, child, ca,
+                                 [token(host, child.port, k) for k in SHARED_KEYS[-300:]])
+        time.sleep(1.5)
+        held_idents = held_burst(engine, child, ca, idents)
+        time.sleep(1.5)
+        reused = held_burst(engine, child, ca, [idents[0]] * 250)
+        return {"drivers_distinct_tokens": tokens_phase, "drivers_distinct_identities": ident_phase,
+                "held_300_distinct_tokens_one_identity": held_tokens,
+                "held_60_identities": held_idents, "held_250_one_reused_token": reused}
     finally:
         child.stop()
 
@@ -365,67 +477,77 @@ def run_engine(engine: str, args: argparse.Namespace, work: Path) -> dict[str, A
             master.close()
         open_session(engine, child.port, ca, tok).close()  # warm: admin session, caches
 
-        # 1 + 2: sustained new connections at the target rate
-        if engine == "postgres":
-            script = work / "select1.sql"
-            script.write_text("select 1;\n")
-            direct = bench_postgres.pg_env(handle.master_user, handle.master_password,
-                                           handle.port, bench_postgres.DIRECT_HOST,
-                                           "verify-full", ca)
-            measured = pgbench_connections(direct, script, args.direct_seconds)
-            result["direct_tls"] = measured
-            target = float(measured["rate"])
-            via = bench_postgres.pg_env(IAM_USER, tok, child.port, PG_HOST, "verify-full", ca)
-            sampler = Sampler(child)
-            soak = pgbench_connections(via, script, args.seconds, rate=target)
-        else:
-            target = 200.0
-            sampler = Sampler(child)
-            soak = slap_batches(child.port, tok, ca, int(target), args.seconds)
-        samples = sampler.stop()
-        soak["target_rate"] = target
-        soak["samples"] = samples
-        rss = [s["rss_mb"] for s in samples]
-        fds = [s["fds"] for s in samples]
-        soak["rss_mb"] = {"first": rss[0], "min": min(rss), "max": max(rss), "last": rss[-1]}
-        soak["fds"] = {"first": fds[0], "min": min(fds), "max": max(fds), "last": fds[-1]}
-        time.sleep(1)
-        soak["after"] = {"rss_mb": round(child.rss_mb(), 2), "fds": child.fds(),
-                         **child.stats()}
-        result["soak"] = soak
-
-        # 3: idle sessions, then all closed
-        before = {"rss_mb": round(child.rss_mb(), 2), "fds": child.fds(), **child.stats()}
-        sessions = []
-        started = time.monotonic()
-        for _ in range(args.idle):
-            sessions.append(open_session(engine, child.port, ca, tok))
-        opened = time.monotonic() - started
-        time.sleep(1)
-        held = {"rss_mb": round(child.rss_mb(), 2), "fds": child.fds(), **child.stats()}
-        for s in sessions:
-            s.close()
-        deadline = time.monotonic() + 30
-        while child.stats()["connections"] and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(1)
-        after = {"rss_mb": round(child.rss_mb(), 2), "fds": child.fds(), **child.stats()}
-        for d in (before, held, after):
-            d.pop("events", None)
-        result["idle"] = {
-            "sessions": args.idle, "open_seconds": round(opened, 1), "before": before,
-            "held": held, "after": after,
-            "rss_kb_per_session": round((held["rss_mb"] - before["rss_mb"]) * 1024 / args.idle,
-                                        1)}
+        phases = args.phases.split(",")
+        if "soak" in phases:
+            result.update(soak_run(engine, args, work, handle, child, ca, tok))
+        if "idle" in phases:
+            result["idle"] = idle_run(engine, child, ca, tok, args.idle)
     finally:
         if child is not None:
             child.stop()
     try:
-        if args.throttle_seconds:
+        if "throttle" in args.phases.split(","):
             result["throttle"] = throttle_run(engine, ca_dir, handle, ca, args.throttle_seconds)
     finally:
         handle.stop()
     return result
+
+
+def soak_run(engine: str, args: argparse.Namespace, work: Path, handle: Any, child: Child,
+             ca: Path, tok: str) -> dict[str, Any]:
+    """Phases 1 and 2: the direct TLS rate (PostgreSQL), then new IAM connections through the
+    endpoint at the target rate for --seconds, sampling the endpoint every second."""
+    out: dict[str, Any] = {}
+    if engine == "postgres":
+        script = work / "select1.sql"
+        script.write_text("select 1;\n")
+        direct = bench_postgres.pg_env(handle.master_user, handle.master_password, handle.port,
+                                       bench_postgres.DIRECT_HOST, "verify-full", ca)
+        out["direct_tls"] = measured = pgbench_connections(direct, script, args.direct_seconds)
+        target = float(measured["rate"])
+        via = bench_postgres.pg_env(IAM_USER, tok, child.port, PG_HOST, "verify-full", ca)
+        sampler = Sampler(child)
+        soak = pgbench_connections(via, script, args.seconds, rate=target)
+    else:
+        target = 200.0
+        sampler = Sampler(child)
+        soak = slap_batches(child.port, tok, ca, int(target), args.seconds)
+    samples = sampler.stop()
+    soak["target_rate"] = target
+    soak["samples"] = samples
+    rss = [s["rss_mb"] for s in samples]
+    fds = [s["fds"] for s in samples]
+    soak["rss_mb"] = {"first": rss[0], "min": min(rss), "max": max(rss), "last": rss[-1]}
+    soak["fds"] = {"first": fds[0], "min": min(fds), "max": max(fds), "last": fds[-1]}
+    time.sleep(1)
+    soak["after"] = {"rss_mb": round(child.rss_mb(), 2), "fds": child.fds(), **child.stats()}
+    out["soak"] = soak
+    return out
+
+
+def idle_run(engine: str, child: Child, ca: Path, tok: str, idle: int) -> dict[str, Any]:
+    """``idle`` sessions opened one after the other and held, then all closed."""
+    before = {"rss_mb": round(child.rss_mb(), 2), "fds": child.fds(), **child.stats()}
+    sessions = []
+    started = time.monotonic()
+    for _ in range(idle):
+        sessions.append(open_session(engine, child.port, ca, tok))
+    opened = time.monotonic() - started
+    time.sleep(1)
+    held = {"rss_mb": round(child.rss_mb(), 2), "fds": child.fds(), **child.stats()}
+    for s in sessions:
+        s.close()
+    deadline = time.monotonic() + 30
+    while child.stats()["connections"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1)
+    after = {"rss_mb": round(child.rss_mb(), 2), "fds": child.fds(), **child.stats()}
+    for d in (before, held, after):
+        d.pop("events", None)
+    return {
+        "sessions": idle, "open_seconds": round(opened, 1), "before": before,
+        "held": held, "after": after,
+        "rss_kb_per_session": round((held["rss_mb"] - before["rss_mb"]) * 1024 / idle, 1)}
 
 
 def machine() -> dict[str, Any]:
@@ -444,6 +566,10 @@ def main() -> None:
     parser.add_argument("--idle", type=int, default=1000)
     parser.add_argument("--throttle-seconds", type=int, default=5)
     parser.add_argument("--out", default="docs/benchmarks/soak.json")
+    parser.add_argument("--phases", default="soak,idle,throttle",
+                        help="a subset of soak,idle,throttle; with --merge, results go into "
+                             "the existing --out")
+    parser.add_argument("--merge", action="store_true")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--engine", help=argparse.SUPPRESS)
     parser.add_argument("--ca-dir", help=argparse.SUPPRESS)
@@ -458,28 +584,37 @@ def main() -> None:
         return
     work = Path(tempfile.mkdtemp(prefix="rdsiam-soak-"))
     work.chmod(0o711)
-    report: dict[str, Any] = {"machine": machine(), "load_average_before": os.getloadavg(),
-                              "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                              "args": {k: v for k, v in vars(args).items()
-                                       if k in ("engines", "seconds", "direct_seconds", "idle",
-                                                "throttle_seconds")},
-                              "engines": {}}
+    run = {"machine": machine(), "load_average_before": os.getloadavg(),
+           "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           "args": {k: v for k, v in vars(args).items()
+                    if k in ("engines", "seconds", "direct_seconds", "idle", "throttle_seconds",
+                             "phases")}}
+    out = Path(args.out)
+    report: dict[str, Any] = {**run, "engines": {}}
+    if args.merge and out.exists():  # a later run of some phases, added to the earlier one
+        report = json.loads(out.read_text())
+        report.setdefault("merged_runs", []).append(run)
     for engine in args.engines.split(","):
-        report["engines"][engine] = run_engine(engine, args, work)
-        report["engines"][engine]["load_average_after"] = os.getloadavg()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+        got = run_engine(engine, args, work)
+        got["load_average_after_" + "_".join(args.phases.split(","))] = os.getloadavg()
+        report["engines"].setdefault(engine, {}).update(got)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n")
     for engine, r in report["engines"].items():
-        s, i = r["soak"], r["idle"]
-        print(f"{engine}: sustained {s['rate']}/s (target {s['target_rate']:.0f}) for "
-              f"{s['seconds']} s, {s['failed']} failed; RSS {s['rss_mb']['first']}->"
-              f"{s['rss_mb']['last']} MB (max {s['rss_mb']['max']}), fds {s['fds']['first']}->"
-              f"{s['fds']['last']} (max {s['fds']['max']}); idle {i['sessions']}: RSS "
-              f"{i['before']['rss_mb']}->{i['held']['rss_mb']}->{i['after']['rss_mb']} MB, fds "
-              f"{i['before']['fds']}->{i['held']['fds']}->{i['after']['fds']}, tasks after "
-              f"{i['after']['tasks']}, connections after {i['after']['connections']}")
+        if "soak" in r:
+            s = r["soak"]
+            print(f"{engine}: sustained {s['rate']}/s (target {s['target_rate']:.0f}) for "
+                  f"{s['seconds']} s, {s['failed']} failed; RSS {s['rss_mb']['first']}->"
+                  f"{s['rss_mb']['last']} MB (max {s['rss_mb']['max']}), fds "
+                  f"{s['fds']['first']}->{s['fds']['last']} (max {s['fds']['max']})")
+        if "idle" in r:
+            i = r["idle"]
+            print(f"{engine}: idle {i['sessions']}: RSS {i['before']['rss_mb']}->"
+                  f"{i['held']['rss_mb']}->{i['after']['rss_mb']} MB, fds {i['before']['fds']}->"
+                  f"{i['held']['fds']}->{i['after']['fds']}, tasks after {i['after']['tasks']}, "
+                  f"connections after {i['after']['connections']}")
         if "throttle" in r:
-            print(f"  throttle: {json.dumps(r['throttle'])[:600]}")
+            print(f"{engine}: throttle {json.dumps(r['throttle'])[:1500]}")
     print(f"written to {args.out}")
 
 
