@@ -287,6 +287,8 @@ def test_throttling_at_the_real_rate(instance: EmulatedInstance) -> None:
     in the second before it)."""
     inst = instance
     inst.authenticator.throttle = Throttle()
+    # the first client held waits for the last one to be ready: more than MySQL's 10 s default
+    inst.server.settings.handshake_timeout = 120.0
     tokens = [_token(inst, key) for key in OWN_KEYS[:40]]
     clients = [_held_at_token_request(inst) for _ in tokens]
     cursor = inst.events.mark()
