@@ -471,7 +471,18 @@ class MysqlEndpoint(TrackedEndpoint):
         backend, bgreet = opened
         password = command.password
         login = BackendLogin.for_handshake(bgreet, response, password=password.encode())
-        result = await drive_own_login(backend, login)
+        try:
+            result = await drive_own_login(backend, login)
+        except ConnectionClosed:
+            # The connection opened at accept died while the client sent its token (server
+            # killed or restarted): one fresh one, or 1053 and backend_unavailable, not a
+            # silent close after an allow.
+            opened = await self._open_deferred(legs, front, info, user, "iam")
+            if opened is None:
+                return None
+            backend, bgreet = opened
+            login = BackendLogin.for_handshake(bgreet, response, password=password.encode())
+            result = await drive_own_login(backend, login)
         if (isinstance(result, LoginFailed) and result.error.code == ErrorCode.ER_ACCESS_DENIED
                 and not command.repair):
             # a proxy secret the database refuses: the proxy's error, not the server's

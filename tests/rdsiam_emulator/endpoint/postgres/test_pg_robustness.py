@@ -6,6 +6,7 @@ clients run (the canary). Raw sockets and TLS over loopback against the real Pos
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import ssl
@@ -89,6 +90,15 @@ def _wait_clean(ep: RunningEndpoint, sessions: int, fds: int, timeout: float = 1
         time.sleep(0.05)
 
 
+def client_hello(ep: RunningEndpoint) -> bytes:
+    """The first flight of a real TLS client (its ClientHello records), without a socket."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ep.ca.client_context().wrap_bio(incoming, outgoing, server_hostname=RDS_HOST)
+    with contextlib.suppress(ssl.SSLWantReadError):
+        obj.do_handshake()
+    return outgoing.read()
+
+
 def _scram_first(sock: socket.socket) -> None:
     sock.sendall(codec.sasl_initial_response("SCRAM-SHA-256", b"n,,n=,r=abcdefghijklmnopqrstuvwx"))
     _read_until(sock, b"R")  # AuthenticationSASLContinue
@@ -105,6 +115,14 @@ def _leave(step: str, ep: RunningEndpoint, iam_user: str) -> None:
         assert sock.recv(1) == b"S"
         sock.close()
         return
+    if step == "mid_tls":  # half a ClientHello
+        sock = _connect(ep.port)
+        sock.sendall(codec.ssl_request())
+        assert sock.recv(1) == b"S"
+        hello = client_hello(ep)
+        sock.sendall(hello[:len(hello) // 2])
+        sock.close()
+        return
     tls = _tls(ep.port, ep)
     if step == "tls":
         tls.close()
@@ -118,6 +136,8 @@ def _leave(step: str, ep: RunningEndpoint, iam_user: str) -> None:
         return
     tls.sendall(codec.startup_message({"user": iam_user, "database": "app"}))
     _read_until(tls, b"R")  # AuthenticationCleartextPassword
+    if step == "token_sent":  # gone while the endpoint logs in to the server for it
+        tls.sendall(codec.password_message(ep.token(iam_user)))
     if step == "mid_relay":
         tls.sendall(codec.password_message(ep.token(iam_user)))
         _read_until(tls, b"Z")
@@ -136,7 +156,8 @@ def _warm_up(ep: RunningEndpoint, iam_user: str) -> None:
         time.sleep(0.02)
 
 
-STEPS = ("tcp", "ssl_request", "tls", "startup", "scram", "cleartext", "mid_relay")
+STEPS = ("tcp", "ssl_request", "mid_tls", "tls", "startup", "scram", "cleartext", "token_sent",
+         "mid_relay")
 
 
 @pytest.mark.parametrize("step", STEPS)
