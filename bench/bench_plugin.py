@@ -57,8 +57,10 @@ def pytest_runtest_logreport(report):
 PLUGINS = ("rdsiam", "pytest-postgresql")
 
 
-def run_suite(tests: int, engine: str = "postgres", plugin: str = "rdsiam") -> dict[str, float]:
-    """One pytest run of ``tests`` tests in a fresh temporary project.
+def run_suite(tests: int, engine: str = "postgres", plugin: str = "rdsiam",
+              profile: Path | None = None) -> dict[str, float]:
+    """One pytest run of ``tests`` tests in a fresh temporary project (under cProfile, stats
+    written to ``profile``, when given).
 
     Returns ``first_test_s`` (setup of the first test: server start included), ``per_test_ms``
     (median setup + teardown of the others), ``per_test_p90_ms`` and ``wall_s`` (the whole
@@ -73,7 +75,8 @@ def run_suite(tests: int, engine: str = "postgres", plugin: str = "rdsiam") -> d
         root = Path(tmp)
         out = root / "durations.jsonl"
         env = {**os.environ, "BENCH_OUT": str(out)}
-        base = [sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider",
+        python = [sys.executable, *(["-m", "cProfile", "-o", str(profile)] if profile else [])]
+        base = [*python, "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider",
                 "-p", "no:benchmark"]
         if plugin == "rdsiam":
             (root / "test_bench.py").write_text(TEST_FILE.format(n=tests, engine=engine))
@@ -121,9 +124,12 @@ def main() -> int:
     parser.add_argument("--tests", type=int, default=30)
     parser.add_argument("--engine", default="postgres", choices=["postgres", "mysql"])
     parser.add_argument("--plugin", default="rdsiam", choices=PLUGINS)
+    parser.add_argument("--profile", type=Path,
+                        help="run pytest under cProfile, write the stats here and print the "
+                             "top entries by cumulative time")
     args = parser.parse_args()
     try:
-        got = run_suite(args.tests, args.engine, args.plugin)
+        got = run_suite(args.tests, args.engine, args.plugin, args.profile)
     except RuntimeError as exc:
         print(exc)
         return 1
@@ -133,6 +139,10 @@ def main() -> int:
     print(f"first test setup (server start included): {got['first_test_s'] * 1000:.0f} ms")
     print(f"per-test overhead (setup + teardown), median: {got['per_test_ms']:.1f} ms, "
           f"p90: {got['per_test_p90_ms']:.1f} ms")
+    if args.profile:
+        import pstats
+
+        pstats.Stats(str(args.profile)).strip_dirs().sort_stats("cumulative").print_stats(40)
     return 0
 
 
