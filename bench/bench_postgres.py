@@ -87,8 +87,11 @@ def serve(args: argparse.Namespace) -> None:
     if args.profile:
         import cProfile
 
-        cProfile.runctx("asyncio.run(main())", globals(), {"main": main, "asyncio": asyncio},
-                        args.profile)
+        # CPU time, not wall time: on a shared machine a descheduled process would otherwise
+        # charge its waiting to whatever call it was in
+        prof = cProfile.Profile(time.process_time)
+        prof.runctx("asyncio.run(main())", globals(), {"main": main, "asyncio": asyncio})
+        prof.dump_stats(args.profile)
     else:
         asyncio.run(main())
 

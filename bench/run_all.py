@@ -40,13 +40,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
 import boto3
 import psycopg
-import pymysql
 from psycopg.conninfo import make_conninfo
 
 from bench import bench_mysql as bm
@@ -155,6 +155,14 @@ METRICS: dict[str, Metric] = {
 RATIO_PAIRS = (("endpoint", "pgbouncer"), ("endpoint", "direct"),
                ("rdsiam", "pytest-postgresql"))
 
+class Closable(Protocol):
+    """A driver connection."""
+
+    def close(self) -> None:
+        """Close it."""
+        ...
+
+
 Sample = tuple[str, str, float]
 """(metric id, target, value) for one round."""
 
@@ -205,6 +213,28 @@ def cpu_of(pid: int | None) -> Iterator[list[float]]:
     before = bp.cpu_seconds(pid) if pid else 0.0
     yield used
     used.append(bp.cpu_seconds(pid) - before if pid else 0.0)
+
+
+@contextlib.contextmanager
+def hold_open(connect: Callable[[], Closable], n: int, threads: int = 8) -> Iterator[None]:
+    """``n`` connections from ``connect`` open at once (opened by ``threads`` threads: the
+    drivers' TLS handshakes release the GIL), settled for half a second; all closed on exit."""
+    conns: list[Closable] = []
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            futures = [pool.submit(connect) for _ in range(n)]
+            for future in futures:
+                with contextlib.suppress(Exception):
+                    conns.append(future.result())
+        if len(conns) != n:  # every connection is closed below; then the first error
+            for future in futures:
+                future.result()
+        time.sleep(0.5)
+        yield
+    finally:
+        for conn in conns:
+            with contextlib.suppress(Exception):
+                conn.close()
 
 
 def wait_port(port: int, timeout: float = 20.0) -> None:
@@ -337,15 +367,9 @@ class PostgresRig:
         assert pid is not None
         info = self.conninfo(target)
         before = rss_kib(pid)
-        conns: list[psycopg.Connection[tuple[object, ...]]] = []
-        try:
-            for _ in range(self.config.idle_conns):
-                conns.append(psycopg.connect(info, autocommit=True))
-            time.sleep(0.5)
+        with hold_open(lambda: psycopg.connect(info, autocommit=True),
+                       self.config.idle_conns):
             after = rss_kib(pid)
-        finally:
-            for conn in conns:
-                conn.close()
         return (after - before) / self.config.idle_conns
 
     def run_round(self, index: int) -> list[Sample]:
@@ -481,15 +505,8 @@ class MariadbRig:
         """KiB of endpoint RSS per idle authenticated connection."""
         port, user, pw = self.login("endpoint", "localhost")
         before = rss_kib(self.endpoint_pid)
-        conns: list[pymysql.connections.Connection] = []  # type: ignore[type-arg]
-        try:
-            for _ in range(self.config.idle_conns):
-                conns.append(bm.connect(port, user, pw, self.ca))
-            time.sleep(0.5)
+        with hold_open(lambda: bm.connect(port, user, pw, self.ca), self.config.idle_conns):
             after = rss_kib(self.endpoint_pid)
-        finally:
-            for conn in conns:
-                conn.close()
         return (after - before) / self.config.idle_conns
 
     def run_round(self, index: int) -> list[Sample]:
@@ -571,17 +588,37 @@ class VerifyRig:
         """Nothing to stop."""
 
 
+def compile_bytecode() -> str:
+    """Compile the venv's and the project's modules once (``compileall``, skips what is up to
+    date). With ``PYTHONDONTWRITEBYTECODE`` set (as on some CI machines) every pytest start
+    would otherwise compile moto, botocore & co. from source, and both plugins' start-up would
+    measure the compiler. Returns what was done, for the machine record."""
+    import sysconfig
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0",
+                    sysconfig.get_paths()["purelib"], str(REPO / "src"),
+                    str(REPO / "pytest_plugin")], env=env, capture_output=True, check=False)
+    return (f"compileall before the rounds ({time.monotonic() - started:.0f} s); "
+            f"PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '(unset)')}")
+
+
 class PluginRig:
     """``pytest --rdsiam-emulator`` vs pytest-postgresql, a fresh subprocess each."""
 
     def __init__(self, config: Config, work: Path) -> None:
         self.config = config
+        self.bytecode = "as found"
+        if not config.quick:
+            self.bytecode = compile_bytecode()
 
     def versions(self) -> dict[str, str]:
-        """pytest and pytest-postgresql versions."""
+        """pytest and pytest-postgresql versions, and how the bytecode cache was prepared."""
         from importlib.metadata import version
 
-        return {"pytest": version("pytest"), "pytest-postgresql": version("pytest-postgresql")}
+        return {"pytest": version("pytest"), "pytest-postgresql": version("pytest-postgresql"),
+                "bytecode_cache": self.bytecode}
 
     def churn_round(self) -> dict[str, float]:
         """No proxy here."""
