@@ -60,6 +60,19 @@ def serve(args: argparse.Namespace) -> None:
     from rdsiam_emulator.events import EventLog
     from rdsiam_emulator.tls import EmulatorCA, endpoint_names
 
+    snapshot_to = os.environ.get("RDSIAM_BENCH_TRACEMALLOC")
+    if snapshot_to:  # bench/profile_idle.py: a tracemalloc snapshot on every SIGUSR1
+        import signal
+        import tracemalloc
+
+        tracemalloc.start(8)
+        taken = iter(range(1_000_000))
+
+        def snapshot(*_: object) -> None:
+            tracemalloc.take_snapshot().dump(f"{snapshot_to}.{next(taken)}")
+
+        signal.signal(signal.SIGUSR1, snapshot)
+
     if resolve_loop_name(args.loop) == "uvloop":
         import uvloop
 

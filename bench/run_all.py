@@ -969,7 +969,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke run: seconds, tiny sizes")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT,
                     help="where results.json and the PNGs go (default docs/benchmarks)")
+    ap.add_argument("--report", type=Path, metavar="RESULTS_JSON",
+                    help="run nothing: print the summary tables of an earlier results.json")
     args = ap.parse_args(argv)
+    if args.report:
+        print(markdown(json.loads(args.report.read_text())))
+        return 0
     values = dataclasses.asdict(defaults) | (QUICK if args.quick else {})
     for key in values:
         given = getattr(args, key, None)
