@@ -4,6 +4,7 @@ round (matplotlib, Agg backend: no display needed)."""
 from __future__ import annotations
 
 import statistics
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,7 +101,7 @@ def _lines(ax: plt.Axes, panel: Panel) -> None:
 
 def render(figure: Figure, out_dir: Path) -> Path:
     """Write ``figure`` as ``out_dir/figure.filename``; returns the path."""
-    width = sum(max(5.2, 1.1 * len(p.groups)) for p in figure.panels)
+    width = max(8.0, sum(max(5.2, 1.1 * len(p.groups)) for p in figure.panels))
     fig, axes = plt.subplots(1, len(figure.panels), figsize=(width, 4.4), squeeze=False)
     for ax, panel in zip(axes[0], figure.panels, strict=True):
         (_lines if figure.kind == "lines" else _bars)(ax, panel)
@@ -110,7 +111,8 @@ def render(figure: Figure, out_dir: Path) -> Path:
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(figure.question, fontsize=12, fontweight="bold")
     if figure.note:
-        fig.text(0.5, 0.01, figure.note, ha="center", va="bottom", fontsize=8, wrap=True)
+        fig.text(0.5, 0.01, "\n".join(textwrap.wrap(figure.note, int(width * 17))),
+                 ha="center", va="bottom", fontsize=8)
     fig.tight_layout(rect=(0, 0.06 if figure.note else 0, 1, 0.95))
     path = out_dir / figure.filename
     fig.savefig(path, dpi=100)

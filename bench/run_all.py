@@ -771,7 +771,8 @@ def figures(metrics: dict[str, dict[str, object]], churn: dict[str, object],
                              "KiB of proxy RSS per connection",
                              [("PostgreSQL", "pg.idle_rss"), ("MariaDB", "my.idle_rss")])),
                      "PgBouncer holds no server connection for an idle client; the endpoint "
-                     "holds a real backend session. Target: 25 KB (dashed)."),
+                     "holds a real backend session. Measured in long-lived proxies: later rounds "
+                     "reuse memory freed earlier (see the README). Target: 25 KB (dashed)."),
         plots.Figure("proxy_cpu.png", "How much proxy CPU does the work cost?", panels(
             ("per new connection", "ms CPU (utime+stime)",
              [("PostgreSQL", "pg.cpu_per_conn"), ("MariaDB", "my.cpu_per_conn")]),
@@ -971,9 +972,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="where results.json and the PNGs go (default docs/benchmarks)")
     ap.add_argument("--report", type=Path, metavar="RESULTS_JSON",
                     help="run nothing: print the summary tables of an earlier results.json")
+    ap.add_argument("--replot", action="store_true",
+                    help="with --report: render its figures again into --out")
     args = ap.parse_args(argv)
     if args.report:
-        print(markdown(json.loads(args.report.read_text())))
+        result = json.loads(args.report.read_text())
+        print(markdown(result))
+        if args.replot:  # the figures again from the JSON (e.g. after a change to plots.py)
+            saved = Config(**{**result["config"], "only": tuple(result["config"]["only"])})
+            for fig in figures(result["metrics"], result["churn"], saved):
+                plots.render(fig, args.out)
         return 0
     values = dataclasses.asdict(defaults) | (QUICK if args.quick else {})
     for key in values:
