@@ -145,10 +145,12 @@ hypervisor taking this VM's CPUs, the main reason runs minutes apart differ."""
 
 
 def slap(port: int, user: str, pw: str, ca: str, n: int, concurrency: int,
-         detach: bool) -> float:
-    """Queries (= connections with ``detach``) per second, measured by mariadb-slap."""
+         detach: bool, verify: bool = False) -> float:
+    """Queries (= connections with ``detach``) per second, measured by mariadb-slap; with
+    ``verify`` the client also checks the server certificate's name (127.0.0.1)."""
     cmd = ["mariadb-slap", "--no-defaults", "-h", "127.0.0.1", "-P", str(port), "-u", user,
            f"--password={pw}", f"--ssl-ca={ca}", f"--concurrency={concurrency}",
+           *(["--ssl-verify-server-cert"] if verify else []),
            f"--number-of-queries={n}", "--query=SELECT 1", "--create-schema=app", "--no-drop",
            "--iterations=1"]
     if detach:

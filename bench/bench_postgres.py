@@ -60,6 +60,19 @@ def serve(args: argparse.Namespace) -> None:
     from rdsiam_emulator.events import EventLog
     from rdsiam_emulator.tls import EmulatorCA, endpoint_names
 
+    snapshot_to = os.environ.get("RDSIAM_BENCH_TRACEMALLOC")
+    if snapshot_to:  # bench/profile_idle.py: a tracemalloc snapshot on every SIGUSR1
+        import signal
+        import tracemalloc
+
+        tracemalloc.start(8)
+        taken = iter(range(1_000_000))
+
+        def snapshot(*_: object) -> None:
+            tracemalloc.take_snapshot().dump(f"{snapshot_to}.{next(taken)}")
+
+        signal.signal(signal.SIGUSR1, snapshot)
+
     if resolve_loop_name(args.loop) == "uvloop":
         import uvloop
 
@@ -87,8 +100,11 @@ def serve(args: argparse.Namespace) -> None:
     if args.profile:
         import cProfile
 
-        cProfile.runctx("asyncio.run(main())", globals(), {"main": main, "asyncio": asyncio},
-                        args.profile)
+        # CPU time, not wall time: on a shared machine a descheduled process would otherwise
+        # charge its waiting to whatever call it was in
+        prof = cProfile.Profile(time.process_time)
+        prof.runctx("asyncio.run(main())", globals(), {"main": main, "asyncio": asyncio})
+        prof.dump_stats(args.profile)
     else:
         asyncio.run(main())
 
@@ -100,13 +116,15 @@ DIRECT_HOST = "direct.example"
 """The direct server's certificate name (reached via PGHOSTADDR=127.0.0.1, verify-full)."""
 
 
-def tls_files(ca_dir: Path) -> tuple[Path, Path, Path]:
-    """A server certificate from the emulator CA, in files the server account can read."""
+def tls_files(ca_dir: Path, host: str = DIRECT_HOST,
+              dirname: str = "server-tls") -> tuple[Path, Path, Path]:
+    """A server certificate for ``host`` from the emulator CA, in files the server account can
+    read (in ``ca_dir``'s sibling ``dirname``); returns (CA bundle, certificate, key)."""
     from rdsiam_emulator.tls import EmulatorCA, endpoint_names
 
     ca = EmulatorCA(ca_dir)
-    cert = ca.server_certificate(endpoint_names([DIRECT_HOST]))
-    tls_dir = ca_dir.parent / "server-tls"
+    cert = ca.server_certificate(endpoint_names([host]))
+    tls_dir = ca_dir.parent / dirname
     tls_dir.mkdir()
     crt, key = tls_dir / "server.crt", tls_dir / "server.key"
     crt.write_bytes(cert.cert_path.read_bytes())
@@ -119,7 +137,7 @@ def tls_files(ca_dir: Path) -> tuple[Path, Path, Path]:
     return ca.bundle_path, crt, key
 
 
-def start_tls_postgres(ca_dir: Path) -> tuple[PostgresHandle, Path]:
+def start_tls_postgres(ca_dir: Path, max_connections: int = 100) -> tuple[PostgresHandle, Path]:
     """The backends package's local PostgreSQL 15, with ssl=on and TCP on 127.0.0.1 for the
     direct-TLS baseline.
 
@@ -131,7 +149,7 @@ def start_tls_postgres(ca_dir: Path) -> tuple[PostgresHandle, Path]:
     root, crt, key = tls_files(ca_dir)
     local_postgres.FAST_SETTINGS.update({
         "ssl": "on", "ssl_cert_file": str(crt), "ssl_key_file": str(key),
-        "shared_buffers": "128MB"})
+        "shared_buffers": "128MB", "max_connections": str(max_connections)})
     # TCP is opt-in (a local server normally has only its private socket): the direct-TLS
     # baseline needs it
     handle = start_local(BackendSpec(engine="postgres", provider="local", version="15",
@@ -147,13 +165,22 @@ def pg_env(user: str, password: str, port: int, host: str, sslmode: str, root: P
             "PGSSLROOTCERT": str(root)}
 
 
-def pgbench(env: dict[str, str], *extra: str) -> float:
+def pgbench_run(env: dict[str, str], *extra: str) -> tuple[float, int]:
+    """Run pgbench; returns (tps, transactions processed). With ``-C`` every transaction is a
+    new connection. Raises ``RuntimeError`` with pgbench's output when it fails or reports
+    failed transactions."""
     out = subprocess.run([str(PG_BIN / "pgbench"), "-n", *extra], env=env, capture_output=True,
-                         text=True, check=True)
+                         text=True, check=False)
     match = re.search(r"tps = ([0-9.]+) \((?:without initial|including reconnection)", out.stdout)
-    if match is None:
+    done = re.search(r"number of transactions actually processed: (\d+)", out.stdout)
+    failed = re.search(r"number of failed transactions: (\d+)", out.stdout)
+    if out.returncode or match is None or done is None or (failed and int(failed.group(1))):
         raise RuntimeError(out.stdout + out.stderr)
-    return float(match.group(1))
+    return float(match.group(1)), int(done.group(1))
+
+
+def pgbench(env: dict[str, str], *extra: str) -> float:
+    return pgbench_run(env, *extra)[0]
 
 
 def copy_round(env: dict[str, str], data_file: Path) -> tuple[float, float]:
@@ -184,7 +211,9 @@ def client_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def latency_p50(conninfo: str, n: int = 2000) -> float:
+def latency_samples(conninfo: str, n: int = 2000) -> list[float]:
+    """Round-trip times in microseconds of ``n`` ``select 1`` on one psycopg connection (after
+    100 unmeasured warm-up queries), sorted."""
     with psycopg.connect(conninfo, autocommit=True) as conn:
         for _ in range(100):
             conn.execute("select 1")
@@ -192,8 +221,65 @@ def latency_p50(conninfo: str, n: int = 2000) -> float:
         for _ in range(n):
             started = time.perf_counter()
             conn.execute("select 1")
-            samples.append(time.perf_counter() - started)
-    return statistics.median(samples) * 1e6
+            samples.append((time.perf_counter() - started) * 1e6)
+    return sorted(samples)
+
+
+def latency_p50(conninfo: str, n: int = 2000) -> float:
+    return statistics.median(latency_samples(conninfo, n))
+
+
+def prepare_database(direct: dict[str, str]) -> None:
+    """pgbench's tables (scale 1) and the COPY table, all granted to the IAM user."""
+    init = subprocess.run([str(PG_BIN / "pgbench"), "-i", "-q", "-s", "1"], env=direct,
+                          capture_output=True, text=True, check=False)
+    if init.returncode:
+        raise RuntimeError(init.stderr)
+    subprocess.run([str(PG_BIN / "psql"), "-Xqc",
+                    "create table bench_copy (id int, a text, b text); "
+                    f"grant all on all tables in schema public to {IAM_USER}"],
+                   env=direct, check=True, capture_output=True)
+
+
+def write_copy_file(path: Path, mb: int) -> float:
+    """A tab-separated file of about ``mb`` MiB for COPY; returns its size in MB (10^6)."""
+    row = "x" * 200
+    with path.open("w") as fh:
+        for i in range(mb * 1024 * 1024 // 410):
+            fh.write(f"{i}\t{row}\t{row}\n")
+    return path.stat().st_size / 1e6
+
+
+def start_endpoint(ca_dir: Path, handle: PostgresHandle, loop: str = "auto", *,
+                   backend_tcp: bool = False,
+                   profile: str | None = None) -> tuple[subprocess.Popen[str], int]:
+    """The endpoint in a child process (this file with ``--serve``) in front of ``handle``;
+    returns (process, port). It stops when its stdin is closed (see :func:`stop_endpoint`)."""
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--serve", "--ca-dir", str(ca_dir), "--backend-port",
+         str(handle.port), f"--admin-password={handle.admin_password}",
+         *([] if backend_tcp or handle.unix_socket is None
+           else ["--backend-socket-dir", handle.unix_socket]),
+         "--loop", loop, *(["--profile", profile] if profile else [])],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    if not line.strip().isdigit():
+        child.kill()
+        child.wait()
+        raise RuntimeError("the endpoint child did not start")
+    return child, int(line)
+
+
+def stop_endpoint(child: subprocess.Popen[str]) -> None:
+    """Close the child's stdin (it then stops and writes its profile) and reap it."""
+    if child.stdin is not None:
+        child.stdin.close()
+    try:
+        child.wait(10)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
 
 
 def main() -> None:
@@ -228,37 +314,17 @@ def main() -> None:
         handle.admin_execute(f"GRANT rds_iam TO {IAM_USER}")
         direct = pg_env(handle.master_user, handle.master_password, handle.port, DIRECT_HOST,
                         "verify-full", root)
-        init = subprocess.run([str(PG_BIN / "pgbench"), "-i", "-q", "-s", "1"], env=direct,
-                              capture_output=True, text=True, check=False)
-        if init.returncode:
-            raise RuntimeError(init.stderr)
-        psql = str(PG_BIN / "psql")
-        subprocess.run([psql, "-Xqc", "create table bench_copy (id int, a text, b text); "
-                        f"grant all on all tables in schema public to {IAM_USER}"],
-                       env=direct, check=True)
+        prepare_database(direct)
 
-        child = subprocess.Popen(
-            [sys.executable, __file__, "--serve", "--ca-dir", str(ca_dir), "--backend-port",
-             str(handle.port), f"--admin-password={handle.admin_password}",
-             *([] if args.backend_tcp or handle.unix_socket is None
-               else ["--backend-socket-dir", handle.unix_socket]),
-             "--loop", args.loop,
-             *(["--profile", args.profile] if args.profile else [])],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert child.stdout is not None
-        port = int(child.stdout.readline())
+        child, port = start_endpoint(ca_dir, handle, args.loop, backend_tcp=args.backend_tcp,
+                                     profile=args.profile)
         token = str(boto3.client("rds", region_name=REGION, aws_access_key_id=AKID,
                                  aws_secret_access_key=SECRET).generate_db_auth_token(
             DBHostname=RDS_HOST, Port=port, DBUsername=IAM_USER))
         via = pg_env(IAM_USER, token, port, RDS_HOST, "verify-full", root)
 
         data_file = work / "copy.tsv"
-        row = "x" * 200
-        with data_file.open("w") as fh:
-            n = args.copy_mb * 1024 * 1024 // 410
-            for i in range(n):
-                fh.write(f"{i}\t{row}\t{row}\n")
-        size_mb = data_file.stat().st_size / 1e6
+        size_mb = write_copy_file(data_file, args.copy_mb)
 
         t = str(args.seconds)
         results: dict[str, dict[str, list[float]]] = {"direct": {}, "endpoint": {}}
@@ -318,12 +384,7 @@ def main() -> None:
               f"(= {1000 / per_conn:.0f} IAM connections/s per core of endpoint capacity)")
     finally:
         if child is not None:
-            if child.stdin is not None:
-                child.stdin.close()
-            try:
-                child.wait(10)
-            except subprocess.TimeoutExpired:
-                child.kill()
+            stop_endpoint(child)
         handle.stop()
         shutil.rmtree(work, ignore_errors=True)
 

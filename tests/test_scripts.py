@@ -30,7 +30,8 @@ def test_test_bootstrap_installs_every_oracle() -> None:
     for pkg in ("mariadb-client", "libdbd-mysql-perl", "libmariadb-dev", "golang-go",
                 "golang-github-aws-aws-sdk-go-dev", "golang-github-aws-aws-sdk-go-v2-dev",
                 "golang-github-go-sql-driver-mysql-dev", "golang-github-lib-pq-dev",
-                "default-jdk-headless", "libpostgresql-jdbc-java", "libmariadb-java", "chromium"):
+                "default-jdk-headless", "libpostgresql-jdbc-java", "libmariadb-java", "chromium",
+                "pgbouncer"):
         assert pkg in plan
     assert "npm ci in tests/node" in plan
     assert ("podman-engine images" in plan) == (os.geteuid() == 0)
