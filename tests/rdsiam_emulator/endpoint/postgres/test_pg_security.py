@@ -49,7 +49,7 @@ def test_iam_user_cannot_log_in_with_a_password(endpoint) -> None:
 
 def test_iam_logins_need_tls_unless_explicitly_relaxed(endpoint) -> None:
     user = endpoint.iam_user()
-    with pytest.raises(psycopg.OperationalError, match="pg_hba.conf rejects connection"):
+    with pytest.raises(psycopg.OperationalError, match=r"pg_hba\.conf rejects connection"):
         psycopg.connect(endpoint.conninfo(user, endpoint.token(user), sslmode="disable"))
     assert endpoint.events.all()[-1].reason is Reason.TLS_REQUIRED
     endpoint.authenticator.require_tls = False  # the plugin's --rdsiam-require-tls=false
