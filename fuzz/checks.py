@@ -11,9 +11,11 @@ evaluator never raise.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -587,7 +589,9 @@ _ENV_NAMES = ("RDSIAM_PORT", "RDSIAM_HOST", "RDSIAM_REGION", "RDSIAM_ACCOUNT_ID"
 @cache
 def _config_dir() -> Path:
     shm = Path("/dev/shm")  # noqa: S108 - a private mkdtemp below it; tmpfs: opens cost µs, not ms
-    return Path(tempfile.mkdtemp(prefix="rdsiam-fuzz-config-", dir=shm if shm.is_dir() else None))
+    path = Path(tempfile.mkdtemp(prefix="rdsiam-fuzz-config-", dir=shm if shm.is_dir() else None))
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def check_config(data: bytes) -> None:
