@@ -44,8 +44,10 @@ RDS_TAIL = ("PASSWORD EXPIRE DEFAULT ACCOUNT UNLOCK PASSWORD HISTORY DEFAULT "
 """What RDS MySQL 8.4.11 prints after REQUIRE (RDS_TOPOLOGIES.md section 4); MySQL 9 the same."""
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def oracle_mysql(podman_env: dict[str, str]) -> Iterator[MysqlHandle]:
+    # module scope: removed before other modules' container tests check that this process left
+    # no container behind
     handle = start_backend(BackendSpec(engine="mysql", provider="docker", flavour=ORACLE_MYSQL))
     assert isinstance(handle, MysqlHandle)
     try:
