@@ -321,41 +321,56 @@ def run_one(engine: str, loop: str, args: argparse.Namespace, handle: Any, ca_di
         connect = opener(engine, child.port, cafile)
         result: dict[str, Any] = {"engine": engine, "loop": child.loop,
                                   "start": child.settled(), "rounds": []}
-        print(f"\n{engine} endpoint on {child.loop}: {args.rounds} rounds x {args.conns} "
-              f"connections, {args.concurrency} at a time", flush=True)
-        print(f"{'round':>5} {'s':>6} {'fail':>4} {'RSS MB':>7} {'fds':>4} {'tasks':>5} "
-              f"{'events':>6} {'objects':>8} {'traced MB':>9} {'load':>5}"
-              + (f" {'trimmed MB':>10}" if args.trim else ""), flush=True)
-        for i in range(1, args.rounds + 1):
-            seconds, failures = churn_round(connect, args.conns, args.concurrency)
-            stats = child.settled()
-            row = {"round": i, "seconds": seconds, "failures": failures, **stats}
-            if args.trim:
-                row["trimmed_rss_kb"] = child.ask("trim")["rss_kb"]
-            result["rounds"].append(row)
-            traced = f"{stats['traced_kb'] / 1024:9.1f}" if "traced_kb" in stats else " " * 9
-            print(f"{i:5d} {seconds:6.1f} {failures:4d} {stats['rss_kb'] / 1024:7.1f} "
-                  f"{stats['fds']:4d} {stats['loop_tasks']:5d} {stats['events_held']:6d} "
-                  f"{stats['gc_objects']:8d} {traced} {stats['load1']:5.2f}"
-                  + (f" {row['trimmed_rss_kb'] / 1024:10.1f}" if args.trim else ""), flush=True)
-        first, last = result["rounds"][0], result["rounds"][-1]
-        result["rss_growth_first_to_last"] = last["rss_kb"] / first["rss_kb"] - 1
-        print(f"RSS after round {last['round']} vs round 1: "
-              f"{result['rss_growth_first_to_last']:+.1%}; fds {result['start']['fds']} at start, "
-              f"{last['fds']} after the last round", flush=True)
-        if args.idle:
-            idle = idle_phase(connect, child, args.idle, args.concurrency)
-            result["idle"] = idle
-            print(f"idle: {args.idle} open connections: RSS {idle['before']['rss_kb'] / 1024:.1f}"
-                  f" -> {idle['open']['rss_kb'] / 1024:.1f} MB = "
-                  f"{idle['rss_per_idle_kb']:.1f} KB per connection (load "
-                  f"{idle['open']['load1']:.2f}); after closing: "
-                  f"{idle['after_close']['rss_kb'] / 1024:.1f} MB, fds "
-                  f"{idle['after_close']['fds']}, tasks {idle['after_close']['loop_tasks']}",
-                  flush=True)
-        return result
+        churn(child, connect, args, result)
     finally:
         child.close()
+    if args.idle:
+        # a fresh process: after churn, new connections reuse memory the old ones freed
+        child = Child(argv)
+        try:
+            connect = opener(engine, child.port, cafile)
+            connect().close()  # the first login opens the admin session; not per connection
+            idle = idle_phase(connect, child, args.idle, args.concurrency)
+        finally:
+            child.close()
+        result["idle"] = idle
+        print(f"idle, fresh endpoint process: {args.idle} open connections: RSS "
+              f"{idle['before']['rss_kb'] / 1024:.1f} -> {idle['open']['rss_kb'] / 1024:.1f} MB = "
+              f"{idle['rss_per_idle_kb']:.1f} KB per connection (load "
+              f"{idle['open']['load1']:.2f}); after closing: "
+              f"{idle['after_close']['rss_kb'] / 1024:.1f} MB, fds {idle['before']['fds']} -> "
+              f"{idle['after_close']['fds']}, loop tasks {idle['after_close']['loop_tasks']}",
+              flush=True)
+    return result
+
+
+def churn(child: Child, connect: Callable[[], Any], args: argparse.Namespace,
+          result: dict[str, Any]) -> None:
+    """``args.rounds`` rounds of ``args.conns`` logins; a row per round into ``result``."""
+    if not args.rounds:
+        return
+    print(f"\n{result['engine']} endpoint on {child.loop}: {args.rounds} rounds x {args.conns} "
+          f"connections, {args.concurrency} at a time", flush=True)
+    print(f"{'round':>5} {'s':>6} {'fail':>4} {'RSS MB':>7} {'fds':>4} {'tasks':>5} "
+          f"{'events':>6} {'objects':>8} {'traced MB':>9} {'load':>5}"
+          + (f" {'trimmed MB':>10}" if args.trim else ""), flush=True)
+    for i in range(1, args.rounds + 1):
+        seconds, failures = churn_round(connect, args.conns, args.concurrency)
+        stats = child.settled()
+        row = {"round": i, "seconds": seconds, "failures": failures, **stats}
+        if args.trim:
+            row["trimmed_rss_kb"] = child.ask("trim")["rss_kb"]
+        result["rounds"].append(row)
+        traced = f"{stats['traced_kb'] / 1024:9.1f}" if "traced_kb" in stats else " " * 9
+        print(f"{i:5d} {seconds:6.1f} {failures:4d} {stats['rss_kb'] / 1024:7.1f} "
+              f"{stats['fds']:4d} {stats['loop_tasks']:5d} {stats['events_held']:6d} "
+              f"{stats['gc_objects']:8d} {traced} {stats['load1']:5.2f}"
+              + (f" {row['trimmed_rss_kb'] / 1024:10.1f}" if args.trim else ""), flush=True)
+    first, last = result["rounds"][0], result["rounds"][-1]
+    result["rss_growth_first_to_last"] = last["rss_kb"] / first["rss_kb"] - 1
+    print(f"RSS after round {last['round']} vs round 1: "
+          f"{result['rss_growth_first_to_last']:+.1%}; fds {result['start']['fds']} at start, "
+          f"{last['fds']} after the last round", flush=True)
 
 
 def main() -> None:
