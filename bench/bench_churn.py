@@ -47,6 +47,7 @@ SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 PG_HOST = "churn.c9akciq32example.us-east-1.rds.amazonaws.com"
 MY_HOST = "localhost"
 IAM_USER = "churn_iam"
+TOKEN_REUSE = 300.0
 
 
 # ------------------------------------------------------------------------------ endpoint process
@@ -239,22 +240,33 @@ def prepare_user(engine: str, handle: Any, port: int, cafile: str) -> None:
 
 
 def opener(engine: str, port: int, cafile: str) -> Callable[[], Any]:
-    """A function opening one IAM connection over verified TLS (one token per call site: a
-    token is valid 15 minutes and reused tokens are not throttled)."""
+    """A function opening one IAM connection over verified TLS. A token is minted every
+    ``TOKEN_REUSE`` seconds (tokens live 15 minutes; reused tokens are not throttled)."""
     host = PG_HOST if engine == "postgres" else MY_HOST
-    token = str(boto3.client("rds", region_name=REGION, aws_access_key_id=AKID,
-                             aws_secret_access_key=SECRET).generate_db_auth_token(
-        DBHostname=host, Port=port, DBUsername=IAM_USER, Region=REGION))
+    rds = boto3.client("rds", region_name=REGION, aws_access_key_id=AKID,
+                       aws_secret_access_key=SECRET)
+    minted: list[tuple[float, str]] = []
+    lock = threading.Lock()
+
+    def token() -> str:
+        with lock:
+            if not minted or time.monotonic() - minted[0][0] > TOKEN_REUSE:
+                minted[:] = [(time.monotonic(), str(rds.generate_db_auth_token(
+                    DBHostname=host, Port=port, DBUsername=IAM_USER, Region=REGION)))]
+            return minted[0][1]
+
     if engine == "postgres":
         import psycopg
 
-        conninfo = psycopg.conninfo.make_conninfo(
-            host=PG_HOST, hostaddr="127.0.0.1", port=port, user=IAM_USER, password=token,
-            dbname="app", sslmode="verify-full", sslrootcert=cafile)
-        return lambda: psycopg.connect(conninfo, autocommit=True)
+        def pg() -> Any:
+            return psycopg.connect(psycopg.conninfo.make_conninfo(
+                host=PG_HOST, hostaddr="127.0.0.1", port=port, user=IAM_USER, password=token(),
+                dbname="app", sslmode="verify-full", sslrootcert=cafile), autocommit=True)
+
+        return pg
     import pymysql
 
-    return lambda: pymysql.connect(host=MY_HOST, port=port, user=IAM_USER, password=token,
+    return lambda: pymysql.connect(host=MY_HOST, port=port, user=IAM_USER, password=token(),
                                    database="app", ssl={"ca": cafile})
 
 
@@ -400,6 +412,8 @@ def main() -> None:
 
     from rdsiam_emulator.tls import EmulatorCA
 
+    machine = {"cores": os.cpu_count(), "python": platform.python_version(),
+               "platform": platform.platform(), "glibc": platform.libc_ver()[1]}
     engines = ("postgres", "mysql") if args.engine == "both" else (args.engine,)
     loops = ("uvloop", "asyncio") if args.loop == "both" else (args.loop,)
     work = Path(tempfile.mkdtemp(prefix="rdsiam-bench-churn-"))
@@ -412,13 +426,12 @@ def main() -> None:
                 for n, loop in enumerate(loops):
                     results.append(run_one(engine, loop, args, handle, ca_dir, cafile,
                                            prepare=n == 0))
+                    if args.json:  # after every run: a long run that fails keeps the rest
+                        Path(args.json).write_text(json.dumps(
+                            {"machine": machine, "args": vars(args), "results": results},
+                            indent=1))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if args.json:
-        machine = {"cores": os.cpu_count(), "python": platform.python_version(),
-                   "platform": platform.platform(), "glibc": platform.libc_ver()[1]}
-        Path(args.json).write_text(json.dumps({"machine": machine, "args": vars(args),
-                                               "results": results}, indent=1))
 
 
 if __name__ == "__main__":

@@ -186,7 +186,7 @@ class RelayConnection(asyncio.BufferedProtocol):
         assert raw is not None and self._tls is None
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         sslobj = context.wrap_bio(incoming, outgoing, server_side=True)
-        tls = _TlsState(sslobj, incoming, outgoing)
+        tls = _TlsState(sslobj, incoming, outgoing, raw)
         self._tls = tls
         if self._buf:
             incoming.write(self._buf)
@@ -200,7 +200,7 @@ class RelayConnection(asyncio.BufferedProtocol):
                 except ssl.SSLWantReadError:
                     pass
                 finally:
-                    _flush(tls, raw)  # our handshake records, or the alert saying why it failed
+                    _flush(tls)  # our handshake records, or the alert saying why it failed
                 if self._eof or raw.is_closing():
                     raise ConnectionClosed("the client left during the TLS handshake")
                 self._waiter = asyncio.get_running_loop().create_future()
@@ -257,29 +257,36 @@ class RelayConnection(asyncio.BufferedProtocol):
     # ---------------------------------------------------------------------- internals
 
     def _decrypt(self, tls: _TlsState) -> None:
-        """Hand every whole record in ``tls.incoming`` to ``data_received`` as plaintext."""
-        plain = _BUFFERS.plain
-        while not tls.failed:
-            try:
-                # with a buffer, read returns the byte count (typeshed says bytes)
-                count = cast(int, tls.sslobj.read(TLS_READ_SIZE, plain))
-            except ssl.SSLWantReadError:
-                break
-            except ssl.SSLZeroReturnError:
-                count = 0
-            except ssl.SSLError:
-                tls.failed = True  # a broken or forged record: the connection is over
-                if self.transport is not None:
-                    self.transport.abort()
-                return
-            if count == 0:  # close_notify: the client finished sending
-                if not self._eof and self.eof_received() is not True \
-                        and self.transport is not None:
-                    self.transport.close()
-                break
-            self.data_received(bytes(_BUFFERS.plain_view[:count]))
-        if self.transport is not None:
-            _flush(tls, self.transport)  # e.g. the answer to a TLS 1.3 KeyUpdate
+        """Hand every whole record in ``tls.incoming`` to ``data_received`` as plaintext, up to
+        ``TLS_READ_SIZE`` bytes per call (records are at most 16 KiB: a bulk transfer is
+        relayed in 64 KiB writes, not one per record)."""
+        view = _BUFFERS.plain_view
+        reader = cast(Any, tls.sslobj)  # typeshed: read's buffer is a bytearray; any works
+        more = True
+        while more and not tls.failed:
+            filled, finished = 0, False
+            while filled < TLS_READ_SIZE:
+                try:
+                    count = int(reader.read(TLS_READ_SIZE - filled, view[filled:]))
+                except ssl.SSLWantReadError:
+                    more = False
+                    break
+                except ssl.SSLZeroReturnError:
+                    count = 0
+                except ssl.SSLError:
+                    tls.failed = True  # a broken or forged record: the connection is over
+                    tls.raw.abort()
+                    return
+                if count == 0:  # close_notify: the client finished sending
+                    finished, more = True, False
+                    break
+                filled += count
+            if filled:
+                self.data_received(bytes(view[:filled]))
+            if finished and not self._eof and self.eof_received() is not True \
+                    and self.transport is not None:
+                self.transport.close()
+        _flush(tls)  # e.g. the answer to a TLS 1.3 KeyUpdate
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -301,21 +308,23 @@ class RelayConnection(asyncio.BufferedProtocol):
 class _TlsState:
     """One connection's TLS over memory BIOs (the socket's bytes go in and out through them)."""
 
-    __slots__ = ("failed", "handshaking", "incoming", "outgoing", "sslobj")
+    __slots__ = ("failed", "handshaking", "incoming", "outgoing", "raw", "sslobj")
 
     def __init__(self, sslobj: ssl.SSLObject, incoming: ssl.MemoryBIO,
-                 outgoing: ssl.MemoryBIO) -> None:
+                 outgoing: ssl.MemoryBIO, raw: asyncio.Transport) -> None:
         self.sslobj = sslobj
+        self.raw = raw
+        """The socket's transport (ciphertext)."""
         self.incoming = incoming
         self.outgoing = outgoing
         self.handshaking = True
         self.failed = False
 
 
-def _flush(tls: _TlsState, transport: Any) -> None:
-    """Send what OpenSSL wrote to ``tls.outgoing`` (records, alerts) on ``transport``."""
-    if tls.outgoing.pending and not transport.is_closing():
-        transport.write(tls.outgoing.read())
+def _flush(tls: _TlsState) -> None:
+    """Send what OpenSSL wrote to ``tls.outgoing`` (records, alerts) on the socket."""
+    if tls.outgoing.pending and not tls.raw.is_closing():
+        tls.raw.write(tls.outgoing.read())
 
 
 class TlsTransport:
@@ -348,7 +357,7 @@ class TlsTransport:
         if not self._raw.is_closing() and not self._tls.failed:
             with contextlib.suppress(ssl.SSLError):  # the peer's close_notify is not awaited
                 self._tls.sslobj.unwrap()
-            _flush(self._tls, self._raw)
+            _flush(self._tls)
         self._raw.close()
 
     def abort(self) -> None:
