@@ -1,9 +1,10 @@
 """Which event loop the endpoints run on: uvloop when it is installed, else asyncio's own.
 
 Why uvloop: after authentication the endpoints forward every packet through Python, and uvloop's
-transports and TLS layer (Cython over libuv) roughly halve the endpoint's CPU per relayed packet
-and per TLS handshake compared with asyncio's selector loop and ``sslproto`` (see bench/ and
-docs/architecture.md). The endpoint code is written against the common asyncio API and is tested
+transports (Cython over libuv) cut the endpoint's CPU per relayed packet compared with asyncio's
+selector loop (see bench/ and docs/architecture.md). TLS is not the loop's on either loop: the
+relay runs it over memory BIOs (``relay.RelayConnection.start_tls``; issue #16).
+The endpoint code is written against the common asyncio API and is tested
 on both; ``RDSIAM_EVENT_LOOP=asyncio`` forces the standard loop (for example to debug with
 asyncio's debug mode, or on a platform without uvloop wheels).
 """

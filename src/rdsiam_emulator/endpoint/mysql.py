@@ -366,11 +366,12 @@ class MysqlEndpoint(TrackedEndpoint):
                 if self._tls is None:
                     raise ProtocolError("TLS is not configured on this endpoint")
                 self._raw.discard(sock)  # the transport takes over (and closes it on failure)
-                tls_side = ClientSide()  # our instance: uvloop returns its SSL protocol
+                tls_side = ClientSide()
                 legs.set_client(tls_side, self._conns)
-                await loop.connect_accepted_socket(
-                    lambda: tls_side, sock, ssl=self._tls,
-                    ssl_handshake_timeout=self.settings.handshake_timeout)
+                # the client's ClientHello may already wait in the socket: the transport
+                # buffers it until start_tls feeds it to the handshake
+                await loop.connect_accepted_socket(lambda: tls_side, sock)
+                await tls_side.start_tls(self._tls, timeout=self.settings.handshake_timeout)
                 front.tls_started()
                 while (said := front.next_event()) is NEED_DATA:
                     front.receive_data(await tls_side.read())
