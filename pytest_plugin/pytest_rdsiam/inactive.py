@@ -21,6 +21,8 @@ FIXTURE_SCOPES: dict[str, str] = {
     "_rds_iam_scope": "function",
     "rds_iam_db": "function",
     "rds_iam_db_factory": "function",
+    "rds_iam_cluster_factory": "function",
+    "rds_iam_cluster": "function",
 }
 """Every fixture of ``pytest_rdsiam.fixtures`` and its scope (a test keeps the two in step)."""
 

@@ -1,0 +1,80 @@
+"""The cluster fixtures as users meet them: a real test file run by pytester against real
+PostgreSQL replicas (docs/aurora.md, docs/pytest.md)."""
+
+USER_TESTS = r'''
+import re
+
+import boto3
+import psycopg
+import pytest
+
+
+def test_cluster_contract(rds_iam_cluster):
+    c = rds_iam_cluster
+    assert re.fullmatch(r"cluster-[A-Z0-9]{26}", c.resource_id)
+    assert c.host.startswith(f"{c.cluster_id}.cluster-c")
+    assert c.reader_host.startswith(f"{c.cluster_id}.cluster-ro-c")
+    assert c.db_user_arn("app") == (
+        f"arn:aws:rds-db:us-east-1:123456789012:dbuser:{c.resource_id}/app")
+    [desc] = boto3.client("rds", region_name="us-east-1").describe_db_clusters(
+        DBClusterIdentifier=c.cluster_id)["DBClusters"]
+    assert (desc["Endpoint"], desc["ReaderEndpoint"], desc["Port"]) == (
+        c.host, c.reader_host, c.port)
+    c.create_iam_db_user("app")
+    session = c.iam_session("app")
+    with psycopg.connect(**c.connect_kwargs("app", c.generate_token("app", session))) as conn:
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
+        conn.execute("CREATE TABLE t (x int)")
+        conn.execute("INSERT INTO t VALUES (1)")
+    c.wait_for_replicas()
+    token = c.generate_token("app", session, host=c.reader_host)
+    with psycopg.connect(**c.connect_kwargs("app", token, host=c.reader_host)) as conn:
+        assert conn.execute("SELECT x FROM t").fetchall() == [(1,)]
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            conn.execute("INSERT INTO t VALUES (2)")
+    assert [e.outcome for e in c.auth_events if e.method == "iam"] == ["allow", "allow"]
+
+
+def test_failover_and_wrong_host(rds_iam_cluster):
+    c = rds_iam_cluster
+    c.create_iam_db_user("app")
+    session = c.iam_session("app")
+    first_writer = c.writer_host
+    assert c.failover() == c.cluster_id + "-instance-2"
+    assert c.writer_host != first_writer and c.reader_instance_hosts == (first_writer,)
+    with psycopg.connect(**c.connect_kwargs("app", c.generate_token("app", session))) as conn:
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
+    [desc] = boto3.client("rds", region_name="us-east-1").describe_db_clusters(
+        DBClusterIdentifier=c.cluster_id)["DBClusters"]
+    assert [m["DBInstanceIdentifier"] for m in desc["DBClusterMembers"]
+            if m["IsClusterWriter"]] == [c.cluster_id + "-instance-2"]
+    custom = c.host.replace(".cluster-", ".cluster-custom-").replace(c.cluster_id, "custom", 1)
+    with pytest.raises(psycopg.OperationalError, match="PAM authentication failed"):
+        psycopg.connect(**c.connect_kwargs("app", c.generate_token("app", session, host=custom)))
+    assert c.auth_events[-1].reason == "host_mismatch"
+
+
+def test_cluster_factory_arguments(rds_iam_cluster_factory):
+    with pytest.raises(TypeError, match="unknown argument"):
+        rds_iam_cluster_factory(replicas=2)
+    with pytest.raises(ValueError, match="PostgreSQL only"):
+        rds_iam_cluster_factory(engine="mysql")
+    c = rds_iam_cluster_factory(readers=0, cluster_id="solo", iam_enabled=False)
+    assert c.reader_instance_hosts == () and c.iam_enabled is False
+    [desc] = boto3.client("rds", region_name="us-east-1").describe_db_clusters(
+        DBClusterIdentifier="solo")["DBClusters"]
+    assert desc["IAMDatabaseAuthenticationEnabled"] is False
+'''
+
+
+def test_cluster_fixtures_with_the_emulator(pytester):
+    pytester.makepyfile(test_user=USER_TESTS)
+    result = pytester.runpytest("--rdsiam-emulator", "--rdsiam-backend", "local",
+                                "-p", "no:xdist", "-p", "no:randomly")
+    result.assert_outcomes(passed=3)
+
+
+def test_cluster_fixtures_skip_without_activation(pytester):
+    pytester.makepyfile(test_user=USER_TESTS)
+    result = pytester.runpytest("-p", "no:xdist", "-rs")
+    result.assert_outcomes(skipped=3)
