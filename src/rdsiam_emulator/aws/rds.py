@@ -167,6 +167,10 @@ def register_cluster(reg: ClusterRegistration) -> Any:
         for member in list(backend.clusters[reg.cluster_id].members):
             backend.delete_db_instance(member.db_instance_identifier, None)
         backend.delete_db_cluster(reg.cluster_id, None)
+        # moto keeps the automated snapshot, named by the minute: creating again would clash
+        prefix = f"rds:{reg.cluster_id}-"
+        for name in [n for n in backend.cluster_snapshots if n.startswith(prefix)]:
+            del backend.cluster_snapshots[name]
     version = reg.engine_version or _CLUSTER_VERSIONS.get(reg.engine)
     with no_default_amis():
         cluster = backend.create_db_cluster({
