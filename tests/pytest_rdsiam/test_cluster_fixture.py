@@ -78,3 +78,32 @@ def test_cluster_fixtures_skip_without_activation(pytester):
     pytester.makepyfile(test_user=USER_TESTS)
     result = pytester.runpytest("-p", "no:xdist", "-rs")
     result.assert_outcomes(skipped=3)
+
+
+def test_cluster_docs_match_the_code():
+    """docs/pytest.md's cluster tables name exactly the factory's arguments and only attributes
+    the fixture object has."""
+    import re
+    from pathlib import Path
+
+    from pytest_rdsiam.cluster import RdsIamCluster
+    from pytest_rdsiam.fixtures import CLUSTER_ARGUMENTS
+
+    lines = (Path(__file__).resolve().parents[2] / "docs" / "pytest.md").read_text().splitlines()
+
+    def first_cells(header):
+        start = next(i for i, line in enumerate(lines) if line.startswith(f"| {header} |"))
+        rows = []
+        for line in lines[start + 2:]:
+            if not line.startswith("|"):
+                break
+            cell = line.strip("|").split("|")[0]
+            rows += [re.split(r"[(\s]", n, maxsplit=1)[0] for n in re.findall(r"`([^`]+)`", cell)]
+        return set(rows)
+
+    assert first_cells("cluster argument") == CLUSTER_ARGUMENTS
+    documented = first_cells("cluster attribute / method")
+    missing = {n for n in documented if not hasattr(RdsIamCluster, n)}
+    assert missing == {"cluster", "clock"}  # plain attributes, set in __init__
+    cluster = RdsIamCluster(object(), object(), 0)
+    assert all(hasattr(cluster, n) for n in missing)
