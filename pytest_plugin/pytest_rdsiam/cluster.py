@@ -30,7 +30,7 @@ class RdsIamCluster:
 
     @property
     def engine(self) -> EngineName:
-        """``"postgres"`` (the only engine clusters have so far)."""
+        """``"postgres"`` (aurora-postgresql) or ``"mysql"`` (aurora-mysql, on MariaDB)."""
         return self.cluster.engine
 
     @property
@@ -127,8 +127,8 @@ class RdsIamCluster:
 
     def connect_kwargs(self, user: str, password: str, *, host: str | None = None
                        ) -> dict[str, Any]:
-        """psycopg keyword arguments for ``host`` (default: the cluster endpoint; the reader
-        endpoint or an instance endpoint), verified TLS, with ``hostaddr``."""
+        """psycopg (with ``hostaddr``) or PyMySQL keyword arguments for ``host`` (default: the
+        cluster endpoint; the reader endpoint or an instance endpoint), verified TLS."""
         name = host or self.host
         return self.cluster.writer.engine_info.connect_kwargs(ConnectTarget(
             host=name, hostaddr=self.hostaddr(name), port=self.port, user=user,

@@ -198,11 +198,14 @@ def rds_iam_cluster_factory(_rds_iam_scope: _TestScope) -> Iterator[Callable[...
     Each cluster has its own real servers (a writer and ``readers`` streaming replicas, local
     PostgreSQL binaries), registered in moto; all are stopped after the test.
 
-    ``ValueError`` for an engine other than ``postgres`` (MySQL clusters are not done yet) and
-    for values the options would refuse; ``pytest.UsageError`` when the configured backend
-    cannot run replicas (containers, external servers)."""
+    ``engine="mysql"`` runs MariaDB GTID replicas (local MariaDB binaries). ``ValueError`` for
+    another engine and for values the options would refuse; ``pytest.UsageError`` when the
+    configured backend cannot run replicas (containers, external servers)."""
     from rdsiam_emulator.backends import BackendSpec
-    from rdsiam_emulator.backends.replication import start_local_postgres_cluster
+    from rdsiam_emulator.backends.replication import (
+        start_local_mariadb_cluster,
+        start_local_postgres_cluster,
+    )
     from rdsiam_emulator.clusters import ClusterConfig, start_cluster
 
     pool = _rds_iam_scope.pool
@@ -211,9 +214,8 @@ def rds_iam_cluster_factory(_rds_iam_scope: _TestScope) -> Iterator[Callable[...
     counter = iter(range(1, 1000))
 
     def factory(engine: EngineName = POSTGRES.name, **overrides: Any) -> RdsIamCluster:
-        if engine != POSTGRES.name:
-            raise ValueError(f"clusters are PostgreSQL only for now, not {engine!r} "
-                             "(docs/aurora.md, 'Not done')")
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
         unknown = sorted(set(overrides) - CLUSTER_ARGUMENTS)
         if unknown:
             raise TypeError(f"rds_iam_cluster_factory: unknown argument(s) {', '.join(unknown)}; "
@@ -221,18 +223,25 @@ def rds_iam_cluster_factory(_rds_iam_scope: _TestScope) -> Iterator[Callable[...
         _check_values(overrides)
         if pool.settings.backend not in ("auto", "local"):
             raise pytest.UsageError(
-                f"--rdsiam-backend {pool.settings.backend}: clusters need local PostgreSQL "
+                f"--rdsiam-backend {pool.settings.backend}: clusters need local server "
                 "binaries (container replicas are not done yet, docs/aurora.md)")
         s = pool.settings
         config = ClusterConfig(**{
-            "cluster_id": f"rdsiam-cluster-{next(counter)}", "region": s.region,
+            "engine": engine, "cluster_id": f"rdsiam-cluster-{next(counter)}",
+            "region": s.region,
             "account_id": s.account_id, "require_tls": s.require_tls,
             "throttling": s.throttling, "future_skew": s.future_skew,
             "global_keys": s.global_keys,
             **{k: v for k, v in overrides.items() if v is not None}})
-        writer, readers = start_local_postgres_cluster(
-            BackendSpec(POSTGRES.name, provider="local", version=s.postgres_version),
-            readers=config.readers)
+        writer: Any
+        readers: list[Any]
+        if engine == POSTGRES.name:
+            writer, readers = start_local_postgres_cluster(
+                BackendSpec(engine, provider="local", version=s.postgres_version),
+                readers=config.readers)
+        else:
+            writer, readers = start_local_mariadb_cluster(
+                BackendSpec(engine, provider="local"), readers=config.readers)
         try:
             cluster = start_cluster(pool.emulator, config, writer, readers)
         except BaseException:

@@ -344,14 +344,15 @@ class EmulatedCluster:
         writer's identifier.
 
         Raises ValueError for a target that is not a reader, ``BackendError`` when the servers
-        cannot be switched (PostgreSQL local servers only, for now)."""
+        cannot be switched (local servers of a cluster started here only)."""
         from rdsiam_emulator.backends.replication import switch_over
 
         old = self.topology.writer
         new = target if target is not None else (self.topology.readers or ("",))[0]
         if new not in self.topology.readers:
             self.topology.fail_over(target)  # raises the ValueError with the readers named
-        switch_over(self.backends[old], self.backends[new])
+        others = tuple(self.backends[r] for r in self.topology.readers if r != new)
+        switch_over(self.backends[old], self.backends[new], others)
         self.topology.fail_over(new)
         self._refresh()
         moto_rds.set_cluster_writer(self.account_id, self.region, self.cluster_id, new,

@@ -57,13 +57,32 @@ def test_failover_and_wrong_host(rds_iam_cluster):
 def test_cluster_factory_arguments(rds_iam_cluster_factory):
     with pytest.raises(TypeError, match="unknown argument"):
         rds_iam_cluster_factory(replicas=2)
-    with pytest.raises(ValueError, match="PostgreSQL only"):
-        rds_iam_cluster_factory(engine="mysql")
+    with pytest.raises(ValueError, match="engine must be one of"):
+        rds_iam_cluster_factory(engine="oracle")
     c = rds_iam_cluster_factory(readers=0, cluster_id="solo", iam_enabled=False)
     assert c.reader_instance_hosts == () and c.iam_enabled is False
     [desc] = boto3.client("rds", region_name="us-east-1").describe_db_clusters(
         DBClusterIdentifier="solo")["DBClusters"]
     assert desc["IAMDatabaseAuthenticationEnabled"] is False
+
+
+def test_mysql_cluster(rds_iam_cluster_factory):
+    import pymysql
+
+    c = rds_iam_cluster_factory(engine="mysql")
+    c.create_iam_db_user("shop")
+    session = c.iam_session("shop")
+    conn = pymysql.connect(**c.connect_kwargs("shop", c.generate_token("shop", session)))
+    with conn.cursor() as cur:
+        cur.execute("SELECT @@global.read_only, CURRENT_USER()")
+        assert cur.fetchone() == (0, "shop@%")
+    conn.close()
+    token = c.generate_token("shop", session, host=c.reader_host)
+    conn = pymysql.connect(**c.connect_kwargs("shop", token, host=c.reader_host))
+    with conn.cursor() as cur:
+        cur.execute("SELECT @@global.read_only")
+        assert cur.fetchone() == (1,)
+    conn.close()
 '''
 
 
@@ -71,13 +90,13 @@ def test_cluster_fixtures_with_the_emulator(pytester):
     pytester.makepyfile(test_user=USER_TESTS)
     result = pytester.runpytest("--rdsiam-emulator", "--rdsiam-backend", "local",
                                 "-p", "no:xdist", "-p", "no:randomly")
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=4)
 
 
 def test_cluster_fixtures_skip_without_activation(pytester):
     pytester.makepyfile(test_user=USER_TESTS)
     result = pytester.runpytest("-p", "no:xdist", "-rs")
-    result.assert_outcomes(skipped=3)
+    result.assert_outcomes(skipped=4)
 
 
 def test_cluster_docs_match_the_code():

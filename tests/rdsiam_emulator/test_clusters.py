@@ -272,6 +272,12 @@ def test_failover_promotes_a_reader_for_real(cluster):
         with _connect(cluster, old.host, _token(session, cluster, old.host)) as conn:
             assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
             assert (7,) in conn.execute("SELECT id FROM items").fetchall()
+        # the other reader streams from the new writer now, and has the row
+        third = cluster.members["orders-instance-3"]
+        wait_for_replay(cluster.writer.backend, third.backend)
+        assert third.backend.admin_execute("SELECT sender_host FROM pg_stat_wal_receiver") == [
+            (cluster.writer.backend.unix_socket,)]
+        assert (7,) in third.backend.admin_execute("SELECT id FROM items", dbname="app")
         # the reader endpoint's name moved with the roles
         assert cluster.reader_host in cluster.topology.accepted_hosts(old.instance_id)
         assert cluster.reader_host not in cluster.topology.accepted_hosts(new_id)
