@@ -96,6 +96,35 @@ def test_topology_names_and_routing():
     assert topo.readers == ("c-1", "c-3")
 
 
+def test_bad_configurations_are_refused_before_anything_starts():
+    with pytest.raises(ValueError, match="readers must be 0 or more"):
+        ClusterConfig("c", readers=-1)
+    with pytest.raises(ValueError, match="instance_ids names 1 members; the cluster has 2"):
+        ClusterConfig("c", instance_ids=("only-one",))
+    with pytest.raises(ValueError, match="lower-case"):
+        ClusterConfig("Orders")
+    with pytest.raises(ValueError, match="engine must be one of"):
+        ClusterConfig("c", engine="oracle")
+    assert ClusterConfig("c", readers=2).member_ids == ("c-instance-1", "c-instance-2",
+                                                         "c-instance-3")
+    solo = ClusterTopology(cluster_id="c", cluster_host="c.cluster-l.r.rds.amazonaws.com",
+                           reader_host="c.cluster-ro-l.r.rds.amazonaws.com", port=1, region="r",
+                           account_id="123456789012", resource_id="cluster-X",
+                           members=(Member("c-1", "c-1.l.r.rds.amazonaws.com", "127.9.9.3"),),
+                           cluster_address="127.9.9.1", reader_address="127.9.9.2")
+    with pytest.raises(ValueError, match="no reader to fail over to"):
+        solo.fail_over()
+    # no reader: the reader endpoint routes to the writer, which then accepts its name
+    assert solo.next_reader_target() == ("127.9.9.3", 1)
+    assert solo.reader_host in solo.accepted_hosts("c-1")
+
+
+def test_start_cluster_checks_the_servers_given(servers, tmp_path):
+    writer, readers = servers
+    with Emulator(tmp_path) as emulator, pytest.raises(ValueError, match="1 servers given"):
+        start_cluster(emulator, ClusterConfig("x", readers=2), writer, readers[:1])
+
+
 def test_cluster_endpoint_names(cluster):
     label = cluster.dns_label
     assert cluster.host == f"orders.cluster-{label}.us-east-1.rds.amazonaws.com"
