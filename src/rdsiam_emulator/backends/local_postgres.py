@@ -241,15 +241,17 @@ def _write_hba(work: Path, who: RunAs) -> None:
         "# written by rdsiam-emulator: admin via the private socket (peer), everyone else SCRAM\n"
         f"local all {ADMIN_USER} peer map=rdsiam\n"
         # a cluster's replicas stream as the admin through the socket (docs/aurora.md)
-        f"local replication {ADMIN_USER} peer map=rdsiam\n"
+        f"local replication {ADMIN_USER} peer map=rdsiam_replication\n"
         "local all all scram-sha-256\n"
         "host all all 127.0.0.1/32 scram-sha-256\n"
         "host all all ::1/128 scram-sha-256\n"
     )
-    # the server account too: a replica's WAL receiver runs as it (no more than it owns already)
+    # replication only, the server account too: a replica's WAL receiver runs as it (it owns
+    # the data files anyway); SQL sessions as the admin stay the emulator's account's alone
     users = dict.fromkeys((getpass.getuser(), who.name))
     (work / "pg_ident.conf").write_text(
-        "".join(f"rdsiam {user} {ADMIN_USER}\n" for user in users))
+        f"rdsiam {getpass.getuser()} {ADMIN_USER}\n"
+        + "".join(f"rdsiam_replication {user} {ADMIN_USER}\n" for user in users))
 
 
 def _start(
