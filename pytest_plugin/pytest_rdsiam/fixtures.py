@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
+from pytest_rdsiam.cluster import RdsIamCluster
 from pytest_rdsiam.db import RdsIamDb, TestClock, moto_account
 from pytest_rdsiam.plugin_state import EVENT_SOURCES, require_active
 from pytest_rdsiam.pool import BackendPool, InstancePool
@@ -195,3 +196,89 @@ def rds_iam_proxy_factory(request: pytest.FixtureRequest,
     secrets={"app": "pw"}, iam_auth="REQUIRED")`` (see ``ProxyFactory``); ``.get(name)`` for a
     proxy the test created with its own boto3 calls. Stopped after the test."""
     return ProxyFactory(request, _rds_iam_scope.pool.emulator, _rds_iam_scope.start)
+
+
+CLUSTER_ARGUMENTS = frozenset({"cluster_id", "readers", "region", "account_id", "iam_enabled",
+                               "require_tls", "throttling", "future_skew", "global_keys",
+                               "resource_id", "instance_ids"})
+"""What ``rds_iam_cluster_factory`` accepts besides ``engine`` (``ClusterConfig`` fields)."""
+
+
+@pytest.fixture
+def rds_iam_cluster_factory(_rds_iam_scope: _TestScope) -> Iterator[Callable[..., RdsIamCluster]]:
+    """Make emulated Aurora clusters: ``rds_iam_cluster_factory(readers=2, cluster_id="orders",
+    iam_enabled=False, ...)`` (every name in ``CLUSTER_ARGUMENTS``; ``TypeError`` for others).
+    Each cluster has its own real servers (a writer and ``readers`` streaming replicas, local
+    PostgreSQL binaries), registered in moto; all are stopped after the test.
+
+    ``engine="mysql"`` runs MariaDB GTID replicas (local MariaDB binaries). ``ValueError`` for
+    another engine and for values the options would refuse; ``pytest.UsageError`` when the
+    configured backend cannot run replicas (containers, external servers)."""
+    from rdsiam_emulator.backends import BackendSpec
+    from rdsiam_emulator.backends.replication import (
+        start_local_mariadb_cluster,
+        start_local_postgres_cluster,
+    )
+    from rdsiam_emulator.clusters import ClusterConfig, start_cluster
+
+    pool = _rds_iam_scope.pool
+    _rds_iam_scope.start()
+    made: list[tuple[Any, list[Any]]] = []
+    counter = iter(range(1, 1000))
+
+    def factory(engine: EngineName = POSTGRES.name, **overrides: Any) -> RdsIamCluster:
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+        unknown = sorted(set(overrides) - CLUSTER_ARGUMENTS)
+        if unknown:
+            raise TypeError(f"rds_iam_cluster_factory: unknown argument(s) {', '.join(unknown)}; "
+                            f"accepted: engine, {', '.join(sorted(CLUSTER_ARGUMENTS))}")
+        _check_values(overrides)
+        if pool.settings.backend not in ("auto", "local"):
+            raise pytest.UsageError(
+                f"--rdsiam-backend {pool.settings.backend}: clusters need local server "
+                "binaries (container replicas are not done yet, docs/aurora.md)")
+        s = pool.settings
+        config = ClusterConfig(**{
+            "engine": engine, "cluster_id": f"rdsiam-cluster-{next(counter)}",
+            "region": s.region,
+            "account_id": s.account_id, "require_tls": s.require_tls,
+            "throttling": s.throttling, "future_skew": s.future_skew,
+            "global_keys": s.global_keys,
+            **{k: v for k, v in overrides.items() if v is not None}})
+        writer: Any
+        readers: list[Any]
+        if engine == POSTGRES.name:
+            writer, readers = start_local_postgres_cluster(
+                BackendSpec(engine, provider="local", version=s.postgres_version),
+                readers=config.readers)
+        else:
+            writer, readers = start_local_mariadb_cluster(
+                BackendSpec(engine, provider="local"), readers=config.readers)
+        try:
+            cluster = start_cluster(pool.emulator, config, writer, readers)
+        except BaseException:
+            for handle in (*readers, writer):
+                handle.stop()
+            raise
+        made.append((cluster, [writer, *readers]))
+        cursor = pool.events.mark()
+        sources = _rds_iam_scope.request.node.stash.setdefault(EVENT_SOURCES, [])
+        sources.extend((member, cursor) for member in cluster.members.values())
+        cluster.register_in_moto()
+        return RdsIamCluster(cluster, _rds_iam_scope.clock, cursor)
+
+    yield factory
+    for cluster, handles in made:
+        try:
+            cluster.close()
+        finally:
+            for handle in handles:
+                handle.stop()
+
+
+@pytest.fixture
+def rds_iam_cluster(rds_iam_cluster_factory: Callable[..., RdsIamCluster]) -> RdsIamCluster:
+    """A fresh emulated Aurora PostgreSQL cluster (a writer and one reader, real servers) for
+    this test; see ``rds_iam_cluster_factory``."""
+    return rds_iam_cluster_factory()

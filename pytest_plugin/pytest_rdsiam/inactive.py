@@ -22,6 +22,8 @@ FIXTURE_SCOPES: dict[str, str] = {
     "rds_iam_db": "function",
     "rds_iam_db_factory": "function",
     "rds_iam_proxy_factory": "function",
+    "rds_iam_cluster_factory": "function",
+    "rds_iam_cluster": "function",
 }
 """Every fixture of ``pytest_rdsiam.fixtures`` and its scope (a test keeps the two in step)."""
 

@@ -13,10 +13,11 @@ import ipaddress
 import secrets
 import string
 import threading
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from rdsiam_emulator import resolver
 from rdsiam_emulator.auth.authenticator import Authenticator
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from rdsiam_emulator.proxies import EmulatedProxy, ProxyConfig, ProxyTarget
 
 Naming = Literal["rds", "loopback"]
+T = TypeVar("T")
 _ENDPOINT_KINDS: dict[Engine, tuple[Any, Any]] = {
     POSTGRES: (PostgresEndpoint, PostgresEndpointSettings),
     MYSQL: (MysqlEndpoint, MysqlEndpointSettings),
@@ -287,8 +289,14 @@ class Emulator:
         with self._lock:
             return tuple(self._instances)
 
-    def start_instance(self, config: InstanceConfig, backend: BackendHandle) -> EmulatedInstance:
-        """Put an endpoint in front of ``backend`` and return the running instance."""
+    def start_instance(self, config: InstanceConfig, backend: BackendHandle, *,
+                       secret: bytes | None = None,
+                       tls_names: tuple[str, ...] = ()) -> EmulatedInstance:
+        """Put an endpoint in front of ``backend`` and return the running instance.
+
+        ``secret``: the instance secret the derived passwords come from (None: a new one; an
+        Aurora cluster's members share one). ``tls_names``: further names in the certificate only
+        (an Aurora member's cluster and reader endpoint names)."""
         if backend.engine != config.engine:
             raise ValueError(f"a {backend.engine} backend cannot serve a {config.engine} instance")
         host = config.host_name(config.dns_label or self.dns_label)
@@ -307,8 +315,9 @@ class Emulator:
             iam_enabled=config.iam_enabled, require_tls=config.require_tls,
             throttle=Throttle() if config.throttling else None,
         )
-        tls = self.ca.server_certificate(endpoint_names([host, *aliases])).server_context()
-        secret = new_instance_secret()
+        tls = self.ca.server_certificate(
+            endpoint_names([host, *aliases, *tls_names])).server_context()
+        secret = secret if secret is not None else new_instance_secret()
         endpoint_cls, settings_cls = _ENDPOINT_KINDS[config.engine_info]
         server: PostgresEndpoint | MysqlEndpoint = endpoint_cls(
             # local servers' private socket included: cheaper than TCP for sessions
@@ -366,6 +375,10 @@ class Emulator:
                 self._loop.run(proxy.server.close())
         finally:
             resolver.unregister(proxy.host)
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the endpoints' event loop and return its result (blocking)."""
+        return self._loop.run(coro)
 
     def _forget(self, instance: EmulatedInstance) -> None:
         with self._lock:

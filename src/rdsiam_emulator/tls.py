@@ -160,7 +160,7 @@ class EmulatorCA:
                 sans.append(x509.DNSName(name))
         cert = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, _common_name(names))]))
             .issuer_name(self._cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
@@ -182,6 +182,16 @@ class EmulatorCA:
         )
         _write_private(key_path, _key_pem(key))
         _write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+
+
+CN_MAX = 64
+"""X.509's upper bound on a common name (RFC 5280); RDS names can be longer (63-character
+identifiers), and clients verify the SANs anyway."""
+
+
+def _common_name(names: Sequence[str]) -> str:
+    """The first name that fits in a CN, else a fixed label (the SANs carry every name)."""
+    return next((n for n in names if len(n) <= CN_MAX), "rdsiam-emulator endpoint")
 
 
 def endpoint_names(hosts: Iterable[str]) -> tuple[str, ...]:

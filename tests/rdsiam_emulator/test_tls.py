@@ -58,6 +58,18 @@ def test_every_endpoint_name_verifies(tmp_path: Path) -> None:
             _handshake(cert, ca, undeclared)
 
 
+def test_names_longer_than_a_common_name_verify(tmp_path: Path) -> None:
+    """RDS identifiers have up to 63 characters: the whole host name can exceed X.509's 64-character
+    CN limit. The SANs carry it; the CN takes a name that fits."""
+    ca = EmulatorCA(tmp_path / "ca")
+    long_host = ("orders-cluster-instance-1-with-a-long-name.c0123456789a.us-east-1"
+                 ".rds.amazonaws.com")
+    assert len(long_host) > 64
+    cert = ca.server_certificate(endpoint_names([long_host, HOST]))
+    for name in (long_host, HOST):
+        assert _handshake(cert, ca, name) in ("TLSv1.2", "TLSv1.3")
+
+
 def test_unlisted_name_fails_verification(tmp_path: Path) -> None:
     ca = EmulatorCA(tmp_path / "ca")
     cert = ca.server_certificate(endpoint_names([HOST]))

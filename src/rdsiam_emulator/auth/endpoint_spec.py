@@ -27,6 +27,12 @@ class Endpoint:
     resource_id: str | None = None
     """The DbiResourceId (``db-…``), cluster id (``cluster-…``) or proxy id (``prx-…``)."""
     instance_id: str | None = None
+    cluster_id: str | None = None
+    """An Aurora cluster member's cluster identifier (``resource_id`` is then the cluster's)."""
+    cluster_host: str | None = None
+    """The cluster (writer) endpoint name of a member, for hints."""
+    member_resource_ids: tuple[str, ...] = ()
+    """A cluster's members' DbiResourceIds (``db-…``): policies naming them are near misses."""
     _names: frozenset[tuple[str, int]] = field(
         init=False, repr=False, compare=False, default=frozenset()
     )

@@ -235,6 +235,16 @@ def _check_host(ctx: CheckContext) -> Rejection | None:
             f"sign for the proxy endpoint {endpoint.host!r} and port {endpoint.port} exactly, "
             "not for the database's endpoint: a proxy accepts tokens for its own name only",
         )
+    if endpoint.cluster_host is not None:
+        return Rejection(
+            Reason.HOST_MISMATCH,
+            f"the token was signed for {token.host}:{port}, not for an endpoint of this Aurora "
+            f"cluster member ({', '.join(endpoint.hosts())})",
+            f"sign for the cluster endpoint {endpoint.cluster_host!r} (or the reader endpoint, "
+            "or the instance's own endpoint); Aurora does not accept custom endpoints "
+            "(.cluster-custom-), CNAME/Route 53 names or IP addresses in tokens: when connecting "
+            "through one, sign for the cluster endpoint (AWS wrappers: iam_host / iamHost)",
+        )
     return Rejection(
         Reason.HOST_MISMATCH,
         f"the token was signed for {token.host}:{port}, not for this endpoint "

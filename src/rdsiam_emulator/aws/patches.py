@@ -21,6 +21,11 @@
    from the root, OUs and accounts, and re-enabling SCPs leaves every entity with only the default
    ``FullAWSAccess`` (Organizations User Guide, disable-policy-type.html).
 The lookup (``moto_state``) only reads; only these wrappers write, at issue time, in moto's thread.
+5. **Aurora IAM flag**: a member of an IAM-enabled cluster reports
+   ``IAMDatabaseAuthenticationEnabled: False`` (the member's own unused flag), and
+   ``ModifyDBCluster(EnableIAMDatabaseAuthentication=…)`` stores the value beside the one
+   ``DescribeDBClusters`` reads. Members now report their cluster's flag, and the cluster's flag
+   is the one ``ModifyDBCluster`` sets (IAM is a cluster setting on Aurora).
 """
 
 from __future__ import annotations
@@ -78,6 +83,7 @@ def install() -> None:
         _patch_sts()
         _patch_user_boundaries()
         _patch_policy_types()
+        _patch_cluster_iam_flag()
 
 
 # ------------------------------------------------------------------------------- DbiResourceId
@@ -334,3 +340,29 @@ def _patch_policy_types() -> None:
     enable_policy_type.__wrapped__ = original_enable  # type: ignore[attr-defined]
     setattr(OrganizationsBackend, "disable_policy_type", disable_policy_type)  # noqa: B010
     setattr(OrganizationsBackend, "enable_policy_type", enable_policy_type)  # noqa: B010
+
+
+# ------------------------------------------------------------------------------ Aurora IAM flag
+
+
+def _patch_cluster_iam_flag() -> None:
+    from moto.rds.models import DBCluster, DBInstanceClustered
+
+    if isinstance(DBCluster.__dict__.get("enable_iam_database_authentication"), property):
+        return
+
+    def cluster_get(self: Any) -> bool:
+        return bool(self.__dict__.get("iam_auth"))
+
+    def cluster_set(self: Any, value: Any) -> None:
+        self.__dict__["iam_auth"] = bool(value)
+
+    # ModifyDBCluster sets this name; DescribeDBClusters reads iam_auth
+    setattr(DBCluster, "enable_iam_database_authentication",  # noqa: B010
+            property(cluster_get, cluster_set, doc="the cluster's IAM flag (rdsiam-emulator)"))
+
+    def member_flag(self: Any) -> bool:
+        return bool(self.cluster.iam_database_authentication_enabled)
+
+    setattr(DBInstanceClustered, "iam_database_authentication_enabled",  # noqa: B010
+            property(member_flag, doc="the cluster's IAM flag (rdsiam-emulator)"))

@@ -128,3 +128,98 @@ def set_iam_enabled(account_id: str, region: str, instance_id: str, enabled: boo
             return
         raise KeyError(instance_id)
     databases[instance_id].enable_iam_database_authentication = enabled
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterRegistration:
+    """What moto should report for one emulated Aurora cluster and its members."""
+
+    cluster_id: str
+    engine: str
+    """``aurora-postgresql`` or ``aurora-mysql``."""
+    region: str
+    account_id: str
+    dns_label: str
+    """The ``<id>`` of the endpoint names (moto's ``url_identifier``)."""
+    port: int
+    resource_id: str
+    master_username: str
+    dbname: str
+    members: tuple[tuple[str, str, str], ...]
+    """(instance id, instance endpoint name, DbiResourceId) per member."""
+    writer: str
+    iam_enabled: bool = True
+    engine_version: str | None = None
+
+
+_CLUSTER_VERSIONS = {"aurora-postgresql": "15.4", "aurora-mysql": "8.0.mysql_aurora.3.05.2"}
+
+
+def register_cluster(reg: ClusterRegistration) -> Any:
+    """Create (or replace) the cluster and its members in the current moto RDS state, reporting
+    the emulator's endpoint names, port, DbClusterResourceId, IAM flag and writer; returns
+    moto's cluster."""
+    install()
+    from moto.rds.models import rds_backends
+
+    backend = rds_backends[reg.account_id][reg.region]
+    if reg.cluster_id in backend.clusters:
+        for member in list(backend.clusters[reg.cluster_id].members):
+            backend.delete_db_instance(member.db_instance_identifier, None)
+        backend.delete_db_cluster(reg.cluster_id, None)
+        # moto keeps the automated snapshot, named by the minute: creating again would clash
+        prefix = f"rds:{reg.cluster_id}-"
+        for name in [n for n in backend.cluster_snapshots if n.startswith(prefix)]:
+            del backend.cluster_snapshots[name]
+    version = reg.engine_version or _CLUSTER_VERSIONS.get(reg.engine)
+    with no_default_amis():
+        cluster = backend.create_db_cluster({
+            "db_cluster_identifier": reg.cluster_id, "engine": reg.engine,
+            "engine_version": version, "port": reg.port, "master_username": reg.master_username,
+            "master_user_password": "x" * 16,  # never used: the real password is the backend's
+            "database_name": reg.dbname,
+            "enable_iam_database_authentication": reg.iam_enabled,
+        })
+        cluster.url_identifier = reg.dns_label
+        cluster.db_cluster_resource_id = reg.resource_id
+        for instance_id, address, resource_id in reg.members:
+            db = backend.create_db_instance({
+                "db_instance_identifier": instance_id, "engine": reg.engine,
+                "engine_version": version, "db_instance_class": "db.r6g.large",
+                "db_cluster_identifier": reg.cluster_id, "port": reg.port,
+            })
+            db.dbi_resource_id = resource_id
+            db.__dict__[_ADDRESS_ATTR] = address
+            db.is_cluster_writer = instance_id == reg.writer  # type: ignore[attr-defined]
+    return cluster
+
+
+def set_cluster_iam_enabled(account_id: str, region: str, cluster_id: str, enabled: bool, *,
+                            missing_ok: bool = False) -> None:
+    """Set the cluster's ``IAMDatabaseAuthenticationEnabled`` (its members report it too).
+
+    Raises KeyError when the current moto state has no such cluster, unless ``missing_ok``."""
+    from moto.rds.models import rds_backends
+
+    clusters = rds_backends[account_id][region].clusters
+    if cluster_id not in clusters:
+        if missing_ok:
+            return
+        raise KeyError(cluster_id)
+    clusters[cluster_id].iam_auth = enabled
+
+
+def set_cluster_writer(account_id: str, region: str, cluster_id: str, writer: str, *,
+                       missing_ok: bool = False) -> None:
+    """Make ``writer`` the member moto reports with ``IsClusterWriter: True``.
+
+    Raises KeyError when the cluster or the member is missing, unless ``missing_ok``."""
+    from moto.rds.models import rds_backends
+
+    backend = rds_backends[account_id][region]
+    if cluster_id not in backend.clusters or writer not in backend.databases:
+        if missing_ok:
+            return
+        raise KeyError(cluster_id if cluster_id not in backend.clusters else writer)
+    for member in backend.clusters[cluster_id].members:
+        member.is_cluster_writer = member.db_instance_identifier == writer

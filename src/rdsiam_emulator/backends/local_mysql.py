@@ -19,6 +19,7 @@ import secrets
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from .datadir_cache import cache_key, copy_tree, golden_dir
@@ -102,13 +103,17 @@ def _server_version(server: Path) -> str:
     return match.group(1) if match else out.strip()
 
 
-def start_local_mysql(spec: BackendSpec) -> BackendHandle:
+def start_local_mysql(spec: BackendSpec, *, extra_args: Sequence[str] = (),
+                      bootstrap: bool = True) -> BackendHandle:
     """Start a private MariaDB/MySQL server from this machine's binaries and return its handle.
 
     Runs as an unprivileged account (see ``run_as``) on a copy of a cached prepared data
     directory; without ``spec.listen_tcp`` it listens on a unix socket only. Only
-    ``root@localhost`` (the socket) remains as a root account. Raises ``BackendUnavailable``
-    when no server binary is found, ``BackendError`` when it does not start or bootstrap.
+    ``root@localhost`` (the socket) remains as a root account. ``extra_args``: further server
+    options (an Aurora cluster's binary log, server id); without ``bootstrap`` the prepared data
+    directory is left as it is (a replica that replays its writer's bootstrap). Raises
+    ``BackendUnavailable`` when no server binary is found, ``BackendError`` when it does not start
+    or bootstrap.
     """
     server, flavour = find_server()
     who = run_as()
@@ -119,14 +124,15 @@ def start_local_mysql(spec: BackendSpec) -> BackendHandle:
         (work / "tmp").mkdir()
         chown_tree(work, who)
         os.chmod(work, 0o700)
-        proc, port = _start(server, flavour, who, work, tcp=spec.listen_tcp)
+        proc, port = _start(server, flavour, who, work, tcp=spec.listen_tcp, extra=extra_args)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     # SIGKILL: throw-away data, no need for a clean InnoDB shutdown (a restart recovers it);
     # a restart reuses the port and data
     process = ServerProcess(
-        proc, lambda: _start(server, flavour, who, work, port, tcp=spec.listen_tcp)[0],
+        proc, lambda: _start(server, flavour, who, work, port, tcp=spec.listen_tcp,
+                             extra=extra_args)[0],
         stop_signal=9)
 
     def stopper() -> None:
@@ -155,6 +161,8 @@ def start_local_mysql(spec: BackendSpec) -> BackendHandle:
         tcp=spec.listen_tcp,
         bootstrap_connect={"unix_socket": sock, "user": "root", "password": ""},
     )
+    if not bootstrap:
+        return handle
     try:
         handle.bootstrap()
         # install-db leaves password-less root accounts for 127.0.0.1, ::1 and the host name:
@@ -220,7 +228,7 @@ def _golden(server: Path, flavour: str, who: RunAs) -> Path:
 
 def _start(
     server: Path, flavour: str, who: RunAs, work: Path, fixed_port: int | None = None, *,
-    tcp: bool = False,
+    tcp: bool = False, extra: Sequence[str] = (),
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start the server on ``fixed_port`` (a restart) or a free port; wait until it is ready.
 
@@ -243,6 +251,7 @@ def _start(
             f"--tmpdir={work / 'tmp'}",
         ]
         cmd += [*MARIADB_INNODB, *MARIADB_FAST] if flavour == "mariadb" else MYSQL_FAST
+        cmd += extra  # after the defaults: a later option wins (--log-bin over --skip-log-bin)
         offset = log_path.stat().st_size if log_path.exists() else 0
         proc = spawn(cmd, who, work / "stdout.log")
         if _wait_ready(proc, log_path, offset):

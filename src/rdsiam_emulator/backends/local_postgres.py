@@ -19,6 +19,7 @@ import secrets
 import shutil
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from .datadir_cache import cache_key, copy_tree, golden_dir
@@ -62,6 +63,15 @@ FAST_SETTINGS: dict[str, str] = {
     "logging_collector": "off",
     "log_min_messages": "warning",
     "log_connections": "off",
+}
+#: A cluster's members (docs/aurora.md): WAL for streaming replicas, replaying standbys readable.
+REPLICATION_SETTINGS: dict[str, str] = {
+    "wal_level": "replica",
+    "max_wal_senders": "10",
+    "wal_keep_size": "64MB",
+    "hot_standby": "on",
+    # commits reach the WAL senders at once, not at the WAL writer's next round (fsync stays off)
+    "synchronous_commit": "on",
 }
 
 
@@ -113,9 +123,10 @@ def _binary_version(bindir: Path) -> str:
     return match.group(1) if match else "0"
 
 
-def start_local_postgres(spec: BackendSpec) -> BackendHandle:
+def start_local_postgres(spec: BackendSpec, *, replication: bool = False) -> BackendHandle:
     """Start a private PostgreSQL server (version ``spec.version`` if given) from this machine's
-    binaries and return its handle.
+    binaries and return its handle. ``replication``: the writer of a cluster (WAL for streaming
+    replicas, ``REPLICATION_SETTINGS``; replicas connect as ``rdsadmin`` through the socket).
 
     Runs as an unprivileged account (see ``run_as``) on a copy of a cached prepared data
     directory; without ``spec.listen_tcp`` it listens on a unix socket only. Raises
@@ -131,17 +142,19 @@ def start_local_postgres(spec: BackendSpec) -> BackendHandle:
         sock = work / "sock"
         copy_tree(golden, data)
         sock.mkdir()
-        _write_hba(work)
+        _write_hba(work, who)
         chown_tree(work, who)
         os.chmod(work, 0o700)
         os.chmod(data, 0o700)
-        proc, port = _start(bindir, who, work, tcp=spec.listen_tcp)
+        settings = REPLICATION_SETTINGS if replication else None
+        proc, port = _start(bindir, who, work, tcp=spec.listen_tcp, settings=settings)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     # SIGINT: "fast" shutdown; a restart reuses the port and data (crash recovery after a kill)
-    process = ServerProcess(proc, lambda: _start(bindir, who, work, port, tcp=spec.listen_tcp)[0],
-                            stop_signal=2)
+    process = ServerProcess(
+        proc, lambda: _start(bindir, who, work, port, tcp=spec.listen_tcp, settings=settings)[0],
+        stop_signal=2)
 
     def stopper() -> None:
         try:
@@ -223,19 +236,27 @@ def _golden(bindir: Path, who: RunAs) -> Path:
     return golden_dir("pg", key, build, "PG_VERSION")
 
 
-def _write_hba(work: Path) -> None:
+def _write_hba(work: Path, who: RunAs) -> None:
     (work / "pg_hba.conf").write_text(
         "# written by rdsiam-emulator: admin via the private socket (peer), everyone else SCRAM\n"
         f"local all {ADMIN_USER} peer map=rdsiam\n"
+        # a cluster's replicas stream as the admin through the socket (docs/aurora.md)
+        f"local replication {ADMIN_USER} peer map=rdsiam_replication\n"
         "local all all scram-sha-256\n"
         "host all all 127.0.0.1/32 scram-sha-256\n"
         "host all all ::1/128 scram-sha-256\n"
     )
-    (work / "pg_ident.conf").write_text(f"rdsiam {getpass.getuser()} {ADMIN_USER}\n")
+    # replication only, the server account too: a replica's WAL receiver runs as it (it owns
+    # the data files anyway); SQL sessions as the admin stay the emulator's account's alone
+    users = dict.fromkeys((getpass.getuser(), who.name))
+    (work / "pg_ident.conf").write_text(
+        f"rdsiam {getpass.getuser()} {ADMIN_USER}\n"
+        + "".join(f"rdsiam_replication {user} {ADMIN_USER}\n" for user in users))
 
 
 def _start(
-    bindir: Path, who: RunAs, work: Path, fixed_port: int | None = None, *, tcp: bool = False
+    bindir: Path, who: RunAs, work: Path, fixed_port: int | None = None, *, tcp: bool = False,
+    settings: Mapping[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start the server on ``fixed_port`` (a restart) or a free port; wait until it is ready.
 
@@ -260,7 +281,7 @@ def _start(
             "-c",
             f"ident_file={work / 'pg_ident.conf'}",
         ]
-        for key, value in FAST_SETTINGS.items():
+        for key, value in {**FAST_SETTINGS, **(settings or {})}.items():
             cmd += ["-c", f"{key}={value}"]
         log_path = work / "postgres.log"
         proc = spawn(cmd, who, log_path)

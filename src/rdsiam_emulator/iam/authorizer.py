@@ -277,7 +277,8 @@ class IamAuthorizer:
             )
         hints = HintInputs(
             endpoint.instance_id, endpoint.resource_id, db_user, endpoint.region,
-            endpoint.account_id,
+            endpoint.account_id, cluster_id=endpoint.cluster_id,
+            member_resource_ids=endpoint.member_resource_ids,
         )
         return check_principal(
             principal, resource, source=self._source, region=endpoint.region, now=now, hints=hints,

@@ -270,6 +270,10 @@ class HintInputs:
     account_id: str | None = None
     global_keys: GlobalKeys = "documented"
     """Which reading of the request context was used (for the absent-key hint)."""
+    cluster_id: str | None = None
+    """The Aurora cluster identifier, when the resource is a cluster's (``cluster-…``)."""
+    member_resource_ids: tuple[str, ...] = ()
+    """The cluster members' DbiResourceIds (``db-…``)."""
 
 
 def _with_resource(request: Request, resource: str) -> Request:
@@ -368,6 +372,20 @@ def _resource_variants(
             f"names the instance identifier {hints.instance_id!r}; the dbuser ARN uses the "
             f"resource id {resource_id!r} (DbiResourceId in describe-db-instances), e.g. "
             f"{request.resource}",
+        )
+    if hints.cluster_id and hints.cluster_id != resource_id:
+        yield (
+            "cluster_identifier", arn(rid=hints.cluster_id),
+            f"names the cluster identifier {hints.cluster_id!r}; Aurora's dbuser ARN uses the "
+            f"cluster resource id {resource_id!r} (DbClusterResourceId in "
+            f"describe-db-clusters), e.g. {request.resource}",
+        )
+    for member_rid in hints.member_resource_ids:
+        yield (
+            "instance_resource_id", arn(rid=member_rid),
+            f"names {member_rid!r}, the DbiResourceId of one cluster member; Aurora's dbuser ARN "
+            f"uses the cluster resource id {resource_id!r} (DbClusterResourceId in "
+            f"describe-db-clusters), e.g. {request.resource}",
         )
     for pattern in (p for p in stmt.resources if not stmt.not_resource):
         segs = pattern.split(":", 5)

@@ -1,0 +1,94 @@
+"""A TCP forwarder for the shared endpoints of an emulated Aurora cluster (docs/aurora.md).
+
+Aurora's cluster and reader endpoints are DNS names that point at one member's address at a time
+(the writer; one of the readers per lookup). Here each member has its own listener, so the cluster
+and reader names get a listener each that splices every new connection, before TLS, to the member
+listener ``choose()`` names at accept time. TLS, the token check and the login stay the member
+endpoint's: nothing here reads the bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+Target = tuple[str, int]
+CHUNK = 64 * 1024
+
+
+class Forwarder:
+    """Listens on ``listen_host``/``listen_port`` (0: any free port, read ``port`` after
+    ``start``) and splices each connection to ``choose()`` (host, port), or closes it when
+    ``choose()`` gives None. ``connect_timeout``: seconds to reach the target."""
+
+    def __init__(self, choose: Callable[[], Target | None], *, listen_host: str = "127.0.0.1",
+                 listen_port: int = 0, connect_timeout: float = 10.0) -> None:
+        self._choose = choose
+        self._listen = (listen_host, listen_port)
+        self._timeout = connect_timeout
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.port = 0
+        self.connections = 0
+        """Connections accepted so far (diagnostics, tests of the spreading)."""
+
+    async def start(self) -> None:
+        """Bind and listen; raises ``OSError`` when the address cannot be bound."""
+        self._server = await asyncio.start_server(self._accept, *self._listen,
+                                                  reuse_address=True, backlog=1024)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        """Stop listening and cut every spliced connection."""
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self.connections += 1
+        try:
+            await self._splice(reader, writer)
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+
+    async def _splice(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        target = self._choose()
+        if target is None:
+            return
+        try:
+            async with asyncio.timeout(self._timeout):
+                up_reader, up_writer = await asyncio.open_connection(*target)
+        except (OSError, TimeoutError) as exc:
+            log.warning("forwarder: cannot reach %s:%s: %s", target[0], target[1], exc)
+            return
+        try:
+            await asyncio.gather(_pump(reader, up_writer), _pump(up_reader, writer))
+        finally:
+            up_writer.close()
+
+
+async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    """Copy until ``src`` ends, then half-close ``dst``; a reset ends the copy quietly."""
+    try:
+        while data := await src.read(CHUNK):
+            dst.write(data)
+            await dst.drain()
+        if dst.can_write_eof():
+            dst.write_eof()
+    except (ConnectionError, OSError):
+        with contextlib.suppress(Exception):
+            dst.close()
