@@ -17,6 +17,7 @@ import pymysql
 
 from rdsiam_emulator.endpoint.backend import BackendAddress, BackendUnreachable
 from rdsiam_emulator.engines import MYSQL, flavour_of_version
+from rdsiam_emulator.protocols.mysql.packets import ProtocolError
 from rdsiam_emulator.protocols.mysql.results import QueryError
 
 from .errors import BackendError
@@ -249,7 +250,7 @@ class MysqlHandle(BackendHandle):
             self.admin_execute(f"KILL {pid:d}")
 
     # -- the IAM-user catalog --------------------------------------------------------------------
-    _admin_client_errors = (BackendUnreachable, QueryError)
+    _admin_client_errors = (BackendUnreachable, QueryError, ProtocolError)
 
     def _admin_client(self) -> AdminClientLike:
         """``is_iam_user`` (listed in the catalog, any host) asks the endpoint's admin client,

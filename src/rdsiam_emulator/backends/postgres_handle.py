@@ -117,7 +117,10 @@ class PostgresHandle(BackendHandle):
                 if not conn.broken:
                     raise BackendError(f"admin SQL failed: {exc}") from exc
                 conn.close()  # a terminated session: reconnect once
-                return _run(self.admin_connection(), query, params)
+                try:
+                    return _run(self.admin_connection(), query, params)
+                except psycopg.OperationalError as again:
+                    raise BackendError(f"admin SQL failed after reconnecting: {again}") from again
 
     def _run_in(
         self, dbname: str, queries: Sequence[Any], params: Sequence[Any] | None = None

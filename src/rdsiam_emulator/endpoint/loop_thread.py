@@ -91,6 +91,10 @@ def run_blocking(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
+        running = False
+    else:
+        running = True
+    if not running:  # outside the except: its errors are not chained to "no running event loop"
         return asyncio.run(make())
     with ThreadPoolExecutor(1, thread_name_prefix="rdsiam-blocking") as pool:
         return pool.submit(lambda: asyncio.run(make())).result()

@@ -102,7 +102,9 @@ class AdminClient:
                 except (ConnectionClosed, OSError, TimeoutError, ProtocolError) as exc:
                     self._drop()
                     if attempt == 2:
-                        raise BackendUnreachable(f"admin query failed: {exc}") from exc
+                        why = (f"timed out: no answer in {self._timeout:g} s"
+                               if isinstance(exc, TimeoutError) else str(exc))
+                        raise BackendUnreachable(f"admin query failed: {why}") from exc
             raise AssertionError("unreachable")
 
     async def _run(self, conn: RelayConnection, sql: str) -> QueryResult:

@@ -1,5 +1,5 @@
 # ruff: noqa: F811 - pytest fixtures imported from mysql_env are used as arguments
-"""breakit13: the MySQL endpoint decodes the HandshakeResponse's user name as UTF-8 (invalid bytes
+"""#13 break-it: the MySQL endpoint reads the HandshakeResponse's user name as UTF-8 (invalid bytes
 replaced) before asking "is this an IAM user?", but the server decodes it in the client's
 character set: a PyMySQL client with charset='latin1' logs in to MariaDB itself as 'ÜñÍ…'
 (shown on a password account), while through the endpoint the same IAM user with a valid token is
@@ -11,10 +11,14 @@ from __future__ import annotations
 import uuid
 
 import pymysql
+import pytest
 from mysql_env import MyEnv, emulator_ca, mariadb, myenv  # noqa: F401
 from test_mysql_endpoint import connect, master, scalar
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "known limit (docs/mysql.md): the endpoint decodes the handshake's user name as "
+    "UTF-8, so a latin1 client's non-ASCII IAM user name is not recognised"))
 def test_iam_login_with_a_latin1_client(myenv: MyEnv) -> None:
     handle = myenv.backend
     iam = "ÜñÍ" + uuid.uuid4().hex[:6]

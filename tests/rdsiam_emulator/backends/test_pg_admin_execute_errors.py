@@ -1,4 +1,5 @@
-"""breakit13: ``PostgresHandle.admin_execute`` documents "Raises ``BackendError`` for every failure
+"""#13 break-it: ``PostgresHandle.admin_execute`` documents "Raises ``BackendError`` for every
+failure
 (connecting, the session lost, the statement refused)", but on the shared session a statement whose
 retry (after the one reconnect) fails with an ``OperationalError`` lets the raw
 ``psycopg.OperationalError`` out: the retry in admin_execute is not wrapped."""

