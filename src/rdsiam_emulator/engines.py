@@ -83,9 +83,13 @@ class Engine:
     """Admin URL schemes (external backends) that name this engine."""
     container_ready_line: str
     """The server's log line that says it accepts connections."""
-    iam_refusal_text: str
-    """What a client sees for every IAM token refusal (``{user}`` placeholder): RDS never says
-    why."""
+    iam_refusal_message: str
+    """The server message of every IAM token refusal, as the endpoint sends it (``{user}`` and
+    ``{client}`` — the client's address — placeholders): RDS never says why."""
+    iam_refusal_sqlstate: str
+    """The SQLSTATE sent with ``iam_refusal_message``."""
+    iam_refusal_code: int | None
+    """The MySQL error number sent with it (None for PostgreSQL, which has none)."""
     tls_hint: str
     """How to turn TLS on in this engine's clients (a refusal hint)."""
     cleartext_hint: str | None
@@ -115,6 +119,15 @@ class Engine:
         module = importlib.import_module(self.driver)
         return module.connect(**self.connect_kwargs(target), autocommit=autocommit)
 
+    @property
+    def iam_refusal_text(self) -> str:
+        """What a client prints for every IAM token refusal (``{user}`` placeholder), rendered
+        from the wire message the endpoint sends (``iam_refusal_message``)."""
+        message = self.iam_refusal_message.replace("{client}", "<client ip>")
+        if self.iam_refusal_code is None:
+            return f"FATAL:  {message} (SQLSTATE {self.iam_refusal_sqlstate})"
+        return f"ERROR {self.iam_refusal_code} ({self.iam_refusal_sqlstate}): {message}"
+
     def __str__(self) -> str:
         return self.name
 
@@ -125,7 +138,8 @@ POSTGRES = Engine(
     admin_database="postgres",
     url_schemes=("postgres", "postgresql"),
     container_ready_line="database system is ready to accept connections",
-    iam_refusal_text='FATAL:  PAM authentication failed for user "{user}" (SQLSTATE 28000)',
+    iam_refusal_message='PAM authentication failed for user "{user}"',
+    iam_refusal_sqlstate="28000", iam_refusal_code=None,
     tls_hint="connect with sslmode=require or stricter", cleartext_hint=None, driver="psycopg",
     iam_users_relayed_when_disabled=False,
     _iam_user_ddl=_pg_iam_user_ddl, _connect_kwargs=_pg_kwargs,
@@ -135,8 +149,8 @@ MYSQL = Engine(
     image_env="RDSIAM_MYSQL_IMAGE", default_master="admin", flavour="mysql", admin_database=None,
     url_schemes=("mysql", "mariadb"),
     container_ready_line="ready for connections",
-    iam_refusal_text="ERROR 1045 (28000): Access denied for user '{user}'@'<client ip>' "
-                     "(using password: YES)",
+    iam_refusal_message="Access denied for user '{user}'@'{client}' (using password: YES)",
+    iam_refusal_sqlstate="28000", iam_refusal_code=1045,
     tls_hint="connect with TLS (ssl_mode=REQUIRED / ssl=true / --ssl)", driver="pymysql",
     cleartext_hint="enable the client's cleartext plugin: enable_cleartext_plugin=True "
                    "(mysql-connector), --enable-cleartext-plugin (mysql CLI) or "

@@ -46,3 +46,19 @@ def test_backend_facts_come_from_the_engine():
         parse_admin_url("mysql://root@h/", "postgres")
     messages = dict(CLIENT_MESSAGES)
     assert messages == {"postgres": POSTGRES.iam_refusal_text, "mysql": MYSQL.iam_refusal_text}
+
+
+def test_the_refusal_a_client_prints_is_rendered_from_what_the_endpoint_sends():
+    from rdsiam_emulator.endpoint.mysql_relay import refusal_packet
+    from rdsiam_emulator.protocols.mysql.messages import access_denied
+    from rdsiam_emulator.reasons import Reason
+
+    assert POSTGRES.iam_refusal_text == (
+        'FATAL:  PAM authentication failed for user "{user}" (SQLSTATE 28000)')
+    assert MYSQL.iam_refusal_text == (
+        "ERROR 1045 (28000): Access denied for user '{user}'@'<client ip>' (using password: YES)")
+    sent = refusal_packet(Reason.NOT_AUTHORIZED, "app", "10.0.0.7")
+    # the IAM refusal is byte for byte the server's own 1045 for a wrong password
+    assert sent.build() == access_denied("app", "10.0.0.7").build()
+    assert MYSQL.iam_refusal_text.format(user="app").replace("<client ip>", "10.0.0.7") == (
+        f"ERROR {sent.code} ({sent.sqlstate}): {sent.message}")

@@ -1,9 +1,12 @@
 """The login step: one sans-I/O decision for every way into an instance.
 
-Every entry point (PostgreSQL start-up, MySQL handshake, MySQL ``COM_CHANGE_USER``, and later
-cluster, reader and proxy endpoints) hands the facts of a login attempt to a ``LoginStep`` and
-carries out the command it returns; the step never touches a socket. The rules themselves (TLS,
-IAM enabled, token, policy) are the authenticator's; the step only puts them in order::
+Every entry point (PostgreSQL start-up, MySQL handshake, MySQL ``COM_CHANGE_USER``, and an RDS
+Proxy's endpoint, whose ``ProxyDoor`` the step consults instead of the instance's rules) hands the
+facts of a login attempt to a ``LoginStep`` and carries out the command it returns; the step never
+touches a socket. Aurora cluster and reader endpoints need no entry of their own: they forward
+each connection, before TLS, to a member instance, whose entry points run the step. The rules
+themselves (TLS, IAM enabled, token, policy) are the authenticator's; the step only puts them in
+order::
 
     step = LoginStep(authenticator, LoginFacts(...), secret=instance_secret)
     command = step.start()            # AskToken | Refuse | LogIn | RelayPassword
@@ -19,8 +22,13 @@ Commands:
   answer the client with the server's outcome;
 * ``RelayPassword``: not an IAM login: relay the client's own authentication to the server.
 
-Each step records exactly one event: ``Refuse`` and ``LogIn`` carry it (``decision.event``); after
-``RelayPassword`` the handler records the server's verdict (it is the only one who sees it). What
+Each step that reaches a decision records exactly one event: ``Refuse`` and ``LogIn`` carry it
+(``decision.event``); after ``RelayPassword`` the handler records the server's verdict (it is the
+only one who sees it). A client that hangs up when asked for its token records one only on the
+MySQL handshake (``client_left``: libmysqlclient without the cleartext plugin does that); a
+PostgreSQL client hanging up at the password request is not an attempt (psql does it to prompt
+for a password, then connects again), and neither is a session that ends inside
+``COM_CHANGE_USER``. What
 happens after ``LogIn`` (the backend refusing the session) is the engine's own failure, recorded
 by the handler as a further, engine-level event.
 """

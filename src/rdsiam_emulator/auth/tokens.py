@@ -90,7 +90,9 @@ the general parser."""
 
 
 class TokenFormatError(ValueError):
-    """The token cannot be read; carries the reason code and a human detail."""
+    """The token cannot be read. Attributes: ``reason`` (a ``Reason``, e.g. ``malformed_token``),
+    ``detail`` (one line, the message; never the whole token) and ``hint`` (what to change, or
+    None)."""
 
     def __init__(self, reason: Reason, detail: str, hint: str | None = None) -> None:
         super().__init__(detail)

@@ -68,7 +68,13 @@ class Authorizer(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class VerifyResult:
-    """The outcome of one verification; ``reason`` is None exactly when ``ok``."""
+    """The outcome of one verification; ``reason`` is None exactly when ``ok``.
+
+    ``detail``: one line saying what was found (never the whole token or a secret); ``hint``: what
+    to change (None when accepted); ``token``: the parsed token, None when it could not be parsed
+    (``malformed_token`` and the like); ``credential``: what the access key resolved to, None when
+    the check never got that far or the key is unknown.
+    """
 
     ok: bool
     reason: Reason | None = None

@@ -17,6 +17,7 @@ from typing import cast
 from rdsiam_emulator.auth.proxy import ProxyDoor
 from rdsiam_emulator.auth.tokens import TokenFormatError, parse_token
 from rdsiam_emulator.endpoint.relay import ConnectionClosed, RelayConnection
+from rdsiam_emulator.engines import MYSQL
 from rdsiam_emulator.protocols.mysql.constants import CLEAR_PASSWORD, ErrorCode
 from rdsiam_emulator.protocols.mysql.framing import CommandFramer, Intercept
 from rdsiam_emulator.protocols.mysql.handshake import (
@@ -51,7 +52,9 @@ def refusal_packet(reason: Reason, user: str, address: str,
         return ErrPacket(wire.code, wire.sqlstate, wire.message)
     if reason is Reason.CLEARTEXT_PLUGIN_UNSUPPORTED:
         return NOT_SUPPORTED_AUTH_MODE
-    return access_denied(user, address)
+    assert MYSQL.iam_refusal_code is not None
+    return ErrPacket(MYSQL.iam_refusal_code, MYSQL.iam_refusal_sqlstate,
+                     MYSQL.iam_refusal_message.format(user=user, client=address))
 CLIENT_AUTH_TIMEOUT = 10.0
 """How long a client may take to answer an auth switch inside COM_CHANGE_USER."""
 

@@ -30,6 +30,7 @@ from rdsiam_emulator.endpoint.backend import BackendAddress, BackendUnreachable,
 from rdsiam_emulator.endpoint.postgres_admin import AdminClient, log_in, open_backend
 from rdsiam_emulator.endpoint.relay import ConnectionClosed, RelayConnection
 from rdsiam_emulator.endpoint.tracking import TrackedEndpoint
+from rdsiam_emulator.engines import POSTGRES
 from rdsiam_emulator.events import TEXT_CAP, clip
 from rdsiam_emulator.protocols.postgres import codec
 from rdsiam_emulator.protocols.postgres.backend import BackendLogin, LoginFailed, LoginSucceeded
@@ -273,7 +274,8 @@ class PostgresEndpoint(TrackedEndpoint):
             replication = (startup.params.get("replication")
                            if reason is not Reason.TLS_REQUIRED else None)
             return self._hba_reject(info, startup.user, startup.database, replication)
-        return codec.fatal("28000", f'PAM authentication failed for user "{startup.user}"',
+        return codec.fatal(POSTGRES.iam_refusal_sqlstate,
+                           POSTGRES.iam_refusal_message.format(user=startup.user, client=""),
                            routine="auth_failed")
 
     async def _iam_login(self, client: _ClientConnection, hs: FrontendHandshake,
