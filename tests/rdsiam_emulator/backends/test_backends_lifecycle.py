@@ -14,8 +14,11 @@ from pathlib import Path
 import pytest
 
 CHILD = r"""
-import json, sys, time
+import json, signal, sys, time
 from pathlib import Path
+# Ctrl-C in a terminal: a test run started in the background of a non-interactive shell (nohup,
+# `cmd &`) hands its children SIGINT ignored, and Python keeps it ignored
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from rdsiam_emulator.backends import BackendSpec, start_backend
 pg = start_backend(BackendSpec("postgres", provider="local"))
 my = start_backend(BackendSpec("mysql", provider="local"))
