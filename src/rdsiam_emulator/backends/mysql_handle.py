@@ -22,7 +22,7 @@ from rdsiam_emulator.protocols.mysql.results import QueryError
 
 from .errors import BackendError
 from .handle import AdminClientLike, BackendHandle, Row
-from .mysql_catalog import CATALOG, CATALOG_DDL, CATALOG_SCHEMA, CatalogVersion
+from .mysql_catalog import CATALOG, CATALOG_DDL, CATALOG_SCHEMA, TLS_REQUIRED, CatalogVersion
 from .spec import ADMIN_USER
 
 #: Accounts that belong to the server itself (any host); never dropped by reset_users.
@@ -232,6 +232,7 @@ class MysqlHandle(BackendHandle):
                 else:
                     self.admin_execute("DROP USER IF EXISTS %s@%s", [user, host])
         self._write_catalog(f"DELETE FROM {CATALOG}")  # noqa: S608
+        self._write_catalog(f"DELETE FROM {TLS_REQUIRED}")  # noqa: S608
         if self._master_state() != self._baseline_master:
             self.admin_execute(
                 "REVOKE ALL PRIVILEGES, GRANT OPTION FROM %s@'%%'", [self.master_user]
@@ -276,10 +277,11 @@ class MysqlHandle(BackendHandle):
 
         Raises ``BackendError``.
         """
-        self._write_catalog(
-            f"DELETE FROM {CATALOG} WHERE user = %s AND host = %s",  # noqa: S608
-            [db_user, host],
-        )
+        for table in (CATALOG, TLS_REQUIRED):
+            self._write_catalog(
+                f"DELETE FROM {table} WHERE user = %s AND host = %s",  # noqa: S608
+                [db_user, host],
+            )
 
     def _write_catalog(self, sql: str, params: Sequence[Any] | None = None) -> None:
         """Endpoints on this server cache the catalog: every write makes them reload before

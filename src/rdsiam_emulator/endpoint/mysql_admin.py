@@ -18,7 +18,7 @@ import contextlib
 from collections.abc import Iterable
 
 from rdsiam_emulator.backends.mysql_catalog import CATALOG as CATALOG_TABLE
-from rdsiam_emulator.backends.mysql_catalog import CATALOG_DDL, CatalogVersion
+from rdsiam_emulator.backends.mysql_catalog import CATALOG_DDL, TLS_REQUIRED, CatalogVersion
 from rdsiam_emulator.endpoint.backend import BackendAddress, BackendUnreachable
 from rdsiam_emulator.protocols.mysql.constants import Capability
 from rdsiam_emulator.protocols.mysql.ddl import Account, set_password_sql
@@ -196,9 +196,10 @@ class AdminClient:
                     f"INSERT IGNORE INTO {CATALOG_TABLE} (`user`, `host`) VALUES "
                     f"({hexlit(account.user)}, {hexlit(account.host)})")
             else:
-                await self.execute(
-                    f"DELETE FROM {CATALOG_TABLE} WHERE `user` = {hexlit(account.user)} "
-                    f"AND `host` = {hexlit(account.host)}")
+                for table in (CATALOG_TABLE, TLS_REQUIRED):
+                    await self.execute(
+                        f"DELETE FROM {table} WHERE `user` = {hexlit(account.user)} "
+                        f"AND `host` = {hexlit(account.host)}")
         finally:  # even a failed write may have changed the table
             self.catalog.version.changed()
 
@@ -230,6 +231,41 @@ class AdminClient:
             f"SELECT 1 FROM {CATALOG_TABLE} WHERE `user` = {hexlit(account.user)} "
             f"AND `host` = {hexlit(account.host)}")
         return bool(result.rows)
+
+    async def set_requires_tls(self, account: Account, required: bool) -> None:
+        """Record whether IAM account ``account`` was given ``REQUIRE SSL`` (the server itself
+        was given ``REQUIRE NONE``). Raises as ``execute``."""
+        await self.ensure_catalog()
+        if required:
+            await self.execute(
+                f"INSERT IGNORE INTO {TLS_REQUIRED} (`user`, `host`) VALUES "
+                f"({hexlit(account.user)}, {hexlit(account.host)})")
+        else:
+            await self.execute(
+                f"DELETE FROM {TLS_REQUIRED} WHERE `user` = {hexlit(account.user)} "
+                f"AND `host` = {hexlit(account.host)}")
+
+    async def requires_tls(self, account: Account) -> bool:
+        """Whether IAM account ``account`` was given ``REQUIRE SSL`` (no cache). Raises as
+        ``execute``."""
+        await self.ensure_catalog()
+        result = await self.execute(
+            f"SELECT 1 FROM {TLS_REQUIRED} WHERE `user` = {hexlit(account.user)} "
+            f"AND `host` = {hexlit(account.host)}")
+        return bool(result.rows)
+
+    async def server_requires_ssl(self, account: Account) -> bool:
+        """Whether the server itself requires TLS of ``account`` (``mysql.user.ssl_type`` ANY:
+        exactly ``REQUIRE SSL``). Raises as ``execute``."""
+        result = await self.execute(
+            f"SELECT ssl_type FROM mysql.user WHERE User = {hexlit(account.user)} "
+            f"AND Host = {hexlit(account.host)}")
+        return bool(result.rows) and result.rows[0][0] == b"ANY"
+
+    async def set_server_require(self, account: Account, ssl: bool) -> None:
+        """``ALTER USER account REQUIRE SSL`` (``ssl``) or ``REQUIRE NONE`` on the server.
+        Raises as ``execute``."""
+        await self.execute(f"ALTER USER {account.sql()} REQUIRE {'SSL' if ssl else 'NONE'}")
 
     # wire ---------------------------------------------------------------------------------------
     async def _connect(self) -> None:

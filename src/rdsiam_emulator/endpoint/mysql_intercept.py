@@ -74,6 +74,8 @@ class _DdlContext:
     """The query as the client wrote it."""
     prefix: bytes
     """COM_QUERY prefix (query attributes) to use for the endpoint's own statements."""
+    tls_off: frozenset[int]
+    """Statements whose ``REQUIRE SSL`` the server got as ``REQUIRE NONE`` (``_tls_off``)."""
 
 
 class InterceptorHost(Protocol):
@@ -141,7 +143,11 @@ class CommandInterceptor:
             prefix = b"\x00\x01"
         text = payload[1 + len(prefix):].decode("utf-8", "surrogateescape")
         mariadb = _is_mariadb(s.greeting)
-        inspection = ddl.inspect(text, lambda _account: ddl.placeholder_clause(mariadb))
+
+        def placeholder(_account: ddl.Account) -> str:
+            return ddl.placeholder_clause(mariadb)
+
+        inspection = ddl.inspect(text, placeholder)
         if not inspection.user_ddl:
             s.backend.write(item.raw)
             if show_create.is_show_create_user(text):
@@ -156,6 +162,9 @@ class CommandInterceptor:
         for stmt in inspection.user_ddl:
             if stmt.op is ddl.Op.CREATE and stmt.if_not_exists:
                 skip |= await self._host.admin.existing_accounts(c.account for c in stmt.changes)
+        tls_off = await self._tls_off(inspection)
+        if tls_off:
+            inspection = ddl.inspect(text, placeholder, tls_off)
         was_iam: dict[ddl.Account, bool] = {}
         for stmt in inspection.user_ddl:
             if stmt.op is ddl.Op.RENAME:
@@ -167,7 +176,27 @@ class CommandInterceptor:
                                 + inspection.rewritten.encode("utf-8", "surrogateescape"))
         s.backend.write(raw)
         return await self._forward_response(
-            s, _DdlContext(inspection, skip, was_iam, text, prefix))
+            s, _DdlContext(inspection, skip, was_iam, text, prefix, tls_off))
+
+    async def _tls_off(self, inspection: ddl.Inspection) -> frozenset[int]:
+        """Indexes of the ``REQUIRE SSL`` statements all of whose accounts are (or become) IAM
+        accounts: the server gets ``REQUIRE NONE``, the catalog keeps the requirement. The
+        endpoint's link to the server has no TLS, so the server would refuse the derived
+        login; the client's TLS to the endpoint, required for every IAM login, satisfies it as
+        the client's TLS to RDS does. Statements mixing IAM and password accounts are left as
+        written (docs/mysql.md)."""
+        found: set[int] = set()
+        for index, stmt in enumerate(inspection.statements):
+            if stmt is None or not stmt.require_ssl or not stmt.changes:
+                continue
+            for change in stmt.changes:
+                if change.iam is False or (
+                        change.iam is None
+                        and not await self._host.admin.is_iam_account(change.account)):
+                    break
+            else:
+                found.add(index)
+        return frozenset(found)
 
     async def _forward_response(self, s: Session, ctx: _DdlContext | None) -> bool:
         decoder = PacketDecoder(1 << 30)
@@ -213,7 +242,8 @@ class CommandInterceptor:
                 continue
             if not await self._host.admin.is_iam_account(account):
                 continue
-            shown = show_create.rds_form(text, mariadb=mariadb)
+            shown = show_create.rds_form(
+                text, mariadb=mariadb, tls_required=await self._host.admin.requires_tls(account))
             if shown is not None:
                 reader.packets[index] = Packet(packet.seq, lenenc_bytes(shown))
         s.client.write(reader.encode() + decoder.take_buffer())
@@ -255,7 +285,8 @@ class CommandInterceptor:
         return outcomes.outcomes[-1].error if outcomes.outcomes else None
 
     async def _apply_catalog(self, s: Session, ctx: _DdlContext, outcomes: DdlOutcomes) -> None:
-        for stmt, outcome in zip(ctx.inspection.statements, outcomes.outcomes, strict=False):
+        for index, (stmt, outcome) in enumerate(
+                zip(ctx.inspection.statements, outcomes.outcomes, strict=False)):
             if stmt is None:
                 continue
             failed: set[ddl.Account] = set()
@@ -270,18 +301,42 @@ class CommandInterceptor:
                 acc = change.account
                 if acc in failed or acc in ctx.skip:
                     continue
+                admin = self._host.admin
                 if stmt.op is ddl.Op.RENAME and change.renamed_to is not None:
                     if ctx.was_iam.get(acc):  # the derived password follows the user name
                         new = change.renamed_to
-                        await self._host.admin.set_iam(acc, False)
+                        tls = await admin.requires_tls(acc)
+                        await admin.set_iam(acc, False)
                         if await self._set_derived_password(new):
-                            await self._host.admin.set_iam(new, True)
+                            await admin.set_iam(new, True)
+                            await admin.set_requires_tls(new, tls)
                 elif change.iam:
                     # the server ran a placeholder clause: now the real (derived) password
                     if await self._set_derived_password(acc):
-                        await self._host.admin.set_iam(acc, True)
-                elif change.iam is not None:
-                    await self._host.admin.set_iam(acc, False)
+                        await admin.set_iam(acc, True)
+                        await self._follow_tls(stmt, acc, index in ctx.tls_off)
+                elif change.iam is None:
+                    if index in ctx.tls_off or (
+                            stmt.require_ssl is False and await admin.is_iam_account(acc)):
+                        await admin.set_requires_tls(acc, index in ctx.tls_off)
+                else:
+                    if (stmt.op is not ddl.Op.DROP and stmt.require_ssl is None
+                            and await admin.requires_tls(acc)):
+                        # a password account again: the server enforces the requirement itself
+                        await admin.set_server_require(acc, True)
+                    await admin.set_iam(acc, False)
+
+    async def _follow_tls(self, stmt: ddl.Statement, acc: ddl.Account, tls_off: bool) -> None:
+        """Keep a new IAM account's TLS requirement in the catalog, not on the server."""
+        admin = self._host.admin
+        if tls_off or stmt.require_ssl is False:
+            await admin.set_requires_tls(acc, tls_off)
+        elif stmt.op is ddl.Op.CREATE:
+            await admin.set_requires_tls(acc, False)  # forget an account of the same name
+        elif await admin.server_requires_ssl(acc):
+            # a password account with REQUIRE SSL made an IAM one: move the requirement over
+            await admin.set_server_require(acc, False)
+            await admin.set_requires_tls(acc, True)
 
     async def _set_derived_password(self, account: ddl.Account) -> bool:
         """False if the account does not exist (``ALTER USER IF EXISTS`` on a missing one)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -167,6 +167,11 @@ class Statement:
     changes: list[UserChange] = field(default_factory=list)
     current_user: bool = False
     """``SET PASSWORD = ...`` without ``FOR``: the session's own account changes."""
+    require_ssl: bool | None = None
+    """``CREATE``/``ALTER USER``: True for exactly ``REQUIRE SSL``, False for ``REQUIRE NONE``,
+    None without a ``REQUIRE`` clause or with other TLS options (``X509``, ``ISSUER``, ...)."""
+    require_span: tuple[int, int] | None = None
+    """Where the ``REQUIRE SSL`` clause is (character offsets), when ``require_ssl`` is True."""
 
     @property
     def uses_iam_plugin(self) -> bool:
@@ -225,15 +230,25 @@ _END_OF_SPEC = frozenset({
 })
 
 
-def inspect(sql: str, rewrite: Rewrite | None = None) -> Inspection:
-    """Parse ``sql``; with ``rewrite`` set, put ``rewrite(account)`` for every IAM auth clause."""
+REQUIRE_NONE = "REQUIRE NONE"
+
+
+def inspect(sql: str, rewrite: Rewrite | None = None,
+            tls_off: Collection[int] = ()) -> Inspection:
+    """Parse ``sql``; with ``rewrite`` set, put ``rewrite(account)`` for every IAM auth clause.
+
+    ``tls_off``: indexes of statements whose ``REQUIRE SSL`` (``Statement.require_span``) the
+    server gets as ``REQUIRE NONE`` (IAM accounts: the endpoint enforces TLS itself).
+    """
     tokens = tokenize(sql)
     statements: list[Statement | None] = []
     edits: list[tuple[int, int, str]] = []
     chunks, starts = _split(tokens)
-    for chunk in chunks:
+    for index, chunk in enumerate(chunks):
         stmt = _parse_statement(chunk, rewrite, edits)
         statements.append(stmt)
+        if index in tls_off and stmt is not None and stmt.require_span is not None:
+            edits.append((*stmt.require_span, REQUIRE_NONE))
     rewritten = None
     done: list[Edit] = []
     if edits:
@@ -342,7 +357,31 @@ def _parse_statement(
         else:
             stmt.changes.append(UserChange(account, _auth_clause(cur, account, op, rewrite, edits)))
         if not cur.punct(","):
+            if op in (Op.CREATE, Op.ALTER):
+                _require_clause(cur, stmt)
             return stmt
+
+
+_TLS_OPTIONS = frozenset({"ssl", "x509", "issuer", "subject", "cipher", "and"})
+
+
+def _require_clause(cur: _Cursor, stmt: Statement) -> None:
+    """Find the statement's ``REQUIRE`` clause (after the accounts, before ``WITH`` and the
+    password options) and note whether it is exactly ``SSL`` or ``NONE``."""
+    while (tok := cur.next()) is not None:
+        if tok.word != "require":
+            continue
+        what = cur.next()
+        if what is None:
+            return
+        after = cur.peek()
+        if what.word == "none":
+            stmt.require_ssl = False
+        elif what.word == "ssl" and (after is None or (
+                after.kind is Kind.WORD and after.word not in _TLS_OPTIONS)):
+            stmt.require_ssl = True
+            stmt.require_span = (tok.start, what.end)
+        return
 
 
 def _parse_grant(

@@ -55,9 +55,12 @@ def _unquote(m: re.Match[bytes]) -> str:
     return m.group(1).replace(b"``", b"`").decode("utf-8", "replace")
 
 
-def rds_form(text: bytes, *, mariadb: bool) -> bytes | None:
+def rds_form(text: bytes, *, mariadb: bool, tls_required: bool = False) -> bytes | None:
     """``text`` with the derived password's authentication clause replaced by the IAM one;
     None when the clause is not where the server puts it.
+
+    ``tls_required``: the account was given ``REQUIRE SSL``, which the server holds as
+    ``REQUIRE NONE`` (MySQL prints that; MariaDB prints nothing): shown as ``REQUIRE SSL``.
 
     MySQL prints ``IDENTIFIED WITH '<plugin>' AS <hash>`` right after the account and always
     follows it with ``REQUIRE``; the hash (random salt, base64-like digest) is not parsed: the
@@ -68,14 +71,19 @@ def rds_form(text: bytes, *, mariadb: bool) -> bytes | None:
         m = _MARIADB_HASH.search(text)
         if m is None:
             return None
-        return text[:m.start()] + MARIADB_IAM_CLAUSE + text[m.end():]
+        tls = b" REQUIRE SSL" if tls_required and not text[m.end():].startswith(b" REQUIRE ") \
+            else b""
+        return text[:m.start()] + MARIADB_IAM_CLAUSE + tls + text[m.end():]
     start = text.find(b" IDENTIFIED WITH '")
     if start < 0:
         return None
     end = text.find(b" REQUIRE ", start)
     if end < 0:
         return None
-    return text[:start + 1] + MYSQL_IAM_CLAUSE + text[end:]
+    rest = text[end:]
+    if tls_required and rest.startswith(b" REQUIRE NONE"):
+        rest = b" REQUIRE SSL" + rest[len(b" REQUIRE NONE"):]
+    return text[:start + 1] + MYSQL_IAM_CLAUSE + rest
 
 
 @dataclass(slots=True)

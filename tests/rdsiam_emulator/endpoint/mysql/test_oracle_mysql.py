@@ -199,15 +199,17 @@ def test_rds_ddl_require_ssl_rename_drop_and_show_create_user(omenv):
     assert master_sql(omenv, f"SHOW CREATE USER '{a}'@'%'") == [(
         f"CREATE USER `{a}`@`%` IDENTIFIED WITH 'AWSAuthenticationPlugin' AS 'RDS' "
         f"REQUIRE SSL {RDS_TAIL}",)]
-    assert master_sql(omenv, f"SELECT ssl_type FROM mysql.user WHERE user = '{a}'") == [("ANY",)]
-    assert omenv.backend.is_iam_user(a)
-    # the backend link has no TLS, so REQUIRE SSL would refuse the derived login (see below)
-    master_sql(omenv, f"ALTER USER '{a}'@'%' REQUIRE NONE")
+    # the requirement is the endpoint's (the client's TLS meets it), not the server's: its
+    # link to the server has no TLS
+    assert master_sql(omenv, f"SELECT ssl_type FROM mysql.user WHERE user = '{a}'") == [("",)]
     assert omenv.backend.is_iam_user(a)
     assert current_user(omenv, a, omenv.token(a)) == f"{a}@%"
     master_sql(omenv, f"RENAME USER '{a}'@'%' TO '{b}'@'%'")
     assert not omenv.backend.is_iam_user(a) and omenv.backend.is_iam_user(b)
     assert current_user(omenv, b, omenv.token(b)) == f"{b}@%"
+    assert master_sql(omenv, f"SHOW CREATE USER '{b}'@'%'") == [(
+        f"CREATE USER `{b}`@`%` IDENTIFIED WITH 'AWSAuthenticationPlugin' AS 'RDS' "
+        f"REQUIRE SSL {RDS_TAIL}",)]
     with pytest.raises(pymysql.err.OperationalError) as info:
         connect(omenv, a, omenv.token(a))
     assert info.value.args == (
@@ -241,16 +243,66 @@ def test_show_create_user_on_mariadb_names_the_plugin(myenv):
     assert text.startswith(f"CREATE USER `{pw_user}`@`%` IDENTIFIED BY PASSWORD '*")
 
 
-@pytest.mark.xfail(strict=True, raises=pymysql.err.OperationalError,
-                   reason="known bug: the endpoint logs in to the server over a link without TLS, "
-                          "so an IAM account created with REQUIRE SSL is refused (docs/mysql.md)")
+def _shown_tls(env: MyEnv, user: str, engine: str) -> str:
+    """The REQUIRE clause SHOW CREATE USER prints (MariaDB prints none for REQUIRE NONE)."""
+    [(text,)] = master_sql(env, f"SHOW CREATE USER '{user}'@'%'")
+    iam = ("IDENTIFIED WITH 'AWSAuthenticationPlugin' AS 'RDS'" if engine == "oracle"
+           else "IDENTIFIED VIA AWSAuthenticationPlugin USING 'RDS'")
+    assert text.startswith(f"CREATE USER `{user}`@`%` {iam}"), text
+    rest = text.removeprefix(f"CREATE USER `{user}`@`%` {iam}")
+    return rest.removesuffix(f" {RDS_TAIL}").strip()
+
+
+def _ssl_type(env: MyEnv, user: str) -> str:
+    [(kind,)] = master_sql(env, f"SELECT ssl_type FROM mysql.user WHERE user = '{user}'")
+    return str(kind)
+
+
 @pytest.mark.parametrize("engine", ["oracle", "mariadb"])
 def test_iam_user_with_require_ssl_logs_in(engine, request):
+    """RDS's own DDL for an IAM user (REQUIRE SSL) then a token login: the endpoint keeps the
+    requirement (met by the client's TLS) instead of handing it to the server."""
     env = request.getfixturevalue("omenv" if engine == "oracle" else "myenv")
     user = unique("rs")
     master_sql(env, f"CREATE USER '{user}'@'%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' "
                     "REQUIRE SSL")
     assert current_user(env, user, env.token(user)) == f"{user}@%"
+    assert env.events.all()[-1].ok
+    assert _shown_tls(env, user, engine) == "REQUIRE SSL"
+
+
+@pytest.mark.parametrize("engine", ["oracle", "mariadb"])
+def test_alter_user_require_ssl_and_none_on_iam_and_password_accounts(engine, request):
+    """ALTER USER ... REQUIRE SSL|NONE on an IAM account moves only the catalog's requirement;
+    a password account with REQUIRE SSL made IAM (and back) hands it over (and back)."""
+    env = request.getfixturevalue("omenv" if engine == "oracle" else "myenv")
+    iam, pw = unique("ra"), unique("rp")
+    master_sql(env, f"CREATE USER '{iam}'@'%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'",
+               f"ALTER USER '{iam}'@'%' REQUIRE SSL")
+    assert _shown_tls(env, iam, engine) == "REQUIRE SSL"
+    assert _ssl_type(env, iam) == ""
+    assert current_user(env, iam, env.token(iam)) == f"{iam}@%"
+    master_sql(env, f"ALTER USER '{iam}'@'%' REQUIRE NONE")
+    assert _shown_tls(env, iam, engine) == ("REQUIRE NONE" if engine == "oracle" else "")
+    assert current_user(env, iam, env.token(iam)) == f"{iam}@%"
+    # a password account with the server's own REQUIRE SSL becomes an IAM account
+    master_sql(env, f"CREATE USER '{pw}'@'%' IDENTIFIED BY 'Pw-123456' REQUIRE SSL",
+               f"ALTER USER '{pw}'@'%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'")
+    assert _ssl_type(env, pw) == ""
+    assert _shown_tls(env, pw, engine) == "REQUIRE SSL"
+    assert current_user(env, pw, env.token(pw)) == f"{pw}@%"
+    # and back to a password account: the server holds the requirement again
+    master_sql(env, f"ALTER USER '{pw}'@'%' IDENTIFIED BY 'Pw-123456'")
+    assert not env.backend.is_iam_user(pw)
+    assert _ssl_type(env, pw) == "ANY"
+    # RDS's answer to a client without TLS: the server's own 1045
+    with pytest.raises(pymysql.err.OperationalError) as info:
+        pymysql.connect(host="localhost", port=env.port, user=pw, password="Pw-123456",
+                        ssl_disabled=True, connect_timeout=10)
+    assert info.value.args == (
+        1045, f"Access denied for user '{pw}'@'127.0.0.1' (using password: YES)")
+    event = env.events.all()[-1]
+    assert (event.reason, event.tls) == (Reason.PASSWORD_MISMATCH, False)
 
 
 def _mysql_cli(env: MyEnv, podman_env: dict[str, str], user: str, password: str,

@@ -1,3 +1,5 @@
+import pytest
+
 from rdsiam_emulator.protocols.mysql.ddl import (
     Account,
     Op,
@@ -116,3 +118,27 @@ def test_placeholder_and_stored_hash_reveal_nothing():
     assert placeholder_clause(True) != placeholder_clause(True)
     assert "pw" not in set_password_sql(Account("u"), "pw", True)
     assert native_password_hash("pw") == "*D821809F681A40A6E379B50D0463EFAE20BDD122"
+
+
+@pytest.mark.parametrize(("sql", "require_ssl"), [
+    ("CREATE USER u IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' REQUIRE SSL", True),
+    ("ALTER USER 'u'@'%' REQUIRE ssl WITH MAX_QUERIES_PER_HOUR 5 PASSWORD EXPIRE", True),
+    ("ALTER USER u REQUIRE NONE", False),
+    ("CREATE USER u IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' REQUIRE SSL AND X509", None),
+    ("CREATE USER u REQUIRE X509", None),
+    ("CREATE USER u IDENTIFIED BY 'require ssl' COMMENT 'REQUIRE SSL'", None),
+    ("DROP USER u", None),
+])
+def test_require_clause_is_found_and_only_listed_statements_lose_it(sql, require_ssl):
+    plain = inspect(sql, lambda _a: "IDENTIFIED BY 'x'")
+    assert plain.statements[0] is not None
+    assert plain.statements[0].require_ssl is require_ssl
+    off = inspect(sql + "; " + sql, lambda _a: "IDENTIFIED BY 'x'", tls_off={1})
+    assert off.rewritten is not None or not plain.uses_iam_plugin
+    first, _, second = (off.rewritten or sql + "; " + sql).partition("; ")
+    assert first == (plain.rewritten or sql)
+    if require_ssl:
+        assert "REQUIRE NONE" in second and "REQUIRE SSL" not in second.upper()
+        assert off.unrewrite(second) == sql
+    else:
+        assert second == first

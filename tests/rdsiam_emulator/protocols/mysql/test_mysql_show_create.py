@@ -78,3 +78,18 @@ def test_result_set_reader_finds_the_row(deprecate_eof):
 def test_result_set_reader_error_and_ok_end_at_once():
     assert ResultSetReader(False).feed(Packet(1, b"\xff\x7c\x05#HY000no such user"))
     assert ResultSetReader(True).feed(Packet(1, b"\x00\x00\x00\x02\x00"))
+
+
+def test_rds_form_shows_the_tls_requirement_the_endpoint_keeps():
+    mysql = MYSQL9.replace(b"REQUIRE SSL", b"REQUIRE NONE")
+    iam = b"CREATE USER `a``b`@`10.%` IDENTIFIED WITH 'AWSAuthenticationPlugin' AS 'RDS' "
+    assert rds_form(mysql, mariadb=False, tls_required=True) == (
+        iam + b"REQUIRE SSL PASSWORD EXPIRE DEFAULT ACCOUNT UNLOCK")
+    assert rds_form(mysql, mariadb=False) == (
+        iam + b"REQUIRE NONE PASSWORD EXPIRE DEFAULT ACCOUNT UNLOCK")
+    maria = b"CREATE USER `u`@`%` IDENTIFIED BY PASSWORD '*" + b"A" * 40 + b"'"
+    shown = b"CREATE USER `u`@`%` IDENTIFIED VIA AWSAuthenticationPlugin USING 'RDS'"
+    assert rds_form(maria, mariadb=True, tls_required=True) == shown + b" REQUIRE SSL"
+    assert rds_form(maria + b" PASSWORD EXPIRE", mariadb=True, tls_required=True) == (
+        shown + b" REQUIRE SSL PASSWORD EXPIRE")
+    assert rds_form(maria, mariadb=True) == shown
