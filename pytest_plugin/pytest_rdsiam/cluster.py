@@ -4,13 +4,12 @@ replicas (docs/aurora.md). Everything here is public contract (docs/pytest.md)."
 from __future__ import annotations
 
 import itertools
-import json
 import re
 from typing import Any
 
 import boto3
 
-from pytest_rdsiam.db import TestClock, moto_account
+from pytest_rdsiam.db import TestClock, connect_session
 from rdsiam_emulator.backends.replication import wait_for_replay
 from rdsiam_emulator.clusters import EmulatedCluster
 from rdsiam_emulator.engines import ConnectTarget, EngineName
@@ -172,19 +171,7 @@ class RdsIamCluster:
         """A boto3 session for a fresh IAM user allowed exactly ``rds-db:connect`` on
         ``db_user_arn(db_user)`` (the cluster's resource)."""
         user_name = name or _IAM_UNSAFE.sub("-", f"{db_user}-c{next(_iam_names)}")[:64]
-        with moto_account(self.account_id):
-            iam = boto3.client("iam", region_name=self.region)
-            iam.create_user(UserName=user_name)
-            iam.put_user_policy(UserName=user_name, PolicyName="rds-db-connect",
-                                PolicyDocument=json.dumps({
-                                    "Version": "2012-10-17",
-                                    "Statement": [{"Effect": "Allow", "Action": "rds-db:connect",
-                                                   "Resource": self.db_user_arn(db_user)}],
-                                }))
-            key = iam.create_access_key(UserName=user_name)["AccessKey"]
-        return boto3.Session(aws_access_key_id=key["AccessKeyId"],
-                             aws_secret_access_key=key["SecretAccessKey"],
-                             region_name=self.region)
+        return connect_session(self.account_id, self.region, user_name, self.db_user_arn(db_user))
 
     def set_iam_enabled(self, enabled: bool) -> None:
         """Like ``modify-db-cluster --(no-)enable-iam-database-authentication``: every member

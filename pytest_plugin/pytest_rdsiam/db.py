@@ -26,6 +26,24 @@ _iam_names = itertools.count(1)
 _IAM_UNSAFE = re.compile(r"[^\w+=,.@-]")
 
 
+def connect_session(account_id: str, region: str, user_name: str,
+                    resource_arn: str) -> boto3.Session:
+    """A boto3 session for a new IAM user ``user_name`` in ``account_id`` (moto) whose one
+    inline policy allows exactly ``rds-db:connect`` on ``resource_arn``."""
+    with moto_account(account_id):
+        iam = boto3.client("iam", region_name=region)
+        iam.create_user(UserName=user_name)
+        iam.put_user_policy(UserName=user_name, PolicyName="rds-db-connect",
+                            PolicyDocument=json.dumps({
+                                "Version": "2012-10-17",
+                                "Statement": [{"Effect": "Allow", "Action": "rds-db:connect",
+                                               "Resource": resource_arn}],
+                            }))
+        key = iam.create_access_key(UserName=user_name)["AccessKey"]
+    return boto3.Session(aws_access_key_id=key["AccessKeyId"],
+                         aws_secret_access_key=key["SecretAccessKey"], region_name=region)
+
+
 @contextmanager
 def moto_account(account_id: str) -> Iterator[None]:
     """Make moto requests made meanwhile in this process land in ``account_id``; restores the
@@ -199,19 +217,7 @@ class RdsIamDb:
         boto3 clients of the test default to.
         """
         user_name = name or _IAM_UNSAFE.sub("-", f"{db_user}-{next(_iam_names)}")[:64]
-        with moto_account(self.account_id):
-            iam = boto3.client("iam", region_name=self.region)
-            iam.create_user(UserName=user_name)
-            iam.put_user_policy(UserName=user_name, PolicyName="rds-db-connect",
-                                PolicyDocument=json.dumps({
-                                    "Version": "2012-10-17",
-                                    "Statement": [{"Effect": "Allow", "Action": "rds-db:connect",
-                                                   "Resource": self.db_user_arn(db_user)}],
-                                }))
-            key = iam.create_access_key(UserName=user_name)["AccessKey"]
-        return boto3.Session(aws_access_key_id=key["AccessKeyId"],
-                             aws_secret_access_key=key["SecretAccessKey"],
-                             region_name=self.region)
+        return connect_session(self.account_id, self.region, user_name, self.db_user_arn(db_user))
 
     def set_iam_enabled(self, enabled: bool) -> None:
         """Like ``modify-db-instance --(no-)enable-iam-database-authentication``: the endpoint
