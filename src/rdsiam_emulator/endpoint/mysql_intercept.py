@@ -285,13 +285,17 @@ class CommandInterceptor:
         return outcomes.outcomes[-1].error if outcomes.outcomes else None
 
     async def _apply_catalog(self, s: Session, ctx: _DdlContext, outcomes: DdlOutcomes) -> None:
+        # A failed account statement: Oracle MySQL (8.0+) changed nothing, its account
+        # management statements are atomic; MariaDB changed every account its 1396 does not name.
+        partial = _is_mariadb(s.greeting)
         for index, (stmt, outcome) in enumerate(
                 zip(ctx.inspection.statements, outcomes.outcomes, strict=False)):
             if stmt is None:
                 continue
             failed: set[ddl.Account] = set()
             if not outcome.ok:
-                if outcome.error is None or outcome.error.code != ER_CANNOT_USER:
+                if (not partial or outcome.error is None
+                        or outcome.error.code != ER_CANNOT_USER):
                     continue
                 failed = ddl.failed_accounts(outcome.error.message)
             if stmt.current_user:

@@ -371,3 +371,51 @@ def test_plugin_mysql_flavour_mysql_runs_oracle_mysql(pytester, podman_env):
     assert "mariadb" not in version.lower() and user == "app_user@%"
     result.stdout.fnmatch_lines(["*SHOWN CREATE USER `app_user`@`%` IDENTIFIED WITH "
                                  "'AWSAuthenticationPlugin' AS 'RDS' REQUIRE NONE *"])
+
+
+def _refused(env: MyEnv, user: str, password: str) -> bool:
+    try:
+        connect(env, user, password).close()
+    except pymysql.err.OperationalError as exc:
+        assert exc.args[0] == 1045, exc.args
+        return True
+    return False
+
+
+@pytest.mark.parametrize("engine", ["oracle", "mariadb"])
+def test_failed_multi_account_statement_catalog_follows_the_server(engine, request):
+    """A multi-account statement naming an account that does not exist fails with 1396. Oracle
+    MySQL 8+ changes nothing (account statements are atomic), MariaDB changes every other
+    account: the IAM catalog (and the derived passwords) must do what the server did."""
+    env = request.getfixturevalue("omenv" if engine == "oracle" else "myenv")
+    atomic = engine == "oracle"
+    p1, iam, iam2, new, missing = (unique(x) for x in ("p1", "i1", "i2", "n1", "missing"))
+    master_sql(env, f"CREATE USER '{p1}'@'%' IDENTIFIED BY 'Pw-123456'",
+               f"CREATE USER '{iam}'@'%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'",
+               f"CREATE USER '{iam2}'@'%' IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'")
+    plugin = "IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'"
+    statements = [
+        f"ALTER USER '{p1}'@'%' {plugin}, '{missing}'@'%' {plugin}",
+        f"CREATE USER '{new}'@'%' {plugin}, '{p1}'@'%' {plugin}",
+        f"RENAME USER '{iam}'@'%' TO '{iam}x'@'%', '{missing}'@'%' TO '{missing}x'@'%'",
+        f"DROP USER '{iam2}'@'%', '{missing}'@'%'",
+    ]
+    for sql in statements:
+        with pytest.raises(pymysql.err.OperationalError) as info:
+            master_sql(env, sql)
+        assert info.value.args[0] == 1396, (sql, info.value.args)
+    # ALTER: p1 keeps its password (atomic) or became an IAM user (partial)
+    assert env.backend.is_iam_user(p1) is not atomic
+    assert _refused(env, p1, "Pw-123456") is not atomic
+    assert _refused(env, p1, env.token(p1)) is atomic
+    # CREATE: the new account exists only where the statement was applied in part
+    assert env.backend.is_iam_user(new) is not atomic
+    assert _refused(env, new, env.token(new)) is atomic
+    # RENAME: the IAM account keeps its name, or its new name logs in with a token
+    assert env.backend.is_iam_user(iam) is atomic
+    assert env.backend.is_iam_user(f"{iam}x") is not atomic
+    assert _refused(env, iam, env.token(iam)) is not atomic
+    assert _refused(env, f"{iam}x", env.token(f"{iam}x")) is atomic
+    # DROP: the IAM account is still there, or gone
+    assert env.backend.is_iam_user(iam2) is atomic
+    assert _refused(env, iam2, env.token(iam2)) is not atomic
