@@ -53,10 +53,9 @@ def _denied(user: str) -> str:
     return f"Access denied for user '{user}'@'127.0.0.1' (using password: YES)"
 
 
-@pytest.mark.parametrize("sdk", ["v1", "v2"])
-def test_go_sdk_token_over_go_sql_driver(go_client: GoClient, myenv_rds_name: MyEnv,
-                                         sdk: str) -> None:
-    env = myenv_rds_name
+def check_go_sdk_token(go_client: GoClient, env: MyEnv, sdk: str) -> None:
+    """The Go program's own ``sdk`` token logs in; the same token tampered gets RDS's 1045
+    (also run against Oracle MySQL, test_oracle_mysql.py)."""
     user = make_iam_user(env)
     assert _go(go_client, env, user, sdk) == {"ok": True, "user": f"{user}@%"}
     event = env.events.all()[-1]
@@ -69,6 +68,12 @@ def test_go_sdk_token_over_go_sql_driver(go_client: GoClient, myenv_rds_name: My
     assert env.events.all()[-1].reason is Reason.SIGNATURE_MISMATCH
 
 
+@pytest.mark.parametrize("sdk", ["v1", "v2"])
+def test_go_sdk_token_over_go_sql_driver(go_client: GoClient, myenv_rds_name: MyEnv,
+                                         sdk: str) -> None:
+    check_go_sdk_token(go_client, myenv_rds_name, sdk)
+
+
 def test_go_sql_driver_expired_token(go_client: GoClient, myenv_rds_name: MyEnv) -> None:
     env = myenv_rds_name
     user = make_iam_user(env)
@@ -79,8 +84,9 @@ def test_go_sql_driver_expired_token(go_client: GoClient, myenv_rds_name: MyEnv)
     assert env.events.all()[-1].reason is Reason.EXPIRED
 
 
-def test_java_mariadb_connector_j(java_client: JavaClient, myenv_rds_name: MyEnv) -> None:
-    env = myenv_rds_name
+def check_java_connector_j(java_client: JavaClient, env: MyEnv) -> None:
+    """A token made here logs in through MariaDB Connector/J; tampered and expired ones get
+    RDS's 1045 (also run against Oracle MySQL, test_oracle_mysql.py)."""
     user = make_iam_user(env)
 
     def run(password: str) -> dict[str, object]:
@@ -102,6 +108,10 @@ def test_java_mariadb_connector_j(java_client: JavaClient, myenv_rds_name: MyEnv
         # Connector/J wraps the server's text: address, "(conn=<id>) ", then a charset hint
         assert re.search(rf"\(conn=\d+\) {re.escape(_denied(user))}\n", str(answer["message"])), \
             answer["message"]
+
+
+def test_java_mariadb_connector_j(java_client: JavaClient, myenv_rds_name: MyEnv) -> None:
+    check_java_connector_j(java_client, myenv_rds_name)
 
 
 def test_go_and_java_verify_the_host_name(go_client: GoClient, java_client: JavaClient,

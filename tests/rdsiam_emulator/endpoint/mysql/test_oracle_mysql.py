@@ -16,17 +16,21 @@ import pytest
 from mysql_env import (  # noqa: F401
     AKID,
     HOST,
+    RDS_HOST,
     REGION,
     SECRET,
     LoopThread,
     MyEnv,
+    _make_env,
     emulator_ca,
     mariadb,
     myenv,
     unique,
 )
 from oracle_env import WireTap, podman_env, sha2_path  # noqa: F401
+from test_mysql_go_java import check_go_sdk_token, check_java_connector_j
 
+from native_clients import GoClient, JavaClient, go_client, java_client  # noqa: F401
 from rdsiam_emulator.auth.authenticator import Authenticator
 from rdsiam_emulator.auth.credentials import StaticCredentials
 from rdsiam_emulator.auth.endpoint_spec import Endpoint
@@ -89,6 +93,19 @@ def omenv(oracle_mysql: MysqlHandle, emulator_ca) -> Iterator[TappedEnv]:
         loop.run(endpoint.close())
         loop.run(tap.close())
         loop.stop()
+
+
+@pytest.fixture
+def omenv_rds_name(oracle_mysql: MysqlHandle, emulator_ca) -> Iterator[MyEnv]:
+    """An endpoint on the Oracle MySQL container under an RDS-style name that resolves to
+    127.0.0.1 in this process only (for the Go and Java clients)."""
+    from rdsiam_emulator import resolver
+
+    resolver.register(RDS_HOST)
+    try:
+        yield from _make_env(oracle_mysql, emulator_ca, host=RDS_HOST)
+    finally:
+        resolver.unregister(RDS_HOST)
 
 
 def connect(env: MyEnv, user: str, password: str, **kw):
@@ -419,3 +436,18 @@ def test_failed_multi_account_statement_catalog_follows_the_server(engine, reque
     # DROP: the IAM account is still there, or gone
     assert env.backend.is_iam_user(iam2) is atomic
     assert _refused(env, iam2, env.token(iam2)) is not atomic
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sdk", ["v1", "v2"])
+def test_go_sdk_token_over_go_sql_driver_on_oracle(go_client: GoClient, omenv_rds_name: MyEnv,
+                                                   sdk: str) -> None:
+    """The Go program (AWS SDK for Go v1/v2 token, go-sql-driver/mysql) against Oracle MySQL."""
+    check_go_sdk_token(go_client, omenv_rds_name, sdk)
+
+
+@pytest.mark.slow
+def test_java_connector_j_on_oracle(java_client: JavaClient, omenv_rds_name: MyEnv) -> None:
+    """MariaDB Connector/J 2.7 (Debian's libmariadb-java; Oracle's Connector/J is not packaged)
+    against Oracle MySQL behind the endpoint."""
+    check_java_connector_j(java_client, omenv_rds_name)
