@@ -244,3 +244,72 @@ def test_account_id_defaults_to_moto_account_env(pytester, monkeypatch, args, ex
     result.assert_outcomes(passed=1)
     [line] = [out for out in result.outlines if "ACCOUNT " in out]
     assert line.split("ACCOUNT ", 1)[1].split()[0] == expected
+
+
+def test_docker_image_that_cannot_be_the_version_asked_fails_before_starting(pytester,
+                                                                            monkeypatch):
+    """--rdsiam-mysql-version 8.4 with the docker backend while $RDSIAM_MYSQL_IMAGE names a
+    MariaDB 10.11 image: refused from the image's tag, before any container starts, with a hint
+    for the docker backend (not "use --rdsiam-backend docker")."""
+    image = "localhost/rdsiam-standin-mariadb:10.11"
+    monkeypatch.setenv("RDSIAM_MYSQL_IMAGE", image)
+    monkeypatch.delenv("DOCKER_HOST", raising=False)  # a start would fail, not wait for one
+    pytester.makepyfile(MYSQL_TEST)
+    result = pytester.runpytest(*RUN, "--rdsiam-backend", "docker",
+                                "--rdsiam-mysql-version", "8.4")
+    result.assert_outcomes(errors=1)
+    text = " ".join(result.outlines)
+    assert (f"--rdsiam-mysql-version 8.4 cannot be honoured: the docker backend would run "
+            f"{image}, which its name and tag say is not that (nothing was started). To get "
+            "MySQL 8.4: the image comes from $RDSIAM_MYSQL_IMAGE, which is used whatever version"
+            " is asked: set it (or --rdsiam-mysql-image) to an image of MySQL 8.4, or unset it "
+            "to run mysql:8.4") in text, text
+    assert "use --rdsiam-backend docker" not in text
+
+
+@pytest.mark.parametrize(("args", "env", "message"), [
+    # the flavour asked for and the image's name disagree
+    (("--rdsiam-mysql-flavour", "mysql", "--rdsiam-mysql-image", "mariadb:10.11"), {},
+     "--rdsiam-mysql-flavour mysql cannot be honoured: the docker backend would run "
+     "mariadb:10.11"),
+    (("--rdsiam-mysql-version", "10.6"), {"RDSIAM_MARIADB_IMAGE": "x/standin-mariadb:10.11"},
+     None),  # flavour auto: $RDSIAM_MYSQL_IMAGE decides, unset here (the official image)
+    (("--rdsiam-mysql-flavour", "mariadb", "--rdsiam-mysql-version", "10.11.6"),
+     {"RDSIAM_MARIADB_IMAGE": "x/standin-mariadb:10.11"}, None),  # a less precise tag
+    (("--rdsiam-mysql-flavour", "mysql", "--rdsiam-mysql-version", "8.4"),
+     {"RDSIAM_ORACLE_MYSQL_IMAGE": "x/standin-mysql:sid"}, None),  # no version in the tag
+    (("--rdsiam-mysql-flavour", "mariadb", "--rdsiam-mysql-version", "10.6"),
+     {"RDSIAM_MARIADB_IMAGE": "x/standin-mariadb:10.11"},
+     "--rdsiam-mysql-version 10.6 cannot be honoured: the docker backend would run "
+     "x/standin-mariadb:10.11"),
+])
+def test_image_check_before_start(monkeypatch, args, env, message):
+    """Only an image whose tag or name contradicts the options is refused before starting;
+    anything else goes to the starter (here one that records the spec and stops there)."""
+    from rdsiam_emulator.backends import BackendError
+
+    for var in ("RDSIAM_MYSQL_IMAGE", "RDSIAM_MARIADB_IMAGE", "RDSIAM_ORACLE_MYSQL_IMAGE"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    values = dict(zip([a.removeprefix("--rdsiam-").replace("-", "_") for a in args[::2]],
+                      args[1::2], strict=True))
+    started: list[BackendSpec] = []
+
+    class Started(Exception):
+        pass
+
+    def starter(spec: BackendSpec):
+        started.append(spec)
+        raise Started
+
+    pool = BackendPool(PluginSettings(backend="docker", **values), starter=starter)
+    if message is None:
+        with pytest.raises(Started):
+            pool.get("mysql")
+        assert len(started) == 1
+    else:
+        with pytest.raises(BackendError, match="nothing was started") as info:
+            pool.get("mysql")
+        assert str(info.value).startswith(message), info.value
+        assert started == []

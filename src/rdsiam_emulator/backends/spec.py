@@ -111,6 +111,18 @@ class BackendSpec:
             return f"{default.split(':', 1)[0]}:{self.version}"
         return default
 
+    def image_chosen_by(self, environ: dict[str, str] | None = None) -> str | None:
+        """What picked ``resolved_image`` instead of ``version``: ``"image"`` (this spec's
+        ``image``), ``"$NAME"`` (the override variable NAME) or None (the official image,
+        tagged ``version`` when one is given)."""
+        env = os.environ if environ is None else environ
+        if self.image in ("mariadb", "mariadb:latest") and self.engine_info is MYSQL:
+            return f"${MARIADB_IMAGE_ENV}" if env.get(MARIADB_IMAGE_ENV) else "image"
+        if self.image:
+            return "image"
+        wanted = self.flavour or self.engine_info
+        return f"${wanted.image_env}" if env.get(wanted.image_env) else None
+
     def with_provider(self, provider: ProviderName) -> BackendSpec:
         """A copy of this spec with ``provider`` replaced."""
         return replace(self, provider=provider)

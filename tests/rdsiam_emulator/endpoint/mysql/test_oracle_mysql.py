@@ -451,3 +451,21 @@ def test_java_connector_j_on_oracle(java_client: JavaClient, omenv_rds_name: MyE
     """MariaDB Connector/J 2.7 (Debian's libmariadb-java; Oracle's Connector/J is not packaged)
     against Oracle MySQL behind the endpoint."""
     check_java_connector_j(java_client, omenv_rds_name)
+
+
+def test_plugin_oracle_version_not_in_the_image_hint_is_for_docker(pytester, podman_env):
+    """--rdsiam-mysql-version 8.4 with --rdsiam-mysql-flavour mysql on the docker backend, whose
+    Oracle image (the stand-in, tag ``sid``) says no version: it starts, runs MySQL 9, and the
+    hint says how to get 8.4 with docker (not "use --rdsiam-backend docker")."""
+    image = podman_env["RDSIAM_ORACLE_MYSQL_IMAGE"]
+    pytester.makepyfile(PLUGIN_TEST)
+    result = pytester.runpytest("-p", "no:xdist", "-p", "no:randomly", "--rdsiam-emulator",
+                                "--rdsiam-backend", "docker", "--rdsiam-mysql-flavour", "mysql",
+                                "--rdsiam-mysql-version", "8.4")
+    result.assert_outcomes(errors=1)
+    text = " ".join(result.outlines)
+    assert ("--rdsiam-mysql-version 8.4 cannot be honoured: the docker:" + image) in text, text
+    assert ("To get MySQL 8.4: the image comes from $RDSIAM_ORACLE_MYSQL_IMAGE, which is used "
+            "whatever version is asked: set it (or --rdsiam-mysql-image) to an image of MySQL "
+            "8.4, or unset it to run mysql:8.4") in text, text
+    assert "use --rdsiam-backend docker" not in text
