@@ -18,7 +18,7 @@ from rdsiam_emulator.protocols.mysql.ddl import Account, Kind, tokenize
 from rdsiam_emulator.protocols.mysql.packets import Packet, ProtocolError, Reader, encode_packet
 
 MYSQL_IAM_CLAUSE = b"IDENTIFIED WITH 'AWSAuthenticationPlugin' AS 'RDS'"
-"""RDS MySQL 8.4's clause (RDS_TOPOLOGIES.md section 4: the plugin name quoted)."""
+"""RDS MySQL 8.4's clause, the plugin name quoted (docs/mysql.md, SHOW CREATE USER)."""
 MARIADB_IAM_CLAUSE = b"IDENTIFIED VIA AWSAuthenticationPlugin USING 'RDS'"
 """MariaDB prints a plugin account as ``IDENTIFIED VIA <plugin> USING '<string>'``."""
 
