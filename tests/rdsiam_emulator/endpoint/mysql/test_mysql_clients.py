@@ -264,3 +264,29 @@ def test_compressed_session_after_iam_login(myenv):
         assert cur.fetchone() == ("x" * 100000, f"{user}@%")
     finally:
         conn.close()
+
+
+def test_pymysql_ssl_ca_checks_the_name_and_ssl_verify_identity_drops_the_ca(myenv):
+    """What docs/pytest.md tells PyMySQL users: ``ssl={"ca": …}`` alone verifies the certificate
+    and the host name; ``ssl_verify_identity=True`` beside it makes PyMySQL build its own TLS
+    settings without that CA, so the emulator's certificate is no longer trusted."""
+    from rdsiam_emulator import resolver
+
+    other = "other.c0abcdefghij.us-east-1.rds.amazonaws.com"  # on no endpoint certificate
+    mu, mp = myenv.master
+
+    def connect(host: str, **kw) -> None:
+        pymysql.connect(host=host, port=myenv.port, user=mu, password=mp, connect_timeout=10,
+                        ssl={"ca": myenv.ca_file}, **kw).close()
+
+    connect("localhost")
+    resolver.register(other)
+    try:
+        with pytest.raises(pymysql.err.OperationalError) as info:
+            connect(other)
+    finally:
+        resolver.unregister(other)
+    assert "Hostname mismatch" in str(info.value), info.value
+    with pytest.raises(pymysql.err.OperationalError) as info:
+        connect("localhost", ssl_verify_identity=True)
+    assert "unable to get local issuer certificate" in str(info.value), info.value
