@@ -342,9 +342,10 @@ class EmulatedCluster:
 
     def failover(self, target: str | None = None) -> str:
         """Like ``failover-db-cluster``: promote ``target`` (None: the first reader) for real,
-        restart the old writer as a replica of it, repoint the cluster and reader endpoints and
-        each member's accepted names. Sessions on the two servers are lost. Returns the new
-        writer's identifier.
+        restart the old writer as a replica of it, make every PostgreSQL member's
+        ``aurora_replica_status()`` report it (``backends.aurora_catalog``), then repoint the
+        cluster and reader endpoints and each member's accepted names. Sessions on the two
+        servers are lost. Returns the new writer's identifier.
 
         Raises ValueError for a target that is not a reader, ``BackendError`` when the servers
         cannot be switched (local servers of a cluster started here only)."""
