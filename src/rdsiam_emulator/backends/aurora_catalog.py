@@ -69,7 +69,9 @@ def _status_function(members: Sequence[tuple[str, str]], writer_id: str) -> sql.
         "CREATE OR REPLACE FUNCTION pg_catalog.aurora_replica_status("
         "OUT server_id text, OUT session_id text, OUT last_update_timestamp timestamptz, "
         "OUT replica_lag_in_msec real, OUT cpu real) RETURNS SETOF record "
-        "LANGUAGE sql STABLE AS {}").format(sql.Literal(body.as_string(None)))
+        # a fixed search_path: a session's own operators never take part
+        "LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS {}").format(
+            sql.Literal(body.as_string(None)))
 
 
 # pg_settings leaves out placeholder settings (custom names no module defined), so Aurora's
