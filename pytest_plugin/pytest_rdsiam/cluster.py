@@ -181,7 +181,8 @@ class RdsIamCluster:
     def failover(self, target: str | None = None) -> str:
         """Like ``failover-db-cluster``: promote ``target`` (None: the first reader) for real,
         repoint the cluster and reader endpoints; the old writer becomes a reader. Returns the
-        new writer's identifier (moto's describe calls report it)."""
+        new writer's identifier (moto's describe calls and, aurora-postgresql, every member's
+        ``aurora_replica_status()`` report it)."""
         return self.cluster.failover(target)
 
     def __repr__(self) -> str:

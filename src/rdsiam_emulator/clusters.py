@@ -28,6 +28,8 @@ from rdsiam_emulator import resolver
 from rdsiam_emulator.auth.endpoint_spec import Endpoint
 from rdsiam_emulator.aws import rds as moto_rds
 from rdsiam_emulator.backends import BackendHandle
+from rdsiam_emulator.backends.aurora_catalog import AuroraCatalog
+from rdsiam_emulator.backends.postgres_handle import PostgresHandle
 from rdsiam_emulator.endpoint.backend import BackendAddress
 from rdsiam_emulator.endpoint.forward import Forwarder, Target
 from rdsiam_emulator.endpoint.postgres import PostgresEndpoint
@@ -244,6 +246,7 @@ class EmulatedCluster:
     dns_label: str
     _emulator: Emulator = field(repr=False)
     _forwarders: tuple[Forwarder, Forwarder] = field(repr=False)
+    _aurora: AuroraCatalog | None = field(default=None, repr=False)
     _closed: bool = field(default=False, repr=False)
 
     @property
@@ -339,9 +342,10 @@ class EmulatedCluster:
 
     def failover(self, target: str | None = None) -> str:
         """Like ``failover-db-cluster``: promote ``target`` (None: the first reader) for real,
-        restart the old writer as a replica of it, repoint the cluster and reader endpoints and
-        each member's accepted names. Sessions on the two servers are lost. Returns the new
-        writer's identifier.
+        restart the old writer as a replica of it, make every PostgreSQL member's
+        ``aurora_replica_status()`` report it (``backends.aurora_catalog``), then repoint the
+        cluster and reader endpoints and each member's accepted names. Sessions on the two
+        servers are lost. Returns the new writer's identifier.
 
         Raises ValueError for a target that is not a reader, ``BackendError`` when the servers
         cannot be switched (local servers of a cluster started here only)."""
@@ -353,10 +357,14 @@ class EmulatedCluster:
             self.topology.fail_over(target)  # raises the ValueError with the readers named
         others = tuple(self.backends[r] for r in self.topology.readers if r != new)
         switch_over(self.backends[old], self.backends[new], others)
-        self.topology.fail_over(new)
-        self._refresh()
-        moto_rds.set_cluster_writer(self.account_id, self.region, self.cluster_id, new,
-                                    missing_ok=True)
+        try:
+            if self._aurora is not None:  # the servers report the new writer before routing
+                self._aurora.set_writer(new)
+        finally:
+            self.topology.fail_over(new)
+            self._refresh()
+            moto_rds.set_cluster_writer(self.account_id, self.region, self.cluster_id, new,
+                                        missing_ok=True)
         return new
 
     def _refresh(self) -> None:
@@ -400,6 +408,18 @@ class EmulatedCluster:
             resolver.unregister(self.reader_host)
 
 
+def _aurora_catalog(backends: dict[str, BackendHandle]) -> AuroraCatalog | None:
+    """aurora-postgresql's own functions and setting on local PostgreSQL members, writer first
+    (backends.aurora_catalog); None for other servers."""
+    members = [(i, h) for i, h in backends.items()
+               if isinstance(h, PostgresHandle) and h.unix_socket is not None]
+    if not members or len(members) != len(backends):
+        return None
+    catalog = AuroraCatalog(members)
+    catalog.install(members[0][0])
+    return catalog
+
+
 def start_cluster(emulator: Emulator, config: ClusterConfig, writer: BackendHandle,
                   readers: Sequence[BackendHandle]) -> EmulatedCluster:
     """Put a cluster's endpoints in front of running servers: ``writer`` and its replicas
@@ -425,6 +445,7 @@ def start_cluster(emulator: Emulator, config: ClusterConfig, writer: BackendHand
                   Forwarder(topology.next_reader_target, listen_host=addresses[1],
                             listen_port=port))
     backends = dict(zip(ids, (writer, *readers), strict=True))
+    aurora = _aurora_catalog(backends)
     try:
         for member in members:
             started[member.instance_id] = emulator.start_instance(InstanceConfig(
@@ -451,6 +472,6 @@ def start_cluster(emulator: Emulator, config: ClusterConfig, writer: BackendHand
     resolver.register(reader_host, addresses[1])
     cluster = EmulatedCluster(config=config, topology=topology, members=started,
                               backends=backends, dns_label=label, _emulator=emulator,
-                              _forwarders=forwarders)
+                              _forwarders=forwarders, _aurora=aurora)
     cluster._refresh()
     return cluster
