@@ -53,8 +53,12 @@ def test_own_boto3_calls_and_health(rds_iam_db, rds_iam_proxy_factory):
     proxy = rds_iam_proxy_factory.get("mine")
     [target] = rds.describe_db_proxy_targets(DBProxyName="mine")["Targets"]
     assert target["TargetHealth"]["Reason"] == "AUTH_FAILURE"
-    with _connect(db, proxy, db.master_username, db.master_password) as conn:  # relayed
-        assert conn.execute("select 1").fetchone() == (1,)
+    # IAMAuth DISABLED: the proxy checks the secret's password, then the database refuses it
+    for password, reason in ((db.master_password, "proxy_password_mismatch"),
+                             ("wrong", "proxy_secret_refused")):
+        with pytest.raises(psycopg.OperationalError, match="no credentials for the role"):
+            _connect(db, proxy, db.master_username, password)
+        assert proxy.events_since(0)[-1].reason == reason
 
 
 def test_refused_by_the_proxy(rds_iam_db, rds_iam_proxy_factory):
