@@ -42,6 +42,8 @@ from rdsiam_emulator.aws import proxies as moto_proxies
 from rdsiam_emulator.endpoint.backend import BackendAddress
 from rdsiam_emulator.endpoint.mysql import MysqlEndpoint, MysqlEndpointSettings
 from rdsiam_emulator.endpoint.postgres import PostgresEndpoint, PostgresEndpointSettings
+from rdsiam_emulator.endpoint.postgres_admin import AdminClient
+from rdsiam_emulator.endpoint.replica_admin import ReplicaAdminClient
 from rdsiam_emulator.engines import POSTGRES, EngineName
 from rdsiam_emulator.events import AuthEvent, EventLog
 from rdsiam_emulator.tls import endpoint_names
@@ -212,6 +214,31 @@ class ClusterProxyTarget:
                         else "READ_ONLY",
                 "TargetHealth": health(cluster.backends[member.instance_id])})
         return rows
+
+
+class _ClusterAdmin(ReplicaAdminClient):
+    """A PostgreSQL proxy endpoint's admin client in front of a cluster: it reads its own
+    server, and stores derived passwords (end-to-end IAM) through the cluster's **current**
+    writer, whatever failovers happened since it started."""
+
+    def __init__(self, target: BackendAddress, cluster: EmulatedCluster, *,
+                 timeout: float) -> None:
+        self._cluster = cluster
+        self._own = target
+        super().__init__(target, None, timeout=timeout)
+
+    @property
+    def writer(self) -> AdminClient | None:
+        """The current writer's admin client; None while this one's server is the writer."""
+        writer = self._cluster.writer
+        if BackendAddress.from_handle(writer.backend) == self._own:
+            return None
+        admin = getattr(writer.server, "admin", None)
+        return admin if isinstance(admin, AdminClient) else None
+
+    @writer.setter
+    def writer(self, value: AdminClient | None) -> None:
+        """Ignored: the writer is looked up at each use."""
 
 
 @dataclass
@@ -510,6 +537,9 @@ def _serve(emulator: Emulator, config: ProxyConfig, door: ProxyDoor, target: Pro
             catalog_version=getattr(backend, "catalog_version", None))
     if isinstance(target, ClusterProxyTarget):
         server.backend_route = target.route(role)
+        if isinstance(server, PostgresEndpoint):
+            server.admin = _ClusterAdmin(BackendAddress.from_handle(backend), target.cluster,
+                                         timeout=server.settings.backend_timeout)
     emulator._loop.run(server.start())
     authenticator.endpoint = Endpoint(host=host, port=server.port, region=region,
                                       account_id=account, resource_id=resource_id,
