@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import re
 import secrets
+import socket
 import string
 import threading
 from collections.abc import Callable, Iterator
@@ -404,9 +405,12 @@ class EmulatedProxy:
                      listen_port: int = 0) -> EmulatedProxyEndpoint:
         """Start a proxy endpoint (``create_db_proxy_endpoint``) and return it. Its tokens must
         be signed for its own name (``endpoint_host``) and port; policies still name the proxy's
-        ``prx-…`` resource. ``READ_ONLY``: each new session goes to the next reader of the
-        cluster target. Raises ``ValueError`` for a bad name, a name in use, or ``READ_ONLY``
-        without a cluster target that has a reader; ``OSError`` when it cannot listen."""
+        ``prx-…`` resource. ``listen_host`` None: the proxy's port on a loopback address of its
+        own (RDS gives every endpoint of a proxy the same port), or a free port on the proxy's
+        address when that is not a loopback one. ``READ_ONLY``: each new session goes to the
+        next reader of the cluster target. Raises ``ValueError`` for a bad name, a name in use,
+        or ``READ_ONLY`` without a cluster target that has a reader; ``OSError`` when it cannot
+        listen."""
         if not _ENDPOINT_NAME.match(endpoint_name) or len(endpoint_name) > 63 \
                 or endpoint_name == "default":
             raise ValueError(f"{endpoint_name!r} is not a proxy endpoint name (a letter, then "
@@ -420,9 +424,11 @@ class EmulatedProxy:
             raise ValueError("a READ_ONLY proxy endpoint needs an Aurora cluster target with a "
                              "reader")
         host = self.endpoint_host(endpoint_name)
+        if listen_host is None:
+            listen_host, listen_port = _endpoint_place(self.config.listen_host, self.port)
         authenticator, server = _serve(
             self._emulator, self.config, self.door, self.target, target_role, host,
-            self.resource_id, listen_host or self.config.listen_host, listen_port)
+            self.resource_id, listen_host, listen_port)
         endpoint = EmulatedProxyEndpoint(
             name=endpoint_name, target_role=target_role, host=host, port=server.port,
             arn=arn or f"arn:aws:rds:{self.region}:{self.account_id}:db-proxy-endpoint:"
@@ -546,6 +552,23 @@ def _serve(emulator: Emulator, config: ProxyConfig, door: ProxyDoor, target: Pro
                                       instance_id=config.name)
     resolver.register(host, _connect_address(listen_host))
     return authenticator, server
+
+
+def _endpoint_place(proxy_host: str, proxy_port: int) -> tuple[str, int]:
+    """Where a proxy endpoint listens: ``proxy_port`` on a free random 127.x.y.z when the proxy
+    listens on loopback (the same port, as on RDS), else a free port on ``proxy_host``."""
+    if not proxy_host.startswith("127."):
+        return proxy_host, 0
+    for _ in range(20):
+        address = (f"127.{secrets.randbelow(250) + 3}.{secrets.randbelow(256)}."
+                   f"{secrets.randbelow(254) + 1}")
+        with socket.socket() as probe:
+            try:
+                probe.bind((address, proxy_port))
+            except OSError:
+                continue
+        return address, proxy_port
+    return proxy_host, 0
 
 
 def _connect_address(listen_host: str) -> str:
