@@ -64,9 +64,9 @@ ENGINE_FAMILIES: dict[EngineName, str] = {"postgres": "POSTGRESQL", "mysql": "MY
 
 
 class ProxyTarget(Protocol):
-    """What a proxy needs from what it fronts. ``ProxyTarget`` is one; an Aurora cluster
-    plugs in by offering the same (its writer's ``backend``, its ``cluster-…`` ``endpoint``,
-    one ``secret`` for all members; docs/rds-proxy.md, "Cluster targets")."""
+    """What a proxy needs from what it fronts: an ``EmulatedInstance``, or an Aurora cluster
+    as ``ClusterProxyTarget`` (its writer's ``backend``, its ``cluster-…`` resource id, one
+    ``secret`` for all members; docs/rds-proxy.md, "Cluster targets")."""
 
     @property
     def engine(self) -> EngineName:
