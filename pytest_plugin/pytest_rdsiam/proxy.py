@@ -1,5 +1,5 @@
-"""``rds_iam_proxy_factory``: RDS Proxies in front of a test's instance, created through boto3
-against the plugin's moto (docs/pytest.md, docs/rds-proxy.md).
+"""``rds_iam_proxy_factory``: RDS Proxies in front of a test's instance or Aurora cluster, created
+through boto3 against the plugin's moto (docs/pytest.md, docs/rds-proxy.md).
 
 The proxy starts when its target is registered (``rdsiam_emulator.proxies.auto_start``, active
 for every test of the plugin), so a test's own ``create_db_proxy`` + ``register_db_proxy_targets``
@@ -16,6 +16,7 @@ from typing import Any
 import boto3
 import pytest
 
+from pytest_rdsiam.cluster import RdsIamCluster
 from pytest_rdsiam.db import RdsIamDb, moto_account
 from pytest_rdsiam.plugin_state import EVENT_SOURCES
 from rdsiam_emulator.auth.proxy import AUTH_SCHEMES, IAM_AUTH_MODES
@@ -27,7 +28,8 @@ _names = itertools.count(1)
 
 class ProxyFactory:
     """Callable fixture value: ``factory(db, secrets={"user": "password"}, iam_auth="REQUIRED",
-    default_auth_scheme="NONE", require_tls=False, role_may_connect_as=(), name=None)``."""
+    default_auth_scheme="NONE", require_tls=False, role_may_connect_as=(), name=None,
+    read_only_endpoint=None)``, or ``factory(target=cluster, ...)`` for an Aurora cluster."""
 
     def __init__(self, request: pytest.FixtureRequest, emulator: Emulator,
                  start: Callable[[], None]) -> None:
@@ -35,31 +37,42 @@ class ProxyFactory:
         self._emulator = emulator
         self._start = start
 
-    def __call__(self, db: RdsIamDb, *, secrets: dict[str, str] | None = None,
+    def __call__(self, db: RdsIamDb | RdsIamCluster | None = None, *,
+                 target: RdsIamDb | RdsIamCluster | None = None,
+                 secrets: dict[str, str] | None = None,
                  iam_auth: str = "REQUIRED", default_auth_scheme: str = "NONE",
                  require_tls: bool = False, role_may_connect_as: Sequence[str] = (),
-                 name: str | None = None) -> EmulatedProxy:
-        """Create a proxy in front of ``db``'s instance with ``create_db_proxy`` and
-        ``register_db_proxy_targets`` (boto3, the plugin's moto, ``db``'s account and region)
-        and return the running proxy.
+                 name: str | None = None,
+                 read_only_endpoint: str | None = None) -> EmulatedProxy:
+        """Create a proxy in front of ``db``'s instance, or of the Aurora cluster ``target``
+        (``rds_iam_cluster``: the proxy follows its writer), with ``create_db_proxy`` and
+        ``register_db_proxy_targets`` (boto3, the plugin's moto, the target's account and
+        region) and return the running proxy.
 
         ``secrets``: DB user → password; each becomes a Secrets Manager secret in the proxy's
         ``Auth`` with ``IAMAuth=iam_auth`` (``REQUIRED``/``DISABLED``). ``default_auth_scheme``
         ``IAM_AUTH``: end-to-end IAM (no secrets needed). The proxy's role is created for it;
         ``role_may_connect_as`` lists the DB users it may ``rds-db:connect`` as on the
-        **database's** resource. ``ValueError`` for a scheme or mode RDS does not accept; a
-        ``botocore`` ``ClientError`` for what the API refuses.
+        **database's** resource (a cluster's ``cluster-…`` one). ``read_only_endpoint``: the
+        name of a ``READ_ONLY`` proxy endpoint to create too (cluster targets with a reader;
+        ``proxy.endpoints[name]``). ``ValueError`` for a scheme or mode RDS does not accept,
+        or for none or both of ``db`` and ``target``; a ``botocore`` ``ClientError`` for what
+        the API refuses.
         """
+        if (db is None) == (target is None):
+            raise ValueError("give the proxy's target: rds_iam_proxy_factory(db) or "
+                             "rds_iam_proxy_factory(target=cluster)")
+        fronted = db if db is not None else target
+        assert fronted is not None
         if iam_auth not in IAM_AUTH_MODES:
             raise ValueError(f"iam_auth must be one of {IAM_AUTH_MODES}, not {iam_auth!r}")
         if default_auth_scheme not in AUTH_SCHEMES:
             raise ValueError(f"default_auth_scheme must be one of {AUTH_SCHEMES}, "
                              f"not {default_auth_scheme!r}")
         self._start()
-        instance = db.instance
         name = name or f"proxy-{next(_names)}"
-        with moto_account(db.account_id):
-            region = db.region
+        with moto_account(fronted.account_id):
+            region = fronted.region
             ec2 = boto3.client("ec2", region_name=region)
             vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
             subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
@@ -74,7 +87,7 @@ class ProxyFactory:
                                         "Version": "2012-10-17",
                                         "Statement": [{
                                             "Effect": "Allow", "Action": "rds-db:connect",
-                                            "Resource": [instance.db_user_arn(u)
+                                            "Resource": [fronted.db_user_arn(u)
                                                          for u in role_may_connect_as]}]}))
             sm = boto3.client("secretsmanager", region_name=region)
             auth: list[dict[str, Any]] = [
@@ -85,11 +98,19 @@ class ProxyFactory:
                 for user, password in (secrets or {}).items()]
             rds = boto3.client("rds", region_name=region)
             rds.create_db_proxy(
-                DBProxyName=name, EngineFamily=ENGINE_FAMILIES[instance.engine], Auth=auth,
+                DBProxyName=name, EngineFamily=ENGINE_FAMILIES[fronted.engine], Auth=auth,
                 RoleArn=role["Arn"], VpcSubnetIds=[subnet], RequireTLS=require_tls,
                 DefaultAuthScheme=default_auth_scheme)
-            rds.register_db_proxy_targets(DBProxyName=name,
-                                          DBInstanceIdentifiers=[instance.instance_id])
+            if isinstance(fronted, RdsIamCluster):
+                rds.register_db_proxy_targets(DBProxyName=name,
+                                              DBClusterIdentifiers=[fronted.cluster_id])
+            else:
+                rds.register_db_proxy_targets(DBProxyName=name,
+                                              DBInstanceIdentifiers=[fronted.instance_id])
+            if read_only_endpoint is not None:
+                rds.create_db_proxy_endpoint(DBProxyName=name,
+                                             DBProxyEndpointName=read_only_endpoint,
+                                             VpcSubnetIds=[subnet], TargetRole="READ_ONLY")
         return self.get(name)
 
     def get(self, name: str) -> EmulatedProxy:

@@ -398,6 +398,7 @@ class EmulatedCluster:
         if self._closed:
             return
         self._closed = True
+        self._emulator._forget_cluster(self)
         try:
             for forwarder in self._forwarders:
                 self._emulator.run(forwarder.close())
@@ -474,4 +475,5 @@ def start_cluster(emulator: Emulator, config: ClusterConfig, writer: BackendHand
                               backends=backends, dns_label=label, _emulator=emulator,
                               _forwarders=forwarders, _aurora=aurora)
     cluster._refresh()
+    emulator._add_cluster(cluster)
     return cluster

@@ -41,6 +41,7 @@ from rdsiam_emulator.secrets import new_instance_secret
 from rdsiam_emulator.tls import EmulatorCA, endpoint_names
 
 if TYPE_CHECKING:
+    from rdsiam_emulator.clusters import EmulatedCluster
     from rdsiam_emulator.proxies import EmulatedProxy, ProxyConfig, ProxyTarget
 
 Naming = Literal["rds", "loopback"]
@@ -270,6 +271,7 @@ class Emulator:
         self._loop = LoopThread(loop=event_loop)
         self._instances: list[EmulatedInstance] = []
         self._proxies: list[EmulatedProxy] = []
+        self._clusters: list[EmulatedCluster] = []
         self._lock = threading.Lock()
         moto_rds.install()
 
@@ -361,6 +363,21 @@ class Emulator:
         from rdsiam_emulator.proxies import start_proxy
 
         return start_proxy(self, config, target)
+
+    @property
+    def clusters(self) -> tuple[EmulatedCluster, ...]:
+        """A snapshot of the Aurora clusters started and not yet closed (proxy targets)."""
+        with self._lock:
+            return tuple(self._clusters)
+
+    def _add_cluster(self, cluster: EmulatedCluster) -> None:
+        with self._lock:
+            self._clusters.append(cluster)
+
+    def _forget_cluster(self, cluster: EmulatedCluster) -> None:
+        with self._lock:
+            if cluster in self._clusters:
+                self._clusters.remove(cluster)
 
     def _add_proxy(self, proxy: EmulatedProxy) -> None:
         with self._lock:

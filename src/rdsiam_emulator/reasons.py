@@ -50,6 +50,7 @@ class Reason(StrEnum):
     PROXY_NO_CREDENTIALS = "proxy_no_credentials"
     PROXY_ROLE_NOT_AUTHORIZED = "proxy_role_not_authorized"
     PROXY_SECRET_REFUSED = "proxy_secret_refused"
+    PROXY_PASSWORD_MISMATCH = "proxy_password_mismatch"
 
 
 INVALID_TOKEN = "InvalidToken"
@@ -152,6 +153,8 @@ REASONS: dict[Reason, ReasonInfo] = {
               " as this user"),
         _info(Reason.PROXY_SECRET_REFUSED, None, None, "engine",
               "RDS Proxy: the database refused the username/password of the proxy's secret"),
+        _info(Reason.PROXY_PASSWORD_MISMATCH, None, None, "engine",
+              "RDS Proxy, IAMAuth DISABLED: the client's password is not its secret's password"),
     )
 }
 

@@ -220,15 +220,28 @@ def test_pg_wrong_secret_auth_failure(pg, pg_backend):
         assert conn.execute("select 1").fetchone() == (1,)
 
 
-def test_pg_iam_disabled_relays_password(pg, pg_backend):
+def test_pg_iam_disabled_checks_the_secret(pg, pg_backend):
     user = _pg_user(pg_backend, f"app_{uuid.uuid4().hex[:6]}")
     proxy = pg.proxy(auth=[{"SecretArn": pg.secret(user), "IAMAuth": "DISABLED"}])
     with _pg_connect(proxy, user, PASSWORD, sslmode="disable") as conn:
         assert conn.execute("select current_user").fetchone() == (user,)
     event = _last_event(proxy)
     assert (event.outcome, event.method) == ("allow", "password")
-    assert "password authentication failed" in _pg_refused(proxy, user, "wrong")
-    assert _last_event(proxy).reason == "password_mismatch"
+    text = _pg_refused(proxy, user, "wrong")
+    assert ("This RDS proxy has no credentials for the role " + user) in text
+    assert "password authentication failed" not in text  # the proxy's text, not the server's
+    event = _last_event(proxy)
+    assert (event.reason, event.method) == ("proxy_password_mismatch", "password")
+    assert event.hint and "wrong" not in event.detail
+
+    # the proxy checks the secret, not the database: a stale secret stops a client that knows
+    # the database's real password, and the secret's password gets as far as the database
+    stale = pg.proxy(auth=[{"SecretArn": pg.secret(user, "stale-secret"), "IAMAuth": "DISABLED"}])
+    _pg_refused(stale, user, PASSWORD)
+    assert _last_event(stale).reason == "proxy_password_mismatch"
+    text = _pg_refused(stale, user, "stale-secret")
+    assert "This RDS proxy has no credentials for the role" in text
+    assert _last_event(stale).reason == "proxy_secret_refused"
 
 
 def test_pg_require_tls(pg, pg_backend):
@@ -361,14 +374,20 @@ def test_mysql_require_tls_and_disabled(my, mysql_backend):
     assert _my_refused(proxy, user, PASSWORD, tls=False) == (
         3159, "This RDS Proxy requires TLS connections.")
     assert _last_event(proxy).reason == "proxy_tls_required"
-    conn = _my_connect(proxy, user, PASSWORD)  # DISABLED: the password login is relayed
+    conn = _my_connect(proxy, user, PASSWORD)  # DISABLED: the secret's password
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT CURRENT_USER()")
             assert cur.fetchone()[0].startswith(f"{user}@")
     finally:
         conn.close()
-    assert _my_refused(proxy, user, "wrong")[0] == 1045
+    assert _last_event(proxy).method == "password"
+    assert _my_refused(proxy, user, "wrong") == (
+        1045, f"Access denied for user '{user}'@'%' (using password: YES)")
+    assert _last_event(proxy).reason == "proxy_password_mismatch"
+    stale = my.proxy(auth=[{"SecretArn": my.secret(user, "stale"), "IAMAuth": "DISABLED"}])
+    assert _my_refused(stale, user, PASSWORD)[0] == 1045  # the database's password: not enough
+    assert _last_event(stale).reason == "proxy_password_mismatch"
 
 
 def test_mysql_wrong_secret_and_end_to_end(my, mysql_backend):

@@ -22,6 +22,10 @@ Commands:
   answer the client with the server's outcome;
 * ``RelayPassword``: not an IAM login: relay the client's own authentication to the server.
 
+Through an RDS Proxy whose secret for the user has ``IAMAuth=DISABLED`` the answer to ``AskToken``
+is the client's password, which the step compares with the secret's (constant time) instead of
+verifying a token.
+
 Each step that reaches a decision records exactly one event: ``Refuse`` and ``LogIn`` carry it
 (``decision.event``); after ``RelayPassword`` the handler records the server's verdict (it is the
 only one who sees it). A client that hangs up when asked for its token records one only on the
@@ -35,6 +39,7 @@ by the handler as a further, engine-level event.
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass, field
 
 from rdsiam_emulator.auth.authenticator import ClientInfo, IamAuthenticator, LoginDecision
@@ -127,6 +132,9 @@ class LoginStep:
         self._secret = secret
         self._door = door
         self._proxy_login: SecretCredentials | None = None
+        self._proxy_password = False
+        """IAMAuth DISABLED: the answer to ``AskToken`` is a password checked against the
+        secret's (RDS Proxy authenticates the client with the secret's credentials)."""
         self._engine: Engine = engine_named(authenticator.engine)
         self._state = "new"
 
@@ -212,10 +220,10 @@ class LoginStep:
                 return self._refuse(found.reason, detail=via + found.detail, hint=found.hint,
                                     method="unknown")
             entry, creds = found
-            if entry.iam_auth == "DISABLED":
-                self._state = "done"
-                return RelayPassword()
             self._proxy_login = creds
+            if entry.iam_auth == "DISABLED":
+                self._proxy_password = True
+                return self._ask()
         if not f.client.tls:
             return self._refuse(Reason.TLS_REQUIRED,
                                 detail=f"{via}IAM authentication is allowed only with TLS",
@@ -249,6 +257,8 @@ class LoginStep:
         if isinstance(token, bytes):
             token = token.removesuffix(b"\0").decode("utf-8", "replace")
         f = self.facts
+        if self._proxy_password:
+            return self._check_proxy_password(token)
         decision = self._auth.authenticate_iam(db_user=f.db_user, token=token, client=f.client)
         if not decision.ok:
             return Refuse(decision)
@@ -256,6 +266,25 @@ class LoginStep:
             creds = self._proxy_login
             return LogIn(creds.username, creds.password, decision, repair=False)
         return LogIn(f.db_user, derived_password(self._secret, f.db_user), decision)
+
+    def _check_proxy_password(self, password: str) -> Refuse | LogIn:
+        """IAMAuth DISABLED: the client must know the secret's password; then the proxy logs in
+        with the secret's credentials."""
+        f, creds = self.facts, self._proxy_login
+        assert creds is not None
+        if not hmac.compare_digest(password.encode(), creds.password.encode()):
+            return self._refuse(
+                Reason.PROXY_PASSWORD_MISMATCH, method="password",
+                detail=f"{f.via}the password is not the one in the proxy's secret for "
+                       f"{f.db_user!r} (IAMAuth DISABLED: the proxy checks it, not the database)",
+                hint="log in with the password stored in the proxy's Secrets Manager secret for "
+                     "this user (or set IAMAuth REQUIRED and log in with an IAM token)")
+        detail = (f"{f.via}the password matches the proxy's secret for {f.db_user!r}; "
+                  "logging in with the secret's credentials")
+        event = self._auth.record_password_login(db_user=f.db_user, client=f.client, ok=True,
+                                                 detail=detail)
+        decision = LoginDecision(True, None, detail, None, None, event)
+        return LogIn(creds.username, creds.password, decision, repair=False)
 
     def client_left(self) -> Refuse:
         """The client hung up when asked for its token (libmysqlclient without the cleartext

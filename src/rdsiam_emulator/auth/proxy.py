@@ -11,7 +11,9 @@ RDS Proxy guide (docs/rds-proxy.md has the sources):
   secrets (``proxy_no_credentials`` otherwise). That secret's ``IAMAuth`` decides:
   ``REQUIRED``: the client sends an IAM token signed for the proxy endpoint (resource
   ``dbuser:prx-…/<user>``), then the proxy logs in with the secret's username and password;
-  ``DISABLED``: the client's own password login is relayed to the database;
+  ``DISABLED``: the client sends its password in clear (the endpoint asks as for a token), the
+  proxy compares it with the secret's (``proxy_password_mismatch``), then logs in with the
+  secret's username and password;
 * ``DefaultAuthScheme=IAM_AUTH`` (end-to-end IAM, no secrets): the client sends a token for the
   proxy, and the proxy's role (``RoleArn``) must itself be allowed ``rds-db:connect`` on the
   **database's** resource (``dbuser:db-…/<user>``); the proxy then logs in as that IAM user.
@@ -91,12 +93,15 @@ _PG_TEXTS: Mapping[Reason, tuple[str, str]] = {
     Reason.PROXY_SECRET_REFUSED: ("28000", "This RDS proxy has no credentials for the role "
                                            "{user}. Check the credentials for this role and try "
                                            "again."),
+    Reason.PROXY_PASSWORD_MISMATCH: ("28P01", "This RDS proxy has no credentials for the role "
+                                              "{user}. Check the credentials for this role and "
+                                              "try again."),
     Reason.PROXY_ROLE_NOT_AUTHORIZED: ("28000", "The IAM authentication failed for the role "
                                                 "{user}. Check the IAM token for this role and "
                                                 "try again."),
 }
 """PostgreSQL texts from the RDS Proxy troubleshooting guide; the SQLSTATEs are not documented
-(chosen: 28000, 53300 for the rate limit; docs/rds-proxy.md)."""
+(chosen: 28000, 53300 for the rate limit, 28P01 for a wrong password; docs/rds-proxy.md)."""
 _MY_DENIED = ProxyWire(1045, "28000", "Access denied for user '{user}'@'%' (using password: YES)")
 _MY_TEXTS: Mapping[Reason, ProxyWire] = {
     Reason.PROXY_TLS_REQUIRED: ProxyWire(3159, "HY000", "This RDS Proxy requires TLS connections."),

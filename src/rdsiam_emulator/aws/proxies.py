@@ -11,6 +11,11 @@ listeners ``proxies.auto_start`` registers (the front door starts when a target 
 Target health comes from a function the started proxy puts on moto's target
 (``set_health``): it logs in with each secret for real.
 
+Proxy endpoints (``create_db_proxy_endpoint``, ``describe_db_proxy_endpoints``,
+``delete_db_proxy_endpoint``), which moto lacks, are added here; they are kept on moto's proxy and
+told to the endpoint listeners (the real endpoint starts with them). A cluster target is reported
+as RDS does: its ``TRACKED_CLUSTER`` row and one ``RDS_INSTANCE`` row per member.
+
 Also the readers the proxy's door uses: ``MotoSecrets`` (Secrets Manager values) and
 ``moto_role_check`` (the proxy role's ``rds-db:connect`` decision by our policy evaluator).
 """
@@ -18,6 +23,7 @@ Also the readers the proxy's door uses: ``MotoSecrets`` (Secrets Manager values)
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -34,6 +40,10 @@ from rdsiam_emulator.reasons import Reason, Rejection
 _lock = threading.Lock()
 _MARK = "_rdsiam_proxy_patch"
 _HEALTH_ATTR = "_rdsiam_health"
+_MEMBERS_ATTR = "_rdsiam_members"
+_ENDPOINTS_ATTR = "_rdsiam_endpoints"
+TARGET_ROLES = ("READ_WRITE", "READ_ONLY")
+"""``DBProxyEndpoint.TargetRole`` values."""
 TargetListener = Callable[[Any, list[Any]], None]
 """Called with moto's ``DBProxy`` and the ``DBProxyTarget`` objects just registered (inside
 moto's call: an exception becomes the API's error)."""
@@ -42,13 +52,50 @@ DeleteListener = Callable[[Any], None]
 _AUTH_FIELDS = ("Description", "UserName", "AuthScheme", "SecretArn", "IAMAuth",
                 "ClientPasswordAuthType")
 """``UserAuthConfig`` members (moto's parsed params iterate in snake case)."""
+EndpointListener = Callable[[Any, dict[str, Any], bool], None]
+"""Called with moto's ``DBProxy``, a proxy endpoint's description and True when it is created
+(before it is stored: an exception becomes the API's error), False once it is deleted."""
+MemberRows = Callable[[], list[dict[str, Any]]]
+"""A cluster target's member rows (``DBProxyTarget`` fields, ``TargetHealth`` included)."""
 _target_listeners: list[TargetListener] = []
+_endpoint_listeners: list[EndpointListener] = []
 _delete_listeners: list[DeleteListener] = []
 
 
 def proxy_host(name: str, label: str, region: str) -> str:
     """RDS's default proxy endpoint: ``<name>.proxy-<label>.<region>.rds.amazonaws.com``."""
     return f"{name}.proxy-{label}.{region}.rds.amazonaws.com"
+
+
+def proxy_endpoint_host(endpoint_name: str, label: str, region: str) -> str:
+    """A proxy endpoint made by ``create_db_proxy_endpoint``:
+    ``<endpoint>.endpoint.proxy-<label>.<region>.rds.amazonaws.com``."""
+    return f"{endpoint_name}.endpoint.proxy-{label}.{region}.rds.amazonaws.com"
+
+
+def add_endpoint_listener(listener: EndpointListener) -> None:
+    """Call ``listener`` on every ``create_db_proxy_endpoint`` / ``delete_db_proxy_endpoint``."""
+    install()
+    with _lock:
+        _endpoint_listeners.append(listener)
+
+
+def remove_endpoint_listener(listener: EndpointListener) -> None:
+    """Undo ``add_endpoint_listener`` (a missing one is ignored)."""
+    with _lock:
+        if listener in _endpoint_listeners:
+            _endpoint_listeners.remove(listener)
+
+
+def proxy_endpoints(moto_proxy: Any) -> list[dict[str, Any]]:
+    """The endpoints ``create_db_proxy_endpoint`` made for moto's proxy (not the default)."""
+    return list(moto_proxy.__dict__.get(_ENDPOINTS_ATTR, {}).values())
+
+
+def set_member_rows(target: Any, rows: MemberRows) -> None:
+    """Make moto's ``TRACKED_CLUSTER`` target describe its members with ``rows()``."""
+    install()
+    target.__dict__[_MEMBERS_ATTR] = rows
 
 
 def add_listeners(on_targets: TargetListener, on_delete: DeleteListener) -> None:
@@ -101,6 +148,8 @@ def install() -> None:
         _wrap_register(RDSBackend)
         _wrap_delete(RDSBackend)
         _wrap_health(DBProxyTarget)
+        _wrap_describe_targets(RDSBackend)
+        _add_endpoint_actions(RDSResponse)
 
 
 def _marked(fn: Any) -> Any:
@@ -135,6 +184,7 @@ def _wrap_create(response_cls: Any) -> None:
 
 def _wrap_register(backend_cls: Any) -> None:
     from moto.rds.exceptions import (
+        DBClusterNotFoundError,
         DBInstanceNotFoundError,
         DBProxyNotFoundFault,
         InvalidParameterCombination,
@@ -150,6 +200,9 @@ def _wrap_register(backend_cls: Any) -> None:
         for instance_id in db_instance_identifiers:
             if instance_id not in self.databases:
                 raise DBInstanceNotFoundError(instance_id)
+        for cluster_id in db_cluster_identifiers:
+            if cluster_id not in self.clusters:
+                raise DBClusterNotFoundError(cluster_id)
         group = self.db_proxies[db_proxy_name].proxy_target_groups[
             target_group_name or "default"]
         if len(group.targets) + len(db_cluster_identifiers) + len(db_instance_identifiers) > 1:
@@ -164,6 +217,12 @@ def _wrap_register(backend_cls: Any) -> None:
                 target.port = db.port
                 target.target_arn = db.arn
                 target.role = "READ_WRITE"
+            elif target.type == "TRACKED_CLUSTER":
+                cluster = self.clusters[target.rds_resource_id]
+                target.endpoint = cluster.endpoint
+                target.port = cluster.port
+                target.target_arn = cluster.db_cluster_arn
+                target.tracked_cluster_id = cluster.db_cluster_identifier
         with _lock:
             listeners = list(_target_listeners)
         for listener in listeners:
@@ -191,20 +250,184 @@ def _wrap_delete(backend_cls: Any) -> None:
     backend_cls.delete_db_proxy = _marked(delete_db_proxy)
 
 
+def _wrap_describe_targets(backend_cls: Any) -> None:
+    from moto.rds.models import DBProxyTarget
+
+    original = backend_cls.describe_db_proxy_targets
+
+    def describe_db_proxy_targets(self: Any, proxy_name: str) -> list[Any]:
+        out: list[Any] = []
+        for target in original(self, proxy_name):
+            out.append(target)
+            if target.type != "TRACKED_CLUSTER":
+                continue
+            rows = target.__dict__.get(_MEMBERS_ATTR)
+            for row in rows() if rows is not None else _unserved_members(self, target):
+                member = DBProxyTarget(self, row["RdsResourceId"], row["Endpoint"],
+                                       "RDS_INSTANCE")
+                member._registering = False
+                member.port, member.role = row["Port"], row["Role"]
+                member.target_arn = row["TargetArn"]
+                member.__dict__["tracked_cluster_id"] = target.rds_resource_id
+                health = dict(row["TargetHealth"])
+                member.__dict__[_HEALTH_ATTR] = lambda health=health: health
+                out.append(member)
+        return out
+
+    backend_cls.describe_db_proxy_targets = _marked(describe_db_proxy_targets)
+
+
+def _unserved_members(backend: Any, target: Any) -> list[dict[str, Any]]:
+    """Member rows of a cluster no emulated cluster serves: nothing answers there."""
+    cluster = backend.clusters.get(target.rds_resource_id)
+    rows: list[dict[str, Any]] = []
+    for member in getattr(cluster, "members", []):
+        rows.append({
+            "RdsResourceId": member.db_instance_identifier, "Endpoint": member.address,
+            "Port": member.port, "TargetArn": member.arn,
+            "Role": "READ_WRITE" if getattr(member, "is_cluster_writer", False) else "READ_ONLY",
+            "TargetHealth": {"State": "UNAVAILABLE", "Reason": "UNREACHABLE",
+                             "Description": "no emulated cluster serves this target"}})
+    return rows
+
+
 def _wrap_health(target_cls: Any) -> None:
     original = target_cls.__dict__["target_health"]
 
-    def target_health(self: Any) -> dict[str, str]:
+    def target_health(self: Any) -> dict[str, str] | None:
         health = self.__dict__.get(_HEALTH_ATTR)
         if health is not None:
             return dict(health())
         if self.type == "RDS_INSTANCE":  # not an emulated instance: nothing answers there
             return {"State": "UNAVAILABLE", "Reason": "UNREACHABLE",
                     "Description": "no emulated instance serves this target"}
+        if self.type == "TRACKED_CLUSTER":  # RDS reports health on the member rows only
+            return None
         assert isinstance(original, property) and original.fget is not None
         return dict(original.fget(self))
 
     target_cls.target_health = property(target_health)
+
+
+def _add_endpoint_actions(response_cls: Any) -> None:
+    """``CreateDBProxyEndpoint``, ``DescribeDBProxyEndpoints``, ``DeleteDBProxyEndpoint``."""
+    from moto.core.responses import ActionResult
+    from moto.rds.exceptions import (
+        DBProxyNotFoundFault,
+        InvalidParameterCombination,
+        InvalidParameterValue,
+        RDSClientError,
+    )
+
+    def endpoints_of(backend: Any, proxy_name: str) -> dict[str, dict[str, Any]]:
+        if proxy_name not in backend.db_proxies:
+            raise DBProxyNotFoundFault(proxy_name)
+        found: dict[str, dict[str, Any]] = backend.db_proxies[proxy_name].__dict__.setdefault(
+            _ENDPOINTS_ATTR, {})
+        return found
+
+    def create_db_proxy_endpoint(self: Any) -> Any:
+        params = self.params
+        proxy_name = str(params.get("DBProxyName") or "")
+        name = str(params.get("DBProxyEndpointName") or "")
+        role = params.get("TargetRole") or "READ_WRITE"
+        backend = self.backend
+        endpoints = endpoints_of(backend, proxy_name)
+        if not _ENDPOINT_NAME.match(name) or len(name) > 63 or name == "default":
+            raise InvalidParameterValue(
+                f"DBProxyEndpointName {name!r} is not valid: a letter, then letters, digits or "
+                "single hyphens, at most 63 characters, not 'default'")
+        if role not in TARGET_ROLES:
+            raise InvalidParameterValue(f"TargetRole {role!r} is not valid; use one of "
+                                        f"{', '.join(TARGET_ROLES)}")
+        if any(name in p.__dict__.get(_ENDPOINTS_ATTR, {}) for p in backend.db_proxies.values()):
+            raise RDSClientError("DBProxyEndpointAlreadyExistsFault",
+                                 f"a DB proxy endpoint named {name} already exists")
+        proxy = backend.db_proxies[proxy_name]
+        if role == "READ_ONLY" and not _has_cluster_readers(backend, proxy):
+            raise InvalidParameterCombination(
+                "a READ_ONLY proxy endpoint needs a proxy whose target is an Aurora DB cluster "
+                "with at least one reader")
+        from moto.moto_api._internal import mock_random
+
+        suffix = "".join(mock_random.choice("abcdefghijklmnopqrstuvwxyz0123456789")
+                         for _ in range(17))
+        subnets = list(params.get("VpcSubnetIds") or proxy.vpc_subnet_ids)
+        description = {
+            "DBProxyEndpointName": name,
+            "DBProxyEndpointArn": f"arn:aws:rds:{proxy.region}:{proxy.account_id}:"
+                                  f"db-proxy-endpoint:prx-endpoint-{suffix}",
+            "DBProxyName": proxy_name, "Status": "available", "VpcId": proxy.vpc_id,
+            "VpcSecurityGroupIds": list(params.get("VpcSecurityGroupIds")
+                                        or proxy.vpc_security_group_ids),
+            "VpcSubnetIds": subnets,
+            "Endpoint": proxy_endpoint_host(name, proxy.url_identifier, proxy.region),
+            "CreatedDate": proxy.created_date, "TargetRole": role, "IsDefault": False,
+        }
+        with _lock:
+            listeners = list(_endpoint_listeners)
+        for listener in listeners:
+            listener(proxy, description, True)
+        endpoints[name] = description
+        return ActionResult({"DBProxyEndpoint": description})
+
+    def describe_db_proxy_endpoints(self: Any) -> Any:
+        params = self.params
+        backend = self.backend
+        wanted = params.get("DBProxyEndpointName")
+        proxy_name = params.get("DBProxyName")
+        proxies = ([backend.db_proxies[proxy_name]] if proxy_name in backend.db_proxies
+                   else [] if proxy_name else list(backend.db_proxies.values()))
+        if proxy_name and not proxies:
+            raise DBProxyNotFoundFault(proxy_name)
+        rows: list[dict[str, Any]] = []
+        for proxy in proxies:
+            rows.append({
+                "DBProxyEndpointName": "default", "DBProxyName": proxy.db_proxy_name,
+                "Status": "available", "VpcId": proxy.vpc_id,
+                "VpcSecurityGroupIds": list(proxy.vpc_security_group_ids),
+                "VpcSubnetIds": list(proxy.vpc_subnet_ids), "Endpoint": proxy.endpoint,
+                "CreatedDate": proxy.created_date, "TargetRole": "READ_WRITE",
+                "IsDefault": True})
+            rows.extend(proxy_endpoints(proxy))
+        if wanted:
+            rows = [r for r in rows if r["DBProxyEndpointName"] == wanted]
+            if not rows:
+                raise RDSClientError("DBProxyEndpointNotFoundFault",
+                                     f"DB proxy endpoint {wanted} not found")
+        return ActionResult({"DBProxyEndpoints": rows})
+
+    def delete_db_proxy_endpoint(self: Any) -> Any:
+        name = self.params.get("DBProxyEndpointName")
+        for proxy in self.backend.db_proxies.values():
+            endpoints = proxy.__dict__.get(_ENDPOINTS_ATTR, {})
+            if name in endpoints:
+                description = endpoints.pop(name)
+                with _lock:
+                    listeners = list(_endpoint_listeners)
+                for listener in listeners:
+                    listener(proxy, description, False)
+                return ActionResult({"DBProxyEndpoint": {**description, "Status": "deleting"}})
+        raise RDSClientError("DBProxyEndpointNotFoundFault",
+                             f"DB proxy endpoint {name} not found")
+
+    for fn in (create_db_proxy_endpoint, describe_db_proxy_endpoints, delete_db_proxy_endpoint):
+        setattr(response_cls, fn.__name__, _marked(fn))
+
+
+_ENDPOINT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9]+)*$")
+"""Proxy endpoint names: a letter, then letters, digits and single hyphens."""
+
+
+def _has_cluster_readers(backend: Any, proxy: Any) -> bool:
+    for group in proxy.proxy_target_groups.values():
+        for target in group.targets:
+            if target.type == "TRACKED_CLUSTER":
+                cluster = backend.clusters.get(target.rds_resource_id)
+                members = getattr(cluster, "members", [])
+                return any(not getattr(m, "is_cluster_writer", False) for m in members) \
+                    and len(members) > 1
+    return False
 
 
 class MotoSecrets:

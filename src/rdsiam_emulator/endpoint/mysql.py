@@ -35,6 +35,7 @@ import logging
 import secrets
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from rdsiam_emulator.auth.authenticator import ClientInfo, IamAuthenticator, LoginDecision
@@ -148,6 +149,10 @@ class MysqlEndpoint(TrackedEndpoint):
         super().__init__()
         self.door = door
         self.backend = backend
+        self.backend_route: Callable[[], BackendAddress] | None = None
+        """Where each new backend connection goes instead of ``backend`` (an RDS Proxy in front
+        of an Aurora cluster: the current writer, or the next reader); the admin session stays
+        on ``backend``."""
         self.authenticator = authenticator
         self._secret = instance_secret
         self._tls = tls_context  # EmulatorCA contexts send no session tickets, like the servers
@@ -323,14 +328,15 @@ class MysqlEndpoint(TrackedEndpoint):
 
     async def _open_backend(self) -> BackendSide | None:
         loop = asyncio.get_running_loop()
+        target = self.backend if self.backend_route is None else self.backend_route()
         try:
             async with asyncio.timeout(self.settings.backend_timeout):
-                if self.backend.unix_socket is not None:
+                if target.unix_socket is not None:
                     _, proto = await loop.create_unix_connection(
-                        BackendSide, self.backend.unix_socket)
+                        BackendSide, target.unix_socket)
                 else:
                     _, proto = await loop.create_connection(
-                        BackendSide, self.backend.host, self.backend.port)
+                        BackendSide, target.host, target.port)
         except (OSError, TimeoutError):
             return None
         return proto

@@ -87,6 +87,10 @@ class PostgresEndpoint(TrackedEndpoint):
         super().__init__()
         self.door = door
         self.backend = backend
+        self.backend_route: Callable[[], BackendAddress] | None = None
+        """Where each new backend connection goes instead of ``backend`` (an RDS Proxy in front
+        of an Aurora cluster: the current writer, or the next reader); the admin session stays
+        on ``backend``."""
         self.authenticator = authenticator
         self._secret = instance_secret
         self._tls = tls_context
@@ -138,12 +142,15 @@ class PostgresEndpoint(TrackedEndpoint):
         conn.closed.add_done_callback(lambda _: conn.abort_unlinked_legs())
         self._spawn(self._serve(conn)).add_done_callback(lambda _: self._conns.discard(conn))
 
+    def _route(self) -> BackendAddress:
+        return self.backend if self.backend_route is None else self.backend_route()
+
     async def _open_leg(self, client: _ClientConnection) -> RelayConnection:
         """A backend connection owned by ``client``: tracked, and aborted with the client.
 
         Raises BackendUnreachable; ConnectionClosed if the client already left.
         """
-        leg = await open_backend(self.backend, self.settings.backend_timeout)
+        leg = await open_backend(self._route(), self.settings.backend_timeout)
         if client.gone:
             leg.abort()
             raise ConnectionClosed("the client left while the backend was being reached")
@@ -472,7 +479,7 @@ class PostgresEndpoint(TrackedEndpoint):
     async def _forward_cancel(self, event: CancelRequested) -> None:
         """Pass a CancelRequest to the backend; the server itself checks pid and key."""
         try:
-            conn = await open_backend(self.backend, self.settings.backend_timeout)
+            conn = await open_backend(self._route(), self.settings.backend_timeout)
         except BackendUnreachable:
             return
         conn.write(codec.cancel_request(event.pid, event.key))

@@ -12,7 +12,7 @@ from freezegun import freeze_time
 from rdsiam_emulator.auth.authenticator import Authenticator, ClientInfo
 from rdsiam_emulator.auth.credentials import StaticCredentials
 from rdsiam_emulator.auth.endpoint_spec import Endpoint
-from rdsiam_emulator.auth.login import AskToken, LogIn, LoginFacts, LoginStep, Refuse, RelayPassword
+from rdsiam_emulator.auth.login import AskToken, LogIn, LoginFacts, LoginStep, Refuse
 from rdsiam_emulator.auth.proxy import (
     ProxyAuth,
     ProxyAuthorizer,
@@ -94,10 +94,26 @@ def test_required_secret_logs_in_with_the_secrets_credentials_never_repaired():
     assert checked == []  # no end-to-end IAM: the proxy's role is not consulted
 
 
-def test_disabled_secret_relays_the_password_login_even_without_tls():
+def test_disabled_secret_checks_the_password_against_the_secret_even_without_tls():
     step, events, _, _ = _step(auth=REQUIRED, db_user="pwuser", client=PLAIN)
-    assert step.start() == RelayPassword()
-    assert events.all() == []  # the handler records the server's verdict
+    assert step.start() == AskToken()
+    command = step.receive_token(b"pw-pw\0")  # MySQL clients end it with a NUL
+    assert isinstance(command, LogIn)
+    assert (command.user, command.password, command.repair) == ("pwuser", "pw-pw", False)
+    [event] = events.all()
+    assert (event.outcome, event.method) == ("allow", "password")
+
+    step, events, _, door = _step(auth=REQUIRED, db_user="pwuser", client=PLAIN)
+    step.start()
+    refused = step.receive_token("pw-pW")
+    assert isinstance(refused, Refuse) and refused.reason is Reason.PROXY_PASSWORD_MISMATCH
+    [event] = events.all()
+    assert (event.outcome, event.method, event.reason) == (
+        "deny", "password", Reason.PROXY_PASSWORD_MISMATCH)
+    assert event.hint and "pw-pW" not in event.detail
+    wire = door.wire(Reason.PROXY_PASSWORD_MISMATCH, "pwuser")
+    assert wire is not None and wire.sqlstate == "28P01"
+    assert "no credentials for the role pwuser" in wire.message
 
 
 @pytest.mark.parametrize(("kwargs", "reason"), [

@@ -123,7 +123,9 @@ def test_proxy_through_the_api(server: Serve) -> None:
     rds.register_db_proxy_targets(DBProxyName="api-proxy", DBInstanceIdentifiers=["orders"])
     proxy = _proxy(server, "api-proxy")
     assert proxy["created_by"] == "api"
-    assert _login(server, proxy, MASTER, MASTER_PASSWORD) == MASTER  # DISABLED: relayed
+    assert _login(server, proxy, MASTER, MASTER_PASSWORD) == MASTER  # DISABLED: the secret's
+    with pytest.raises(psycopg.OperationalError, match="no credentials for the role"):
+        _login(server, proxy, MASTER, "not-the-secret")
     rds.delete_db_proxy(DBProxyName="api-proxy")
     assert all(p["name"] != "api-proxy" for p in server.json("/_rdsiam/proxies")["proxies"])
 
@@ -141,6 +143,10 @@ BAD = [
      "proxies[0].name: 'P_1' is not an RDS proxy name"),
     (GOOD + '[[proxies]]\nname = "p"\ntarget = "orders"\ndefault_auth_scheme = "X"\n',
      "proxies[0].default_auth_scheme: must be one of NONE, IAM_AUTH"),
+    (GOOD + '[[proxies]]\nname = "p"\ntarget = "orders"\ndefault_auth_scheme = "IAM_AUTH"\n'
+            '[[proxies.endpoints]]\nname = "reads"\ntarget_role = "READ_ONLY"\n',
+     "proxies[0].endpoints[0].target_role: READ_ONLY needs a proxy whose target is an Aurora "
+     "cluster"),
 ]
 
 
@@ -172,3 +178,47 @@ def test_documented_proxies_example_is_valid() -> None:
     secret = parsed.proxies[0].auth[0]
     assert (secret.username, secret.password) == (shop.master_username, shop.master_password)
     assert parsed.proxies[1].role_may_connect_as == parsed.instances[0].iam_db_users
+
+
+def test_proxy_endpoints_and_cluster_targets_in_the_config() -> None:
+    import tomllib
+
+    from rdsiam_emulator.server.config import ConfigError, InstanceSpec
+    from rdsiam_emulator.server.proxy_config import ProxyEndpointSpec, parse_proxies
+
+    data = tomllib.loads("""
+[[proxies]]
+name = "orders-proxy"
+target = "orders-cluster"
+default_auth_scheme = "IAM_AUTH"
+[[proxies.endpoints]]
+name = "reads"
+target_role = "READ_ONLY"
+[[proxies.endpoints]]
+name = "writes"
+""")
+    instances = (InstanceSpec(identifier="orders", engine="postgres"),)
+    [spec] = parse_proxies(data, instances, clusters=("orders-cluster",))
+    assert (spec.target, spec.endpoints) == ("orders-cluster", (
+        ProxyEndpointSpec("reads", "READ_ONLY"), ProxyEndpointSpec("writes", "READ_WRITE")))
+    with pytest.raises(ConfigError, match="not the identifier of one of the"):
+        parse_proxies(data, instances)  # no such cluster configured
+
+
+def test_proxy_endpoints_and_a_cluster_target_through_the_api(server: Serve) -> None:
+    from botocore.exceptions import ClientError
+
+    rds = server.client("rds")
+    subnet = rds.describe_db_proxies(DBProxyName="orders-proxy")["DBProxies"][0]["VpcSubnetIds"]
+    made = rds.create_db_proxy_endpoint(DBProxyName="orders-proxy", DBProxyEndpointName="more",
+                                        VpcSubnetIds=subnet)["DBProxyEndpoint"]
+    host = _proxy(server, "orders-proxy")["host"]
+    assert made["Endpoint"] == host.replace("orders-proxy.proxy-", "more.endpoint.proxy-")
+    assert made["TargetRole"] == "READ_WRITE"
+    with pytest.raises(ClientError, match="READ_ONLY proxy endpoint needs"):
+        rds.create_db_proxy_endpoint(DBProxyName="orders-proxy", DBProxyEndpointName="ro",
+                                     VpcSubnetIds=subnet, TargetRole="READ_ONLY")
+    names = [e["DBProxyEndpointName"] for e in rds.describe_db_proxy_endpoints(
+        DBProxyName="orders-proxy")["DBProxyEndpoints"]]
+    assert names == ["default", "more"]
+    rds.delete_db_proxy_endpoint(DBProxyEndpointName="more")
