@@ -1,0 +1,225 @@
+"""Aurora clusters in ``rdsiam-emulator serve``: ``[[clusters]]`` in the config and
+``create_db_cluster`` + ``create_db_instance(DBClusterIdentifier=…)`` through the server's port,
+driven from outside (boto3 against the port; psycopg and PyMySQL over verified TLS to real
+replicas)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pymysql
+import pytest
+from serve_proc import ACCOUNT, APP_KEY, APP_SECRET, REGION, Serve, free_port, hosts_lines
+
+from rdsiam_emulator import cli, resolver
+
+MASTER, MASTER_PASSWORD = "master", "Master-Pass-1"
+CONNECT_CLUSTERS = json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Action": "rds-db:connect",
+    "Resource": f"arn:aws:rds-db:{REGION}:{ACCOUNT}:dbuser:cluster-*/*"}]})
+REPLAY_TIMEOUT = 10.0
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+    port = free_port()
+    config = f"""
+[server]
+port = {port}
+region = "{REGION}"
+account_id = "{ACCOUNT}"
+
+[[clusters]]
+name = "orders"
+engine = "aurora-postgresql"
+iam_db_users = ["app_user"]
+master_username = "{MASTER}"
+master_password = "{MASTER_PASSWORD}"
+
+[[clusters]]
+name = "ledger"
+engine = "aurora-mysql"
+readers = 1
+iam_db_users = ["app_user"]
+master_username = "{MASTER}"
+master_password = "{MASTER_PASSWORD}"
+
+[[iam.users]]
+name = "app"
+inline_policies = {{ connect = '{CONNECT_CLUSTERS}' }}
+access_keys = [{{ access_key_id = "{APP_KEY}", secret_access_key = "{APP_SECRET}" }}]
+"""
+    serve = Serve(config, tmp_path_factory.mktemp("serve-cluster"))
+    try:
+        serve.wait_ready(port)
+        serve.ca.write_bytes(serve.get("/_rdsiam/ca.pem").content)
+        yield serve
+    finally:
+        code = serve.stop(timeout=60)
+        assert code == 0, serve.stderr()
+        assert serve.stderr() == ""
+
+
+def cluster(serve: Serve, name: str) -> dict[str, Any]:
+    found = [c for c in serve.json("/_rdsiam/clusters")["clusters"] if c["id"] == name]
+    assert found, serve.output()
+    return dict(found[0])
+
+
+def token(serve: Serve, host: str, port: int, user: str) -> str:
+    return str(serve.client("rds", APP_KEY, APP_SECRET).generate_db_auth_token(
+        DBHostname=host, Port=port, DBUsername=user, Region=REGION))
+
+
+def address(c: dict[str, Any], host: str) -> str:
+    if host == c["host"]:
+        return str(c["address"])
+    if host == c["reader_host"]:
+        return str(c["reader_address"])
+    [found] = [m["address"] for m in c["members"] if m["host"] == host]
+    return str(found)
+
+
+def run_sql(serve: Serve, c: dict[str, Any], host: str, user: str, password: str,
+            sql: str) -> list[tuple[Any, ...]]:
+    """One statement through endpoint ``host`` of cluster ``c`` (verified TLS); its rows."""
+    where = address(c, host)
+    if c["engine"] == "aurora-postgresql":
+        with psycopg.connect(host=host, hostaddr=where, port=c["port"], user=user,
+                             password=password, dbname="app", sslmode="verify-full",
+                             sslrootcert=str(serve.ca), connect_timeout=20,
+                             autocommit=True) as conn:
+            cur = conn.execute(sql)  # type: ignore[call-overload]
+            return list(cur.fetchall()) if cur.description else []
+    resolver.register(host, where)
+    try:
+        conn = pymysql.connect(host=host, port=c["port"], user=user, password=password,
+                               database="app", ssl={"ca": str(serve.ca)}, connect_timeout=20,
+                               autocommit=True)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                return list(cur.fetchall())
+        finally:
+            conn.close()
+    finally:
+        resolver.unregister(host)
+
+
+def iam_sql(serve: Serve, c: dict[str, Any], host: str, sql: str) -> list[tuple[Any, ...]]:
+    return run_sql(serve, c, host, "app_user", token(serve, host, c["port"], "app_user"), sql)
+
+
+def eventually_rows(serve: Serve, c: dict[str, Any], host: str, sql: str
+                    ) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` on a reader once replication has delivered them (bounded)."""
+    deadline = time.monotonic() + REPLAY_TIMEOUT
+    while True:
+        rows = iam_sql(serve, c, host, sql)
+        if rows or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("name", ["orders", "ledger"])
+def test_configured_cluster_writes_on_writer_reads_on_reader(server: Serve, name: str) -> None:
+    c = cluster(server, name)
+    assert c["state"] == "available" and c["created_by"] == "config"
+    assert c["host"] == f"{name}.cluster-{c['host'].split('.cluster-')[1]}"
+    assert c["reader_host"].startswith(f"{name}.cluster-ro-")
+    assert c["resource_id"].startswith("cluster-") and c["iam_enabled"] is True
+    assert [m["is_writer"] for m in c["members"]] == [True, False]
+    table = f"t_{name}"
+    run_sql(server, c, c["host"], MASTER, MASTER_PASSWORD, f"CREATE TABLE {table} (v integer)")
+    if c["engine"] == "aurora-postgresql":  # PostgreSQL 15: only the owner creates in public
+        run_sql(server, c, c["host"], MASTER, MASTER_PASSWORD,
+                f"GRANT ALL ON {table} TO app_user")
+    iam_sql(server, c, c["host"], f"INSERT INTO {table} VALUES (42)")
+    assert eventually_rows(server, c, c["reader_host"], f"SELECT v FROM {table}") == [(42,)]
+    if c["engine"] == "aurora-postgresql":
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction, match="read-only transaction"):
+            iam_sql(server, c, c["reader_host"], f"INSERT INTO {table} VALUES (1)")
+    else:
+        with pytest.raises(pymysql.err.OperationalError, match="--read-only"):
+            iam_sql(server, c, c["reader_host"], f"INSERT INTO {table} VALUES (1)")
+
+
+def test_configured_clusters_in_moto_and_hosts_lines(server: Serve) -> None:
+    rds = server.client("rds")
+    described = {c["DBClusterIdentifier"]: c for c in rds.describe_db_clusters()["DBClusters"]}
+    assert set(described) == {"orders", "ledger"}
+    for name, engine in (("orders", "aurora-postgresql"), ("ledger", "aurora-mysql")):
+        ours, theirs = cluster(server, name), described[name]
+        assert theirs["Engine"] == engine
+        assert theirs["Endpoint"] == ours["host"]
+        assert theirs["ReaderEndpoint"] == ours["reader_host"]
+        assert theirs["Port"] == ours["port"]
+        assert theirs["DbClusterResourceId"] == ours["resource_id"]
+        assert theirs["IAMDatabaseAuthenticationEnabled"] is True
+        assert {(m["DBInstanceIdentifier"], m["IsClusterWriter"])
+                for m in theirs["DBClusterMembers"]} == {(f"{name}-instance-1", True),
+                                                         (f"{name}-instance-2", False)}
+        lines = hosts_lines(server)
+        for host in (ours["host"], ours["reader_host"], *(m["host"] for m in ours["members"])):
+            assert f"{address(ours, host)} {host}" in lines
+        server.wait_line(f"{engine} ")
+        assert any(f"cluster '{name}' (writer + 1 reader): ready in" in line
+                   and ours["host"] in line for line in server.lines)
+    health = server.json("/_rdsiam/health")
+    assert health["clusters"] == {"orders": "available", "ledger": "available"}
+
+
+def test_status_page_lists_clusters(server: Serve) -> None:
+    doc = server.json("/_rdsiam/status.json")
+    shown = {c["id"]: c for c in doc["clusters"]}
+    assert set(shown) >= {"orders", "ledger"}
+    assert shown["orders"]["host"] == cluster(server, "orders")["host"]
+    assert doc["proxies"] == []
+
+
+GOOD = '[[clusters]]\nname = "orders"\nengine = "aurora-postgresql"\n'
+BAD_CONFIGS = [
+    ('[[clusters]]\nengine = "aurora-postgresql"\n', "clusters[0].name: is required"),
+    ('[[clusters]]\nname = "orders"\n', "clusters[0].engine: is required"),
+    ('[[clusters]]\nname = "orders"\nengine = "postgres"\n',
+     "clusters[0].engine: must be aurora-postgresql or aurora-mysql, got 'postgres'"),
+    ('[[clusters]]\nname = "Orders"\nengine = "aurora-mysql"\n',
+     "clusters[0].name: 'Orders': RDS stores DB cluster identifiers in lower case"),
+    ('[[clusters]]\nname = "9x"\nengine = "aurora-mysql"\n',
+     "clusters[0].name: '9x' is not a DB cluster identifier"),
+    (GOOD + "readers = 16\n", "clusters[0].readers: must be between 0 and 15, got 16"),
+    (GOOD + 'readers = "1"\n', "clusters[0].readers: must be an integer, got str"),
+    (GOOD + "iam_enabled = 1\n", "clusters[0].iam_enabled: must be true or false"),
+    (GOOD + 'iam_db_users = ["app user"]\n',
+     "clusters[0].iam_db_users[0]: 'app user' is not a plain database user name"),
+    (GOOD + "colour = 1\n", "clusters[0].colour: unknown key"),
+    (GOOD + 'master_password = ""\n', "clusters[0].master_password: must be a non-empty"),
+    (GOOD * 2, "clusters[1].name: 'orders' is already used by clusters[0]"),
+    ('[[instances]]\nidentifier = "orders-instance-2"\n' + GOOD,
+     "clusters[0].name: its member 'orders-instance-2' is already used by instances[0]"),
+    ('[[clusters]]\nname = "l"\nengine = "aurora-mysql"\nversion = "15"\n',
+     "clusters[0].version: is only for aurora-postgresql"),
+    ("[server]\nmax_instances = 3\n" + GOOD + "readers = 2\n" + GOOD.replace("orders", "b"),
+     "clusters: 0 instances and 5 cluster members are more than server.max_instances (3"),
+    ('[server]\ncreate_listen_host = "0.0.0.0"\n' + GOOD,
+     "clusters: clusters listen on loopback addresses only"),
+    ('clusters = 1\n', "clusters: must be an array of tables"),
+]
+
+
+@pytest.mark.parametrize(("toml", "message"), BAD_CONFIGS,
+                         ids=[m.split(":")[0] + str(i) for i, (_, m) in enumerate(BAD_CONFIGS)])
+def test_bad_cluster_config_is_one_line(toml: str, message: str, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    assert cli.main(["serve", "--config", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"rdsiam-emulator serve: bad config: {message}"), err
