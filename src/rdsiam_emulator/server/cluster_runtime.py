@@ -13,6 +13,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from rdsiam_emulator.versions import short_version
 
 if TYPE_CHECKING:  # importing clusters imports moto (seconds)
     from rdsiam_emulator.clusters import EmulatedCluster
+    from rdsiam_emulator.instances import EmulatedInstance
     from rdsiam_emulator.server.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -46,9 +48,14 @@ class ClusterSlot:
     resource_id: str | None = None
     boot_seconds: float | None = None
     booting: Future[tuple[BackendHandle, list[BackendHandle]]] | None = None
+    next_server_id: int = 100
+    """MariaDB ``server_id`` of the last replica added through the API (unique per cluster)."""
     deleted: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
-    """Serialises member changes (start, add, failover, delete) of this cluster."""
+    """Guards the fields above against the starting threads."""
+    starting: threading.Lock = field(default_factory=threading.Lock)
+    """Held while a member starts: members of one cluster start one at a time (the writer
+    must run before its replicas are copied from it)."""
 
 
 def backend_spec(spec: ClusterSpec) -> BackendSpec:
@@ -222,6 +229,210 @@ class ClusterRuntime:
             f"cluster endpoint {cluster.host}:{cluster.port}, reader endpoint "
             f"{cluster.reader_host}:{cluster.port} (each name on its own loopback address)")
 
+    # -- the RDS API's effects --------------------------------------------------------------------
+    def create_from_api(self, spec: ClusterSpec, region: str, resource_id: str) -> ClusterSlot:
+        """Record a cluster ``create_db_cluster`` made: no members (no servers) yet. Raises
+        ValueError when it exists."""
+        slot = ClusterSlot(spec=spec, region=region, state="available", from_api=True,
+                           resource_id=resource_id)
+        with self._lock:
+            if spec.name in self._slots:
+                raise ValueError(f"cluster {spec.name!r} already exists")
+            self._slots[spec.name] = slot
+        self.runtime.say(f"cluster '{spec.name}' ({spec.engine}): created, no instances yet")
+        return slot
+
+    def add_member_from_api(self, slot: ClusterSlot, instance_id: str,
+                            on_ready: Callable[[EmulatedInstance | None, str | None], None]
+                            ) -> None:
+        """Start member ``instance_id`` in a thread: the writer when the cluster has none, else
+        a replica of the writer. ``on_ready(instance, error)`` runs in that thread once it
+        accepts logins (``instance``) or failed (``error``). Returns at once."""
+        with slot.lock:
+            slot.creating.add(instance_id)
+            slot.state = "creating"
+
+        def run() -> None:
+            began = time.perf_counter()
+            try:
+                instance = self._add_member(slot, instance_id)
+            except BaseException as exc:
+                from rdsiam_emulator.server.runtime import one_line
+
+                error = one_line(exc)
+                self.runtime.say(f"cluster '{slot.spec.name}' instance '{instance_id}': "
+                                 f"FAILED: {error}")
+                with slot.lock:
+                    slot.creating.discard(instance_id)
+                    slot.state = "creating" if slot.creating else (
+                        "available" if slot.cluster is not None or not slot.handles
+                        else "failed")
+                    slot.error = error
+                _call(on_ready, None, error)
+                return
+            with slot.lock:
+                slot.creating.discard(instance_id)
+                if not slot.creating:
+                    slot.state = "available"
+            role = "writer" if instance.instance_id == self._writer_of(slot) else "reader"
+            self.runtime.say(
+                f"cluster '{slot.spec.name}': {role} '{instance_id}' ready in "
+                f"{time.perf_counter() - began:.1f} s; endpoint {instance.host}:{instance.port}"
+                "\n" + "\n".join(["/etc/hosts:", *self._hosts_of(slot)]))
+            _call(on_ready, instance, None)
+
+        thread = threading.Thread(target=run, name=f"rdsiam-member-{instance_id}", daemon=True)
+        self.runtime.track(thread)
+        thread.start()
+
+    @staticmethod
+    def _writer_of(slot: ClusterSlot) -> str | None:
+        return slot.cluster.topology.writer if slot.cluster is not None else None
+
+    def _hosts_of(self, slot: ClusterSlot) -> list[str]:
+        c = slot.cluster
+        if c is None:
+            return []
+        return [f"{c.address_of(n)} {n}" for n in (c.host, c.reader_host,
+                                                    *(m.host for m in c.topology.members))]
+
+    def _add_member(self, slot: ClusterSlot, instance_id: str) -> EmulatedInstance:
+        """Start the server and endpoint of a new member (one at a time per cluster)."""
+        with slot.starting:
+            return self._add_member_locked(slot, instance_id)
+
+    def _add_member_locked(self, slot: ClusterSlot, instance_id: str) -> EmulatedInstance:
+        from rdsiam_emulator.backends.mysql_handle import MysqlHandle
+        from rdsiam_emulator.backends.postgres_handle import PostgresHandle
+        from rdsiam_emulator.backends.replication import (
+            start_local_mariadb_replica,
+            start_local_postgres_replica,
+        )
+
+        with slot.lock:
+            cluster, deleted = slot.cluster, slot.deleted
+        if deleted or self._closed:
+            raise RuntimeError("the cluster is being deleted")
+        if cluster is None:  # the first instance: the writer
+            writer, _ = boot(slot.spec, readers=0)
+            with slot.lock:
+                slot.handles[instance_id] = writer
+            cluster = self._start(slot, writer, [], (instance_id,))
+            self._register_cluster_endpoints(slot, cluster)
+            return cluster.writer
+        current = cluster.writer.backend
+        if isinstance(current, PostgresHandle):
+            backend: BackendHandle = start_local_postgres_replica(current)
+        else:
+            assert isinstance(current, MysqlHandle)
+            slot.next_server_id += 1
+            backend = start_local_mariadb_replica(backend_spec(slot.spec), current,
+                                                  slot.next_server_id)
+        with slot.lock:
+            gone = slot.deleted or instance_id not in slot.creating
+            if not gone:
+                slot.handles[instance_id] = backend
+        if gone:  # deleted while its server started
+            backend.stop()
+            raise RuntimeError("deleted while it was being created")
+        return self._attach_reader(cluster, instance_id, backend)
+
+    def _register_cluster_endpoints(self, slot: ClusterSlot, cluster: EmulatedCluster) -> None:
+        """Make moto's cluster (made by ``create_db_cluster``) report our names and port."""
+        from moto.rds.models import rds_backends
+
+        backend = rds_backends[self.runtime.config.server.account_id][slot.region]
+        moto_cluster = backend.clusters.get(slot.spec.name)
+        if moto_cluster is not None:
+            moto_cluster.url_identifier = cluster.dns_label
+            moto_cluster.port = cluster.port
+            moto_cluster.engine_version = short_version(cluster.writer.backend.version)
+
+    def _attach_reader(self, cluster: EmulatedCluster, instance_id: str,
+                       backend: BackendHandle) -> EmulatedInstance:
+        from rdsiam_emulator.clusters import Member
+        from rdsiam_emulator.endpoint.backend import BackendAddress
+        from rdsiam_emulator.endpoint.postgres import PostgresEndpoint
+        from rdsiam_emulator.endpoint.replica_admin import ReplicaAdminClient
+        from rdsiam_emulator.instances import InstanceConfig
+
+        config = cluster.config
+        address = pick_member_address(cluster)
+        instance = self.runtime.emulator.start_instance(InstanceConfig(
+            instance_id=instance_id, engine=config.engine, region=config.region,
+            account_id=config.account_id, iam_enabled=cluster.iam_enabled,
+            require_tls=config.require_tls, future_skew=config.future_skew,
+            throttling=config.throttling, global_keys=config.global_keys,
+            dns_label=cluster.dns_label, listen_host=address, listen_port=cluster.port,
+        ), backend, secret=cluster.writer.secret, tls_names=(cluster.host, cluster.reader_host))
+        if isinstance(instance.server, PostgresEndpoint):  # derived passwords go to the writer
+            instance.server.admin = ReplicaAdminClient(
+                BackendAddress.from_handle(backend),
+                timeout=instance.server.settings.backend_timeout)
+        cluster.topology.add_member(Member(instance_id, instance.host, address))
+        cluster.members[instance_id] = instance
+        cluster.backends[instance_id] = backend
+        cluster._refresh()  # every member's accepted names and admin writer, as start_cluster
+        return instance
+
+    def remove_member(self, slot: ClusterSlot, instance_id: str) -> None:
+        """``delete_db_instance`` of a member: a reader stops; the writer first fails over to a
+        reader (as Aurora does), or, being the last member, takes the cluster's endpoints with
+        it. Raises ``BackendError`` when the failover fails."""
+        with slot.lock:
+            cluster = slot.cluster
+            handle = slot.handles.pop(instance_id, None)
+            slot.creating.discard(instance_id)
+            if cluster is not None and instance_id not in cluster.members:
+                cluster = None  # still starting: its thread finds the handle gone
+            if cluster is not None and len(cluster.members) == 1:
+                slot.cluster = None
+        try:
+            if cluster is not None and len(cluster.members) == 1:
+                cluster.close()
+            elif cluster is not None:
+                if cluster.topology.writer == instance_id:
+                    cluster.failover()
+                cluster.topology.remove_member(instance_id)
+                instance = cluster.members.pop(instance_id)
+                cluster.backends.pop(instance_id, None)
+                cluster._refresh()
+                instance.close()
+        finally:
+            if handle is not None:
+                handle.stop()
+        self.runtime.say(f"cluster '{slot.spec.name}': instance '{instance_id}' deleted "
+                         "(endpoint and server stopped)")
+
+    def set_iam_enabled(self, name: str, enabled: bool) -> None:
+        """``modify_db_cluster(EnableIAMDatabaseAuthentication)``: every member at once."""
+        slot = self.get(name)
+        if slot is None:
+            return
+        from dataclasses import replace
+
+        with slot.lock:
+            slot.spec = replace(slot.spec, iam_enabled=enabled)
+            cluster = slot.cluster
+        if cluster is not None:
+            cluster.set_iam_enabled(enabled)
+        self.runtime.say(f"cluster '{name}': IAM database authentication "
+                         f"{'enabled' if enabled else 'disabled'}")
+
+    def failover(self, name: str, target: str | None) -> str:
+        """``failover_db_cluster``: promote ``target`` (None: the first reader) for real;
+        returns the new writer. Raises ValueError (no such cluster, no reader, not a reader)
+        or ``BackendError``."""
+        slot = self.get(name)
+        if slot is None or slot.cluster is None:
+            raise ValueError(f"cluster {name!r} has no running instances")
+        with slot.lock:
+            if slot.creating:
+                raise ValueError(f"cluster {name!r} has instances being created")
+            new = slot.cluster.failover(target)
+        self.runtime.say(f"cluster '{name}': failed over, writer is now '{new}'")
+        return new
+
     # -- stopping ---------------------------------------------------------------------------------
     def delete(self, name: str) -> bool:
         """Stop the cluster's endpoints and servers (and forget it); False if unknown."""
@@ -253,6 +464,14 @@ class ClusterRuntime:
                 _stop(slot)
             except Exception:  # keep stopping the others
                 log.exception("stopping cluster %s", slot.spec.name)
+
+
+def _call(on_ready: Callable[[EmulatedInstance | None, str | None], None],
+          instance: EmulatedInstance | None, error: str | None) -> None:
+    try:
+        on_ready(instance, error)
+    except Exception:  # a thread's exception would only reach stderr
+        log.exception("recording the new member in moto failed")
 
 
 def _stop(slot: ClusterSlot) -> None:

@@ -317,6 +317,11 @@ class Runtime:
         thread.start()
         return slot
 
+    def track(self, thread: threading.Thread) -> None:
+        """A starting thread ``close`` waits for (bounded)."""
+        with self._lock:
+            self._threads.append(thread)
+
     def _create_listen(self, engine: str) -> tuple[str, int]:
         """Where a new API-made instance listens: the engine's standard port on the next free
         127.0.0.x (or on ``server.create_listen_host``)."""

@@ -11,10 +11,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import botocore.exceptions
 import psycopg
 import pymysql
 import pytest
-from serve_proc import ACCOUNT, APP_KEY, APP_SECRET, REGION, Serve, free_port, hosts_lines
+from serve_proc import (
+    ACCOUNT,
+    APP_KEY,
+    APP_SECRET,
+    REGION,
+    Serve,
+    events,
+    free_port,
+    hosts_lines,
+    process_gone,
+)
 
 from rdsiam_emulator import cli, resolver
 
@@ -33,6 +44,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
 port = {port}
 region = "{REGION}"
 account_id = "{ACCOUNT}"
+max_instances = 6
 
 [[clusters]]
 name = "orders"
@@ -180,6 +192,110 @@ def test_status_page_lists_clusters(server: Serve) -> None:
     assert set(shown) >= {"orders", "ledger"}
     assert shown["orders"]["host"] == cluster(server, "orders")["host"]
     assert doc["proxies"] == []
+
+
+def wait_available(rds: Any, ident: str, timeout: float = 120.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        [db] = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"]
+        if db["DBInstanceStatus"] != "creating" or time.monotonic() > deadline:
+            assert db["DBInstanceStatus"] == "available", db
+            return dict(db)
+        time.sleep(0.2)
+
+
+def writer_of(rds: Any, name: str) -> str:
+    [c] = rds.describe_db_clusters(DBClusterIdentifier=name)["DBClusters"]
+    [writer] = [m["DBInstanceIdentifier"] for m in c["DBClusterMembers"] if m["IsClusterWriter"]]
+    return str(writer)
+
+
+def test_api_cluster_lifecycle(server: Serve) -> None:
+    """create_db_cluster + two create_db_instance (writer, then a real replica), IAM through
+    its endpoints, modify_db_cluster IAM off, failover, quota, delete."""
+    rds = server.client("rds")
+    made = rds.create_db_cluster(
+        DBClusterIdentifier="shop", Engine="aurora-postgresql", MasterUsername=MASTER,
+        MasterUserPassword=MASTER_PASSWORD, DatabaseName="app",
+        EnableIAMDatabaseAuthentication=True)["DBCluster"]
+    assert made["DbClusterResourceId"].startswith("cluster-")
+    first = rds.create_db_instance(DBInstanceIdentifier="shop-1", DBClusterIdentifier="shop",
+                                   DBInstanceClass="db.r6g.large",
+                                   Engine="aurora-postgresql")["DBInstance"]
+    assert first["DBInstanceStatus"] == "creating" and "Endpoint" not in first
+    assert server.get("/_rdsiam/health").status_code == 503  # a member is starting
+    assert cluster(server, "shop")["state"] == "creating"
+    wait_available(rds, "shop-1")
+    rds.create_db_instance(DBInstanceIdentifier="shop-2", DBClusterIdentifier="shop",
+                           DBInstanceClass="db.r6g.large", Engine="aurora-postgresql")
+    reader = wait_available(rds, "shop-2")
+    # the quota counts every member: 4 configured + 2 here = server.max_instances
+    with pytest.raises(botocore.exceptions.ClientError, match="InstanceQuotaExceeded"):
+        rds.create_db_instance(DBInstanceIdentifier="shop-3", DBClusterIdentifier="shop",
+                               DBInstanceClass="db.r6g.large", Engine="aurora-postgresql")
+    c = cluster(server, "shop")
+    assert c["state"] == "available" and c["created_by"] == "api"
+    [described] = rds.describe_db_clusters(DBClusterIdentifier="shop")["DBClusters"]
+    assert described["Endpoint"] == c["host"] and described["ReaderEndpoint"] == c["reader_host"]
+    assert described["Port"] == c["port"] == reader["Endpoint"]["Port"]
+    assert described["DbClusterResourceId"] == c["resource_id"] == made["DbClusterResourceId"]
+    assert {(m["DBInstanceIdentifier"], m["IsClusterWriter"])
+            for m in described["DBClusterMembers"]} == {("shop-1", True), ("shop-2", False)}
+    assert reader["Endpoint"]["Address"] == next(m["host"] for m in c["members"]
+                                                 if m["id"] == "shop-2")
+    assert reader["DbiResourceId"] == next(m["resource_id"] for m in c["members"]
+                                           if m["id"] == "shop-2")
+    for sql in ("CREATE USER app_user", "GRANT rds_iam TO app_user",
+                "CREATE TABLE t_shop (v integer)", "GRANT ALL ON t_shop TO app_user"):
+        run_sql(server, c, c["host"], MASTER, MASTER_PASSWORD, sql)
+    iam_sql(server, c, c["host"], "INSERT INTO t_shop VALUES (7)")
+    assert eventually_rows(server, c, c["reader_host"], "SELECT v FROM t_shop") == [(7,)]
+    with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        iam_sql(server, c, c["reader_host"], "INSERT INTO t_shop VALUES (8)")
+
+    # IAM is one switch for the cluster
+    rds.modify_db_cluster(DBClusterIdentifier="shop", EnableIAMDatabaseAuthentication=False,
+                          ApplyImmediately=True)
+    with pytest.raises(psycopg.OperationalError):
+        iam_sql(server, c, c["host"], "SELECT 1")
+    assert events(server, instance="shop-1", db_user="app_user")[-1]["reason"] == "iam_disabled"
+    [member] = rds.describe_db_instances(DBInstanceIdentifier="shop-2")["DBInstances"]
+    assert member["IAMDatabaseAuthenticationEnabled"] is False
+    rds.modify_db_cluster(DBClusterIdentifier="shop", EnableIAMDatabaseAuthentication=True,
+                          ApplyImmediately=True)
+    assert iam_sql(server, c, c["host"], "SELECT 1") == [(1,)]
+
+    # a real failover: the cluster endpoint now writes on shop-2
+    rds.failover_db_cluster(DBClusterIdentifier="shop")
+    assert writer_of(rds, "shop") == "shop-2"
+    assert iam_sql(server, c, c["host"], "SELECT pg_is_in_recovery()") == [(False,)]
+    iam_sql(server, c, c["host"], "INSERT INTO t_shop VALUES (9)")
+    old = next(m["host"] for m in c["members"] if m["id"] == "shop-1")
+    assert eventually_rows(server, c, old, "SELECT v FROM t_shop WHERE v = 9") == [(9,)]
+    with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        iam_sql(server, c, old, "INSERT INTO t_shop VALUES (10)")
+
+    # RDS refuses to delete a cluster that has instances; deleting them stops the servers
+    with pytest.raises(botocore.exceptions.ClientError, match="InvalidDBClusterStateFault"):
+        rds.delete_db_cluster(DBClusterIdentifier="shop", SkipFinalSnapshot=True)
+    pids = [m["backend_pid"] for m in cluster(server, "shop")["members"]]
+    assert len(pids) == 2 and all(pids)
+    rds.delete_db_instance(DBInstanceIdentifier="shop-1", SkipFinalSnapshot=True)
+    rds.delete_db_instance(DBInstanceIdentifier="shop-2", SkipFinalSnapshot=True)
+    rds.delete_db_cluster(DBClusterIdentifier="shop", SkipFinalSnapshot=True)
+    assert all(process_gone(pid) for pid in pids)
+    assert "shop" not in {x["id"] for x in server.json("/_rdsiam/clusters")["clusters"]}
+    assert server.get("/_rdsiam/health").status_code == 200
+
+
+def test_api_refuses_a_non_aurora_cluster_engine(server: Serve) -> None:
+    rds = server.client("rds")
+    with pytest.raises(botocore.exceptions.ClientError, match="is not run by the emulator"):
+        rds.create_db_cluster(DBClusterIdentifier="nope", Engine="neptune",
+                              MasterUsername=MASTER, MasterUserPassword=MASTER_PASSWORD)
+    with pytest.raises(botocore.exceptions.ClientError, match="DBClusterNotFound"):
+        rds.create_db_instance(DBInstanceIdentifier="nope-1", DBClusterIdentifier="nope",
+                               DBInstanceClass="db.r6g.large", Engine="aurora-postgresql")
 
 
 GOOD = '[[clusters]]\nname = "orders"\nengine = "aurora-postgresql"\n'
