@@ -288,6 +288,42 @@ def test_api_cluster_lifecycle(server: Serve) -> None:
     assert server.get("/_rdsiam/health").status_code == 200
 
 
+def test_api_aurora_mysql_reader_added_and_writer_deleted(server: Serve) -> None:
+    """aurora-mysql through the API: a MariaDB replica added to the running writer replays what
+    was written before it; deleting the writer fails over to it first, as Aurora does."""
+    rds = server.client("rds")
+    rds.create_db_cluster(DBClusterIdentifier="books", Engine="aurora-mysql",
+                          MasterUsername=MASTER, MasterUserPassword=MASTER_PASSWORD,
+                          DatabaseName="app", EnableIAMDatabaseAuthentication=True)
+    for ident in ("books-a", "books-b"):
+        rds.create_db_instance(DBInstanceIdentifier=ident, DBClusterIdentifier="books",
+                               DBInstanceClass="db.r6g.large", Engine="aurora-mysql")
+        wait_available(rds, ident)
+        if ident == "books-a":  # written before the reader exists
+            c = cluster(server, "books")
+            for sql in ("CREATE USER app_user IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'",
+                        "GRANT ALL ON app.* TO app_user", "CREATE TABLE t_books (v integer)",
+                        "INSERT INTO t_books VALUES (5)"):
+                run_sql(server, c, c["host"], MASTER, MASTER_PASSWORD, sql)
+    c = cluster(server, "books")
+    assert [(m["id"], m["is_writer"]) for m in c["members"]] == [("books-a", True),
+                                                                  ("books-b", False)]
+    assert eventually_rows(server, c, c["reader_host"], "SELECT v FROM t_books") == [(5,)]
+    with pytest.raises(pymysql.err.OperationalError, match="--read-only"):
+        iam_sql(server, c, c["reader_host"], "INSERT INTO t_books VALUES (6)")
+    pids = {m["id"]: m["backend_pid"] for m in c["members"]}
+    rds.delete_db_instance(DBInstanceIdentifier="books-a", SkipFinalSnapshot=True)
+    assert process_gone(pids["books-a"])
+    assert writer_of(rds, "books") == "books-b"
+    c = cluster(server, "books")
+    assert [(m["id"], m["is_writer"]) for m in c["members"]] == [("books-b", True)]
+    iam_sql(server, c, c["host"], "INSERT INTO t_books VALUES (6)")
+    assert iam_sql(server, c, c["host"], "SELECT v FROM t_books ORDER BY v") == [(5,), (6,)]
+    rds.delete_db_instance(DBInstanceIdentifier="books-b", SkipFinalSnapshot=True)
+    rds.delete_db_cluster(DBClusterIdentifier="books", SkipFinalSnapshot=True)
+    assert process_gone(pids["books-b"])
+
+
 def test_api_refuses_a_non_aurora_cluster_engine(server: Serve) -> None:
     rds = server.client("rds")
     with pytest.raises(botocore.exceptions.ClientError, match="is not run by the emulator"):
