@@ -71,10 +71,14 @@ access_keys = [{{ access_key_id = "{APP_KEY}", secret_access_key = "{APP_SECRET}
         serve.wait_ready(port)
         serve.ca.write_bytes(serve.get("/_rdsiam/ca.pem").content)
         yield serve
+        pids = [m["backend_pid"] for c in serve.json("/_rdsiam/clusters")["clusters"]
+                for m in c["members"]]
     finally:
         code = serve.stop(timeout=60)
         assert code == 0, serve.stderr()
         assert serve.stderr() == ""
+    assert len(pids) >= 4 and all(pids)
+    assert [p for p in pids if not process_gone(p)] == []  # shutdown stops every member
 
 
 def cluster(serve: Serve, name: str) -> dict[str, Any]:
@@ -375,3 +379,29 @@ def test_bad_cluster_config_is_one_line(toml: str, message: str, tmp_path: Path,
     assert out == ""
     assert err.count("\n") == 1, err
     assert err.startswith(f"rdsiam-emulator serve: bad config: {message}"), err
+
+
+@pytest.mark.slow
+def test_status_page_shows_clusters_in_chromium(server: Serve) -> None:
+    from playwright.sync_api import expect, sync_playwright
+    from test_status_page_chromium import CHROMIUM, FLAGS
+
+    orders = cluster(server, "orders")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"{server.url}/_rdsiam/")
+            card = page.locator('.cluster[data-cluster="orders"]')
+            expect(card.locator(".endpoint")).to_have_text(orders["host"])
+            expect(card.locator(".reader-endpoint")).to_have_text(orders["reader_host"])
+            expect(card.locator(".port")).to_have_text(str(orders["port"]))
+            expect(card.locator(".resource-id")).to_have_text(orders["resource_id"])
+            expect(card.locator('li[data-member="orders-instance-1"]')).to_contain_text("writer")
+            expect(page.locator('.cluster[data-cluster="ledger"]')).to_have_count(1)
+            expect(page.locator("#proxies")).to_have_text("no proxies")
+            assert errors == []
+        finally:
+            browser.close()

@@ -172,3 +172,10 @@ def test_documented_proxies_example_is_valid() -> None:
     secret = parsed.proxies[0].auth[0]
     assert (secret.username, secret.password) == (shop.master_username, shop.master_password)
     assert parsed.proxies[1].role_may_connect_as == parsed.instances[0].iam_db_users
+
+
+def test_status_json_lists_the_proxies(server: Serve) -> None:
+    """The status page's document carries the same proxies as /_rdsiam/proxies."""
+    shown = server.json("/_rdsiam/status.json")["proxies"]
+    assert shown == server.json("/_rdsiam/proxies")["proxies"]
+    assert {p["name"] for p in shown} == {"orders-proxy", "orders-e2e"}
