@@ -405,3 +405,21 @@ def test_status_page_shows_clusters_in_chromium(server: Serve) -> None:
             assert errors == []
         finally:
             browser.close()
+
+
+def test_server_doc_clusters_section_matches_the_parser() -> None:
+    """docs/server.md's ``[[clusters]]`` example parses, and its key table names exactly the
+    keys the parser takes."""
+    import re
+    import tomllib
+
+    from rdsiam_emulator.server import cluster_config, config
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "server.md").read_text()
+    section = doc.split("### `[[clusters]]`", 1)[1].split("\n### ", 1)[0]
+    [example] = re.findall(r"```toml\n(.*?)```", section, re.S)
+    [spec] = config.parse(tomllib.loads(example)).clusters
+    assert (spec.name, spec.engine, spec.readers) == ("orders", "aurora-postgresql", 1)
+    table = [line for line in section.splitlines() if line.startswith("| `")]
+    named = {n for line in table for n in re.findall(r"`([a-z_]+)`", line.split("|")[1])}
+    assert named == cluster_config._KEYS
