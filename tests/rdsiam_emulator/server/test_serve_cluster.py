@@ -229,14 +229,15 @@ def test_api_cluster_lifecycle(server: Serve) -> None:
     assert first["DBInstanceStatus"] == "creating" and "Endpoint" not in first
     assert server.get("/_rdsiam/health").status_code == 503  # a member is starting
     assert cluster(server, "shop")["state"] == "creating"
-    wait_available(rds, "shop-1")
+    # made while the writer is still starting: it waits for it, then copies it
     rds.create_db_instance(DBInstanceIdentifier="shop-2", DBClusterIdentifier="shop",
                            DBInstanceClass="db.r6g.large", Engine="aurora-postgresql")
-    reader = wait_available(rds, "shop-2")
-    # the quota counts every member: 4 configured + 2 here = server.max_instances
+    # the quota counts every member, starting ones too: 4 configured + 2 = server.max_instances
     with pytest.raises(botocore.exceptions.ClientError, match="InstanceQuotaExceeded"):
         rds.create_db_instance(DBInstanceIdentifier="shop-3", DBClusterIdentifier="shop",
                                DBInstanceClass="db.r6g.large", Engine="aurora-postgresql")
+    wait_available(rds, "shop-1")
+    reader = wait_available(rds, "shop-2")
     c = cluster(server, "shop")
     assert c["state"] == "available" and c["created_by"] == "api"
     [described] = rds.describe_db_clusters(DBClusterIdentifier="shop")["DBClusters"]
