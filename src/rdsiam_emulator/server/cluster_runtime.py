@@ -105,8 +105,9 @@ class ClusterRuntime:
             return self._slots.get(name)
 
     def member_count(self) -> int:
-        """DB instances the clusters hold or are starting (they count against the quota)."""
-        return sum(len(s.handles | dict.fromkeys(s.creating)) if s.from_api
+        """DB instances the clusters hold or are starting (they count against the quota); a
+        configured cluster still booting counts as configured."""
+        return sum(len(set(s.handles) | s.creating) if s.from_api or s.handles
                    else s.spec.readers + 1 for s in self.slots())
 
     def member_of(self, instance_id: str) -> ClusterSlot | None:
@@ -214,9 +215,11 @@ class ClusterRuntime:
             resource_id=slot.resource_id, dns_label=self.runtime.dns_label, instance_ids=ids)
         cluster = start_cluster(self.runtime.emulator, config, writer, readers)
         with slot.lock:
-            slot.cluster = cluster
             deleted = slot.deleted
-        if deleted:
+            if not deleted:
+                slot.cluster = cluster
+        if deleted:  # _stop has run (or will find no cluster): close what was just made
+            cluster.close()
             raise RuntimeError("deleted while it was being created")
         return cluster
 
@@ -263,16 +266,17 @@ class ClusterRuntime:
                 self.runtime.say(f"cluster '{slot.spec.name}' instance '{instance_id}': "
                                  f"FAILED: {error}")
                 with slot.lock:
+                    deleted = instance_id not in slot.creating  # delete_db_instance meanwhile
                     slot.creating.discard(instance_id)
-                    slot.state = "creating" if slot.creating else (
-                        "available" if slot.cluster is not None or not slot.handles
-                        else "failed")
-                    slot.error = error
+                    if not deleted:  # as a failed instance, it keeps health at 503
+                        slot.state, slot.error = "failed", error
+                    elif slot.state != "failed":
+                        slot.state = "creating" if slot.creating else "available"
                 _call(on_ready, None, error)
                 return
             with slot.lock:
                 slot.creating.discard(instance_id)
-                if not slot.creating:
+                if not slot.creating and slot.state != "failed":
                     slot.state = "available"
             role = "writer" if instance.instance_id == self._writer_of(slot) else "reader"
             self.runtime.say(
@@ -316,7 +320,12 @@ class ClusterRuntime:
         if cluster is None:  # the first instance: the writer
             writer, _ = boot(slot.spec, readers=0)
             with slot.lock:
-                slot.handles[instance_id] = writer
+                gone = slot.deleted or instance_id not in slot.creating
+                if not gone:
+                    slot.handles[instance_id] = writer
+            if gone:  # deleted while its server started
+                writer.stop()
+                raise RuntimeError("deleted while it was being created")
             cluster = self._start(slot, writer, [], (instance_id,))
             self._register_cluster_endpoints(slot, cluster)
             return cluster.writer
@@ -454,6 +463,8 @@ class ClusterRuntime:
             slots = list(self._slots.values())
             self._slots.clear()
         for slot in slots:
+            with slot.lock:  # a member still starting stops what it makes
+                slot.deleted = True
             if not slot.handles and slot.booting is not None:
                 try:
                     writer, readers = slot.booting.result()
