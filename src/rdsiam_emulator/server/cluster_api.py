@@ -79,6 +79,19 @@ def call(hooks: RdsHooks, moto: Callable[..., Iterable[bytes]], environ: dict[st
     return respond(start_response, status, headers, data)
 
 
+def member_refusal(runtime: Runtime, action: str, ident: str, params: dict[str, str]
+                   ) -> tuple[str, str] | None:
+    """``(RDS error code, message)`` for an instance call a cluster member may not take:
+    IAM is switched on the cluster, not on its instances."""
+    if action == "ModifyDBInstance" and "EnableIAMDatabaseAuthentication" in params:
+        slot = runtime.clusters.member_of(ident)
+        if slot is not None:
+            return ("InvalidParameterCombination",
+                    f"{ident} is a member of DB cluster {slot.spec.name}: set IAM database "
+                    "authentication on the cluster (modify_db_cluster)")
+    return None
+
+
 def _refusal(runtime: Runtime, action: str, name: str, params: dict[str, str]
              ) -> tuple[str, str] | None:
     """``(RDS error code, message)`` for what must not reach moto."""

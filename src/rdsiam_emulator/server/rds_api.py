@@ -70,6 +70,9 @@ class RdsHooks:
         if action in cluster_api.ACTIONS or (action == "CreateDBInstance"
                                              and params.get("DBClusterIdentifier")):
             return cluster_api.call(self, moto, environ, start_response, action, region, params)
+        refusal = cluster_api.member_refusal(self.runtime, action, ident, params)
+        if refusal is not None:
+            return _rds_error(start_response, *refusal)
         if action == "CreateDBInstance":
             with self._create_lock:
                 refusal = self._create_refusal(ident)

@@ -258,7 +258,11 @@ def test_api_cluster_lifecycle(server: Serve) -> None:
     with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
         iam_sql(server, c, c["reader_host"], "INSERT INTO t_shop VALUES (8)")
 
-    # IAM is one switch for the cluster
+    # IAM is one switch for the cluster, not its instances
+    with pytest.raises(botocore.exceptions.ClientError, match="InvalidParameterCombination"):
+        rds.modify_db_instance(DBInstanceIdentifier="shop-2", ApplyImmediately=True,
+                               EnableIAMDatabaseAuthentication=False)
+    assert iam_sql(server, c, c["reader_host"], "SELECT 1") == [(1,)]
     rds.modify_db_cluster(DBClusterIdentifier="shop", EnableIAMDatabaseAuthentication=False,
                           ApplyImmediately=True)
     with pytest.raises(psycopg.OperationalError):
