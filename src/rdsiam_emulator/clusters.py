@@ -209,6 +209,23 @@ class ClusterTopology:
             return old
 
 
+    def add_member(self, member: Member) -> None:
+        """A new reader (``create_db_instance`` into a running cluster): the reader endpoint
+        routes to it from the next connection. Raises ValueError for a known identifier."""
+        with self._lock:
+            if member.instance_id in self._members:
+                raise ValueError(f"{member.instance_id!r} is already a member")
+            self._members[member.instance_id] = member
+
+    def remove_member(self, instance_id: str) -> None:
+        """Forget a reader (``delete_db_instance``); raises ValueError for the writer (fail
+        over first) and KeyError for an unknown one."""
+        with self._lock:
+            if instance_id == self._writer:
+                raise ValueError(f"{instance_id!r} is the writer of cluster {self.cluster_id}")
+            del self._members[instance_id]
+
+
 def _pick_addresses(count: int) -> tuple[list[str], int]:
     """``count`` loopback addresses on one random 127.x.y.0/24 and a port free on all of them."""
     last: OSError | None = None

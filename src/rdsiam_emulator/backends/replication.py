@@ -285,3 +285,14 @@ def _switch_over_mariadb(old: MysqlHandle, new: BackendHandle,
             raise BackendError(f"{handle!r} is not a member of this MariaDB cluster")
         with handle.admin_connection().cursor() as cur:
             _follow(cur, new, password, gtid)
+
+
+def start_local_mariadb_replica(spec: BackendSpec, writer: MysqlHandle, server_id: int
+                                ) -> MysqlHandle:
+    """A further GTID replica of ``writer`` (made by ``start_local_mariadb_cluster``) with the
+    unique ``server_id``: a reader added to a running cluster. Raises ``BackendError``."""
+    password = _links.get(writer)
+    if password is None:
+        raise BackendError(f"{writer!r} is not the writer of a MariaDB cluster started here")
+    return _start_mariadb_replica(replace(spec, listen_tcp=True), writer, password,
+                                  server_id=server_id)

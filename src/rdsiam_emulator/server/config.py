@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from rdsiam_emulator.server.cluster_config import ClusterSpec
     from rdsiam_emulator.server.proxy_config import ProxySpec
 
 from rdsiam_emulator.regions import region_problem
@@ -146,6 +147,8 @@ class Config:
     iam: IamSeed = field(default_factory=IamSeed)
     proxies: tuple[ProxySpec, ...] = ()
     """``[[proxies]]``: ``proxy_config.ProxySpec`` entries (RDS Proxies made at start-up)."""
+    clusters: tuple[ClusterSpec, ...] = ()
+    """``[[clusters]]``: ``cluster_config.ClusterSpec`` entries (Aurora clusters made at boot)."""
 
 
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -187,7 +190,7 @@ def load(path: Path | None, environ: Mapping[str, str]) -> Config:
 
 def parse(data: Mapping[str, Any]) -> Config:
     """Validate parsed TOML. Raises ``ConfigError``."""
-    _only(data, "", {"server", "instances", "iam", "proxies"})
+    _only(data, "", {"server", "instances", "iam", "proxies", "clusters"})
     server = _server(_table(data, "server"))
     raw_instances = data.get("instances", [])
     if not isinstance(raw_instances, list):
@@ -214,10 +217,12 @@ def parse(data: Mapping[str, Any]) -> Config:
                                                 or server.host in WILDCARDS
                                                 or inst.listen_host == server.host):
             raise ConfigError(f"instances[{i}].listen", f"port {server.port} is the HTTP port")
+    from rdsiam_emulator.server.cluster_config import parse_clusters
     from rdsiam_emulator.server.proxy_config import parse_proxies
 
     return Config(server=server, instances=instances, iam=_iam(_table(data, "iam")),
-                  proxies=parse_proxies(data, instances))
+                  proxies=parse_proxies(data, instances),
+                  clusters=parse_clusters(data, instances, server))
 
 
 # -- pieces --------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
 from rdsiam_emulator.aws import rds as moto_rds
+from rdsiam_emulator.server import cluster_api
 from rdsiam_emulator.server.runtime import Runtime, Slot, installed_server
 from rdsiam_emulator.versions import short_version
 
@@ -27,7 +28,8 @@ log = logging.getLogger(__name__)
 
 REAL_ENGINES = ("postgres", "mysql", "mariadb")
 _SCOPE = re.compile(r"Credential=[^/,]+/\d{8}/([a-z0-9-]+)/rds/aws4_request")
-_ACTIONS = {"CreateDBInstance", "DeleteDBInstance", "ModifyDBInstance", "DescribeDBInstances"}
+_ACTIONS = {"CreateDBInstance", "DeleteDBInstance", "ModifyDBInstance", "DescribeDBInstances",
+            *cluster_api.ACTIONS}
 _DB_INSTANCE = re.compile(rb"<DBInstance>.*?</DBInstance>", re.DOTALL)
 _ENDPOINT = re.compile(rb"<Endpoint>.*?</Endpoint>", re.DOTALL)
 _CREATING = b"<DBInstanceStatus>creating</DBInstanceStatus>"
@@ -65,6 +67,12 @@ class RdsHooks:
         region = scope.group(1)
         # RDS (and moto) store identifiers in lower case: "ORDERS" names the instance "orders"
         ident = params.get("DBInstanceIdentifier", "").lower()
+        if action in cluster_api.ACTIONS or (action == "CreateDBInstance"
+                                             and params.get("DBClusterIdentifier")):
+            return cluster_api.call(self, moto, environ, start_response, action, region, params)
+        refusal = cluster_api.member_refusal(self.runtime, action, ident, params)
+        if refusal is not None:
+            return _rds_error(start_response, *refusal)
         if action == "CreateDBInstance":
             with self._create_lock:
                 refusal = self._create_refusal(ident)
@@ -79,11 +87,13 @@ class RdsHooks:
         slots = [s for s in self.runtime.slots() if s.spec.identifier != ident
                  or s.state != "failed"]  # a failed slot of the same name is replaced
         limit = self.runtime.config.server.max_instances
-        if len(slots) >= limit:
+        count = len(slots) + self.runtime.clusters.member_count()  # members are DB instances
+        if count >= limit:
             return ("InstanceQuotaExceeded",
-                    f"the account has {len(slots)} DB instances, its quota is {limit} "
+                    f"the account has {count} DB instances, its quota is {limit} "
                     "(server.max_instances, RDS's default 40): delete one first")
-        starting = sum(1 for s in slots if s.from_api and s.state == "creating")
+        starting = sum(1 for s in slots if s.from_api and s.state == "creating") + sum(
+            len(c.creating) for c in self.runtime.clusters.slots())
         if starting >= MAX_CREATING:
             return ("Throttling",
                     f"{starting} instances are being created (the emulator starts at most "
@@ -108,32 +118,17 @@ class RdsHooks:
         if action == "ModifyDBInstance" and "NewDBInstanceIdentifier" in params:
             return _rds_error(start_response, "InvalidParameterCombination",
                               "renaming an instance is not supported by the emulator")
-        captured: dict[str, Any] = {}
-
-        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            captured["status"], captured["headers"] = status, headers
-            return lambda data: None
-
-        chunks = moto(environ, capture)
-        try:
-            data = b"".join(chunks)
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
-        if captured.get("status", "").startswith("200"):
+        status, headers, data = call_moto(moto, environ)
+        if status.startswith("200"):
             data = self._after(action, ident, region, params, data)
-        headers = [(k, v) for k, v in captured.get("headers", [])
-                   if k.lower() != "content-length"]
-        headers.append(("Content-Length", str(len(data))))
-        start_response(captured.get("status", "500 Internal Server Error"), headers)
-        return [data]
+        return respond(start_response, status, headers, data)
 
     def _after(self, action: str, ident: str, region: str, params: dict[str, str],
                data: bytes) -> bytes:
         """What a successful call does to real servers; returns the (possibly edited) body."""
         if action == "DeleteDBInstance":
-            self.runtime.delete(ident)
+            if not self.runtime.delete(ident):
+                cluster_api.delete_member(self.runtime, ident)
             return data
         if action == "DescribeDBInstances":
             return _without_creating_endpoints(data)
@@ -210,3 +205,32 @@ def _rds_error(start_response: Any, code: str, message: str) -> list[bytes]:
     start_response("400 Bad Request", [("Content-Type", "text/xml"),
                                        ("Content-Length", str(len(body)))])
     return [body]
+
+
+def call_moto(moto: Callable[..., Iterable[bytes]], environ: dict[str, Any]
+              ) -> tuple[str, list[tuple[str, str]], bytes]:
+    """Run moto's WSGI app on ``environ``; its ``(status, headers, body)``."""
+    captured: dict[str, Any] = {}
+
+    def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        captured["status"], captured["headers"] = status, headers
+        return lambda data: None
+
+    chunks = moto(environ, capture)
+    try:
+        data = b"".join(chunks)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+    return (captured.get("status", "500 Internal Server Error"),
+            list(captured.get("headers", [])), data)
+
+
+def respond(start_response: Any, status: str, headers: list[tuple[str, str]],
+            data: bytes) -> list[bytes]:
+    """Send ``data`` (perhaps edited) with moto's ``status`` and headers."""
+    out = [(k, v) for k, v in headers if k.lower() != "content-length"]
+    out.append(("Content-Length", str(len(data))))
+    start_response(status, out)
+    return [data]

@@ -35,7 +35,8 @@ def health(request: Request, runtime: Runtime) -> Response:
     """200 when every backend and endpoint is ready, else 503; both with the states."""
     ready = runtime.ready()
     body = {"status": "ready" if ready else "starting",
-            "instances": {s.spec.identifier: s.state for s in runtime.slots()}}
+            "instances": {s.spec.identifier: s.state for s in runtime.slots()},
+            "clusters": {c.spec.name: c.state for c in runtime.clusters.slots()}}
     return json_response(body, 200 if ready else 503)
 
 
@@ -112,12 +113,22 @@ def proxies(request: Request, runtime: Runtime) -> Response:
                           "ca_path": "/_rdsiam/ca.pem"})
 
 
+def clusters(request: Request, runtime: Runtime) -> Response:
+    """Every Aurora cluster (configured or API-made), in any state, with its endpoints and
+    members."""
+    return json_response({"clusters": runtime.clusters.describe(),
+                          "region": runtime.config.server.region,
+                          "account_id": runtime.config.server.account_id,
+                          "ca_path": "/_rdsiam/ca.pem"})
+
+
 ROUTES: dict[str, Handler] = {
     "/_rdsiam/health": health,
     "/_rdsiam/events": events,
     "/_rdsiam/ca.pem": ca_pem,
     "/_rdsiam/instances": instances,
     "/_rdsiam/proxies": proxies,
+    "/_rdsiam/clusters": clusters,
     **STATUS_PAGE_ROUTES,  # /_rdsiam/ (the status page), its assets and status.json
 }
 """path → handler."""

@@ -33,6 +33,7 @@ from rdsiam_emulator.versions import short_version
 if TYPE_CHECKING:  # importing instances imports moto (seconds): done in Runtime.open
     from rdsiam_emulator.instances import EmulatedInstance, Emulator
     from rdsiam_emulator.proxies import EmulatedProxy
+    from rdsiam_emulator.server.cluster_runtime import ClusterSlot
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +91,13 @@ class Runtime:
         self.started = False
         """Set by ``serve`` once start-up (seed, configured instances) is complete."""
         self._threads: list[threading.Thread] = []
-        self._pool = ThreadPoolExecutor(max_workers=max(1, len(config.instances)),
-                                        thread_name_prefix="rdsiam-backend")
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(1, len(config.instances) + len(config.clusters)),
+            thread_name_prefix="rdsiam-backend")
+        from rdsiam_emulator.server.cluster_runtime import ClusterRuntime
+
+        self.clusters = ClusterRuntime(self)
+        """The Aurora clusters (``[[clusters]]`` and API-made)."""
         self.events.subscribe(self._print_event)
 
     @property
@@ -106,6 +112,7 @@ class Runtime:
         for slot in self.slots():
             if not slot.from_api and slot.booting is None:
                 slot.booting = self._pool.submit(self._boot, slot)
+        self.clusters.begin(self._pool)
 
     def open(self) -> None:
         """Build the ``Emulator`` (imports moto: the slow part of start-up)."""
@@ -162,7 +169,8 @@ class Runtime:
 
     def ready(self) -> bool:
         """Every known backend and endpoint is up (and there is nothing half-made)."""
-        return self.started and all(slot.state == "available" for slot in self.slots())
+        return (self.started and all(slot.state == "available" for slot in self.slots())
+                and self.clusters.ready())
 
     def host_name(self, identifier: str, region: str) -> str:
         """The RDS-style endpoint name ``<id>.<dns label>.<region>.rds.amazonaws.com``."""
@@ -179,6 +187,8 @@ class Runtime:
         if slots is None and self._emulator is not None:
             lines.extend(f"{connect_address(p.config.listen_host)} {p.host}"
                          for p in self._emulator.proxies)
+        if slots is None:
+            lines.extend(self.clusters.hosts_lines())
         return lines
 
     # -- starting ---------------------------------------------------------------------------------
@@ -188,13 +198,27 @@ class Runtime:
         self.begin()
         with self._lock:
             slots = [s for s in self._slots.values() if not s.from_api]
-        if not slots:
+        clusters = [c for c in self.clusters.slots() if not c.from_api]
+        if not slots and not clusters:
             return
-        with ThreadPoolExecutor(max_workers=len(slots), thread_name_prefix="rdsiam-start") as pool:
+        with ThreadPoolExecutor(max_workers=len(slots) + len(clusters),
+                                thread_name_prefix="rdsiam-start") as pool:
             results = list(pool.map(self._start_slot_catching, slots))
+            cluster_results = list(pool.map(self._start_cluster_catching, clusters))
         for slot, exc in zip(slots, results, strict=True):
             if exc is not None:
                 raise StartError(f"instance '{slot.spec.identifier}': {slot.error}") from exc
+        for cslot, exc in zip(clusters, cluster_results, strict=True):
+            if exc is not None:
+                raise StartError(f"cluster '{cslot.spec.name}': {cslot.error}") from exc
+
+    def _start_cluster_catching(self, slot: ClusterSlot) -> BaseException | None:
+        try:
+            self.clusters.start_configured_slot(slot)
+        except BaseException as exc:  # reported by the caller; keep starting the others
+            slot.state, slot.error = "failed", one_line(exc)
+            return exc
+        return None
 
     def _start_slot_catching(self, slot: Slot) -> BaseException | None:
         try:
@@ -292,6 +316,11 @@ class Runtime:
             self._threads.append(thread)
         thread.start()
         return slot
+
+    def track(self, thread: threading.Thread) -> None:
+        """A starting thread ``close`` waits for (bounded)."""
+        with self._lock:
+            self._threads.append(thread)
 
     def _create_listen(self, engine: str) -> tuple[str, int]:
         """Where a new API-made instance listens: the engine's standard port on the next free
@@ -396,6 +425,7 @@ class Runtime:
                 except Exception:  # it never started: nothing to stop
                     log.debug("backend of %s did not start", slot.spec.identifier)
             _stop_slot(slot)
+        self.clusters.close()
         self._pool.shutdown(wait=True)
         if self._emulator is not None:
             self._emulator.close()

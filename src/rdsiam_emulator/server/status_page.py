@@ -190,7 +190,11 @@ def serve_status(request: Request, runtime: Runtime) -> Response:
                             "error": slot.error})
     body = status_json(running, now=runtime.emulator.clock.now(), db_users=users,
                        ca_url=request.host_url.rstrip("/") + "/_rdsiam/ca.pem", pending=pending)
-    return _respond(body, "application/json", request)
+    doc = json.loads(body)
+    # the same entries as /_rdsiam/clusters and /_rdsiam/proxies
+    doc["clusters"] = runtime.clusters.describe()
+    doc["proxies"] = runtime.describe_proxies()
+    return _respond(json.dumps(doc, sort_keys=True).encode(), "application/json", request)
 
 
 ROUTES: dict[str, Callable[[Request, Runtime], Response]] = {

@@ -155,7 +155,7 @@ def test_health_ca_and_instances(server: Serve) -> None:
     assert server.health_seen == [0, 503, 200]
     health = server.get("/_rdsiam/health")
     assert health.status_code == 200
-    assert health.json() == {"status": "ready",
+    assert health.json() == {"status": "ready", "clusters": {},
                              "instances": {"orders": "available", "shop": "available"}}
     ca = server.get("/_rdsiam/ca.pem")
     assert ca.status_code == 200 and ca.text.startswith("-----BEGIN CERTIFICATE-----")

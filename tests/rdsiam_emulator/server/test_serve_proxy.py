@@ -222,3 +222,10 @@ def test_proxy_endpoints_and_a_cluster_target_through_the_api(server: Serve) -> 
         DBProxyName="orders-proxy")["DBProxyEndpoints"]]
     assert names == ["default", "more"]
     rds.delete_db_proxy_endpoint(DBProxyEndpointName="more")
+
+
+def test_status_json_lists_the_proxies(server: Serve) -> None:
+    """The status page's document carries the same proxies as /_rdsiam/proxies."""
+    shown = server.json("/_rdsiam/status.json")["proxies"]
+    assert shown == server.json("/_rdsiam/proxies")["proxies"]
+    assert {p["name"] for p in shown} == {"orders-proxy", "orders-e2e"}

@@ -103,7 +103,8 @@ def test_sigint_exits_0(tmp_path: Path) -> None:
     serve = Serve(f"[server]\nport = {port}\n", tmp_path)
     try:
         assert serve.wait_ready(port)[-1] == 200
-        assert serve.json("/_rdsiam/health") == {"status": "ready", "instances": {}}
+        assert serve.json("/_rdsiam/health") == {"status": "ready", "instances": {},
+                                                 "clusters": {}}
     except BaseException:
         serve.stop(signal.SIGKILL)
         raise

@@ -103,6 +103,48 @@ function renderInstances(instances, pending) {
   }), ...waiting);
 }
 
+function renderClusters(clusters) {
+  const box = document.getElementById("clusters");
+  if (!clusters || clusters.length === 0) {
+    box.replaceChildren(el("p", { class: "muted" }, "no clusters"));
+    return;
+  }
+  box.replaceChildren(...clusters.map((c) => {
+    const members = el("ul", { class: "members" }, ...(c.members || []).map((m) =>
+      el("li", { "data-member": m.id }, `${m.id} (${m.is_writer ? "writer" : "reader"}): `,
+        el("code", {}, m.host))));
+    const dl = el("dl", {},
+      el("dt", {}, "engine"), el("dd", {}, `${c.engine} ${c.version || ""}`.trim()),
+      el("dt", {}, "state"), el("dd", { class: c.state === "failed" ? "off" : "state" },
+        c.state, c.error ? `: ${c.error}` : ""),
+      el("dt", {}, "cluster endpoint"), el("dd", { class: "endpoint" }, c.host || "-"),
+      el("dt", {}, "reader endpoint"), el("dd", { class: "reader-endpoint" }, c.reader_host || "-"),
+      el("dt", {}, "port"), el("dd", { class: "port" }, c.port === null ? "-" : c.port),
+      el("dt", {}, "resource id"), el("dd", { class: "resource-id" }, c.resource_id || "-"),
+      el("dt", {}, "IAM auth"),
+      el("dd", { class: c.iam_enabled ? "on" : "off" }, c.iam_enabled ? "on" : "off"),
+      el("dt", {}, "members"), el("dd", {}, members));
+    return el("div", { class: "card cluster", "data-cluster": c.id }, el("h3", {}, c.id), dl);
+  }));
+}
+
+function renderProxies(proxies) {
+  const box = document.getElementById("proxies");
+  if (!proxies || proxies.length === 0) {
+    box.replaceChildren(el("p", { class: "muted" }, "no proxies"));
+    return;
+  }
+  box.replaceChildren(...proxies.map((p) => el("div", { class: "card proxy", "data-proxy": p.name },
+    el("h3", {}, p.name),
+    el("dl", {},
+      el("dt", {}, "target"), el("dd", {}, p.target),
+      el("dt", {}, "endpoint"), el("dd", { class: "endpoint" }, p.host),
+      el("dt", {}, "port"), el("dd", { class: "port" }, p.port),
+      el("dt", {}, "resource id"), el("dd", { class: "resource-id" }, p.resource_id),
+      el("dt", {}, "TLS required"), el("dd", {}, p.require_tls ? "yes" : "no"),
+      el("dt", {}, "default auth scheme"), el("dd", {}, p.default_auth_scheme)))));
+}
+
 function renderPrincipals(principals, error) {
   const box = document.getElementById("principals");
   if (error) {
@@ -155,6 +197,8 @@ async function pollStatus() {
       lastStatus = text;
       const data = JSON.parse(text);
       renderInstances(data.instances, data.pending);
+      renderClusters(data.clusters);
+      renderProxies(data.proxies);
       renderPrincipals(data.principals, data.principals_error);
     }
   } catch (err) {
