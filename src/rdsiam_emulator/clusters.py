@@ -384,6 +384,27 @@ class EmulatedCluster:
                                         missing_ok=True)
         return new
 
+    def attach(self, instance: EmulatedInstance, backend: BackendHandle) -> None:
+        """A new reader (``create_db_instance`` into a running cluster; ``instance`` is already
+        a ``Member`` of the topology): from now on part of failover and, on PostgreSQL, of
+        Aurora's ``aurora_replica_status()``. Raises ``BackendError`` when its admin SQL fails."""
+        self.members[instance.instance_id] = instance
+        self.backends[instance.instance_id] = backend
+        if self._aurora is not None and isinstance(backend, PostgresHandle):
+            self._aurora.add_member(instance.instance_id, backend, self.topology.writer)
+        self._refresh()
+
+    def detach(self, instance_id: str) -> EmulatedInstance:
+        """Forget a reader (``delete_db_instance``) and return its instance (still running: the
+        caller closes it). Raises KeyError for an unknown one, ValueError for the writer."""
+        self.topology.remove_member(instance_id)
+        instance = self.members.pop(instance_id)
+        self.backends.pop(instance_id, None)
+        if self._aurora is not None:
+            self._aurora.remove_member(instance_id, self.topology.writer)
+        self._refresh()
+        return instance
+
     def _refresh(self) -> None:
         """Give every member its current ``Endpoint`` and its admin client the current writer."""
         rids = tuple(m.resource_id for m in self.members.values())

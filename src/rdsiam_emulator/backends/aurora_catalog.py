@@ -126,6 +126,31 @@ class AuroraCatalog:
             handle.admin_execute("SELECT pg_reload_conf()")
         self._define(writer_id, (_identifier_function(self._members), _SETTINGS_VIEW))
 
+    def add_member(self, instance_id: str, handle: PostgresHandle, writer_id: str) -> None:
+        """A new reader (a replica of ``writer_id``, ``create_db_instance`` into a running
+        cluster): give it ``rds.extensions`` and its identity, and list it in
+        ``aurora_replica_status()`` on every member. Raises ValueError for a known identifier
+        or a server that is already a member."""
+        if any(i == instance_id for i, _ in self._members):
+            raise ValueError(f"{instance_id!r} is already a member")
+        if _member_socket(handle) in {_member_socket(h) for _, h in self._members}:
+            raise ValueError("members must be distinct servers")
+        value = sql.Literal(RDS_EXTENSIONS)
+        handle.admin_execute(sql.SQL("SET rds.extensions = {}").format(value))
+        handle.admin_execute(sql.SQL("ALTER SYSTEM SET rds.extensions = {}").format(value))
+        handle.admin_execute("SELECT pg_reload_conf()")
+        self._members.append((instance_id, handle))
+        self._sessions.append((instance_id, str(uuid.uuid4())))
+        self._define(writer_id, (_identifier_function(self._members),))
+
+    def remove_member(self, instance_id: str, writer_id: str) -> None:
+        """A reader deleted (``delete_db_instance``): no longer listed by
+        ``aurora_replica_status()``. Raises KeyError for an unknown one."""
+        self._handle(instance_id)
+        self._members = [(i, h) for i, h in self._members if i != instance_id]
+        self._sessions = [(i, sid) for i, sid in self._sessions if i != instance_id]
+        self._define(writer_id, (_identifier_function(self._members),))
+
     def set_writer(self, writer_id: str) -> None:
         """After a failover: rewrite ``aurora_replica_status()`` on the new writer so that every
         member reports ``writer_id`` as the writer; wait until the readers have replayed it."""

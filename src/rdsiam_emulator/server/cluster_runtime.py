@@ -379,9 +379,7 @@ class ClusterRuntime:
                 BackendAddress.from_handle(backend),
                 timeout=instance.server.settings.backend_timeout)
         cluster.topology.add_member(Member(instance_id, instance.host, address))
-        cluster.members[instance_id] = instance
-        cluster.backends[instance_id] = backend
-        cluster._refresh()  # every member's accepted names and admin writer, as start_cluster
+        cluster.attach(instance, backend)  # accepted names, admin writer, Aurora's catalog
         return instance
 
     def remove_member(self, slot: ClusterSlot, instance_id: str) -> None:
@@ -402,11 +400,7 @@ class ClusterRuntime:
             elif cluster is not None:
                 if cluster.topology.writer == instance_id:
                     cluster.failover()
-                cluster.topology.remove_member(instance_id)
-                instance = cluster.members.pop(instance_id)
-                cluster.backends.pop(instance_id, None)
-                cluster._refresh()
-                instance.close()
+                cluster.detach(instance_id).close()
         finally:
             if handle is not None:
                 handle.stop()

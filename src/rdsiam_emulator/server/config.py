@@ -220,9 +220,10 @@ def parse(data: Mapping[str, Any]) -> Config:
     from rdsiam_emulator.server.cluster_config import parse_clusters
     from rdsiam_emulator.server.proxy_config import parse_proxies
 
+    clusters = parse_clusters(data, instances, server)
     return Config(server=server, instances=instances, iam=_iam(_table(data, "iam")),
-                  proxies=parse_proxies(data, instances),
-                  clusters=parse_clusters(data, instances, server))
+                  proxies=parse_proxies(data, instances, clusters=(c.name for c in clusters)),
+                  clusters=clusters)
 
 
 # -- pieces --------------------------------------------------------------------------------------

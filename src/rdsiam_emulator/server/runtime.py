@@ -400,6 +400,10 @@ class Runtime:
                 "POSTGRESQL" if p.door.engine == "postgres" else "MYSQL",
             "require_tls": p.door.require_tls,
             "default_auth_scheme": p.door.default_auth_scheme,
+            "endpoints": [{
+                "name": e.name, "target_role": e.target_role, "host": e.host,
+                "address": connect_address(e.server.settings.listen_host), "port": e.port,
+            } for e in p.endpoints.values()],
             "created_by": "config" if any(s.name == p.name for s in self.config.proxies)
             else "api",
         } for p in self._emulator.proxies]

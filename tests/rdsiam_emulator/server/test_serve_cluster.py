@@ -32,7 +32,8 @@ from rdsiam_emulator import cli, resolver
 MASTER, MASTER_PASSWORD = "master", "Master-Pass-1"
 CONNECT_CLUSTERS = json.dumps({"Version": "2012-10-17", "Statement": [{
     "Effect": "Allow", "Action": "rds-db:connect",
-    "Resource": f"arn:aws:rds-db:{REGION}:{ACCOUNT}:dbuser:cluster-*/*"}]})
+    "Resource": [f"arn:aws:rds-db:{REGION}:{ACCOUNT}:dbuser:cluster-*/*",
+                 f"arn:aws:rds-db:{REGION}:{ACCOUNT}:dbuser:prx-*/*"]}]})
 REPLAY_TIMEOUT = 10.0
 
 
@@ -60,6 +61,15 @@ readers = 1
 iam_db_users = ["app_user"]
 master_username = "{MASTER}"
 master_password = "{MASTER_PASSWORD}"
+
+[[proxies]]
+name = "orders-proxy"
+target = "orders"
+default_auth_scheme = "IAM_AUTH"
+role_may_connect_as = ["app_user"]
+[[proxies.endpoints]]
+name = "reads"
+target_role = "READ_ONLY"
 
 [[iam.users]]
 name = "app"
@@ -195,7 +205,7 @@ def test_status_page_lists_clusters(server: Serve) -> None:
     shown = {c["id"]: c for c in doc["clusters"]}
     assert set(shown) >= {"orders", "ledger"}
     assert shown["orders"]["host"] == cluster(server, "orders")["host"]
-    assert doc["proxies"] == []
+    assert [p["name"] for p in doc["proxies"]] == ["orders-proxy"]  # the configured one
 
 
 def wait_available(rds: Any, ident: str, timeout: float = 120.0) -> dict[str, Any]:
@@ -406,7 +416,7 @@ def test_status_page_shows_clusters_in_chromium(server: Serve) -> None:
             expect(card.locator(".resource-id")).to_have_text(orders["resource_id"])
             expect(card.locator('li[data-member="orders-instance-1"]')).to_contain_text("writer")
             expect(page.locator('.cluster[data-cluster="ledger"]')).to_have_count(1)
-            expect(page.locator("#proxies")).to_have_text("no proxies")
+            expect(page.locator("#proxies")).to_contain_text("orders-proxy")
             assert errors == []
         finally:
             browser.close()
@@ -428,3 +438,27 @@ def test_server_doc_clusters_section_matches_the_parser() -> None:
     table = [line for line in section.splitlines() if line.startswith("| `")]
     named = {n for line in table for n in re.findall(r"`([a-z_]+)`", line.split("|")[1])}
     assert named == cluster_config._KEYS
+
+
+def test_configured_proxy_in_front_of_a_configured_cluster(server: Serve) -> None:
+    """``[[proxies]] target`` names a ``[[clusters]]`` entry: the default endpoint reaches the
+    writer, the ``READ_ONLY`` endpoint a reader, each with a token signed for its own name."""
+    [proxy] = [p for p in server.json("/_rdsiam/proxies")["proxies"]
+               if p["name"] == "orders-proxy"]
+    assert proxy["target"] == "orders"
+    [reads] = proxy["endpoints"]
+    assert reads["target_role"] == "READ_ONLY"
+    assert reads["host"].startswith("reads.endpoint.proxy-") and reads["port"] == proxy["port"]
+
+    def in_recovery(host: str, where: str) -> bool:
+        password = token(server, host, proxy["port"], "app_user")
+        with psycopg.connect(host=host, hostaddr=where, port=proxy["port"], user="app_user",
+                             password=password, dbname="app", sslmode="verify-full",
+                             sslrootcert=str(server.ca), connect_timeout=20) as conn:
+            return bool(conn.execute("SELECT pg_is_in_recovery()").fetchone()[0])  # type: ignore[index]
+
+    assert in_recovery(proxy["host"], proxy["address"]) is False
+    assert in_recovery(reads["host"], reads["address"]) is True
+    rds = server.client("rds")
+    rows = rds.describe_db_proxy_targets(DBProxyName="orders-proxy")["Targets"]
+    assert {r["Type"] for r in rows} == {"TRACKED_CLUSTER", "RDS_INSTANCE"}
