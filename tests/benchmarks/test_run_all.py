@@ -115,3 +115,24 @@ def test_unknown_bench_name_is_a_usage_error(capsys: pytest.CaptureFixture[str])
         run_all.main(["--only", "postgres,nope", "--out", "/nonexistent"])
     assert exc.value.code == 2
     assert "unknown bench(es): nope" in capsys.readouterr().err
+
+
+def summary_of(quick: bool) -> str:
+    result = {"config": {"quick": quick}, "metrics": {},
+              "targets": [{"name": "select-only TPS vs PgBouncer (PostgreSQL)", "target": "≥ 1.0x",
+                           "measured": 2.21, "unit": "x", "met": True}]}
+    return run_all.markdown(result)
+
+
+def test_quick_summary_is_labelled_a_smoke_run_and_judges_no_target() -> None:
+    text = summary_of(quick=True)
+    assert text.startswith("**Smoke run (`--quick`")
+    assert '| target (smoke run, "quick": true) |' in text
+    assert "| 2.21 x | not judged (smoke run) |" in text
+    assert "| met |" not in text.replace("| smoke figure | met |", "")
+
+
+def test_full_summary_judges_targets() -> None:
+    text = summary_of(quick=False)
+    assert "smoke" not in text.lower()
+    assert "| 2.21 x | met |" in text
