@@ -70,8 +70,9 @@ def _bars(ax: plt.Axes, panel: Panel) -> None:
                    label=LABELS.get(target, target) if gi == 0 else None)
             offsets = [(i - (len(rounds) - 1) / 2) * width * 0.12 for i in range(len(rounds))]
             ax.scatter([x + o for o in offsets], rounds, s=12, color="black", zorder=3)
-            ax.annotate(_fmt(med), (x, med), ha="center", va="bottom", fontsize=8,
-                        xytext=(0, 2), textcoords="offset points")
+            # above the highest dot, so the label never sits on the dots
+            ax.annotate(_fmt(med), (x, max(med, *rounds)), ha="center", va="bottom",
+                        fontsize=8, xytext=(0, 4), textcoords="offset points")
     ax.set_xticks(range(len(panel.groups)), [g for g, _ in panel.groups],
                   rotation=30 if len(panel.groups) > 4 else 0)
     if len(panel.groups) == 1 and not panel.groups[0][0]:

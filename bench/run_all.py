@@ -690,6 +690,10 @@ def summarise(samples: list[tuple[int, str, str, float]], rounds: int) -> dict[s
     return metrics
 
 
+IDLE_FIRST = "round 1, the first time each process holds them"
+"""How the idle-RSS target and figures name the round they use."""
+
+
 def evaluate_targets(metrics: dict[str, dict[str, object]],
                      churn: dict[str, object]) -> list[dict[str, object]]:
     """The issue's targets with the measured value and met / not met (None: not measured)."""
@@ -704,6 +708,11 @@ def evaluate_targets(metrics: dict[str, dict[str, object]],
         v = m["median"].get(target) if m else None  # type: ignore[attr-defined]
         return None if v is None else float(v)
 
+    def first(mid: str, target: str) -> float | None:
+        m = metrics.get(mid)
+        v = m["values"].get(target) if m else None  # type: ignore[attr-defined]
+        return None if not v or v[0] is None else float(v[0])
+
     growth: dict[str, float] = churn.get("growth", {})  # type: ignore[assignment]
     n = churn.get("rounds_run", 0)
     rows: list[tuple[str, str, float | None, str, float, str]] = [
@@ -711,10 +720,12 @@ def evaluate_targets(metrics: dict[str, dict[str, object]],
          "x", 1.0, ">="),
         ("select-only TPS vs PgBouncer (PostgreSQL)", "≥ 1.0x", ratio("pg.select_tps"), "x",
          1.0, ">="),
-        ("RSS per idle connection, PostgreSQL endpoint", "≤ 25 KB",
-         median("pg.idle_rss", "endpoint"), "KiB", 25.0, "<="),
-        ("RSS per idle connection, MariaDB endpoint", "≤ 25 KB",
-         median("my.idle_rss", "endpoint"), "KiB", 25.0, "<="),
+        # round 1: later rounds reuse memory the same process freed earlier (PgBouncer then
+        # shows ~0), so only the first holds a fresh cost
+        (f"RSS per idle connection, PostgreSQL endpoint ({IDLE_FIRST})", "≤ 25 KB",
+         first("pg.idle_rss", "endpoint"), "KiB", 25.0, "<="),
+        (f"RSS per idle connection, MariaDB endpoint ({IDLE_FIRST})", "≤ 25 KB",
+         first("my.idle_rss", "endpoint"), "KiB", 25.0, "<="),
         (f"RSS after {n} churn rounds vs after the first, PostgreSQL endpoint", "≤ 1.10x",
          growth.get("postgres/endpoint"), "x", 1.10, "<="),
         (f"RSS after {n} churn rounds vs after the first, MariaDB endpoint", "≤ 1.10x",
@@ -734,8 +745,11 @@ def figures(metrics: dict[str, dict[str, object]], churn: dict[str, object],
     """One figure per question, from whatever was measured."""
 
     def vals(mid: str) -> dict[str, list[float]]:
-        m = metrics.get(mid)
-        return dict(m["values"]) if m else {}  # type: ignore[call-overload]
+        """Per-round values per target; ``<metric>/first``: round 1 only."""
+        base, _, part = mid.partition("/")
+        m = metrics.get(base)
+        got: dict[str, list[float]] = dict(m["values"]) if m else {}  # type: ignore[call-overload]
+        return {t: v[:1] for t, v in got.items()} if part == "first" else got
 
     def panels(*specs: tuple[str, str, list[tuple[str, str]]]) -> list[plots.Panel]:
         out = []
@@ -767,12 +781,17 @@ def figures(metrics: dict[str, dict[str, object]], churn: dict[str, object],
             (f"MariaDB: mysqlclient, {config.bulk_mb} x 1 MiB rows", "MB/s",
              [("insert", "my.bulk_in"), ("select", "my.bulk_out")]))),
         plots.Figure("idle_rss.png", "How much proxy memory does an idle connection cost?",
-                     panels((f"{config.idle_conns} idle authenticated connections open",
+                     panels((f"{config.idle_conns} idle connections: {IDLE_FIRST}",
+                             "KiB of proxy RSS per connection",
+                             [("PostgreSQL", "pg.idle_rss/first"),
+                              ("MariaDB", "my.idle_rss/first")]),
+                            ("all rounds (later ones reuse memory freed earlier)",
                              "KiB of proxy RSS per connection",
                              [("PostgreSQL", "pg.idle_rss"), ("MariaDB", "my.idle_rss")])),
                      "PgBouncer holds no server connection for an idle client; the endpoint "
-                     "holds a real backend session. Measured in long-lived proxies: later rounds "
-                     "reuse memory freed earlier (see the README). Target: 25 KB (dashed)."),
+                     "holds a real backend session. Round 1 is the cost a fresh process pays; "
+                     "in later rounds both proxies reuse memory they freed earlier, so their "
+                     "figures fall towards 0. Target (on round 1): 25 KB (dashed)."),
         plots.Figure("proxy_cpu.png", "How much proxy CPU does the work cost?", panels(
             ("per new connection", "ms CPU (utime+stime)",
              [("PostgreSQL", "pg.cpu_per_conn"), ("MariaDB", "my.cpu_per_conn")]),
@@ -811,12 +830,12 @@ def figures(metrics: dict[str, dict[str, object]], churn: dict[str, object],
                        ("p50", "pg.latency_p50"), ("p99", "pg.latency_p99"),
                        ("COPY in", "pg.copy_in"), ("COPY out", "pg.copy_out"),
                        ("CPU/conn", "pg.cpu_per_conn"), ("CPU/1k tx", "pg.cpu_per_1k_tx"),
-                       ("RSS/idle", "pg.idle_rss")):
+                       ("RSS/idle, round 1", "pg.idle_rss")):
         m = metrics.get(mid)
         r = m["ratios"].get("endpoint/pgbouncer") if m else None  # type: ignore[attr-defined]
         if r:
-            per = [x if METRICS[mid].better == "higher" else 1 / x
-                   for x in r["per_round"] if x > 0]
+            rounds = r["per_round"][:1] if mid == "pg.idle_rss" else r["per_round"]
+            per = [x if METRICS[mid].better == "higher" else 1 / x for x in rounds if x > 0]
             advantage.append((label, {"endpoint": per}))
     if advantage:
         figs.append(plots.Figure(
@@ -828,10 +847,14 @@ def figures(metrics: dict[str, dict[str, object]], churn: dict[str, object],
 
 
 def markdown(result: dict[str, object]) -> str:
-    """The summary tables (for docs/benchmarks/README.md)."""
+    """The summary tables (for docs/benchmarks/README.md). A ``--quick`` result is headed as a
+    smoke run and its targets are not judged: its figures only show that every bench runs."""
     metrics: dict[str, dict[str, object]] = result["metrics"]  # type: ignore[assignment]
-    lines = ["| row | unit | direct TLS | PgBouncer | endpoint | endpoint / PgBouncer | "
-             "endpoint / direct |", "|---|---|---|---|---|---|---|"]
+    quick = bool(result.get("config", {}).get("quick"))  # type: ignore[attr-defined]
+    lines = [SMOKE_BANNER, ""] if quick else []
+    first = 'row (smoke run, "quick": true)' if quick else "row"
+    lines += [f"| {first} | unit | direct TLS | PgBouncer | endpoint | endpoint / PgBouncer | "
+              "endpoint / direct |", "|---|---|---|---|---|---|---|"]
 
     def cell(d: dict[str, object], k: str, fmt: str = "{:,.1f}") -> str:
         v = d.get(k)
@@ -848,6 +871,14 @@ def markdown(result: dict[str, object]) -> str:
                      f"{cell(med, 'pgbouncer')} | {cell(med, 'endpoint')} | "
                      f"{cell(rat, 'endpoint/pgbouncer', '{:.2f}')} | "
                      f"{cell(rat, 'endpoint/direct', '{:.2f}')} |")
+        if mid.endswith(".idle_rss"):  # the median is of long-lived processes: round 1 too
+            vals: dict[str, list[float | None]] = m["values"]  # type: ignore[assignment]
+            one = {t: v[0] for t, v in vals.items() if v and v[0] is not None}
+            ratio = ({"endpoint/pgbouncer": one["endpoint"] / one["pgbouncer"]}
+                     if one.get("pgbouncer") and "endpoint" in one else {})
+            lines.append(f"| {m['question']}, {IDLE_FIRST} | {m['unit']} | – | "
+                         f"{cell(one, 'pgbouncer')} | {cell(one, 'endpoint')} | "
+                         f"{cell(ratio, 'endpoint/pgbouncer', '{:.2f}')} | – |")
     lines += ["", "| plugin | unit | pytest --rdsiam-emulator | pytest-postgresql | ratio |",
               "|---|---|---|---|---|"]
     for mid in ("plugin.first_test", "plugin.per_test"):
@@ -858,13 +889,26 @@ def markdown(result: dict[str, object]) -> str:
             lines.append(f"| {m['question']} | {m['unit']} | {cell(med, 'rdsiam', '{:.2f}')} | "
                          f"{cell(med, 'pytest-postgresql', '{:.2f}')} | "
                          f"{cell(rat, 'rdsiam/pytest-postgresql', '{:.2f}')} |")
-    lines += ["", "| target | goal | measured | met |", "|---|---|---|---|"]
+    if quick:
+        lines += ["", '| target (smoke run, "quick": true) | goal | smoke figure | met |',
+                  "|---|---|---|---|"]
+    else:
+        lines += ["", "| target | goal | measured | met |", "|---|---|---|---|"]
     for t in result["targets"]:  # type: ignore[attr-defined]
         v = t["measured"]
         shown = "not measured" if v is None else f"{v:.2f} {t['unit']}"
         met = {True: "met", False: "**not met**", None: "–"}[t["met"]]
+        if quick:  # seconds-long runs at tiny sizes decide nothing
+            met = "not judged (smoke run)"
         lines.append(f"| {t['name']} | {t['target']} | {shown} | {met} |")
+    if quick:
+        lines += ["", SMOKE_BANNER]
     return "\n".join(lines)
+
+
+SMOKE_BANNER = ("**Smoke run (`--quick`, results.json `\"quick\": true`): one-second runs at tiny "
+                "sizes, to check that every bench works. These figures are not results; the "
+                "targets are judged only on a full run.**")
 
 
 def run(config: Config, out_dir: Path) -> dict[str, object]:
@@ -977,6 +1021,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.report:
         result = json.loads(args.report.read_text())
+        # judged again from the figures: a JSON from before a change to a target's rule
+        result["targets"] = evaluate_targets(result["metrics"], result["churn"])
         print(markdown(result))
         if args.replot:  # the figures again from the JSON (e.g. after a change to plots.py)
             saved = Config(**{**result["config"], "only": tuple(result["config"]["only"])})
@@ -998,5 +1044,7 @@ def main(argv: list[str] | None = None) -> int:
     config = Config(**values)
     result = run(config, args.out)
     print(markdown(result))
-    print(f"[bench] wrote {args.out / 'results.json'} and {len(result['figures'])} figures")  # type: ignore[arg-type]
+    figures_written = len(result["figures"])  # type: ignore[arg-type]
+    print(f"[bench] wrote {args.out / 'results.json'} and {figures_written} figures"
+          + (" of a smoke run (not results)" if config.quick else ""))
     return 0

@@ -1,35 +1,40 @@
 """Load and soak (issue #16): sustained new IAM connections, many idle sessions, throttling.
 
     uv run --frozen python bench/soak.py [--engines postgres,mysql] [--seconds 60] [--idle 1000]
-        [--throttle-seconds 5] [--out docs/benchmarks/soak.json] [--phases soak,idle,throttle]
-        [--merge]
+        [--throttle-seconds 5] [--out soak.json] [--phases soak,idle,throttle] [--merge]
 
-Per engine, against a local server (the backends package's; PostgreSQL with TLS and TCP for the
-direct baseline) and the endpoint in a child process (so clients do not share its CPU):
+(``--help`` lists every option with its default; the published figures are written with
+``--out docs/benchmarks/soak.json``.) Per engine, against a local server (the backends
+package's; PostgreSQL with TLS and TCP for the direct baseline, both with room for
+max(--idle, 300) + 100 connections) and the endpoint in a child process (so clients do not
+share its CPU), three phases, named as ``--phases`` names them:
 
-1. PostgreSQL only: the direct TLS connection rate, ``pgbench -n -C -c4 -j2`` with a
-   ``select 1`` script for --direct-seconds (libpq in C; the master user's password).
-2. Sustained new IAM connections through the endpoint for --seconds at the target rate: PostgreSQL
-   the direct rate just measured (``pgbench -C -R <rate>``), MariaDB 200/s, RDS's documented
-   budget (``mariadb-slap --detach=1``, a C client, in one-second batches of 200 connections, 4 at
-   a time). Each connection is a TLS handshake, a token check and a real backend login.
+1. ``soak``: sustained new IAM connections through the endpoint for --seconds at the target
+   rate. PostgreSQL: first the direct TLS connection rate, ``pgbench -n -C -c4 -j2`` with a
+   ``select 1`` script for --direct-seconds (libpq in C; the master user's password), then
+   ``pgbench -C -R <that rate>`` through the endpoint; MariaDB 200/s, RDS's documented
+   budget (``mariadb-slap --detach=1``, a C client, in one-second batches of 200 connections, 4
+   at a time). Each connection is a TLS handshake, a token check and a real backend login.
    Failures, the achieved rate and, every second, the endpoint's RSS and open fds are recorded.
    Throttling is off in this phase (clients reuse one token; a reused token is never throttled
    anyway).
-3. --idle authenticated sessions opened one after the other and held (psycopg / PyMySQL in this
-   process), then all closed: the endpoint's RSS and fds before, with all open and after, and its
-   task/connection registry (``active_tasks``/``active_connections``) after.
-4. Throttling at the real rate (a second endpoint process with RDS's limits on): clients in 4
-   processes (psycopg / PyMySQL) open connections as fast as they can, each with a token of its
-   own (distinct tokens, one IAM identity), for --throttle-seconds; then 60 such clients, each
-   signed by its own identity. Python drivers cannot open 200 connections a second on a loaded
-   2-core machine, so then hand-driven TLS clients are held at the token request and send their
-   tokens at the same moment: 300 distinct tokens of one identity, 60 identities, and one token
-   250 times (that endpoint's handshake timeout is 120 s so the first-held clients wait for the
-   last). Refusals are counted by their wire text and by the endpoint's reason.
+2. ``idle``: --idle authenticated sessions opened one after the other and held (psycopg /
+   PyMySQL in this process), then all closed: the endpoint's RSS and fds before, with all open
+   and after, and its task/connection registry (``active_tasks``/``active_connections``) after.
+3. ``throttle``: throttling at the real rate (a second endpoint process with RDS's limits on):
+   clients in 4 processes (psycopg / PyMySQL) open connections as fast as they can, each with a
+   token of its own (distinct tokens, one IAM identity), for --throttle-seconds; then 60 such
+   clients, each signed by its own identity. Python drivers cannot open 200 connections a second
+   on a loaded 2-core machine, so then hand-driven TLS clients are held at the token request and
+   send their tokens at the same moment: 300 distinct tokens of one identity, 60 identities, and
+   one token 250 times (that endpoint's handshake timeout is 120 s so the first-held clients wait
+   for the last). Refusals are counted by their wire text and by the endpoint's reason.
 
-Writes one JSON document (machine, versions, load average, every figure and the per-second
-samples) to --out; prints a summary.
+Progress lines go to stderr. Writes one JSON document (machine, commit, command, load average
+before and after, every figure and the per-second samples, and ``unexpected``: per engine, any
+failure that is not what its phase tests, e.g. a throttle burst refused for the server's own
+connection limit) to --out; prints a summary that flags those. The work directory (CA key, TLS
+files) is removed at exit.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import multiprocessing as mp
 import os
 import platform
 import re
+import shutil
 import socket
 import ssl
 import subprocess
@@ -382,6 +388,7 @@ def throttle_run(engine: str, ca_dir: Path, handle: Any, ca: Path,
         keys = SHARED_KEYS[:per_proc * procs]
         tokens = [token(host, child.port, k) for k in keys]
         queue: mp.Queue[Any] = mp.Queue()
+        before = child.stats()["events"]
         started = time.monotonic()
         workers = [mp.Process(target=burst_worker,
                               args=(engine, child.port, str(ca),
@@ -401,6 +408,11 @@ def throttle_run(engine: str, ca_dir: Path, handle: Any, ca: Path,
                         "attempts": sum(outcomes.values()), "seconds": round(elapsed, 2),
                         "attempt_rate": round(sum(outcomes.values()) / elapsed, 1),
                         "outcomes": dict(outcomes), "endpoint": child.stats()}
+        after = tokens_phase["endpoint"]["events"]
+        tokens_phase["event_reasons"] = {k: after.get(k, 0) - before.get(k, 0) for k in after
+                                         if after.get(k, 0) - before.get(k, 0)}
+        progress(f"{engine}: throttle: drivers, distinct tokens: "
+                 f"{tokens_phase['event_reasons']}")
         idents = [token(host, child.port, k) for k in OWN_KEYS]
         time.sleep(1.5)  # an empty window
         before = child.stats()["events"]
@@ -416,12 +428,14 @@ def throttle_run(engine: str, ca_dir: Path, handle: Any, ca: Path,
         for w in workers:
             w.join()
         after = child.stats()["events"]
+        progress(f"{engine}: throttle: drivers, 60 identities done")
         ident_phase = {"clients": "60 connections, each signed by its own IAM identity, from 6 "
                                   "processes at once",
                        "outcomes": dict(outcomes2),
                        "event_reasons": {k: after.get(k, 0) - before.get(k, 0) for k in after
                                          if after.get(k, 0) - before.get(k, 0)}}
         time.sleep(1.5)
+        progress(f"{engine}: throttle: held clients (300 tokens, 60 identities, 1 token x250)")
         held_tokens = held_burst(engine, child, ca,
                                  [token(host, child.port, k) for k in SHARED_KEYS[-300:]])
         time.sleep(1.5)
@@ -439,16 +453,20 @@ def throttle_run(engine: str, ca_dir: Path, handle: Any, ca: Path,
 
 
 def start_backend(engine: str, ca_dir: Path, idle: int) -> tuple[Any, Path]:
-    from rdsiam_emulator.backends import BackendSpec, local_mysql, local_postgres, start_local
+    """The engine's local server with room for max(``idle``, 300) + 100 connections; returns
+    (handle, CA bundle path). The caller stops the handle."""
+    from rdsiam_emulator.backends import BackendSpec, local_mysql, start_local
     from rdsiam_emulator.tls import EmulatorCA
 
-    room = str(idle + 100)
-    local_postgres.FAST_SETTINGS["max_connections"] = room  # benchmark-only tweaks
-    local_mysql.MARIADB_FAST[:] = [a for a in local_mysql.MARIADB_FAST
+    # the idle phase's sessions or the throttle phase's held bursts (up to 300 at once), with
+    # room for admin sessions
+    room = max(idle, 300) + 100
+    local_mysql.MARIADB_FAST[:] = [a for a in local_mysql.MARIADB_FAST  # benchmark-only tweak
                                    if not a.startswith("--max-connections")]
     local_mysql.MARIADB_FAST.append(f"--max-connections={room}")
     if engine == "postgres":
-        handle, root = bench_postgres.start_tls_postgres(ca_dir)
+        # start_tls_postgres sets max_connections itself: pass the room through
+        handle, root = bench_postgres.start_tls_postgres(ca_dir, max_connections=room)
         handle.admin_execute(f"CREATE ROLE {IAM_USER} LOGIN")
         handle.admin_execute(f"GRANT rds_iam TO {IAM_USER}")
         return handle, root
@@ -460,6 +478,7 @@ def run_engine(engine: str, args: argparse.Namespace, work: Path) -> dict[str, A
     ca_dir = work / engine / "ca"
     ca_dir.parent.mkdir(parents=True)
     ca_dir.parent.chmod(0o711)
+    progress(f"{engine}: starting the server")
     handle, ca = start_backend(engine, ca_dir, args.idle)
     result: dict[str, Any] = {"server": f"{handle.flavour} {handle.version}"}
     child: Child | None = None
@@ -479,14 +498,21 @@ def run_engine(engine: str, args: argparse.Namespace, work: Path) -> dict[str, A
 
         phases = args.phases.split(",")
         if "soak" in phases:
+            progress(f"{engine}: soak: "
+                     + ("direct TLS rate for "
+                        f"{args.direct_seconds} s, then " if engine == "postgres" else "")
+                     + f"new IAM connections for {args.seconds} s")
             result.update(soak_run(engine, args, work, handle, child, ca, tok))
         if "idle" in phases:
+            progress(f"{engine}: idle: opening {args.idle} sessions, then closing them")
             result["idle"] = idle_run(engine, child, ca, tok, args.idle)
     finally:
         if child is not None:
             child.stop()
     try:
         if "throttle" in args.phases.split(","):
+            progress(f"{engine}: throttle: drivers for {args.throttle_seconds} s, "
+                     "then 60 identities, then held bursts")
             result["throttle"] = throttle_run(engine, ca_dir, handle, ca, args.throttle_seconds)
     finally:
         handle.stop()
@@ -495,7 +521,7 @@ def run_engine(engine: str, args: argparse.Namespace, work: Path) -> dict[str, A
 
 def soak_run(engine: str, args: argparse.Namespace, work: Path, handle: Any, child: Child,
              ca: Path, tok: str) -> dict[str, Any]:
-    """Phases 1 and 2: the direct TLS rate (PostgreSQL), then new IAM connections through the
+    """Phase 1 (soak): the direct TLS rate (PostgreSQL), then new IAM connections through the
     endpoint at the target rate for --seconds, sampling the endpoint every second."""
     out: dict[str, Any] = {}
     if engine == "postgres":
@@ -505,6 +531,8 @@ def soak_run(engine: str, args: argparse.Namespace, work: Path, handle: Any, chi
                                        bench_postgres.DIRECT_HOST, "verify-full", ca)
         out["direct_tls"] = measured = pgbench_connections(direct, script, args.direct_seconds)
         target = float(measured["rate"])
+        progress(f"{engine}: soak: direct TLS {target:.0f}/s; through the endpoint at that "
+                 f"rate for {args.seconds} s")
         via = bench_postgres.pg_env(IAM_USER, tok, child.port, PG_HOST, "verify-full", ca)
         sampler = Sampler(child)
         soak = pgbench_connections(via, script, args.seconds, rate=target)
@@ -550,7 +578,65 @@ def idle_run(engine: str, child: Child, ca: Path, tok: str, idle: int) -> dict[s
         "rss_kb_per_session": round((held["rss_mb"] - before["rss_mb"]) * 1024 / idle, 1)}
 
 
+def progress(message: str) -> None:
+    """One progress line on stderr (a phase runs for minutes), with the time and load."""
+    print(f"[soak {time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.1f}] {message}",
+          file=sys.stderr, flush=True)
+
+
+EXPECTED_REASONS: dict[str, frozenset[str]] = {
+    "drivers_distinct_tokens": frozenset({"allow", "throttled"}),
+    "drivers_distinct_identities": frozenset({"allow", "throttled"}),
+    "held_300_distinct_tokens_one_identity": frozenset({"allow", "throttled"}),
+    "held_60_identities": frozenset({"allow", "throttled"}),
+    "held_250_one_reused_token": frozenset({"allow"}),  # a reused token is never throttled
+}
+"""Per throttle sub-phase, the endpoint reasons that phase tests; any other is a flaw of the
+run (e.g. ``too_many_connections``: the server's own limit, not the emulated throttle)."""
+
+
+def unexpected_failures(result: dict[str, Any]) -> list[str]:
+    """What in one engine's result is not what its phase tests: soak failures, idle leftovers,
+    throttle refusals for another reason or refusals on the wire without a reason. Empty when
+    the run is clean. ``result`` is one entry of the report's ``engines``."""
+    flags: list[str] = []
+    soak = result.get("soak")
+    if soak is not None and soak["failed"]:
+        flags.append(f"soak: {soak['failed']} failed connections: {soak['errors'][:2]}")
+    idle = result.get("idle")
+    if idle is not None and (idle["after"]["tasks"] or idle["after"]["connections"]):
+        flags.append(f"idle: after closing, {idle['after']['tasks']} tasks and "
+                     f"{idle['after']['connections']} connections left")
+    for phase, got in (result.get("throttle") or {}).items():
+        reasons: dict[str, int] = got.get("event_reasons", {})
+        expected = EXPECTED_REASONS.get(phase, frozenset({"allow"}))
+        for reason, n in sorted(reasons.items()):
+            if reason not in expected:
+                flags.append(f"throttle/{phase}: {n} refused as {reason}")
+        refused = sum(n for text, n in got["outcomes"].items() if text != "ok")
+        explained = sum(n for r, n in reasons.items() if r != "allow")
+        if refused > explained:
+            others = {t: n for t, n in got["outcomes"].items() if t != "ok"}
+            flags.append(f"throttle/{phase}: {refused - explained} of {refused} refusals on the "
+                         f"wire without an endpoint reason: {others}")
+    return flags
+
+
+def git_commit() -> str:
+    """The checkout's commit (``+dirty`` with uncommitted changes), or ``?``."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+    return head + ("+dirty" if dirty else "")
+
+
 def machine() -> dict[str, Any]:
+
     from rdsiam_emulator.endpoint.event_loops import resolve_loop_name
 
     return {"cores": os.cpu_count(), "python": platform.python_version(),
@@ -558,33 +644,55 @@ def machine() -> dict[str, Any]:
             "ulimit_n": __import__("resource").getrlimit(__import__("resource").RLIMIT_NOFILE)[0]}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--engines", default="postgres,mysql")
-    parser.add_argument("--seconds", type=int, default=60)
-    parser.add_argument("--direct-seconds", type=int, default=10)
-    parser.add_argument("--idle", type=int, default=1000)
-    parser.add_argument("--throttle-seconds", type=int, default=5)
-    parser.add_argument("--out", default="docs/benchmarks/soak.json")
-    parser.add_argument("--phases", default="soak,idle,throttle",
-                        help="a subset of soak,idle,throttle; with --merge, results go into "
-                             "the existing --out")
-    parser.add_argument("--merge", action="store_true")
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--engine", help=argparse.SUPPRESS)
-    parser.add_argument("--ca-dir", help=argparse.SUPPRESS)
-    parser.add_argument("--backend-port", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--backend-socket", help=argparse.SUPPRESS)
-    parser.add_argument("--admin-user", help=argparse.SUPPRESS)
-    parser.add_argument("--admin-password", help=argparse.SUPPRESS)
-    parser.add_argument("--throttle", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+DEFAULT_OUT = "soak.json"
+"""Where a run writes unless told: the current directory, not docs/ (the documented command
+names ``--out docs/benchmarks/soak.json``)."""
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line (see the module docstring)."""
+    ap = argparse.ArgumentParser(
+        prog="bench/soak.py", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Load and soak per engine: sustained new IAM connections, many idle "
+                    "sessions, throttling at the real rate. Takes 5-7 minutes per engine with "
+                    "the defaults; progress lines go to stderr.")
+    ap.add_argument("--engines", default="postgres,mysql",
+                    help="comma-separated subset of postgres,mysql")
+    ap.add_argument("--seconds", type=int, default=60,
+                    help="phase 1 (soak): how long new IAM connections are sustained")
+    ap.add_argument("--direct-seconds", type=int, default=10,
+                    help="phase 1 (soak), PostgreSQL: how long the direct TLS rate is "
+                         "measured first")
+    ap.add_argument("--idle", type=int, default=1000,
+                    help="phase 2 (idle): authenticated sessions held open at once")
+    ap.add_argument("--throttle-seconds", type=int, default=5,
+                    help="phase 3 (throttle): how long the driver clients open connections")
+    ap.add_argument("--out", default=DEFAULT_OUT,
+                    help="the JSON result (docs/benchmarks/soak.json for the published one)")
+    ap.add_argument("--phases", default="soak,idle,throttle",
+                    help="a subset of soak (phase 1), idle (2), throttle (3)")
+    ap.add_argument("--merge", action="store_true",
+                    help="add these phases' results into the existing --out")
+    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--engine", help=argparse.SUPPRESS)
+    ap.add_argument("--ca-dir", help=argparse.SUPPRESS)
+    ap.add_argument("--backend-port", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--backend-socket", help=argparse.SUPPRESS)
+    ap.add_argument("--admin-user", help=argparse.SUPPRESS)
+    ap.add_argument("--admin-password", help=argparse.SUPPRESS)
+    ap.add_argument("--throttle", action="store_true", help=argparse.SUPPRESS)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
     if args.serve:
         serve(args)
         return
-    work = Path(tempfile.mkdtemp(prefix="rdsiam-soak-"))
-    work.chmod(0o711)
-    run = {"machine": machine(), "load_average_before": os.getloadavg(),
+    given = sys.argv[1:] if argv is None else argv
+    run = {"machine": machine(), "commit": git_commit(),
+           "command": "uv run --frozen python bench/soak.py " + " ".join(given),
+           "load_average_before": os.getloadavg(),
            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "args": {k: v for k, v in vars(args).items()
                     if k in ("engines", "seconds", "direct_seconds", "idle", "throttle_seconds",
@@ -594,10 +702,20 @@ def main() -> None:
     if args.merge and out.exists():  # a later run of some phases, added to the earlier one
         report = json.loads(out.read_text())
         report.setdefault("merged_runs", []).append(run)
-    for engine in args.engines.split(","):
-        got = run_engine(engine, args, work)
-        got["load_average_after_" + "_".join(args.phases.split(","))] = os.getloadavg()
-        report["engines"].setdefault(engine, {}).update(got)
+    # holds the CA's private key and the servers' TLS files: removed however the run ends
+    work = Path(tempfile.mkdtemp(prefix="rdsiam-soak-"))
+    try:
+        work.chmod(0o711)
+        for engine in args.engines.split(","):
+            got = run_engine(engine, args, work)
+            got["load_average_after_" + "_".join(args.phases.split(","))] = os.getloadavg()
+            report["engines"].setdefault(engine, {}).update(got)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    report["load_average_after"] = os.getloadavg()
+    flags = {engine: unexpected_failures(r) for engine, r in report["engines"].items()}
+    report["unexpected"] = {e: f for e, f in flags.items() if f}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1) + "\n")
     for engine, r in report["engines"].items():
@@ -613,9 +731,13 @@ def main() -> None:
                   f"{i['held']['rss_mb']}->{i['after']['rss_mb']} MB, fds {i['before']['fds']}->"
                   f"{i['held']['fds']}->{i['after']['fds']}, tasks after {i['after']['tasks']}, "
                   f"connections after {i['after']['connections']}")
-        if "throttle" in r:
-            print(f"{engine}: throttle {json.dumps(r['throttle'])[:1500]}")
-    print(f"written to {args.out}")
+        for phase, got in (r.get("throttle") or {}).items():
+            print(f"{engine}: throttle {phase}: endpoint reasons "
+                  f"{got.get('event_reasons', {})}")
+        for flag in flags[engine]:
+            print(f"{engine}: UNEXPECTED: {flag}")
+    print(f"written to {args.out}" + ("" if not report["unexpected"] else
+                                      " -- with failures the phases do not test (see above)"))
 
 
 if __name__ == "__main__":

@@ -281,6 +281,11 @@ class RelayConnection(asyncio.BufferedProtocol):
                     finished, more = True, False
                     break
                 filled += count
+                if not reader.pending() and not tls.incoming.pending:
+                    # nothing left to decrypt: spare the read that would end in
+                    # SSLWantReadError (an exception per record)
+                    more = False
+                    break
             if filled:
                 self.data_received(bytes(view[:filled]))
             if finished and not self._eof and self.eof_received() is not True \

@@ -6,6 +6,7 @@ mid-handshake and handshake garbage. A loopback echo server made of
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import ssl
@@ -169,3 +170,45 @@ def test_handshake_garbage_gets_an_alert(server: EchoServer) -> None:
             data += chunk
     _wait_for(server, "tls error")
     assert data[:1] == b"\x15"  # a TLS alert record tells the client why, then the close
+
+
+def test_records_split_and_coalesced_then_close_notify(server: EchoServer,
+                                                       ca: EmulatorCA) -> None:
+    """_decrypt stops reading once OpenSSL and the incoming BIO are both empty: records cut
+    into pieces, many records in one segment and a close_notify right behind data all still
+    arrive whole."""
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ca.client_context().wrap_bio(incoming, outgoing, server_hostname=NAME)
+    try:
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                raw.sendall(outgoing.read())
+                incoming.write(raw.recv(65536))
+        raw.sendall(outgoing.read())
+        messages = [bytes([65 + i % 26]) * (i + 1) for i in range(40)]
+        for m in messages:  # one record each
+            tls.write(m)
+        records = outgoing.read()
+        for start in range(0, len(records), 7):  # cut mid-record, mid-header
+            raw.sendall(records[start:start + 7])
+        expected = b"".join(messages)
+        got = bytearray()
+        while len(got) < len(expected):
+            try:
+                got += tls.read(65536)
+            except ssl.SSLWantReadError:
+                data = raw.recv(65536)
+                assert data, f"closed after {len(got)} of {len(expected)} bytes"
+                incoming.write(data)
+        assert bytes(got) == expected
+        tls.write(b"last-words")
+        with contextlib.suppress(ssl.SSLWantReadError):  # the server's answer is not awaited
+            tls.unwrap()  # close_notify in the same segment as the data
+        raw.sendall(outgoing.read())
+        _wait_for(server, "closed")
+    finally:
+        raw.close()
