@@ -26,6 +26,7 @@ from rdsiam_emulator.auth.endpoint_spec import Endpoint
 from rdsiam_emulator.backends import ADMIN_USER, BackendSpec, PostgresHandle, start_local
 from rdsiam_emulator.clock import SystemClock
 from rdsiam_emulator.endpoint.backend import BackendAddress
+from rdsiam_emulator.endpoint.event_loops import new_event_loop
 from rdsiam_emulator.endpoint.postgres import PostgresEndpoint, PostgresEndpointSettings
 from rdsiam_emulator.events import EventLog
 from rdsiam_emulator.secrets import new_instance_secret
@@ -89,7 +90,8 @@ class LoopThread:
     """An event loop in a daemon thread; ``run`` executes a coroutine there and waits for it."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        self.loop = loop if loop is not None else asyncio.new_event_loop()
+        # the product's asyncio loop (event_loops: its clock is not the app's time.monotonic)
+        self.loop = loop if loop is not None else new_event_loop("asyncio")
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
 
