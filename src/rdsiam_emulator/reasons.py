@@ -50,6 +50,7 @@ class Reason(StrEnum):
     PROXY_NO_CREDENTIALS = "proxy_no_credentials"
     PROXY_ROLE_NOT_AUTHORIZED = "proxy_role_not_authorized"
     PROXY_SECRET_REFUSED = "proxy_secret_refused"
+    IAM_ACCOUNT_MISSING = "iam_account_missing"
 
 
 INVALID_TOKEN = "InvalidToken"
@@ -152,6 +153,9 @@ REASONS: dict[Reason, ReasonInfo] = {
               " as this user"),
         _info(Reason.PROXY_SECRET_REFUSED, None, None, "engine",
               "RDS Proxy: the database refused the username/password of the proxy's secret"),
+        _info(Reason.IAM_ACCOUNT_MISSING, None, None, "engine",
+              "MySQL: the catalog lists the user as IAM but the server has no account of exactly"
+              " that name (dropped or renamed where the endpoint does not look)"),
     )
 }
 
