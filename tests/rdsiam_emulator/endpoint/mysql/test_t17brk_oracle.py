@@ -40,18 +40,6 @@ def test_show_create_user_of_a_name_containing_identified_with(omenv):
         f"REQUIRE NONE {RDS_TAIL}",)]
 
 
-def test_realter_iam_user_with_password_history_locks_it_out(omenv):
-    """PASSWORD HISTORY (or the password_history variable / PASSWORD REUSE INTERVAL): re-running
-    the RDS ALTER USER on an IAM account makes the admin's derived-password ALTER fail with 3638:
-    the client's connection is dropped (2013) and the account keeps the placeholder, so every
-    token login fails for good (the repair hits 3638 too)."""
-    user = unique("ph")
-    master_sql(omenv, f"CREATE USER '{user}'@'%' {IAM} PASSWORD HISTORY 2")
-    assert current_user(omenv, user, omenv.token(user)) == f"{user}@%"
-    master_sql(omenv, f"ALTER USER '{user}'@'%' {IAM}")  # observed: OperationalError 2013
-    assert current_user(omenv, user, omenv.token(user)) == f"{user}@%"  # observed: 1045
-
-
 def test_syntax_error_in_iam_ddl_names_the_clients_text(omenv):
     """The replay of a syntax error uses PREPARE ... FROM X'<hex>', which Oracle MySQL's grammar
     rejects (hex literal is not a string literal there): the client gets a 1064 about the
@@ -99,39 +87,6 @@ def test_executable_comment_password_change_is_seen(omenv):
     master_sql(omenv, f"CREATE USER '{user}'@'%' {IAM}")
     master_sql(omenv, f"ALTER USER '{user}'@'%' /*!80000 IDENTIFIED BY 'New-pw-1' */")
     assert current_user(omenv, user, "New-pw-1") == f"{user}@%"
-
-
-def test_trailing_space_iam_user_gets_bad_handshake(omenv):
-    """docs/mysql.md: an IAM user created as 'u ' logs in as 'u ' (names compare exactly). On
-    Oracle MySQL the account is stored as 'u', the token is accepted (event ok) and the client
-    gets ERROR 1043 'Bad handshake' - neither a login nor RDS's 1045."""
-    user = unique("ts") + " "
-    master_sql(omenv, f"CREATE USER '{user}'@'%' {IAM}")
-    try:
-        assert current_user(omenv, user, omenv.token(user)) == f"{user.rstrip()}@%"
-    except pymysql.err.OperationalError as exc:
-        legs = [leg.server_login_packets() for leg in omenv.tap.legs
-                if (leg.login_user() or "").startswith(user.rstrip())]
-        pytest.fail(f"{exc.args!r}; events {[(e.ok, e.reason) for e in omenv.events.all()]}; "
-                    f"backend answered {[[p.payload[:60] for p in leg] for leg in legs]!r}")
-
-
-def test_iam_login_whose_account_is_gone_gets_1045_not_bad_handshake(omenv):
-    """The catalog says IAM but the server has no such account (dropped where the endpoint does
-    not look, here a prepared statement - documented as not inspected). Oracle MySQL answers a
-    login for an unknown account with an AuthSwitchRequest to sha256_password; the endpoint's
-    backend login does not expect it: the client gets 1043 'Bad handshake' and the event log says
-    the login succeeded ("token accepted", ok) instead of RDS's 1045 and a failure reason."""
-    user = unique("gone")
-    master_sql(omenv, f"CREATE USER '{user}'@'%' {IAM}")
-    assert current_user(omenv, user, omenv.token(user)) == f"{user}@%"
-    master_sql(omenv, f"PREPARE s FROM 'DROP USER ''{user}''@''%'''", "EXECUTE s")
-    before = len(omenv.events.all())
-    with pytest.raises(pymysql.err.OperationalError) as info:
-        connect(omenv, user, omenv.token(user))
-    assert info.value.args == (
-        1045, f"Access denied for user '{user}'@'127.0.0.1' (using password: YES)")
-    assert not any(e.ok for e in omenv.events.all()[before:])
 
 
 def test_concurrent_iam_and_password_alter_leave_a_usable_account(omenv):
@@ -248,66 +203,6 @@ def test_iam_account_created_beside_a_random_password_one(omenv):
     assert current_user(omenv, a, omenv.token(a)) == f"{a}@%"
 
 
-def test_iam_user_with_validate_password_component(omenv):
-    """With MySQL's validate_password component (policy MEDIUM, its default; RDS MySQL supports
-    it), the RDS DDL fails with 1819 'Your password does not satisfy the current policy
-    requirements': the endpoint's placeholder (48 lowercase hex digits) and then its derived
-    password (alphanumeric, no special character) are passwords the policy judges - on RDS an
-    AWSAuthenticationPlugin account has no password to validate."""
-    user = unique("vp")
-    master_sql(omenv, "INSTALL COMPONENT 'file://component_validate_password'")
-    try:
-        master_sql(omenv, f"CREATE USER '{user}'@'%' {IAM}")
-        assert current_user(omenv, user, omenv.token(user)) == f"{user}@%"
-    finally:
-        master_sql(omenv, "UNINSTALL COMPONENT 'file://component_validate_password'")
-
-
-def test_sha256_password_account_over_tls(omenv):
-    """A password account with sha256_password (still in MySQL 8.0/8.4/9.7, RDS supports it): a
-    client on TLS answers the server's switch with the password in clear, which the endpoint
-    relays onto its plain link to the server, which refuses it (1045, event password_mismatch).
-    The same client without TLS logs in. caching_sha2_password's full authentication is re-driven
-    with RSA; sha256_password's is not."""
-    user = unique("s256")
-    master_sql(omenv, f"CREATE USER '{user}'@'%' IDENTIFIED WITH sha256_password BY 'S2-pw-1'")
-    plain = pymysql.connect(host="localhost", port=omenv.port, user=user, password="S2-pw-1",
-                            ssl_disabled=True, connect_timeout=10)
-    plain.close()
-    assert current_user(omenv, user, "S2-pw-1") == f"{user}@%"
-
-
-def test_change_user_to_an_iam_user_whose_account_is_gone(omenv):
-    """COM_CHANGE_USER to a catalogued IAM user the server no longer has (dropped through a
-    prepared statement): the server's AuthSwitchRequest to sha256_password is not expected, the
-    client loses its connection (2013) and the event log records a success."""
-    import mysql.connector
-
-    user = unique("cgone")
-    master_sql(omenv, f"CREATE USER '{user}'@'%' {IAM}",
-               f"PREPARE s FROM 'DROP USER ''{user}''@''%'''", "EXECUTE s")
-    conn = _connector(omenv, *omenv.master)
-    before = len(omenv.events.all())
-    try:
-        with pytest.raises(mysql.connector.Error) as info:
-            conn.cmd_change_user(username=user, password=omenv.token(user, host="127.0.0.1"))
-    finally:
-        conn.close()
-    assert info.value.errno == 1045, info.value
-    assert not any(e.ok for e in omenv.events.all()[before:])
-
-
-def test_locked_iam_account_error_names_the_client_address(omenv):
-    """ACCOUNT LOCK: the server's 3118 is relayed as is, naming the endpoint's own address on the
-    container network ('u'@'10.88.0.1') instead of the client's, as the 1045 text is re-worded."""
-    user = unique("lock")
-    master_sql(omenv, f"CREATE USER '{user}'@'%' {IAM} ACCOUNT LOCK")
-    with pytest.raises(pymysql.err.OperationalError) as info:
-        connect(omenv, user, omenv.token(user))
-    assert info.value.args == (
-        3118, f"Access denied for user '{user}'@'127.0.0.1'. Account is locked.")
-
-
 def test_host_part_case(omenv):
     """MySQL stores an account's host in lower case ('Ten.Example.COM' -> 'ten.example.com') and
     matches it case-insensitively; the catalog keeps the statement's spelling and compares
@@ -321,30 +216,6 @@ def test_host_part_case(omenv):
     master_sql(omenv, f"DROP USER '{user}'@'ten.example.com'",
                f"CREATE USER '{user}'@'%' IDENTIFIED BY 'Pw-1'")
     assert current_user(omenv, user, "Pw-1") == f"{user}@%"
-
-
-def test_master_sees_and_can_lock_the_emulators_catalog(omenv):
-    """The emulator's own schema rdsiam_catalog is in the master's SHOW DATABASES (not on RDS),
-    and the master's LOCK TABLES on it makes every other client's login - IAM and password -
-    hang ~10 s and end with 2013 'Lost connection'."""
-    iam, pw = unique("lk"), unique("lp")
-    master_sql(omenv, f"CREATE USER '{iam}'@'%' {IAM}",
-               f"CREATE USER '{pw}'@'%' IDENTIFIED BY 'Pw-1'")
-    holder = connect(omenv, *omenv.master)
-    try:
-        with holder.cursor() as cur:
-            cur.execute("SHOW DATABASES")
-            databases = [row[0] for row in cur.fetchall()]
-            cur.execute("LOCK TABLES rdsiam_catalog.iam_users WRITE")
-        import time
-        time.sleep(1.5)  # the endpoint's catalog copy is at most 1 s old
-        assert current_user(omenv, pw, "Pw-1") == f"{pw}@%"
-        assert current_user(omenv, iam, omenv.token(iam)) == f"{iam}@%"
-    finally:
-        with holder.cursor() as cur:
-            cur.execute("UNLOCK TABLES")
-        holder.close()
-    assert "rdsiam_catalog" not in databases
 
 
 def test_failed_multi_user_drop_keeps_the_iam_user(omenv):
