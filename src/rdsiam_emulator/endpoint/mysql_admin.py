@@ -238,7 +238,8 @@ class AdminClient:
             version = (await self.execute("SELECT VERSION()")).rows[0][0] or b""
             self._mariadb = b"mariadb" in version.lower()
         if not self._mariadb:
-            await self.execute(
+            # an admin without DELETE there (an external server's) still gets the ALTER's answer
+            await self.query(
                 f"DELETE FROM mysql.password_history WHERE User = {hexlit(account.user)} "
                 f"AND Host = {hexlit(account.host)}")
         await self.execute(set_password_sql(account, password, self._mariadb))
