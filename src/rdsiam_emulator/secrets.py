@@ -24,8 +24,8 @@ def derived_password(instance_secret: bytes, db_user: str) -> str:
     ``r``, 36 characters of URL-safe base64 of HMAC-SHA256(``instance_secret``, user) (216 bits),
     then ``Z9-``: the same inputs always give the same password; without the secret it cannot be
     computed. The fixed tail gives every password an upper-case letter, a digit and a special
-    character, so a server's password-strength policy (MySQL ``validate_password`` MEDIUM/STRONG,
-    MariaDB ``simple_password_check``) never refuses it.
+    character, so MySQL's ``validate_password`` (MEDIUM, or STRONG without a dictionary) accepts
+    it when the endpoint sets it as text.
     """
     mac = hmac.new(instance_secret, b"rdsiam-backend-password\0" + db_user.encode("utf-8"),
                    hashlib.sha256).digest()

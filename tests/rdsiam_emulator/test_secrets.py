@@ -15,8 +15,8 @@ def test_derived_password_is_sql_literal_safe_and_long():
 
 
 def test_derived_password_satisfies_password_strength_policies():
-    """#17: MySQL's validate_password (MEDIUM/STRONG) and MariaDB's simple_password_check want an
-    upper- and a lower-case letter, a digit and a special character in every password."""
+    """#17: MySQL's validate_password (MEDIUM/STRONG) wants an upper- and a lower-case letter, a
+    digit and a special character in every password."""
     for user in ("app", "x", "iam_user_42", "\u00e9"):
         pw = derived_password(new_instance_secret(), user)
         assert any(c.isupper() for c in pw) and any(c.islower() for c in pw)
