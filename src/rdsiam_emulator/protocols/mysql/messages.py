@@ -386,10 +386,16 @@ def is_err(payload: bytes) -> bool:
     return bool(payload) and payload[0] == ERR_HEADER
 
 
+NAMES_CONNECTING_HOST = frozenset({3118})
+"""Login errors whose ``'user'@'host'`` is the address the connection came from (3118 account
+locked); 1044 names the account's host pattern (``'%'``) and is left alone."""
+
+
 def as_seen_from(err: ErrPacket, user: str, client_ip: str) -> ErrPacket:
-    """``err`` with every ``'user'@'host'`` naming ``user`` made to name ``client_ip``: the
-    server names the endpoint's address (3118 account locked, 1044 no access to a database,
-    ...), RDS the client's."""
+    """``err`` (if in ``NAMES_CONNECTING_HOST``) with every ``'user'@'host'`` naming ``user``
+    made to name ``client_ip``: the server names the endpoint's address, RDS the client's."""
+    if err.code not in NAMES_CONNECTING_HOST:
+        return err
     named = re.compile(re.escape(f"'{user}'@'") + "[^']*'")
     message = named.sub(lambda _: f"'{user}'@'{client_ip}'", err.message)
     return err if message == err.message else replace(err, message=message)
