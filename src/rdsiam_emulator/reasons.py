@@ -51,6 +51,7 @@ class Reason(StrEnum):
     PROXY_ROLE_NOT_AUTHORIZED = "proxy_role_not_authorized"
     PROXY_SECRET_REFUSED = "proxy_secret_refused"
     PROXY_PASSWORD_MISMATCH = "proxy_password_mismatch"
+    IAM_ACCOUNT_MISSING = "iam_account_missing"
 
 
 INVALID_TOKEN = "InvalidToken"
@@ -155,6 +156,9 @@ REASONS: dict[Reason, ReasonInfo] = {
               "RDS Proxy: the database refused the username/password of the proxy's secret"),
         _info(Reason.PROXY_PASSWORD_MISMATCH, None, None, "engine",
               "RDS Proxy, IAMAuth DISABLED: the client's password is not its secret's password"),
+        _info(Reason.IAM_ACCOUNT_MISSING, None, None, "engine",
+              "MySQL: the catalog lists the user as IAM but the server has no account of exactly"
+              " that name (dropped or renamed where the endpoint does not look)"),
     )
 }
 

@@ -21,9 +21,12 @@ def new_instance_secret() -> bytes:
 def derived_password(instance_secret: bytes, db_user: str) -> str:
     """A stable 40-character password for ``db_user``, safe in SQL string literals.
 
-    ``r`` plus 39 characters of URL-safe base64 of HMAC-SHA256(``instance_secret``, user): the same
-    inputs always give the same password; without the secret it cannot be computed.
+    ``r``, 36 characters of URL-safe base64 of HMAC-SHA256(``instance_secret``, user) (216 bits),
+    then ``Z9-``: the same inputs always give the same password; without the secret it cannot be
+    computed. The fixed tail gives every password an upper-case letter, a digit and a special
+    character, so MySQL's ``validate_password`` (MEDIUM, or STRONG without a dictionary) accepts
+    it when the endpoint sets it as text.
     """
     mac = hmac.new(instance_secret, b"rdsiam-backend-password\0" + db_user.encode("utf-8"),
                    hashlib.sha256).digest()
-    return "r" + base64.urlsafe_b64encode(mac).decode("ascii").rstrip("=")[:39]
+    return "r" + base64.urlsafe_b64encode(mac).decode("ascii").rstrip("=")[:36] + "Z9-"

@@ -47,8 +47,10 @@ from rdsiam_emulator.endpoint.mysql_admin import DEFAULT_CATALOG_MAX_AGE, AdminC
 from rdsiam_emulator.endpoint.mysql_intercept import (
     CATALOG_HINT,
     DERIVED_LOGIN_HINT,
+    MISSING_ACCOUNT_HINT,
     CommandInterceptor,
     Session,
+    account_missing,
     record_password_refusal,
 )
 from rdsiam_emulator.endpoint.mysql_relay import (
@@ -82,6 +84,7 @@ from rdsiam_emulator.protocols.mysql.messages import (
     Greeting,
     HandshakeResponse,
     access_denied,
+    as_seen_from,
     auth_switch_request,
 )
 from rdsiam_emulator.protocols.mysql.packets import (
@@ -529,7 +532,16 @@ class MysqlEndpoint(TrackedEndpoint):
                 detail="IAM accepted the token; the database refused the session: "
                        + result.error.render(),
                 hint=_backend_refused_hint(result.error.code))
-            client.write(front.fail(result.error))
+            client.write(front.fail(as_seen_from(result.error, user, addr[0])))
+            return None
+        if await account_missing(self.admin, user):
+            self.authenticator.reject(
+                db_user=user, client=info, reason=Reason.IAM_ACCOUNT_MISSING,
+                caller=command.decision,
+                detail="IAM accepted the token, but the server has no account named exactly "
+                       f"{user!r}: " + result.error.render(),
+                hint=MISSING_ACCOUNT_HINT)
+            client.write(front.fail(access_denied(user, addr[0])))
             return None
         log.warning("mysql endpoint: backend refused the derived login of %r: %s", clip(user),
                     clip(result.error.render(), TEXT_CAP))

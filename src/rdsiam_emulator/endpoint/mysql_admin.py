@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Iterable
 
 from rdsiam_emulator.backends.mysql_catalog import CATALOG as CATALOG_TABLE
@@ -33,6 +34,8 @@ from rdsiam_emulator.protocols.mysql.packets import Packet, PacketDecoder, encod
 from rdsiam_emulator.protocols.mysql.results import QueryError, TextResult
 from rdsiam_emulator.protocols.need_data import NeedData
 
+log = logging.getLogger(__name__)
+
 ADMIN_CAPABILITIES = (
     Capability.LONG_PASSWORD | Capability.LONG_FLAG | Capability.PROTOCOL_41
     | Capability.TRANSACTIONS | Capability.SECURE_CONNECTION | Capability.MULTI_RESULTS
@@ -47,6 +50,11 @@ def hexlit(text: str) -> str:
 
 DEFAULT_CATALOG_MAX_AGE = 1.0
 """Seconds a cached catalog may serve logins before it is reloaded (writers in other processes)."""
+ADMIN_LOCK_WAIT = 2
+"""The admin session's ``lock_wait_timeout`` (seconds): a table lock someone else holds on the
+catalog (the master's ``LOCK TABLES``) makes a reload fail with 1205 this soon, and logins go on
+with the copy they have, instead of waiting for the lock (MySQL's default: a year)."""
+ER_LOCK_WAIT_TIMEOUT = 1205
 
 
 class CatalogCache:
@@ -79,6 +87,11 @@ class CatalogCache:
         self._loaded_at = now
         self.loads += 1
         return self.users
+
+    def keep(self, generation: int, now: float) -> None:
+        """Serve the copy held for another ``max_age`` (a reload was not possible)."""
+        self._generation = generation
+        self._loaded_at = now
 
 
 class AdminClient:
@@ -163,7 +176,17 @@ class AdminClient:
                 generation = self.catalog.version.value
                 await self.ensure_catalog()
                 # no DISTINCT: under the column's PAD SPACE it would fold 'u' and 'u '
-                result = await self.execute(f"SELECT `user` FROM {CATALOG_TABLE}")
+                try:
+                    result = await self.execute(f"SELECT `user` FROM {CATALOG_TABLE}")
+                except QueryError as exc:
+                    held = self.catalog.users
+                    if exc.error.code != ER_LOCK_WAIT_TIMEOUT or held is None:
+                        raise
+                    # someone holds a lock on the catalog: logins go on with the copy we have
+                    log.warning("mysql endpoint: the IAM-user catalog is locked (%s); serving "
+                                "the copy loaded before", exc.error.render())
+                    self.catalog.keep(generation, loop.time())
+                    return user in held
                 users = self.catalog.store(((row[0] or b"").decode("utf-8", "replace")
                                             for row in result.rows), generation, loop.time())
                 # What was just read answers this login even if a write landed meanwhile
@@ -204,11 +227,21 @@ class AdminClient:
             self.catalog.version.changed()
 
     async def set_password(self, account: Account, password: str) -> None:
-        """On MariaDB only the password's stored hash is sent: no SQL text (process list, logs)
-        ever holds a password derived from the instance secret."""
+        """Give ``account`` ``password`` (an IAM account's derived or placeholder password).
+
+        On MariaDB only the password's stored hash is sent: no SQL text (process list, logs)
+        ever holds a password derived from the instance secret. On MySQL the account's password
+        history is emptied first: the derived password is the same every time, so PASSWORD
+        HISTORY / REUSE INTERVAL (the account's or the server's) would refuse it (3638); an IAM
+        account has no password of its own whose history matters. Raises as ``execute``."""
         if self._mariadb is None:
             version = (await self.execute("SELECT VERSION()")).rows[0][0] or b""
             self._mariadb = b"mariadb" in version.lower()
+        if not self._mariadb:
+            # an admin without DELETE there (an external server's) still gets the ALTER's answer
+            await self.query(
+                f"DELETE FROM mysql.password_history WHERE User = {hexlit(account.user)} "
+                f"AND Host = {hexlit(account.host)}")
         await self.execute(set_password_sql(account, password, self._mariadb))
 
     async def reset_iam_passwords(self, user: str, password: str) -> None:
@@ -220,6 +253,13 @@ class AdminClient:
         for (host,) in result.rows:
             if host is not None:
                 await self.set_password(Account(user, host.decode("utf-8")), password)
+
+    async def has_account(self, user: str) -> bool:
+        """Whether ``mysql.user`` has an account whose name is exactly ``user`` (any host;
+        trailing spaces count, as in the server's login: the table's PAD SPACE comparison
+        would match 'u' for 'u '). Raises as ``execute``."""
+        result = await self.execute(f"SELECT User FROM mysql.user WHERE User = {hexlit(user)}")
+        return any((name or b"").decode("utf-8", "replace") == user for (name,) in result.rows)
 
     async def is_iam_account(self, account: Account) -> bool:
         """Whether this exact user@host ``account`` is in the IAM-user catalog (no cache).
@@ -302,10 +342,16 @@ class AdminClient:
             elif isinstance(event, SendBackend):
                 writer.write(event.data)
             elif isinstance(event, LoginSucceeded):
+                await self._set_lock_wait()
                 return
             elif isinstance(event, LoginFailed):
                 await self.close()
                 raise BackendUnreachable("admin login refused: " + event.error.render())
+
+    async def _set_lock_wait(self) -> None:
+        result = await self._query(f"SET SESSION lock_wait_timeout = {ADMIN_LOCK_WAIT:d}")
+        if result.error is not None:
+            raise BackendUnreachable("admin session set-up refused: " + result.error.render())
 
     async def _query(self, sql: str) -> TextResult:
         assert self._reader is not None and self._writer is not None

@@ -391,12 +391,22 @@ class CommandInterceptor:
         if isinstance(result, LoginSucceeded):
             s.client.write(front.succeed(result.ok_payload))
             return True
+        # answered before the lookup below: the server closes the connection after a failed
+        # COM_CHANGE_USER, and the client's side is closed with it
+        s.client.write(front.fail(access_denied(user, s.info.address)))
+        if await account_missing(self._host.admin, user):
+            self._host.authenticator.reject(
+                db_user=user, client=info, reason=Reason.IAM_ACCOUNT_MISSING,
+                caller=command.decision,
+                detail="COM_CHANGE_USER: IAM accepted the token, but the server has no account "
+                       f"named exactly {user!r}: " + result.error.render(),
+                hint=MISSING_ACCOUNT_HINT)
+            return False
         self._host.authenticator.reject(
             db_user=user, client=info, reason=Reason.INTERNAL_ERROR,
             detail="COM_CHANGE_USER: the backend refused the derived-password login: "
                    + result.error.render(),
             hint=DERIVED_LOGIN_HINT)
-        s.client.write(front.fail(access_denied(user, s.info.address)))
         return False
 
     async def _relay_change_user(self, s: Session, change: ChangeUser,
@@ -430,10 +440,24 @@ PASSWORD_MISMATCH_HINT = (
 CATALOG_HINT = ("the endpoint could not tell whether the user is an IAM user: check that the "
                 "backend is up; if it is, this is a bug: please report it")
 DERIVED_LOGIN_HINT = "the user was dropped or its password changed outside the endpoint"
+MISSING_ACCOUNT_HINT = ("the server has no account of that exact name: create it again with "
+                        "IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS' through the endpoint "
+                        "(or log in with its exact name)")
 _REFUSED_HINTS = {
     1044: "grant the user access to that database, or connect to another one",
     1049: "connect to a database that exists (CREATE DATABASE, or leave the database out)",
 }
+
+
+async def account_missing(admin: AdminClient, user: str) -> bool:
+    """Whether the server has no account named exactly ``user`` (after the derived login was
+    refused); False when that cannot be told (the refusal is then the derived login's)."""
+    try:
+        return not await admin.has_account(user)
+    except Exception as exc:
+        log.warning("mysql endpoint: cannot look up the account %r: %s", clip(user),
+                    clip(repr(exc), TEXT_CAP))
+        return False
 
 
 def record_password_refusal(

@@ -30,7 +30,7 @@ from rdsiam_emulator.protocols.mysql.handshake import (
     NotifyClient,
     SendBackend,
 )
-from rdsiam_emulator.protocols.mysql.messages import ErrPacket, access_denied
+from rdsiam_emulator.protocols.mysql.messages import ErrPacket, access_denied, as_seen_from
 from rdsiam_emulator.protocols.mysql.packets import ProtocolError
 from rdsiam_emulator.protocols.need_data import NeedData
 from rdsiam_emulator.reasons import Reason
@@ -318,6 +318,8 @@ async def relay_login_outcome(
     code = err.code
     if code == ErrorCode.ER_ACCESS_DENIED:
         err = access_denied(user, client_ip, using_password=used_password)
+    else:
+        err = as_seen_from(err, user, client_ip)
     return RelayOutcome(False, front.fail(err), code)
 
 

@@ -510,10 +510,11 @@ def native_password_hash(password: str) -> str:
 def placeholder_clause(mariadb: bool) -> str:
     """An auth clause nobody can log in with, fresh for each use: what an IAM clause becomes in
     the statement the server runs (and may echo back) until the endpoint sets the real password.
-    MariaDB takes a random stored hash; MySQL (no ``BY PASSWORD``) a random password."""
+    MariaDB takes a random stored hash; MySQL (no ``BY PASSWORD``) a random password, with an
+    upper-case letter, a digit and a special character so that validate_password accepts it."""
     if mariadb:
         return f"IDENTIFIED BY PASSWORD '*{os.urandom(20).hex().upper()}'"
-    return f"IDENTIFIED BY '{os.urandom(24).hex()}'"
+    return f"IDENTIFIED BY '{os.urandom(24).hex()}Z9-'"
 
 
 def set_password_sql(account: Account, password: str, mariadb: bool) -> str:

@@ -5,8 +5,8 @@ Both are sans-I/O. The frontend machine checks sequence ids and message order an
 client sent; the glue decides (IAM or password user) and calls the machine to answer. The backend
 machine either performs a login itself with a known password (IAM users: the derived password) or
 relays a client's own password exchange, re-driving only what cannot pass through unchanged
-(caching_sha2_password full authentication, because the client speaks TLS to us and the backend
-link is plain TCP: the cleartext the client sends is re-sent RSA-encrypted).
+(caching_sha2_password full authentication and sha256_password, because the client speaks TLS to
+us and the backend link is plain TCP: the cleartext the client sends is re-sent RSA-encrypted).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from rdsiam_emulator.protocols.mysql.constants import (
     SHA2_FAST_AUTH_OK,
     SHA2_PERFORM_FULL_AUTH,
     SHA2_REQUEST_PUBLIC_KEY,
+    SHA256_PASSWORD,
     Capability,
     ErrorCode,
 )
@@ -44,6 +45,9 @@ from rdsiam_emulator.protocols.mysql.packets import (
     encode_packet,
 )
 from rdsiam_emulator.protocols.need_data import NEED_DATA, NeedData
+
+SHA256_REQUEST_PUBLIC_KEY = 0x01
+"""sha256_password: what a client on a link without TLS sends to get the server's RSA key."""
 
 HANDSHAKE_MAX_PAYLOAD = 256 * 1024
 """No legitimate handshake packet comes near this (tokens are ~2 KB, attributes at most 64 KB)."""
@@ -369,12 +373,14 @@ class BackendLogin:
         """Relay mode: the client's answer to a forwarded challenge; what goes to the backend
         comes out of ``next_event`` (``SendBackend``). Raises ``ProtocolError`` when nothing
         was asked."""
-        if self.state is BackState.EXPECT_CLIENT_CLEARTEXT and payload != bytes(
-            [SHA2_REQUEST_PUBLIC_KEY]
-        ):
+        ask_key = bytes([SHA256_REQUEST_PUBLIC_KEY if self.plugin == SHA256_PASSWORD
+                         else SHA2_REQUEST_PUBLIC_KEY])
+        # an empty password (b"\0") needs no secrecy and the server takes it as is
+        if self.state is BackState.EXPECT_CLIENT_CLEARTEXT and payload not in (
+                ask_key, b"", b"\0"):
             self._pending_cleartext = payload[:-1] if payload.endswith(b"\0") else payload
             self.state = BackState.AWAIT_PUBLIC_KEY
-            self._events.append(SendBackend(self._send(bytes([SHA2_REQUEST_PUBLIC_KEY]))))
+            self._events.append(SendBackend(self._send(ask_key)))
             return
         if self.state not in (BackState.WAIT_CLIENT, BackState.EXPECT_CLIENT_CLEARTEXT):
             raise ProtocolError("client sent auth data nobody asked for", code=1156)
@@ -414,8 +420,16 @@ class BackendLogin:
             self.plugin = switch.plugin
             self.nonce = switch.data or self.nonce
             if self.password is None:
-                self.state = BackState.WAIT_CLIENT
+                # a client on TLS answers sha256_password with its password in clear
+                self.state = (BackState.EXPECT_CLIENT_CLEARTEXT
+                              if switch.plugin == SHA256_PASSWORD and self.client_tls
+                              else BackState.WAIT_CLIENT)
                 return [ForwardToClient(payload)]
+            if switch.plugin == SHA256_PASSWORD:
+                # (Oracle MySQL also switches a login for an unknown account to it) no TLS to
+                # the server: ask for its RSA key, then send the password encrypted
+                self.state = BackState.AWAIT_PUBLIC_KEY
+                return [SendBackend(self._send(bytes([SHA256_REQUEST_PUBLIC_KEY])))]
             answer = scramble.scramble_for(switch.plugin, self.password, self.nonce)
             if answer is None:
                 raise ProtocolError(f"backend asked for unsupported auth plugin {switch.plugin}")

@@ -7,6 +7,7 @@ asked for to the backend unchanged.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 from rdsiam_emulator.protocols.mysql.constants import (
@@ -383,6 +384,21 @@ def is_ok(payload: bytes) -> bool:
 def is_err(payload: bytes) -> bool:
     """True when ``payload`` is an ERR packet (first byte ``0xff``)."""
     return bool(payload) and payload[0] == ERR_HEADER
+
+
+NAMES_CONNECTING_HOST = frozenset({3118})
+"""Login errors whose ``'user'@'host'`` is the address the connection came from (3118 account
+locked); 1044 names the account's host pattern (``'%'``) and is left alone."""
+
+
+def as_seen_from(err: ErrPacket, user: str, client_ip: str) -> ErrPacket:
+    """``err`` (if in ``NAMES_CONNECTING_HOST``) with every ``'user'@'host'`` naming ``user``
+    made to name ``client_ip``: the server names the endpoint's address, RDS the client's."""
+    if err.code not in NAMES_CONNECTING_HOST:
+        return err
+    named = re.compile(re.escape(f"'{user}'@'") + "[^']*'")
+    message = named.sub(lambda _: f"'{user}'@'{client_ip}'", err.message)
+    return err if message == err.message else replace(err, message=message)
 
 
 def access_denied(user: str, client_ip: str, *, using_password: bool = True) -> ErrPacket:

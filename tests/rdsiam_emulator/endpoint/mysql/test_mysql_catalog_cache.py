@@ -120,3 +120,30 @@ def test_a_write_during_the_reload_does_not_spoil_the_answer(long_cache, mariadb
     assert admin.catalog.loads == loads + 2  # the write seen: reloaded once more
     assert long_cache.loop.run(admin.is_iam_user(user))
     assert admin.catalog.loads == loads + 2
+
+
+def test_the_masters_lock_on_the_catalog_does_not_block_logins(short_cache):
+    """#17: the master's LOCK TABLES ... WRITE on the catalog made every other login wait for the
+    lock (then 2013 after 10 s). The reload now gives up after the admin session's
+    lock_wait_timeout (2 s) and the logins go on with the copy loaded before."""
+    env = short_cache
+    iam = make_iam_user(env)
+    pw = unique("lp")
+    with master(env) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE USER '{pw}'@'%' IDENTIFIED BY 'Pw-1'")
+    holder = master(env)  # its login loads the catalog with both users in it
+    try:
+        with holder.cursor() as cur:
+            cur.execute(f"LOCK TABLES {CATALOG} WRITE")
+        time.sleep(0.5)  # the copy is older than catalog_max_age (0.3 s)
+        started = time.monotonic()
+        with connect(env, pw, "Pw-1") as conn:
+            assert scalar(conn, "SELECT CURRENT_USER()") == f"{pw}@%"
+        assert token_login_works(env, iam)
+        assert time.monotonic() - started < 6
+    finally:
+        with holder.cursor() as cur:
+            cur.execute("UNLOCK TABLES")
+        holder.close()
+    time.sleep(0.5)  # unlocked: the next login reloads (and sees a new IAM user) again
+    assert token_login_works(env, make_iam_user(env))

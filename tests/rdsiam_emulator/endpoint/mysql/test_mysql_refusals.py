@@ -133,6 +133,45 @@ def test_change_user_whose_derived_login_fails_is_internal_error(myenv, mariadb)
         conn.close()
 
 
+def drop_unseen(env: MyEnv, user: str) -> None:
+    """DROP USER through a prepared statement, which the endpoint does not inspect: the catalog
+    still lists the user as IAM."""
+    with connect(env, *env.master) as conn, conn.cursor() as cur:
+        cur.execute(f"PREPARE s FROM 'DROP USER ''{user}''@''%'''")
+        cur.execute("EXECUTE s")
+
+
+def test_iam_login_whose_account_is_gone_is_iam_account_missing(myenv):
+    """#17: the token is allowed, the server has no such account: RDS's 1045 and one refusal
+    naming the cause (was internal_error, "a bug")."""
+    iam_user = make_user(myenv)
+    drop_unseen(myenv, iam_user)
+    cursor = myenv.events.mark()
+    with pytest.raises(pymysql.err.OperationalError) as info:
+        connect(myenv, iam_user, myenv.token(iam_user))
+    assert info.value.args == (
+        1045, f"Access denied for user '{iam_user}'@'127.0.0.1' (using password: YES)")
+    event = one_refusal(myenv, cursor)
+    assert event.reason is Reason.IAM_ACCOUNT_MISSING and "create it again" in event.hint
+    assert "no account" in event.detail and event.access_key_id  # the allow's caller
+
+
+def test_change_user_to_an_iam_user_whose_account_is_gone_is_iam_account_missing(myenv):
+    iam_user = make_user(myenv)
+    drop_unseen(myenv, iam_user)
+    mu, mp = myenv.master
+    conn = plain_connector(myenv, mu, mp, ssl_ca=myenv.ca_file)
+    try:
+        cursor = myenv.events.mark()
+        with pytest.raises(mysql.connector.Error) as info:
+            conn.cmd_change_user(username=iam_user, password=myenv.token(iam_user))
+        assert info.value.errno == 1045
+        event = one_refusal(myenv, cursor)
+        assert event.reason is Reason.IAM_ACCOUNT_MISSING and "COM_CHANGE_USER" in event.detail
+    finally:
+        conn.close()
+
+
 # ------------------------------------------------------------------ the backend
 
 

@@ -236,3 +236,62 @@ def test_machines_pull_events_and_need_data_for_a_partial_packet():
     login.receive_data(encode_packet(2, ok_packet()) + encode_packet(3, ok_packet()))
     with pytest.raises(ProtocolError, match="after the login result"):
         login.next_event()
+
+
+def _pem_and_key():
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key, key.public_key().public_bytes(serialization.Encoding.PEM,
+                                              serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _rsa_plain(key, blob: bytes, nonce: bytes) -> bytes:
+    plain = key.decrypt(blob, padding.OAEP(mgf=padding.MGF1(hashes.SHA1()),
+                                           algorithm=hashes.SHA1(), label=None))
+    return bytes(b ^ nonce[i % 20] for i, b in enumerate(plain))
+
+
+def test_backend_own_login_answers_a_switch_to_sha256_password_with_rsa():
+    """#17: Oracle MySQL switches a login for an account it does not have (and a sha256_password
+    account) to sha256_password: the endpoint asks for the RSA key (0x01) and sends its password
+    encrypted, then reports the server's verdict instead of failing the handshake."""
+    key, pem = _pem_and_key()
+    login = BackendLogin.for_handshake(mysql8_greeting(), client_response(), password=b"derived")
+    login.start()
+    nonce = b"S" * 20
+    (ev,) = feed(login, encode_packet(2, auth_switch_request("sha256_password", nonce + b"\0")))
+    assert isinstance(ev, SendBackend) and packets(ev.data)[0].payload == b"\x01"
+    (ev,) = feed(login, encode_packet(4, b"\x01" + pem))
+    assert _rsa_plain(key, packets(ev.data)[0].payload, nonce) == b"derived\0"
+    (ev,) = feed(login, encode_packet(6, ErrPacket(1045, "28000", "denied").build()))
+    assert isinstance(ev, LoginFailed) and ev.error.code == 1045
+
+
+def test_backend_relay_reroutes_a_tls_clients_sha256_password_cleartext_to_rsa():
+    """#17: a client on TLS answers the switch to sha256_password with its password in clear;
+    the plain backend link gets the key request (0x01) and the RSA-encrypted password."""
+    key, pem = _pem_and_key()
+    login = BackendLogin.for_handshake(mysql8_greeting(), client_response(auth_response=b"s" * 32),
+                                       password=None, client_tls=True)
+    login.start()
+    nonce = b"T" * 20
+    (ev,) = feed(login, encode_packet(2, auth_switch_request("sha256_password", nonce + b"\0")))
+    assert isinstance(ev, ForwardToClient)
+    login.from_client(b"S2-pw-1\0")
+    (ev,) = feed(login)
+    assert packets(ev.data)[0].payload == b"\x01"
+    (ev,) = feed(login, encode_packet(4, b"\x01" + pem))
+    assert _rsa_plain(key, packets(ev.data)[0].payload, nonce) == b"S2-pw-1\0"
+    (ev,) = feed(login, encode_packet(6, ok_packet()))
+    assert isinstance(ev, LoginSucceeded)
+
+
+@pytest.mark.parametrize("answer", [b"\0", b"\x01"])
+def test_backend_relay_sha256_password_empty_or_key_request_passes_unchanged(answer):
+    """An empty password needs no secrecy; a client that asks for the key itself gets it."""
+    login = BackendLogin.for_handshake(mysql8_greeting(), client_response(), password=None,
+                                       client_tls=True)
+    login.start()
+    feed(login, encode_packet(2, auth_switch_request("sha256_password", NONCE + b"\0")))
+    login.from_client(answer)
+    (ev,) = feed(login)
+    assert packets(ev.data)[0].payload == answer

@@ -116,3 +116,15 @@ def test_change_user_roundtrip():
     raw = cu.build(caps)
     assert raw[0] == 0x11
     assert ChangeUser.parse(raw, caps) == cu
+
+
+def test_as_seen_from_names_the_clients_address():
+    """#17: 3118 (account locked) names the address the server saw (the endpoint's)."""
+    from rdsiam_emulator.protocols.mysql.messages import ErrPacket, as_seen_from
+
+    locked = ErrPacket(3118, "HY000", "Access denied for user 'o''x'@'10.88.0.1'. Account is "
+                       "locked.")
+    assert as_seen_from(locked, "o''x", "192.0.2.7").message == (
+        "Access denied for user 'o''x'@'192.0.2.7'. Account is locked.")
+    pattern = ErrPacket(1044, "42000", "Access denied for user 'v'@'%' to database 'app'")
+    assert as_seen_from(pattern, "v", "192.0.2.7") is pattern  # the account's host, not ours
