@@ -82,6 +82,7 @@ class _DdlContext:
     tls_off: frozenset[int]
     """Statements whose ``REQUIRE SSL`` the server got as ``REQUIRE NONE`` (``_tls_off``)."""
     mariadb: bool
+    """The server is MariaDB (else Oracle MySQL)."""
 
 
 def _aligned(inspection: ddl.Inspection, outcomes: DdlOutcomes) -> bool:

@@ -2,7 +2,8 @@
 the OK/ERR outcomes of user DDL it rewrote.
 
 The admin connection never sets CLIENT_DEPRECATE_EOF, so a result set is: column count, column
-definitions, EOF, rows, EOF (or ERR). Client sessions may set it; DDL outcomes only look at OK/ERR.
+definitions, EOF, rows, EOF (or ERR). Client sessions may set it; DDL outcomes are OK/ERR or
+the result set of a generated password (``DdlOutcomes``).
 """
 
 from __future__ import annotations
