@@ -37,10 +37,17 @@ from rdsiam_emulator.protocols.mysql.handshake import (
     FrontendHandshake,
     LoginSucceeded,
 )
-from rdsiam_emulator.protocols.mysql.messages import ChangeUser, ErrPacket, Greeting, access_denied
+from rdsiam_emulator.protocols.mysql.messages import (
+    ChangeUser,
+    ErrPacket,
+    Greeting,
+    access_denied,
+    split_query,
+)
 from rdsiam_emulator.protocols.mysql.packets import (
     Packet,
     PacketDecoder,
+    ProtocolError,
     encode_packet,
     lenenc_bytes,
 )
@@ -68,14 +75,23 @@ class _DdlContext:
     inspection: ddl.Inspection
     skip: set[ddl.Account]
     """``CREATE ... IF NOT EXISTS`` accounts that existed before: the statement left them alone."""
-    was_iam: dict[ddl.Account, bool]
-    """``RENAME USER`` sources: were they IAM accounts before?"""
     text: str
-    """The query as the client wrote it."""
+    """The query as the client wrote it (without its query attributes)."""
     prefix: bytes
-    """COM_QUERY prefix (query attributes) to use for the endpoint's own statements."""
+    """COM_QUERY prefix (empty query attributes) to use for the endpoint's own statements."""
     tls_off: frozenset[int]
     """Statements whose ``REQUIRE SSL`` the server got as ``REQUIRE NONE`` (``_tls_off``)."""
+    mariadb: bool
+    """The server is MariaDB (else Oracle MySQL)."""
+
+
+def _aligned(inspection: ddl.Inspection, outcomes: DdlOutcomes) -> bool:
+    """Whether the answers are one per statement: only user DDL may answer with a result set
+    (``IDENTIFIED BY RANDOM PASSWORD``); a ``SELECT`` or ``CALL`` (several results) in the
+    query could shift them."""
+    statements = inspection.statements
+    return len(outcomes.outcomes) <= len(statements) and all(
+        not o.rows or statements[i] is not None for i, o in enumerate(outcomes.outcomes))
 
 
 class InterceptorHost(Protocol):
@@ -135,22 +151,26 @@ class CommandInterceptor:
 
     async def _user_ddl(self, s: Session, item: Intercept) -> bool:
         payload = item.packet.payload
-        prefix = b""
-        if s.capabilities & Capability.QUERY_ATTRIBUTES:
-            if payload[1:3] != b"\x00\x01":
-                s.backend.write(item.raw)
-                return await self._forward_response(s, None)
-            prefix = b"\x00\x01"
-        text = payload[1 + len(prefix):].decode("utf-8", "surrogateescape")
+        attributes = bool(s.capabilities & Capability.QUERY_ATTRIBUTES)
+        try:
+            head, query = split_query(payload, attributes)
+        except ProtocolError as exc:  # the server judges it: relayed as it came
+            log.info("mysql endpoint: query attributes not understood: %s", exc)
+            s.backend.write(item.raw)
+            return await self._forward_response(s, None)
+        # the endpoint's own statements carry no attributes (count 0, one set)
+        prefix = b"\x00\x01" if attributes else b""
+        text = query.decode("utf-8", "surrogateescape")
         mariadb = _is_mariadb(s.greeting)
+        dialect = ddl.server_dialect(s.greeting.server_version)
 
         def placeholder(_account: ddl.Account) -> str:
             return ddl.placeholder_clause(mariadb)
 
-        inspection = ddl.inspect(text, placeholder)
+        inspection = ddl.inspect(text, placeholder, dialect=dialect)
         if not inspection.user_ddl:
             s.backend.write(item.raw)
-            if show_create.is_show_create_user(text):
+            if show_create.is_show_create_user(text, dialect):
                 return await self._show_create_user(s, mariadb)
             return await self._forward_response(s, None)
         if inspection.uses_iam_plugin and not self._host.authenticator.iam_enabled:
@@ -164,19 +184,13 @@ class CommandInterceptor:
                 skip |= await self._host.admin.existing_accounts(c.account for c in stmt.changes)
         tls_off = await self._tls_off(inspection)
         if tls_off:
-            inspection = ddl.inspect(text, placeholder, tls_off)
-        was_iam: dict[ddl.Account, bool] = {}
-        for stmt in inspection.user_ddl:
-            if stmt.op is ddl.Op.RENAME:
-                for change in stmt.changes:
-                    was_iam[change.account] = await self._host.admin.is_iam_account(change.account)
+            inspection = ddl.inspect(text, placeholder, tls_off, dialect)
         raw = item.raw
         if inspection.rewritten is not None:
-            raw = encode_packet(0, b"\x03" + prefix
-                                + inspection.rewritten.encode("utf-8", "surrogateescape"))
+            raw = encode_packet(0, head + inspection.rewritten.encode("utf-8", "surrogateescape"))
         s.backend.write(raw)
         return await self._forward_response(
-            s, _DdlContext(inspection, skip, was_iam, text, prefix, tls_off))
+            s, _DdlContext(inspection, skip, text, prefix, tls_off, mariadb))
 
     async def _tls_off(self, inspection: ddl.Inspection) -> frozenset[int]:
         """Indexes of the ``REQUIRE SSL`` statements all of whose accounts are (or become) IAM
@@ -200,7 +214,7 @@ class CommandInterceptor:
 
     async def _forward_response(self, s: Session, ctx: _DdlContext | None) -> bool:
         decoder = PacketDecoder(1 << 30)
-        outcomes = DdlOutcomes()
+        outcomes = DdlOutcomes(bool(s.capabilities & Capability.DEPRECATE_EOF))
         chunks: list[bytes] = []
         packets: list[Packet] = []
         while not outcomes.done:
@@ -210,7 +224,9 @@ class CommandInterceptor:
                 packets.append(packet)
                 if outcomes.feed(packet):
                     break
-        if ctx is not None and not outcomes.unknown:
+        if ctx is not None and (outcomes.unknown or not _aligned(ctx.inspection, outcomes)):
+            ctx = None  # which answer is which statement's is not known: change nothing
+        if ctx is not None:
             await self._apply_catalog(s, ctx, outcomes)
         reply = b"".join(chunks)
         if ctx is not None and ctx.inspection.rewritten is not None and outcomes.outcomes:
@@ -263,17 +279,43 @@ class CommandInterceptor:
             # the server skips the white space after a ';' before it parses the next statement
             original = ctx.text[ctx.inspection.starts[index]:].lstrip()
             again = await self._run_on_session(
-                s, ctx.prefix, f"PREPARE {_REPLAY_NAME} FROM X'"
-                + original.encode("utf-8", "surrogateescape").hex() + "'")
+                s, ctx.prefix, f"PREPARE {_REPLAY_NAME} FROM "
+                + await self._string_literal(s, ctx, original))
             if again is not None and again.code == ER_PARSE_ERROR:
                 return again
             if again is None:  # it parsed after all: nothing ran, drop the prepared statement
                 await self._run_on_session(s, ctx.prefix, f"DEALLOCATE PREPARE {_REPLAY_NAME}")
         return replace(error, message=ctx.inspection.unrewrite(error.message))
 
+    async def _string_literal(self, s: Session, ctx: _DdlContext, text: str) -> str:
+        """``text`` as a string literal PREPARE takes. MariaDB takes a hex literal (any bytes,
+        whatever the session's SQL mode); Oracle MySQL's grammar does not, so it gets a quoted
+        string, its backslashes escaped unless the session's ``sql_mode`` has
+        ``NO_BACKSLASH_ESCAPES``."""
+        if ctx.mariadb:
+            return "X'" + text.encode("utf-8", "surrogateescape").hex() + "'"
+        if "\\" in text and b"NO_BACKSLASH_ESCAPES" in await self._value_on_session(
+                s, ctx.prefix, "SELECT @@SESSION.sql_mode"):
+            return "'" + text.replace("'", "''") + "'"
+        return ddl.quote(text)
+
+    async def _value_on_session(self, s: Session, prefix: bytes, sql: str) -> bytes:
+        """The one value of a one-row, one-column query run on the client's backend session."""
+        s.backend.write(encode_packet(0, b"\x03" + prefix + sql.encode()))
+        decoder = PacketDecoder(1 << 24)
+        reader = show_create.ResultSetReader(bool(s.capabilities & Capability.DEPRECATE_EOF))
+        while not reader.done:
+            for packet in decoder.feed(await s.backend.read_tap()):
+                if reader.feed(packet):
+                    break
+        if decoder.buffered or len(reader.rows) != 1:
+            raise ConnectionError("unexpected answer to the endpoint's own query")
+        return show_create.single_text_value(reader.packets[reader.rows[0]].payload) or b""
+
     async def _run_on_session(self, s: Session, prefix: bytes, sql: str) -> ErrPacket | None:
         """Run a statement that answers OK or ERR on the client's backend session (diverted)."""
-        s.backend.write(encode_packet(0, b"\x03" + prefix + sql.encode()))
+        s.backend.write(encode_packet(0, b"\x03" + prefix
+                                      + sql.encode("utf-8", "surrogateescape")))
         decoder = PacketDecoder(1 << 24)
         outcomes = DdlOutcomes()
         while not outcomes.done:
@@ -285,6 +327,12 @@ class CommandInterceptor:
         return outcomes.outcomes[-1].error if outcomes.outcomes else None
 
     async def _apply_catalog(self, s: Session, ctx: _DdlContext, outcomes: DdlOutcomes) -> None:
+        """Follow the statements in order, each seeing the catalog as the ones before left it
+        (``RENAME USER a TO b, b TO c``; ``CREATE USER a ...; RENAME USER a TO b``). The derived
+        passwords are set once all ran: an account's name may change after its IAM clause ran."""
+        admin = self._host.admin
+        pending: list[ddl.Account] = []
+        """Accounts to give the derived password, by their latest names."""
         # A failed account statement: Oracle MySQL (8.0+) changed nothing, its account
         # management statements are atomic; MariaDB changed every account its 1396 does not name.
         partial = _is_mariadb(s.greeting)
@@ -298,27 +346,39 @@ class CommandInterceptor:
                         or outcome.error.code != ER_CANNOT_USER):
                     continue
                 failed = ddl.failed_accounts(outcome.error.message)
-            if stmt.current_user:
-                # SET PASSWORD for the session's own account (an IAM user's is 'user'@'%')
-                await self._host.admin.set_iam(ddl.Account(s.user), False)
+            own = ddl.Account(s.user)  # an IAM user's account is 'user'@'%'
+            if ctx.mariadb and stmt.op is ddl.Op.ALTER:
+                pass  # MariaDB answers OK to ALTER USER CURRENT_USER() but changes nothing
+            elif stmt.current_user:
+                # SET PASSWORD / ALTER USER CURRENT_USER() ... for the session's own account
+                await admin.set_iam(own, False)
+                pending = [p for p in pending if p != own]
+            elif stmt.current_user_iam:
+                await admin.set_iam(own, True)
+                pending.append(own)
             for change in stmt.changes:
                 acc = change.account
                 if acc in failed or acc in ctx.skip:
                     continue
-                admin = self._host.admin
                 if stmt.op is ddl.Op.RENAME and change.renamed_to is not None:
-                    if ctx.was_iam.get(acc):  # the derived password follows the user name
-                        new = change.renamed_to
-                        tls = await admin.requires_tls(acc)
-                        await admin.set_iam(acc, False)
-                        if await self._set_derived_password(new):
-                            await admin.set_iam(new, True)
-                            await admin.set_requires_tls(new, tls)
+                    # IAM-ness and the TLS requirement follow the name (the derived password
+                    # depends on it: set below)
+                    new = change.renamed_to
+                    iam = await admin.is_iam_account(acc)
+                    tls = iam and await admin.requires_tls(acc)
+                    await admin.set_iam(acc, False)
+                    await admin.set_iam(new, iam)
+                    if iam:
+                        await admin.set_requires_tls(new, tls)
+                    pending = [p for p in pending if p not in (acc, new)]
+                    if iam:
+                        pending.append(new)
                 elif change.iam:
-                    # the server ran a placeholder clause: now the real (derived) password
-                    if await self._set_derived_password(acc):
-                        await admin.set_iam(acc, True)
-                        await self._follow_tls(stmt, acc, index in ctx.tls_off)
+                    # the server ran a placeholder clause: the real (derived) password below
+                    await admin.set_iam(acc, True)
+                    await self._follow_tls(stmt, acc, index in ctx.tls_off)
+                    if acc not in pending:
+                        pending.append(acc)
                 elif change.iam is None:
                     if index in ctx.tls_off or (
                             stmt.require_ssl is False and await admin.is_iam_account(acc)):
@@ -329,6 +389,10 @@ class CommandInterceptor:
                         # a password account again: the server enforces the requirement itself
                         await admin.set_server_require(acc, True)
                     await admin.set_iam(acc, False)
+                    pending = [p for p in pending if p != acc]
+        for acc in pending:
+            if not await self._set_derived_password(acc):
+                await admin.set_iam(acc, False)  # ALTER USER IF EXISTS on a missing one
 
     async def _follow_tls(self, stmt: ddl.Statement, acc: ddl.Account, tls_off: bool) -> None:
         """Keep a new IAM account's TLS requirement in the catalog, not on the server."""

@@ -27,10 +27,12 @@ Rewrite = Callable[["Account"], str]
 """``(account) -> auth clause`` put in place of an IAM auth clause, e.g. ``IDENTIFIED BY '...'``."""
 
 _PREFILTER = re.compile(
-    rb"(?i)\b(?:(?:create|alter|drop|rename)\b[\s\S]{0,40}?\buser\b"
+    rb"(?i)(?:(?:create|alter|drop|rename)\b[\s\S]{0,40}?\buser\b"
     rb"|grant\b[\s\S]*?\bidentified\b|set\s+password\b)"
 )
-"""Cheap test on raw query bytes; only matches go through the tokenizer."""
+"""Cheap test on raw query bytes; only matches go through the tokenizer. No word boundary
+before the keyword: query attributes (any bytes, e.g. a value ``1``) may come right before
+the query text."""
 
 def cannot_be_user_ddl(lowered: bytes) -> bool:
     """Fast negative test on a lower-cased query: none of the words every statement the
@@ -74,16 +76,64 @@ class Token:
 _WORD = re.compile(r"[A-Za-z0-9_$.\x80-\U0010ffff%]+")
 
 
-def tokenize(sql: str) -> list[Token]:
-    """Split MySQL text into tokens (comments and whitespace dropped). Lenient: an unterminated
-    string or quoted identifier runs to the end of the text.
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """Which executable comments the server runs: ``/*!NNNNN ... */`` when ``version`` (e.g.
+    80036 for 8.0.36) is at least NNNNN, or always without a version; ``/*M!...*/`` on MariaDB
+    only. The default runs every ``/*!...*/`` and no ``/*M!...*/``."""
+
+    version: int = 999999
+    mariadb: bool = False
+
+
+def server_dialect(server_version: bytes) -> Dialect:
+    """The dialect of a server from its greeting's version string (``8.0.36``, MariaDB's
+    ``5.5.5-10.11.6-MariaDB-...``); the default when the version does not parse."""
+    text = server_version.decode("ascii", "replace")
+    mariadb = "mariadb" in text.lower()
+    if mariadb:
+        text = text.removeprefix("5.5.5-")
+    m = re.match(r"(\d+)\.(\d+)\.(\d+)", text)
+    if m is None:
+        return Dialect(mariadb=mariadb)
+    major, minor, patch = (int(g) for g in m.groups())
+    return Dialect(major * 10000 + minor * 100 + patch, mariadb)
+
+
+_EXEC_COMMENT = re.compile(r"/\*(M?)!(\d{5,6})?")
+
+
+def _exec_comment(sql: str, i: int, dialect: Dialect) -> int:
+    """The end of an executable comment's opener at ``i`` when the server runs its content as
+    code; -1 for a plain comment."""
+    m = _EXEC_COMMENT.match(sql, i)
+    if m is None or (m.group(1) and not dialect.mariadb):
+        return -1
+    if m.group(2) is not None and int(m.group(2)) > dialect.version:
+        return -1
+    return m.end()
+
+
+def tokenize(sql: str, dialect: Dialect | None = None) -> list[Token]:
+    """Split MySQL text into tokens (comments and whitespace dropped; the content of the
+    executable comments ``dialect`` runs is code). Lenient: an unterminated string or quoted
+    identifier runs to the end of the text.
     """
+    dialect = dialect or Dialect()
     tokens: list[Token] = []
     i, n = 0, len(sql)
+    in_code_comment = False
     while i < n:
         ch = sql[i]
         if ch.isspace():
             i += 1
+        elif in_code_comment and sql.startswith("*/", i):
+            in_code_comment = False
+            i += 2
+        elif not in_code_comment and sql.startswith("/*", i) and (
+                (opened := _exec_comment(sql, i, dialect)) >= 0):
+            in_code_comment = True
+            i = opened
         elif ch == "#" or sql.startswith("-- ", i) or sql.startswith("--\t", i) or (
             sql.startswith("--", i) and i + 2 == n
         ):
@@ -166,7 +216,11 @@ class Statement:
     or_replace: bool = False
     changes: list[UserChange] = field(default_factory=list)
     current_user: bool = False
-    """``SET PASSWORD = ...`` without ``FOR``: the session's own account changes."""
+    """``SET PASSWORD = ...`` without ``FOR``, ``ALTER USER CURRENT_USER()/USER() IDENTIFIED BY``:
+    the session's own account becomes a password account."""
+    current_user_iam: bool = False
+    """``ALTER USER CURRENT_USER() IDENTIFIED WITH AWSAuthenticationPlugin``: the session's own
+    account becomes an IAM account."""
     require_ssl: bool | None = None
     """``CREATE``/``ALTER USER``: True for exactly ``REQUIRE SSL``, False for ``REQUIRE NONE``,
     None without a ``REQUIRE`` clause or with other TLS options (``X509``, ``ISSUER``, ...)."""
@@ -234,18 +288,22 @@ REQUIRE_NONE = "REQUIRE NONE"
 
 
 def inspect(sql: str, rewrite: Rewrite | None = None,
-            tls_off: Collection[int] = ()) -> Inspection:
+            tls_off: Collection[int] = (), dialect: Dialect | None = None) -> Inspection:
     """Parse ``sql``; with ``rewrite`` set, put ``rewrite(account)`` for every IAM auth clause.
 
     ``tls_off``: indexes of statements whose ``REQUIRE SSL`` (``Statement.require_span``) the
     server gets as ``REQUIRE NONE`` (IAM accounts: the endpoint enforces TLS itself).
+    ``dialect``: the server's (executable comments; both flavours lower-case host parts).
     """
-    tokens = tokenize(sql)
+    lower_hosts = dialect is not None
+    tokens = tokenize(sql, dialect)
     statements: list[Statement | None] = []
     edits: list[tuple[int, int, str]] = []
     chunks, starts = _split(tokens)
     for index, chunk in enumerate(chunks):
         stmt = _parse_statement(chunk, rewrite, edits)
+        if stmt is not None and lower_hosts:
+            stmt.changes = [_lower_host(c) for c in stmt.changes]
         statements.append(stmt)
         if index in tls_off and stmt is not None and stmt.require_span is not None:
             edits.append((*stmt.require_span, REQUIRE_NONE))
@@ -261,6 +319,14 @@ def inspect(sql: str, rewrite: Rewrite | None = None,
         out.append(sql[last:])
         rewritten = "".join(out)
     return Inspection(statements, rewritten, starts, done)
+
+
+def _lower_host(change: UserChange) -> UserChange:
+    """The server stores (and matches) host parts in lower case: the catalog follows."""
+    def low(acc: Account) -> Account:
+        return Account(acc.user, acc.host.lower())
+    return UserChange(low(change.account), change.iam,
+                      None if change.renamed_to is None else low(change.renamed_to))
 
 
 def _split(tokens: list[Token]) -> tuple[list[list[Token]], list[int]]:
@@ -342,9 +408,18 @@ def _parse_statement(
     elif op in (Op.ALTER, Op.DROP) and cur.accept_seq("if", "exists"):
         pass
     while True:
+        if op is Op.ALTER and _own_account(cur):
+            # the session's own account (ALTER USER USER()/CURRENT_USER[()] IDENTIFIED ...)
+            iam = _auth_clause(cur, Account(""), op, rewrite, edits)
+            stmt.current_user |= iam is False
+            stmt.current_user_iam |= iam is True
+            if not cur.punct(","):
+                _require_clause(cur, stmt)
+                return stmt
+            continue
         account = _account(cur)
         if account is None:
-            return stmt if stmt.changes else None
+            return stmt if stmt.changes or stmt.current_user or stmt.current_user_iam else None
         if op is Op.RENAME:
             if not cur.accept("to"):
                 return None
@@ -423,7 +498,21 @@ def _parse_set_password(cur: _Cursor) -> Statement | None:
             stmt.changes.append(UserChange(account, False))
     else:
         stmt.current_user = True
-    return stmt if cur.punct("=") else None
+    # ... = 'pw' / = PASSWORD('pw'), or MySQL 8's ... TO RANDOM
+    return stmt if cur.punct("=") or cur.accept("to") else None
+
+
+def _own_account(cur: _Cursor) -> bool:
+    """Consume ``CURRENT_USER``, ``CURRENT_USER()`` or ``USER()`` (the session's own account)."""
+    tok, after = cur.peek(), cur.peek(1)
+    paren = after is not None and after.kind is Kind.PUNCT and after.text == "("
+    if _is_word(tok, "current_user") or (_is_word(tok, "user") and paren):
+        cur.next()
+        if paren:
+            cur.next()
+            cur.punct(")")
+        return True
+    return False
 
 
 def _account(cur: _Cursor) -> Account | None:
@@ -481,6 +570,7 @@ def _auth_clause(
 
 def _skip_auth_value(cur: _Cursor) -> None:
     cur.accept("by", "as", "using")
+    cur.accept("password", "random")  # BY PASSWORD '<hash>' (MariaDB), BY RANDOM PASSWORD
     cur.accept("password")
     tok = cur.peek()
     if tok is not None and tok.kind is Kind.STRING:

@@ -406,3 +406,44 @@ def access_denied(user: str, client_ip: str, *, using_password: bool = True) -> 
     yes = "YES" if using_password else "NO"
     return ErrPacket(1045, "28000",
                      f"Access denied for user '{user}'@'{client_ip}' (using password: {yes})")
+
+
+_FIXED_SIZE = {0x01: 1, 0x02: 2, 0x03: 4, 0x04: 4, 0x05: 8, 0x06: 0, 0x08: 8, 0x09: 4, 0x0D: 2}
+"""Binary-protocol value sizes of the fixed-size types (TINY, SHORT, LONG, FLOAT, DOUBLE, NULL,
+LONGLONG, INT24, YEAR)."""
+_LENGTH_BYTE = frozenset({0x07, 0x0A, 0x0B, 0x0C})
+"""TIMESTAMP, DATE, TIME, DATETIME: a length byte, then that many bytes."""
+_LENENC = frozenset({0x00, 0x0F, 0x10, *range(0xF5, 0x100)})
+"""DECIMAL, VARCHAR, BIT, JSON ... GEOMETRY: a length-encoded string."""
+
+
+def split_query(payload: bytes, query_attributes: bool) -> tuple[bytes, bytes]:
+    """A COM_QUERY ``payload`` as ``(head, query text)``: ``head`` is the command byte and, when
+    the session negotiated ``CLIENT_QUERY_ATTRIBUTES``, the attributes (MySQL 8.0.23+: parameter
+    count, parameter set count, null bitmap, bind flag, each parameter's type and name, the
+    non-NULL values). Raises ``ProtocolError`` when the attributes do not parse."""
+    if not query_attributes:
+        return payload[:1], payload[1:]
+    r = Reader(payload, 1)
+    count = r.lenenc_int()
+    r.lenenc_int()  # parameter set count (always 1)
+    if count:
+        nulls = r.take((count + 7) // 8)
+        if r.take(1) != b"\x01":
+            raise ProtocolError("query attributes without their types")
+        types: list[int] = []
+        for _ in range(count):
+            types.append(r.take(2)[0])
+            r.lenenc_bytes()  # the name
+        for index, kind in enumerate(types):
+            if nulls[index // 8] & (1 << (index % 8)):
+                continue
+            if kind in _FIXED_SIZE:
+                r.take(_FIXED_SIZE[kind])
+            elif kind in _LENGTH_BYTE:
+                r.take(r.take(1)[0])
+            elif kind in _LENENC:
+                r.lenenc_bytes()
+            else:
+                raise ProtocolError(f"query attribute of unknown type {kind:#04x}")
+    return payload[:r.pos], payload[r.pos:]

@@ -2,7 +2,8 @@
 the OK/ERR outcomes of user DDL it rewrote.
 
 The admin connection never sets CLIENT_DEPRECATE_EOF, so a result set is: column count, column
-definitions, EOF, rows, EOF (or ERR). Client sessions may set it; DDL outcomes only look at OK/ERR.
+definitions, EOF, rows, EOF (or ERR). Client sessions may set it; DDL outcomes are OK/ERR or
+the result set of a generated password (``DdlOutcomes``).
 """
 
 from __future__ import annotations
@@ -95,18 +96,29 @@ class Outcome:
 
     ok: bool
     error: ErrPacket | None = None
+    rows: bool = False
+    """The statement answered with a result set."""
 
 
 @dataclass(slots=True)
 class DdlOutcomes:
-    """Reads the response to a (possibly multi-statement) query made only of OK/ERR results.
+    """Reads the response to a (possibly multi-statement) query made of OK/ERR results and of
+    the result sets account DDL may answer with (``IDENTIFIED BY RANDOM PASSWORD``: user, host,
+    generated password; a successful statement's outcome).
 
-    ``unknown`` becomes True if a result set shows up: the caller then changes nothing.
+    ``deprecate_eof``: the session negotiated ``CLIENT_DEPRECATE_EOF`` (no EOF after the column
+    definitions; a result set ends with an OK packet whose header is 0xFE). ``unknown`` becomes
+    True for a response of another shape: the caller then changes nothing.
     """
 
+    deprecate_eof: bool = False
     outcomes: list[Outcome] = field(default_factory=list)
     unknown: bool = False
     done: bool = False
+    _columns_left: int = -1
+    """-1 between results; else column definitions still to come (0: in the rows)."""
+    _eof_pending: bool = False
+    """The EOF after the column definitions is still to come (no ``deprecate_eof``)."""
 
     def feed(self, packet: Packet) -> bool:
         """Consume one packet; True when the last result was read (no ``MORE_RESULTS_EXISTS`` flag),
@@ -117,12 +129,37 @@ class DdlOutcomes:
             return True
         if not p:
             self.unknown = self.done = True
+        elif self._columns_left > 0:
+            self._columns_left -= 1
+            self._eof_pending = self._columns_left == 0 and not self.deprecate_eof
+        elif self._columns_left == 0:
+            self._in_result(p)
         elif p[0] == ERR_HEADER:
             self.outcomes.append(Outcome(False, ErrPacket.parse(p)))
             self.done = True
         elif p[0] == OK_HEADER:
             self.outcomes.append(Outcome(True))
             self.done = not ok_status(p) & SERVER_MORE_RESULTS_EXISTS
-        else:
+        elif p[0] == EOF_HEADER or p[0] == 0xFB:  # not a column count (0xFB: LOCAL INFILE)
             self.unknown = self.done = True
+        else:
+            try:
+                self._columns_left = Reader(p).lenenc_int()
+            except ProtocolError:
+                self.unknown = self.done = True
         return self.done
+
+    def _in_result(self, p: bytes) -> None:
+        if self._eof_pending:
+            self._eof_pending = False
+            if p[0] != EOF_HEADER:
+                self.unknown = self.done = True
+        elif p[0] == ERR_HEADER:
+            self.outcomes.append(Outcome(False, ErrPacket.parse(p)))
+            self.done = True
+        elif p[0] == EOF_HEADER and len(p) < 0xFFFFFF:
+            self.outcomes.append(Outcome(True, rows=True))
+            self._columns_left = -1
+            # status: after the warning count in an EOF, after two lenenc ints in an OK
+            status = ok_status(p) if self.deprecate_eof else int.from_bytes(p[3:5], "little")
+            self.done = not status & SERVER_MORE_RESULTS_EXISTS

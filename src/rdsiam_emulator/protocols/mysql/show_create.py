@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from rdsiam_emulator.protocols.mysql.constants import EOF_HEADER, ERR_HEADER, OK_HEADER
-from rdsiam_emulator.protocols.mysql.ddl import Account, Kind, tokenize
+from rdsiam_emulator.protocols.mysql.ddl import Account, Dialect, Kind, tokenize
 from rdsiam_emulator.protocols.mysql.packets import Packet, ProtocolError, Reader, encode_packet
 
 MYSQL_IAM_CLAUSE = b"IDENTIFIED WITH 'AWSAuthenticationPlugin' AS 'RDS'"
@@ -26,10 +26,10 @@ _MARIADB_HASH = re.compile(rb"IDENTIFIED BY PASSWORD '\*[0-9A-F]{40}'")
 _BACKQUOTED = re.compile(rb"`((?:[^`]|``)*)`")
 
 
-def is_show_create_user(sql: str) -> bool:
+def is_show_create_user(sql: str, dialect: Dialect | None = None) -> bool:
     """True for exactly one ``SHOW CREATE USER ...`` statement (a trailing ``;`` allowed);
     multi-statement text is never rewritten."""
-    tokens = tokenize(sql)
+    tokens = tokenize(sql, dialect)
     words = [t.word for t in tokens[:3]]
     if words != ["show", "create", "user"]:
         return False
@@ -40,6 +40,12 @@ def is_show_create_user(sql: str) -> bool:
 def account_in(text: bytes) -> Account | None:
     """The account of a ``CREATE USER `u`@`h` ...`` text as both servers print it; None when
     the text has another shape."""
+    found = _account_and_end(text)
+    return None if found is None else found[0]
+
+
+def _account_and_end(text: bytes) -> tuple[Account, int] | None:
+    """The account of a ``CREATE USER `u`@`h` ...`` text and the offset just after it."""
     if not text.startswith(b"CREATE USER `"):
         return None
     user = _BACKQUOTED.match(text, len(b"CREATE USER "))
@@ -48,7 +54,7 @@ def account_in(text: bytes) -> Account | None:
     host = _BACKQUOTED.match(text, user.end() + 1)
     if host is None:
         return None
-    return Account(_unquote(user), _unquote(host))
+    return Account(_unquote(user), _unquote(host)), host.end()
 
 
 def _unquote(m: re.Match[bytes]) -> str:
@@ -62,28 +68,54 @@ def rds_form(text: bytes, *, mariadb: bool, tls_required: bool = False) -> bytes
     ``tls_required``: the account was given ``REQUIRE SSL``, which the server holds as
     ``REQUIRE NONE`` (MySQL prints that; MariaDB prints nothing): shown as ``REQUIRE SSL``.
 
-    MySQL prints ``IDENTIFIED WITH '<plugin>' AS <hash>`` right after the account and always
-    follows it with ``REQUIRE``; the hash (random salt, base64-like digest) is not parsed: the
-    clause ends at the first `` REQUIRE `` after it. MariaDB prints ``IDENTIFIED BY PASSWORD
-    '*<40 hex>'`` for the derived password's stored hash.
+    MySQL prints ``IDENTIFIED WITH '<plugin>' AS <hash>`` right after the account and follows
+    it with ``DEFAULT ROLE ...`` (when the account has default roles) and always ``REQUIRE``;
+    the hash (random salt, base64-like digest) is not parsed: the clause ends at the first
+    `` DEFAULT ROLE `` or `` REQUIRE `` after it. MariaDB prints ``IDENTIFIED BY PASSWORD
+    '*<40 hex>'`` for the derived password's stored hash. Both are looked for after the
+    account (whose name may hold anything).
     """
+    found = _account_and_end(text)
+    if found is None:
+        return None
+    after_account = found[1]
     if mariadb:
-        m = _MARIADB_HASH.search(text)
+        m = _MARIADB_HASH.search(text, after_account)
         if m is None:
             return None
         tls = b" REQUIRE SSL" if tls_required and not text[m.end():].startswith(b" REQUIRE ") \
             else b""
         return text[:m.start()] + MARIADB_IAM_CLAUSE + tls + text[m.end():]
-    start = text.find(b" IDENTIFIED WITH '")
-    if start < 0:
+    if not text.startswith(b" IDENTIFIED WITH '", after_account):
         return None
+    start = after_account
     end = text.find(b" REQUIRE ", start)
     if end < 0:
         return None
+    roles = text.find(b" DEFAULT ROLE `", start, end)
+    if roles >= 0:  # the role names may hold anything too: read them
+        end = _roles_end(text, roles + len(b" DEFAULT ROLE "))
+        if end < 0 or not text.startswith(b" REQUIRE ", end):
+            return None
     rest = text[end:]
     if tls_required and rest.startswith(b" REQUIRE NONE"):
         rest = b" REQUIRE SSL" + rest[len(b" REQUIRE NONE"):]
-    return text[:start + 1] + MYSQL_IAM_CLAUSE + rest
+    return text[:start + 1] + MYSQL_IAM_CLAUSE + (text[roles:end] if roles >= 0 else b"") + rest
+
+
+def _roles_end(text: bytes, pos: int) -> int:
+    """The end of a ```r`@`h`,`r2`@`h2``` list at ``pos``; -1 when it is not one."""
+    while True:
+        role = _BACKQUOTED.match(text, pos)
+        if role is None or text[role.end():role.end() + 2] != b"@`":
+            return -1
+        host = _BACKQUOTED.match(text, role.end() + 1)
+        if host is None:
+            return -1
+        pos = host.end()
+        if text[pos:pos + 1] != b",":
+            return pos
+        pos += 2 if text[pos + 1:pos + 2] == b" " else 1
 
 
 @dataclass(slots=True)

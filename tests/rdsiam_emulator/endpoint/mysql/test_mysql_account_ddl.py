@@ -197,3 +197,98 @@ def test_set_password_after_change_user_acts_for_the_new_user(myenv):
         conn.close()
     assert_logs_in(myenv, other, "second")
     assert_logs_in(myenv, iam, myenv.token(iam))  # the first login's user is still IAM
+
+
+# -- issue #17: statements followed in order, executable comments, own account, host case -----
+IAM = "IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'"
+
+
+def test_rename_chain_keeps_iam(myenv):
+    a = make_iam_user(myenv)
+    with master(myenv) as conn:
+        rows(conn, f"RENAME USER '{a}'@'%' TO 'n{a}'@'%', 'n{a}'@'%' TO 'nn{a}'@'%'")
+    assert myenv.backend.is_iam_user(f"nn{a}")
+    assert not myenv.backend.is_iam_user(f"n{a}") and not myenv.backend.is_iam_user(a)
+    assert_logs_in(myenv, f"nn{a}", myenv.token(f"nn{a}"))
+
+
+def test_rename_swap_keeps_iam(myenv):
+    a, b = make_iam_user(myenv), unique("pw")
+    with master(myenv) as conn:
+        rows(conn, f"CREATE USER '{b}'@'%' IDENTIFIED BY 'pwb'")
+        rows(conn, f"RENAME USER '{a}'@'%' TO 't{a}'@'%', '{b}'@'%' TO '{a}'@'%', "
+                   f"'t{a}'@'%' TO '{b}'@'%'")
+    assert_logs_in(myenv, a, "pwb")
+    assert_logs_in(myenv, b, myenv.token(b))
+    assert_refused(myenv, a, myenv.token(a))
+
+
+def test_create_then_rename_in_one_multi_statement_query(myenv):
+    a, b = unique("ma"), unique("mb")
+    with master(myenv, client_flag=MULTI) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE USER '{a}'@'%' {IAM}; RENAME USER '{a}'@'%' TO '{b}'@'%'")
+        while cur.nextset():
+            pass
+    assert_logs_in(myenv, b, myenv.token(b))
+    assert not myenv.backend.is_iam_user(a)
+
+
+@pytest.mark.parametrize("opener", ["/*!", "/*!100000", "/*M!100000"])
+def test_executable_comment_iam_ddl(myenv, opener):
+    user = unique("ec")
+    with master(myenv) as conn:
+        rows(conn, f"CREATE USER '{user}'@'%' {opener} {IAM} */")
+        rows(conn, f"ALTER USER '{user}'@'%' {opener} IDENTIFIED BY 'Ec-pw-1' */")
+    assert_logs_in(myenv, user, "Ec-pw-1")
+    assert not myenv.backend.is_iam_user(user)
+
+
+def test_a_comment_for_a_later_version_is_not_run(myenv):
+    user = unique("ec")
+    with master(myenv) as conn:
+        rows(conn, f"CREATE USER '{user}'@'%' {IAM} /*!999999 IDENTIFIED BY 'x' */")
+    assert_logs_in(myenv, user, myenv.token(user))
+
+
+@pytest.mark.parametrize("form", ["CURRENT_USER()", "CURRENT_USER"])
+def test_alter_user_own_account_is_a_no_op_on_mariadb(myenv, form):
+    """MariaDB (10.11) answers OK to ALTER USER CURRENT_USER() IDENTIFIED BY ... but leaves the
+    password as it was (seen on a password account too; it has no ALTER USER USER()): the
+    endpoint follows the server, the IAM user stays one. Oracle MySQL changes the password:
+    test_oracle_mysql.py::test_iam_user_alter_user_own_account_password_is_seen."""
+    user, other = make_iam_user(myenv), unique("pw")
+    with master(myenv) as conn:
+        rows(conn, f"CREATE USER '{other}'@'%' IDENTIFIED BY 'Pw-1'")
+        rows(conn, f"GRANT CREATE USER ON *.* TO '{user}'@'%', '{other}'@'%'")
+    for name, password in ((user, myenv.token(user)), (other, "Pw-1")):
+        with connect(myenv, name, password) as conn:
+            rows(conn, f"ALTER USER {form} IDENTIFIED BY 'Own-pw-1'")
+    assert_logs_in(myenv, other, "Pw-1")  # the server's behaviour
+    assert_refused(myenv, other, "Own-pw-1")
+    assert myenv.backend.is_iam_user(user)
+    assert_logs_in(myenv, user, myenv.token(user))
+    assert_refused(myenv, user, "Own-pw-1")
+
+
+def test_host_part_case(myenv):
+    user = unique("hc")
+    with master(myenv) as conn:
+        rows(conn, f"CREATE USER '{user}'@'Ten.Example.COM' {IAM}")
+        assert rows(conn, f"SELECT Host FROM mysql.user WHERE User = '{user}'") == (
+            ("ten.example.com",),)  # the server's rule the catalog follows
+        [(shown,)] = rows(conn, f"SHOW CREATE USER '{user}'@'ten.example.com'")
+        assert "AWSAuthenticationPlugin" in shown, shown
+        rows(conn, f"DROP USER '{user}'@'TEN.example.com'")
+        rows(conn, f"CREATE USER '{user}'@'%' IDENTIFIED BY 'Pw-1'")
+    assert_logs_in(myenv, user, "Pw-1")
+
+
+def test_show_create_user_of_a_name_containing_the_servers_clause(myenv):
+    user = "x IDENTIFIED BY PASSWORD '*" + "A" * 40 + "' " + unique("")[:4]
+    sql_user = user.replace("'", "''")
+    with master(myenv) as conn:
+        rows(conn, f"CREATE USER '{sql_user}'@'%' {IAM}")
+        [(shown,)] = rows(conn, f"SHOW CREATE USER '{sql_user}'@'%'")
+    assert shown == (f"CREATE USER `{user}`@`%` IDENTIFIED VIA AWSAuthenticationPlugin "
+                     "USING 'RDS'")
+    assert_logs_in(myenv, user, myenv.token(user))

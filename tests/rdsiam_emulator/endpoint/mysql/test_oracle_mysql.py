@@ -335,6 +335,190 @@ def _mysql_cli(env: MyEnv, podman_env: dict[str, str], user: str, password: str,
                           env={**os.environ, **podman_env})
 
 
+# -- issue #17: break review of the Oracle MySQL path (DDL interception) ---------------------------
+IAM = "IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'"
+
+
+def _connector(env, user: str, password: str):
+    import mysql.connector
+
+    return mysql.connector.connect(host="127.0.0.1", port=env.port, user=user, password=password,
+                                   ssl_ca=env.ca_file, ssl_verify_cert=True, use_pure=True,
+                                   connection_timeout=10)
+
+
+def test_show_create_user_keeps_default_role(omenv):
+    """MySQL prints DEFAULT ROLE between the authentication clause and REQUIRE: the IAM
+    account's SHOW CREATE USER keeps it (RDS shows it)."""
+    role, user = unique("role"), unique("dr")
+    master_sql(omenv, f"CREATE ROLE '{role}'",
+               f"CREATE USER '{user}'@'%' {IAM} DEFAULT ROLE '{role}'")
+    assert master_sql(omenv, f"SHOW CREATE USER '{user}'@'%'") == [(
+        f"CREATE USER `{user}`@`%` IDENTIFIED WITH 'AWSAuthenticationPlugin' AS 'RDS' "
+        f"DEFAULT ROLE `{role}`@`%` REQUIRE NONE {RDS_TAIL}",)]
+
+
+def test_show_create_user_of_a_name_containing_identified_with(omenv):
+    """The clause is looked for after the account, whose name may hold the same text."""
+    user = "x IDENTIFIED WITH 'y" + unique("")[:4]
+    sql_user = user.replace("'", "''")
+    master_sql(omenv, f"CREATE USER '{sql_user}'@'%' {IAM}")
+    assert current_user(omenv, user, omenv.token(user)) == f"{user}@%"
+    assert master_sql(omenv, f"SHOW CREATE USER '{sql_user}'@'%'") == [(
+        f"CREATE USER `{user}`@`%` IDENTIFIED WITH 'AWSAuthenticationPlugin' AS 'RDS' "
+        f"REQUIRE NONE {RDS_TAIL}",)]
+
+
+def test_syntax_error_in_iam_ddl_names_the_clients_text(omenv):
+    """A syntax error in rewritten DDL names the client's text, in the answer and in SHOW
+    WARNINGS (the replay's PREPARE takes a quoted string on Oracle MySQL, whose grammar has no
+    hex literal there)."""
+    user = unique("se")
+    with pytest.raises(pymysql.err.ProgrammingError) as info:
+        master_sql(omenv, f"CREATE USER '{user}' {IAM} FOO")
+    assert info.value.args[0] == 1064
+    assert "near 'FOO' at line 1" in info.value.args[1], info.value.args[1]
+
+
+@pytest.mark.parametrize("mode", ["", "NO_BACKSLASH_ESCAPES"])
+def test_syntax_error_replay_keeps_backslashes_in_either_sql_mode(omenv, mode):
+    """The replay's quoted string says the same as the client's text: its backslashes escaped
+    unless the session's sql_mode takes them literally. The error quotes the text after the
+    failing point as written, so a backslash lost or doubled there would show."""
+    user = unique("bs")
+    with connect(omenv, *omenv.master) as conn, conn.cursor() as cur:
+        cur.execute(f"SET SESSION sql_mode = '{mode}'")
+        with pytest.raises(pymysql.err.ProgrammingError) as info:
+            cur.execute(f"CREATE USER '{user}' {IAM} FOO '\\x'")
+        assert info.value.args[0] == 1064
+        assert info.value.args[1].endswith("near 'FOO '\\x'' at line 1"), info.value.args[1]
+        cur.execute("SHOW WARNINGS")
+        assert [row[1:] for row in cur.fetchall()] == [(1064, info.value.args[1])]
+
+
+def test_rename_chain_keeps_iam(omenv):
+    """RENAME USER a TO b, b TO c: the renames are followed in order, the derived password goes
+    to the final name."""
+    a = unique("rc")
+    master_sql(omenv, f"CREATE USER '{a}'@'%' {IAM}")
+    master_sql(omenv, f"RENAME USER '{a}'@'%' TO 'n{a}'@'%', 'n{a}'@'%' TO 'nn{a}'@'%'")
+    assert omenv.backend.is_iam_user(f"nn{a}")
+    assert current_user(omenv, f"nn{a}", omenv.token(f"nn{a}")) == f"nn{a}@%"
+
+
+def test_rename_swap_keeps_iam(omenv):
+    """Swapping an IAM and a password account's names (a->t, b->a, t->b) in one statement."""
+    a, b = unique("sa"), unique("sb")
+    master_sql(omenv, f"CREATE USER '{a}'@'%' {IAM}", f"CREATE USER '{b}'@'%' IDENTIFIED BY 'pwb'")
+    master_sql(omenv, f"RENAME USER '{a}'@'%' TO 't{a}'@'%', '{b}'@'%' TO '{a}'@'%', "
+                      f"'t{a}'@'%' TO '{b}'@'%'")
+    assert current_user(omenv, a, "pwb") == f"{a}@%"
+    assert current_user(omenv, b, omenv.token(b)) == f"{b}@%"
+
+
+def test_executable_comment_iam_ddl(omenv):
+    """MySQL runs /*!NNNNN ... */ as code: so does the DDL inspection (RDS accepts the RDS DDL
+    inside one)."""
+    user = unique("ec")
+    master_sql(omenv, f"CREATE USER '{user}'@'%' /*!80000 {IAM} */")
+    assert current_user(omenv, user, omenv.token(user)) == f"{user}@%"
+
+
+def test_executable_comment_password_change_is_seen(omenv):
+    """ALTER USER iam /*!80000 IDENTIFIED BY 'pw' */ makes a password account."""
+    user = unique("ep")
+    master_sql(omenv, f"CREATE USER '{user}'@'%' {IAM}")
+    master_sql(omenv, f"ALTER USER '{user}'@'%' /*!80000 IDENTIFIED BY 'New-pw-1' */")
+    assert current_user(omenv, user, "New-pw-1") == f"{user}@%"
+
+
+def test_query_attributes_bypass_the_ddl_rewriting(omenv):
+    """A COM_QUERY that carries query attributes (mysql-connector cursor.add_attribute,
+    the mysql CLI's `query_attributes`) is inspected like any other."""
+    user = unique("qa")
+    conn = _connector(omenv, *omenv.master)
+    try:
+        cur = conn.cursor()
+        cur.add_attribute("trace", "1")
+        cur.execute(f"CREATE USER '{user}'@'%' {IAM}")
+    finally:
+        conn.close()
+    assert current_user(omenv, user, omenv.token(user)) == f"{user}@%"
+
+
+def test_query_attributes_password_change_is_seen(omenv):
+    """ALTER USER iam IDENTIFIED BY 'pw' with a query attribute makes a password account."""
+    user = unique("qb")
+    master_sql(omenv, f"CREATE USER '{user}'@'%' {IAM}")
+    conn = _connector(omenv, *omenv.master)
+    try:
+        cur = conn.cursor()
+        cur.add_attribute("trace", "1")
+        cur.execute(f"ALTER USER '{user}'@'%' IDENTIFIED BY 'Qa-pw-1'")
+    finally:
+        conn.close()
+    assert current_user(omenv, user, "Qa-pw-1") == f"{user}@%"
+
+
+@pytest.mark.parametrize("form", ["USER()", "CURRENT_USER()", "CURRENT_USER"])
+def test_iam_user_alter_user_own_account_password_is_seen(omenv, form):
+    """An IAM user sets its own password with ALTER USER USER()/CURRENT_USER() IDENTIFIED BY (the
+    MySQL 8 form of SET PASSWORD = ...): it becomes a password account."""
+    user = unique("own")
+    master_sql(omenv, f"CREATE USER '{user}'@'%' {IAM}")
+    with connect(omenv, user, omenv.token(user)) as conn, conn.cursor() as cur:
+        cur.execute(f"ALTER USER {form} IDENTIFIED BY 'Own-pw-1'")
+    assert not omenv.backend.is_iam_user(user)
+    assert current_user(omenv, user, "Own-pw-1") == f"{user}@%"
+
+
+def test_random_password_on_an_iam_account_is_seen(omenv):
+    """ALTER USER iam IDENTIFIED BY RANDOM PASSWORD (MySQL 8.0.18+) answers with a result set
+    (user, host, generated password, auth_factor): a successful statement all the same, the
+    account is a password account."""
+    user = unique("rnd")
+    master_sql(omenv, f"CREATE USER '{user}'@'%' {IAM}")
+    [(_, _, generated, _)] = master_sql(
+        omenv, f"ALTER USER '{user}'@'%' IDENTIFIED BY RANDOM PASSWORD")
+    assert current_user(omenv, user, generated) == f"{user}@%"
+
+
+def test_iam_account_created_beside_a_random_password_one(omenv):
+    """CREATE USER a IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS', b IDENTIFIED BY RANDOM
+    PASSWORD: the answer is a result set; a is an IAM user all the same."""
+    a, b = unique("rna"), unique("rnb")
+    master_sql(omenv, f"CREATE USER '{a}'@'%' {IAM}, '{b}'@'%' IDENTIFIED BY RANDOM PASSWORD")
+    assert current_user(omenv, a, omenv.token(a)) == f"{a}@%"
+
+
+def test_host_part_case(omenv):
+    """MySQL stores an account's host in lower case ('Ten.Example.COM' -> 'ten.example.com'):
+    the catalog follows, so SHOW CREATE USER and DROP USER with the server's spelling find the
+    IAM account."""
+    user = unique("hc")
+    master_sql(omenv, f"CREATE USER '{user}'@'Ten.Example.COM' {IAM}")
+    [(shown,)] = master_sql(omenv, f"SHOW CREATE USER '{user}'@'ten.example.com'")
+    assert "AWSAuthenticationPlugin" in shown, shown
+    master_sql(omenv, f"DROP USER '{user}'@'ten.example.com'",
+               f"CREATE USER '{user}'@'%' IDENTIFIED BY 'Pw-1'")
+    assert current_user(omenv, user, "Pw-1") == f"{user}@%"
+
+
+def test_create_then_rename_in_one_multi_statement_query(omenv):
+    """CREATE USER a (IAM); RENAME USER a TO b in one query: the statements are followed in
+    order, b is the IAM user."""
+    a, b = unique("ma"), unique("mb")
+    conn = connect(omenv, *omenv.master, client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE USER '{a}'@'%' {IAM}; RENAME USER '{a}'@'%' TO '{b}'@'%'")
+            while cur.nextset():
+                pass
+    finally:
+        conn.close()
+    assert current_user(omenv, b, omenv.token(b)) == f"{b}@%"
+
+
 def test_oracle_mysql_cli(omenv, podman_env):
     """libmysqlclient sends a token only with --enable-cleartext-plugin (RDS's instructions);
     without it the client refuses the switch itself, and a bad token gets RDS's 1045 line."""

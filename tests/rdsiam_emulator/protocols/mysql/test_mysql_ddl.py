@@ -2,13 +2,16 @@ import pytest
 
 from rdsiam_emulator.protocols.mysql.ddl import (
     Account,
+    Dialect,
     Op,
+    UserChange,
     cannot_be_user_ddl,
     failed_accounts,
     inspect,
     might_be_user_ddl,
     native_password_hash,
     placeholder_clause,
+    server_dialect,
     set_password_sql,
 )
 
@@ -146,3 +149,90 @@ def test_require_clause_is_found_and_only_listed_statements_lose_it(sql, require
         assert off.unrewrite(second) == sql
     else:
         assert second == first
+
+
+# -- issue #17 (break review of the Oracle MySQL path) --------------------------------------------
+IAM_CLAUSE = "IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'"
+
+
+@pytest.mark.parametrize(("version", "mariadb", "sql", "runs"), [
+    (80036, False, f"CREATE USER 'u' /*!80000 {IAM_CLAUSE} */", True),
+    (80036, False, f"CREATE USER 'u' /*! {IAM_CLAUSE} */", True),
+    (80036, False, f"CREATE USER 'u' /*!90000 {IAM_CLAUSE} */", False),
+    (80036, False, f"CREATE USER 'u' /*M!100000 {IAM_CLAUSE} */", False),  # MariaDB only
+    (101106, True, f"CREATE USER 'u' /*M!100000 {IAM_CLAUSE} */", True),
+    (101106, True, f"CREATE USER 'u' /*!100200 {IAM_CLAUSE} */", True),
+    (101106, True, f"CREATE USER 'u' /*!110000 {IAM_CLAUSE} */", False),
+    (80036, False, f"CREATE USER 'u' /* {IAM_CLAUSE} */", False),
+])
+def test_executable_comments_are_code_when_the_server_runs_them(version, mariadb, sql, runs):
+    result = inspect(sql, derive, dialect=Dialect(version, mariadb))
+    (stmt,) = result.user_ddl
+    assert stmt.changes[0].iam is runs
+    if runs:  # the clause inside the comment is rewritten in place; the comment stays
+        assert result.rewritten == sql.replace(IAM_CLAUSE, "IDENTIFIED BY 'pw-u'")
+    else:
+        assert result.rewritten is None
+
+
+def test_password_change_inside_an_executable_comment_is_seen():
+    sql = "ALTER USER 'u'@'%' /*!80000 IDENTIFIED BY 'x' */; DROP USER /*!80000 'v' */"
+    stmts = inspect(sql, derive, dialect=Dialect(80036)).user_ddl
+    assert [(s.op, s.changes) for s in stmts] == [
+        (Op.ALTER, [UserChange(Account("u"), False)]),
+        (Op.DROP, [UserChange(Account("v"), False)])]
+
+
+@pytest.mark.parametrize(("version", "expected"), [
+    (b"8.0.36", Dialect(80036, False)),
+    (b"9.7.4-2", Dialect(90704, False)),
+    (b"5.5.5-10.11.6-MariaDB-0+deb12u1", Dialect(101106, True)),
+    (b"11.4.2-MariaDB", Dialect(110402, True)),
+    (b"weird", Dialect()),
+])
+def test_server_dialect(version, expected):
+    assert server_dialect(version) == expected
+
+
+@pytest.mark.parametrize("own", ["USER()", "CURRENT_USER()", "CURRENT_USER", "current_user ( )"])
+def test_alter_user_of_the_own_account(own):
+    (stmt,) = inspect(f"ALTER USER {own} IDENTIFIED BY 'x'").user_ddl
+    assert stmt.current_user and not stmt.current_user_iam and stmt.changes == []
+    result = inspect(f"ALTER USER {own} {IAM_CLAUSE}, b IDENTIFIED BY 'y'", derive)
+    (stmt,) = result.user_ddl
+    assert stmt.current_user_iam and not stmt.current_user
+    assert stmt.changes == [UserChange(Account("b"), False)]
+    assert result.rewritten == f"ALTER USER {own} IDENTIFIED BY 'pw-', b IDENTIFIED BY 'y'"
+    # without an auth clause the own account's IAM-ness stays
+    (stmt,) = inspect(f"ALTER USER {own} ACCOUNT LOCK").user_ddl
+    assert not stmt.current_user and not stmt.current_user_iam
+
+
+def test_random_passwords():
+    result = inspect(f"CREATE USER a IDENTIFIED BY RANDOM PASSWORD, b {IAM_CLAUSE}", derive)
+    (stmt,) = result.user_ddl
+    assert stmt.changes == [UserChange(Account("a"), False), UserChange(Account("b"), True)]
+    (stmt,) = inspect("SET PASSWORD FOR a TO RANDOM").user_ddl
+    assert stmt.op is Op.SET_PASSWORD and stmt.changes == [UserChange(Account("a"), False)]
+    (stmt,) = inspect("SET PASSWORD TO RANDOM").user_ddl
+    assert stmt.current_user
+
+
+def test_host_parts_follow_the_servers_lower_case():
+    sql = ("CREATE USER a@'Ten.Example.COM'; RENAME USER a@'Ten.Example.COM' TO b@'X.ORG'; "
+           "DROP USER b@'X.org'")
+    for dialect in (Dialect(80036, False), Dialect(101106, True)):
+        changes = [s.changes for s in inspect(sql, dialect=dialect).user_ddl]
+        assert changes == [
+            [UserChange(Account("a", "ten.example.com"), False)],
+            [UserChange(Account("a", "ten.example.com"), None, Account("b", "x.org"))],
+            [UserChange(Account("b", "x.org"), False)]]
+    # without a dialect (no server to follow) the text is kept as written
+    assert inspect("DROP USER b@'X.org'").user_ddl[0].changes[0].account == Account("b", "X.org")
+
+
+def test_prefilter_sees_statements_right_after_query_attributes():
+    # COM_QUERY with attributes: the last value's bytes come right before the query text
+    assert might_be_user_ddl(b"\x01\x01\x00\x01\xfe\x00\x05trace\x011CREATE USER x")
+    assert might_be_user_ddl(b"\x011ALTER USER x IDENTIFIED BY 'y'")
+    assert might_be_user_ddl(b"\x01aSET PASSWORD = 'y'")

@@ -8,6 +8,8 @@ import pytest
 from rdsiam_emulator.protocols.mysql.ddl import Account
 from rdsiam_emulator.protocols.mysql.packets import Packet, lenenc_bytes
 from rdsiam_emulator.protocols.mysql.show_create import (
+    MARIADB_IAM_CLAUSE,
+    MYSQL_IAM_CLAUSE,
     ResultSetReader,
     account_in,
     is_show_create_user,
@@ -93,3 +95,26 @@ def test_rds_form_shows_the_tls_requirement_the_endpoint_keeps():
     assert rds_form(maria + b" PASSWORD EXPIRE", mariadb=True, tls_required=True) == (
         shown + b" REQUIRE SSL PASSWORD EXPIRE")
     assert rds_form(maria, mariadb=True) == shown
+
+
+# -- issue #17 -------------------------------------------------------------------------------------
+def test_rds_form_keeps_the_default_roles():
+    text = (b"CREATE USER `u`@`%` IDENTIFIED WITH 'caching_sha2_password' AS '$A$005$xy' "
+            b"DEFAULT ROLE `r REQUIRE x`@`%`,`r2`@`h` REQUIRE NONE PASSWORD EXPIRE DEFAULT")
+    assert rds_form(text, mariadb=False, tls_required=True) == (
+        b"CREATE USER `u`@`%` IDENTIFIED WITH 'AWSAuthenticationPlugin' AS 'RDS' "
+        b"DEFAULT ROLE `r REQUIRE x`@`%`,`r2`@`h` REQUIRE SSL PASSWORD EXPIRE DEFAULT")
+
+
+@pytest.mark.parametrize("mariadb", [False, True])
+def test_rds_form_looks_for_the_clause_after_the_account(mariadb):
+    name = (b"x IDENTIFIED BY PASSWORD '*" + b"B" * 40 + b"' y" if mariadb
+            else b"x IDENTIFIED WITH 'y REQUIRE z")
+    clause = (b"IDENTIFIED BY PASSWORD '*" + b"A" * 40 + b"'" if mariadb
+              else b"IDENTIFIED WITH 'caching_sha2_password' AS '$A$005$xy'")
+    text = b"CREATE USER `" + name + b"`@`%` " + clause + b" REQUIRE NONE"
+    iam = MARIADB_IAM_CLAUSE if mariadb else MYSQL_IAM_CLAUSE
+    assert rds_form(text, mariadb=mariadb) == (
+        b"CREATE USER `" + name + b"`@`%` " + iam + b" REQUIRE NONE")
+    # no clause right after the account (MySQL) or none at all (MariaDB): not rewritten
+    assert rds_form(b"CREATE USER `" + name + b"`@`%` REQUIRE NONE", mariadb=mariadb) is None
