@@ -38,13 +38,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from rdsiam_emulator.aws.lazy import when_imported
+
 MOTO_CONSTANT_DBI_RESOURCE_ID = "db-M5ENSHXFPU6XHZ4G4ZEI5QIO2U"
 MOTO_EXAMPLE_ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 BOUNDARY_RECORDED = "rdsiam_boundary_recorded"
 """Set on a moto ``User`` created or given a boundary through the patched API: its boundary state
 is known. A user without it was created before ``install()`` (moto drops the boundary then)."""
 _ALPHABET = string.ascii_uppercase + string.digits
-_lock = threading.Lock()
+_lock = threading.RLock()  # a patch may import a module whose own hook patches (nested)
 
 
 def new_dbi_resource_id() -> str:
@@ -84,6 +86,24 @@ def install() -> None:
         _patch_user_boundaries()
         _patch_policy_types()
         _patch_cluster_iam_flag()
+
+
+def install_when_imported() -> None:
+    """``install()`` each patch when moto imports the service module it changes (at once for those
+    already imported): a session that never touches RDS or Organizations never imports them."""
+    when_imported("moto.rds", _locked(_patch_dbi_resource_id, _patch_cluster_iam_flag))
+    when_imported("moto.sts", _locked(_patch_sts))
+    when_imported("moto.iam", _locked(_patch_user_boundaries))
+    when_imported("moto.organizations", _locked(_patch_policy_types))
+
+
+def _locked(*patches: Callable[[], None]) -> Callable[[], None]:
+    def apply() -> None:
+        with _lock:
+            for patch in patches:
+                patch()
+
+    return apply
 
 
 # ------------------------------------------------------------------------------- DbiResourceId

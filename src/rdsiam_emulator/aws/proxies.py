@@ -29,6 +29,7 @@ from rdsiam_emulator.auth.proxy import (
     RoleCheck,
     SecretCredentials,
 )
+from rdsiam_emulator.aws.lazy import when_imported
 from rdsiam_emulator.reasons import Reason, Rejection
 
 _lock = threading.Lock()
@@ -54,7 +55,7 @@ def proxy_host(name: str, label: str, region: str) -> str:
 def add_listeners(on_targets: TargetListener, on_delete: DeleteListener) -> None:
     """Call ``on_targets`` after every ``register_db_proxy_targets`` and ``on_delete`` after
     every ``delete_db_proxy`` (until ``remove_listeners``)."""
-    install()
+    when_imported("moto.rds", install)
     with _lock:
         _target_listeners.append(on_targets)
         _delete_listeners.append(on_delete)

@@ -1,0 +1,25 @@
+"""Patch a moto service module when it is imported, not before.
+
+Importing ``moto.rds`` costs ~2 s of CPU (most of the pytest plugin's first-test time, measured in
+``bench/bench_plugin.py``), and a test that never calls the RDS API must not pay it. moto itself
+imports a service's module on the first request to that service, so hooking the import is enough
+for the emulator's patches and registrations to be in place before moto answers anything.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from wrapt import register_post_import_hook
+
+
+def when_imported(module: str, hook: Callable[[], None]) -> None:
+    """Run ``hook()`` now if ``module`` (e.g. ``"moto.rds"``) is imported, else in the importing
+    thread right after its import completes (once; ``hook`` must be idempotent, and is called again
+    by a later ``when_imported`` after the module was dropped from ``sys.modules`` and re-imported).
+    Exceptions from a deferred ``hook`` propagate out of that import statement."""
+    if module in sys.modules:
+        hook()
+        return
+    register_post_import_hook(lambda _module: hook(), module)
