@@ -49,7 +49,7 @@ def test_command_line_beats_ini(pytester):
                                 "--rdsiam-region", "ap-south-1", "--rdsiam-future-skew", "30",
                                 "--rdsiam-naming", "loopback")
     result.assert_outcomes(passed=1)
-    assert _settings_line(result) == ["True", "local", "ap-south-1", "30.0", "True", "loopback"]
+    assert _settings_line(result) == ["True", "local", "ap-south-1", "30.0", "False", "loopback"]
 
 
 def test_bad_values_are_usage_errors(pytester):

@@ -81,13 +81,13 @@ def register_when_imported(reg: RdsRegistration) -> None:
     a test that never calls RDS never pays the import (~2 s of CPU). ``forget_pending`` drops
     registrations not yet made (call it when the moto state they were meant for ends)."""
     with _pending_lock:
-        if "moto.rds" not in sys.modules:
-            first = not _pending
+        deferred = "moto.rds" not in sys.modules
+        if deferred:
             _pending[(reg.account_id, reg.region, reg.instance_id)] = reg
-            if first:
-                when_imported("moto.rds", _register_pending)
-            return
-    register(reg)
+    if deferred:
+        when_imported("moto.rds", _register_pending)
+    else:
+        register(reg)
 
 
 def forget_pending() -> None:
