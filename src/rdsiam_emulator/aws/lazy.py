@@ -8,6 +8,7 @@ for the emulator's patches and registrations to be in place before moto answers 
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable
 
@@ -25,6 +26,9 @@ def when_imported(module: str, hook: Callable[[], None]) -> None:
     after wrapt added it, as pytester's in-process runs do), a deferred hook would never run:
     ``hook()`` runs now instead, importing the module."""
     if module in sys.modules:
+        # another thread may be importing it still (it is in sys.modules from the start): wait
+        # for that import (and its hooks) to finish before the hook reads the module
+        importlib.import_module(module)
         hook()
         return
     register_post_import_hook(lambda _module: hook(), module)
