@@ -8,6 +8,7 @@ idempotent patch lets an instance carry the emulator's real endpoint name (other
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import threading
@@ -73,6 +74,8 @@ def install_when_imported() -> None:
 _pending: dict[tuple[str, str, str], RdsRegistration] = {}
 """Registrations waiting for moto's RDS to be imported, by (account, region, instance id)."""
 _pending_lock = threading.Lock()
+_armed = False
+"""Whether a hook for the pending registrations waits for moto's RDS import."""
 
 
 def register_when_imported(reg: RdsRegistration) -> None:
@@ -80,14 +83,16 @@ def register_when_imported(reg: RdsRegistration) -> None:
     through moto imports it, and finds the instance there). What the test then reads is the same;
     a test that never calls RDS never pays the import (~2 s of CPU). ``forget_pending`` drops
     registrations not yet made (call it when the moto state they were meant for ends)."""
+    global _armed
     with _pending_lock:
         deferred = "moto.rds" not in sys.modules
         if deferred:
             _pending[(reg.account_id, reg.region, reg.instance_id)] = reg
-    if deferred:
-        when_imported("moto.rds", _register_pending)
-    else:
+            arm, _armed = not _armed, True  # one hook however many tests wait
+    if not deferred:
         register(reg)
+    elif arm:
+        when_imported("moto.rds", _register_pending)
 
 
 def forget_pending() -> None:
@@ -97,9 +102,11 @@ def forget_pending() -> None:
 
 
 def _register_pending() -> None:
+    global _armed
     with _pending_lock:
         waiting = list(_pending.values())
         _pending.clear()
+        _armed = False
     for reg in waiting:
         register(reg)
 
@@ -169,6 +176,9 @@ def set_iam_enabled(account_id: str, region: str, instance_id: str, enabled: boo
             elif not missing_ok:
                 raise KeyError(instance_id)
             return
+    # another thread may still be importing it (and about to register the pending instance
+    # with the old flag): wait for that import and its hooks
+    importlib.import_module("moto.rds")
     from moto.rds.models import rds_backends
 
     databases = rds_backends[account_id][region].databases
