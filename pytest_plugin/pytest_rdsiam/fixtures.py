@@ -20,6 +20,7 @@ from pytest_rdsiam.db import RdsIamDb, TestClock, moto_account
 from pytest_rdsiam.plugin_state import EVENT_SOURCES, require_active
 from pytest_rdsiam.pool import BackendPool, InstancePool
 from pytest_rdsiam.proxy import ProxyFactory
+from rdsiam_emulator.aws import rds as moto_rds
 from rdsiam_emulator.aws.clock import aws_clock
 from rdsiam_emulator.aws.rds import no_default_amis
 from rdsiam_emulator.engines import ENGINE_NAMES, POSTGRES, EngineName
@@ -108,6 +109,8 @@ class _TestScope:
         self.pool.clock.reset()
         self.stack.enter_context(no_default_amis())  # also covers moto's reset at mock stop
         self.stack.enter_context(mock_aws())
+        # registrations still waiting for moto's RDS (never imported in this test) end with it
+        self.stack.callback(moto_rds.forget_pending)
         # plain boto3 clients of the test (and their IAM principals) land in the configured
         # account, not moto's default 123456789012
         self.stack.enter_context(moto_account(self.pool.settings.account_id))
@@ -126,7 +129,8 @@ class _TestScope:
             self.stack.callback(_restorer(instance))
         cursor = self.pool.events.mark()
         self.request.node.stash.setdefault(EVENT_SOURCES, []).append((instance, cursor))
-        instance.register_in_moto()
+        # made when moto's RDS is first imported: a test that never calls RDS skips its import
+        moto_rds.register_when_imported(instance.moto_registration())
         return RdsIamDb(instance, dbname, self.clock, cursor)
 
     def close(self) -> None:

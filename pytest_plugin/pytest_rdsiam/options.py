@@ -49,7 +49,7 @@ class PluginSettings:
     reuse: bool = False
     future_skew: float = 300.0
     require_tls: bool = True
-    throttling: bool = True
+    throttling: bool = False
     events_file: str | None = None
     event_loop: EventLoopChoice = "auto"
     global_keys: GlobalKeys = "documented"

@@ -72,7 +72,10 @@ class InstanceConfig:
     require_tls: bool = True
     future_skew: float = 300.0
     """Seconds a token's signing time may lie in the future."""
-    throttling: bool = True
+    throttling: bool = False
+    """RDS's IAM connection throttling (more than 200 new connections/s with distinct tokens, or
+    20/s from distinct identities, refused with ``throttled``): opt-in, because whether a burst
+    crosses a per-second limit depends on how fast the machine running the tests is."""
     global_keys: str = "documented"
     """The request context's global condition keys: ``documented`` or ``none`` (the stricter
     reading; see docs/iam.md). Applies when the emulator's authorizer is an ``IamAuthorizer``."""
@@ -195,14 +198,19 @@ class EmulatedInstance:
         return secret
 
     def register_in_moto(self) -> Any:
-        """Create this instance in the current moto RDS state (call inside ``mock_aws``)."""
-        return moto_rds.register(moto_rds.RdsRegistration(
+        """Create this instance in the current moto RDS state (call inside ``mock_aws``) and
+        return moto's ``DBInstance``."""
+        return moto_rds.register(self.moto_registration())
+
+    def moto_registration(self) -> moto_rds.RdsRegistration:
+        """What moto's RDS should report for this instance (``aws.rds.register`` makes it so)."""
+        return moto_rds.RdsRegistration(
             instance_id=self.instance_id, engine=self.rds_engine, region=self.region,
             account_id=self.account_id, address=self.host, port=self.port,
             resource_id=self.resource_id, master_username=self.backend.master_user,
             dbname=self.backend.dbname, iam_enabled=self.iam_enabled,
             engine_version=self.backend.version or None,
-        ))
+        )
 
     def events_since(self, cursor: int = 0) -> list[AuthEvent]:
         """This instance's auth events after ``cursor`` (an ``EventLog.mark()``), oldest first.
@@ -273,7 +281,7 @@ class Emulator:
         self._proxies: list[EmulatedProxy] = []
         self._clusters: list[EmulatedCluster] = []
         self._lock = threading.Lock()
-        moto_rds.install()
+        moto_rds.install_when_imported()
 
     @property
     def event_loop(self) -> LoopName:

@@ -38,5 +38,5 @@ def test_b_gets_the_instance_as_configured(rds_iam_db):
 def test_changes_to_the_shared_instance_end_with_the_test(pytester):
     pytester.makepyfile(test_user_isolation=ISOLATION_TESTS)
     result = pytester.runpytest("--rdsiam-emulator", "--rdsiam-backend", "local",
-                                "-p", "no:xdist")
+                                "--rdsiam-throttling", "-p", "no:xdist")
     result.assert_outcomes(passed=4)

@@ -21,7 +21,7 @@ def test_defaults_without_activation(pytester):
     pytester.makepyfile(PROBE)
     result = pytester.runpytest("-s", "-p", "no:xdist")
     result.assert_outcomes(passed=1)
-    assert _settings_line(result) == ["False", "auto", "us-east-1", "300.0", "True", "rds"]
+    assert _settings_line(result) == ["False", "auto", "us-east-1", "300.0", "False", "rds"]
 
 
 def test_ini_activates_and_configures(pytester):
@@ -30,12 +30,12 @@ def test_ini_activates_and_configures(pytester):
         rdsiam_emulator = true
         rdsiam_backend = local
         rdsiam_region = eu-west-1
-        rdsiam_throttling = off
+        rdsiam_throttling = on
     """)
     pytester.makepyfile(PROBE)
     result = pytester.runpytest("-s", "-p", "no:xdist")
     result.assert_outcomes(passed=1)
-    assert _settings_line(result) == ["True", "local", "eu-west-1", "300.0", "False", "rds"]
+    assert _settings_line(result) == ["True", "local", "eu-west-1", "300.0", "True", "rds"]
 
 
 def test_command_line_beats_ini(pytester):
@@ -49,7 +49,7 @@ def test_command_line_beats_ini(pytester):
                                 "--rdsiam-region", "ap-south-1", "--rdsiam-future-skew", "30",
                                 "--rdsiam-naming", "loopback")
     result.assert_outcomes(passed=1)
-    assert _settings_line(result) == ["True", "local", "ap-south-1", "30.0", "True", "loopback"]
+    assert _settings_line(result) == ["True", "local", "ap-south-1", "30.0", "False", "loopback"]
 
 
 def test_bad_values_are_usage_errors(pytester):

@@ -56,12 +56,13 @@ class MotoCredentials:
 
     Resolves IAM user keys (any account), AssumeRole / AssumeRoleWithWebIdentity /
     AssumeRoleWithSAML sessions, and GetSessionToken / GetFederationToken credentials issued while
-    ``moto_patches`` is installed (constructing this class installs it).
+    ``moto_patches`` is installed (constructing this class installs it, each patch when moto
+    imports the service it changes).
     """
 
     def __init__(self, *, install_patches: bool = True) -> None:
         if install_patches:
-            moto_patches.install()
+            moto_patches.install_when_imported()
 
     def lookup(self, access_key_id: str) -> MotoCredential | None:
         """What moto's IAM/STS state holds for ``access_key_id`` (user key, or temporary credentials

@@ -30,6 +30,8 @@ The lookup (``moto_state``) only reads; only these wrappers write, at issue time
 
 from __future__ import annotations
 
+import functools
+import importlib
 import secrets
 import string
 import threading
@@ -38,13 +40,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from rdsiam_emulator.aws.lazy import when_imported
+
 MOTO_CONSTANT_DBI_RESOURCE_ID = "db-M5ENSHXFPU6XHZ4G4ZEI5QIO2U"
 MOTO_EXAMPLE_ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 BOUNDARY_RECORDED = "rdsiam_boundary_recorded"
 """Set on a moto ``User`` created or given a boundary through the patched API: its boundary state
 is known. A user without it was created before ``install()`` (moto drops the boundary then)."""
 _ALPHABET = string.ascii_uppercase + string.digits
-_lock = threading.Lock()
+_lock = threading.RLock()  # a patch may import a module whose own hook patches (nested)
 
 
 def new_dbi_resource_id() -> str:
@@ -78,12 +82,37 @@ def install() -> None:
 
     Each patch checks moto's class itself rather than a process-wide flag: a moto module imported
     again (pytester's in-process runs drop the modules they imported) gets patched again."""
+    for _trigger, modules, patches in _groups():
+        _apply(modules, patches)
+
+
+def install_when_imported() -> None:
+    """``install()`` each patch when moto imports the service module it changes (at once for those
+    already imported): a session that never touches RDS or Organizations never imports them."""
+    for trigger, modules, patches in _groups():
+        when_imported(trigger, functools.partial(_apply, modules, patches))
+
+
+def _groups() -> tuple[tuple[str, tuple[str, ...], tuple[Callable[[], None], ...]], ...]:
+    """(the module whose import triggers them, the modules they read, the patches)."""
+    return (
+        ("moto.rds", ("moto.rds.models",), (_patch_dbi_resource_id, _patch_cluster_iam_flag)),
+        ("moto.sts", ("moto.sts.responses",), (_patch_sts,)),
+        ("moto.iam", ("moto.core.responses", "moto.core.serialize", "moto.iam.models",
+                      "moto.iam.responses"), (_patch_user_boundaries,)),
+        ("moto.organizations", ("moto.organizations.utils", "moto.organizations.models"),
+         (_patch_policy_types,)),
+    )
+
+
+def _apply(modules: tuple[str, ...], patches: tuple[Callable[[], None], ...]) -> None:
+    # import first, lock after: holding the lock while waiting for a module another thread is
+    # importing (whose post-import hook wants the lock) would deadlock
+    for module in modules:
+        importlib.import_module(module)
     with _lock:
-        _patch_dbi_resource_id()
-        _patch_sts()
-        _patch_user_boundaries()
-        _patch_policy_types()
-        _patch_cluster_iam_flag()
+        for patch in patches:
+            patch()
 
 
 # ------------------------------------------------------------------------------- DbiResourceId

@@ -35,6 +35,7 @@ from rdsiam_emulator.auth.proxy import (
     RoleCheck,
     SecretCredentials,
 )
+from rdsiam_emulator.aws.lazy import when_imported
 from rdsiam_emulator.reasons import Reason, Rejection
 
 _lock = threading.Lock()
@@ -101,7 +102,7 @@ def set_member_rows(target: Any, rows: MemberRows) -> None:
 def add_listeners(on_targets: TargetListener, on_delete: DeleteListener) -> None:
     """Call ``on_targets`` after every ``register_db_proxy_targets`` and ``on_delete`` after
     every ``delete_db_proxy`` (until ``remove_listeners``)."""
-    install()
+    when_imported("moto.rds", install)
     with _lock:
         _target_listeners.append(on_targets)
         _delete_listeners.append(on_delete)
