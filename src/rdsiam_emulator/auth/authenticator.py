@@ -15,6 +15,7 @@ from typing import Protocol
 from rdsiam_emulator.auth.credentials import CredentialLookup
 from rdsiam_emulator.auth.endpoint_spec import Endpoint
 from rdsiam_emulator.auth.throttle import Throttle
+from rdsiam_emulator.auth.tokens import redact_secrets
 from rdsiam_emulator.auth.verifier import (
     DEFAULT_SETTINGS,
     Authorizer,
@@ -225,8 +226,9 @@ class Authenticator:
         """Record the outcome of a password login relayed to the real server."""
         return self.events.record(AuthEvent(
             time=self.clock.now(), instance_id=self.instance_id, engine=self.engine,
-            db_user=db_user, method="password", outcome=ALLOW if ok else DENY, detail=detail,
-            client_address=client.address, client_port=client.port, database=client.database,
+            db_user=db_user, method="password", outcome=ALLOW if ok else DENY,
+            detail=redact_secrets(detail), client_address=client.address,
+            client_port=client.port, database=_redacted(client.database),
             tls=client.tls,
         ))
 
@@ -238,12 +240,16 @@ class Authenticator:
         event = self.events.record(AuthEvent(
             time=self.clock.now(), instance_id=self.instance_id, engine=self.engine,
             db_user=db_user, method=method, outcome=ALLOW if reason is None else DENY,
-            reason=reason, detail=detail, hint=hint, principal_arn=principal_arn,
+            reason=reason, detail=redact_secrets(detail), hint=hint, principal_arn=principal_arn,
             access_key_id=access_key_id, client_address=client.address,
-            client_port=client.port, database=client.database, tls=client.tls,
+            client_port=client.port, database=_redacted(client.database), tls=client.tls,
             not_evaluated=not_evaluated,
         ))
         return LoginDecision(reason is None, reason, detail, hint, principal_arn, event)
+
+
+def _redacted(text: str | None) -> str | None:
+    return None if text is None else redact_secrets(text)
 
 
 _AS_GENERATED = ("pass the token exactly as generate_db_auth_token returns it (no https:// "

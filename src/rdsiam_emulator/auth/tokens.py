@@ -588,6 +588,19 @@ def _parse_credential(text: str, amz_date: str = "") -> CredentialScope:
     return CredentialScope(akid, scope_date, region, service, terminator)
 
 
+_SECRET_RUNS = re.compile(r"[0-9A-Fa-f]{32,}|[A-Za-z0-9%+=_-]{100,}")
+"""What a token's secrets look like inside other text: a signature (64 hex digits) or the
+percent-encoded session token / query (long runs without ``/``, ``:`` or spaces)."""
+
+
+def redact_secrets(text: str) -> str:
+    """``text`` (an event detail, a backend's error message) with every run that may be part of
+    a token's signature (32+ hex digits) or session token (100+ token characters) replaced by
+    ``<redacted N chars>``: a server may quote bytes of a token it misread (e.g. as a database
+    name), and events and logs must never carry them."""
+    return _SECRET_RUNS.sub(lambda m: f"<redacted {len(m.group())} chars>", text)
+
+
 def redact_value(key: str, value: str, *, keep: int = 8) -> str:
     """One parameter value made safe to show: signatures shortened, session tokens hidden."""
     if key == "X-Amz-Signature":

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field, replace
 from rdsiam_emulator.auth.authenticator import ClientInfo, IamAuthenticator, LoginDecision
 from rdsiam_emulator.auth.login import AskToken, LogIn, LoginFacts, LoginStep, Refuse, RelayPassword
 from rdsiam_emulator.auth.proxy import ProxyDoor
+from rdsiam_emulator.auth.tokens import redact_secrets
 from rdsiam_emulator.backends.mysql_catalog import CatalogVersion
 from rdsiam_emulator.endpoint.backend import BackendAddress, EndpointSettings
 from rdsiam_emulator.endpoint.mysql_admin import DEFAULT_CATALOG_MAX_AGE, AdminClient
@@ -544,7 +545,7 @@ class MysqlEndpoint(TrackedEndpoint):
             client.write(front.fail(access_denied(user, addr[0])))
             return None
         log.warning("mysql endpoint: backend refused the derived login of %r: %s", clip(user),
-                    clip(result.error.render(), TEXT_CAP))
+                    clip(redact_secrets(result.error.render()), TEXT_CAP))
         self.authenticator.reject(
             db_user=user, client=info, reason=Reason.INTERNAL_ERROR, caller=command.decision,
             detail="the backend refused the derived-password login: " + result.error.render(),
