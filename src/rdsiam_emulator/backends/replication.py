@@ -142,8 +142,7 @@ def _gtids(position: str) -> dict[tuple[int, int], int]:
 
 def answers(handle: BackendHandle) -> bool:
     """Whether ``handle``'s server runs (local process, when known) and answers its admin."""
-    process = handle._process
-    if process is not None and not process.alive:
+    if not handle.server_running:
         return False
     try:
         handle.admin_execute("SELECT 1")

@@ -1,0 +1,101 @@
+"""Emulated Aurora PostgreSQL clusters when a member's server dies: the reader endpoint routes
+over the readers that run, failover picks a running reader and refuses a dead one, leaving the
+writer as it was (docs/aurora.md, "Failover" and "How the shared endpoints route")."""
+
+import json
+import os
+import signal
+import time
+
+import boto3
+import psycopg
+import pytest
+from moto import mock_aws
+
+from rdsiam_emulator.backends import BackendError, BackendSpec
+from rdsiam_emulator.backends.replication import start_local_postgres_cluster
+from rdsiam_emulator.clusters import ClusterConfig, start_cluster
+from rdsiam_emulator.instances import Emulator
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    writer, readers = start_local_postgres_cluster(
+        BackendSpec("postgres", provider="local", dbname="app"), readers=2)
+    try:
+        with Emulator(tmp_path) as emulator:
+            running = start_cluster(emulator, ClusterConfig("orders", readers=2), writer,
+                                    readers)
+            try:
+                for stmt in ("CREATE USER app_user", "GRANT rds_iam TO app_user"):
+                    writer.admin_execute(stmt, dbname="app")
+                writer.admin_execute("CHECKPOINT")
+                yield running
+            finally:
+                running.close()
+    finally:
+        for handle in (*readers, writer):
+            handle.stop()
+
+
+def _session(cluster):
+    iam = boto3.client("iam", region_name=cluster.region)
+    iam.create_user(UserName="app")
+    iam.put_user_policy(UserName="app", PolicyName="connect", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "rds-db:connect",
+                       "Resource": cluster.db_user_arn("app_user")}],
+    }))
+    key = iam.create_access_key(UserName="app")["AccessKey"]
+    return boto3.Session(aws_access_key_id=key["AccessKeyId"],
+                         aws_secret_access_key=key["SecretAccessKey"], region_name=cluster.region)
+
+
+def _port_via(cluster, session, host):
+    token = session.client("rds").generate_db_auth_token(DBHostname=host, Port=cluster.port,
+                                                         DBUsername="app_user")
+    with psycopg.connect(host=host, port=cluster.port, user="app_user", password=token,
+                         dbname="app", sslmode="verify-full",
+                         sslrootcert=str(cluster.ca_bundle), connect_timeout=10) as conn:
+        return int(conn.execute("SELECT current_setting('port')").fetchone()[0])
+
+
+def _kill(handle):
+    os.killpg(handle.server_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while handle.server_running and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not handle.server_running
+
+
+def test_reader_endpoint_skips_a_dead_reader_and_failover_picks_a_live_one(cluster):
+    dead, alive = (cluster.members[r] for r in cluster.topology.readers)
+    with mock_aws():
+        session = _session(cluster)
+        _kill(dead.backend)
+        # every new connection (not every second one) reaches the reader that runs
+        ports = {_port_via(cluster, session, cluster.reader_host) for _ in range(4)}
+        assert ports == {alive.backend.port}
+        assert cluster.failover() == alive.instance_id  # not the first (dead) reader
+        assert _port_via(cluster, session, cluster.host) == alive.backend.port
+
+
+def test_reader_endpoint_falls_back_to_the_writer_when_no_reader_runs(cluster):
+    for reader in cluster.readers:
+        _kill(reader.backend)
+    with mock_aws():
+        session = _session(cluster)
+        # the writer then takes reader-endpoint tokens, as when a cluster has no reader
+        assert _port_via(cluster, session, cluster.reader_host) == cluster.writer.backend.port
+
+
+def test_failover_to_a_dead_reader_leaves_the_writer_writing(cluster):
+    old = cluster.writer
+    dead = cluster.readers[0]
+    _kill(dead.backend)
+    with pytest.raises(BackendError, match="does not answer: it cannot be promoted"):
+        cluster.failover(dead.instance_id.upper())  # identifiers in any case, as RDS
+    assert cluster.writer is old
+    with mock_aws():
+        assert _port_via(cluster, _session(cluster), cluster.host) == old.backend.port
+    assert old.backend.admin_execute("SELECT pg_is_in_recovery()") == [(False,)]
