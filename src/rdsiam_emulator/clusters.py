@@ -355,9 +355,9 @@ class EmulatedCluster:
 
     def failover(self, target: str | None = None) -> str:
         """Like ``failover-db-cluster``: promote ``target`` (None: the first reader whose server
-        runs; any case) for real, restart the old writer as a replica of it, repoint the cluster
-        and reader endpoints and each member's accepted names. Returns the new writer's
-        identifier.
+        runs; any case) for real, repoint the cluster and reader endpoints and each member's
+        accepted names as soon as it takes writes, then cut the sessions on the two members and
+        restart the old writer as a replica of it. Returns the new writer's identifier.
 
         Raises ValueError for a target that is not a reader, ``BackendError`` when the servers
         cannot be switched (local servers of a cluster started here only; a dead target is
@@ -372,9 +372,14 @@ class EmulatedCluster:
         if new not in self.topology.readers:
             self.topology.fail_over(target)  # raises the ValueError with the readers named
         others = tuple(self.backends[r] for r in self.topology.readers if r != new)
-        switch_over(self.backends[old], self.backends[new], others)
-        self.topology.fail_over(new)
-        self._refresh()
+
+        def route_to_new_writer() -> None:
+            # at promotion, before the old writer comes back as a standby: no new session
+            # lands on a member in the wrong role in between
+            self.topology.fail_over(new)
+            self._refresh()
+
+        switch_over(self.backends[old], self.backends[new], others, route_to_new_writer)
         moto_rds.set_cluster_writer(self.account_id, self.region, self.cluster_id, new,
                                     missing_ok=True)
         return new

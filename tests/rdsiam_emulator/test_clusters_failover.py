@@ -99,3 +99,55 @@ def test_failover_to_a_dead_reader_leaves_the_writer_writing(cluster):
     with mock_aws():
         assert _port_via(cluster, _session(cluster), cluster.host) == old.backend.port
     assert old.backend.admin_execute("SELECT pg_is_in_recovery()") == [(False,)]
+
+
+def _iam_connect(cluster, session, host):
+    token = session.client("rds").generate_db_auth_token(DBHostname=host, Port=cluster.port,
+                                                         DBUsername="app_user")
+    return psycopg.connect(host=host, port=cluster.port, user="app_user", password=token,
+                           dbname="app", sslmode="verify-full",
+                           sslrootcert=str(cluster.ca_bundle), connect_timeout=20,
+                           autocommit=True)
+
+
+def test_failover_cuts_the_sessions_of_the_members_that_change_roles(cluster):
+    promoted, other = cluster.readers
+    with mock_aws():
+        session = _session(cluster)
+        on_promoted = _iam_connect(cluster, session, promoted.host)
+        on_other = _iam_connect(cluster, session, other.host)
+        try:
+            assert on_promoted.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+            cluster.failover(promoted.instance_id)
+            # a read session must not turn into a write session (AWS drops it)
+            with pytest.raises(psycopg.OperationalError):
+                on_promoted.execute("SELECT pg_is_in_recovery()")
+            # a member that keeps its role keeps its sessions
+            assert on_other.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+        finally:
+            on_promoted.close()
+            on_other.close()
+
+
+def test_cluster_endpoint_routes_to_the_new_writer_from_its_promotion(cluster):
+    """A first IAM login through the cluster endpoint while the old writer restarts as a
+    standby: it reaches the new writer (it reached the restarted old writer and got the
+    server's own 28P01)."""
+    process = cluster.writer.backend._process
+    seen = []
+    original = process.restart
+    with mock_aws():
+        session = _session(cluster)
+
+        def restart_then_connect():
+            original()
+            with _iam_connect(cluster, session, cluster.host) as conn:
+                seen.append(conn.execute("SELECT pg_is_in_recovery()").fetchone()[0])
+
+        process.restart = restart_then_connect
+        try:
+            new = cluster.failover()
+        finally:
+            del process.restart
+    assert seen == [False]
+    assert cluster.writer.instance_id == new

@@ -89,3 +89,20 @@ def test_pg_switch_over_to_a_dead_reader_leaves_the_writer(pg_pair):
         switch_over(writer, reader)
     # the writer was not stopped first
     assert writer.admin_execute("SELECT pg_is_in_recovery()") == [(False,)]
+
+
+def test_mariadb_switch_over_cuts_both_members_sessions(mariadb_pair):
+    import pymysql
+
+    writer, reader = mariadb_pair
+    sessions = [pymysql.connect(unix_socket=h.unix_socket, user=h.master_user,
+                                password=h.master_password, autocommit=True)
+                for h in (writer, reader)]
+    try:
+        switch_over(writer, reader)
+        for conn in sessions:  # the reader's would now take writes: AWS drops both
+            with pytest.raises(pymysql.err.OperationalError), conn.cursor() as cur:
+                cur.execute("SELECT 1")
+    finally:
+        for conn in sessions:
+            conn.close()
