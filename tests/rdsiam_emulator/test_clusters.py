@@ -235,6 +235,12 @@ def test_tokens_for_each_name(cluster):
         # the reader endpoint's token on the writer: refused (the stricter reading)
         event = _refused(cluster, writer.host, _token(session, cluster, cluster.reader_host))
         assert event.reason == "host_mismatch"
+        # … and the hint does not recommend it there
+        assert "or the reader endpoint" not in event.hint
+        assert "accepted on the readers only" in event.hint
+        # on a reader it may (the reader endpoint's name is accepted there)
+        event = _refused(cluster, reader.host, _token(session, cluster, writer.host))
+        assert "or the reader endpoint" in event.hint
         # another member's instance name: refused
         event = _refused(cluster, writer.host, _token(session, cluster, reader.host))
         assert event.reason == "host_mismatch"
@@ -259,8 +265,16 @@ def test_cluster_arn_policies(cluster):
         member_arn = _session(cluster, "member", arn.format(writer.resource_id))
         event = _refused(cluster, cluster.host, _token(member_arn, cluster, cluster.host))
         assert event.reason == "not_authorized"
-        assert "DbiResourceId of one cluster member" in event.hint
+        assert f"names {writer.resource_id!r}, the DbiResourceId of one cluster member" in (
+            event.hint)
         assert cluster.resource_id in event.hint
+        # a db-* wildcard names no member: the hint says what it matched
+        db_wild = _session(cluster, "dbwild", arn.format("db-*").replace("app_user", "*"))
+        event = _refused(cluster, cluster.host, _token(db_wild, cluster, cluster.host))
+        assert event.reason == "not_authorized"
+        assert not any(f"names '{m.resource_id}'" in event.hint
+                       for m in cluster.members.values())
+        assert "has a pattern matching 'db-" in event.hint and cluster.resource_id in event.hint
         # the cluster identifier instead of its resource id
         by_name = _session(cluster, "byname", arn.format("orders"))
         event = _refused(cluster, cluster.host, _token(by_name, cluster, cluster.host))
@@ -279,6 +293,8 @@ def test_describe_db_clusters_and_the_iam_switch(cluster):
         assert desc["DbClusterResourceId"] == cluster.resource_id
         assert desc["IAMDatabaseAuthenticationEnabled"] is True
         assert desc["Engine"] == "aurora-postgresql"
+        major = cluster.writer.backend.version.split(".")[0]
+        assert desc["DBClusterParameterGroup"] == f"default.aurora-postgresql{major}"
         assert [(m["DBInstanceIdentifier"], m["IsClusterWriter"])
                 for m in desc["DBClusterMembers"]] == [
             ("orders-instance-1", True), ("orders-instance-2", False),
