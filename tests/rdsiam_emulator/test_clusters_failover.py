@@ -179,6 +179,5 @@ def test_first_iam_login_on_a_reader_with_the_writer_down_works(cluster):
     reader = cluster.readers[0]
     cluster.writer.backend.admin_execute("CHECKPOINT")
     _kill(cluster.writer.backend)
-    with mock_aws():
-        with _iam_connect(cluster, _session(cluster), reader.host) as conn:
-            assert conn.execute("SELECT current_user").fetchone() == ("app_user",)
+    with mock_aws(), _iam_connect(cluster, _session(cluster), reader.host) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == ("app_user",)
