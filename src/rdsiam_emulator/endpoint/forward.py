@@ -101,13 +101,14 @@ class Forwarder:
 
 
 async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-    """Copy until ``src`` ends, then half-close ``dst``; a reset ends the copy quietly."""
+    """Copy until ``src`` ends, then half-close ``dst``; a reset or an aborted side (``close``)
+    ends the copy quietly."""
     try:
         while data := await src.read(CHUNK):
             dst.write(data)
             await dst.drain()
-        if dst.can_write_eof():
+        if not dst.transport.is_closing() and dst.can_write_eof():
             dst.write_eof()
-    except (ConnectionError, OSError):
+    except (ConnectionError, OSError, RuntimeError):  # uvloop: RuntimeError on a closed handle
         with contextlib.suppress(Exception):
             dst.close()
