@@ -19,7 +19,7 @@ import secrets
 import socket
 import string
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ class ClusterConfig:
     """One emulated Aurora cluster as the user describes it."""
 
     cluster_id: str
+    """Lower-cased, as RDS stores it."""
     engine: EngineName = POSTGRES.name
     readers: int = 1
     """Reader instances besides the writer (0 or more)."""
@@ -68,18 +69,24 @@ class ClusterConfig:
     """None: a fresh realistic DbClusterResourceId (``cluster-…``)."""
     dns_label: str | None = None
     instance_ids: tuple[str, ...] = ()
-    """The members' identifiers, writer first; empty: ``<cluster>-instance-1`` … (as the console
-    names them)."""
+    """The members' identifiers, writer first (lower-cased, as RDS stores them); empty:
+    ``<cluster>-instance-1`` … (as the console names them)."""
 
     def __post_init__(self) -> None:
+        # RDS stores identifiers lower-cased (endpoint names, moto and ARNs follow)
+        object.__setattr__(self, "cluster_id", self.cluster_id.lower())
+        object.__setattr__(self, "instance_ids", tuple(i.lower() for i in self.instance_ids))
         engine_named(self.engine)
         if self.readers < 0:
             raise ValueError(f"readers must be 0 or more, not {self.readers}")
         if self.instance_ids and len(self.instance_ids) != self.readers + 1:
             raise ValueError(f"instance_ids names {len(self.instance_ids)} members; the cluster "
                              f"has {self.readers + 1} (a writer and {self.readers} readers)")
-        if not self.cluster_id or self.cluster_id != self.cluster_id.lower():
-            raise ValueError(f"cluster_id must be a lower-case identifier, not {self.cluster_id!r}")
+        if not self.cluster_id:
+            raise ValueError("cluster_id must be a non-empty identifier")
+        if len(set(self.instance_ids)) != len(self.instance_ids):
+            raise ValueError(f"instance_ids must differ (ignoring case, as RDS): "
+                             f"{', '.join(self.instance_ids)}")
 
     @property
     def engine_info(self) -> Engine:
@@ -119,7 +126,8 @@ class ClusterTopology:
 
     def __init__(self, *, cluster_id: str, cluster_host: str, reader_host: str, port: int,
                  region: str, account_id: str, resource_id: str, members: tuple[Member, ...],
-                 cluster_address: str, reader_address: str) -> None:
+                 cluster_address: str, reader_address: str,
+                 available: Callable[[str], bool] | None = None) -> None:
         if not members:
             raise ValueError("a cluster has at least one member (the writer)")
         self.cluster_id = cluster_id
@@ -135,6 +143,11 @@ class ClusterTopology:
         self._writer = members[0].instance_id
         self._turn = itertools.count()
         self._lock = threading.Lock()
+        self._available = available or (lambda _member: True)
+        self.on_change: Callable[[], None] | None = None
+        """Called (outside the lock) when ``next_reader_target`` finds the reader targets
+        changed (a reader died or came back): the cluster re-derives each member's names."""
+        self._last_targets = self.reader_targets()
 
     @property
     def writer(self) -> str:
@@ -156,9 +169,9 @@ class ClusterTopology:
         return self._members[instance_id]
 
     def reader_targets(self) -> tuple[str, ...]:
-        """Members the reader endpoint routes to: the readers, or the writer when there are none
-        (as on Aurora)."""
-        return self.readers or (self._writer,)
+        """Members the reader endpoint routes to: the available readers (``available``: the
+        server runs), or the writer when there are none (as on Aurora)."""
+        return tuple(r for r in self.readers if self._available(r)) or (self._writer,)
 
     def accepted_hosts(self, instance_id: str) -> tuple[str, ...]:
         """Host names a token may be signed for when its connection lands on ``instance_id``:
@@ -190,8 +203,11 @@ class ClusterTopology:
         ``reader_targets()``."""
         with self._lock:
             targets = self.reader_targets()
+            changed, self._last_targets = targets != self._last_targets, targets
             chosen = targets[next(self._turn) % len(targets)]
-            return self._members[chosen].address, self.port
+        if changed and self.on_change is not None:
+            self.on_change()  # before the client's login reaches the member
+        return self._members[chosen].address, self.port
 
     def fail_over(self, target: str | None = None) -> str:
         """Make ``target`` (None: the first reader) the writer; returns the old writer, now a
@@ -358,28 +374,38 @@ class EmulatedCluster:
                                          missing_ok=True)
 
     def failover(self, target: str | None = None) -> str:
-        """Like ``failover-db-cluster``: promote ``target`` (None: the first reader) for real,
-        restart the old writer as a replica of it, make every PostgreSQL member's
-        ``aurora_replica_status()`` report it (``backends.aurora_catalog``), then repoint the
-        cluster and reader endpoints and each member's accepted names. Sessions on the two
-        servers are lost. Returns the new writer's identifier.
+        """Like ``failover-db-cluster``: promote ``target`` (None: the first reader whose server
+        runs; any case) for real, repoint the cluster and reader endpoints and each member's
+        accepted names as soon as it takes writes, then cut the sessions on the two members,
+        restart the old writer as a replica of it and make every PostgreSQL member's
+        ``aurora_replica_status()`` report the new writer (``backends.aurora_catalog``).
+        Returns the new writer's identifier.
 
         Raises ValueError for a target that is not a reader, ``BackendError`` when the servers
-        cannot be switched (local servers of a cluster started here only)."""
+        cannot be switched (local servers of a cluster started here only; a dead target is
+        refused before the writer is touched)."""
         from rdsiam_emulator.backends.replication import switch_over
 
         old = self.topology.writer
-        new = target if target is not None else (self.topology.readers or ("",))[0]
+        target = None if target is None else target.lower()
+        # Aurora picks a replica that is up; a named dead target is refused by switch_over
+        up = tuple(r for r in self.topology.readers if self.backends[r].server_running)
+        new = target if target is not None else (up or self.topology.readers or ("",))[0]
         if new not in self.topology.readers:
             self.topology.fail_over(target)  # raises the ValueError with the readers named
         others = tuple(self.backends[r] for r in self.topology.readers if r != new)
-        switch_over(self.backends[old], self.backends[new], others)
-        try:
-            if self._aurora is not None:  # the servers report the new writer before routing
-                self._aurora.set_writer(new)
-        finally:
+
+        def route_to_new_writer() -> None:
+            # at promotion, before the old writer comes back as a standby: no new session
+            # lands on a member in the wrong role in between
             self.topology.fail_over(new)
             self._refresh()
+
+        switch_over(self.backends[old], self.backends[new], others, route_to_new_writer)
+        try:
+            if self._aurora is not None:  # once every member replays it (old writer included)
+                self._aurora.set_writer(new)
+        finally:
             moto_rds.set_cluster_writer(self.account_id, self.region, self.cluster_id, new,
                                         missing_ok=True)
         return new
@@ -473,17 +499,18 @@ def start_cluster(emulator: Emulator, config: ClusterConfig, writer: BackendHand
     addresses, port = _pick_addresses(len(ids) + 2)
     members = tuple(Member(i, config.member_host(i, label), a)
                     for i, a in zip(ids, addresses[2:], strict=True))
+    backends = dict(zip(ids, (writer, *readers), strict=True))
     topology = ClusterTopology(
         cluster_id=config.cluster_id, cluster_host=cluster_host, reader_host=reader_host,
         port=port, region=config.region, account_id=config.account_id,
         resource_id=config.resource_id or new_cluster_resource_id(), members=members,
-        cluster_address=addresses[0], reader_address=addresses[1])
+        cluster_address=addresses[0], reader_address=addresses[1],
+        available=lambda member_id: backends[member_id].server_running)
     secret = new_instance_secret()  # one for all: the derived passwords replicate
     started: dict[str, EmulatedInstance] = {}
     forwarders = (Forwarder(topology.writer_target, listen_host=addresses[0], listen_port=port),
                   Forwarder(topology.next_reader_target, listen_host=addresses[1],
                             listen_port=port))
-    backends = dict(zip(ids, (writer, *readers), strict=True))
     aurora = _aurora_catalog(backends)
     try:
         for member in members:
@@ -514,4 +541,5 @@ def start_cluster(emulator: Emulator, config: ClusterConfig, writer: BackendHand
                               _forwarders=forwarders, _aurora=aurora)
     cluster._refresh()
     emulator._add_cluster(cluster)
+    topology.on_change = cluster._refresh
     return cluster

@@ -96,13 +96,40 @@ def test_topology_names_and_routing():
     assert topo.readers == ("c-1", "c-3")
 
 
+def test_reader_routing_follows_which_servers_run():
+    members = tuple(Member(f"c-{i}", f"c-{i}.l.r.rds.amazonaws.com", f"127.9.9.{i + 2}")
+                    for i in (1, 2, 3))
+    down: set[str] = set()
+    changes: list[tuple[str, ...]] = []
+    topo = ClusterTopology(cluster_id="c", cluster_host="c.cluster-l.r.rds.amazonaws.com",
+                           reader_host="c.cluster-ro-l.r.rds.amazonaws.com", port=1, region="r",
+                           account_id="123456789012", resource_id="cluster-X", members=members,
+                           cluster_address="127.9.9.1", reader_address="127.9.9.2",
+                           available=lambda member: member not in down)
+    topo.on_change = lambda: changes.append(topo.reader_targets())
+    down.add("c-2")
+    assert {topo.next_reader_target()[0] for _ in range(4)} == {"127.9.9.5"}
+    down.add("c-3")  # no reader runs: the writer, which then accepts the reader endpoint's name
+    assert topo.next_reader_target()[0] == "127.9.9.3"
+    assert topo.reader_host in topo.accepted_hosts("c-1")
+    down.clear()
+    assert {topo.next_reader_target()[0] for _ in range(2)} == {"127.9.9.4", "127.9.9.5"}
+    assert topo.reader_host not in topo.accepted_hosts("c-1")
+    assert changes == [("c-3",), ("c-1",), ("c-2", "c-3")]  # each change once, in order
+
+
 def test_bad_configurations_are_refused_before_anything_starts():
     with pytest.raises(ValueError, match="readers must be 0 or more"):
         ClusterConfig("c", readers=-1)
     with pytest.raises(ValueError, match="instance_ids names 1 members; the cluster has 2"):
         ClusterConfig("c", instance_ids=("only-one",))
-    with pytest.raises(ValueError, match="lower-case"):
-        ClusterConfig("Orders")
+    with pytest.raises(ValueError, match="non-empty"):
+        ClusterConfig("")
+    with pytest.raises(ValueError, match="must differ"):
+        ClusterConfig("c", instance_ids=("A", "a"))
+    # RDS stores identifiers lower-cased: so do names, moto and ARNs here
+    upper = ClusterConfig("Orders", instance_ids=("Writer-A", "Reader-B"))
+    assert (upper.cluster_id, upper.member_ids) == ("orders", ("writer-a", "reader-b"))
     with pytest.raises(ValueError, match="engine must be one of"):
         ClusterConfig("c", engine="oracle")
     assert ClusterConfig("c", readers=2).member_ids == ("c-instance-1", "c-instance-2",
@@ -208,6 +235,12 @@ def test_tokens_for_each_name(cluster):
         # the reader endpoint's token on the writer: refused (the stricter reading)
         event = _refused(cluster, writer.host, _token(session, cluster, cluster.reader_host))
         assert event.reason == "host_mismatch"
+        # … and the hint does not recommend it there
+        assert "or the reader endpoint" not in event.hint
+        assert "accepted on the readers only" in event.hint
+        # on a reader it may (the reader endpoint's name is accepted there)
+        event = _refused(cluster, reader.host, _token(session, cluster, writer.host))
+        assert "or the reader endpoint" in event.hint
         # another member's instance name: refused
         event = _refused(cluster, writer.host, _token(session, cluster, reader.host))
         assert event.reason == "host_mismatch"
@@ -232,8 +265,16 @@ def test_cluster_arn_policies(cluster):
         member_arn = _session(cluster, "member", arn.format(writer.resource_id))
         event = _refused(cluster, cluster.host, _token(member_arn, cluster, cluster.host))
         assert event.reason == "not_authorized"
-        assert "DbiResourceId of one cluster member" in event.hint
+        assert f"names {writer.resource_id!r}, the DbiResourceId of one cluster member" in (
+            event.hint)
         assert cluster.resource_id in event.hint
+        # a db-* wildcard names no member: the hint says what it matched
+        db_wild = _session(cluster, "dbwild", arn.format("db-*").replace("app_user", "*"))
+        event = _refused(cluster, cluster.host, _token(db_wild, cluster, cluster.host))
+        assert event.reason == "not_authorized"
+        assert not any(f"names '{m.resource_id}'" in event.hint
+                       for m in cluster.members.values())
+        assert "has a pattern matching 'db-" in event.hint and cluster.resource_id in event.hint
         # the cluster identifier instead of its resource id
         by_name = _session(cluster, "byname", arn.format("orders"))
         event = _refused(cluster, cluster.host, _token(by_name, cluster, cluster.host))
@@ -252,6 +293,8 @@ def test_describe_db_clusters_and_the_iam_switch(cluster):
         assert desc["DbClusterResourceId"] == cluster.resource_id
         assert desc["IAMDatabaseAuthenticationEnabled"] is True
         assert desc["Engine"] == "aurora-postgresql"
+        major = cluster.writer.backend.version.split(".")[0]
+        assert desc["DBClusterParameterGroup"] == f"default.aurora-postgresql{major}"
         assert [(m["DBInstanceIdentifier"], m["IsClusterWriter"])
                 for m in desc["DBClusterMembers"]] == [
             ("orders-instance-1", True), ("orders-instance-2", False),

@@ -101,6 +101,7 @@ def test_describe_and_failover(cluster):
         rds = boto3.client("rds", region_name="us-east-1")
         [desc] = rds.describe_db_clusters(DBClusterIdentifier="shop")["DBClusters"]
         assert desc["Engine"] == "aurora-mysql"
+        assert desc["DBClusterParameterGroup"] == "default.aurora-mysql8.0"  # moto: aurora8.0
         assert (desc["Endpoint"], desc["Port"]) == (cluster.host, cluster.port)
         session = _session(cluster, "failover")
         new_id = cluster.failover()

@@ -242,12 +242,17 @@ def _check_host(ctx: CheckContext) -> Rejection | None:
             "not for the database's endpoint: a proxy accepts tokens for its own name only",
         )
     if endpoint.cluster_host is not None:
+        # the reader endpoint's name is accepted on the members it routes to only
+        others = ("the reader endpoint, or the instance's own endpoint"
+                  if any(".cluster-ro-" in h for h in endpoint.hosts()) else
+                  "the instance's own endpoint; a reader-endpoint token is accepted on the "
+                  "readers only, not on the writer")
         return Rejection(
             Reason.HOST_MISMATCH,
             f"the token was signed for {token.host}:{port}, not for an endpoint of this Aurora "
             f"cluster member ({', '.join(endpoint.hosts())})",
-            f"sign for the cluster endpoint {endpoint.cluster_host!r} (or the reader endpoint, "
-            "or the instance's own endpoint); Aurora does not accept custom endpoints "
+            f"sign for the cluster endpoint {endpoint.cluster_host!r} (or {others}); Aurora "
+            "does not accept custom endpoints "
             "(.cluster-custom-), CNAME/Route 53 names or IP addresses in tokens: when connecting "
             "through one, sign for the cluster endpoint (AWS wrappers: iam_host / iamHost)",
         )

@@ -214,6 +214,15 @@ class ClusterRegistration:
 _CLUSTER_VERSIONS = {"aurora-postgresql": "15.4", "aurora-mysql": "8.0.mysql_aurora.3.05.2"}
 
 
+def default_cluster_parameter_group(engine: str, version: str | None) -> str:
+    """RDS's default ``DBClusterParameterGroup`` name: ``default.aurora-postgresql<major>``, or
+    ``default.aurora-mysql8.0`` (Aurora MySQL 3; moto says ``default.aurora8.0`` for all)."""
+    if engine == "aurora-postgresql":
+        major = (version or _CLUSTER_VERSIONS[engine]).split(".")[0]
+        return f"default.aurora-postgresql{major}"
+    return "default.aurora-mysql8.0"
+
+
 def register_cluster(reg: ClusterRegistration) -> Any:
     """Create (or replace) the cluster and its members in the current moto RDS state, reporting
     the emulator's endpoint names, port, DbClusterResourceId, IAM flag and writer; returns
@@ -241,6 +250,7 @@ def register_cluster(reg: ClusterRegistration) -> Any:
         })
         cluster.url_identifier = reg.dns_label
         cluster.db_cluster_resource_id = reg.resource_id
+        cluster.parameter_group = default_cluster_parameter_group(reg.engine, version)
         for instance_id, address, resource_id in reg.members:
             db = backend.create_db_instance({
                 "db_instance_identifier": instance_id, "engine": reg.engine,

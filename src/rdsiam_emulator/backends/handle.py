@@ -114,6 +114,14 @@ class BackendHandle(ABC):
         """The local server's main process id (PostgreSQL's postmaster, mysqld), else None."""
         return None if self._process is None else self._process.pid
 
+    @property
+    def server_running(self) -> bool:
+        """False once ``stop`` ran or the local server's main process exited (killed, crashed);
+        True for servers not started here (containers, external: not known, assumed up)."""
+        if self.stopped:
+            return False
+        return self._process is None or self._process.alive
+
     def restart(self) -> None:
         """Stop the local server if it still runs (also after it was killed) and start it again
         on the same port with the same data; connections to it are lost, new ones work.

@@ -16,11 +16,13 @@ docs/aurora.md). Readers run ``read_only``: a client's write fails with error 12
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -108,10 +110,18 @@ def wait_for_replay(writer: BackendHandle, reader: BackendHandle,
     start = time.monotonic()
     if isinstance(writer, MysqlHandle):
         [(pos,)] = writer.admin_execute("SELECT @@global.gtid_binlog_pos")
-        [(res,)] = reader.admin_execute("SELECT MASTER_GTID_WAIT(%s, %s)", [pos, timeout])
-        if res != 0:
-            raise BackendError(f"{reader!r} did not replay GTID {pos} within {timeout} s")
-        return time.monotonic() - start
+        wanted = _gtids(str(pos))
+        while True:
+            # not MASTER_GTID_WAIT: it compares with the reader's slave position, which lacks
+            # what the reader wrote itself while it was the writer (every member logs what it
+            # replays, so its binlog state has both)
+            [(state,)] = reader.admin_execute("SELECT @@global.gtid_binlog_state")
+            have = _gtids(str(state))
+            if all(have.get(key, -1) >= seq for key, seq in wanted.items()):
+                return time.monotonic() - start
+            if time.monotonic() - start > timeout:
+                raise BackendError(f"{reader!r} did not replay GTID {pos} within {timeout} s")
+            time.sleep(0.01)
     [(lsn,)] = writer.admin_execute("SELECT pg_current_wal_insert_lsn()::text")
     while True:
         [(done,)] = reader.admin_execute(
@@ -121,6 +131,26 @@ def wait_for_replay(writer: BackendHandle, reader: BackendHandle,
         if time.monotonic() - start > timeout:
             raise BackendError(f"{reader!r} did not replay {lsn} within {timeout} s")
         time.sleep(0.01)
+
+
+def _gtids(position: str) -> dict[tuple[int, int], int]:
+    """A MariaDB GTID list (``0-1-5,1-2-7``) → {(domain, server id): sequence number}."""
+    found: dict[tuple[int, int], int] = {}
+    for gtid in filter(None, (p.strip() for p in position.split(","))):
+        domain, server, seq = (int(x) for x in gtid.split("-"))
+        found[(domain, server)] = max(seq, found.get((domain, server), -1))
+    return found
+
+
+def answers(handle: BackendHandle) -> bool:
+    """Whether ``handle``'s server runs (local process, when known) and answers its admin."""
+    if not handle.server_running:
+        return False
+    try:
+        handle.admin_execute("SELECT 1")
+    except BackendError:
+        return False
+    return True
 
 
 def promote(reader: BackendHandle, timeout: float = 30.0) -> None:
@@ -152,8 +182,29 @@ def start_local_postgres_cluster(spec: BackendSpec,
     return writer, started
 
 
+def cut_sessions(handle: BackendHandle) -> int:
+    """End every client session on ``handle``'s server (not the emulator's admin sessions nor
+    replication): Aurora drops the connections of the members that change roles at failover.
+    Returns how many were ended; raises ``BackendError`` when the server does not answer."""
+    if isinstance(handle, MysqlHandle):
+        rows = handle.admin_execute(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() "
+            "AND USER NOT IN (%s, %s, 'system user', 'event_scheduler', 'unauthenticated user')",
+            [handle.admin_user, REPLICATION_USER])
+        for (session,) in rows:
+            with contextlib.suppress(BackendError):  # it may have ended on its own meanwhile
+                handle.admin_execute(f"KILL CONNECTION {int(session)}")
+        return len(rows)
+    rows = handle.admin_execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = "
+        "'client backend' AND pid <> pg_backend_pid() AND usename IS DISTINCT FROM %s",
+        [handle.admin_user])
+    return len(rows)
+
+
 def switch_over(old_writer: BackendHandle, new_writer: BackendHandle,
-                others: tuple[BackendHandle, ...] = ()) -> None:
+                others: tuple[BackendHandle, ...] = (),
+                on_promoted: Callable[[], None] | None = None) -> None:
     """Aurora's failover for local members of one cluster started here: ``new_writer`` (a
     reader) becomes the writer, ``old_writer`` a replica of it, and the ``others`` (the remaining
     readers) replicate from it.
@@ -163,16 +214,31 @@ def switch_over(old_writer: BackendHandle, new_writer: BackendHandle,
     ``old_writer`` goes read-only, ``new_writer`` catches up, stops replicating and goes
     read-write, the others follow it by GTID.
 
-    Raises ``BackendError`` when a step fails (the old writer may then stay stopped)."""
+    A dead ``old_writer`` (the case failover exists for) is not waited for: ``new_writer`` is
+    promoted with what it has replayed; a dead MariaDB old writer is left stopped (a PostgreSQL
+    one is restarted as a standby).
+
+    ``on_promoted`` runs as soon as ``new_writer`` takes writes (before the old writer is
+    restarted or repointed: the caller switches its routing there); then the sessions opened on
+    the two servers before it are cut (``cut_sessions``).
+
+    Raises ``BackendError`` when a step fails; when ``new_writer`` does not answer, before
+    anything is changed (the old writer keeps writing)."""
+    if not answers(new_writer):
+        raise BackendError(f"{new_writer!r} does not answer: it cannot be promoted (the writer "
+                           f"is left as it was)")
     if isinstance(old_writer, MysqlHandle):
-        _switch_over_mariadb(old_writer, new_writer, others)
+        _switch_over_mariadb(old_writer, new_writer, others, on_promoted)
         return
     process = old_writer._process
     if process is None or old_writer.unix_socket is None or new_writer.unix_socket is None:
         raise BackendError("switch-over needs local servers of one cluster")
     old_writer._close_admin()
-    process.stop()
+    process.stop()  # its sessions end with it
     promote(new_writer)
+    if on_promoted is not None:
+        on_promoted()
+    cut_sessions(new_writer)  # its read sessions must not turn into write sessions
     conninfo = (f"host={new_writer.unix_socket} port={new_writer.port} "
                 f"user={new_writer.admin_user} application_name=rdsiam")
     data = Path(old_writer.unix_socket).parent / "data"
@@ -185,6 +251,8 @@ def switch_over(old_writer: BackendHandle, new_writer: BackendHandle,
         os.chown(signal_file, stat.st_uid, stat.st_gid)
     process.restart()
     for other in others:  # they followed the old writer: point them at the new one
+        if not answers(other):
+            continue  # a dead reader keeps its old source; it cannot be told now
         other.admin_execute(f"ALTER SYSTEM SET primary_conninfo = '{conninfo}'")
         other.admin_execute("SELECT pg_reload_conf()")
 
@@ -270,17 +338,26 @@ def _follow(cur: Any, writer: BackendHandle, password: str, gtid: str) -> None:
 
 
 def _switch_over_mariadb(old: MysqlHandle, new: BackendHandle,
-                         others: tuple[BackendHandle, ...]) -> None:
+                         others: tuple[BackendHandle, ...],
+                         on_promoted: Callable[[], None] | None) -> None:
     password = _links.get(old)
     if password is None or not isinstance(new, MysqlHandle):
         raise BackendError("switch-over needs MariaDB members of one cluster started here")
-    old.admin_execute("SET GLOBAL read_only = ON")
-    wait_for_replay(old, new)
+    old_alive = answers(old)
+    if old_alive:
+        old.admin_execute("SET GLOBAL read_only = ON")
+        wait_for_replay(old, new)
     new.admin_execute("STOP SLAVE")
     new.admin_execute("RESET SLAVE ALL")
     new.admin_execute("SET GLOBAL read_only = OFF")
+    if on_promoted is not None:
+        on_promoted()
+    cut_sessions(new)
+    if old_alive:
+        cut_sessions(old)
     # the old writer never replicated: its own binary log is its position (current_pos)
-    for handle, gtid in ((old, "current_pos"), *((o, "slave_pos") for o in others)):
+    followers = ((old, "current_pos"),) if old_alive else ()
+    for handle, gtid in (*followers, *((o, "slave_pos") for o in others if answers(o))):
         if not isinstance(handle, MysqlHandle):
             raise BackendError(f"{handle!r} is not a member of this MariaDB cluster")
         with handle.admin_connection().cursor() as cur:

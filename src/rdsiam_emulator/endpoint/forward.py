@@ -32,6 +32,8 @@ class Forwarder:
         self._timeout = connect_timeout
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._streams: set[asyncio.StreamWriter] = set()
+        self._closing = False
         self.port = 0
         self.connections = 0
         """Connections accepted so far (diagnostics, tests of the spreading)."""
@@ -42,31 +44,46 @@ class Forwarder:
                                                   reuse_address=True, backlog=1024)
         self.port = int(self._server.sockets[0].getsockname()[1])
 
-    async def close(self) -> None:
-        """Stop listening and cut every spliced connection."""
+    async def close(self, grace: float = 5.0) -> None:
+        """Stop listening and cut every spliced connection (both sides reset), waiting up to
+        ``grace`` seconds for their handlers to end."""
+        self._closing = True
         if self._server is not None:
             self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
+        # abort rather than cancel: a cancelled connection handler makes Python 3.11's stream
+        # protocol log a CancelledError traceback per connection
+        for stream in list(self._streams):
+            stream.transport.abort()
         if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            _, late = await asyncio.wait(list(self._tasks), timeout=grace)
+            for task in late:  # stuck connecting upstream: the last resort
+                task.cancel()
+            if late:
+                await asyncio.gather(*late, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
+
+    def _track(self, stream: asyncio.StreamWriter) -> None:
+        self._streams.add(stream)
+        if self._closing:
+            stream.transport.abort()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        self._track(writer)
         self.connections += 1
         try:
             await self._splice(reader, writer)
         finally:
             self._tasks.discard(task)
+            self._streams.discard(writer)
             writer.close()
 
     async def _splice(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        target = self._choose()
+        target = None if self._closing else self._choose()
         if target is None:
             return
         try:
@@ -75,20 +92,23 @@ class Forwarder:
         except (OSError, TimeoutError) as exc:
             log.warning("forwarder: cannot reach %s:%s: %s", target[0], target[1], exc)
             return
+        self._track(up_writer)
         try:
             await asyncio.gather(_pump(reader, up_writer), _pump(up_reader, writer))
         finally:
+            self._streams.discard(up_writer)
             up_writer.close()
 
 
 async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-    """Copy until ``src`` ends, then half-close ``dst``; a reset ends the copy quietly."""
+    """Copy until ``src`` ends, then half-close ``dst``; a reset or an aborted side (``close``)
+    ends the copy quietly."""
     try:
         while data := await src.read(CHUNK):
             dst.write(data)
             await dst.drain()
-        if dst.can_write_eof():
+        if not dst.transport.is_closing() and dst.can_write_eof():
             dst.write_eof()
-    except (ConnectionError, OSError):
+    except (ConnectionError, OSError, RuntimeError):  # uvloop: RuntimeError on a closed handle
         with contextlib.suppress(Exception):
             dst.close()

@@ -59,6 +59,9 @@ UNAVAILABLE = "57P03"
 UNAVAILABLE_MESSAGE = "the database system is not accepting connections"
 
 
+class _PasswordNotStored(Exception):
+    """An IAM login's derived password could not be stored (the admin's server unreachable)."""
+
 
 @dataclass
 class PostgresEndpointSettings(EndpointSettings):
@@ -290,7 +293,20 @@ class PostgresEndpoint(TrackedEndpoint):
                          login: LogIn) -> RelayConnection | None:
         """Log in to the server as the IAM user (``LogIn``) and link the client to it."""
         pipelined = hs.take_rest()
-        backend, result = await self._backend_login(client, login, startup)
+        try:
+            backend, result = await self._backend_login(client, login, startup)
+        except _PasswordNotStored as exc:
+            # not the server's own 28P01: the token was good, the derived password not stored
+            self.authenticator.reject(
+                db_user=login.user, client=info, reason=Reason.BACKEND_UNAVAILABLE,
+                caller=login.decision,
+                detail=f"the token is valid but the user's derived password could not be "
+                       f"stored: {clip(str(exc), TEXT_CAP)}",
+                hint="the server that stores it is down or unreachable (on an Aurora reader: "
+                     "the cluster's writer, needed for an IAM user's first login on a reader, "
+                     "docs/aurora.md): retry once it runs again or after a failover")
+            client.write(self._refusal(Reason.BACKEND_UNAVAILABLE, info, startup))
+            return None
         if isinstance(result, LoginFailed):
             if backend is not None:
                 backend.close()
@@ -417,7 +433,7 @@ class PostgresEndpoint(TrackedEndpoint):
                     await self.admin.set_password(user, password)
                 except BackendUnreachable as exc:
                     log.warning("postgres endpoint: %s", clip(str(exc), TEXT_CAP))
-                    return None, result
+                    raise _PasswordNotStored(str(exc)) from exc
                 continue
             return None, result
         raise AssertionError("unreachable")

@@ -381,11 +381,14 @@ def _resource_variants(
             f"describe-db-clusters), e.g. {request.resource}",
         )
     for member_rid in hints.member_resource_ids:
+        named = any(member_rid in p for p in stmt.resources)
+        # a wildcard (dbuser:db-*/*) names no member: say what it matched, not what it named
+        what = (f"names {member_rid!r}, the DbiResourceId of one cluster member" if named else
+                f"has a pattern matching {member_rid!r}, the DbiResourceId of a cluster member")
         yield (
             "instance_resource_id", arn(rid=member_rid),
-            f"names {member_rid!r}, the DbiResourceId of one cluster member; Aurora's dbuser ARN "
-            f"uses the cluster resource id {resource_id!r} (DbClusterResourceId in "
-            f"describe-db-clusters), e.g. {request.resource}",
+            f"{what}; Aurora's dbuser ARN uses the cluster resource id {resource_id!r} "
+            f"(DbClusterResourceId in describe-db-clusters), e.g. {request.resource}",
         )
     for pattern in (p for p in stmt.resources if not stmt.not_resource):
         segs = pattern.split(":", 5)
