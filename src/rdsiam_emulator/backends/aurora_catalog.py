@@ -163,7 +163,8 @@ class AuroraCatalog:
             for statement in statements:
                 writer.admin_execute(statement, dbname=dbname)
         for instance_id, handle in self._members:
-            if instance_id != writer_id:
+            # a dead reader (failover skips it too) replays it when it comes back
+            if instance_id != writer_id and handle.server_running:
                 wait_for_replay(writer, handle)
 
     def _handle(self, instance_id: str) -> PostgresHandle:
