@@ -101,6 +101,7 @@ class _TestScope:
         self.stack = ExitStack()
         self.clock = TestClock(pool.clock)
         self._started = False
+        self._engines: set[EngineName] = set()
 
     def start(self) -> None:
         if self._started:
@@ -120,6 +121,7 @@ class _TestScope:
 
     def open_db(self, instance: EmulatedInstance, *, owned: bool) -> RdsIamDb:
         self.start()
+        self._engines.add(instance.engine)
         backend = instance.backend
         dbname = backend.fresh_database()
         self.stack.callback(backend.drop_database, dbname)
@@ -137,7 +139,10 @@ class _TestScope:
         try:
             self.stack.close()
         finally:
-            for engine in {i.engine for i in self.pool.emulator.instances}:
+            # also the engines of instances this test owned (closed by now): their users
+            # live on the engine's shared backend
+            engines = self._engines | {i.engine for i in self.pool.emulator.instances}
+            for engine in engines:
                 self.pool.backends.get(engine).reset_users()
 
 

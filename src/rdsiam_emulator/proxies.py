@@ -468,6 +468,9 @@ def _try_login(engine: Engine, backend: BackendHandle,
     import importlib
 
     dsn = backend.dsn(creds.username, creds.password)
+    if engine.driver == "pymysql":  # a login check: the user may have no grant on that database
+        dsn.pop("database", None)
+        dsn.pop("db", None)
     module = importlib.import_module(engine.driver)
     try:
         module.connect(**dsn, connect_timeout=5).close()

@@ -204,6 +204,14 @@ def _wrap_register(backend_cls: Any) -> None:
         for cluster_id in db_cluster_identifiers:
             if cluster_id not in self.clusters:
                 raise DBClusterNotFoundError(cluster_id)
+        family = str(getattr(self.db_proxies[db_proxy_name], "engine_family", "")).upper()
+        engines = [self.databases[i].engine for i in db_instance_identifiers]
+        engines += [self.clusters[c].engine for c in db_cluster_identifiers]
+        for engine in engines:
+            wanted = "POSTGRESQL" if "postgres" in str(engine) else "MYSQL"
+            if family and family != wanted:
+                raise InvalidParameterCombination(
+                    f"the proxy's EngineFamily is {family}; a {engine} target needs {wanted}")
         group = self.db_proxies[db_proxy_name].proxy_target_groups[
             target_group_name or "default"]
         if len(group.targets) + len(db_cluster_identifiers) + len(db_instance_identifiers) > 1:
