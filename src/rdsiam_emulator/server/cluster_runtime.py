@@ -212,7 +212,8 @@ class ClusterRuntime:
         config = ClusterConfig(
             cluster_id=slot.spec.name, engine=slot.spec.server_engine, readers=len(readers),
             region=slot.region, account_id=server.account_id, iam_enabled=slot.spec.iam_enabled,
-            resource_id=slot.resource_id, dns_label=self.runtime.dns_label, instance_ids=ids)
+            resource_id=slot.resource_id, dns_label=self.runtime.dns_label, instance_ids=ids,
+            throttling=server.throttling)
         cluster = start_cluster(self.runtime.emulator, config, writer, readers)
         with slot.lock:
             deleted = slot.deleted

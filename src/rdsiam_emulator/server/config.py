@@ -68,6 +68,9 @@ class ServerConfig:
     max_instances: int = DEFAULT_MAX_INSTANCES
     """DB instances the account may have in this server (configured + API-created), as RDS's
     default quota; ``create_db_instance`` beyond it fails with ``InstanceQuotaExceeded``."""
+    throttling: bool = False
+    """RDS's IAM connection throttling on every instance and cluster member (opt-in: more than
+    200 new connections/s with distinct tokens, or 20/s from distinct identities, refused)."""
 
 
 @dataclass(frozen=True)
@@ -229,7 +232,7 @@ def parse(data: Mapping[str, Any]) -> Config:
 # -- pieces --------------------------------------------------------------------------------------
 def _server(raw: Mapping[str, Any]) -> ServerConfig:
     _only(raw, "server", {"port", "host", "region", "account_id", "dns_label", "state_dir",
-                          "create_listen_host", "max_instances"})
+                          "create_listen_host", "max_instances", "throttling"})
     port = _int(raw, "server", "port", DEFAULT_PORT, 1, 65535)
     host = _address(_str(raw, "server", "host", "127.0.0.1"), "server.host")
     region = _str(raw, "server", "region", "us-east-1")
@@ -256,7 +259,8 @@ def _server(raw: Mapping[str, Any]) -> ServerConfig:
     max_instances = _int(raw, "server", "max_instances", DEFAULT_MAX_INSTANCES, 1, 1000)
     return ServerConfig(port=port, host=host, region=region, account_id=account,
                         dns_label=label, state_dir=Path(state) if state else None,
-                        create_listen_host=create, max_instances=max_instances)
+                        create_listen_host=create, max_instances=max_instances,
+                        throttling=_bool(raw, "server", "throttling", False))
 
 
 def _instance(i: int, raw: Any) -> InstanceSpec:

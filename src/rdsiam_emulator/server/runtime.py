@@ -259,6 +259,7 @@ class Runtime:
             account_id=self.config.server.account_id, iam_enabled=spec.iam_enabled,
             dns_label=self.dns_label, listen_host=spec.listen_host,
             listen_port=spec.listen_port, aliases=spec.aliases, resource_id=resource_id,
+            throttling=self.config.server.throttling,
         ), backend)
         with slot.lock:
             slot.instance = instance
