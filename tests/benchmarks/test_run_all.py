@@ -86,7 +86,8 @@ def test_quick_run_writes_json_and_one_png_per_question(tmp_path: Path) -> None:
     for name in pngs:
         data = (out / name).read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 5000, name
-    assert "| target | goal | measured | met |" in proc.stdout
+    assert '| target (smoke run, "quick": true) | goal | smoke figure | met |' in proc.stdout
+    assert "not judged (smoke run)" in proc.stdout and "**not met**" not in proc.stdout
 
 
 def test_ratios_are_per_round_and_targets_judge_the_medians() -> None:

@@ -588,6 +588,7 @@ def _parse_credential(text: str, amz_date: str = "") -> CredentialScope:
     return CredentialScope(akid, scope_date, region, service, terminator)
 
 
+_HEX_RUN = re.compile(r"[0-9A-Fa-f]{32,}")
 _SECRET_RUNS = re.compile(r"[0-9A-Fa-f]{32,}|[A-Za-z0-9%+=_-]{100,}")
 """What a token's secrets look like inside other text: a signature (64 hex digits) or the
 percent-encoded session token / query (long runs without ``/``, ``:`` or spaces)."""
@@ -598,7 +599,25 @@ def redact_secrets(text: str) -> str:
     a token's signature (32+ hex digits) or session token (100+ token characters) replaced by
     ``<redacted N chars>``: a server may quote bytes of a token it misread (e.g. as a database
     name), and events and logs must never carry them."""
-    return _SECRET_RUNS.sub(lambda m: f"<redacted {len(m.group())} chars>", text)
+    return _SECRET_RUNS.sub(_redacted_run, text)
+
+
+def _redacted_run(match: re.Match[str]) -> str:
+    run = match.group()
+    digits, letters = any(c.isdigit() for c in run), any(c.isalpha() for c in run)
+    if len(run) < 100:  # a hex run: a signature has digits and letters ('aaaa…' is a name)
+        return f"<redacted {len(run)} chars>" if digits and letters else run
+    if digits and any(c.isupper() for c in run) and any(c.islower() for c in run):
+        return f"<redacted {len(run)} chars>"
+    # a long run of one kind (e.g. 'aaaa…') is not base64 material, but may hold a signature
+    return _HEX_RUN.sub(_redacted_hex, run)
+
+
+def _redacted_hex(match: re.Match[str]) -> str:
+    run = match.group()
+    if any(c.isdigit() for c in run) and any(c.isalpha() for c in run):
+        return f"<redacted {len(run)} chars>"
+    return run
 
 
 def redact_value(key: str, value: str, *, keep: int = 8) -> str:

@@ -76,7 +76,7 @@ def proxy_endpoint_host(endpoint_name: str, label: str, region: str) -> str:
 
 def add_endpoint_listener(listener: EndpointListener) -> None:
     """Call ``listener`` on every ``create_db_proxy_endpoint`` / ``delete_db_proxy_endpoint``."""
-    install()
+    when_imported("moto.rds", install)
     with _lock:
         _endpoint_listeners.append(listener)
 
