@@ -9,8 +9,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 SCRIPT = textwrap.dedent("""
     import sys, threading, time
     from wrapt import register_post_import_hook
@@ -43,10 +41,6 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_iam_flag_change_during_moto_rds_import_is_kept() -> None:
-    from rdsiam_emulator.aws import rds as moto_rds
-
-    if not hasattr(moto_rds, "register_when_imported"):
-        pytest.skip("needs perf16's rdsiam_emulator.aws.rds.register_when_imported")
     out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
                          timeout=240)
     assert out.returncode == 0, out.stderr[-3000:]
