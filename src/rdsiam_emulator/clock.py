@@ -13,6 +13,7 @@ from typing import Protocol
 
 _clock_gettime_ns = getattr(time, "clock_gettime_ns", None)
 _CLOCK_REALTIME: int = getattr(time, "CLOCK_REALTIME", 0)
+_CLOCK_MONOTONIC: int = getattr(time, "CLOCK_MONOTONIC", 1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -38,6 +39,15 @@ class SystemClock:
         ns = _clock_gettime_ns(_CLOCK_REALTIME)
         return _EPOCH + timedelta(seconds=ns // 1_000_000_000, microseconds=ns % 1_000_000_000
                                   // 1000)
+
+
+def monotonic() -> float:
+    """Seconds on ``CLOCK_MONOTONIC``, read directly for the same reason as ``SystemClock``:
+    freezegun replaces ``time.monotonic`` (asyncio's ``loop.time()``) in an app that freezes its
+    clock. Falls back to ``time.monotonic`` where there is no ``clock_gettime`` (Windows)."""
+    if _clock_gettime_ns is None:
+        return time.monotonic()
+    return float(_clock_gettime_ns(_CLOCK_MONOTONIC)) / 1e9
 
 
 class ManualClock:

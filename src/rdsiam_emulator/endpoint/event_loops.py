@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
-import time
 from collections.abc import Callable
 from typing import Literal
+
+from rdsiam_emulator.clock import monotonic
 
 LoopName = Literal["uvloop", "asyncio"]
 LOOP_ENV = "RDSIAM_EVENT_LOOP"
@@ -54,21 +55,10 @@ def new_event_loop(requested: str | None = None) -> asyncio.AbstractEventLoop:
         assert factory is not None
         return factory()
     loop = asyncio.new_event_loop()
-    if _clock_gettime is not None:
-        # asyncio's loop.time() reads time.monotonic, which freezegun replaces in an app that
-        # freezes its clock: every handshake and backend timeout would stop with it. uvloop's
-        # clock is libuv's, in C. CLOCK_MONOTONIC read directly is what both use underneath.
-        loop.time = _monotonic  # type: ignore[method-assign]
+    # asyncio's loop.time() reads time.monotonic, which freezegun replaces in an app that freezes
+    # its clock: every handshake and backend timeout would stop with it (uvloop's is libuv's)
+    loop.time = monotonic  # type: ignore[method-assign]
     return loop
-
-
-_clock_gettime = getattr(time, "clock_gettime", None)
-_CLOCK_MONOTONIC: int = getattr(time, "CLOCK_MONOTONIC", 1)
-
-
-def _monotonic() -> float:
-    assert _clock_gettime is not None
-    return float(_clock_gettime(_CLOCK_MONOTONIC))
 
 
 def loop_name(loop: asyncio.AbstractEventLoop) -> LoopName:
